@@ -1,0 +1,64 @@
+//! `compare`: the tables people choose keel's algorithms by.
+//!
+//! `cargo run --release -p keel-benches --bin compare -- <block> [options]`
+//!
+//! Each block adds one subcommand; run with no argument to list them.
+
+mod clock;
+
+use std::process::ExitCode;
+
+/// One subcommand: its name, a line of help, and the function that prints its tables.
+struct Subcommand {
+    name: &'static str,
+    about: &'static str,
+    run: fn(&[String]) -> Result<(), String>,
+}
+
+const SUBCOMMANDS: &[Subcommand] = &[Subcommand {
+    name: "clock",
+    about: "nanoseconds per reading of each clock source",
+    run: clock::run,
+}];
+
+fn usage() -> String {
+    let mut text = String::from(
+        "usage: compare <subcommand> [options]\n       compare all   (runs every subcommand)\n\nsubcommands:\n",
+    );
+    for sub in SUBCOMMANDS {
+        text.push_str(&format!("  {:<12} {}\n", sub.name, sub.about));
+    }
+    text
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(name) = args.first() else {
+        eprint!("{}", usage());
+        return ExitCode::FAILURE;
+    };
+    let rest = &args[1..];
+    let chosen: Vec<&Subcommand> = match name.as_str() {
+        "all" => SUBCOMMANDS.iter().collect(),
+        "help" | "-h" | "--help" => {
+            print!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        other => match SUBCOMMANDS.iter().find(|sub| sub.name == other) {
+            Some(sub) => vec![sub],
+            None => {
+                eprint!("unknown subcommand `{other}`\n\n{}", usage());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    for sub in chosen {
+        println!("## compare {}\n", sub.name);
+        if let Err(message) = (sub.run)(rest) {
+            eprintln!("compare {}: {message}", sub.name);
+            return ExitCode::FAILURE;
+        }
+        println!();
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,105 @@
+//! The `Clock` trait: where every keel block reads time.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::Instant;
+
+/// A source of time: a monotonic reading for intervals and a wall-clock reading for IDs.
+///
+/// Every keel block reads time through this trait and never calls
+/// [`std::time::Instant::now`] or [`std::time::SystemTime::now`] itself, so tests drive time
+/// with [`ManualClock`](crate::ManualClock) instead of sleeping.
+///
+/// - [`now`](Clock::now) is monotonic: it never goes backwards. Windows, TTLs, leases and
+///   timeouts are measured with it.
+/// - [`unix_millis`](Clock::unix_millis) is the wall clock in milliseconds since the Unix
+///   epoch. It can jump either way (an NTP step); ID generators read it for timestamps and
+///   must cope with it going backwards.
+///
+/// The trait is object safe, and is implemented for `&C`, `Box<C>` and `Arc<C>`, so a block
+/// can hold `Arc<dyn Clock>` or be generic over `C: Clock`.
+///
+/// # Example
+///
+/// A function generic over its clock, tested with a manual one:
+///
+/// ```
+/// use keel_core::{Clock, ManualClock, SystemClock};
+/// use std::time::Duration;
+///
+/// fn has_expired(clock: &impl Clock, deadline: keel_core::Instant) -> bool {
+///     clock.now() >= deadline
+/// }
+///
+/// let clock = ManualClock::new();
+/// let deadline = clock.now() + Duration::from_secs(30);
+/// assert!(!has_expired(&clock, deadline));
+/// clock.advance(Duration::from_secs(30));
+/// assert!(has_expired(&clock, deadline));
+///
+/// // The same function runs on real time.
+/// assert!(!has_expired(&SystemClock, SystemClock.now() + Duration::from_secs(30)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current monotonic reading. Never less than an earlier reading of the same clock.
+    fn now(&self) -> Instant;
+
+    /// The current wall-clock time in milliseconds since the Unix epoch (1970-01-01 UTC).
+    ///
+    /// Unlike [`now`](Clock::now), this can go backwards.
+    fn unix_millis(&self) -> u64;
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    #[inline]
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+    #[inline]
+    fn unix_millis(&self) -> u64 {
+        (**self).unix_millis()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for Box<C> {
+    #[inline]
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+    #[inline]
+    fn unix_millis(&self) -> u64 {
+        (**self).unix_millis()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    #[inline]
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+    #[inline]
+    fn unix_millis(&self) -> u64 {
+        (**self).unix_millis()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use std::time::Duration;
+
+    #[test]
+    fn pointers_forward_to_the_clock() {
+        let manual = ManualClock::new();
+        let shared: Arc<dyn Clock> = Arc::new(manual.clone());
+        let boxed: Box<dyn Clock> = Box::new(manual.clone());
+        manual.advance(Duration::from_millis(7));
+        assert_eq!(shared.now(), manual.now());
+        assert_eq!(boxed.now(), manual.now());
+        assert_eq!((&manual).unix_millis(), manual.unix_millis());
+        assert_eq!(shared.unix_millis(), manual.unix_millis());
+    }
+}

@@ -1,0 +1,38 @@
+//! Test helpers for keel: a real `redis-server` for each test.
+//!
+//! # Overview
+//!
+//! [`RedisServer::start`] launches the machine's `redis-server` on a free loopback port in a
+//! temporary directory and waits until it answers `PING`. A test then points its client at
+//! [`RedisServer::url`] and can inject faults: [`stop`](RedisServer::stop) and
+//! [`kill`](RedisServer::kill) it, [`restart`](RedisServer::restart) it on the same port and data
+//! directory, or [`pause`](RedisServer::pause) and [`resume`](RedisServer::resume) it with
+//! `SIGSTOP`/`SIGCONT`. The server is killed when the value drops, also when the test panics.
+//!
+//! If `redis-server` is not installed, [`RedisServer::start`] returns
+//! [`TestkitError::NotInstalled`], whose message names the Debian package to install. Set
+//! `KEEL_REDIS_SERVER` to use a binary that is not on `PATH`.
+//!
+//! # Example
+//!
+//! ```
+//! use keel_testkit::{Persistence, RedisServer, Reply};
+//!
+//! let mut server = RedisServer::builder()
+//!     .persistence(Persistence::AppendOnlyAlways)
+//!     .start()?;
+//! assert!(server.url().starts_with("redis://127.0.0.1:"));
+//!
+//! server.command(&["SET", "fence", "7"])?;
+//! server.restart()?; // same port, same data directory
+//! assert_eq!(server.command(&["GET", "fence"])?, Reply::Bulk(Some(b"7".to_vec())));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod redis_server;
+mod resp;
+
+pub use error::TestkitError;
+pub use redis_server::{Persistence, RedisServer, RedisServerBuilder};
+pub use resp::Reply;

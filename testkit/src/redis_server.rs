@@ -1,0 +1,387 @@
+//! `RedisServer`: one real `redis-server` process owned by a test.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::TestkitError;
+use crate::resp::{self, Reply};
+
+/// How long a server may take to answer its first `PING`.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long [`RedisServer::command`] waits on a connection.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a fresh port is tried when another process takes the one picked.
+const PORT_ATTEMPTS: usize = 5;
+
+/// What the server writes to its data directory, and when.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Persistence {
+    /// Nothing: a restart starts empty.
+    #[default]
+    None,
+    /// An RDB snapshot on graceful [`stop`](RedisServer::stop) only; a
+    /// [`kill`](RedisServer::kill) loses everything since the last one.
+    SnapshotOnShutdown,
+    /// Append-only file, fsynced once a second: a kill may lose the last second of writes.
+    AppendOnlyEverySec,
+    /// Append-only file, fsynced before each write is acknowledged: survives a kill.
+    AppendOnlyAlways,
+}
+
+/// Configures a [`RedisServer`] before it starts.
+///
+/// ```
+/// use keel_testkit::{Persistence, RedisServer};
+///
+/// let server = RedisServer::builder()
+///     .persistence(Persistence::AppendOnlyEverySec)
+///     .config("notify-keyspace-events", "Kgx")
+///     .start()?;
+/// assert!(server.is_running());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RedisServerBuilder {
+    persistence: Persistence,
+    config: Vec<(String, String)>,
+    binary: Option<PathBuf>,
+}
+
+impl RedisServerBuilder {
+    /// Sets what the server persists. The default is [`Persistence::None`].
+    pub fn persistence(mut self, persistence: Persistence) -> RedisServerBuilder {
+        self.persistence = persistence;
+        self
+    }
+
+    /// Passes `--name value` to the server, after keel's own options (so it overrides them).
+    pub fn config(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> RedisServerBuilder {
+        self.config.push((name.into(), value.into()));
+        self
+    }
+
+    /// Runs this binary instead of `$KEEL_REDIS_SERVER` or `redis-server` on `PATH`.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> RedisServerBuilder {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Starts the server on a free loopback port and waits until it answers `PING`.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::NotInstalled`] when the binary is missing, [`TestkitError::NotReady`]
+    /// when it exits or does not answer within 15 s, [`TestkitError::Io`] when the temporary
+    /// directory cannot be made.
+    pub fn start(self) -> Result<RedisServer, TestkitError> {
+        let binary = self
+            .binary
+            .clone()
+            .or_else(|| std::env::var_os("KEEL_REDIS_SERVER").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("redis-server"));
+        let dir = tempfile::Builder::new()
+            .prefix("keel-redis-")
+            .tempdir()
+            .map_err(|e| TestkitError::io("creating the data directory", e))?;
+        let mut server = RedisServer {
+            builder: self,
+            binary,
+            dir,
+            port: 0,
+            child: None,
+            paused: false,
+        };
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            server.port = free_port()?;
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                // Another process may have taken the port between our probe and the bind.
+                Err(error @ TestkitError::NotReady { .. }) => last_error = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or(TestkitError::NotRunning))
+    }
+}
+
+/// A `redis-server` process on `127.0.0.1`, in its own temporary data directory, killed on drop.
+///
+/// See the [crate docs](crate) for an example.
+#[derive(Debug)]
+pub struct RedisServer {
+    builder: RedisServerBuilder,
+    binary: PathBuf,
+    dir: TempDir,
+    port: u16,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl RedisServer {
+    /// Starts a server with no persistence.
+    ///
+    /// ```
+    /// use keel_testkit::{RedisServer, Reply};
+    ///
+    /// let server = RedisServer::start()?;
+    /// assert_eq!(server.command(&["PING"])?, Reply::Simple("PONG".into()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisServerBuilder::start`].
+    pub fn start() -> Result<RedisServer, TestkitError> {
+        RedisServer::builder().start()
+    }
+
+    /// A builder for a server with options: persistence, extra config, another binary.
+    pub fn builder() -> RedisServerBuilder {
+        RedisServerBuilder::default()
+    }
+
+    /// The URL to give a client: `redis://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The loopback port the server listens on; it keeps it across restarts.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's data directory (its RDB and append-only files).
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process is running (it may be paused).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Sends one command on a fresh connection and returns the reply. Error replies come back
+    /// as [`Reply::Error`]; every step times out after 2 s.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::NotRunning`] after a stop; [`TestkitError::Io`] on a connection error or
+    /// timeout (as when the server is paused).
+    pub fn command(&self, args: &[&str]) -> Result<Reply, TestkitError> {
+        if self.child.is_none() {
+            return Err(TestkitError::NotRunning);
+        }
+        resp::command(self.port, args, COMMAND_TIMEOUT)
+    }
+
+    /// Stops the server gracefully (`SIGTERM`, which lets it write its snapshot) and waits for
+    /// it to exit. Stopping a stopped server does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Io`] if the process cannot be signalled or waited for.
+    pub fn stop(&mut self) -> Result<(), TestkitError> {
+        self.end(libc::SIGTERM)
+    }
+
+    /// Kills the server at once (`SIGKILL`), as a crash would: nothing is flushed.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Io`] if the process cannot be signalled or waited for.
+    pub fn kill(&mut self) -> Result<(), TestkitError> {
+        self.end(libc::SIGKILL)
+    }
+
+    /// Stops the server if it runs, then starts it again on the same port with the same data
+    /// directory and options, and waits for `PING`.
+    ///
+    /// # Errors
+    ///
+    /// As [`stop`](RedisServer::stop) and [`RedisServerBuilder::start`].
+    pub fn restart(&mut self) -> Result<(), TestkitError> {
+        self.stop()?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        // The port may linger briefly after the old process exits; retry until the deadline.
+        loop {
+            match self.spawn() {
+                Ok(()) => return Ok(()),
+                Err(TestkitError::NotReady { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Freezes the process with `SIGSTOP`: connections stay open but nothing is answered, as
+    /// with a long GC pause or a stalled VM.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::NotRunning`] when stopped; [`TestkitError::Io`] if the signal fails.
+    pub fn pause(&mut self) -> Result<(), TestkitError> {
+        self.signal(libc::SIGSTOP)?;
+        self.paused = true;
+        Ok(())
+    }
+
+    /// Lets a paused process run again with `SIGCONT`.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::NotRunning`] when stopped; [`TestkitError::Io`] if the signal fails.
+    pub fn resume(&mut self) -> Result<(), TestkitError> {
+        self.signal(libc::SIGCONT)?;
+        self.paused = false;
+        Ok(())
+    }
+
+    fn signal(&self, signal: libc::c_int) -> Result<(), TestkitError> {
+        let child = self.child.as_ref().ok_or(TestkitError::NotRunning)?;
+        let pid = libc::pid_t::try_from(child.id())
+            .map_err(|_| TestkitError::Protocol("pid out of range".into()))?;
+        // SAFETY: kill(2) only reads its arguments; `pid` is our own child, not yet reaped.
+        let result = unsafe { libc::kill(pid, signal) };
+        if result != 0 {
+            return Err(TestkitError::io(
+                format!("sending signal {signal} to redis-server {pid}"),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, signal: libc::c_int) -> Result<(), TestkitError> {
+        if self.child.is_none() {
+            return Ok(());
+        }
+        if self.paused && signal != libc::SIGKILL {
+            // A stopped process does not handle SIGTERM until it runs again.
+            self.signal(libc::SIGCONT)?;
+            self.paused = false;
+        }
+        self.signal(signal)?;
+        if let Some(mut child) = self.child.take() {
+            child
+                .wait()
+                .map_err(|e| TestkitError::io("waiting for redis-server to exit", e))?;
+        }
+        self.paused = false;
+        Ok(())
+    }
+
+    fn arguments(&self) -> Vec<String> {
+        let dir = self.dir.path().display().to_string();
+        let mut args: Vec<String> = [
+            ("port", self.port.to_string()),
+            ("bind", "127.0.0.1".to_owned()),
+            ("dir", dir),
+            ("daemonize", "no".to_owned()),
+            ("logfile", "redis.log".to_owned()),
+            ("protected-mode", "no".to_owned()),
+            ("databases", "16".to_owned()),
+        ]
+        .into_iter()
+        .flat_map(|(name, value)| [format!("--{name}"), value])
+        .collect();
+        let persistence: &[(&str, &str)] = match self.builder.persistence {
+            Persistence::None => &[("save", ""), ("appendonly", "no")],
+            Persistence::SnapshotOnShutdown => &[("save", "3600 1"), ("appendonly", "no")],
+            Persistence::AppendOnlyEverySec => &[
+                ("save", ""),
+                ("appendonly", "yes"),
+                ("appendfsync", "everysec"),
+            ],
+            Persistence::AppendOnlyAlways => &[
+                ("save", ""),
+                ("appendonly", "yes"),
+                ("appendfsync", "always"),
+            ],
+        };
+        for (name, value) in persistence {
+            args.push(format!("--{name}"));
+            args.push((*value).to_owned());
+        }
+        for (name, value) in &self.builder.config {
+            args.push(format!("--{name}"));
+            args.push(value.clone());
+        }
+        args
+    }
+
+    fn spawn(&mut self) -> Result<(), TestkitError> {
+        let mut child = Command::new(&self.binary)
+            .args(self.arguments())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => TestkitError::NotInstalled {
+                    binary: self.binary.clone(),
+                },
+                _ => TestkitError::io(format!("starting {}", self.binary.display()), e),
+            })?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(self.not_ready(format!("exited with {status}")));
+            }
+            match resp::command(self.port, &["PING"], Duration::from_millis(500)) {
+                Ok(Reply::Simple(pong)) if pong == "PONG" => break,
+                // Not listening yet, or `-LOADING` while it replays its data.
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(self.not_ready(format!("no PONG within {READY_TIMEOUT:?}")));
+                }
+            }
+        }
+        self.child = Some(child);
+        self.paused = false;
+        Ok(())
+    }
+
+    fn not_ready(&self, what: String) -> TestkitError {
+        let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        TestkitError::NotReady {
+            port: self.port,
+            detail: format!("{what}; log: {}", tail.join(" | ")),
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // SIGKILL works on a paused process too; errors here have nowhere to go.
+        let _ = self.kill();
+    }
+}
+
+fn free_port() -> Result<u16, TestkitError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| TestkitError::io("finding a free port", e))?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|e| TestkitError::io("finding a free port", e))
+}
