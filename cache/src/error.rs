@@ -1,0 +1,57 @@
+//! The error a cache builder returns for a configuration it cannot honour.
+
+use std::fmt;
+
+/// What is wrong with a cache's configuration.
+///
+/// Returned by [`Lru::new`](crate::Lru::new), [`Lru::resize`](crate::Lru::resize) and
+/// [`CacheBuilder::build`](crate::CacheBuilder::build). The message says which setting is wrong
+/// and why.
+///
+/// # Example
+///
+/// ```
+/// use keel_cache::{BuildError, Lru};
+///
+/// let err = Lru::<u64, u64>::new(0).unwrap_err();
+/// assert_eq!(err, BuildError::ZeroCapacity);
+/// assert_eq!(err.to_string(), "capacity must be > 0");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The capacity (entries or total weight) was zero: such a cache could hold nothing.
+    ZeroCapacity,
+    /// The capacity is larger than the cache can index.
+    CapacityTooLarge {
+        /// The capacity asked for.
+        requested: u64,
+        /// The largest capacity supported.
+        max: u64,
+    },
+    /// The number of shards was zero or not a power of two.
+    BadShards(usize),
+    /// A time-to-live or time-to-idle of zero was given: every entry would be expired at once.
+    ZeroDuration(&'static str),
+    /// A write-back batch size of zero was given.
+    ZeroBatch,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroCapacity => f.write_str("capacity must be > 0"),
+            BuildError::CapacityTooLarge { requested, max } => {
+                write!(f, "capacity {requested} is larger than the maximum {max}")
+            }
+            BuildError::BadShards(n) => {
+                write!(f, "shard count must be a power of two > 0, got {n}")
+            }
+            BuildError::ZeroDuration(what) => write!(f, "{what} must be > 0"),
+            BuildError::ZeroBatch => f.write_str("write-back batch size must be > 0"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
