@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use keel_benches::clocks::{CoarseTicker, monotonic_coarse_nanos};
-use keel_core::{Clock, ManualClock, SystemClock};
+use keel_core::{Clock, ManualClock, StdClock, SystemClock};
 
 fn clock_reads(c: &mut Criterion) {
     let mut group = c.benchmark_group("clock read");
@@ -37,6 +37,9 @@ fn clock_reads(c: &mut Criterion) {
     });
     group.bench_function("keel SystemClock::unix_millis", |b| {
         b.iter(|| black_box(SystemClock.unix_millis()))
+    });
+    group.bench_function("keel StdClock::now", |b| {
+        b.iter(|| black_box(StdClock.now()))
     });
     let manual = ManualClock::new();
     group.bench_function("keel ManualClock::now", |b| {

@@ -74,6 +74,6 @@ mod tokio_clock;
 pub use clock::Clock;
 pub use instant::Instant;
 pub use manual::ManualClock;
-pub use system::SystemClock;
+pub use system::{StdClock, SystemClock};
 #[cfg(feature = "tokio")]
 pub use tokio_clock::TokioClock;

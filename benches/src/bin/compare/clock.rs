@@ -4,7 +4,7 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keel_benches::clocks::{CoarseTicker, monotonic_coarse_nanos};
-use keel_core::{Clock, SystemClock};
+use keel_core::{Clock, StdClock, SystemClock};
 
 const READS: u32 = 2_000_000;
 
