@@ -1,9 +1,65 @@
-//! Consistent hashing that is stable across processes and releases.
+//! Consistent hashing that is fast, balanced, stable across processes and interoperable.
 //!
 //! # Overview
 //!
-//! This crate will hold a ring with weighted virtual nodes, jump consistent hash, rendezvous
-//! hashing, Maglev, multi-probe consistent hashing, bounded loads and a ketama-compatible
-//! ring, all hashing keys with fixed-key SipHash so every process agrees.
+//! Every algorithm implements one small trait, [`ConsistentHash`]: a key maps to a node, and
+//! to `n` distinct nodes for replicas written into a buffer the caller owns, so lookups never
+//! allocate. Nodes can be any type that implements [`StableHash`] and `Eq`.
 //!
-//! The algorithms land in later releases; this release reserves the crate.
+//! Keys and nodes are hashed with SipHash-1-3 under fixed keys ([`hash_key`]), never with
+//! `RandomState` or `DefaultHasher`, so every process, platform and release places a key on
+//! the same node. A test freezes a table of key → node results for each algorithm.
+//!
+//! # Example
+//!
+//! ```
+//! use keel_hashring::{ConsistentHash, Ring};
+//!
+//! let mut ring = Ring::new(); // 160 virtual nodes per unit of weight
+//! for server in ["10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"] {
+//!     ring.add(server)?;
+//! }
+//! let owner = ring.node("session:8f2c").ok_or("empty ring")?;
+//! let mut replicas = [None; 2];
+//! ring.replicas("session:8f2c", &mut replicas);
+//! assert_eq!(replicas[0], Some(owner));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Algorithms
+//!
+//! | type | lookup | memory | weights | remove any node | keys moved on a change |
+//! |---|---|---|---|---|---|
+//! | [`Ring`] | `O(1)` expected (prefix table + tiny binary search) | 12 B per point | yes | yes | ideal `w / W` |
+//! | [`JumpHash`] | `O(ln n)` | one slot per bucket | no | via tombstones | ideal `1/n` |
+//! | [`Rendezvous`] | `O(n)` | member list | yes | yes | ideal `w / W` |
+//!
+//! Each type's docs state its balance and disruption bounds, and the crate's property
+//! tests check them on random membership histories.
+//!
+//! ## Stable key types
+//!
+//! [`StableHash`] is implemented for byte strings, strings, integers (little-endian, `usize`
+//! widened to 64 bits), `bool`, `char`, IP and socket addresses and references or smart
+//! pointers to those. Collections are deliberately left out: std's `Hash` writes their
+//! lengths with the platform's `usize`, and `HashMap`/`HashSet` iterate in a random order
+//! per process, so their hashes are not stable.
+//!
+//! # Crate features
+//!
+//! None yet; the default build has no network dependency.
+
+mod consistent_hash;
+mod error;
+mod jump;
+mod key;
+mod members;
+mod rendezvous;
+mod ring;
+
+pub use consistent_hash::ConsistentHash;
+pub use error::Error;
+pub use jump::JumpHash;
+pub use key::{StableHash, hash_key};
+pub use rendezvous::Rendezvous;
+pub use ring::{DEFAULT_VNODES, Ring, RingBuilder};

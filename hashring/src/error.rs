@@ -1,0 +1,104 @@
+//! The error every fallible constructor and membership change returns.
+
+use core::fmt;
+
+/// What is wrong with a configuration or a membership change.
+///
+/// ```
+/// use keel_hashring::{Error, Ring};
+///
+/// let mut ring = Ring::new();
+/// ring.add("a")?;
+/// assert_eq!(ring.add("a"), Err(Error::DuplicateNode));
+/// assert_eq!(Error::DuplicateNode.to_string(), "node is already a member");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A node was given weight 0; remove it instead.
+    ZeroWeight,
+    /// The node is already a member.
+    DuplicateNode,
+    /// A ring was configured with 0 virtual nodes per unit of weight.
+    ZeroVirtualNodes,
+    /// The ring would hold more points than it can index (`u32::MAX`).
+    TooManyPoints {
+        /// Points the change would need.
+        points: u64,
+    },
+    /// Membership would exceed what the algorithm can index.
+    TooManyNodes {
+        /// The most nodes the algorithm takes.
+        max: u64,
+    },
+    /// A Maglev table size that is not prime.
+    TableSizeNotPrime {
+        /// The size given.
+        size: u64,
+    },
+    /// A Maglev table with fewer slots than nodes.
+    TableTooSmall {
+        /// The table size.
+        size: u64,
+        /// The number of nodes.
+        nodes: u64,
+    },
+    /// Multi-probe hashing was configured with 0 probes.
+    ZeroProbes,
+    /// A bounded-load factor that is not a finite number >= 1.
+    InvalidLoadFactor {
+        /// The factor given.
+        factor: f64,
+    },
+    /// A ketama server name that is empty.
+    EmptyServerName,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ZeroWeight => f.write_str("weight must be > 0"),
+            Error::DuplicateNode => f.write_str("node is already a member"),
+            Error::ZeroVirtualNodes => f.write_str("virtual nodes per weight must be > 0"),
+            Error::TooManyPoints { points } => write!(
+                f,
+                "ring would hold {points} points, more than {} it can index",
+                u32::MAX
+            ),
+            Error::TooManyNodes { max } => write!(f, "membership is limited to {max} nodes"),
+            Error::TableSizeNotPrime { size } => {
+                write!(f, "table size {size} is not prime")
+            }
+            Error::TableTooSmall { size, nodes } => {
+                write!(f, "table size {size} is smaller than the {nodes} nodes")
+            }
+            Error::ZeroProbes => f.write_str("probes must be > 0"),
+            Error::InvalidLoadFactor { factor } => {
+                write!(f, "load factor {factor} must be a finite number >= 1")
+            }
+            Error::EmptyServerName => f.write_str("server name must not be empty"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_is_wrong() {
+        assert_eq!(
+            Error::TableSizeNotPrime { size: 100 }.to_string(),
+            "table size 100 is not prime"
+        );
+        assert_eq!(
+            Error::InvalidLoadFactor { factor: 0.5 }.to_string(),
+            "load factor 0.5 must be a finite number >= 1"
+        );
+        fn assert_send_sync<T: Send + Sync + std::error::Error>() {}
+        assert_send_sync::<Error>();
+    }
+}

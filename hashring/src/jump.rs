@@ -1,0 +1,274 @@
+//! Jump consistent hash with tombstones for removing any node.
+
+use crate::consistent_hash::{ConsistentHash, Distinct};
+use crate::error::Error;
+use crate::key::{StableHash, combine};
+
+/// Rehashes of a key that lands on a tombstone before falling back to a linear scan.
+const MAX_REHASH: u64 = 64;
+/// Salt for the extra hashes behind replicas 2, 3, ...
+const REPLICA_SALT: u64 = 0x7265_706c_6963_6100;
+
+/// Lamping and Veach's jump consistent hash, with a documented way to remove any node.
+///
+/// Jump maps a key to one of `b` buckets with no memory beyond the bucket count, in
+/// `O(ln b)` steps, and perfectly balanced: each bucket gets `1/b` of the keys. Growing to
+/// `b + 1` buckets moves exactly the `1/(b + 1)` of keys the new bucket takes, and shrinking
+/// by the last bucket moves only that bucket's keys.
+///
+/// # Removing a node other than the last
+///
+/// Plain jump can only drop the last bucket. Here a removed node leaves a *tombstone*: its
+/// bucket stays, and a key that lands on a dead bucket is rehashed (`combine(hash, attempt)`)
+/// and jumped again until it lands on a live one. So:
+///
+/// * Only the removed node's keys move, and they spread evenly over the live nodes: the
+///   movement is the ideal `1/n`.
+/// * [`add`](Self::add) refills the lowest tombstone first, taking back exactly the keys the
+///   dead bucket had sent elsewhere, so it too moves only `1/(n + 1)` of the keys.
+/// * A lookup costs on average `buckets / live` jumps; after 64 rehashes (probability
+///   `(dead/buckets)^64`) it falls back to the next live bucket by index.
+/// * Removing the node in the last bucket shrinks the table as plain jump does.
+///
+/// Results depend on the history of adds and removes (which bucket each node holds), not
+/// only on the final membership; two instances with the same history agree. Jump has no
+/// weights.
+///
+/// # Example
+///
+/// ```
+/// use keel_hashring::{ConsistentHash, JumpHash};
+///
+/// let mut jump = JumpHash::new();
+/// for shard in ["s0", "s1", "s2", "s3"] {
+///     jump.add(shard)?;
+/// }
+/// let before = *jump.node("user:42").ok_or("no shard")?;
+/// jump.remove(&"s1"); // not the last: leaves a tombstone
+/// let after = *jump.node("user:42").ok_or("no shard")?;
+/// assert!(before == "s1" || before == after);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct JumpHash<N> {
+    slots: Vec<Option<N>>,
+    live: usize,
+}
+
+impl<N> Default for JumpHash<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The jump function: the bucket in `0..buckets` for `key`. `buckets` must be > 0.
+#[inline]
+pub(crate) fn jump(mut key: u64, buckets: u32) -> u32 {
+    let mut b: i64 = -1;
+    let mut j: i64 = 0;
+    while j < i64::from(buckets) {
+        b = j;
+        key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
+        j = ((b + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
+    }
+    b as u32
+}
+
+impl<N> JumpHash<N> {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            live: 0,
+        }
+    }
+
+    /// Buckets, live and dead.
+    pub fn buckets(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Nodes by bucket; `None` marks a tombstone.
+    pub fn slots(&self) -> &[Option<N>] {
+        &self.slots
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * core::mem::size_of::<Option<N>>()
+    }
+
+    /// The live bucket for `hash`; `None` with no members.
+    #[inline]
+    pub fn bucket_for_hash(&self, hash: u64) -> Option<u32> {
+        if self.live == 0 {
+            return None;
+        }
+        let buckets = self.slots.len() as u32;
+        let mut b = jump(hash, buckets);
+        if self.slots[b as usize].is_some() {
+            return Some(b);
+        }
+        for attempt in 1..=MAX_REHASH {
+            b = jump(combine(hash, attempt), buckets);
+            if self.slots[b as usize].is_some() {
+                return Some(b);
+            }
+        }
+        let len = self.slots.len();
+        (1..len)
+            .map(|step| (b as usize + step) % len)
+            .find(|&i| self.slots[i].is_some())
+            .map(|i| i as u32)
+    }
+}
+
+impl<N: StableHash + Eq> JumpHash<N> {
+    /// Adds `node` in the lowest tombstone, or a new last bucket; returns its bucket.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateNode`], or [`Error::TooManyNodes`] past `u32::MAX` buckets.
+    pub fn add(&mut self, node: N) -> Result<u32, Error> {
+        if self.bucket_of(&node).is_some() {
+            return Err(Error::DuplicateNode);
+        }
+        let bucket = match self.slots.iter().position(Option::is_none) {
+            Some(dead) => {
+                self.slots[dead] = Some(node);
+                dead
+            }
+            None => {
+                if self.slots.len() >= u32::MAX as usize {
+                    return Err(Error::TooManyNodes {
+                        max: u64::from(u32::MAX),
+                    });
+                }
+                self.slots.push(Some(node));
+                self.slots.len() - 1
+            }
+        };
+        self.live += 1;
+        Ok(bucket as u32)
+    }
+
+    /// Removes `node`; returns whether it was a member. The last bucket is dropped, any
+    /// other becomes a tombstone (see the type's docs).
+    pub fn remove(&mut self, node: &N) -> bool {
+        let Some(bucket) = self.bucket_of(node) else {
+            return false;
+        };
+        if bucket + 1 == self.slots.len() {
+            self.slots.pop();
+        } else {
+            self.slots[bucket] = None;
+        }
+        self.live -= 1;
+        true
+    }
+
+    /// The bucket `node` holds, if it is a member.
+    pub fn bucket_of(&self, node: &N) -> Option<usize> {
+        self.slots.iter().position(|s| s.as_ref() == Some(node))
+    }
+}
+
+impl<N> ConsistentHash for JumpHash<N> {
+    type Node = N;
+
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    #[inline]
+    fn node_for_hash(&self, hash: u64) -> Option<&N> {
+        let b = self.bucket_for_hash(hash)?;
+        self.slots[b as usize].as_ref()
+    }
+
+    fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
+        let mut distinct = Distinct::new(out, self.live);
+        let Some(first) = self.bucket_for_hash(hash) else {
+            return 0;
+        };
+        if let Some(node) = &self.slots[first as usize] {
+            distinct.push(node);
+        }
+        // Each further replica is the jump of another hash of the key, so it is as stable
+        // as the first; a bounded number of tries then a scan guarantees termination.
+        let tries = 8 * self.live as u64 + 64;
+        for salt in 1..=tries {
+            if distinct.full() {
+                break;
+            }
+            if let Some(b) = self.bucket_for_hash(combine(hash, REPLICA_SALT + salt))
+                && let Some(node) = &self.slots[b as usize]
+            {
+                distinct.push(node);
+            }
+        }
+        let len = self.slots.len();
+        for step in 1..len {
+            if distinct.full() {
+                break;
+            }
+            if let Some(node) = &self.slots[(first as usize + step) % len] {
+                distinct.push(node);
+            }
+        }
+        distinct.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jump_matches_published_vectors() {
+        // The test vectors of the Go port github.com/dgryski/go-jump (jump_test.go), which
+        // reproduce the C++ function of Lamping and Veach (arXiv:1406.2294).
+        assert_eq!(jump(1, 1), 0);
+        assert_eq!(jump(42, 57), 43);
+        assert_eq!(jump(0xDEAD_10CC, 1), 0);
+        assert_eq!(jump(0xDEAD_10CC, 666), 361);
+        assert_eq!(jump(256, 1024), 520);
+    }
+
+    #[test]
+    fn tombstones_are_skipped_and_refilled() {
+        let mut j = JumpHash::new();
+        for n in 0..5u32 {
+            assert_eq!(j.add(n).unwrap(), n);
+        }
+        assert!(j.remove(&2));
+        assert_eq!(j.buckets(), 5);
+        assert_eq!(j.len(), 4);
+        for k in 0..2000u32 {
+            assert_ne!(j.node(&k), Some(&2));
+        }
+        assert_eq!(j.add(9).unwrap(), 2);
+        assert!(j.remove(&4));
+        assert_eq!(j.buckets(), 4);
+        assert_eq!(j.add(9), Err(Error::DuplicateNode));
+        assert!(!j.remove(&42));
+    }
+
+    #[test]
+    fn lookup_terminates_with_one_live_bucket_among_many_dead() {
+        let mut j = JumpHash::new();
+        for n in 0..200u32 {
+            j.add(n).unwrap();
+        }
+        for n in 1..199u32 {
+            j.remove(&n);
+        }
+        assert_eq!(j.len(), 2);
+        let mut out = [None; 3];
+        for k in 0..200u32 {
+            let owner = *j.node(&k).unwrap();
+            assert!(owner == 0 || owner == 199);
+            assert_eq!(j.replicas(&k, &mut out), 2);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The member list every algorithm keeps: nodes in a canonical order with their weights and
+//! hashes, so results never depend on the order nodes were added.
+
+use crate::error::Error;
+use crate::key::{StableHash, hash_key};
+
+/// Nodes sorted by their stable hash (ties broken by insertion, which needs a 64-bit
+/// collision between distinct nodes to matter).
+#[derive(Debug, Clone)]
+pub(crate) struct Members<N> {
+    pub(crate) nodes: Vec<N>,
+    pub(crate) hashes: Vec<u64>,
+    pub(crate) weights: Vec<u32>,
+}
+
+impl<N> Default for Members<N> {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            hashes: Vec::new(),
+            weights: Vec::new(),
+        }
+    }
+}
+
+impl<N: StableHash + Eq> Members<N> {
+    /// Index of `node`, if it is a member.
+    pub(crate) fn position(&self, node: &N) -> Option<usize> {
+        let hash = hash_key(node);
+        let start = self.hashes.partition_point(|&h| h < hash);
+        (start..self.hashes.len())
+            .take_while(|&i| self.hashes[i] == hash)
+            .find(|&i| self.nodes[i] == *node)
+    }
+
+    /// Inserts `node` in canonical order and returns its index.
+    pub(crate) fn insert(&mut self, node: N, weight: u32) -> Result<usize, Error> {
+        if weight == 0 {
+            return Err(Error::ZeroWeight);
+        }
+        if self.position(&node).is_some() {
+            return Err(Error::DuplicateNode);
+        }
+        let hash = hash_key(&node);
+        let at = self.hashes.partition_point(|&h| h <= hash);
+        self.nodes.insert(at, node);
+        self.hashes.insert(at, hash);
+        self.weights.insert(at, weight);
+        Ok(at)
+    }
+
+    /// Removes `node`, returning it and its weight.
+    pub(crate) fn remove(&mut self, node: &N) -> Option<(N, u32)> {
+        let at = self.position(node)?;
+        self.hashes.remove(at);
+        let weight = self.weights.remove(at);
+        Some((self.nodes.remove(at), weight))
+    }
+}
+
+impl<N> Members<N> {
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// `(node, weight)` pairs in canonical order.
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&N, u32)> + '_ {
+        self.nodes.iter().zip(self.weights.iter().copied())
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * core::mem::size_of::<N>()
+            + self.hashes.capacity() * 8
+            + self.weights.capacity() * 4
+    }
+}
+
+impl<N> Members<N> {
+    /// Removes the member at `at`.
+    pub(crate) fn remove_at(&mut self, at: usize) -> (N, u32) {
+        self.hashes.remove(at);
+        let weight = self.weights.remove(at);
+        (self.nodes.remove(at), weight)
+    }
+}

@@ -1,0 +1,222 @@
+//! Weighted rendezvous (highest random weight) hashing with top-k replicas.
+
+use crate::consistent_hash::{ConsistentHash, Distinct};
+use crate::error::Error;
+use crate::key::{StableHash, combine};
+use crate::members::Members;
+
+/// Rendezvous hashing (Thaler and Ravishankar): every node scores the key and the highest
+/// score wins; the next-highest are the replicas.
+///
+/// * No table: memory is the member list, and a lookup scores all `n` nodes (`O(n)`, fine up
+///   to a few hundred nodes; [`Ring`](crate::Ring) beyond).
+/// * Removing a node moves only its keys, each to the node that scored second; adding one
+///   moves only the keys it now wins: the ideal `w / W` either way.
+/// * Weighted by the logarithmic method (Schindelhauer and Schomaker): a node of weight `w`
+///   scores `w / -ln(u)` with `u` uniform in `(0, 1)` from the key and node hashes, which
+///   gives it exactly `w / W` of the keys in expectation. With all weights equal the raw
+///   64-bit hash is compared instead, which ranks the same and skips the logarithm.
+/// * Top-k replicas come out in score order, so the set for `k` is a prefix of the set for
+///   `k + 1`, and results never depend on the order nodes were added.
+///
+/// # Example
+///
+/// ```
+/// use keel_hashring::{ConsistentHash, Rendezvous};
+///
+/// let mut hrw = Rendezvous::new();
+/// hrw.add_weighted("big", 3)?;
+/// hrw.add("small")?;
+/// let mut top = [None; 2];
+/// assert_eq!(hrw.replicas("object-7", &mut top), 2);
+/// assert_eq!(top[0], hrw.node("object-7"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Rendezvous<N> {
+    members: Members<N>,
+    uniform: bool,
+}
+
+impl<N> Default for Rendezvous<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The logarithmic-method score of a node of weight `weight` for mixed hash `mixed`.
+#[inline]
+fn weighted_score(mixed: u64, weight: u32) -> f64 {
+    // 52 random bits plus one half: exactly representable and strictly inside (0, 1), so
+    // the logarithm is finite and negative.
+    let u = ((mixed >> 12) as f64 + 0.5) * (1.0 / (1u64 << 52) as f64);
+    f64::from(weight) / -u.ln()
+}
+
+impl<N> Rendezvous<N> {
+    /// An empty set of nodes.
+    pub fn new() -> Self {
+        Self {
+            members: Members::default(),
+            uniform: true,
+        }
+    }
+
+    /// Members and their weights, in canonical (hash) order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&N, u32)> + '_ {
+        self.members.iter()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.members.heap_bytes()
+    }
+
+    fn refresh_uniform(&mut self) {
+        let first = self.members.weights.first().copied();
+        self.uniform = self.members.weights.iter().all(|&w| Some(w) == first);
+    }
+
+    /// The score of member `i` for `hash`, as a `u64` that orders like the score.
+    #[inline]
+    fn score(&self, hash: u64, i: usize) -> u64 {
+        let mixed = combine(hash, self.members.hashes[i]);
+        if self.uniform {
+            mixed
+        } else {
+            // A positive finite f64's bits order like its value.
+            weighted_score(mixed, self.members.weights[i]).to_bits()
+        }
+    }
+
+    /// The best-scoring member strictly below `bound` in (score, index) order.
+    #[inline]
+    fn best_below(&self, hash: u64, bound: Option<(u64, usize)>) -> Option<(u64, usize)> {
+        let mut best: Option<(u64, usize)> = None;
+        for i in 0..self.members.len() {
+            let candidate = (self.score(hash, i), i);
+            if bound.is_some_and(|b| !less(candidate, b)) {
+                continue;
+            }
+            if best.is_none_or(|b| less(b, candidate)) {
+                best = Some(candidate);
+            }
+        }
+        best
+    }
+}
+
+/// `(score, index)` order: higher score wins, lower index breaks ties.
+#[inline]
+fn less(a: (u64, usize), b: (u64, usize)) -> bool {
+    a.0 < b.0 || (a.0 == b.0 && a.1 > b.1)
+}
+
+impl<N: StableHash + Eq> Rendezvous<N> {
+    /// Whether `node` is a member.
+    pub fn contains(&self, node: &N) -> bool {
+        self.members.position(node).is_some()
+    }
+
+    /// Adds `node` with weight 1.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateNode`] if it is already a member.
+    pub fn add(&mut self, node: N) -> Result<(), Error> {
+        self.add_weighted(node, 1)
+    }
+
+    /// Adds `node` with `weight`; its share of keys is `weight / total`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroWeight`] or [`Error::DuplicateNode`].
+    pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
+        self.members.insert(node, weight)?;
+        self.refresh_uniform();
+        Ok(())
+    }
+
+    /// Removes `node`; returns whether it was a member.
+    pub fn remove(&mut self, node: &N) -> bool {
+        let removed = self.members.remove(node).is_some();
+        self.refresh_uniform();
+        removed
+    }
+}
+
+impl<N> ConsistentHash for Rendezvous<N> {
+    type Node = N;
+
+    fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    #[inline]
+    fn node_for_hash(&self, hash: u64) -> Option<&N> {
+        let (_, i) = self.best_below(hash, None)?;
+        Some(&self.members.nodes[i])
+    }
+
+    fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
+        let mut distinct = Distinct::new(out, self.members.len());
+        let mut bound = None;
+        while !distinct.full() {
+            let Some(next) = self.best_below(hash, bound) else {
+                break;
+            };
+            distinct.push(&self.members.nodes[next.1]);
+            bound = Some(next);
+        }
+        distinct.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniform_fast_path_agrees_with_ranked_scan() {
+        let mut hrw = Rendezvous::new();
+        for n in 0..17u32 {
+            hrw.add(n).unwrap();
+        }
+        let mut out = [None; 17];
+        for k in 0..500u64 {
+            let h = crate::hash_key(&k);
+            assert_eq!(hrw.replicas_for_hash(h, &mut out), 17);
+            assert_eq!(out[0], hrw.node_for_hash(h));
+            let mut all: Vec<u32> = out.iter().map(|n| *n.unwrap()).collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..17).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn weighted_score_is_finite_and_monotonic_in_weight() {
+        for mixed in [0, 1, u64::MAX, 1 << 63] {
+            let light = weighted_score(mixed, 1);
+            let heavy = weighted_score(mixed, 5);
+            assert!(light.is_finite() && light > 0.0);
+            assert!(heavy > light);
+        }
+    }
+
+    #[test]
+    fn removing_a_node_promotes_the_second_choice() {
+        let mut hrw = Rendezvous::new();
+        for n in 0..8u32 {
+            hrw.add_weighted(n, n + 1).unwrap();
+        }
+        let mut out = [None; 2];
+        for k in 0..300u32 {
+            hrw.replicas(&k, &mut out);
+            let (first, second) = (*out[0].unwrap(), *out[1].unwrap());
+            let mut smaller = hrw.clone();
+            assert!(smaller.remove(&first));
+            assert_eq!(smaller.node(&k), Some(&second));
+        }
+    }
+}
