@@ -83,3 +83,28 @@ impl<N> Members<N> {
         (self.nodes.remove(at), weight)
     }
 }
+
+/// A saved member count, to undo a batch of inserts.
+#[derive(Debug)]
+pub(crate) struct Snapshot(Vec<u64>);
+
+impl<N: StableHash + Eq> Members<N> {
+    /// Remembers the current members so a failed batch can be undone.
+    pub(crate) fn clone_shape(&self) -> Snapshot {
+        Snapshot(self.hashes.clone())
+    }
+
+    /// Removes every member inserted since `before` was taken.
+    pub(crate) fn restore(&mut self, before: Snapshot) {
+        let mut keep = before.0.into_iter().peekable();
+        let mut i = 0;
+        while i < self.hashes.len() {
+            if keep.peek() == Some(&self.hashes[i]) {
+                keep.next();
+                i += 1;
+            } else {
+                self.remove_at(i);
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Frozen key → node tables. Placement must never change between releases: a change that
 //! alters any line here breaks every deployed client that shares keys with an older one.
 
-use keel_hashring::{ConsistentHash, JumpHash, Rendezvous, Ring, hash_key};
+use keel_hashring::{ConsistentHash, JumpHash, Maglev, MultiProbe, Rendezvous, Ring, hash_key};
 
 const KEYS: [&str; 8] = [
     "",
@@ -69,6 +69,37 @@ fn rendezvous_table_is_frozen() {
     );
 }
 
+#[test]
+fn maglev_table_is_frozen() {
+    let mut maglev = Maglev::builder().table_size(1009).build().unwrap();
+    maglev
+        .extend_weighted(
+            nodes()
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| (n, 1 + (i as u32 % 3))),
+        )
+        .unwrap();
+    assert_eq!(table(&maglev), GOLDEN_MAGLEV, "maglev placement changed");
+}
+
+#[test]
+fn multi_probe_table_is_frozen() {
+    let mut mp = MultiProbe::new();
+    mp.extend(nodes()).unwrap();
+    assert_eq!(
+        table(&mp),
+        GOLDEN_MULTI_PROBE,
+        "multi-probe placement changed"
+    );
+}
+
+const GOLDEN_MAGLEV: [&str; 8] = [
+    "node-4", "node-8", "node-8", "node-5", "node-8", "node-1", "node-2", "node-3",
+];
+const GOLDEN_MULTI_PROBE: [&str; 8] = [
+    "node-3", "node-2", "node-4", "node-3", "node-2", "node-3", "node-2", "node-3",
+];
 const GOLDEN_HASH: [u64; 8] = [
     0x08c1_c5a9_c509_2bef,
     0xbb68_1fdc_b8c7_c461,

@@ -1,0 +1,236 @@
+//! Consistent hashing with bounded loads, as a wrapper around the ring.
+
+use crate::error::Error;
+use crate::key::{StableHash, hash_key};
+use crate::ring::Ring;
+
+/// Consistent hashing with bounded loads (Mirrokni, Thorup and Zadimoghaddam, 2018).
+///
+/// Wraps a [`Ring`] and tracks how many keys each node holds. [`assign`](Self::assign)
+/// walks the ring from the key's point and gives the key to the first node whose load is
+/// below the cap `⌈c × (m + 1) / n⌉`, where `m` keys are assigned and `n` nodes are members;
+/// [`release`](Self::release) returns the slot when the key goes. So:
+///
+/// * **Cap:** no node ever holds more than `⌈c × average⌉` of the assigned keys (counting
+///   the one being placed). The walk always finds such a node, since the caps add up to at
+///   least `m + 1`.
+/// * **Disruption:** keys move only when their node's membership or load changes; the paper
+///   bounds the expected moves per membership change by `O(1 / ε²)` times the ideal for
+///   `c = 1 + ε`. This crate's property test holds reassignment after adding a node to at
+///   most 4× the ideal `1 / (n + 1)` at `c = 1.25`.
+/// * Membership changes keep each remaining node's load; a removed node's load is dropped
+///   (its keys must be assigned again).
+///
+/// The load table is plain state behind `&mut self`: share it behind a mutex, or keep one
+/// per thread of control.
+///
+/// # Example
+///
+/// ```
+/// use keel_hashring::{BoundedLoads, Ring};
+///
+/// let mut ring = Ring::new();
+/// ring.extend_weighted([("a", 1), ("b", 1), ("c", 1)])?;
+/// let mut bounded = BoundedLoads::new(ring, 1.25)?;
+/// let mut held = Vec::new();
+/// for request in 0..30u32 {
+///     held.push(*bounded.assign(&request).ok_or("no nodes")?);
+/// }
+/// for node in ["a", "b", "c"] {
+///     assert!(bounded.load(&node) <= 13); // ⌈1.25 × 30 / 3⌉
+/// }
+/// bounded.release(&held[0]);
+/// assert_eq!(bounded.assigned(), 29);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BoundedLoads<N> {
+    ring: Ring<N>,
+    factor: f64,
+    loads: Vec<u64>,
+    assigned: u64,
+}
+
+impl<N: StableHash + Eq> BoundedLoads<N> {
+    /// Wraps `ring` with load factor `c` (`1.25` is the paper's example); all loads start
+    /// at 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidLoadFactor`] unless `c` is finite and at least 1.
+    pub fn new(ring: Ring<N>, c: f64) -> Result<Self, Error> {
+        if !c.is_finite() || c < 1.0 {
+            return Err(Error::InvalidLoadFactor { factor: c });
+        }
+        let loads = vec![0; crate::ConsistentHash::len(&ring)];
+        Ok(Self {
+            ring,
+            factor: c,
+            loads,
+            assigned: 0,
+        })
+    }
+
+    /// The wrapped ring.
+    pub fn ring(&self) -> &Ring<N> {
+        &self.ring
+    }
+
+    /// The load factor `c`.
+    pub fn factor(&self) -> f64 {
+        self.factor
+    }
+
+    /// Keys assigned and not yet released.
+    pub fn assigned(&self) -> u64 {
+        self.assigned
+    }
+
+    /// Keys `node` holds; 0 if it is not a member.
+    pub fn load(&self, node: &N) -> u64 {
+        self.ring.index_of(node).map_or(0, |i| self.loads[i])
+    }
+
+    /// The cap the next assignment must respect: `⌈c × (assigned + 1) / n⌉`.
+    pub fn cap(&self) -> u64 {
+        let n = self.loads.len() as f64;
+        if n == 0.0 {
+            return 0;
+        }
+        (self.factor * (self.assigned + 1) as f64 / n).ceil() as u64
+    }
+
+    /// The member index `assign` would pick for `hash`.
+    fn pick(&self, hash: u64) -> Option<usize> {
+        if self.loads.is_empty() {
+            return None;
+        }
+        let cap = self.cap();
+        let start = self.ring.position(hash);
+        let points = self.ring.points();
+        (0..points)
+            .map(|step| self.ring.owner_at((start + step) % points))
+            .find(|&i| self.loads[i] < cap)
+    }
+
+    /// The node `assign` would give `key` now, without assigning it.
+    pub fn peek<K: StableHash + ?Sized>(&self, key: &K) -> Option<&N> {
+        self.pick(hash_key(key)).map(|i| self.ring.member(i))
+    }
+
+    /// Assigns `key` to the first node on its ring walk that is under the cap, counts it
+    /// against that node, and returns the node; `None` with no members.
+    pub fn assign<K: StableHash + ?Sized>(&mut self, key: &K) -> Option<&N> {
+        let i = self.pick(hash_key(key))?;
+        self.loads[i] += 1;
+        self.assigned += 1;
+        Some(self.ring.member(i))
+    }
+
+    /// Releases one key held by `node`; returns false if `node` is not a member or holds
+    /// none.
+    pub fn release(&mut self, node: &N) -> bool {
+        match self.ring.index_of(node) {
+            Some(i) if self.loads[i] > 0 => {
+                self.loads[i] -= 1;
+                self.assigned -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Adds `node` to the ring with `weight`, load 0.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::add_weighted`].
+    pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
+        let at = self.ring.insert_weighted(node, weight)?;
+        self.loads.insert(at, 0);
+        Ok(())
+    }
+
+    /// Adds `node` with weight 1, load 0.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::add`].
+    pub fn add(&mut self, node: N) -> Result<(), Error> {
+        self.add_weighted(node, 1)
+    }
+
+    /// Removes `node` and drops its load; returns how many keys it held, or `None` if it
+    /// was not a member. Those keys must be assigned again.
+    pub fn remove(&mut self, node: &N) -> Option<u64> {
+        let i = self.ring.index_of(node)?;
+        let held = self.loads.remove(i);
+        self.assigned -= held;
+        self.ring.remove(node);
+        Some(held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(n: u32) -> Ring<u32> {
+        let mut ring = Ring::new();
+        ring.extend_weighted((0..n).map(|i| (i, 1))).unwrap();
+        ring
+    }
+
+    #[test]
+    fn rejects_bad_factors() {
+        for c in [0.5, f64::NAN, f64::INFINITY, -1.0] {
+            assert!(matches!(
+                BoundedLoads::new(ring(3), c),
+                Err(Error::InvalidLoadFactor { .. })
+            ));
+        }
+        assert!(BoundedLoads::new(ring(3), 1.0).is_ok());
+    }
+
+    #[test]
+    fn cap_holds_even_for_one_hot_key() {
+        let mut b = BoundedLoads::new(ring(4), 1.0).unwrap();
+        for _ in 0..100 {
+            let cap = b.cap();
+            let node = *b.assign("hot").unwrap();
+            assert!(b.load(&node) <= cap);
+        }
+        for n in 0..4 {
+            assert_eq!(b.load(&n), 25);
+        }
+    }
+
+    #[test]
+    fn release_and_membership_keep_counts() {
+        let mut b = BoundedLoads::new(ring(3), 1.5).unwrap();
+        let peeked = *b.peek("k1").unwrap();
+        let first = *b.assign("k1").unwrap();
+        assert_eq!(peeked, first);
+        assert!(b.release(&first));
+        assert!(!b.release(&first));
+        assert!(!b.release(&99));
+        for k in 0..30u32 {
+            b.assign(&k);
+        }
+        b.add(7).unwrap();
+        assert_eq!(b.load(&7), 0);
+        assert_eq!(b.assigned(), 30);
+        let held = b.remove(&0).unwrap();
+        assert_eq!(b.assigned(), 30 - held);
+        assert_eq!(b.remove(&0), None);
+        let total: u64 = [1, 2, 7].iter().map(|n| b.load(n)).sum();
+        assert_eq!(total, b.assigned());
+    }
+
+    #[test]
+    fn empty_ring_assigns_nothing() {
+        let mut b = BoundedLoads::new(Ring::<u32>::new(), 1.25).unwrap();
+        assert_eq!(b.assign("k"), None);
+        assert_eq!(b.cap(), 0);
+    }
+}
