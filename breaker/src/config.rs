@@ -1,0 +1,441 @@
+//! The circuit breaker's builder and the configuration errors it reports.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_core::{Clock, SystemClock};
+
+use crate::window::MAX_COUNT_WINDOW;
+use crate::{CircuitBreaker, Transition};
+
+/// The most probes a half-open breaker can admit (they are counted in 16 bits).
+pub(crate) const MAX_PROBES: u32 = u16::MAX as u32;
+/// The most buckets a time window can have.
+pub(crate) const MAX_BUCKETS: u32 = 1 << 16;
+
+/// What a breaker's closed state measures its failure rate over.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// The last `n` calls.
+    Count(u32),
+    /// The calls of the last `length`, counted in `buckets` buckets of `length / buckets`
+    /// each; the oldest bucket leaves the window whole.
+    Time {
+        /// How far back the window reaches.
+        length: Duration,
+        /// How many buckets it is counted in (its resolution).
+        buckets: u32,
+    },
+}
+
+/// How long an open breaker waits before letting probes through.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum OpenWait {
+    /// The same wait after every trip.
+    Fixed(Duration),
+    /// `initial` after the first trip, multiplied by `multiplier` after each trip that
+    /// follows a failed half-open test, up to `max`. A breaker that closes starts over.
+    Exponential {
+        /// The wait after the first trip.
+        initial: Duration,
+        /// The growth per repeated trip, at least 1.
+        multiplier: f64,
+        /// The longest wait.
+        max: Duration,
+    },
+}
+
+impl OpenWait {
+    /// The wait after the `trips`-th consecutive trip (1-based).
+    pub(crate) fn after(&self, trips: u32) -> Duration {
+        match *self {
+            OpenWait::Fixed(wait) => wait,
+            OpenWait::Exponential {
+                initial,
+                multiplier,
+                max,
+            } => {
+                let exponent = i32::try_from(trips.saturating_sub(1)).unwrap_or(i32::MAX);
+                let factor = multiplier.powi(exponent);
+                let nanos = initial.as_nanos() as f64 * factor;
+                if !nanos.is_finite() || nanos >= max.as_nanos() as f64 {
+                    max
+                } else {
+                    Duration::from_nanos(nanos as u64)
+                }
+            }
+        }
+    }
+}
+
+/// A configuration the builder refused, saying which setting is wrong and why.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A percentage outside `(0, 100]`.
+    Percentage {
+        /// The setting.
+        setting: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A setting that must be positive was zero.
+    Zero {
+        /// The setting.
+        setting: &'static str,
+    },
+    /// A setting above its largest allowed value.
+    TooLarge {
+        /// The setting.
+        setting: &'static str,
+        /// The value given.
+        value: u64,
+        /// The largest allowed value.
+        max: u64,
+    },
+    /// A time window shorter than one nanosecond per bucket.
+    WindowShorterThanBuckets {
+        /// The window length.
+        length: Duration,
+        /// The bucket count.
+        buckets: u32,
+    },
+    /// An exponential multiplier below 1 or not finite.
+    Multiplier {
+        /// The value given.
+        value: f64,
+    },
+    /// A maximum below its initial value.
+    MaxBelowInitial {
+        /// The setting.
+        setting: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Percentage { setting, value } => {
+                write!(f, "{setting} must be a percentage in (0, 100], got {value}")
+            }
+            ConfigError::Zero { setting } => write!(f, "{setting} must be > 0"),
+            ConfigError::TooLarge {
+                setting,
+                value,
+                max,
+            } => write!(f, "{setting} must be at most {max}, got {value}"),
+            ConfigError::WindowShorterThanBuckets { length, buckets } => write!(
+                f,
+                "time window of {length:?} is too short for {buckets} buckets"
+            ),
+            ConfigError::Multiplier { value } => {
+                write!(
+                    f,
+                    "open wait multiplier must be a finite number >= 1, got {value}"
+                )
+            }
+            ConfigError::MaxBelowInitial { setting } => {
+                write!(f, "{setting}: max must be >= initial")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub(crate) fn check_percentage(setting: &'static str, value: f64) -> Result<(), ConfigError> {
+    // `!(x > 0)` also rejects NaN.
+    if !(value > 0.0 && value <= 100.0) {
+        return Err(ConfigError::Percentage { setting, value });
+    }
+    Ok(())
+}
+
+pub(crate) type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
+
+/// A breaker's validated settings.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) consecutive_failures: Option<u32>,
+    pub(crate) failure_rate: Option<f64>,
+    pub(crate) slow_call: Option<(f64, Duration)>,
+    pub(crate) window: Window,
+    pub(crate) minimum_calls: u32,
+    pub(crate) open_wait: OpenWait,
+    pub(crate) half_open_probes: u32,
+    pub(crate) probe_timeout: Duration,
+    pub(crate) listeners: Vec<Listener>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("consecutive_failures", &self.consecutive_failures)
+            .field("failure_rate", &self.failure_rate)
+            .field("slow_call", &self.slow_call)
+            .field("window", &self.window)
+            .field("minimum_calls", &self.minimum_calls)
+            .field("open_wait", &self.open_wait)
+            .field("half_open_probes", &self.half_open_probes)
+            .field("probe_timeout", &self.probe_timeout)
+            .field("listeners", &self.listeners.len())
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            consecutive_failures: None,
+            failure_rate: Some(50.0),
+            slow_call: None,
+            window: Window::Count(100),
+            minimum_calls: 20,
+            open_wait: OpenWait::Fixed(Duration::from_secs(30)),
+            half_open_probes: 3,
+            probe_timeout: Duration::from_secs(30),
+            listeners: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.consecutive_failures == Some(0) {
+            return Err(ConfigError::Zero {
+                setting: "consecutive failures",
+            });
+        }
+        if let Some(rate) = self.failure_rate {
+            check_percentage("failure rate threshold", rate)?;
+        }
+        if let Some((rate, threshold)) = self.slow_call {
+            check_percentage("slow call rate threshold", rate)?;
+            if threshold.is_zero() {
+                return Err(ConfigError::Zero {
+                    setting: "slow call duration threshold",
+                });
+            }
+        }
+        match self.window {
+            Window::Count(0) => {
+                return Err(ConfigError::Zero {
+                    setting: "count window",
+                });
+            }
+            Window::Count(n) if n > MAX_COUNT_WINDOW => {
+                return Err(ConfigError::TooLarge {
+                    setting: "count window",
+                    value: u64::from(n),
+                    max: u64::from(MAX_COUNT_WINDOW),
+                });
+            }
+            Window::Count(_) => {}
+            Window::Time { length, buckets } => {
+                if length.is_zero() {
+                    return Err(ConfigError::Zero {
+                        setting: "time window",
+                    });
+                }
+                if buckets == 0 {
+                    return Err(ConfigError::Zero {
+                        setting: "time window buckets",
+                    });
+                }
+                if buckets > MAX_BUCKETS {
+                    return Err(ConfigError::TooLarge {
+                        setting: "time window buckets",
+                        value: u64::from(buckets),
+                        max: u64::from(MAX_BUCKETS),
+                    });
+                }
+                if length.as_nanos() < u128::from(buckets) {
+                    return Err(ConfigError::WindowShorterThanBuckets { length, buckets });
+                }
+            }
+        }
+        if self.minimum_calls == 0 {
+            return Err(ConfigError::Zero {
+                setting: "minimum calls",
+            });
+        }
+        match self.open_wait {
+            OpenWait::Fixed(wait) if wait.is_zero() => {
+                return Err(ConfigError::Zero {
+                    setting: "open wait",
+                });
+            }
+            OpenWait::Fixed(_) => {}
+            OpenWait::Exponential {
+                initial,
+                multiplier,
+                max,
+            } => {
+                if initial.is_zero() {
+                    return Err(ConfigError::Zero {
+                        setting: "open wait",
+                    });
+                }
+                if !(multiplier.is_finite() && multiplier >= 1.0) {
+                    return Err(ConfigError::Multiplier { value: multiplier });
+                }
+                if max < initial {
+                    return Err(ConfigError::MaxBelowInitial {
+                        setting: "open wait",
+                    });
+                }
+            }
+        }
+        if self.half_open_probes == 0 {
+            return Err(ConfigError::Zero {
+                setting: "half-open probes",
+            });
+        }
+        if self.half_open_probes > MAX_PROBES {
+            return Err(ConfigError::TooLarge {
+                setting: "half-open probes",
+                value: u64::from(self.half_open_probes),
+                max: u64::from(MAX_PROBES),
+            });
+        }
+        if self.probe_timeout.is_zero() {
+            return Err(ConfigError::Zero {
+                setting: "probe timeout",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`CircuitBreaker`]; start from [`CircuitBreaker::builder`].
+///
+/// Defaults: trips at a 50% failure rate over the last 100 calls once 20 calls are in the
+/// window; no consecutive-failure or slow-call condition; waits 30 s open; closes after 3
+/// successful probes; a probe that takes longer than 30 s reopens the breaker.
+///
+/// ```
+/// use keel_breaker::{CircuitBreaker, OpenWait, Window};
+/// use std::time::Duration;
+///
+/// let breaker = CircuitBreaker::builder()
+///     .failure_rate(25.0)
+///     .window(Window::Time { length: Duration::from_secs(60), buckets: 12 })
+///     .minimum_calls(10)
+///     .consecutive_failures(5)
+///     .slow_calls(50.0, Duration::from_millis(500))
+///     .open_wait(OpenWait::Exponential {
+///         initial: Duration::from_secs(1),
+///         multiplier: 2.0,
+///         max: Duration::from_secs(60),
+///     })
+///     .half_open_probes(2)
+///     .build()?;
+/// assert!(breaker.try_acquire().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct CircuitBreakerBuilder<C = SystemClock> {
+    pub(crate) config: Config,
+    pub(crate) clock: C,
+}
+
+impl CircuitBreakerBuilder<SystemClock> {
+    pub(crate) fn new() -> Self {
+        CircuitBreakerBuilder {
+            config: Config::default(),
+            clock: SystemClock,
+        }
+    }
+}
+
+impl<C: Clock> CircuitBreakerBuilder<C> {
+    /// Trips after `n` failures in a row (in addition to any rate condition).
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.config.consecutive_failures = Some(n);
+        self
+    }
+
+    /// Trips when at least `percent` of the calls in the window failed.
+    pub fn failure_rate(mut self, percent: f64) -> Self {
+        self.config.failure_rate = Some(percent);
+        self
+    }
+
+    /// Removes the failure-rate condition (for a breaker that trips on consecutive failures
+    /// or slow calls only).
+    pub fn no_failure_rate(mut self) -> Self {
+        self.config.failure_rate = None;
+        self
+    }
+
+    /// Trips when at least `percent` of the calls in the window took `threshold` or longer.
+    /// Timing each call reads the clock twice.
+    pub fn slow_calls(mut self, percent: f64, threshold: Duration) -> Self {
+        self.config.slow_call = Some((percent, threshold));
+        self
+    }
+
+    /// What the rates are measured over.
+    pub fn window(mut self, window: Window) -> Self {
+        self.config.window = window;
+        self
+    }
+
+    /// How many calls the window must hold before a rate can trip the breaker.
+    pub fn minimum_calls(mut self, n: u32) -> Self {
+        self.config.minimum_calls = n;
+        self
+    }
+
+    /// How long the breaker stays open before it lets probes through.
+    pub fn open_wait(mut self, wait: OpenWait) -> Self {
+        self.config.open_wait = wait;
+        self
+    }
+
+    /// How many probes the half-open state admits; that many successes close the breaker,
+    /// any failure reopens it.
+    pub fn half_open_probes(mut self, n: u32) -> Self {
+        self.config.half_open_probes = n;
+        self
+    }
+
+    /// How long a probe may run: once every probe slot is taken and the latest was admitted
+    /// this long ago, the next call reopens the breaker instead of waiting on a hung probe.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.config.probe_timeout = timeout;
+        self
+    }
+
+    /// Calls `listener` after every state change. It runs on the thread that caused the
+    /// change, outside the breaker's locks, so it may read the breaker or change its state.
+    pub fn on_state_change(
+        mut self,
+        listener: impl Fn(&Transition) + Send + Sync + 'static,
+    ) -> Self {
+        self.config.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// Reads time from `clock` instead of the system clock.
+    pub fn clock<C2: Clock>(self, clock: C2) -> CircuitBreakerBuilder<C2> {
+        CircuitBreakerBuilder {
+            config: self.config,
+            clock,
+        }
+    }
+
+    /// Validates the settings and builds the breaker.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] names the first invalid setting: a threshold outside (0, 100], a
+    /// window, bucket count, minimum, probe count, wait or timeout of zero, a count window
+    /// above 4,194,303 calls, an open-wait multiplier below 1.
+    pub fn build(self) -> Result<CircuitBreaker<C>, ConfigError> {
+        self.config.validate()?;
+        Ok(CircuitBreaker::from_config(self.config, self.clock))
+    }
+}

@@ -1,0 +1,355 @@
+//! The breaker's sliding windows: the last N outcomes, or the outcomes of the last T seconds.
+
+use keel_core::Instant;
+use keel_core::sync::Mutex;
+use keel_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Outcome bits stored per call.
+pub(crate) const FAILED: u32 = 1;
+pub(crate) const SLOW: u32 = 2;
+
+/// Counts read from a window.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) calls: u64,
+    pub(crate) failed: u64,
+    pub(crate) slow: u64,
+}
+
+// Count window layout. `head` = epoch (20 bits) | sequence (44 bits): one fetch_add hands out
+// a slot and the epoch it belongs to. `totals` = epoch (20) | failed (22) | slow (22). A slot
+// = epoch << 2 | outcome bits. A reset bumps the epoch, so a racing writer of the old epoch
+// cannot corrupt the new totals: its CAS on `totals` sees a different epoch and gives up.
+const EPOCH_BITS: u32 = 20;
+const EPOCH_MASK: u64 = (1 << EPOCH_BITS) - 1;
+const SEQ_BITS: u32 = 64 - EPOCH_BITS;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+const COUNT_BITS: u32 = 22;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
+/// The largest count window: its counts must fit the 22-bit fields of `totals`.
+pub(crate) const MAX_COUNT_WINDOW: u32 = (1 << COUNT_BITS) - 1;
+
+fn pack_totals(epoch: u64, failed: u64, slow: u64) -> u64 {
+    (epoch << (2 * COUNT_BITS)) | (failed << COUNT_BITS) | slow
+}
+
+/// The outcomes of the last `size` calls, lock-free: a call costs one `fetch_add` and one
+/// `swap`, plus a CAS on the totals only when the outcome differs from the one it replaces.
+#[derive(Debug)]
+pub(crate) struct CountWindow {
+    head: AtomicU64,
+    totals: AtomicU64,
+    slots: Box<[AtomicU32]>,
+}
+
+impl CountWindow {
+    pub(crate) fn new(size: u32) -> CountWindow {
+        CountWindow {
+            head: AtomicU64::new(0),
+            totals: AtomicU64::new(0),
+            slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// Records an outcome; returns how many calls this epoch has seen, this one included.
+    #[inline]
+    pub(crate) fn record(&self, outcome: u32) -> u64 {
+        let head = self.head.fetch_add(1, Ordering::AcqRel);
+        let epoch = head >> SEQ_BITS;
+        let seq = head & SEQ_MASK;
+        let len = self.slots.len() as u64;
+        let slot = &self.slots[(seq % len) as usize];
+        let tag = (epoch as u32) << 2;
+        let old = slot.swap(tag | outcome, Ordering::AcqRel);
+        // A slot written in another epoch holds nothing of this window.
+        let old = if old >> 2 == epoch as u32 { old & 3 } else { 0 };
+        let seen = seq + 1;
+        if old == outcome {
+            return seen;
+        }
+        let mut current = self.totals.load(Ordering::Acquire);
+        loop {
+            if current >> (2 * COUNT_BITS) != epoch {
+                return seen; // reset meanwhile: this call belongs to a window that is gone
+            }
+            let mut failed = (current >> COUNT_BITS) & COUNT_MASK;
+            let mut slow = current & COUNT_MASK;
+            failed = failed + u64::from(outcome & FAILED) - u64::from(old & FAILED);
+            slow = slow + u64::from((outcome & SLOW) >> 1) - u64::from((old & SLOW) >> 1);
+            let next = pack_totals(epoch, failed & COUNT_MASK, slow & COUNT_MASK);
+            match self.totals.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return seen,
+                Err(actual) => {
+                    current = actual;
+                    keel_core::sync::spin_loop();
+                }
+            }
+        }
+    }
+
+    pub(crate) fn counts(&self) -> Counts {
+        let totals = self.totals.load(Ordering::Acquire);
+        let head = self.head.load(Ordering::Acquire);
+        let calls = (head & SEQ_MASK).min(self.slots.len() as u64);
+        let failed = ((totals >> COUNT_BITS) & COUNT_MASK).min(calls);
+        let slow = (totals & COUNT_MASK).min(calls);
+        Counts {
+            calls,
+            failed,
+            slow,
+        }
+    }
+
+    /// Empties the window. Callers serialize resets (the breaker's transition lock).
+    pub(crate) fn reset(&self) {
+        let epoch = ((self.head.load(Ordering::Acquire) >> SEQ_BITS) + 1) & EPOCH_MASK;
+        // Slots first, so no write of the new epoch is wiped; a late write of the old epoch
+        // leaves a stale tag, which counts as empty. Clearing keeps an untouched slot from
+        // aliasing a future epoch after 2^20 resets.
+        for slot in self.slots.iter() {
+            slot.store(0, Ordering::Release);
+        }
+        // Totals before head: a writer that still draws the old epoch then fails its CAS.
+        self.totals
+            .store(pack_totals(epoch, 0, 0), Ordering::Release);
+        self.head.store(epoch << SEQ_BITS, Ordering::Release);
+    }
+}
+
+/// The outcomes of the last `buckets` × `bucket_nanos` of time, in a ring of buckets with
+/// running totals: a call costs one short lock and O(1) work (amortized: a bucket is cleared
+/// once per lap).
+#[derive(Debug)]
+pub(crate) struct TimeWindow {
+    bucket_nanos: u64,
+    inner: Mutex<TimeRing>,
+}
+
+#[derive(Debug)]
+struct TimeRing {
+    buckets: Box<[Counts]>,
+    /// Absolute index (time / bucket length) of the newest bucket.
+    newest: u64,
+    totals: Counts,
+}
+
+impl TimeRing {
+    fn advance(&mut self, index: u64) {
+        if index <= self.newest {
+            return;
+        }
+        let len = self.buckets.len() as u64;
+        let steps = (index - self.newest).min(len);
+        for step in 1..=steps {
+            let position = ((index - steps + step) % len) as usize;
+            let old = std::mem::take(&mut self.buckets[position]);
+            self.totals.calls -= old.calls;
+            self.totals.failed -= old.failed;
+            self.totals.slow -= old.slow;
+        }
+        self.newest = index;
+    }
+}
+
+impl TimeWindow {
+    pub(crate) fn new(buckets: u32, bucket_nanos: u64) -> TimeWindow {
+        TimeWindow {
+            bucket_nanos,
+            inner: Mutex::new(TimeRing {
+                buckets: vec![Counts::default(); buckets as usize].into_boxed_slice(),
+                newest: 0,
+                totals: Counts::default(),
+            }),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut TimeRing) -> R) -> R {
+        // Nothing panics while the lock is held, so a poisoned lock still guards good data.
+        let mut ring = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut ring)
+    }
+
+    /// Records an outcome observed at `now` and returns the window's counts after it.
+    pub(crate) fn record(&self, now: Instant, outcome: u32) -> Counts {
+        let index = now.as_nanos() / self.bucket_nanos;
+        self.with(|ring| {
+            ring.advance(index);
+            let len = ring.buckets.len() as u64;
+            // A call timed by a thread that lost the race to the lock may land one bucket back.
+            if ring.newest - index < len {
+                let position = (index % len) as usize;
+                let failed = u64::from(outcome & FAILED);
+                let slow = u64::from((outcome & SLOW) >> 1);
+                let bucket = &mut ring.buckets[position];
+                bucket.calls += 1;
+                bucket.failed += failed;
+                bucket.slow += slow;
+                ring.totals.calls += 1;
+                ring.totals.failed += failed;
+                ring.totals.slow += slow;
+            }
+            ring.totals
+        })
+    }
+
+    pub(crate) fn counts(&self, now: Instant) -> Counts {
+        self.with(|ring| {
+            ring.advance(now.as_nanos() / self.bucket_nanos);
+            ring.totals
+        })
+    }
+
+    pub(crate) fn reset(&self) {
+        self.with(|ring| {
+            ring.buckets.iter_mut().for_each(|b| *b = Counts::default());
+            ring.totals = Counts::default();
+        });
+    }
+}
+
+#[cfg(all(test, not(keel_loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    fn model_counts(outcomes: &VecDeque<u32>) -> Counts {
+        Counts {
+            calls: outcomes.len() as u64,
+            failed: outcomes.iter().filter(|o| *o & FAILED != 0).count() as u64,
+            slow: outcomes.iter().filter(|o| *o & SLOW != 0).count() as u64,
+        }
+    }
+
+    #[test]
+    fn count_window_forgets_the_oldest() {
+        let window = CountWindow::new(3);
+        window.record(FAILED);
+        window.record(0);
+        window.record(SLOW);
+        assert_eq!(
+            window.counts(),
+            Counts {
+                calls: 3,
+                failed: 1,
+                slow: 1
+            }
+        );
+        window.record(0); // pushes out the failure
+        assert_eq!(
+            window.counts(),
+            Counts {
+                calls: 3,
+                failed: 0,
+                slow: 1
+            }
+        );
+        window.reset();
+        assert_eq!(window.counts(), Counts::default());
+        window.record(FAILED | SLOW);
+        assert_eq!(
+            window.counts(),
+            Counts {
+                calls: 1,
+                failed: 1,
+                slow: 1
+            }
+        );
+    }
+
+    #[test]
+    fn time_window_expires_buckets() {
+        let window = TimeWindow::new(4, 1_000);
+        window.record(Instant::from_nanos(0), FAILED);
+        window.record(Instant::from_nanos(1_500), 0);
+        assert_eq!(window.counts(Instant::from_nanos(3_999)).calls, 2);
+        assert_eq!(
+            window.counts(Instant::from_nanos(4_000)),
+            Counts {
+                calls: 1,
+                failed: 0,
+                slow: 0
+            }
+        );
+        assert_eq!(
+            window.counts(Instant::from_nanos(100_000)),
+            Counts::default()
+        );
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Record(u32),
+        Reset,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            20 => (0u32..4).prop_map(Op::Record),
+            1 => Just(Op::Reset),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn count_window_matches_a_deque(size in 1u32..12, ops in proptest::collection::vec(op(), 0..200)) {
+            let window = CountWindow::new(size);
+            let mut model = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::Record(outcome) => {
+                        window.record(outcome);
+                        model.push_back(outcome);
+                        if model.len() > size as usize {
+                            model.pop_front();
+                        }
+                    }
+                    Op::Reset => {
+                        window.reset();
+                        model.clear();
+                    }
+                }
+                prop_assert_eq!(window.counts(), model_counts(&model));
+            }
+        }
+
+        #[test]
+        fn time_window_matches_a_list_of_timestamps(
+            buckets in 1u32..8,
+            bucket_nanos in 1u64..50,
+            steps in proptest::collection::vec((0u64..40, 0u32..4, any::<bool>()), 0..150),
+        ) {
+            let window = TimeWindow::new(buckets, bucket_nanos);
+            let mut model: Vec<(u64, u32)> = Vec::new();
+            let mut now = 0u64;
+            for (advance, outcome, reset) in steps {
+                now += advance;
+                if reset {
+                    window.reset();
+                    model.clear();
+                }
+                window.record(Instant::from_nanos(now), outcome);
+                model.push((now, outcome));
+                // The reference: every call whose bucket is one of the last `buckets`.
+                let newest = now / bucket_nanos;
+                let live: VecDeque<u32> = model
+                    .iter()
+                    .filter(|(at, _)| newest - at / bucket_nanos < u64::from(buckets))
+                    .map(|(_, o)| *o)
+                    .collect();
+                prop_assert_eq!(window.counts(Instant::from_nanos(now)), model_counts(&live));
+            }
+        }
+    }
+}
