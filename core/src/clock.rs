@@ -99,7 +99,8 @@ mod tests {
         manual.advance(Duration::from_millis(7));
         assert_eq!(shared.now(), manual.now());
         assert_eq!(boxed.now(), manual.now());
-        assert_eq!((&manual).unix_millis(), manual.unix_millis());
+        let by_ref: &dyn Clock = &manual;
+        assert_eq!(by_ref.unix_millis(), manual.unix_millis());
         assert_eq!(shared.unix_millis(), manual.unix_millis());
     }
 }

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::{Clock, Instant};
 
 /// A clock that reads [`tokio::time::Instant`], so a test that pauses tokio's time
-/// (`#[tokio::test(start_paused = true)]` or [`tokio::time::pause`]) drives it, and
+/// (`#[tokio::test(start_paused = true)]` or `tokio::time::pause`) drives it, and
 /// `tokio::time::sleep` auto-advances it.
 ///
 /// Async blocks (a limiter's `until_ready`, a retry's backoff) sleep with tokio and read time
@@ -21,14 +21,17 @@ use crate::{Clock, Instant};
 /// use keel_core::{Clock, TokioClock};
 /// use std::time::Duration;
 ///
-/// #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// async fn main() {
+/// let runtime = tokio::runtime::Builder::new_current_thread()
+///     .enable_time()
+///     .start_paused(true)
+///     .build()?;
+/// runtime.block_on(async {
 ///     let clock = TokioClock::new();
 ///     let start = clock.now();
 ///     tokio::time::sleep(Duration::from_secs(3600)).await; // returns at once: time is paused
 ///     assert_eq!(clock.now() - start, Duration::from_secs(3600));
-/// }
-/// # main();
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Copy, Clone, Debug)]
 pub struct TokioClock {
