@@ -1,11 +1,87 @@
-//! Rate limiters for one process or a fleet.
+//! Rate limiters for one process or a fleet: GCRA, leaky bucket, fixed window, sliding log
+//! and sliding counter behind one small trait.
 //!
 //! # Overview
 //!
-//! This crate will hold the classic limiters behind one small trait: a token bucket as GCRA
-//! (one lock-free atomic cell), a leaky bucket as meter and shaper, a fixed window, an exact
-//! sliding log and an approximate sliding counter; keyed limiters with bounded memory; async
-//! waiting on tokio; a Redis store running each decision as one Lua script; and a tower layer.
-//! Time comes from [`keel_core::Clock`], so every window is tested without sleeping.
+//! - A [`Quota`] says how many requests per period, and the burst allowed at once; bad ones
+//!   are rejected with a [`QuotaError`] that says what is wrong.
+//! - A [`Limiter<A>`](Limiter) runs one [`Algorithm`] over one state. It answers the
+//!   [`RateLimit`] trait: [`check`](RateLimit::check) and [`check_n`](RateLimit::check_n), all
+//!   or nothing, each returning a [`Decision`] (admitted or not, limit, remaining, reset
+//!   after, retry-after). Asking for more than the limiter could ever admit is its own error,
+//!   [`InsufficientCapacity`], not a denial. The quota can be changed at runtime.
+//! - A [`KeyedLimiter`] keeps one state per key (IP, user, token) with per-key quota
+//!   overrides and bounded memory, without a background task.
+//! - [`Decision::headers`] renders the IETF `RateLimit`/`RateLimit-Policy` fields, legacy
+//!   `X-RateLimit-*` headers and `Retry-After`.
 //!
-//! The algorithms land in later releases; this release reserves the crate.
+//! Time comes from [`keel_core::Clock`], so every window and retry-after is tested with a
+//! [`ManualClock`](keel_core::ManualClock) instead of sleeping.
+//!
+//! # Example
+//!
+//! ```
+//! use keel_rate_limit::{Gcra, KeyedLimiter, Limiter, Quota, RateLimit};
+//!
+//! // One quota for the whole process: 100 requests per second, bursts of 10.
+//! let global = Limiter::<Gcra>::new(Quota::per_second(100)?.with_burst(10)?);
+//! let decision = global.check();
+//! assert!(decision.is_allowed());
+//!
+//! // One per client IP: 60 per minute.
+//! let per_ip = KeyedLimiter::<&str, Gcra>::new(Quota::per_minute(60)?);
+//! assert!(per_ip.check_key(&"10.0.0.1").is_allowed());
+//! assert!(per_ip.check_key_n(&"10.0.0.2", 61).is_err()); // never satisfiable
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The algorithms and their bounds
+//!
+//! Each bound is the most requests the algorithm can admit in *any* window of the quota's
+//! period (half-open, at any offset), whatever the arrivals. The crate's property tests drive
+//! each algorithm with random arrivals on a manual clock and check its bound against a
+//! reference count of the admissions.
+//!
+//! | algorithm | state per key | most admitted in any `period` | retry-after |
+//! |---|---|---|---|
+//! | [`Gcra`] (token bucket) | one `AtomicU64`, lock-free | `burst + limit − 1` | exact |
+//! | [`LeakyBucket`] (meter) | level + time, mutex | `burst + limit − 1` (same decisions as GCRA) | exact |
+//! | [`FixedWindow`] | start + count, mutex | `2·limit` (at a window boundary) | next window |
+//! | [`SlidingLog`] | one entry per admission instant | `limit` (exact) | exact |
+//! | [`SlidingCounter`] (Cloudflare's) | start + two counts, mutex | `2·limit − 1` (adversarial) | exact for its estimate |
+//!
+//! Retry-after is computed in integer nanoseconds and rounded up: a request retried after
+//! exactly that long is admitted if nothing else arrived.
+//!
+//! # Crate features
+//!
+//! - `tokio`: `until_ready` / `until_n_ready` with optional jitter, and the leaky bucket
+//!   `Shaper` whose callers wait in FIFO order.
+
+mod algorithm;
+mod decision;
+mod error;
+mod fixed_window;
+mod gcra;
+mod headers;
+mod keyed;
+mod leaky_bucket;
+mod limiter;
+mod quota;
+mod rate_limit;
+mod sliding_counter;
+mod sliding_log;
+
+pub use algorithm::Algorithm;
+pub use decision::Decision;
+pub use error::InsufficientCapacity;
+pub use fixed_window::{FixedWindow, FixedWindowState};
+pub use gcra::{Gcra, GcraState};
+pub use headers::HeaderStyle;
+pub use keyed::{KeyedLimiter, KeyedLimiterBuilder, KeyedLimiterError};
+pub use leaky_bucket::{LeakyBucket, LeakyBucketState};
+pub use limiter::Limiter;
+pub use quota::{Quota, QuotaError};
+pub use rate_limit::RateLimit;
+pub use sliding_counter::{SlidingCounter, SlidingCounterState};
+pub use sliding_log::{SlidingLog, SlidingLogState};

@@ -1,0 +1,152 @@
+//! `Decision`: the answer to one check, with what a caller needs to answer its client.
+
+use std::time::Duration;
+
+use crate::Quota;
+
+/// The outcome of a check: admitted or denied, and the numbers a server puts in its response.
+///
+/// - [`limit`](Decision::limit) and [`window`](Decision::window): the quota's policy.
+/// - [`remaining`](Decision::remaining): how many more single requests would be admitted right
+///   now.
+/// - [`reset_after`](Decision::reset_after): when the limiter is back to fresh (full burst).
+/// - [`retry_after`](Decision::retry_after): for a denial, the time until the same request
+///   would be admitted if nothing else arrives. It is exact to the nanosecond and rounded up,
+///   never early: a retry after exactly this long succeeds.
+///
+/// [`headers`](Decision::headers) renders these as HTTP headers.
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_second(2)?, clock.clone());
+/// assert!(limiter.check().is_allowed());
+/// assert!(limiter.check().is_allowed());
+/// let denied = limiter.check();
+/// assert!(denied.is_denied());
+/// assert_eq!(denied.remaining(), 0);
+/// assert_eq!(denied.retry_after(), Some(Duration::from_millis(500)));
+///
+/// clock.advance(Duration::from_millis(500));
+/// assert!(limiter.check().is_allowed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[must_use = "a decision says whether the request may proceed"]
+pub struct Decision {
+    allowed: bool,
+    limit: u32,
+    remaining: u32,
+    window: Duration,
+    reset_after: Duration,
+    retry_after: Duration,
+}
+
+impl Decision {
+    pub(crate) fn allow(quota: &Quota, remaining: u64, reset_after_nanos: u64) -> Decision {
+        Decision {
+            allowed: true,
+            limit: quota.limit(),
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            window: quota.period(),
+            reset_after: Duration::from_nanos(reset_after_nanos),
+            retry_after: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn deny(
+        quota: &Quota,
+        remaining: u64,
+        reset_after_nanos: u64,
+        retry_after_nanos: u64,
+    ) -> Decision {
+        Decision {
+            allowed: false,
+            limit: quota.limit(),
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            window: quota.period(),
+            reset_after: Duration::from_nanos(reset_after_nanos),
+            // A denial always waits at least a nanosecond, so `retry_after()` is never zero.
+            retry_after: Duration::from_nanos(retry_after_nanos.max(1)),
+        }
+    }
+
+    /// Builds a decision from its parts, for stores outside this crate (and tests).
+    ///
+    /// A denial's `retry_after` is raised to at least one nanosecond; an admission's is
+    /// ignored.
+    ///
+    /// ```
+    /// # use keel_rate_limit::Decision;
+    /// # use std::time::Duration;
+    /// let d = Decision::from_parts(false, 10, 0, Duration::from_secs(60), Duration::from_secs(5), Duration::ZERO);
+    /// assert_eq!(d.retry_after(), Some(Duration::from_nanos(1)));
+    /// ```
+    pub fn from_parts(
+        allowed: bool,
+        limit: u32,
+        remaining: u32,
+        window: Duration,
+        reset_after: Duration,
+        retry_after: Duration,
+    ) -> Decision {
+        Decision {
+            allowed,
+            limit,
+            remaining,
+            window,
+            reset_after,
+            retry_after: if allowed {
+                Duration::ZERO
+            } else {
+                retry_after.max(Duration::from_nanos(1))
+            },
+        }
+    }
+
+    /// Whether the request was admitted (and its cells taken).
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// Whether the request was denied (nothing was taken).
+    pub fn is_denied(&self) -> bool {
+        !self.allowed
+    }
+
+    /// The quota's limit: requests per [`window`](Decision::window).
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// How many more single requests would be admitted right now, after this decision.
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// The quota's period, the window its limit applies to.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Time until the limiter is fresh again (all of its capacity back) if nothing arrives.
+    pub fn reset_after(&self) -> Duration {
+        self.reset_after
+    }
+
+    /// For a denial, the time until the same request would be admitted if nothing else
+    /// arrives; `None` for an admission. Never zero and never early.
+    pub fn retry_after(&self) -> Option<Duration> {
+        (!self.allowed).then_some(self.retry_after)
+    }
+}
+
+/// `Duration` as whole seconds, rounded up: a client told to wait this long is never early.
+pub(crate) fn ceil_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}

@@ -1,0 +1,381 @@
+//! `KeyedLimiter`: one limiter state per key, with bounded memory and no background task.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use crossbeam_utils::atomic::AtomicCell;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use keel_core::{Clock, Instant, SystemClock};
+use parking_lot::Mutex;
+
+use crate::{Algorithm, Decision, Gcra, InsufficientCapacity, Quota};
+
+/// Below this many keys a keyed limiter does not sweep.
+const MIN_SWEEP: usize = 1024;
+
+/// One rate limiter per key (IP, user, API token) over a concurrent map, with per-key quota
+/// overrides.
+///
+/// **Bounded memory, no background task.** A key whose state is back to fresh (its bucket
+/// full, its windows empty) behaves exactly as a key never seen, so dropping it changes no
+/// decision. The limiter drops such keys on its own: when a new key arrives and the map has
+/// doubled since the last sweep, the inserting caller sweeps the map once. So without a cap
+/// the map holds at most about twice the keys that are not fresh (and at least 1024 before any
+/// sweep), and the sweep costs O(1) amortized per new key.
+///
+/// **Hard cap.** With [`max_keys`](KeyedLimiterBuilder::max_keys) the map never holds more
+/// than that many keys (plus at most one per thread inserting at that very moment). At the cap
+/// a sweep drops fresh keys first; only if that leaves the map above 7/8 of the cap does it
+/// forget keys that are still limiting, which lets those keys start over (counted by
+/// [`evicted_live`](KeyedLimiter::evicted_live)). Size the cap above your live key count and
+/// that never happens.
+///
+/// Per-key quota overrides live in their own map, so they survive a key's state being dropped.
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+///
+/// let limiter = KeyedLimiter::<String, Gcra>::builder(Quota::per_minute(2)?)
+///     .max_keys(100_000)
+///     .clock(ManualClock::new())
+///     .build()?;
+/// limiter.set_key_quota("admin".to_string(), Quota::per_minute(1000)?);
+///
+/// assert!(limiter.check_key("alice").is_allowed());
+/// assert!(limiter.check_key("alice").is_allowed());
+/// assert!(limiter.check_key("alice").is_denied());
+/// assert!(limiter.check_key("bob").is_allowed()); // keys are independent
+/// assert!(limiter.check_key_n("admin", 500)?.is_allowed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct KeyedLimiter<K, A: Algorithm = Gcra, C: Clock = SystemClock>
+where
+    K: Hash + Eq,
+{
+    map: DashMap<K, A::State>,
+    overrides: DashMap<K, Quota>,
+    has_overrides: AtomicBool,
+    quota: AtomicCell<Quota>,
+    clock: C,
+    max_keys: Option<usize>,
+    // Keys in `map`, counted on insert and sweep so the hot path never locks every shard.
+    len: AtomicUsize,
+    next_sweep: AtomicUsize,
+    sweeping: Mutex<()>,
+    evicted_fresh: AtomicU64,
+    evicted_live: AtomicU64,
+}
+
+/// Configures a [`KeyedLimiter`]; made by [`KeyedLimiter::builder`].
+pub struct KeyedLimiterBuilder<K, A: Algorithm = Gcra, C: Clock = SystemClock> {
+    quota: Quota,
+    clock: C,
+    max_keys: Option<usize>,
+    _marker: PhantomData<fn(K) -> A>,
+}
+
+/// A [`KeyedLimiterBuilder`] setting that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyedLimiterError {
+    /// `max_keys(0)`: a keyed limiter must be able to hold at least one key.
+    ZeroMaxKeys,
+}
+
+impl fmt::Display for KeyedLimiterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyedLimiterError::ZeroMaxKeys => f.write_str("max_keys must be > 0"),
+        }
+    }
+}
+
+impl std::error::Error for KeyedLimiterError {}
+
+impl<K, A: Algorithm, C: Clock> KeyedLimiterBuilder<K, A, C>
+where
+    K: Hash + Eq + Send + Sync,
+{
+    /// A hard cap on the number of keys held (see [`KeyedLimiter`] for what happens there).
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = Some(max_keys);
+        self
+    }
+
+    /// Reads time from `clock` instead of the system clock.
+    pub fn clock<C2: Clock>(self, clock: C2) -> KeyedLimiterBuilder<K, A, C2> {
+        KeyedLimiterBuilder {
+            quota: self.quota,
+            clock,
+            max_keys: self.max_keys,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Builds the limiter.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyedLimiterError::ZeroMaxKeys`] if `max_keys(0)` was set.
+    pub fn build(self) -> Result<KeyedLimiter<K, A, C>, KeyedLimiterError> {
+        if self.max_keys == Some(0) {
+            return Err(KeyedLimiterError::ZeroMaxKeys);
+        }
+        let first_sweep = self.max_keys.map_or(MIN_SWEEP, |cap| cap.min(MIN_SWEEP));
+        Ok(KeyedLimiter {
+            map: DashMap::new(),
+            overrides: DashMap::new(),
+            has_overrides: AtomicBool::new(false),
+            quota: AtomicCell::new(self.quota),
+            clock: self.clock,
+            max_keys: self.max_keys,
+            len: AtomicUsize::new(0),
+            next_sweep: AtomicUsize::new(first_sweep),
+            sweeping: Mutex::new(()),
+            evicted_fresh: AtomicU64::new(0),
+            evicted_live: AtomicU64::new(0),
+        })
+    }
+}
+
+impl<K, A: Algorithm> KeyedLimiter<K, A>
+where
+    K: Hash + Eq + Send + Sync,
+{
+    /// A keyed limiter on the system clock with no cap on keys (fresh keys are still dropped).
+    pub fn new(quota: Quota) -> KeyedLimiter<K, A> {
+        KeyedLimiter {
+            map: DashMap::new(),
+            overrides: DashMap::new(),
+            has_overrides: AtomicBool::new(false),
+            quota: AtomicCell::new(quota),
+            clock: SystemClock,
+            max_keys: None,
+            len: AtomicUsize::new(0),
+            next_sweep: AtomicUsize::new(MIN_SWEEP),
+            sweeping: Mutex::new(()),
+            evicted_fresh: AtomicU64::new(0),
+            evicted_live: AtomicU64::new(0),
+        }
+    }
+
+    /// A builder, for a cap on keys or another clock.
+    pub fn builder(quota: Quota) -> KeyedLimiterBuilder<K, A> {
+        KeyedLimiterBuilder {
+            quota,
+            clock: SystemClock,
+            max_keys: None,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<K, A: Algorithm, C: Clock> KeyedLimiter<K, A, C>
+where
+    K: Hash + Eq + Send + Sync,
+{
+    /// Decides one request for `key`.
+    pub fn check_key<Q>(&self, key: &Q) -> Decision
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        match self.check_key_n(key, 1) {
+            Ok(decision) => decision,
+            // Every quota holds at least one cell, so this arm is never taken.
+            Err(_) => {
+                let quota = self.quota_for(key);
+                Decision::deny(&quota, 0, 0, quota.period_nanos())
+            }
+        }
+    }
+
+    /// Decides `n` cells for `key`, all or nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`InsufficientCapacity`] if `n` exceeds what the key's quota could ever admit at once.
+    pub fn check_key_n<Q>(&self, key: &Q, n: u32) -> Result<Decision, InsufficientCapacity>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let quota = self.quota_for(key);
+        let capacity = A::capacity(&quota);
+        if n > capacity {
+            return Err(InsufficientCapacity::new(n, capacity));
+        }
+        let now = self.clock.now();
+        if let Some(state) = self.map.get(key) {
+            return Ok(A::decide(&quota, &state, now, n));
+        }
+        if self.len.load(Ordering::Relaxed) >= self.next_sweep.load(Ordering::Relaxed) {
+            self.sweep(now);
+        }
+        let decision = match self.map.entry(key.to_owned()) {
+            Entry::Occupied(entry) => A::decide(&quota, entry.get(), now, n),
+            Entry::Vacant(entry) => {
+                let state = entry.insert(A::State::default());
+                self.len.fetch_add(1, Ordering::Relaxed);
+                A::decide(&quota, &state, now, n)
+            }
+        };
+        Ok(decision)
+    }
+
+    /// The quota for `key`: its override, or the default.
+    pub fn quota_for<Q>(&self, key: &Q) -> Quota
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.has_overrides.load(Ordering::Acquire)
+            && let Some(quota) = self.overrides.get(key)
+        {
+            return *quota;
+        }
+        self.quota.load()
+    }
+
+    /// The default quota.
+    pub fn quota(&self) -> Quota {
+        self.quota.load()
+    }
+
+    /// Replaces the default quota at runtime; keys with an override keep theirs.
+    pub fn set_quota(&self, quota: Quota) {
+        self.quota.store(quota);
+    }
+
+    /// Gives `key` its own quota from the next decision on.
+    pub fn set_key_quota(&self, key: K, quota: Quota) {
+        self.overrides.insert(key, quota);
+        self.has_overrides.store(true, Ordering::Release);
+    }
+
+    /// Removes `key`'s override, returning it; the key goes back to the default quota.
+    pub fn remove_key_quota<Q>(&self, key: &Q) -> Option<Quota>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.overrides.remove(key).map(|(_, quota)| quota)
+    }
+
+    /// The number of keys held now (locks each shard briefly).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// How many fresh keys have been dropped (with no change in behaviour).
+    pub fn evicted_fresh(&self) -> u64 {
+        self.evicted_fresh.load(Ordering::Relaxed)
+    }
+
+    /// How many keys that were still limiting were forgotten because the hard cap was reached
+    /// with too few fresh keys to drop. Zero unless the cap is below the live key count.
+    pub fn evicted_live(&self) -> u64 {
+        self.evicted_live.load(Ordering::Relaxed)
+    }
+
+    /// Drops every key that is fresh at the clock's current time, now. The limiter also does
+    /// this on its own as keys arrive; calling it is never needed for correctness.
+    pub fn retain_recent(&self) {
+        let _guard = self.sweeping.lock();
+        self.drop_fresh(self.clock.now());
+        self.reset_sweep_mark();
+    }
+
+    fn drop_fresh(&self, now: Instant) {
+        let mut dropped = 0usize;
+        let default = self.quota.load();
+        let with_overrides = self.has_overrides.load(Ordering::Acquire);
+        self.map.retain(|key, state| {
+            let quota = if with_overrides {
+                self.overrides.get(key).map_or(default, |q| *q)
+            } else {
+                default
+            };
+            let fresh = A::is_fresh(&quota, state, now);
+            dropped += usize::from(fresh);
+            !fresh
+        });
+        self.len.fetch_sub(dropped, Ordering::Relaxed);
+        self.evicted_fresh
+            .fetch_add(dropped as u64, Ordering::Relaxed);
+    }
+
+    fn sweep(&self, now: Instant) {
+        let _guard = self.sweeping.lock();
+        if self.len.load(Ordering::Relaxed) < self.next_sweep.load(Ordering::Relaxed) {
+            return; // another caller swept while this one waited
+        }
+        self.drop_fresh(now);
+        if let Some(cap) = self.max_keys {
+            let low_water = cap - (cap / 8).max(1);
+            let len = self.len.load(Ordering::Relaxed);
+            if len > low_water {
+                let mut excess = len - low_water;
+                let mut dropped = 0usize;
+                self.map.retain(|_, _| {
+                    if excess == 0 {
+                        return true;
+                    }
+                    excess -= 1;
+                    dropped += 1;
+                    false
+                });
+                self.len.fetch_sub(dropped, Ordering::Relaxed);
+                self.evicted_live
+                    .fetch_add(dropped as u64, Ordering::Relaxed);
+            }
+        }
+        self.reset_sweep_mark();
+    }
+
+    fn reset_sweep_mark(&self) {
+        let len = self.len.load(Ordering::Relaxed);
+        let mut mark = (2 * len).max(MIN_SWEEP);
+        if let Some(cap) = self.max_keys {
+            mark = mark.min(cap);
+        }
+        self.next_sweep.store(mark, Ordering::Relaxed);
+    }
+}
+
+impl<K, A: Algorithm, C: Clock> fmt::Debug for KeyedLimiter<K, A, C>
+where
+    K: Hash + Eq,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedLimiter")
+            .field("algorithm", &std::any::type_name::<A>())
+            .field("quota", &self.quota.load())
+            .field("keys", &self.len.load(Ordering::Relaxed))
+            .field("max_keys", &self.max_keys)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, A: Algorithm, C: Clock + fmt::Debug> fmt::Debug for KeyedLimiterBuilder<K, A, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedLimiterBuilder")
+            .field("quota", &self.quota)
+            .field("max_keys", &self.max_keys)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}

@@ -1,0 +1,96 @@
+//! `Limiter`: one algorithm's state, a quota and a clock.
+
+use std::fmt;
+
+use crossbeam_utils::atomic::AtomicCell;
+use keel_core::{Clock, SystemClock};
+
+use crate::{Algorithm, Decision, InsufficientCapacity, Quota, RateLimit};
+
+/// A single rate limiter: algorithm `A` over one state, reading time from `C`.
+///
+/// `Limiter<Gcra>` is the lock-free token bucket on the system clock; tests pass a
+/// [`ManualClock`](keel_core::ManualClock) to [`with_clock`](Limiter::with_clock). Share it
+/// between threads behind an `Arc` (or a `&`); every method takes `&self`. The quota can be
+/// changed while it runs ([`RateLimit::set_quota`]).
+///
+/// # Example
+///
+/// ```
+/// use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
+///
+/// let limiter = Limiter::<Gcra>::new(Quota::per_second(50)?);
+/// let decision = limiter.check();
+/// assert!(decision.is_allowed());
+/// assert_eq!(decision.remaining(), 49);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Limiter<A: Algorithm, C: Clock = SystemClock> {
+    state: A::State,
+    // Read on every check without a lock (a seqlock for types wider than a word); written
+    // only by `set_quota`.
+    quota: AtomicCell<Quota>,
+    clock: C,
+}
+
+impl<A: Algorithm> Limiter<A> {
+    /// A fresh limiter on the system clock.
+    pub fn new(quota: Quota) -> Limiter<A> {
+        Limiter::with_clock(quota, SystemClock)
+    }
+}
+
+impl<A: Algorithm, C: Clock> Limiter<A, C> {
+    /// A fresh limiter reading time from `clock`.
+    ///
+    /// ```
+    /// # use keel_core::ManualClock;
+    /// # use keel_rate_limit::{Limiter, Quota, RateLimit, SlidingLog};
+    /// let limiter = Limiter::<SlidingLog, _>::with_clock(Quota::per_hour(1)?, ManualClock::new());
+    /// assert!(limiter.check().is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_clock(quota: Quota, clock: C) -> Limiter<A, C> {
+        Limiter {
+            state: A::State::default(),
+            quota: AtomicCell::new(quota),
+            clock,
+        }
+    }
+
+    /// The clock this limiter reads.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+}
+
+impl<A: Algorithm, C: Clock> RateLimit for Limiter<A, C> {
+    #[inline]
+    fn check_n(&self, n: u32) -> Result<Decision, InsufficientCapacity> {
+        let quota = self.quota.load();
+        let capacity = A::capacity(&quota);
+        if n > capacity {
+            return Err(InsufficientCapacity::new(n, capacity));
+        }
+        Ok(A::decide(&quota, &self.state, self.clock.now(), n))
+    }
+
+    fn quota(&self) -> Quota {
+        self.quota.load()
+    }
+
+    fn set_quota(&self, quota: Quota) {
+        self.quota.store(quota);
+    }
+}
+
+impl<A: Algorithm, C: Clock> fmt::Debug for Limiter<A, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("algorithm", &std::any::type_name::<A>())
+            .field("quota", &self.quota.load())
+            .field("state", &self.state)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}

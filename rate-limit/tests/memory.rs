@@ -1,0 +1,71 @@
+//! Bytes per key of a keyed limiter, measured with a counting allocator.
+//!
+//! Run with `cargo test -p keel-rate-limit --test memory -- --nocapture` to see the table.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use keel_core::ManualClock;
+use keel_rate_limit::{
+    Algorithm, FixedWindow, Gcra, KeyedLimiter, LeakyBucket, Quota, SlidingCounter, SlidingLog,
+};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts the bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const KEYS: u64 = 200_000;
+
+fn bytes_per_key<A: Algorithm>() -> f64 {
+    let before = LIVE.load(Ordering::Relaxed);
+    let limiter = KeyedLimiter::<u64, A>::builder(Quota::per_hour(10).unwrap())
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    for key in 0..KEYS {
+        assert!(limiter.check_key(&key).is_allowed());
+    }
+    assert_eq!(limiter.len(), KEYS as usize);
+    let after = LIVE.load(Ordering::Relaxed);
+    drop(limiter);
+    (after - before) as f64 / KEYS as f64
+}
+
+#[test]
+fn bytes_per_key_stay_small() {
+    // One test, so no other test allocates while this one counts.
+    let rows = [
+        ("Gcra", bytes_per_key::<Gcra>(), 64.0),
+        ("LeakyBucket", bytes_per_key::<LeakyBucket>(), 96.0),
+        ("FixedWindow", bytes_per_key::<FixedWindow>(), 96.0),
+        ("SlidingCounter", bytes_per_key::<SlidingCounter>(), 96.0),
+        ("SlidingLog", bytes_per_key::<SlidingLog>(), 192.0),
+    ];
+    println!("| algorithm | bytes per key (u64 keys, {KEYS} keys) |\n|---|---|");
+    for (name, bytes, _) in rows {
+        println!("| {name} | {bytes:.1} |");
+    }
+    for (name, bytes, most) in rows {
+        assert!(
+            bytes > 8.0 && bytes <= most,
+            "{name}: {bytes:.1} bytes per key, expected at most {most}"
+        );
+    }
+}
