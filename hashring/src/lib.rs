@@ -35,6 +35,7 @@
 //! | [`Rendezvous`] | `O(n)` | member list | yes | yes | ideal `w / W` |
 //! | [`Maglev`] | `O(1)`, one table read | 4 B per slot (65,537 slots) | yes | yes | ideal plus ~0.6 % of keys |
 //! | [`MultiProbe`] | `k` binary searches (`k = 21`) | 12 B per node | no | yes | ideal `1/n` |
+//! | [`Ketama`] | binary search over 32-bit points | 8 B per point | yes | yes | ideal, as libketama |
 //! | [`BoundedLoads`] | ring walk to the first node under the cap | ring + 8 B per node | yes | yes | `O(1/ε²)` × ideal |
 //!
 //! Balance (peak-to-mean load): the ring's heaviest node exceeds the mean by about
@@ -61,6 +62,7 @@ mod bounded;
 mod consistent_hash;
 mod error;
 mod jump;
+mod ketama;
 mod key;
 mod maglev;
 mod members;
@@ -72,6 +74,7 @@ pub use bounded::BoundedLoads;
 pub use consistent_hash::ConsistentHash;
 pub use error::Error;
 pub use jump::JumpHash;
+pub use ketama::{Ketama, KetamaVariant, ketama_hash, libmemcached_label};
 pub use key::{StableHash, hash_key};
 pub use maglev::{DEFAULT_TABLE_SIZE, Maglev, MaglevBuilder};
 pub use multi_probe::{DEFAULT_PROBES, MultiProbe, MultiProbeBuilder};

@@ -1,0 +1,317 @@
+//! A ketama continuum bit-exact with libketama, libmemcached's weighted ketama and twemproxy.
+
+use core::hash::Hasher;
+
+use md5::{Digest, Md5};
+
+use crate::consistent_hash::{ConsistentHash, Distinct};
+use crate::error::Error;
+use crate::key::StableHash;
+
+/// Which implementation's point counts to reproduce.
+///
+/// All three hash `"<label>-<i>"` with MD5 for `i = 0, 1, ...`, take four little-endian
+/// 32-bit points from each digest, sort the points and give a key (hashed with MD5, first
+/// four bytes little-endian) to the first point at or after it. They differ only in how
+/// many digests a server of weight `w` gets out of total weight `W` with `n` servers:
+///
+/// | variant | digests per server (C float arithmetic, reproduced exactly) |
+/// |---|---|
+/// | [`Libketama`](Self::Libketama) | `floorf((float)(w/W) * 40.0 * (float)n)` |
+/// | [`Libmemcached`](Self::Libmemcached) | `floor((float)((float)(w/W) * 160 / 4 * (float)n + 1e-10))` |
+/// | [`Twemproxy`](Self::Twemproxy) | same as libmemcached (`nc_ketama.c`) |
+///
+/// At equal weights each usually gives 40 digests, 160 points per server; the float
+/// arithmetic of libmemcached and twemproxy gives 39 at some server counts (100, for one),
+/// and this crate reproduces that too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KetamaVariant {
+    /// last.fm's libketama (`ketama.c`); labels are `host:port`.
+    Libketama,
+    /// libmemcached with `MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED`; labels are `host` on the
+    /// default port 11211 and `host:port` otherwise (see [`libmemcached_label`]).
+    Libmemcached,
+    /// twemproxy (nutcracker) with `distribution: ketama` and `hash: md5`; labels are the
+    /// server's name in the pool configuration, `host:port` unless one is given.
+    Twemproxy,
+}
+
+/// The label libmemcached hashes for a server: `host` on port 11211, else `host:port`.
+///
+/// ```
+/// use keel_hashring::libmemcached_label;
+///
+/// assert_eq!(libmemcached_label("10.0.1.1", 11211), "10.0.1.1");
+/// assert_eq!(libmemcached_label("10.0.1.1", 11212), "10.0.1.1:11212");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn libmemcached_label(host: &str, port: u16) -> String {
+    if port == 11211 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// A ketama continuum: maps memcached keys to the same servers as libketama, libmemcached's
+/// weighted ketama or twemproxy (choose with [`KetamaVariant`]).
+///
+/// Servers are kept in the order added, as the C libraries keep their server list; that
+/// order only breaks ties between equal points (rare: 32-bit points), which are kept in
+/// server order as glibc's merge-sort `qsort` keeps them. Keys hash with MD5 here, not
+/// SipHash: [`ConsistentHash::key_hash`] is overridden, so [`ConsistentHash::node`] on a
+/// string key gives the libraries' answer. Any membership change rebuilds the continuum,
+/// since every server's point count depends on `n` and the total weight.
+///
+/// # Example
+///
+/// ```
+/// use keel_hashring::{ConsistentHash, Ketama, KetamaVariant};
+///
+/// let mut ketama = Ketama::new(KetamaVariant::Libketama);
+/// ketama.add("10.0.1.1:11211", 600)?;
+/// ketama.add("10.0.1.2:11211", 300)?;
+/// ketama.add("10.0.1.3:11211", 200)?;
+/// let server = ketama.node("user:42").ok_or("no servers")?;
+/// assert!(server.starts_with("10.0.1."));
+/// assert_eq!(ketama.points(), 4 * (65 + 32 + 21)); // floorf(w/W * 40 * 3) digests each
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Ketama<N> {
+    variant: KetamaVariant,
+    servers: Vec<N>,
+    weights: Vec<u32>,
+    points: Vec<u32>,
+    owners: Vec<u32>,
+}
+
+/// The first four little-endian bytes of the MD5 of `key`: ketama's key hash.
+///
+/// ```
+/// // The MD5 of "" is d41d8cd98f00b204..., so the hash is 0xd98c1dd4.
+/// assert_eq!(keel_hashring::ketama_hash(b""), 0xd98c_1dd4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn ketama_hash(key: &[u8]) -> u32 {
+    let digest = Md5::digest(key);
+    u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// Feeds a key's stable bytes to MD5.
+struct Md5Hasher(Md5);
+
+impl Hasher for Md5Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from(u32::from_le_bytes([
+            digest[0], digest[1], digest[2], digest[3],
+        ]))
+    }
+}
+
+/// Digests (of four points each) a server of weight `w` gets.
+fn digests(variant: KetamaVariant, weight: u32, total: u64, servers: usize) -> u32 {
+    let pct = weight as f32 / total as f32;
+    let n = servers as f32;
+    match variant {
+        // `pct * 40.0 * (float)n`: pct promoted to double, product rounded to float.
+        KetamaVariant::Libketama => ((f64::from(pct) * 40.0 * f64::from(n)) as f32).floor() as u32,
+        // `pct * 160 / 4 * (float)n` in float, `+ 1e-10` in double, cast back to float.
+        KetamaVariant::Libmemcached | KetamaVariant::Twemproxy => {
+            let t = pct * 160.0 / 4.0 * n;
+            ((f64::from(t) + 0.000_000_000_1) as f32).floor() as u32
+        }
+    }
+}
+
+impl<N> Ketama<N> {
+    /// An empty continuum reproducing `variant`.
+    pub fn new(variant: KetamaVariant) -> Self {
+        Self {
+            variant,
+            servers: Vec::new(),
+            weights: Vec::new(),
+            points: Vec::new(),
+            owners: Vec::new(),
+        }
+    }
+
+    /// The variant reproduced.
+    pub fn variant(&self) -> KetamaVariant {
+        self.variant
+    }
+
+    /// Servers and weights in the order added.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&N, u32)> + '_ {
+        self.servers.iter().zip(self.weights.iter().copied())
+    }
+
+    /// The number of points on the continuum.
+    pub fn points(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.points.capacity() * 4
+            + self.owners.capacity() * 4
+            + self.servers.capacity() * core::mem::size_of::<N>()
+            + self.weights.capacity() * 4
+    }
+
+    /// Position of the first point at or after `hash`, wrapping to 0.
+    #[inline]
+    fn position(&self, hash: u32) -> usize {
+        let pos = self.points.partition_point(|&p| p < hash);
+        if pos == self.points.len() { 0 } else { pos }
+    }
+}
+
+impl<N: AsRef<str> + Eq> Ketama<N> {
+    /// Adds `server` (its label is the string hashed, see [`KetamaVariant`]) with `weight`
+    /// (libketama's memory, or the configured weight) and rebuilds the continuum.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroWeight`], [`Error::EmptyServerName`] or [`Error::DuplicateNode`].
+    pub fn add(&mut self, server: N, weight: u32) -> Result<(), Error> {
+        if weight == 0 {
+            return Err(Error::ZeroWeight);
+        }
+        if server.as_ref().is_empty() {
+            return Err(Error::EmptyServerName);
+        }
+        if self.servers.contains(&server) {
+            return Err(Error::DuplicateNode);
+        }
+        self.servers.push(server);
+        self.weights.push(weight);
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Removes `server` and rebuilds; returns whether it was a member.
+    pub fn remove(&mut self, server: &N) -> bool {
+        let Some(at) = self.servers.iter().position(|s| s == server) else {
+            return false;
+        };
+        self.servers.remove(at);
+        self.weights.remove(at);
+        self.rebuild();
+        true
+    }
+
+    fn rebuild(&mut self) {
+        let total: u64 = self.weights.iter().map(|&w| u64::from(w)).sum();
+        let n = self.servers.len();
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut label = String::new();
+        for (i, (server, &weight)) in self.servers.iter().zip(&self.weights).enumerate() {
+            for d in 0..digests(self.variant, weight, total, n) {
+                label.clear();
+                label.push_str(server.as_ref());
+                label.push('-');
+                label.push_str(&d.to_string());
+                let digest = Md5::digest(label.as_bytes());
+                for h in 0..4 {
+                    let b = &digest[h * 4..h * 4 + 4];
+                    pairs.push((u32::from_le_bytes([b[0], b[1], b[2], b[3]]), i as u32));
+                }
+            }
+        }
+        // Stable: equal points stay in server order, as with glibc's merge-sort qsort.
+        pairs.sort_by_key(|p| p.0);
+        self.points = pairs.iter().map(|p| p.0).collect();
+        self.owners = pairs.iter().map(|p| p.1).collect();
+    }
+}
+
+impl<N> ConsistentHash for Ketama<N> {
+    type Node = N;
+
+    fn len(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// MD5 of the key's stable bytes, first four bytes little-endian: for `str` and
+    /// `[u8]` keys this is exactly ketama's key hash.
+    fn key_hash<K: StableHash + ?Sized>(&self, key: &K) -> u64 {
+        let mut state = Md5Hasher(Md5::new());
+        key.stable_hash(&mut state);
+        state.finish()
+    }
+
+    /// `hash` is a ketama hash ([`ketama_hash`]); bits above the low 32 are ignored.
+    #[inline]
+    fn node_for_hash(&self, hash: u64) -> Option<&N> {
+        if self.points.is_empty() {
+            return None;
+        }
+        let pos = self.position(hash as u32);
+        Some(&self.servers[self.owners[pos] as usize])
+    }
+
+    fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
+        let mut distinct = Distinct::new(out, self.servers.len());
+        if self.points.is_empty() {
+            return 0;
+        }
+        let start = self.position(hash as u32);
+        let len = self.points.len();
+        for step in 0..len {
+            if distinct.full() {
+                break;
+            }
+            distinct.push(&self.servers[self.owners[(start + step) % len] as usize]);
+        }
+        distinct.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_weights_give_40_digests_but_for_float_rounding() {
+        for variant in [
+            KetamaVariant::Libketama,
+            KetamaVariant::Libmemcached,
+            KetamaVariant::Twemproxy,
+        ] {
+            for n in [1usize, 3, 7, 10] {
+                assert_eq!(digests(variant, 1, n as u64, n), 40, "{variant:?} n={n}");
+            }
+        }
+        // 1/100 in float times 40 times 100 is 39.999996 in float arithmetic.
+        assert_eq!(digests(KetamaVariant::Libmemcached, 1, 100, 100), 39);
+        assert_eq!(digests(KetamaVariant::Twemproxy, 1, 100, 100), 39);
+        assert_eq!(digests(KetamaVariant::Libketama, 1, 100, 100), 40);
+    }
+
+    #[test]
+    fn key_hash_is_md5_of_the_key_bytes() {
+        let ketama: Ketama<&str> = Ketama::new(KetamaVariant::Libketama);
+        assert_eq!(ketama.key_hash("abc"), u64::from(ketama_hash(b"abc")));
+        // MD5("abc") = 900150983cd24fb0...
+        assert_eq!(ketama_hash(b"abc"), 0x9850_0190);
+    }
+
+    #[test]
+    fn rejects_bad_servers() {
+        let mut k = Ketama::new(KetamaVariant::Twemproxy);
+        assert_eq!(k.add("", 1), Err(Error::EmptyServerName));
+        assert_eq!(k.add("a:1", 0), Err(Error::ZeroWeight));
+        k.add("a:1", 1).unwrap();
+        assert_eq!(k.add("a:1", 2), Err(Error::DuplicateNode));
+        assert!(k.remove(&"a:1"));
+        assert!(!k.remove(&"a:1"));
+        assert_eq!(k.node("x"), None);
+    }
+}
