@@ -1,9 +1,116 @@
-//! Leases with fencing tokens.
+//! Leases with fencing tokens, in memory and in Redis, and the fence a protected resource
+//! uses to reject writers whose lease is gone.
 //!
 //! # Overview
 //!
-//! This crate will hold a lock service that grants leases carrying strictly increasing
-//! fencing tokens, in memory and in Redis, and the `Fence` a protected resource uses to
-//! reject writes from a holder whose lease is gone. Time comes from [`keel_core::Clock`].
+//! A lock with a time to live protects nothing on its own: a holder can pause (a GC, a
+//! stalled VM, a slow disk) past its lease, another process acquires, and the first one wakes
+//! up and writes anyway. Chubby (sequencers), ZooKeeper (zxid), etcd (revisions) and
+//! Hazelcast's `FencedLock` close that hole the same way, and so does this crate: every grant
+//! of a lock name carries a [`FencingToken`] strictly greater than every token issued before
+//! for that name, the holder sends it with each write, and the resource keeps a [`Fence`]
+//! that rejects any token older than one it has already accepted.
 //!
-//! The services land in later releases; this release reserves the crate.
+//! | piece | what it is |
+//! |---|---|
+//! | [`LockService`] | the async trait: [`try_acquire`](LockService::try_acquire), [`acquire`](LockService::acquire) waiting up to a limit, [`extend`](LockService::extend), [`release`](LockService::release) |
+//! | [`Lease`] | what a grant is: name, [`FencingToken`], expiry |
+//! | [`InMemoryLockService`] | one process: sharded tables, tokens per shard counter |
+//! | `RedisLockService` (feature `redis`) | many processes, one Redis server: one Lua script per operation |
+//! | [`KeepAlive`] / [`LeaseGuard`] | renews a lease in the background; releases on drop (best effort) |
+//! | [`LostLease`] | fires as soon as a renewal fails or the lease is known gone |
+//! | [`Fence`] | the resource side: atomic check-and-advance of the highest token seen |
+//! | `RedisFence` (feature `redis`) | the same check inside a Redis write, in one Lua script |
+//!
+//! Time comes from a [`keel_core::Clock`], so tests drive expiry with `ManualClock` (or
+//! `TokioClock` and paused tokio time) instead of sleeping.
+//!
+//! # Example
+//!
+//! A holder pauses past its lease; the next holder writes; the first one's late write is
+//! rejected by the fence.
+//!
+//! ```
+//! use keel_core::ManualClock;
+//! use keel_lock::{Fence, InMemoryLockService, LockService};
+//! use std::time::Duration;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! let clock = ManualClock::new();
+//! let locks = InMemoryLockService::with_clock(clock.clone());
+//! let fence = Fence::new(); // lives with the protected resource
+//! let ttl = Duration::from_secs(10);
+//!
+//! let slow = locks.acquire("ledger", ttl, Duration::ZERO).await?;
+//! fence.advance(slow.token())?; // its first write is fine
+//!
+//! clock.advance(Duration::from_secs(11)); // ... then it stalls past its lease
+//! let fast = locks.acquire("ledger", ttl, Duration::ZERO).await?;
+//! fence.advance(fast.token())?;
+//!
+//! assert!(fence.advance(slow.token()).is_err()); // the stale holder's write is refused
+//! assert!(locks.release(&slow).await.is_err()); // and it cannot release the new lease
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Algorithms and their bounds
+//!
+//! - **Tokens.** In memory, each of 32 shards counts the grants of its names under its mutex,
+//!   so a name's tokens strictly increase and are never reused, even after its entry is swept.
+//!   In Redis, the acquire script `INCR`s a per-name counter and raises the result to at least
+//!   the server's clock in microseconds (`TIME`); see `RedisLockService` for why this keeps
+//!   tokens increasing across a restart that loses data. Tokens stay below 2^53, so Lua's
+//!   doubles hold them exactly.
+//! - **Mutual exclusion.** A name has at most one unexpired lease at any reading of the
+//!   service's clock (model-checked with loom for the in-memory service, and checked on
+//!   recorded histories of a real Redis server in the fault tests). It relies on the holder's
+//!   clock not running slower than the service's: the [`Fence`] is what keeps data safe when
+//!   that, or anything else about timing, fails.
+//! - **Release and extend** compare tokens, never times: a holder whose lease was taken over
+//!   gets [`LockError::NotHeld`]. An expired lease cannot be extended.
+//! - **Cost.** In memory: one uncontended mutex and one hash lookup per operation. Redis: one
+//!   round trip per operation (one Lua script); a waiting acquirer sleeps until the holder's
+//!   remaining TTL or an exponential backoff with jitter, whichever is sooner.
+//! - **The fence** is one compare-and-swap loop on an `AtomicU64` (loom-verified: once a
+//!   token is accepted, no lower one is).
+//!
+//! # Why there is no Redlock
+//!
+//! Redlock (as in the `rslock` crate) takes a majority of independent Redis servers and gives
+//! a lease with no fencing token: there is nothing a resource can check, so a holder that
+//! pauses past its lease writes anyway. Its safety also rests on timing assumptions (bounded
+//! pauses, bounded network delay, clocks that do not jump), exactly what fails in the cases
+//! it is meant for. Martin Kleppmann's "How to do distributed locking" (2016) sets out both
+//! points. A single Redis with durable, fenced tokens is simpler and, together with the
+//! [`Fence`], safe whatever the timing; for a lock that must survive a server's loss, use a
+//! consensus store (etcd, ZooKeeper) and its revision as the token.
+//!
+//! # Crate features
+//!
+//! - `redis`: `RedisLockService` and `RedisFence`, on the `redis` crate's tokio
+//!   `ConnectionManager`. The default build has no network dependency.
+//!
+//! tokio (`sync`, `time`, `rt`) is always a dependency: waiting, keep-alive and the lost-lease
+//! signal are built on its timer, task and watch channel.
+
+mod error;
+mod fence;
+mod guard;
+mod keep_alive;
+mod lease;
+mod lost;
+mod memory;
+mod service;
+mod token;
+
+pub use error::{ConfigError, LockError};
+pub use fence::{Fence, StaleToken};
+pub use guard::LeaseGuard;
+pub use keep_alive::KeepAlive;
+pub use lease::Lease;
+pub use lost::{LostLease, LostReason};
+pub use memory::InMemoryLockService;
+pub use service::LockService;
+pub use token::FencingToken;

@@ -1,0 +1,159 @@
+//! What can go wrong: `LockError` for operations, `ConfigError` for builders.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{FencingToken, StaleToken};
+
+/// An error from a lock service, a [`LeaseGuard`](crate::LeaseGuard) or a fenced write.
+///
+/// It is `Clone` so that a [`LostReason`](crate::LostReason) can carry the renewal error to
+/// every watcher.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum LockError {
+    /// The time to live is zero, or too large for the service to represent.
+    InvalidTtl {
+        /// The rejected time to live.
+        ttl: Duration,
+    },
+    /// The lock name is empty.
+    EmptyName,
+    /// [`acquire`](crate::LockService::acquire) waited as long as it was allowed and another
+    /// holder still had the lock.
+    Busy {
+        /// The lock's name.
+        name: Arc<str>,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// Release or extend with a token that is not the current holder's: the lease expired,
+    /// was released, or another holder acquired since.
+    NotHeld {
+        /// The lock's name.
+        name: Arc<str>,
+        /// The token offered.
+        token: FencingToken,
+    },
+    /// A call to the lock server did not answer within its timeout. The operation may or may
+    /// not have taken effect on the server; a lease it may have granted runs out by its TTL.
+    Timeout {
+        /// The operation: `"acquire"`, `"extend"`, `"release"` or `"fenced write"`.
+        operation: &'static str,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// Every token of this name has been issued (after 2^64 - 1 grants in memory).
+    TokensExhausted {
+        /// The lock's name.
+        name: Arc<str>,
+    },
+    /// A [`KeepAlive`](crate::KeepAlive) was started outside a tokio runtime.
+    NoRuntime,
+    /// A fenced write was rejected: its token is older than one the resource has seen.
+    Stale(StaleToken),
+    /// The lock server failed or answered something unexpected.
+    Backend(Arc<dyn Error + Send + Sync>),
+}
+
+impl LockError {
+    /// Whether the lock is certainly not held by this token any more (as opposed to a
+    /// failure that leaves it unknown).
+    pub fn is_not_held(&self) -> bool {
+        matches!(self, LockError::NotHeld { .. })
+    }
+}
+
+impl fmt::Display for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::InvalidTtl { ttl } => {
+                write!(f, "time to live {ttl:?} must be > 0 and fit the service")
+            }
+            LockError::EmptyName => write!(f, "lock name must not be empty"),
+            LockError::Busy { name, waited } => {
+                write!(
+                    f,
+                    "lock `{name}` still held by another holder after waiting {waited:?}"
+                )
+            }
+            LockError::NotHeld { name, token } => write!(
+                f,
+                "lock `{name}` is not held with token {token}: the lease expired, was released or was taken over"
+            ),
+            LockError::Timeout { operation, after } => {
+                write!(f, "lock server did not answer {operation} within {after:?}")
+            }
+            LockError::TokensExhausted { name } => {
+                write!(f, "lock `{name}` has issued every fencing token")
+            }
+            LockError::NoRuntime => {
+                write!(f, "keep-alive must be started inside a tokio runtime")
+            }
+            LockError::Stale(stale) => fmt::Display::fmt(stale, f),
+            LockError::Backend(source) => write!(f, "lock server error: {source}"),
+        }
+    }
+}
+
+impl Error for LockError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            LockError::Stale(stale) => Some(stale),
+            LockError::Backend(source) => Some(&**source),
+            _ => None,
+        }
+    }
+}
+
+impl From<StaleToken> for LockError {
+    fn from(stale: StaleToken) -> LockError {
+        LockError::Stale(stale)
+    }
+}
+
+/// A builder's configuration is invalid; the message says which setting and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_is_wrong() {
+        let busy = LockError::Busy {
+            name: "jobs".into(),
+            waited: Duration::from_millis(5),
+        };
+        assert_eq!(
+            busy.to_string(),
+            "lock `jobs` still held by another holder after waiting 5ms"
+        );
+        let stale = LockError::from(StaleToken::new(FencingToken::new(3), FencingToken::new(4)));
+        assert!(stale.source().is_some());
+        assert!(!stale.is_not_held());
+        fn assert_traits<T: Error + Send + Sync + Clone + 'static>() {}
+        assert_traits::<LockError>();
+    }
+}

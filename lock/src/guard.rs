@@ -1,0 +1,148 @@
+//! `LeaseGuard`: a lease being kept alive, released on drop.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::lost::Status;
+use crate::{FencingToken, Lease, LockError, LockService, LostLease, LostReason};
+
+/// A held lease, renewed in the background by [`KeepAlive`](crate::KeepAlive), with a
+/// [`LostLease`] signal for the guarded work.
+///
+/// # Dropping releases on a best-effort basis
+///
+/// Dropping the guard stops the renewals and fires the lost signal, then tries to release
+/// the lease so the next holder need not wait for its expiry: it starts the release at once
+/// (an in-memory service finishes it there and then), and if the release has to wait for a
+/// server, spawns the rest on the current tokio runtime. "Best effort" means the release may
+/// not happen: outside a runtime, when the runtime shuts down first, or when the server does
+/// not answer. Nothing unsafe follows; the lock stays unavailable until the lease's TTL runs
+/// out. Call [`release`](LeaseGuard::release) to release for certain and see its result.
+///
+/// # Example
+///
+/// ```
+/// use keel_lock::{InMemoryLockService, KeepAlive, LockService};
+/// use std::time::Duration;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let service = InMemoryLockService::new();
+/// let ttl = Duration::from_secs(10);
+/// let lease = service.acquire("migrations", ttl, Duration::ZERO).await?;
+/// {
+///     let guard = KeepAlive::new().start(service.clone(), lease)?;
+///     assert!(!guard.is_lost());
+/// } // dropped: released
+/// assert!(service.try_acquire("migrations", ttl).await?.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct LeaseGuard<S: LockService + Clone + 'static> {
+    service: S,
+    status: Arc<watch::Sender<Status>>,
+    renewals: JoinHandle<()>,
+    released: bool,
+}
+
+impl<S: LockService + Clone + 'static> LeaseGuard<S> {
+    pub(crate) fn new(
+        service: S,
+        status: Arc<watch::Sender<Status>>,
+        renewals: JoinHandle<()>,
+    ) -> LeaseGuard<S> {
+        LeaseGuard {
+            service,
+            status,
+            renewals,
+            released: false,
+        }
+    }
+
+    /// The fencing token to send with every write.
+    pub fn token(&self) -> FencingToken {
+        self.status.borrow().lease.token()
+    }
+
+    /// The lease as last granted or renewed.
+    pub fn lease(&self) -> Lease {
+        self.status.borrow().lease.clone()
+    }
+
+    /// A signal that fires when the lease is lost.
+    pub fn lost(&self) -> LostLease {
+        LostLease::new(self.status.subscribe())
+    }
+
+    /// Whether the lease is lost (see [`LostReason`]).
+    pub fn is_lost(&self) -> bool {
+        self.status.borrow().lost.is_some()
+    }
+
+    /// Stops renewing and releases the lease; the lost signal fires with
+    /// [`LostReason::Released`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LockService::release`]: [`LockError::NotHeld`] if the lease was already gone.
+    pub async fn release(mut self) -> Result<(), LockError> {
+        self.released = true;
+        let lease = self.stop();
+        self.service.release(&lease).await
+    }
+
+    /// Stops the renewal task, marks the lease released, and returns the last lease.
+    fn stop(&mut self) -> Lease {
+        self.renewals.abort();
+        let mut lease = None;
+        self.status.send_modify(|status| {
+            status.lost.get_or_insert(LostReason::Released);
+            lease = Some(status.lease.clone());
+        });
+        lease.unwrap_or_else(|| self.status.borrow().lease.clone())
+    }
+}
+
+impl<S: LockService + Clone + 'static> Drop for LeaseGuard<S> {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let known_gone = matches!(
+            self.status.borrow().lost,
+            Some(LostReason::Expired | LostReason::NotHeld)
+        );
+        let lease = self.stop();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if known_gone {
+            return;
+        }
+        let service = self.service.clone();
+        let mut release = Box::pin(async move {
+            // Nobody to report to: a failed release leaves the lease to its TTL.
+            let _ = service.release(&lease).await;
+        });
+        // Start it here; only a release that waits on a server is left to the runtime.
+        let mut context = Context::from_waker(Waker::noop());
+        if release.as_mut().poll(&mut context).is_pending() {
+            runtime.spawn(release);
+        }
+    }
+}
+
+impl<S: LockService + Clone + 'static> fmt::Debug for LeaseGuard<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.status.borrow();
+        f.debug_struct("LeaseGuard")
+            .field("lease", &status.lease)
+            .field("lost", &status.lost)
+            .finish()
+    }
+}

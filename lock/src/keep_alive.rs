@@ -1,0 +1,143 @@
+//! `KeepAlive`: renews a lease in the background at a fraction of its time to live.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::lost::Status;
+use crate::{ConfigError, Lease, LeaseGuard, LockError, LockService, LostReason};
+
+/// How a [`LeaseGuard`] renews its lease: every `fraction` of the lease's time to live.
+///
+/// With the default fraction of 1/3, a 30 s lease is extended every 10 s, so two renewals in
+/// a row can fail or be slow before the lease runs out. The renewal task stops at the first
+/// failure and fires the guard's [`LostLease`](crate::LostLease) signal: it does not retry,
+/// because a lease whose renewal is in doubt is not safe to keep working under. If a renewal
+/// has not answered by the lease's expiry, the signal fires at the expiry.
+///
+/// Give a remote service a call timeout well below `ttl * (1 - fraction)`, so a hung call
+/// fails before the lease would.
+///
+/// # Example
+///
+/// ```
+/// use keel_lock::{InMemoryLockService, KeepAlive, LockService};
+/// use std::time::Duration;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let service = InMemoryLockService::new();
+/// let lease = service.acquire("indexer", Duration::from_secs(15), Duration::from_secs(1)).await?;
+/// let guard = KeepAlive::renew_every(0.25)?.start(service.clone(), lease)?;
+/// // ... work, passing guard.token() to every write, stopping if guard.lost() fires ...
+/// guard.release().await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct KeepAlive {
+    fraction: f64,
+}
+
+impl KeepAlive {
+    /// Renews every third of the time to live.
+    pub fn new() -> KeepAlive {
+        KeepAlive {
+            fraction: 1.0 / 3.0,
+        }
+    }
+
+    /// Renews each time `fraction` of the time to live has passed since the last grant.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] unless `0 < fraction < 1`.
+    pub fn renew_every(fraction: f64) -> Result<KeepAlive, ConfigError> {
+        if fraction.is_finite() && fraction > 0.0 && fraction < 1.0 {
+            Ok(KeepAlive { fraction })
+        } else {
+            Err(ConfigError::new(format!(
+                "renewal fraction must be > 0 and < 1 of the time to live, got {fraction}"
+            )))
+        }
+    }
+
+    /// The fraction of the time to live between renewals.
+    pub fn fraction(&self) -> f64 {
+        self.fraction
+    }
+
+    /// Starts renewing `lease` on the current tokio runtime and returns the guard that owns
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::NoRuntime`] when called outside a tokio runtime.
+    pub fn start<S>(&self, service: S, lease: Lease) -> Result<LeaseGuard<S>, LockError>
+    where
+        S: LockService + Clone + 'static,
+    {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| LockError::NoRuntime)?;
+        let (sender, _) = watch::channel(Status {
+            lease: lease.clone(),
+            lost: None,
+        });
+        let status = Arc::new(sender);
+        let task = runtime.spawn(renew(service.clone(), lease, self.fraction, status.clone()));
+        Ok(LeaseGuard::new(service, status, task))
+    }
+}
+
+impl Default for KeepAlive {
+    fn default() -> KeepAlive {
+        KeepAlive::new()
+    }
+}
+
+async fn renew<S: LockService>(
+    service: S,
+    mut lease: Lease,
+    fraction: f64,
+    status: Arc<watch::Sender<Status>>,
+) {
+    let lost = |reason: LostReason| {
+        status.send_modify(|status| {
+            status.lost.get_or_insert(reason);
+        });
+    };
+    loop {
+        let renew_at = lease.expires_at() - lease.ttl().mul_f64(1.0 - fraction);
+        let now = service.now();
+        if renew_at > now {
+            tokio::time::sleep(renew_at - now).await;
+        }
+        let remaining = lease.remaining(service.now());
+        if remaining.is_zero() {
+            return lost(LostReason::Expired);
+        }
+        match tokio::time::timeout(remaining, service.extend(&lease, lease.ttl())).await {
+            Err(_expired) => return lost(LostReason::Expired),
+            Ok(Err(error)) if error.is_not_held() => return lost(LostReason::NotHeld),
+            Ok(Err(error)) => return lost(LostReason::RenewFailed(error)),
+            Ok(Ok(renewed)) => {
+                lease = renewed;
+                status.send_modify(|status| status.lease = lease.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fraction_is_validated() {
+        assert!(KeepAlive::renew_every(0.5).is_ok());
+        for bad in [0.0, 1.0, -0.1, f64::NAN, f64::INFINITY] {
+            let error = KeepAlive::renew_every(bad).unwrap_err();
+            assert!(error.to_string().contains("renewal fraction"), "{error}");
+        }
+        assert!((KeepAlive::default().fraction() - 1.0 / 3.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,436 @@
+//! `InMemoryLockService`: leases for the tasks and threads of one process.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::ops::DerefMut;
+use std::pin::pin;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use keel_core::sync::Mutex;
+use keel_core::{Clock, Instant, SystemClock};
+use tokio::sync::Notify;
+
+use crate::{FencingToken, Lease, LockError, LockService};
+
+/// Shards of the name table; a power of two so a hash picks one with a mask.
+const SHARDS: usize = 32;
+/// A shard sweeps expired entries after at least this many new names.
+const MIN_SWEEP_INTERVAL: usize = 64;
+
+/// A lock service inside one process: leases on names, with strictly increasing fencing tokens.
+///
+/// Names are spread over 32 shards, each a small mutex-guarded table, so unrelated names
+/// rarely contend and every decision (grant, extend, release) is one short critical section
+/// that reads the clock, compares and writes: no allocation on the hot path once a name has
+/// been seen, and nothing held across an `.await`. Tokens come from a counter per shard, so
+/// they are strictly increasing per name (a name always maps to the same shard) and never
+/// reused, also after a name's entry is swept away.
+///
+/// Expiry is read from the [`Clock`]: a lease whose `expires_at` has passed is free for the
+/// next acquirer, and can be neither extended nor released. Expired entries are swept lazily,
+/// so memory stays proportional to the names held recently.
+///
+/// [`acquire`](LockService::acquire) waits without polling: it sleeps until a release in its
+/// shard wakes it, or until the holder's lease runs out, or until its own limit. Those
+/// sleeps use tokio's timer, so with a [`ManualClock`](keel_core::ManualClock) the service
+/// only wakes on releases; use `TokioClock` (keel-core feature `tokio`) with paused tokio time
+/// to test waiting for expiry.
+///
+/// Besides the async [`LockService`] methods, which never wait except in `acquire`, the
+/// service has synchronous twins ([`try_acquire_now`](InMemoryLockService::try_acquire_now),
+/// [`extend_now`](InMemoryLockService::extend_now),
+/// [`release_now`](InMemoryLockService::release_now)) for code outside a runtime.
+///
+/// Clones share the same table.
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_lock::{InMemoryLockService, LockService};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let service = InMemoryLockService::with_clock(clock.clone());
+/// let ttl = Duration::from_secs(10);
+///
+/// let first = service.try_acquire_now("jobs", ttl)?.ok_or("held")?;
+/// assert!(service.try_acquire_now("jobs", ttl)?.is_none()); // held
+///
+/// clock.advance(ttl); // the holder stalls past its lease
+/// let second = service.try_acquire_now("jobs", ttl)?.ok_or("held")?;
+/// assert!(second.token() > first.token());
+/// assert!(service.extend_now(&first, ttl).is_err()); // the old holder cannot come back
+/// service.release_now(&second)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct InMemoryLockService<C: Clock = SystemClock> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    clock: C,
+    shards: Box<[Shard]>,
+}
+
+struct Shard {
+    table: Mutex<Table>,
+    released: Notify,
+}
+
+#[derive(Default)]
+struct Table {
+    held: HashMap<Arc<str>, Held>,
+    /// The last token issued for a name in this shard.
+    last_token: u64,
+    new_names_since_sweep: usize,
+    /// Sweep after this many new names: the size after the last sweep, so a sweep's cost is
+    /// paid for by the inserts before it.
+    sweep_after: usize,
+}
+
+#[derive(Copy, Clone)]
+struct Held {
+    token: u64,
+    expires_at: Instant,
+}
+
+/// What one attempt found.
+enum Attempt {
+    Granted(Lease),
+    HeldUntil(Instant),
+}
+
+impl InMemoryLockService<SystemClock> {
+    /// A service on the system clock.
+    pub fn new() -> InMemoryLockService<SystemClock> {
+        InMemoryLockService::with_clock(SystemClock)
+    }
+}
+
+impl Default for InMemoryLockService<SystemClock> {
+    fn default() -> InMemoryLockService<SystemClock> {
+        InMemoryLockService::new()
+    }
+}
+
+impl<C: Clock> InMemoryLockService<C> {
+    /// A service reading time from `clock`.
+    pub fn with_clock(clock: C) -> InMemoryLockService<C> {
+        let shards = (0..SHARDS)
+            .map(|_| Shard {
+                table: Mutex::new(Table::default()),
+                released: Notify::new(),
+            })
+            .collect();
+        InMemoryLockService {
+            inner: Arc::new(Inner { clock, shards }),
+        }
+    }
+
+    /// The service's clock.
+    pub fn clock(&self) -> &C {
+        &self.inner.clock
+    }
+
+    /// [`LockService::try_acquire`], synchronously: it never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::EmptyName`], [`LockError::InvalidTtl`] (zero, or past the clock's range),
+    /// and [`LockError::TokensExhausted`].
+    pub fn try_acquire_now(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, LockError> {
+        check_name(name)?;
+        check_ttl(ttl)?;
+        match self.attempt(name, ttl)? {
+            Attempt::Granted(lease) => Ok(Some(lease)),
+            Attempt::HeldUntil(_) => Ok(None),
+        }
+    }
+
+    /// [`LockService::extend`], synchronously.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::NotHeld`] when the lease expired, was released or was taken over, and
+    /// [`LockError::InvalidTtl`].
+    pub fn extend_now(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
+        check_ttl(ttl)?;
+        let shard = self.shard(lease.name());
+        let mut table = lock(&shard.table);
+        let now = self.inner.clock.now();
+        let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
+        match table.held.get_mut(lease.name()) {
+            Some(held) if held.token == lease.token().get() && now < held.expires_at => {
+                held.expires_at = expires_at;
+                Ok(Lease::new(
+                    lease.shared_name().clone(),
+                    lease.token(),
+                    expires_at,
+                    ttl,
+                ))
+            }
+            _ => Err(not_held(lease)),
+        }
+    }
+
+    /// [`LockService::release`], synchronously; wakes the shard's waiting acquirers.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::NotHeld`] when the lease had already expired, been released or been
+    /// taken over.
+    pub fn release_now(&self, lease: &Lease) -> Result<(), LockError> {
+        let shard = self.shard(lease.name());
+        let result = {
+            let mut table = lock(&shard.table);
+            let now = self.inner.clock.now();
+            match table.held.get(lease.name()) {
+                Some(held) if held.token == lease.token().get() => {
+                    let live = now < held.expires_at;
+                    table.held.remove(lease.name());
+                    if live { Ok(()) } else { Err(not_held(lease)) }
+                }
+                _ => Err(not_held(lease)),
+            }
+        };
+        shard.released.notify_waiters();
+        result
+    }
+
+    /// The token of the live lease on `name`, if any.
+    pub fn holder(&self, name: &str) -> Option<FencingToken> {
+        let table = lock(&self.shard(name).table);
+        let now = self.inner.clock.now();
+        table
+            .held
+            .get(name)
+            .filter(|held| now < held.expires_at)
+            .map(|held| FencingToken::new(held.token))
+    }
+
+    fn shard(&self, name: &str) -> &Shard {
+        // A fixed hasher: shard choice must not vary between runs (loom replays them).
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(name);
+        &self.inner.shards[(hash as usize) & (SHARDS - 1)]
+    }
+
+    fn attempt(&self, name: &str, ttl: Duration) -> Result<Attempt, LockError> {
+        let shard = self.shard(name);
+        let mut table = lock(&shard.table);
+        // Read inside the critical section, so readings follow the order of decisions.
+        let now = self.inner.clock.now();
+        let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
+        if let Some(held) = table.held.get(name).filter(|held| now < held.expires_at) {
+            return Ok(Attempt::HeldUntil(held.expires_at));
+        }
+        let token = table
+            .last_token
+            .checked_add(1)
+            .ok_or_else(|| LockError::TokensExhausted { name: name.into() })?;
+        table.last_token = token;
+        let held = Held { token, expires_at };
+        let key = match table.held.get_key_value(name) {
+            Some((key, _)) => key.clone(),
+            None => {
+                table.new_names_since_sweep += 1;
+                if table.new_names_since_sweep >= table.sweep_after.max(MIN_SWEEP_INTERVAL) {
+                    table.held.retain(|_, held| now < held.expires_at);
+                    table.new_names_since_sweep = 0;
+                    table.sweep_after = table.held.len();
+                }
+                Arc::from(name)
+            }
+        };
+        table.held.insert(key.clone(), held);
+        Ok(Attempt::Granted(Lease::new(
+            key,
+            FencingToken::new(token),
+            expires_at,
+            ttl,
+        )))
+    }
+}
+
+impl<C: Clock> LockService for InMemoryLockService<C> {
+    async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, LockError> {
+        self.try_acquire_now(name, ttl)
+    }
+
+    async fn acquire(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
+        check_name(name)?;
+        check_ttl(ttl)?;
+        let clock = &self.inner.clock;
+        let shard = self.shard(name);
+        let start = clock.now();
+        let deadline = start.saturating_add(wait);
+        loop {
+            // Registered before the attempt, so a release right after it is not missed.
+            let mut released = pin!(shard.released.notified());
+            released.as_mut().enable();
+            let held_until = match self.attempt(name, ttl)? {
+                Attempt::Granted(lease) => return Ok(lease),
+                Attempt::HeldUntil(expires_at) => expires_at,
+            };
+            let now = clock.now();
+            if now >= deadline {
+                return Err(LockError::Busy {
+                    name: name.into(),
+                    waited: now - start,
+                });
+            }
+            let wake = held_until.min(deadline);
+            tokio::select! {
+                () = released => {}
+                () = tokio::time::sleep(wake - now) => {}
+            }
+        }
+    }
+
+    async fn extend(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
+        self.extend_now(lease, ttl)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+        self.release_now(lease)
+    }
+
+    fn now(&self) -> Instant {
+        self.inner.clock.now()
+    }
+}
+
+impl<C: Clock> Clone for InMemoryLockService<C> {
+    fn clone(&self) -> InMemoryLockService<C> {
+        InMemoryLockService {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for InMemoryLockService<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryLockService")
+            .field("clock", &self.inner.clock)
+            .field("shards", &self.inner.shards.len())
+            .finish()
+    }
+}
+
+fn lock(table: &Mutex<Table>) -> impl DerefMut<Target = Table> + '_ {
+    // No code panics while holding a table, so a poisoned one is still consistent.
+    table.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn check_name(name: &str) -> Result<(), LockError> {
+    if name.is_empty() {
+        Err(LockError::EmptyName)
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn check_ttl(ttl: Duration) -> Result<(), LockError> {
+    if ttl.is_zero() {
+        Err(LockError::InvalidTtl { ttl })
+    } else {
+        Ok(())
+    }
+}
+
+fn not_held(lease: &Lease) -> LockError {
+    LockError::NotHeld {
+        name: lease.shared_name().clone(),
+        token: lease.token(),
+    }
+}
+
+#[cfg(all(test, not(keel_loom)))]
+mod tests {
+    use super::*;
+    use keel_core::ManualClock;
+
+    const TTL: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn grant_hold_expire_regrant() -> Result<(), LockError> {
+        let clock = ManualClock::new();
+        let service = InMemoryLockService::with_clock(clock.clone());
+        let first = service.try_acquire_now("a", TTL)?.expect("free");
+        assert_eq!(service.holder("a"), Some(first.token()));
+        assert!(service.try_acquire_now("a", TTL)?.is_none());
+        clock.advance(TTL - Duration::from_nanos(1));
+        assert!(service.try_acquire_now("a", TTL)?.is_none());
+        clock.advance(Duration::from_nanos(1));
+        assert_eq!(service.holder("a"), None);
+        let second = service.try_acquire_now("a", TTL)?.expect("expired");
+        assert!(second.token() > first.token());
+        assert!(service.release_now(&first).unwrap_err().is_not_held());
+        assert!(service.extend_now(&first, TTL).unwrap_err().is_not_held());
+        service.release_now(&second)?;
+        assert!(service.release_now(&second).unwrap_err().is_not_held());
+        Ok(())
+    }
+
+    #[test]
+    fn extend_keeps_token_and_moves_expiry() -> Result<(), LockError> {
+        let clock = ManualClock::new();
+        let service = InMemoryLockService::with_clock(clock.clone());
+        let lease = service.try_acquire_now("a", TTL)?.expect("free");
+        clock.advance(Duration::from_secs(4));
+        let extended = service.extend_now(&lease, TTL)?;
+        assert_eq!(extended.token(), lease.token());
+        assert_eq!(extended.expires_at(), clock.now() + TTL);
+        clock.advance(Duration::from_secs(4));
+        assert!(service.try_acquire_now("a", TTL)?.is_none());
+        clock.advance(Duration::from_secs(1));
+        assert!(
+            service
+                .extend_now(&extended, TTL)
+                .unwrap_err()
+                .is_not_held()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let service = InMemoryLockService::new();
+        assert!(matches!(
+            service.try_acquire_now("", TTL),
+            Err(LockError::EmptyName)
+        ));
+        assert!(matches!(
+            service.try_acquire_now("a", Duration::ZERO),
+            Err(LockError::InvalidTtl { .. })
+        ));
+        assert!(matches!(
+            service.try_acquire_now("a", Duration::MAX),
+            Err(LockError::InvalidTtl { .. })
+        ));
+    }
+
+    #[test]
+    fn expired_names_are_swept() -> Result<(), LockError> {
+        let clock = ManualClock::new();
+        let service = InMemoryLockService::with_clock(clock.clone());
+        for i in 0..10_000 {
+            service.try_acquire_now(&format!("name-{i}"), TTL)?;
+            clock.advance(Duration::from_millis(10));
+        }
+        let total: usize = service
+            .inner
+            .shards
+            .iter()
+            .map(|shard| lock(&shard.table).held.len())
+            .sum();
+        // Only names of the last TTL (500 of them) must stay, plus what sweeps have not reached.
+        assert!(
+            total < 500 + SHARDS * 2 * MIN_SWEEP_INTERVAL,
+            "{total} entries"
+        );
+        Ok(())
+    }
+}

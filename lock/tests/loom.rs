@@ -1,0 +1,145 @@
+//! Loom models: mutual exclusion and token order of the in-memory service, and the fence.
+//!
+//! `RUSTFLAGS="--cfg keel_loom" CARGO_TARGET_DIR=target/loom cargo test --release -p keel-lock --test loom`
+
+#![cfg(keel_loom)]
+
+use std::time::Duration;
+
+use keel_core::ManualClock;
+use keel_core::sync::atomic::{AtomicUsize, Ordering};
+use keel_core::sync::{Arc, Mutex};
+use keel_lock::{Fence, FencingToken, InMemoryLockService};
+use loom::thread;
+
+const TTL: Duration = Duration::from_secs(10);
+
+/// Two threads race for one name; whoever wins is alone inside until it releases.
+#[test]
+fn at_most_one_holder() {
+    loom::model(|| {
+        let service = InMemoryLockService::with_clock(ManualClock::new());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let service = service.clone();
+                let inside = inside.clone();
+                thread::spawn(move || {
+                    let mut wins = 0;
+                    for _ in 0..2 {
+                        if let Some(lease) = service.try_acquire_now("x", TTL).expect("valid") {
+                            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            service.release_now(&lease).expect("still held");
+                            wins += 1;
+                        }
+                    }
+                    wins
+                })
+            })
+            .collect();
+        let wins: usize = handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic"))
+            .sum();
+        assert!(wins >= 1, "someone always gets a free lock");
+    });
+}
+
+/// Tokens, recorded while held, come out strictly increasing in the order of the grants.
+#[test]
+fn tokens_increase_in_grant_order() {
+    loom::model(|| {
+        let service = InMemoryLockService::with_clock(ManualClock::new());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let service = service.clone();
+                let order = order.clone();
+                thread::spawn(move || {
+                    let lease = loop {
+                        match service.try_acquire_now("x", TTL).expect("valid") {
+                            Some(lease) => break lease,
+                            None => keel_core::sync::spin_loop(),
+                        }
+                    };
+                    order.lock().expect("no panic").push(lease.token().get());
+                    service.release_now(&lease).expect("still held");
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().expect("no panic");
+        }
+        let tokens = order.lock().expect("no panic").clone();
+        assert_eq!(tokens.len(), 2);
+        assert!(tokens[0] < tokens[1], "{tokens:?}");
+    });
+}
+
+/// A stale holder's release and extend race a new grant: they never touch the new lease.
+#[test]
+fn stale_holder_cannot_touch_the_new_lease() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let service = InMemoryLockService::with_clock(clock.clone());
+        let old = service
+            .try_acquire_now("x", TTL)
+            .expect("valid")
+            .expect("free");
+        clock.advance(TTL);
+        let stale = {
+            let service = service.clone();
+            let old = old.clone();
+            thread::spawn(move || {
+                assert!(service.extend_now(&old, TTL).is_err());
+                assert!(service.release_now(&old).is_err());
+            })
+        };
+        let fresh = service
+            .try_acquire_now("x", TTL)
+            .expect("valid")
+            .expect("expired lease is free");
+        stale.join().expect("no panic");
+        assert!(fresh.token() > old.token());
+        assert_eq!(service.holder("x"), Some(fresh.token()));
+    });
+}
+
+/// Three writers race on a fence: the highest always wins, and a token is rejected only when
+/// a higher one was accepted first. Bounded to 3 preemptions so it runs in seconds.
+#[test]
+fn fence_accepts_nothing_older_than_what_it_accepted() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let fence = Arc::new(Fence::new());
+        let handles: Vec<_> = [3u64, 1, 2]
+            .into_iter()
+            .map(|token| {
+                let fence = fence.clone();
+                thread::spawn(move || {
+                    let result = fence.advance(FencingToken::new(token));
+                    // Whatever was accepted before, the mark is now at least this high,
+                    // or this token was rejected by a higher one.
+                    match result {
+                        Ok(previous) => assert!(previous.get() <= token),
+                        Err(stale) => assert!(stale.highest().get() > token),
+                    }
+                    assert!(fence.highest().get() >= token || result.is_err());
+                    (token, result.is_ok())
+                })
+            })
+            .collect();
+        let outcomes: Vec<(u64, bool)> = handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic"))
+            .collect();
+        assert_eq!(fence.highest(), FencingToken::new(3));
+        assert!(
+            outcomes.contains(&(3, true)),
+            "the highest token is always accepted"
+        );
+        assert!(fence.advance(FencingToken::new(2)).is_err());
+    });
+}

@@ -1,0 +1,243 @@
+//! The in-memory service end to end: waiting, keep-alive, the lost signal, drop, contention.
+
+mod common;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use keel_core::{Instant, TokioClock};
+use keel_lock::{InMemoryLockService, KeepAlive, Lease, LockError, LockService, LostReason};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const TTL: Duration = Duration::from_secs(30);
+
+fn service() -> InMemoryLockService<TokioClock> {
+    InMemoryLockService::with_clock(TokioClock::new())
+}
+
+#[tokio::test(start_paused = true)]
+async fn acquire_waits_for_a_release() -> Result {
+    let locks = service();
+    let first = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let waiter = tokio::spawn({
+        let locks = locks.clone();
+        async move { locks.acquire("a", TTL, Duration::from_secs(60)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiter.is_finished());
+    let released_at = locks.now();
+    locks.release(&first).await?;
+    let second = waiter.await??;
+    assert!(second.token() > first.token());
+    // Woken by the release, not by the holder's expiry 29 s later.
+    assert!(locks.now() - released_at < Duration::from_millis(1));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn acquire_waits_for_expiry() -> Result {
+    let locks = service();
+    let first = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let start = locks.now();
+    let second = locks.acquire("a", TTL, Duration::from_secs(60)).await?;
+    assert_eq!(locks.now() - start, TTL);
+    assert!(second.token() > first.token());
+    assert!(locks.extend(&first, TTL).await.unwrap_err().is_not_held());
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn acquire_gives_up_at_its_limit() -> Result {
+    let locks = service();
+    let _held = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let start = locks.now();
+    match locks.acquire("a", TTL, Duration::from_secs(5)).await {
+        Err(LockError::Busy { name, waited }) => {
+            assert_eq!(&*name, "a");
+            assert_eq!(waited, Duration::from_secs(5));
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    assert_eq!(locks.now() - start, Duration::from_secs(5));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_alive_holds_the_lock_past_many_ttls() -> Result {
+    let locks = service();
+    let lease = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let guard = KeepAlive::new().start(locks.clone(), lease.clone())?;
+    for _ in 0..10 {
+        tokio::time::sleep(TTL / 2).await;
+        assert!(locks.try_acquire("a", TTL).await?.is_none());
+        assert!(!guard.is_lost());
+    }
+    assert_eq!(guard.token(), lease.token());
+    assert!(guard.lease().expires_at() > lease.expires_at() + TTL * 4);
+    guard.release().await?;
+    assert!(locks.try_acquire("a", TTL).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_signal_fires_when_the_lease_is_gone() -> Result {
+    let locks = service();
+    let lease = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let guard = KeepAlive::new().start(locks.clone(), lease.clone())?;
+    let lost = guard.lost();
+    // Someone with the token (an operator, a bug) ends the lease behind the guard's back.
+    locks.release(&lease).await?;
+    let start = locks.now();
+    assert!(matches!(lost.wait().await, LostReason::NotHeld));
+    // Noticed at the first renewal, a third of the TTL in.
+    assert_eq!(locks.now() - start, TTL / 3);
+    assert!(guard.is_lost());
+    assert!(guard.release().await.unwrap_err().is_not_held());
+    Ok(())
+}
+
+/// A service whose extends fail or hang on demand.
+#[derive(Clone, Debug)]
+struct Faulty {
+    inner: InMemoryLockService<TokioClock>,
+    fail: Arc<AtomicBool>,
+    hang: Arc<AtomicBool>,
+}
+
+impl LockService for Faulty {
+    fn try_acquire(
+        &self,
+        name: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = std::result::Result<Option<Lease>, LockError>> + Send {
+        self.inner.try_acquire(name, ttl)
+    }
+    fn acquire(
+        &self,
+        name: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> impl Future<Output = std::result::Result<Lease, LockError>> + Send {
+        self.inner.acquire(name, ttl, wait)
+    }
+    async fn extend(&self, lease: &Lease, ttl: Duration) -> std::result::Result<Lease, LockError> {
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(LockError::Timeout {
+                operation: "extend",
+                after: Duration::from_secs(1),
+            });
+        }
+        self.inner.extend(lease, ttl).await
+    }
+    fn release(
+        &self,
+        lease: &Lease,
+    ) -> impl Future<Output = std::result::Result<(), LockError>> + Send {
+        self.inner.release(lease)
+    }
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+}
+
+fn faulty() -> Faulty {
+    Faulty {
+        inner: service(),
+        fail: Arc::default(),
+        hang: Arc::default(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_signal_fires_on_the_first_failed_renewal() -> Result {
+    let locks = faulty();
+    let lease = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let guard = KeepAlive::new().start(locks.clone(), lease)?;
+    let lost = guard.lost();
+    tokio::time::sleep(TTL).await; // three renewals succeed
+    assert!(!lost.is_lost());
+    locks.fail.store(true, Ordering::SeqCst);
+    let start = locks.now();
+    match lost.wait().await {
+        LostReason::RenewFailed(LockError::Timeout { operation, .. }) => {
+            assert_eq!(operation, "extend")
+        }
+        other => panic!("expected RenewFailed, got {other:?}"),
+    }
+    // Fired at the next renewal, long before the lease would have run out.
+    assert!(locks.now() - start <= TTL / 3);
+    assert!(lost.lease().remaining(locks.now()) >= TTL / 2);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_signal_fires_at_expiry_when_a_renewal_hangs() -> Result {
+    let locks = faulty();
+    let lease = locks.acquire("a", TTL, Duration::ZERO).await?;
+    locks.hang.store(true, Ordering::SeqCst);
+    let guard = KeepAlive::new().start(locks.clone(), lease.clone())?;
+    assert!(matches!(guard.lost().wait().await, LostReason::Expired));
+    assert_eq!(locks.now(), lease.expires_at());
+    // By then the next holder can come in, and the old one already knows to stop.
+    assert!(locks.try_acquire("a", TTL).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_guard_releases_at_once() -> Result {
+    let locks = service();
+    let lease = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let guard = KeepAlive::new().start(locks.clone(), lease)?;
+    let lost = guard.lost();
+    drop(guard);
+    assert_eq!(locks.holder("a"), None);
+    assert!(matches!(lost.reason(), Some(LostReason::Released)));
+    assert!(lost.is_lost());
+    Ok(())
+}
+
+#[test]
+fn keep_alive_needs_a_runtime() -> Result {
+    let locks = InMemoryLockService::new();
+    let lease = locks.try_acquire_now("a", TTL)?.ok_or("held")?;
+    assert!(matches!(
+        KeepAlive::new().start(locks.clone(), lease),
+        Err(LockError::NoRuntime)
+    ));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contention_keeps_mutual_exclusion_and_token_order() -> Result {
+    let locks = InMemoryLockService::new();
+    let history = Arc::new(common::History::default());
+    let tasks: Vec<_> = (0..8)
+        .map(|holder| {
+            let locks = locks.clone();
+            let history = history.clone();
+            tokio::spawn(async move {
+                for _ in 0..200 {
+                    let lease = locks.acquire("hot", TTL, TTL).await?;
+                    history.enter(holder, lease.token().get());
+                    tokio::task::yield_now().await;
+                    history.exit(holder, lease.token().get());
+                    locks.release(&lease).await?;
+                }
+                Ok::<(), LockError>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let events = history.events();
+    assert_eq!(events.len(), 8 * 200 * 2);
+    common::check(&events)?;
+    Ok(())
+}
