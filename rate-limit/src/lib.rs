@@ -55,8 +55,11 @@
 //!
 //! # Crate features
 //!
-//! - `tokio`: `until_ready` / `until_n_ready` with optional jitter, and the leaky bucket
-//!   `Shaper` whose callers wait in FIFO order.
+//! - `tokio`: [`Limiter::until_ready`] / [`Limiter::until_n_ready`] with optional
+//!   [`Jitter`], and the leaky bucket [`Shaper`] whose callers wait in FIFO order. Both are
+//!   cancellation-safe.
+
+#![doc(test(attr(deny(warnings))))]
 
 mod algorithm;
 mod decision;
@@ -69,8 +72,12 @@ mod leaky_bucket;
 mod limiter;
 mod quota;
 mod rate_limit;
+#[cfg(feature = "tokio")]
+mod shaper;
 mod sliding_counter;
 mod sliding_log;
+#[cfg(feature = "tokio")]
+mod wait;
 
 pub use algorithm::Algorithm;
 pub use decision::Decision;
@@ -83,5 +90,9 @@ pub use leaky_bucket::{LeakyBucket, LeakyBucketState};
 pub use limiter::Limiter;
 pub use quota::{Quota, QuotaError};
 pub use rate_limit::RateLimit;
+#[cfg(feature = "tokio")]
+pub use shaper::{Acquire, Shaper};
 pub use sliding_counter::{SlidingCounter, SlidingCounterState};
 pub use sliding_log::{SlidingLog, SlidingLogState};
+#[cfg(feature = "tokio")]
+pub use wait::Jitter;

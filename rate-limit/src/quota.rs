@@ -69,7 +69,7 @@ impl Quota {
     /// `limit` requests per `period`, with a burst of `limit`.
     ///
     /// ```
-    /// # use keel_rate_limit::{Quota, QuotaError};
+    /// # use keel_rate_limit::Quota;
     /// # use std::time::Duration;
     /// let quota = Quota::with_period(3, Duration::from_millis(300))?;
     /// assert_eq!(quota.emission_interval(), Duration::from_millis(100));

@@ -1,0 +1,148 @@
+//! Waiting for capacity on tokio: `until_ready` and `until_n_ready`, with optional jitter.
+
+use std::hash::Hash;
+use std::time::Duration;
+
+use keel_core::Clock;
+use rand::Rng;
+
+use crate::{Algorithm, Decision, InsufficientCapacity, KeyedLimiter, Limiter, RateLimit};
+
+/// A random extra delay added to each wait, so callers denied together do not all retry at
+/// the same instant.
+///
+/// ```
+/// use keel_rate_limit::Jitter;
+/// use std::time::Duration;
+///
+/// let jitter = Jitter::up_to(Duration::from_millis(20));
+/// assert_eq!(jitter.max(), Duration::from_millis(20));
+/// assert_eq!(Jitter::NONE.max(), Duration::ZERO);
+/// ```
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Jitter {
+    max: Duration,
+}
+
+impl Jitter {
+    /// No jitter: wake exactly at retry-after.
+    pub const NONE: Jitter = Jitter {
+        max: Duration::ZERO,
+    };
+
+    /// A uniformly random extra delay in `[0, max]` on every wait.
+    pub fn up_to(max: Duration) -> Jitter {
+        Jitter { max }
+    }
+
+    /// The largest extra delay.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+
+    fn sample(&self) -> Duration {
+        let nanos = u64::try_from(self.max.as_nanos()).unwrap_or(u64::MAX);
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(rand::rng().random_range(0..=nanos))
+    }
+}
+
+/// Checks until admitted, sleeping on tokio for each denial's retry-after plus jitter.
+async fn wait_until<F>(mut check: F, jitter: Jitter) -> Result<Decision, InsufficientCapacity>
+where
+    F: FnMut() -> Result<Decision, InsufficientCapacity>,
+{
+    loop {
+        let decision = check()?;
+        match decision.retry_after() {
+            None => return Ok(decision),
+            Some(retry) => tokio::time::sleep(retry + jitter.sample()).await,
+        }
+    }
+}
+
+impl<A: Algorithm, C: Clock> Limiter<A, C> {
+    /// Waits until one request is admitted, and takes it.
+    ///
+    /// Cancellation-safe: while it sleeps it holds no reservation, so dropping the future
+    /// (a timeout, a `select!`) takes nothing from the limiter. Callers are not served in
+    /// FIFO order; for that, use [`Shaper`](crate::Shaper).
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_rate_limit::{Gcra, Limiter, Quota};
+    /// use std::time::Duration;
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread()
+    ///     .enable_time()
+    ///     .start_paused(true)
+    ///     .build()?;
+    /// runtime.block_on(async {
+    ///     let clock = TokioClock::new();
+    ///     let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_second(10)?.with_burst(1)?, clock);
+    ///     let start = tokio::time::Instant::now();
+    ///     for _ in 0..3 {
+    ///         assert!(limiter.until_ready().await.is_allowed());
+    ///     }
+    ///     assert_eq!(start.elapsed(), Duration::from_millis(200));
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn until_ready(&self) -> Decision {
+        match self.until_n_ready_with_jitter(1, Jitter::NONE).await {
+            Ok(decision) => decision,
+            // Every quota holds at least one cell, so this arm is never taken.
+            Err(_) => self.check(),
+        }
+    }
+
+    /// Waits until `n` cells are admitted at once, and takes them. Cancellation-safe as
+    /// [`until_ready`](Limiter::until_ready).
+    ///
+    /// # Errors
+    ///
+    /// [`InsufficientCapacity`] at once if `n` can never be admitted.
+    pub async fn until_n_ready(&self, n: u32) -> Result<Decision, InsufficientCapacity> {
+        self.until_n_ready_with_jitter(n, Jitter::NONE).await
+    }
+
+    /// [`until_n_ready`](Limiter::until_n_ready), adding `jitter` to every wait.
+    ///
+    /// # Errors
+    ///
+    /// [`InsufficientCapacity`] at once if `n` can never be admitted.
+    pub async fn until_n_ready_with_jitter(
+        &self,
+        n: u32,
+        jitter: Jitter,
+    ) -> Result<Decision, InsufficientCapacity> {
+        wait_until(|| self.check_n(n), jitter).await
+    }
+}
+
+impl<K, A: Algorithm, C: Clock> KeyedLimiter<K, A, C>
+where
+    K: Hash + Eq + Send + Sync,
+{
+    /// Waits until `n` cells for `key` are admitted, adding `jitter` to every wait.
+    /// Cancellation-safe: nothing is held while waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`InsufficientCapacity`] at once if `n` can never be admitted for `key`.
+    pub async fn until_key_n_ready<Q>(
+        &self,
+        key: &Q,
+        n: u32,
+        jitter: Jitter,
+    ) -> Result<Decision, InsufficientCapacity>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        wait_until(|| self.check_key_n(key, n), jitter).await
+    }
+}

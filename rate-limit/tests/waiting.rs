@@ -1,0 +1,185 @@
+//! Async waiting on tokio paused time: until_ready, jitter, cancellation, and the FIFO shaper.
+#![cfg(feature = "tokio")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_core::TokioClock;
+use keel_rate_limit::{Gcra, Jitter, KeyedLimiter, Limiter, Quota, RateLimit, Shaper, SlidingLog};
+use tokio::time::Instant;
+
+type BoxError = Box<dyn std::error::Error>;
+
+#[tokio::test(start_paused = true)]
+async fn until_ready_wakes_exactly_at_retry_after() -> Result<(), BoxError> {
+    let limiter = Limiter::<SlidingLog, _>::with_clock(Quota::per_second(2)?, TokioClock::new());
+    let start = Instant::now();
+    assert!(limiter.until_n_ready(2).await?.is_allowed());
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let decision = limiter.until_ready().await;
+    assert!(decision.is_allowed());
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert!(limiter.until_n_ready(3).await.is_err(), "never satisfiable");
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn jitter_delays_within_its_range() -> Result<(), BoxError> {
+    let limiter =
+        Limiter::<Gcra, _>::with_clock(Quota::per_second(10)?.with_burst(1)?, TokioClock::new());
+    let jitter = Jitter::up_to(Duration::from_millis(50));
+    let mut waits = Vec::new();
+    for _ in 0..20 {
+        let start = Instant::now();
+        assert!(
+            limiter
+                .until_n_ready_with_jitter(1, jitter)
+                .await?
+                .is_allowed()
+        );
+        waits.push(start.elapsed());
+    }
+    for wait in &waits[1..] {
+        assert!(
+            *wait >= Duration::from_millis(100) && *wait <= Duration::from_millis(150),
+            "{wait:?}"
+        );
+    }
+    assert!(
+        waits[1..].iter().any(|w| *w != waits[1]),
+        "jitter varied nothing: {waits:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_until_ready_takes_nothing() -> Result<(), BoxError> {
+    let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_second(4)?, TokioClock::new());
+    assert!(limiter.check_n(4)?.is_allowed());
+    let timed_out =
+        tokio::time::timeout(Duration::from_millis(100), limiter.until_n_ready(4)).await;
+    assert!(timed_out.is_err());
+    // One second after the burst the bucket is full: the dropped waiter took nothing.
+    tokio::time::advance(Duration::from_millis(900)).await;
+    assert!(limiter.check_n(4)?.is_allowed());
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_until_ready_waits_per_key() -> Result<(), BoxError> {
+    let limiter = KeyedLimiter::<u32, Gcra>::builder(Quota::per_second(1)?)
+        .clock(TokioClock::new())
+        .build()?;
+    let start = Instant::now();
+    assert!(
+        limiter
+            .until_key_n_ready(&1, 1, Jitter::NONE)
+            .await?
+            .is_allowed()
+    );
+    assert!(
+        limiter
+            .until_key_n_ready(&2, 1, Jitter::NONE)
+            .await?
+            .is_allowed()
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(
+        limiter
+            .until_key_n_ready(&1, 1, Jitter::NONE)
+            .await?
+            .is_allowed()
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn shaper_serves_in_arrival_order_at_its_rate() -> Result<(), BoxError> {
+    let shaper = Arc::new(Shaper::with_clock(
+        Quota::per_second(10)?.with_burst(1)?,
+        TokioClock::new(),
+    ));
+    let start = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for i in 0..5u64 {
+        let shaper = shaper.clone();
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            shaper.acquire(1).await.expect("within burst");
+            tx.send((i, start.elapsed())).expect("receiver alive");
+        }));
+        tokio::task::yield_now().await; // let it enqueue before the next arrives
+    }
+    drop(tx);
+    let mut served = Vec::new();
+    while let Some(item) = rx.recv().await {
+        served.push(item);
+    }
+    let expected: Vec<_> = (0..5)
+        .map(|i| (i, Duration::from_millis(100 * i)))
+        .collect();
+    assert_eq!(served, expected);
+    assert!(shaper.acquire(2).await.is_err(), "over the burst");
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_shaper_waiter_gives_its_place_back() -> Result<(), BoxError> {
+    let shaper = Arc::new(Shaper::with_clock(
+        Quota::per_second(10)?.with_burst(1)?,
+        TokioClock::new(),
+    ));
+    let start = Instant::now();
+    shaper.acquire(1).await?; // t = 0; the next cell is free at 100 ms
+    let first = {
+        let shaper = shaper.clone();
+        tokio::spawn(async move { shaper.acquire(1).await })
+    };
+    tokio::task::yield_now().await;
+    let second = {
+        let shaper = shaper.clone();
+        tokio::spawn(async move {
+            shaper.acquire(1).await.expect("within burst");
+            start.elapsed()
+        })
+    };
+    tokio::task::yield_now().await;
+    assert_eq!(shaper.waiting(), 2);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    first.abort(); // cancelled while waiting at the head of the queue
+    assert!(first.await.is_err());
+    // The second waiter gets the first one's slot, not the one after it.
+    assert_eq!(second.await?, Duration::from_millis(100));
+    assert_eq!(shaper.waiting(), 0);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_request_at_the_head_is_not_overtaken() -> Result<(), BoxError> {
+    let shaper = Arc::new(Shaper::with_clock(
+        Quota::per_second(10)?.with_burst(3)?,
+        TokioClock::new(),
+    ));
+    let start = Instant::now();
+    shaper.acquire(3).await?;
+    let big = {
+        let shaper = shaper.clone();
+        tokio::spawn(async move {
+            shaper.acquire(3).await.expect("within burst");
+            start.elapsed()
+        })
+    };
+    tokio::task::yield_now().await;
+    let small = {
+        let shaper = shaper.clone();
+        tokio::spawn(async move {
+            shaper.acquire(1).await.expect("within burst");
+            start.elapsed()
+        })
+    };
+    assert_eq!(big.await?, Duration::from_millis(300));
+    assert_eq!(small.await?, Duration::from_millis(400));
+    Ok(())
+}
