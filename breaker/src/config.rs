@@ -103,6 +103,13 @@ pub enum ConfigError {
     },
     /// An exponential multiplier below 1 or not finite.
     Multiplier {
+        /// The setting.
+        setting: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A retry budget percentage outside `[0, 100]`.
+    BudgetPercent {
         /// The value given.
         value: f64,
     },
@@ -129,11 +136,14 @@ impl fmt::Display for ConfigError {
                 f,
                 "time window of {length:?} is too short for {buckets} buckets"
             ),
-            ConfigError::Multiplier { value } => {
+            ConfigError::Multiplier { setting, value } => {
                 write!(
                     f,
-                    "open wait multiplier must be a finite number >= 1, got {value}"
+                    "{setting} multiplier must be a finite number >= 1, got {value}"
                 )
+            }
+            ConfigError::BudgetPercent { value } => {
+                write!(f, "retry budget percent must be in [0, 100], got {value}")
             }
             ConfigError::MaxBelowInitial { setting } => {
                 write!(f, "{setting}: max must be >= initial")
@@ -278,7 +288,10 @@ impl Config {
                     });
                 }
                 if !(multiplier.is_finite() && multiplier >= 1.0) {
-                    return Err(ConfigError::Multiplier { value: multiplier });
+                    return Err(ConfigError::Multiplier {
+                        setting: "open wait",
+                        value: multiplier,
+                    });
                 }
                 if max < initial {
                     return Err(ConfigError::MaxBelowInitial {

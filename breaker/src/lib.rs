@@ -2,14 +2,17 @@
 //!
 //! # Overview
 //!
-//! These pieces keep a failing dependency from taking its callers down with it:
+//! Four pieces keep a failing dependency from taking its callers down with it:
 //!
 //! | piece | what it does | cost when nothing fails |
 //! |---|---|---|
 //! | [`CircuitBreaker`] | stops calling a dependency that keeps failing, probes it, resumes | one atomic load to admit, two atomic RMWs to record (count window) |
+//! | [`Retry`] | retries transient errors with exponential backoff and jitter, within attempt and time limits | nothing beyond the call |
+//! | [`RetryBudget`] | caps retries at a percentage of recent requests plus a floor per second | one short lock per request |
+//! | [`Bulkhead`] | caps concurrent calls; rejects or waits a bounded time when full | two atomic RMWs |
 //!
 //! Time is read through [`keel_core::Clock`], so every transition is tested with a
-//! `ManualClock`; nothing in the tests sleeps.
+//! `ManualClock` and every retry with tokio's paused time; nothing in the tests sleeps.
 //!
 //! # Example
 //!
@@ -80,23 +83,57 @@
 //! [`Transition`]; [`CircuitBreaker::metrics`] returns a [`Metrics`] snapshot.
 //! [`BreakerRegistry`] keeps one breaker per key.
 //!
+//! # Retry
+//!
+//! [`Backoff`] computes waits: constant, or exponential with no jitter, *full* jitter
+//! (uniform in `[0, d]`), *equal* jitter (`d/2` plus uniform in `[0, d/2]`) or *decorrelated*
+//! jitter (uniform in `[base, 3 × previous]`, capped), as in the AWS Architecture Blog's
+//! "Exponential Backoff And Jitter". [`Retry`] bounds attempts and total elapsed time and
+//! retries only errors its predicate calls transient. A [`RetryBudget`] (Finagle's design)
+//! allows retries up to `percent` of the requests of the last `ttl` plus `min_per_second`,
+//! so a failing dependency sees at most `1 + percent/100` times its normal load instead of
+//! `max_attempts` times.
+//!
+//! # Bulkhead
+//!
+//! [`Bulkhead`] caps concurrent calls with a counting semaphore: `try_acquire` never waits;
+//! with the `tokio` feature, [`Bulkhead::acquire`] waits up to a bound for a slot.
+//!
 //! # Crate features
 //!
-//! None yet; the breaker works without any runtime.
+//! - `tokio`: async retries (`Retry::run`) and the bulkhead's bounded wait
+//!   (`Bulkhead::acquire`).
+//! - `tower`: `Layer`s for the breaker, retry (with budget) and bulkhead; implies `tokio`.
 
+mod backoff;
 mod breaker;
+mod budget;
+mod bulkhead;
 mod config;
 mod error;
+#[cfg(feature = "tower")]
+mod layer;
 mod metrics;
 mod permit;
 mod registry;
+mod retry;
 mod state;
 mod window;
 
+pub use backoff::{Backoff, Jitter};
 pub use breaker::{CircuitBreaker, Permit};
+pub use budget::{RetryBudget, RetryBudgetBuilder};
+pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadPermit, OwnedBulkheadPermit};
 pub use config::{CircuitBreakerBuilder, ConfigError, OpenWait, Window};
 pub use error::{CallError, Rejected};
+#[cfg(feature = "tower")]
+pub use layer::{
+    AnyError, BoxError, BoxFuture, BulkheadLayer, BulkheadService, CircuitBreakerLayer,
+    CircuitBreakerService, ErrIsFailure, FailurePredicate, RetryLayer, RetryPredicate,
+    RetryService,
+};
 pub use metrics::Metrics;
 pub use permit::OwnedPermit;
 pub use registry::BreakerRegistry;
+pub use retry::{Attempts, GiveUp, Retry, RetryBuilder, RetryError};
 pub use state::{Reason, State, Transition};

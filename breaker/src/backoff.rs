@@ -1,0 +1,149 @@
+//! `Backoff`: how long to wait before each retry.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+/// How an exponential backoff randomizes its waits, so that clients that failed together do
+/// not retry together.
+///
+/// With `d = min(max, base × multiplier^n)` for the n-th retry (0-based):
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Jitter {
+    /// Wait exactly `d`. Clients that failed together stay in lockstep.
+    None,
+    /// Wait uniformly in `[0, d]` ("full jitter"): the least total work in AWS's study.
+    Full,
+    /// Wait `d/2` plus uniformly in `[0, d/2]` ("equal jitter"): never much shorter than `d`.
+    Equal,
+    /// Wait uniformly in `[base, 3 × previous wait]`, capped at `max` ("decorrelated jitter"):
+    /// each wait grows from the last one instead of the attempt number.
+    Decorrelated,
+}
+
+/// The wait before each retry: constant, or exponential with a [`Jitter`].
+///
+/// ```
+/// use keel_breaker::{Backoff, Jitter};
+/// use rand::SeedableRng;
+/// use std::time::Duration;
+///
+/// let backoff = Backoff::exponential(Duration::from_millis(100))
+///     .multiplier(2.0)
+///     .max(Duration::from_secs(5))
+///     .jitter(Jitter::None);
+/// let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+/// let waits: Vec<_> = (0..4).map(|n| backoff.delay(n, Duration::ZERO, &mut rng)).collect();
+/// assert_eq!(waits, [100, 200, 400, 800].map(Duration::from_millis));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Backoff {
+    pub(crate) base: Duration,
+    pub(crate) multiplier: f64,
+    pub(crate) max: Duration,
+    pub(crate) jitter: Jitter,
+}
+
+impl Backoff {
+    /// The same wait before every retry.
+    pub fn constant(wait: Duration) -> Backoff {
+        Backoff {
+            base: wait,
+            multiplier: 1.0,
+            max: wait,
+            jitter: Jitter::None,
+        }
+    }
+
+    /// Exponential from `base`, doubling, capped at 30 s, with full jitter.
+    pub fn exponential(base: Duration) -> Backoff {
+        Backoff {
+            base,
+            multiplier: 2.0,
+            max: Duration::from_secs(30).max(base),
+            jitter: Jitter::Full,
+        }
+    }
+
+    /// The growth per retry (at least 1; checked when the [`Retry`](crate::Retry) is built).
+    pub fn multiplier(mut self, multiplier: f64) -> Backoff {
+        self.multiplier = multiplier;
+        self
+    }
+
+    /// The longest wait.
+    pub fn max(mut self, max: Duration) -> Backoff {
+        self.max = max;
+        self
+    }
+
+    /// How waits are randomized.
+    pub fn jitter(mut self, jitter: Jitter) -> Backoff {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The wait before retry number `retry` (0 for the first retry); `previous` is the wait
+    /// before the previous retry, used by [`Jitter::Decorrelated`] (pass zero at first).
+    pub fn delay(&self, retry: u32, previous: Duration, rng: &mut impl Rng) -> Duration {
+        let base = self.base.as_nanos() as f64;
+        let max = self.max.as_nanos() as f64;
+        let exponent = i32::try_from(retry).unwrap_or(i32::MAX);
+        let capped = (base * self.multiplier.powi(exponent)).min(max);
+        let capped = if capped.is_finite() { capped } else { max };
+        let nanos = match self.jitter {
+            Jitter::None => capped,
+            Jitter::Full => rng.random_range(0.0..=capped),
+            Jitter::Equal => capped / 2.0 + rng.random_range(0.0..=capped / 2.0),
+            Jitter::Decorrelated => {
+                let upper = (previous.as_nanos() as f64 * 3.0).clamp(base, max);
+                rng.random_range(base..=upper)
+            }
+        };
+        Duration::from_nanos(nanos as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    #[test]
+    fn each_jitter_stays_in_its_range() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let ms = Duration::from_millis;
+        let exponential = Backoff::exponential(ms(10)).max(ms(1_000));
+        for retry in 0..12 {
+            let cap = ms(10 * (1u64 << retry)).min(ms(1_000));
+            let full = exponential
+                .jitter(Jitter::Full)
+                .delay(retry, ms(0), &mut rng);
+            assert!(full <= cap);
+            let equal = exponential
+                .jitter(Jitter::Equal)
+                .delay(retry, ms(0), &mut rng);
+            assert!(equal >= cap / 2 && equal <= cap);
+            let previous = ms(7 * u64::from(retry) + 1);
+            let decorrelated = exponential
+                .jitter(Jitter::Decorrelated)
+                .delay(retry, previous, &mut rng);
+            assert!(decorrelated >= ms(10));
+            assert!(decorrelated <= (previous * 3).clamp(ms(10), ms(1_000)));
+        }
+        assert_eq!(Backoff::constant(ms(5)).delay(40, ms(0), &mut rng), ms(5));
+    }
+
+    #[test]
+    fn full_jitter_spreads_waits_out() {
+        let mut rng = SmallRng::seed_from_u64(2);
+        let backoff = Backoff::exponential(Duration::from_secs(1));
+        let waits: std::collections::BTreeSet<_> = (0..50)
+            .map(|_| backoff.delay(3, Duration::ZERO, &mut rng))
+            .collect();
+        assert!(waits.len() > 45, "jittered waits should rarely collide");
+    }
+}

@@ -1,0 +1,334 @@
+//! `Bulkhead`: a cap on concurrent calls, so one slow dependency cannot take every thread.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_core::sync::atomic::{AtomicUsize, Ordering};
+
+/// A call the bulkhead turned away because every slot was taken.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BulkheadFull {
+    max_concurrent: usize,
+    waited: Option<Duration>,
+}
+
+impl BulkheadFull {
+    #[cfg(feature = "tower")]
+    pub(crate) fn unready(max_concurrent: usize) -> BulkheadFull {
+        BulkheadFull {
+            max_concurrent,
+            waited: None,
+        }
+    }
+
+    /// The bulkhead's limit.
+    pub fn max_concurrent(&self) -> usize {
+        self.max_concurrent
+    }
+
+    /// How long the call waited for a slot before giving up, if it waited.
+    pub fn waited(&self) -> Option<Duration> {
+        self.waited
+    }
+}
+
+impl fmt::Display for BulkheadFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bulkhead full: all {} concurrent slots are taken",
+            self.max_concurrent
+        )?;
+        if let Some(waited) = self.waited {
+            write!(f, " (waited {waited:?})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for BulkheadFull {}
+
+/// A limit on concurrent calls: a call takes a slot or is rejected, and with the `tokio`
+/// feature it may wait up to `max_wait` for one.
+///
+/// Taking and returning a slot is one CAS and one `fetch_sub`; the wait uses a
+/// `tokio::sync::Notify` that a returning slot pokes only when someone waits.
+///
+/// ```
+/// use keel_breaker::Bulkhead;
+///
+/// let bulkhead = Bulkhead::new(2)?;
+/// let a = bulkhead.try_acquire()?;
+/// let _b = bulkhead.try_acquire()?;
+/// let full = bulkhead.try_acquire().unwrap_err();
+/// assert_eq!(full.to_string(), "bulkhead full: all 2 concurrent slots are taken");
+/// drop(a);
+/// assert!(bulkhead.try_acquire().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Bulkhead {
+    max_concurrent: usize,
+    max_wait: Duration,
+    in_use: AtomicUsize,
+    #[cfg(feature = "tokio")]
+    waiters: AtomicUsize,
+    #[cfg(feature = "tokio")]
+    notify: tokio::sync::Notify,
+}
+
+impl Bulkhead {
+    /// A bulkhead of `max_concurrent` slots that never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Zero`](crate::ConfigError::Zero) if `max_concurrent` is 0.
+    pub fn new(max_concurrent: usize) -> Result<Bulkhead, crate::ConfigError> {
+        Bulkhead::with_max_wait(max_concurrent, Duration::ZERO)
+    }
+
+    /// A bulkhead of `max_concurrent` slots whose [`acquire`](Bulkhead::acquire) (feature
+    /// `tokio`) waits up to `max_wait` for a slot.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Zero`](crate::ConfigError::Zero) if `max_concurrent` is 0.
+    pub fn with_max_wait(
+        max_concurrent: usize,
+        max_wait: Duration,
+    ) -> Result<Bulkhead, crate::ConfigError> {
+        if max_concurrent == 0 {
+            return Err(crate::ConfigError::Zero {
+                setting: "bulkhead max concurrent calls",
+            });
+        }
+        Ok(Bulkhead {
+            max_concurrent,
+            max_wait,
+            in_use: AtomicUsize::new(0),
+            #[cfg(feature = "tokio")]
+            waiters: AtomicUsize::new(0),
+            #[cfg(feature = "tokio")]
+            notify: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Slots taken now.
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::Acquire)
+    }
+
+    /// The limit.
+    pub fn max_concurrent(&self) -> usize {
+        self.max_concurrent
+    }
+
+    fn take(&self) -> bool {
+        let mut current = self.in_use.load(Ordering::Acquire);
+        loop {
+            if current >= self.max_concurrent {
+                return false;
+            }
+            match self.in_use.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => {
+                    current = actual;
+                    keel_core::sync::spin_loop();
+                }
+            }
+        }
+    }
+
+    fn give_back(&self) {
+        // SeqCst pairs with the waiter's SeqCst increment of `waiters`: either the waiter
+        // sees the free slot on its retry, or this sees the waiter and wakes it.
+        self.in_use.fetch_sub(1, Ordering::SeqCst);
+        #[cfg(feature = "tokio")]
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_one();
+        }
+    }
+
+    fn full(&self, waited: Option<Duration>) -> BulkheadFull {
+        BulkheadFull {
+            max_concurrent: self.max_concurrent,
+            waited,
+        }
+    }
+
+    /// Takes a slot without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`BulkheadFull`] when every slot is taken.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<BulkheadPermit<'_>, BulkheadFull> {
+        if self.take() {
+            Ok(BulkheadPermit { bulkhead: self })
+        } else {
+            Err(self.full(None))
+        }
+    }
+
+    /// Takes a slot without waiting; the permit holds the bulkhead by `Arc`.
+    ///
+    /// # Errors
+    ///
+    /// [`BulkheadFull`] when every slot is taken.
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedBulkheadPermit, BulkheadFull> {
+        if self.take() {
+            Ok(OwnedBulkheadPermit {
+                bulkhead: self.clone(),
+            })
+        } else {
+            Err(self.full(None))
+        }
+    }
+
+    /// Runs `call` in a slot.
+    ///
+    /// # Errors
+    ///
+    /// [`BulkheadFull`] without running `call` when every slot is taken.
+    pub fn call<T>(&self, call: impl FnOnce() -> T) -> Result<T, BulkheadFull> {
+        let _permit = self.try_acquire()?;
+        Ok(call())
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Bulkhead {
+    /// Takes a slot, waiting up to the bulkhead's `max_wait` for one (on tokio's timer).
+    ///
+    /// # Errors
+    ///
+    /// [`BulkheadFull`] if no slot came free in time.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bulkhead = Bulkhead::with_max_wait(1, Duration::from_millis(50))?;
+    /// let held = bulkhead.acquire().await?;
+    /// let full = bulkhead.acquire().await.unwrap_err();
+    /// assert_eq!(full.waited(), Some(Duration::from_millis(50)));
+    /// drop(held);
+    /// assert!(bulkhead.acquire().await.is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }
+    /// ```
+    pub async fn acquire(&self) -> Result<BulkheadPermit<'_>, BulkheadFull> {
+        if self.take() {
+            return Ok(BulkheadPermit { bulkhead: self });
+        }
+        self.wait().await?;
+        Ok(BulkheadPermit { bulkhead: self })
+    }
+
+    /// [`acquire`](Bulkhead::acquire) with a permit that holds the bulkhead by `Arc`.
+    ///
+    /// # Errors
+    ///
+    /// [`BulkheadFull`] if no slot came free in time.
+    pub async fn acquire_owned(self: &Arc<Self>) -> Result<OwnedBulkheadPermit, BulkheadFull> {
+        if !self.take() {
+            self.wait().await?;
+        }
+        Ok(OwnedBulkheadPermit {
+            bulkhead: self.clone(),
+        })
+    }
+
+    /// Awaits `call` in a slot, waiting up to `max_wait` for one. Dropping the returned
+    /// future gives the slot back.
+    ///
+    /// # Errors
+    ///
+    /// [`BulkheadFull`] without polling `call` if no slot came free in time.
+    pub async fn call_async<F: std::future::Future>(
+        &self,
+        call: F,
+    ) -> Result<F::Output, BulkheadFull> {
+        let _permit = self.acquire().await?;
+        Ok(call.await)
+    }
+
+    /// Waits for a slot and takes it.
+    async fn wait(&self) -> Result<(), BulkheadFull> {
+        if self.max_wait.is_zero() {
+            return Err(self.full(None));
+        }
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.max_wait;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let taken = self.take();
+            let timed_out = !taken && tokio::time::timeout_at(deadline, notified).await.is_err();
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            if taken || self.take() {
+                return Ok(());
+            }
+            if timed_out {
+                return Err(self.full(Some(tokio::time::Instant::now() - started)));
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Bulkhead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bulkhead")
+            .field("max_concurrent", &self.max_concurrent)
+            .field("max_wait", &self.max_wait)
+            .field("in_use", &self.in_use())
+            .finish()
+    }
+}
+
+/// A slot in a [`Bulkhead`], given back on drop.
+#[must_use = "the slot is given back when the permit is dropped"]
+pub struct BulkheadPermit<'a> {
+    bulkhead: &'a Bulkhead,
+}
+
+impl Drop for BulkheadPermit<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.bulkhead.give_back();
+    }
+}
+
+impl fmt::Debug for BulkheadPermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BulkheadPermit").finish_non_exhaustive()
+    }
+}
+
+/// A slot in a [`Bulkhead`] held by `Arc`, given back on drop.
+#[must_use = "the slot is given back when the permit is dropped"]
+pub struct OwnedBulkheadPermit {
+    bulkhead: Arc<Bulkhead>,
+}
+
+impl Drop for OwnedBulkheadPermit {
+    fn drop(&mut self) {
+        self.bulkhead.give_back();
+    }
+}
+
+impl fmt::Debug for OwnedBulkheadPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedBulkheadPermit")
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,128 @@
+//! `CircuitBreakerLayer`: rejects requests while the breaker is open.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use keel_core::Clock;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{BoxError, BoxFuture, ErrIsFailure, FailurePredicate};
+use crate::CircuitBreaker;
+
+/// Wraps a service in a [`CircuitBreaker`]: while it is open, requests fail at once with a
+/// boxed [`Rejected`](crate::Rejected) without reaching the service.
+///
+/// ```
+/// use keel_breaker::{CircuitBreaker, CircuitBreakerLayer, Rejected};
+/// use std::sync::Arc;
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let breaker = Arc::new(CircuitBreaker::builder().consecutive_failures(1).build()?);
+/// let service = ServiceBuilder::new()
+///     .layer(CircuitBreakerLayer::new(breaker))
+///     .service(service_fn(|_: ()| async { Err::<(), _>("down") }));
+/// assert!(service.clone().oneshot(()).await.is_err()); // trips the breaker
+/// let error = service.oneshot(()).await.unwrap_err();
+/// assert!(error.is::<Rejected>());
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct CircuitBreakerLayer<C, P = ErrIsFailure> {
+    breaker: Arc<CircuitBreaker<C>>,
+    predicate: P,
+}
+
+impl<C> Clone for CircuitBreakerLayer<C, ErrIsFailure> {
+    fn clone(&self) -> Self {
+        CircuitBreakerLayer {
+            breaker: self.breaker.clone(),
+            predicate: ErrIsFailure,
+        }
+    }
+}
+
+impl<C: Clock> CircuitBreakerLayer<C, ErrIsFailure> {
+    /// Counts every `Err` of the inner service as a failure.
+    pub fn new(breaker: Arc<CircuitBreaker<C>>) -> Self {
+        CircuitBreakerLayer {
+            breaker,
+            predicate: ErrIsFailure,
+        }
+    }
+
+    /// Counts what `predicate` says is a failure (for example only 5xx responses).
+    pub fn with_predicate<P>(self, predicate: P) -> CircuitBreakerLayer<C, P> {
+        CircuitBreakerLayer {
+            breaker: self.breaker,
+            predicate,
+        }
+    }
+}
+
+impl<S, C: Clock, P: Clone> Layer<S> for CircuitBreakerLayer<C, P> {
+    type Service = CircuitBreakerService<S, C, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreakerService {
+            inner,
+            breaker: self.breaker.clone(),
+            predicate: self.predicate.clone(),
+        }
+    }
+}
+
+/// The service made by [`CircuitBreakerLayer`].
+#[derive(Debug)]
+pub struct CircuitBreakerService<S, C, P = ErrIsFailure> {
+    inner: S,
+    breaker: Arc<CircuitBreaker<C>>,
+    predicate: P,
+}
+
+impl<S: Clone, C, P: Clone> Clone for CircuitBreakerService<S, C, P> {
+    fn clone(&self) -> Self {
+        CircuitBreakerService {
+            inner: self.inner.clone(),
+            breaker: self.breaker.clone(),
+            predicate: self.predicate.clone(),
+        }
+    }
+}
+
+impl<S, Req, C, P> Service<Req> for CircuitBreakerService<S, C, P>
+where
+    S: Service<Req>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError>,
+    C: Clock + 'static,
+    P: FailurePredicate<S::Response, S::Error> + Clone + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        match self.breaker.try_acquire_owned() {
+            Err(rejected) => Box::pin(std::future::ready(Err(rejected.into()))),
+            Ok(permit) => {
+                let call = self.inner.call(request);
+                let predicate = self.predicate.clone();
+                // Dropping this future drops the permit unreported: a probe slot comes back.
+                Box::pin(async move {
+                    let result = call.await;
+                    permit.record(predicate.is_failure(&result));
+                    result.map_err(Into::into)
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! `BulkheadLayer`: caps the requests in flight through a service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{BoxError, BoxFuture};
+use crate::{Bulkhead, BulkheadFull, OwnedBulkheadPermit};
+
+/// Limits the requests in flight through a service to a [`Bulkhead`]'s slots. `poll_ready`
+/// waits up to the bulkhead's `max_wait` for a slot; a request that got none fails with a
+/// boxed [`BulkheadFull`] without reaching the service.
+///
+/// ```
+/// use keel_breaker::{Bulkhead, BulkheadFull, BulkheadLayer};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let bulkhead = Arc::new(Bulkhead::with_max_wait(1, Duration::from_millis(5))?);
+/// let mut service = ServiceBuilder::new()
+///     .layer(BulkheadLayer::new(bulkhead.clone()))
+///     .service(service_fn(|n: u32| async move { Ok::<_, BoxError>(n * 2) }));
+/// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// let held = bulkhead.try_acquire()?; // someone else holds the only slot
+/// let error = service.ready().await?.call(1).await.unwrap_err();
+/// assert!(error.is::<BulkheadFull>());
+/// drop(held);
+/// assert_eq!(service.ready().await?.call(21).await?, 42);
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct BulkheadLayer {
+    bulkhead: Arc<Bulkhead>,
+}
+
+impl BulkheadLayer {
+    /// Limits concurrency to `bulkhead`'s slots, shared by every service the layer makes.
+    pub fn new(bulkhead: Arc<Bulkhead>) -> Self {
+        BulkheadLayer { bulkhead }
+    }
+}
+
+impl<S> Layer<S> for BulkheadLayer {
+    type Service = BulkheadService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BulkheadService {
+            inner,
+            bulkhead: self.bulkhead.clone(),
+            slot: Slot::Empty,
+        }
+    }
+}
+
+enum Slot {
+    Empty,
+    Waiting(BoxFuture<Result<OwnedBulkheadPermit, BulkheadFull>>),
+    Held(OwnedBulkheadPermit),
+    Refused(BulkheadFull),
+}
+
+/// The service made by [`BulkheadLayer`].
+pub struct BulkheadService<S> {
+    inner: S,
+    bulkhead: Arc<Bulkhead>,
+    slot: Slot,
+}
+
+impl<S: Clone> Clone for BulkheadService<S> {
+    fn clone(&self) -> Self {
+        // A clone starts without a slot: slots belong to the service that waited for them.
+        BulkheadService {
+            inner: self.inner.clone(),
+            bulkhead: self.bulkhead.clone(),
+            slot: Slot::Empty,
+        }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for BulkheadService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkheadService")
+            .field("inner", &self.inner)
+            .field("bulkhead", &self.bulkhead)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Req> Service<Req> for BulkheadService<S>
+where
+    S: Service<Req>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        loop {
+            match &mut self.slot {
+                Slot::Empty => {
+                    self.slot = match self.bulkhead.try_acquire_owned() {
+                        Ok(permit) => Slot::Held(permit),
+                        Err(_) => {
+                            let bulkhead = self.bulkhead.clone();
+                            Slot::Waiting(Box::pin(async move { bulkhead.acquire_owned().await }))
+                        }
+                    };
+                }
+                Slot::Waiting(acquire) => {
+                    self.slot = match ready!(acquire.as_mut().poll(cx)) {
+                        Ok(permit) => Slot::Held(permit),
+                        Err(full) => Slot::Refused(full),
+                    };
+                }
+                Slot::Held(_) => return self.inner.poll_ready(cx).map_err(Into::into),
+                // `call` reports the refusal, so the service itself stays usable.
+                Slot::Refused(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        match std::mem::replace(&mut self.slot, Slot::Empty) {
+            Slot::Held(permit) => {
+                let call = self.inner.call(request);
+                Box::pin(async move {
+                    let result = call.await;
+                    drop(permit);
+                    result.map_err(Into::into)
+                })
+            }
+            Slot::Refused(full) => Box::pin(std::future::ready(Err(full.into()))),
+            Slot::Empty | Slot::Waiting(_) => {
+                // `call` without a successful `poll_ready` breaks the Service contract; fail
+                // the request rather than exceed the limit.
+                let full = BulkheadFull::unready(self.bulkhead.max_concurrent());
+                Box::pin(std::future::ready(Err(full.into())))
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The tower layers stacked in front of a flaky service, on tokio's paused clock.
+#![cfg(feature = "tower")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use keel_breaker::{
+    Backoff, BoxError, Bulkhead, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer, OpenWait,
+    Rejected, Retry, RetryBudget, RetryLayer, State,
+};
+use keel_core::TokioClock;
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+#[tokio::test(start_paused = true)]
+async fn breaker_rejects_and_probes_through_the_layer() {
+    let clock = TokioClock::new();
+    let breaker = Arc::new(
+        CircuitBreaker::builder()
+            .consecutive_failures(2)
+            .open_wait(OpenWait::Fixed(Duration::from_secs(5)))
+            .half_open_probes(1)
+            .clock(clock)
+            .build()
+            .unwrap(),
+    );
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let calls = Arc::new(AtomicU32::new(0));
+    let (h, c) = (healthy.clone(), calls.clone());
+    let service = ServiceBuilder::new()
+        .layer(CircuitBreakerLayer::new(breaker.clone()))
+        .service(service_fn(move |_: ()| {
+            c.fetch_add(1, Ordering::SeqCst);
+            let up = h.load(Ordering::SeqCst);
+            async move {
+                if up {
+                    Ok("ok")
+                } else {
+                    Err::<_, BoxError>("down".into())
+                }
+            }
+        }));
+    for _ in 0..2 {
+        assert!(service.clone().oneshot(()).await.is_err());
+    }
+    assert_eq!(breaker.state(), State::Open);
+    let error = service.clone().oneshot(()).await.unwrap_err();
+    assert!(error.is::<Rejected>());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "a rejected request never reaches the service"
+    );
+    healthy.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(service.oneshot(()).await.unwrap(), "ok");
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn predicate_keeps_client_errors_from_tripping() {
+    let breaker = Arc::new(
+        CircuitBreaker::builder()
+            .consecutive_failures(1)
+            .build()
+            .unwrap(),
+    );
+    let layer = CircuitBreakerLayer::new(breaker.clone())
+        .with_predicate(|result: &Result<u16, BoxError>| !matches!(result, Ok(s) if *s < 500));
+    let service =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(service_fn(|status: u16| async move {
+                Ok::<_, BoxError>(status)
+            }));
+    assert_eq!(service.clone().oneshot(404).await.unwrap(), 404);
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(service.oneshot(503).await.unwrap(), 503);
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_layer_honours_predicate_and_budget() {
+    let clock = TokioClock::new();
+    let budget = Arc::new(
+        RetryBudget::builder()
+            .percent(50.0)
+            .min_per_second(0)
+            .clock(clock)
+            .build()
+            .unwrap(),
+    );
+    let retry = Arc::new(
+        Retry::builder()
+            .max_attempts(5)
+            .backoff(Backoff::constant(Duration::from_millis(1)))
+            .clock(clock)
+            .budget(budget)
+            .build()
+            .unwrap(),
+    );
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let service = ServiceBuilder::new()
+        .layer(RetryLayer::new(retry).with_predicate(|e: &u16| *e >= 500))
+        .service(service_fn(move |status: u16| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async move { Err::<(), u16>(status) }
+        }));
+    assert_eq!(service.clone().oneshot(404).await, Err(404));
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 1, "4xx is permanent");
+    for _ in 0..10 {
+        assert_eq!(service.clone().oneshot(503).await, Err(503));
+    }
+    // 11 requests at 50% earn 5 retries: 15 calls, not the 50 that 5 attempts each would make.
+    assert_eq!(calls.load(Ordering::SeqCst), 15);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bulkhead_layer_limits_concurrency() {
+    let bulkhead = Arc::new(Bulkhead::with_max_wait(2, Duration::from_millis(100)).unwrap());
+    let service = ServiceBuilder::new()
+        .layer(BulkheadLayer::new(bulkhead.clone()))
+        .service(service_fn(|wait: u64| async move {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            Ok::<_, BoxError>(wait)
+        }));
+    let long: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(service.clone().oneshot(1_000)))
+        .collect();
+    tokio::task::yield_now().await;
+    assert_eq!(bulkhead.in_use(), 2);
+    let mut third = service.clone();
+    let error = third.ready().await.unwrap().call(1).await.unwrap_err();
+    assert!(error.is::<keel_breaker::BulkheadFull>());
+    for task in long {
+        assert_eq!(task.await.unwrap().unwrap(), 1_000);
+    }
+    assert_eq!(service.oneshot(5).await.unwrap(), 5);
+    assert_eq!(bulkhead.in_use(), 0);
+}
