@@ -124,6 +124,30 @@ impl<N> JumpHash<N> {
 }
 
 impl<N: StableHash + Eq> JumpHash<N> {
+    /// Restores a table from its buckets (`None` marks a tombstone), as
+    /// [`slots`](Self::slots) returned them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateNode`] if a node appears twice, [`Error::TooManyNodes`] past
+    /// `u32::MAX` buckets.
+    pub fn from_slots(slots: Vec<Option<N>>) -> Result<Self, Error> {
+        if slots.len() > u32::MAX as usize {
+            return Err(Error::TooManyNodes {
+                max: u64::from(u32::MAX),
+            });
+        }
+        for (i, slot) in slots.iter().enumerate() {
+            if let Some(node) = slot
+                && slots[..i].iter().any(|s| s.as_ref() == Some(node))
+            {
+                return Err(Error::DuplicateNode);
+            }
+        }
+        let live = slots.iter().filter(|s| s.is_some()).count();
+        Ok(Self { slots, live })
+    }
+
     /// Adds `node` in the lowest tombstone, or a new last bucket; returns its bucket.
     ///
     /// # Errors

@@ -25,6 +25,7 @@ use crate::key::StableHash;
 /// arithmetic of libmemcached and twemproxy gives 39 at some server counts (100, for one),
 /// and this crate reproduces that too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum KetamaVariant {
     /// last.fm's libketama (`ketama.c`); labels are `host:port`.
@@ -181,17 +182,34 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     ///
     /// [`Error::ZeroWeight`], [`Error::EmptyServerName`] or [`Error::DuplicateNode`].
     pub fn add(&mut self, server: N, weight: u32) -> Result<(), Error> {
-        if weight == 0 {
-            return Err(Error::ZeroWeight);
+        self.extend([(server, weight)])
+    }
+
+    /// Adds every `(server, weight)` in order and rebuilds once. On error nothing is added.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroWeight`], [`Error::EmptyServerName`] or [`Error::DuplicateNode`].
+    pub fn extend<I: IntoIterator<Item = (N, u32)>>(&mut self, servers: I) -> Result<(), Error> {
+        let before = self.servers.len();
+        for (server, weight) in servers {
+            let problem = if weight == 0 {
+                Some(Error::ZeroWeight)
+            } else if server.as_ref().is_empty() {
+                Some(Error::EmptyServerName)
+            } else if self.servers.contains(&server) {
+                Some(Error::DuplicateNode)
+            } else {
+                None
+            };
+            if let Some(e) = problem {
+                self.servers.truncate(before);
+                self.weights.truncate(before);
+                return Err(e);
+            }
+            self.servers.push(server);
+            self.weights.push(weight);
         }
-        if server.as_ref().is_empty() {
-            return Err(Error::EmptyServerName);
-        }
-        if self.servers.contains(&server) {
-            return Err(Error::DuplicateNode);
-        }
-        self.servers.push(server);
-        self.weights.push(weight);
         self.rebuild();
         Ok(())
     }

@@ -46,6 +46,13 @@
 //! Each type's docs state its balance and disruption bounds, and the crate's property
 //! tests check them on random membership histories.
 //!
+//! ## Membership changes under load
+//!
+//! Wrap any placement in [`Shared`]: lookups load an immutable [`Snapshot`] without
+//! locking, while [`Shared::update`] clones the current placement, changes the clone and
+//! publishes it with one atomic pointer swap (arc-swap). Readers never block writers or
+//! each other; writers take turns, so no change is lost.
+//!
 //! ## Stable key types
 //!
 //! [`StableHash`] is implemented for byte strings, strings, integers (little-endian, `usize`
@@ -56,7 +63,12 @@
 //!
 //! # Crate features
 //!
-//! None yet; the default build has no network dependency.
+//! * `serde`: `Serialize` and `Deserialize` for [`Ring`], [`JumpHash`], [`Rendezvous`],
+//!   [`Maglev`], [`MultiProbe`] and [`Ketama`]. They save the configuration and membership
+//!   (jump: its buckets, tombstones included) and restoring rebuilds through the validating
+//!   constructors, so a restored placement answers exactly as the saved one.
+//!
+//! The default build has no network dependency and no optional dependency.
 
 mod bounded;
 mod consistent_hash;
@@ -67,8 +79,11 @@ mod key;
 mod maglev;
 mod members;
 mod multi_probe;
+#[cfg(feature = "serde")]
+mod persist;
 mod rendezvous;
 mod ring;
+mod shared;
 
 pub use bounded::BoundedLoads;
 pub use consistent_hash::ConsistentHash;
@@ -80,3 +95,4 @@ pub use maglev::{DEFAULT_TABLE_SIZE, Maglev, MaglevBuilder};
 pub use multi_probe::{DEFAULT_PROBES, MultiProbe, MultiProbeBuilder};
 pub use rendezvous::Rendezvous;
 pub use ring::{DEFAULT_VNODES, Ring, RingBuilder};
+pub use shared::{Shared, Snapshot};
