@@ -50,6 +50,8 @@ pub enum LockError {
         /// The lock's name.
         name: Arc<str>,
     },
+    /// A builder's configuration is invalid.
+    Config(ConfigError),
     /// A [`KeepAlive`](crate::KeepAlive) was started outside a tokio runtime.
     NoRuntime,
     /// A fenced write was rejected: its token is older than one the resource has seen.
@@ -89,6 +91,7 @@ impl fmt::Display for LockError {
             LockError::TokensExhausted { name } => {
                 write!(f, "lock `{name}` has issued every fencing token")
             }
+            LockError::Config(error) => write!(f, "invalid configuration: {error}"),
             LockError::NoRuntime => {
                 write!(f, "keep-alive must be started inside a tokio runtime")
             }
@@ -102,6 +105,7 @@ impl Error for LockError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             LockError::Stale(stale) => Some(stale),
+            LockError::Config(error) => Some(error),
             LockError::Backend(source) => Some(&**source),
             _ => None,
         }

@@ -16,11 +16,11 @@
 //! | [`LockService`] | the async trait: [`try_acquire`](LockService::try_acquire), [`acquire`](LockService::acquire) waiting up to a limit, [`extend`](LockService::extend), [`release`](LockService::release) |
 //! | [`Lease`] | what a grant is: name, [`FencingToken`], expiry |
 //! | [`InMemoryLockService`] | one process: sharded tables, tokens per shard counter |
-//! | `RedisLockService` (feature `redis`) | many processes, one Redis server: one Lua script per operation |
+//! | [`RedisLockService`] (feature `redis`) | many processes, one Redis server: one Lua script per operation |
 //! | [`KeepAlive`] / [`LeaseGuard`] | renews a lease in the background; releases on drop (best effort) |
 //! | [`LostLease`] | fires as soon as a renewal fails or the lease is known gone |
 //! | [`Fence`] | the resource side: atomic check-and-advance of the highest token seen |
-//! | `RedisFence` (feature `redis`) | the same check inside a Redis write, in one Lua script |
+//! | [`RedisFence`] (feature `redis`) | the same check inside a Redis write, in one Lua script |
 //!
 //! Time comes from a [`keel_core::Clock`], so tests drive expiry with `ManualClock` (or
 //! `TokioClock` and paused tokio time) instead of sleeping.
@@ -60,7 +60,7 @@
 //! - **Tokens.** In memory, each of 32 shards counts the grants of its names under its mutex,
 //!   so a name's tokens strictly increase and are never reused, even after its entry is swept.
 //!   In Redis, the acquire script `INCR`s a per-name counter and raises the result to at least
-//!   the server's clock in microseconds (`TIME`); see `RedisLockService` for why this keeps
+//!   the server's clock in microseconds (`TIME`); see [`RedisLockService`] for why this keeps
 //!   tokens increasing across a restart that loses data. Tokens stay below 2^53, so Lua's
 //!   doubles hold them exactly.
 //! - **Mutual exclusion.** A name has at most one unexpired lease at any reading of the
@@ -89,7 +89,7 @@
 //!
 //! # Crate features
 //!
-//! - `redis`: `RedisLockService` and `RedisFence`, on the `redis` crate's tokio
+//! - `redis`: [`RedisLockService`] and [`RedisFence`], on the `redis` crate's tokio
 //!   `ConnectionManager`. The default build has no network dependency.
 //!
 //! tokio (`sync`, `time`, `rt`) is always a dependency: waiting, keep-alive and the lost-lease
@@ -102,6 +102,10 @@ mod keep_alive;
 mod lease;
 mod lost;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis_fence;
+#[cfg(feature = "redis")]
+mod redis_service;
 mod service;
 mod token;
 
@@ -112,5 +116,9 @@ pub use keep_alive::KeepAlive;
 pub use lease::Lease;
 pub use lost::{LostLease, LostReason};
 pub use memory::InMemoryLockService;
+#[cfg(feature = "redis")]
+pub use redis_fence::RedisFence;
+#[cfg(feature = "redis")]
+pub use redis_service::{RedisLockService, RedisLockServiceBuilder};
 pub use service::LockService;
 pub use token::FencingToken;

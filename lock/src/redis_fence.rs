@@ -1,0 +1,176 @@
+//! `RedisFence`: the fence check and the write it guards, in one Redis script.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Script, ToRedisArgs, Value};
+
+use crate::redis_service::{unexpected, with_timeout};
+use crate::{FencingToken, LockError, StaleToken};
+
+/// Checks the token against the fence key and, if it is not older, raises the fence and runs
+/// the write, all in one atomic script. Tokens are compared as 20-digit zero-padded strings,
+/// so every u64 compares exactly (Lua's numbers are doubles).
+const FENCED_SET: &str = r"
+local seen = redis.call('GET', KEYS[1])
+if seen and seen > ARGV[1] then
+  return {0, seen}
+end
+redis.call('SET', KEYS[1], ARGV[1])
+if #KEYS > 1 then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+return {1, seen or '00000000000000000000'}
+";
+
+/// A [`Fence`](crate::Fence) kept in Redis: a write to a Redis key that is accepted only with
+/// a fencing token at least as high as any the fence has accepted.
+///
+/// [`set`](RedisFence::set) runs the check and the `SET` in one Lua script, so nothing can
+/// slip between them: a holder that paused past its lease and writes after a newer holder is
+/// rejected with [`LockError::Stale`] and its value is not written. The fence key keeps the
+/// highest token accepted; in Redis Cluster, put the fence key and the data keys in one slot
+/// with a hash tag (`{orders}:fence`, `{orders}:total`).
+///
+/// # Example
+///
+/// ```no_run
+/// use keel_lock::{LockError, LockService, RedisLockService};
+/// use std::time::Duration;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let locks = RedisLockService::connect("redis://127.0.0.1:6379/").await?;
+/// let fence = locks.fence("{report}:fence");
+/// let lease = locks.acquire("report", Duration::from_secs(30), Duration::from_secs(5)).await?;
+/// match fence.set(lease.token(), "{report}:body", "done").await {
+///     Ok(()) => {}
+///     Err(LockError::Stale(stale)) => eprintln!("lost the lock before writing: {stale}"),
+///     Err(other) => return Err(other.into()),
+/// }
+/// # Ok(())
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisFence {
+    connection: ConnectionManager,
+    fence_key: String,
+    call_timeout: Duration,
+    script: Script,
+}
+
+impl RedisFence {
+    /// A fence on `fence_key`, calling through `connection` with `call_timeout` per call.
+    pub fn new(
+        connection: ConnectionManager,
+        fence_key: impl Into<String>,
+        call_timeout: Duration,
+    ) -> RedisFence {
+        RedisFence {
+            connection,
+            fence_key: fence_key.into(),
+            call_timeout,
+            script: Script::new(FENCED_SET),
+        }
+    }
+
+    /// The key that holds the highest token accepted.
+    pub fn fence_key(&self) -> &str {
+        &self.fence_key
+    }
+
+    /// Sets `key` to `value` if `token` is at least the highest the fence has accepted,
+    /// raising the fence to it, atomically.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Stale`] when a higher token has been accepted (nothing is written);
+    /// [`LockError::Timeout`] and [`LockError::Backend`] when the server fails.
+    pub async fn set<V: ToRedisArgs + Send + Sync>(
+        &self,
+        token: FencingToken,
+        key: &str,
+        value: V,
+    ) -> Result<(), LockError> {
+        self.run(token, Some((key, value))).await.map(|_| ())
+    }
+
+    /// Accepts `token` if it is at least the highest seen, raising the fence, without a write;
+    /// returns the highest token before the call.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](RedisFence::set).
+    pub async fn advance(&self, token: FencingToken) -> Result<FencingToken, LockError> {
+        self.run::<&str>(token, None).await
+    }
+
+    async fn run<V: ToRedisArgs + Send + Sync>(
+        &self,
+        token: FencingToken,
+        write: Option<(&str, V)>,
+    ) -> Result<FencingToken, LockError> {
+        let mut connection = self.connection.clone();
+        let padded = pad(token);
+        let mut invocation = self.script.key(&self.fence_key);
+        invocation.arg(&padded);
+        if let Some((key, value)) = write {
+            invocation.key(key).arg(value);
+        }
+        let reply: Value = with_timeout(
+            "fenced write",
+            self.call_timeout,
+            invocation.invoke_async(&mut connection),
+        )
+        .await?;
+        let parse = |value: &Value| match value {
+            Value::BulkString(bytes) => std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .map(FencingToken::new),
+            _ => None,
+        };
+        match &reply {
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(1), seen] => {
+                    parse(seen).ok_or_else(|| unexpected("fenced write", &reply))
+                }
+                [Value::Int(0), seen] => match parse(seen) {
+                    Some(highest) => Err(LockError::Stale(StaleToken::new(token, highest))),
+                    None => Err(unexpected("fenced write", &reply)),
+                },
+                _ => Err(unexpected("fenced write", &reply)),
+            },
+            _ => Err(unexpected("fenced write", &reply)),
+        }
+    }
+}
+
+impl fmt::Debug for RedisFence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisFence")
+            .field("fence_key", &self.fence_key)
+            .field("call_timeout", &self.call_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Twenty digits hold every u64, so string order is number order.
+fn pad(token: FencingToken) -> String {
+    format!("{:020}", token.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_keeps_numeric_order() {
+        let tokens = [0, 9, 10, 1 << 53, u64::MAX - 1, u64::MAX].map(FencingToken::new);
+        for pair in tokens.windows(2) {
+            assert!(pad(pair[0]) < pad(pair[1]), "{:?}", pair);
+            assert_eq!(pad(pair[0]).len(), 20);
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! `RedisLockService`: leases kept in one Redis server, each operation one Lua script.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_core::{Clock, Instant, SystemClock};
+use rand::Rng;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value};
+
+use crate::memory::{check_name, check_ttl};
+use crate::{ConfigError, FencingToken, Lease, LockError, LockService, RedisFence};
+
+/// Grants the lock if its key is absent: `SET NX PX` with a token from the name's counter.
+///
+/// The counter is `INCR`ed, then raised to at least the server's clock in microseconds, so a
+/// server that lost the counter (restarted without persistence) still issues tokens above
+/// every token it issued before, as long as its wall clock has not stepped back past them.
+const ACQUIRE: &str = r"
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl ~= -2 then
+  return {0, pttl}
+end
+local now = redis.call('TIME')
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local token = redis.call('INCR', KEYS[2])
+if token < floor then
+  token = floor
+  redis.call('SET', KEYS[2], string.format('%.0f', token))
+end
+local text = string.format('%.0f', token)
+redis.call('SET', KEYS[1], text, 'NX', 'PX', ARGV[1])
+return {1, text}
+";
+
+/// Compare-and-`PEXPIRE`: only the holder's token extends, and a gone key cannot come back.
+const EXTEND: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Compare-and-delete: only the holder's token releases.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// Tokens above this lose precision in Lua's doubles; the micro-second floor reaches it in 2255.
+const MAX_EXACT_TOKEN: u64 = 1 << 53;
+
+/// A lock service on one Redis server, shared by every process that connects to it.
+///
+/// # Protocol
+///
+/// A lock `name` is the key `<prefix>{name}` holding the holder's token, with the lease's
+/// TTL as its expiry; its token counter is `<prefix>{name}:token` (the braces put both in one
+/// cluster slot). Each operation is one Lua script, so one round trip and atomic:
+///
+/// - **acquire**: if the key is absent, `INCR` the counter, raise it to at least the server's
+///   `TIME` in microseconds, and `SET key token NX PX ttl`; else return the key's `PTTL`.
+/// - **release**: compare-and-delete (`GET` = token, then `DEL`).
+/// - **extend**: compare-and-`PEXPIRE`; an expired key is gone, so an expired lease cannot be
+///   extended.
+///
+/// A waiting [`acquire`](LockService::acquire) does not poll in a tight loop: it sleeps for
+/// an exponential backoff with jitter (half to all of the current step, doubling from the
+/// minimum to the maximum), cut short by the holder's remaining TTL and by its own limit.
+/// Every call to the server has a timeout ([`LockError::Timeout`]); a call that times out may
+/// still have taken effect, and a lease it granted then simply runs out by its TTL.
+///
+/// The lease's expiry is measured on this process's clock from just before the request was
+/// sent, so it is never later than the server's.
+///
+/// # Tokens across a restart
+///
+/// Tokens must never repeat or go backwards, also when the server restarts. Two layers:
+///
+/// 1. **Durability.** Run Redis with `appendonly yes` and `appendfsync always`: the counter's
+///    `INCR` is on disk before the token is returned, so a crash loses nothing. This needs no
+///    assumption about clocks, and it also keeps the lock key itself across the restart.
+/// 2. **A restart-safe floor.** If the counter is lost anyway (persistence off, an older
+///    snapshot, a fresh replica promoted), the script raises each new token to the server's
+///    wall clock in microseconds. A token is at most the time it was issued plus the count of
+///    grants that outran the clock (one per microsecond, far above what a single lock can see),
+///    so tokens issued after a restart start above all earlier ones, unless the server's clock
+///    stepped back across the restart. Tokens stay below 2^53 (until the year 2255), so Lua's
+///    doubles hold them exactly.
+///
+/// A restart that loses the lock key lets a second holder in while the first may still be
+/// working; its higher token is what lets the [`Fence`](crate::Fence) or [`RedisFence`]
+/// reject the first one's late writes.
+///
+/// # Example
+///
+/// ```no_run
+/// use keel_lock::{LockService, RedisLockService};
+/// use std::time::Duration;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let locks = RedisLockService::builder()
+///     .call_timeout(Duration::from_millis(500))
+///     .connect("redis://127.0.0.1:6379/")
+///     .await?;
+/// let lease = locks.acquire("reindex", Duration::from_secs(30), Duration::from_secs(10)).await?;
+/// println!("writing with fencing token {}", lease.token());
+/// locks.release(&lease).await?;
+/// # Ok(())
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RedisLockService<C: Clock = SystemClock> {
+    connection: ConnectionManager,
+    shared: Arc<Shared<C>>,
+}
+
+struct Shared<C> {
+    clock: C,
+    prefix: String,
+    call_timeout: Duration,
+    min_backoff: Duration,
+    max_backoff: Duration,
+    acquire: Script,
+    extend: Script,
+    release: Script,
+}
+
+/// Configures a [`RedisLockService`]: key prefix, call timeout, backoff and clock.
+///
+/// ```
+/// use keel_lock::RedisLockService;
+/// use std::time::Duration;
+///
+/// let builder = RedisLockService::builder()
+///     .prefix("billing:locks:")
+///     .call_timeout(Duration::from_millis(250))
+///     .backoff(Duration::from_millis(2), Duration::from_millis(100));
+/// # let _ = builder;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct RedisLockServiceBuilder<C: Clock = SystemClock> {
+    clock: C,
+    prefix: String,
+    call_timeout: Duration,
+    min_backoff: Duration,
+    max_backoff: Duration,
+}
+
+/// What one acquire script found.
+enum Attempt {
+    Granted(FencingToken),
+    /// Held, with the key's remaining TTL in milliseconds (negative: no expiry).
+    Held(i64),
+}
+
+impl RedisLockService<SystemClock> {
+    /// A builder with the defaults: prefix `keel:lock:`, a 1 s call timeout, backoff from
+    /// 5 ms to 250 ms, the system clock.
+    pub fn builder() -> RedisLockServiceBuilder<SystemClock> {
+        RedisLockServiceBuilder {
+            clock: SystemClock,
+            prefix: "keel:lock:".to_owned(),
+            call_timeout: Duration::from_secs(1),
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(250),
+        }
+    }
+
+    /// Connects to `url` with the defaults of [`builder`](RedisLockService::builder).
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisLockServiceBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<RedisLockService<SystemClock>, LockError> {
+        RedisLockService::builder().connect(url).await
+    }
+}
+
+impl<C: Clock> RedisLockServiceBuilder<C> {
+    /// Prefixes every key the service writes; the default is `keel:lock:`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> RedisLockServiceBuilder<C> {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long one call to the server may take; the default is 1 s. Keep it well below the
+    /// leases' TTL, so a renewal fails before its lease would run out.
+    pub fn call_timeout(mut self, timeout: Duration) -> RedisLockServiceBuilder<C> {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// The backoff of a waiting acquire: from `min`, doubling up to `max`, each sleep a random
+    /// point in the upper half of the current step.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> RedisLockServiceBuilder<C> {
+        self.min_backoff = min;
+        self.max_backoff = max;
+        self
+    }
+
+    /// Reads lease expiries and acquire limits from `clock`.
+    pub fn clock<C2: Clock>(self, clock: C2) -> RedisLockServiceBuilder<C2> {
+        RedisLockServiceBuilder {
+            clock,
+            prefix: self.prefix,
+            call_timeout: self.call_timeout,
+            min_backoff: self.min_backoff,
+            max_backoff: self.max_backoff,
+        }
+    }
+
+    /// Builds the service on an existing connection, which it clones per call.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the call timeout or the minimum backoff is zero, or the maximum
+    /// backoff is below the minimum.
+    pub fn build(self, connection: ConnectionManager) -> Result<RedisLockService<C>, ConfigError> {
+        if self.call_timeout.is_zero() {
+            return Err(ConfigError::new("call timeout must be > 0"));
+        }
+        if self.min_backoff.is_zero() {
+            return Err(ConfigError::new("minimum backoff must be > 0"));
+        }
+        if self.max_backoff < self.min_backoff {
+            return Err(ConfigError::new(format!(
+                "maximum backoff {:?} must be at least the minimum {:?}",
+                self.max_backoff, self.min_backoff
+            )));
+        }
+        Ok(RedisLockService {
+            connection,
+            shared: Arc::new(Shared {
+                clock: self.clock,
+                prefix: self.prefix,
+                call_timeout: self.call_timeout,
+                min_backoff: self.min_backoff,
+                max_backoff: self.max_backoff,
+                acquire: Script::new(ACQUIRE),
+                extend: Script::new(EXTEND),
+                release: Script::new(RELEASE),
+            }),
+        })
+    }
+
+    /// Validates the configuration, connects to `url` (with the call timeout on connecting
+    /// and on every response), and builds the service.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Config`] for a bad configuration; [`LockError::Backend`] when the URL is
+    /// invalid or the server cannot be reached; [`LockError::Timeout`] when it does not answer.
+    pub async fn connect(self, url: &str) -> Result<RedisLockService<C>, LockError> {
+        let call_timeout = self.call_timeout;
+        let client = redis::Client::open(url).map_err(backend)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(call_timeout))
+            .set_response_timeout(Some(call_timeout));
+        let connection = with_timeout(
+            "connect",
+            call_timeout,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await?;
+        self.build(connection).map_err(LockError::Config)
+    }
+}
+
+impl<C: Clock> RedisLockService<C> {
+    /// A [`RedisFence`] on `fence_key`, sharing this service's connection and call timeout.
+    pub fn fence(&self, fence_key: impl Into<String>) -> RedisFence {
+        RedisFence::new(self.connection.clone(), fence_key, self.shared.call_timeout)
+    }
+
+    /// The connection the service uses.
+    pub fn connection(&self) -> &ConnectionManager {
+        &self.connection
+    }
+
+    /// The Redis key holding `name`'s lease.
+    pub fn lock_key(&self, name: &str) -> String {
+        format!("{}{{{name}}}", self.shared.prefix)
+    }
+
+    /// The Redis key holding `name`'s token counter.
+    pub fn counter_key(&self, name: &str) -> String {
+        format!("{}{{{name}}}:token", self.shared.prefix)
+    }
+
+    async fn attempt(&self, name: &str, ttl_ms: u64) -> Result<Attempt, LockError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.shared.acquire.key(self.lock_key(name));
+        invocation.key(self.counter_key(name)).arg(ttl_ms);
+        let reply: Value = with_timeout(
+            "acquire",
+            self.shared.call_timeout,
+            invocation.invoke_async(&mut connection),
+        )
+        .await?;
+        match reply {
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(1), token] => {
+                    let token = parse_token(token)?;
+                    if token >= MAX_EXACT_TOKEN {
+                        return Err(LockError::TokensExhausted { name: name.into() });
+                    }
+                    Ok(Attempt::Granted(FencingToken::new(token)))
+                }
+                [Value::Int(0), Value::Int(pttl)] => Ok(Attempt::Held(*pttl)),
+                _ => Err(unexpected("acquire", &items)),
+            },
+            other => Err(unexpected("acquire", &other)),
+        }
+    }
+
+    async fn compare_and(
+        &self,
+        operation: &'static str,
+        script: &Script,
+        lease: &Lease,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), LockError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = script.key(self.lock_key(lease.name()));
+        invocation.arg(lease.token().get());
+        if let Some(ttl_ms) = ttl_ms {
+            invocation.arg(ttl_ms);
+        }
+        let reply: Value = with_timeout(
+            operation,
+            self.shared.call_timeout,
+            invocation.invoke_async(&mut connection),
+        )
+        .await?;
+        match reply {
+            Value::Int(1) => Ok(()),
+            Value::Int(0) => Err(LockError::NotHeld {
+                name: lease.shared_name().clone(),
+                token: lease.token(),
+            }),
+            other => Err(unexpected(operation, &other)),
+        }
+    }
+
+    fn backoff(&self, step: Duration) -> Duration {
+        let nanos = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX).max(2);
+        Duration::from_nanos(rand::rng().random_range(nanos / 2..=nanos))
+    }
+}
+
+impl<C: Clock> LockService for RedisLockService<C> {
+    async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, LockError> {
+        check_name(name)?;
+        let ttl_ms = ttl_millis(ttl)?;
+        let start = self.shared.clock.now();
+        match self.attempt(name, ttl_ms).await? {
+            Attempt::Granted(token) => Ok(Some(Lease::new(name.into(), token, start + ttl, ttl))),
+            Attempt::Held(_) => Ok(None),
+        }
+    }
+
+    async fn acquire(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
+        check_name(name)?;
+        let ttl_ms = ttl_millis(ttl)?;
+        let clock = &self.shared.clock;
+        let first = clock.now();
+        let deadline = first.saturating_add(wait);
+        let mut step = self.shared.min_backoff;
+        loop {
+            let start = clock.now();
+            let pttl = match self.attempt(name, ttl_ms).await? {
+                Attempt::Granted(token) => {
+                    return Ok(Lease::new(name.into(), token, start + ttl, ttl));
+                }
+                Attempt::Held(pttl) => pttl,
+            };
+            let now = clock.now();
+            if now >= deadline {
+                return Err(LockError::Busy {
+                    name: name.into(),
+                    waited: now - first,
+                });
+            }
+            let mut pause = self.backoff(step).min(deadline - now);
+            if let Ok(pttl) = u64::try_from(pttl) {
+                // Wake when the holder's lease runs out, if that is sooner.
+                pause = pause.min(Duration::from_millis(pttl.max(1)));
+            }
+            tokio::time::sleep(pause).await;
+            step = (step * 2).min(self.shared.max_backoff);
+        }
+    }
+
+    async fn extend(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
+        let ttl_ms = ttl_millis(ttl)?;
+        let start = self.shared.clock.now();
+        let script = &self.shared.extend;
+        self.compare_and("extend", script, lease, Some(ttl_ms))
+            .await?;
+        Ok(Lease::new(
+            lease.shared_name().clone(),
+            lease.token(),
+            start + ttl,
+            ttl,
+        ))
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+        let script = &self.shared.release;
+        self.compare_and("release", script, lease, None).await
+    }
+
+    fn now(&self) -> Instant {
+        self.shared.clock.now()
+    }
+}
+
+impl<C: Clock> Clone for RedisLockService<C> {
+    fn clone(&self) -> RedisLockService<C> {
+        RedisLockService {
+            connection: self.connection.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for RedisLockService<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLockService")
+            .field("prefix", &self.shared.prefix)
+            .field("call_timeout", &self.shared.call_timeout)
+            .field(
+                "backoff",
+                &(self.shared.min_backoff..=self.shared.max_backoff),
+            )
+            .field("clock", &self.shared.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whole milliseconds for `PX`, rounded up so the server never expires the key before the
+/// holder's own estimate.
+fn ttl_millis(ttl: Duration) -> Result<u64, LockError> {
+    check_ttl(ttl)?;
+    let millis = ttl.as_nanos().div_ceil(1_000_000);
+    // Redis keeps expiries as milliseconds since the epoch in an i64.
+    match u64::try_from(millis) {
+        Ok(millis) if millis <= (i64::MAX as u64) / 2 => Ok(millis),
+        _ => Err(LockError::InvalidTtl { ttl }),
+    }
+}
+
+fn parse_token(value: &Value) -> Result<u64, LockError> {
+    let text = match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        Value::SimpleString(text) => Some(text.as_str()),
+        _ => None,
+    };
+    text.and_then(|text| text.parse().ok())
+        .ok_or_else(|| unexpected("acquire", value))
+}
+
+pub(crate) async fn with_timeout<T>(
+    operation: &'static str,
+    after: Duration,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, LockError> {
+    match tokio::time::timeout(after, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) if error.is_timeout() => Err(LockError::Timeout { operation, after }),
+        Ok(Err(error)) => Err(backend(error)),
+        Err(_elapsed) => Err(LockError::Timeout { operation, after }),
+    }
+}
+
+pub(crate) fn backend(error: redis::RedisError) -> LockError {
+    LockError::Backend(Arc::new(error))
+}
+
+pub(crate) fn unexpected(operation: &str, reply: &dyn fmt::Debug) -> LockError {
+    LockError::Backend(Arc::new(UnexpectedReply(format!(
+        "unexpected reply to {operation}: {reply:?}"
+    ))))
+}
+
+/// The server answered a script with something the script cannot return.
+#[derive(Debug)]
+struct UnexpectedReply(String);
+
+impl fmt::Display for UnexpectedReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnexpectedReply {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_whole_milliseconds() {
+        assert_eq!(ttl_millis(Duration::from_micros(1)).ok(), Some(1));
+        assert_eq!(ttl_millis(Duration::from_millis(1500)).ok(), Some(1500));
+        assert_eq!(ttl_millis(Duration::from_micros(1500)).ok(), Some(2));
+        assert!(ttl_millis(Duration::ZERO).is_err());
+        assert!(ttl_millis(Duration::MAX).is_err());
+    }
+
+    #[test]
+    fn tokens_parse_from_bulk_strings() {
+        assert_eq!(
+            parse_token(&Value::BulkString(b"1764000000000001".to_vec())).ok(),
+            Some(1_764_000_000_000_001)
+        );
+        assert!(parse_token(&Value::Nil).is_err());
+        assert!(parse_token(&Value::BulkString(b"x".to_vec())).is_err());
+    }
+}
