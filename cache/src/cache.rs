@@ -1,0 +1,622 @@
+//! `Cache`: the concurrent cache, sharded, with adaptive W-TinyLFU, expiry and stats.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+use keel_core::sync::atomic::Ordering;
+use keel_core::{Clock, SystemClock};
+
+use crate::lock::RwLock;
+use crate::shard::{Lookup, NEVER, Shard, ShardConfig};
+use crate::{BuildError, CacheStats, RemovalCause};
+
+pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+pub(crate) type Listener<K, V> = Arc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
+/// One lock per shard, each on its own cache line.
+type Shards<K, V> = Box<[CachePadded<RwLock<Shard<K, V>>>]>;
+
+/// The largest total capacity: shard slabs are indexed by `u32`.
+pub const MAX_CACHE_CAPACITY: u64 = 1 << 40;
+
+/// A concurrent cache (`&self`, `Send + Sync`) with an adaptive W-TinyLFU policy, by entry
+/// count or by weight, with optional time-to-live, time-to-idle and per-entry expiry.
+///
+/// Build one with [`Cache::builder`]. Values are returned by clone: store `Arc<T>` for large
+/// values.
+///
+/// # Example
+///
+/// ```
+/// use keel_cache::Cache;
+///
+/// let cache: Cache<u64, String> = Cache::builder().max_capacity(10_000).build()?;
+/// cache.insert(1, "one".to_string());
+/// assert_eq!(cache.get(&1).as_deref(), Some("one"));
+/// assert_eq!(cache.get(&2), None);
+/// let stats = cache.stats();
+/// assert_eq!((stats.hits, stats.misses), (1, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Cache<K, V, S = foldhash::fast::RandomState> {
+    shards: Shards<K, V>,
+    shift: u32,
+    hasher: S,
+    pub(crate) clock: Arc<dyn Clock>,
+    ttl: Option<u64>,
+    expiry: bool,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
+    /// Heaviest entry a shard can take.
+    max_weight: u64,
+    capacity: u64,
+    pub(crate) load_stats: crate::stats::LoadCounters,
+}
+
+/// Configures and builds a [`Cache`]. See [`Cache::builder`].
+pub struct CacheBuilder<K, V, S = foldhash::fast::RandomState> {
+    capacity: u64,
+    shards: Option<usize>,
+    hasher: S,
+    clock: Arc<dyn Clock>,
+    ttl: Option<Duration>,
+    tti: Option<Duration>,
+    per_entry: bool,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
+}
+
+impl<K: Hash + Eq, V: Clone> Cache<K, V> {
+    /// A builder with no capacity set yet (building it fails until
+    /// [`max_capacity`](CacheBuilder::max_capacity) is given).
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder {
+            capacity: 0,
+            shards: None,
+            hasher: foldhash::fast::RandomState::default(),
+            clock: Arc::new(SystemClock),
+            ttl: None,
+            tti: None,
+            per_entry: false,
+            weigher: None,
+            listener: None,
+        }
+    }
+
+    /// A cache of at most `capacity` entries with default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`CacheBuilder::build`].
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache = Cache::new(100)?;
+    /// cache.insert("k", 1);
+    /// assert_eq!(cache.get("k"), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(capacity: u64) -> Result<Self, BuildError> {
+        Self::builder().max_capacity(capacity).build()
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S> {
+    /// The maximum number of entries, or the maximum total weight with a
+    /// [`weigher`](CacheBuilder::weigher). Required.
+    pub fn max_capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The number of shards, a power of two. By default it grows with the machine's
+    /// parallelism but keeps at least 256 entries of capacity per shard, since each shard
+    /// runs its own policy and tiny shards choose badly.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Entries expire this long after they were written.
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Entries expire when not read or written for this long.
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.tti = Some(tti);
+        self
+    }
+
+    /// Keeps per-entry deadlines so [`Cache::insert_with_ttl`] can be used without a
+    /// cache-wide time-to-live. Implied by `time_to_live` and `time_to_idle`.
+    pub fn per_entry_expiry(mut self) -> Self {
+        self.per_entry = true;
+        self
+    }
+
+    /// The clock expiry and load times are read from (default [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Measures capacity in weight: the sum of `weigher(key, value)` stays within
+    /// [`max_capacity`](CacheBuilder::max_capacity). A weight of 0 is refused at insert
+    /// (see [`Cache::try_insert`]).
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(weigher));
+        self
+    }
+
+    /// Called after an entry leaves the cache, with the cause, outside the shard lock.
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// Hashes keys with `hasher` instead of foldhash.
+    pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            capacity: self.capacity,
+            shards: self.shards,
+            hasher,
+            clock: self.clock,
+            ttl: self.ttl,
+            tti: self.tti,
+            per_entry: self.per_entry,
+            weigher: self.weigher,
+            listener: self.listener,
+        }
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Errors
+    ///
+    /// - [`BuildError::ZeroCapacity`]: no capacity, or a capacity of 0;
+    /// - [`BuildError::CapacityTooLarge`]: above [`MAX_CACHE_CAPACITY`];
+    /// - [`BuildError::BadShards`]: a shard count that is 0 or not a power of two;
+    /// - [`BuildError::ZeroDuration`]: a time-to-live or time-to-idle of zero.
+    ///
+    /// ```
+    /// use keel_cache::{BuildError, Cache};
+    /// use std::time::Duration;
+    ///
+    /// let err = Cache::<u64, u64>::builder().build().unwrap_err();
+    /// assert_eq!(err.to_string(), "capacity must be > 0");
+    /// let err = Cache::<u64, u64>::builder()
+    ///     .max_capacity(10)
+    ///     .time_to_live(Duration::ZERO)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroDuration("time to live"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build(self) -> Result<Cache<K, V, S>, BuildError>
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
+        if self.capacity == 0 {
+            return Err(BuildError::ZeroCapacity);
+        }
+        if self.capacity > MAX_CACHE_CAPACITY {
+            return Err(BuildError::CapacityTooLarge {
+                requested: self.capacity,
+                max: MAX_CACHE_CAPACITY,
+            });
+        }
+        if self.ttl == Some(Duration::ZERO) {
+            return Err(BuildError::ZeroDuration("time to live"));
+        }
+        if self.tti == Some(Duration::ZERO) {
+            return Err(BuildError::ZeroDuration("time to idle"));
+        }
+        let shards = match self.shards {
+            Some(n) if n == 0 || !n.is_power_of_two() || n as u64 > self.capacity => {
+                return Err(BuildError::BadShards(n));
+            }
+            Some(n) => n,
+            None => default_shards(self.capacity),
+        };
+        // Entries are counted per shard: a u32 slab index per shard.
+        if self.weigher.is_none() && self.capacity / shards as u64 >= u64::from(u32::MAX) {
+            return Err(BuildError::CapacityTooLarge {
+                requested: self.capacity,
+                max: (u64::from(u32::MAX) - 1) * shards as u64,
+            });
+        }
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let expiry = self.ttl.is_some() || self.tti.is_some() || self.per_entry;
+        let base = self.capacity / shards as u64;
+        let extra = self.capacity % shards as u64;
+        let shard_list: Vec<_> = (0..shards as u64)
+            .map(|s| {
+                CachePadded::new(RwLock::new(Shard::new(ShardConfig {
+                    capacity: base + u64::from(s < extra),
+                    expiry,
+                    idle: self.tti.map(nanos),
+                    weighted: self.weigher.is_some(),
+                })))
+            })
+            .collect();
+        Ok(Cache {
+            shards: shard_list.into_boxed_slice(),
+            shift: 64 - shards.trailing_zeros(),
+            hasher: self.hasher,
+            clock: self.clock,
+            ttl: self.ttl.map(nanos),
+            expiry,
+            weigher: self.weigher,
+            listener: self.listener,
+            max_weight: base.min(u64::from(u32::MAX)),
+            capacity: self.capacity,
+            load_stats: Default::default(),
+        })
+    }
+}
+
+fn default_shards(capacity: u64) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+    let by_cpu = (cpus * 4).next_power_of_two();
+    let by_size = (capacity / 256).max(1);
+    // Largest power of two not above `by_size`.
+    let by_size = 1usize << (63 - by_size.leading_zeros());
+    by_cpu.min(by_size).min(1 << 16)
+}
+
+/// Why [`Cache::try_insert`] did not store an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InsertError {
+    /// The weigher returned 0: a weightless entry would let the cache grow without bound.
+    ZeroWeight,
+    /// The entry weighs more than one shard can hold.
+    TooHeavy {
+        /// The entry's weight.
+        weight: u32,
+        /// The heaviest entry this cache takes.
+        max: u64,
+    },
+}
+
+impl fmt::Display for InsertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InsertError::ZeroWeight => f.write_str("the weigher returned 0; weights must be > 0"),
+            InsertError::TooHeavy { weight, max } => {
+                write!(
+                    f,
+                    "entry weight {weight} is above the per-shard maximum {max}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for InsertError {}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher,
+{
+    #[inline]
+    fn shard_of(&self, hash: u64) -> &RwLock<Shard<K, V>> {
+        // High bits pick the shard; hashbrown uses the low bits and the top seven, which
+        // differ in practice only for one shard, where the shift makes the index 0.
+        let idx = if self.shift == 64 {
+            0
+        } else {
+            (hash.rotate_left(20) >> self.shift) as usize
+        };
+        &self.shards[idx]
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        if self.expiry {
+            self.clock.now().as_nanos()
+        } else {
+            0
+        }
+    }
+
+    /// The value of `key`, if cached and not expired. Counts a hit or a miss.
+    ///
+    /// Takes only the shard's read lock and bumps a per-entry counter.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let now = self.now();
+        let shard = self.shard_of(hash).read();
+        match shard.get(hash, key, now) {
+            Lookup::Hit(v) => Some(v.clone()),
+            Lookup::Miss => None,
+        }
+    }
+
+    /// The value of `key` without counting a hit or miss or affecting the policy.
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let now = self.now();
+        self.shard_of(hash).read().peek(hash, key, now).cloned()
+    }
+
+    /// Whether `key` is cached and not expired (no hit or miss counted).
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let now = self.now();
+        self.shard_of(hash).read().peek(hash, key, now).is_some()
+    }
+
+    /// Inserts or replaces `key`. An entry the weigher refuses is not stored (see
+    /// [`try_insert`](Cache::try_insert)).
+    pub fn insert(&self, key: K, value: V) {
+        let _ = self.try_insert(key, value);
+    }
+
+    /// Inserts or replaces `key`, reporting why an entry was refused.
+    ///
+    /// # Errors
+    ///
+    /// With a weigher: [`InsertError::ZeroWeight`] or [`InsertError::TooHeavy`]. The cache
+    /// is unchanged then (an older value of `key` stays).
+    ///
+    /// ```
+    /// use keel_cache::{Cache, InsertError};
+    ///
+    /// let cache = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .weigher(|_k: &u32, v: &String| v.len() as u32)
+    ///     .build()?;
+    /// assert_eq!(cache.try_insert(1, String::new()), Err(InsertError::ZeroWeight));
+    /// cache.try_insert(2, "ok".to_string())?;
+    /// assert_eq!(cache.weighted_size(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_insert(&self, key: K, value: V) -> Result<(), InsertError> {
+        let deadline = match self.ttl {
+            Some(ttl) => self.clock.now().as_nanos().saturating_add(ttl),
+            None => NEVER,
+        };
+        self.insert_at(key, value, deadline)
+    }
+
+    /// Inserts `key` expiring `ttl` from now (or at the cache's time-to-live or idle
+    /// deadline, whichever comes first). The cache must have been built with expiry
+    /// ([`per_entry_expiry`](CacheBuilder::per_entry_expiry), `time_to_live` or
+    /// `time_to_idle`); otherwise the entry is stored without a deadline.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_insert`](Cache::try_insert).
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .per_entry_expiry()
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// cache.insert_with_ttl("session", 7, Duration::from_secs(30))?;
+    /// clock.advance(Duration::from_secs(29));
+    /// assert_eq!(cache.get("session"), Some(7));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.get("session"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), InsertError> {
+        let now = self.clock.now().as_nanos();
+        let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        let mut deadline = now.saturating_add(ttl);
+        if let Some(cache_ttl) = self.ttl {
+            deadline = deadline.min(now.saturating_add(cache_ttl));
+        }
+        self.insert_at(key, value, deadline)
+    }
+
+    fn insert_at(&self, key: K, value: V, deadline: u64) -> Result<(), InsertError> {
+        let weight = match &self.weigher {
+            Some(w) => {
+                let weight = w(&key, &value);
+                if weight == 0 {
+                    return Err(InsertError::ZeroWeight);
+                }
+                if u64::from(weight) > self.max_weight {
+                    return Err(InsertError::TooHeavy {
+                        weight,
+                        max: self.max_weight,
+                    });
+                }
+                weight
+            }
+            None => 1,
+        };
+        let hash = self.hasher.hash_one(&key);
+        let now = self.now();
+        let hash_of = |k: &K| self.hasher.hash_one(k);
+        let mut removed = Removed::new(self.listener.is_some());
+        {
+            let mut shard = self.shard_of(hash).write();
+            shard.insert(
+                hash,
+                key,
+                value,
+                weight,
+                deadline,
+                now,
+                &hash_of,
+                &mut |k, v, c| removed.push(k, v, c),
+            );
+        }
+        self.notify(removed);
+        Ok(())
+    }
+
+    /// Removes `key`, returning its value if it was cached and not expired.
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache = Cache::new(10)?;
+    /// cache.insert(1, 'a');
+    /// assert_eq!(cache.remove(&1), Some('a'));
+    /// assert_eq!(cache.get(&1), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let now = self.now();
+        let hash_of = |k: &K| self.hasher.hash_one(k);
+        let mut removed = Removed::new(self.listener.is_some());
+        let value = {
+            let mut shard = self.shard_of(hash).write();
+            shard.remove(hash, key, now, &hash_of, &mut |k, v, c| {
+                removed.push(k, v, c)
+            })
+        };
+        self.notify(removed);
+        value
+    }
+
+    /// Removes every entry (the listener hears each as [`RemovalCause::Explicit`]).
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut removed = Removed::new(self.listener.is_some());
+            shard.write().clear(&mut |k, v, c| removed.push(k, v, c));
+            self.notify(removed);
+        }
+    }
+
+    /// Removes every expired entry now. Expired entries are also reclaimed a few at a time
+    /// on every write, and are never returned, so calling this is optional.
+    pub fn purge_expired(&self) {
+        if !self.expiry {
+            return;
+        }
+        let now = self.now();
+        let hash_of = |k: &K| self.hasher.hash_one(k);
+        for shard in self.shards.iter() {
+            let mut removed = Removed::new(self.listener.is_some());
+            shard
+                .write()
+                .purge_expired(now, &hash_of, &mut |k, v, c| removed.push(k, v, c));
+            self.notify(removed);
+        }
+    }
+
+    /// The number of entries held, including expired ones not yet reclaimed.
+    pub fn entry_count(&self) -> u64 {
+        self.shards.iter().map(|s| s.read().len() as u64).sum()
+    }
+
+    /// The total weight held (the entry count without a weigher).
+    pub fn weighted_size(&self) -> u64 {
+        self.shards.iter().map(|s| s.read().weight()).sum()
+    }
+
+    /// The configured capacity. [`weighted_size`](Cache::weighted_size) never exceeds it.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Hit, miss, eviction and load counters since the cache was built.
+    pub fn stats(&self) -> CacheStats {
+        let mut stats = self.load_stats.snapshot();
+        for shard in self.shards.iter() {
+            let s = shard.read();
+            stats.hits += s.hits.load(Ordering::Relaxed);
+            stats.misses += s.misses.load(Ordering::Relaxed);
+            stats.evictions += s.evictions;
+        }
+        stats
+    }
+
+    /// Calls `f` with a clone of every unexpired entry, one shard at a time (a snapshot per
+    /// shard, not of the whole cache).
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        let now = self.now();
+        for shard in self.shards.iter() {
+            shard.read().for_each(now, &mut f);
+        }
+    }
+
+    fn notify(&self, removed: Removed<K, V>) {
+        if let Some(listener) = &self.listener {
+            for (k, v, cause) in removed.items {
+                listener(k, v, cause);
+            }
+        }
+    }
+}
+
+/// Entries that left a shard, held until its lock is released so the listener runs
+/// outside it (and values drop outside it).
+struct Removed<K, V> {
+    keep: bool,
+    items: Vec<(K, V, RemovalCause)>,
+}
+
+impl<K, V> Removed<K, V> {
+    fn new(keep: bool) -> Self {
+        Removed {
+            keep,
+            items: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, k: K, v: V, cause: RemovalCause) {
+        if self.keep {
+            self.items.push((k, v, cause));
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("capacity", &self.capacity)
+            .field("shards", &self.shards.len())
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("capacity", &self.capacity)
+            .field("shards", &self.shards)
+            .field("ttl", &self.ttl)
+            .field("tti", &self.tti)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,600 @@
+//! One shard of the concurrent cache: an index table, a dense slab of nodes, and the
+//! adaptive W-TinyLFU policy that decides what stays.
+//!
+//! Reads hold the shard's read lock and only bump the node's relaxed `hits` counter; the
+//! policy folds those counters into its lists and sketch later, under the write lock, when
+//! it looks at the node (second chance). Writes hold the write lock.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+use hashbrown::HashTable;
+use keel_core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use crate::RemovalCause;
+use crate::sketch::Sketch;
+
+const NIL: u32 = u32::MAX;
+
+/// Which list a node is on.
+const SMALL: u8 = 0;
+const MAIN: u8 = 1;
+
+/// A newcomer must have been asked for at least this often (by the sketch) to displace a
+/// main entry without having been read in the small queue. Measured on the traces: lower
+/// lets loops churn the main queue, higher loses frequency-skewed traces.
+const ADMIT_MIN: u8 = 3;
+
+/// "Never expires".
+pub(crate) const NEVER: u64 = u64::MAX;
+
+struct Node<K, V> {
+    key: K,
+    value: V,
+    prev: u32,
+    next: u32,
+    /// Reads since the policy last looked, saturating at 15. Written by readers.
+    hits: AtomicU8,
+    list: u8,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+    weight: u64,
+}
+
+impl List {
+    const EMPTY: List = List {
+        head: NIL,
+        tail: NIL,
+        weight: 0,
+    };
+}
+
+/// What the shard was built with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShardConfig {
+    pub(crate) capacity: u64,
+    /// Keep per-node deadlines.
+    pub(crate) expiry: bool,
+    /// Keep per-node write deadlines apart from the access-extended ones (time-to-idle).
+    pub(crate) idle: Option<u64>,
+    /// Keep per-node weights.
+    pub(crate) weighted: bool,
+}
+
+pub(crate) struct Shard<K, V> {
+    table: HashTable<u32>,
+    nodes: Vec<Node<K, V>>,
+    /// Effective deadline in clock nanos (only with expiry).
+    deadlines: Vec<AtomicU64>,
+    /// Deadline set at write time, which reads cannot extend (only with time-to-idle).
+    write_deadlines: Vec<u64>,
+    /// Per-node weight (only with a weigher).
+    weights: Vec<u32>,
+    lists: [List; 2],
+    /// The small queue's share; it may hold more while main has room.
+    small_max: u64,
+    capacity: u64,
+    sketch: Sketch,
+    ghost: Ghost,
+    idle: Option<u64>,
+    expiry: bool,
+    weighted: bool,
+    /// Next slab index the incremental expiry sweep looks at.
+    sweep_cursor: usize,
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) evictions: u64,
+}
+
+/// What happened to a lookup.
+pub(crate) enum Lookup<'a, V> {
+    Hit(&'a V),
+    Miss,
+}
+
+impl<K: Hash + Eq, V> Shard<K, V> {
+    pub(crate) fn new(config: ShardConfig) -> Self {
+        let capacity = config.capacity;
+        // 5% small queue: measured on the traces (S3-FIFO's paper uses 10%).
+        let small_max = (capacity / 20).max(1);
+        let sized = capacity.min(1 << 26) as usize;
+        Shard {
+            table: HashTable::new(),
+            nodes: Vec::new(),
+            deadlines: Vec::new(),
+            write_deadlines: Vec::new(),
+            weights: Vec::new(),
+            lists: [List::EMPTY; 2],
+            small_max,
+            capacity,
+            sketch: Sketch::new(sized),
+            ghost: Ghost::new(sized),
+            idle: config.idle,
+            expiry: config.expiry,
+            weighted: config.weighted,
+            sweep_cursor: 0,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        self.lists.iter().map(|l| l.weight).sum()
+    }
+
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let nodes = &self.nodes;
+        self.table
+            .find(hash, |&i| nodes[i as usize].key.borrow() == key)
+            .copied()
+    }
+
+    fn expired(&self, i: u32, now: u64) -> bool {
+        self.expiry && self.deadlines[i as usize].load(Ordering::Relaxed) <= now
+    }
+
+    /// The read path: shared access only. Counts the hit or miss.
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: u64) -> Lookup<'_, V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.find(hash, key) {
+            Some(i) if !self.expired(i, now) => {
+                let node = &self.nodes[i as usize];
+                // Only write while the counter can still change, so hot entries stop
+                // dirtying their cache line.
+                let h = node.hits.load(Ordering::Relaxed);
+                if h < 15 {
+                    node.hits.store(h + 1, Ordering::Relaxed);
+                }
+                if let Some(idle) = self.idle {
+                    self.extend_idle(i, now, idle);
+                }
+                self.sketch.increment(hash);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Lookup::Hit(&node.value)
+            }
+            _ => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                Lookup::Miss
+            }
+        }
+    }
+
+    /// Whether `key` is present and unexpired, without counting a hit.
+    pub(crate) fn peek<Q>(&self, hash: u64, key: &Q, now: u64) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let i = self.find(hash, key)?;
+        (!self.expired(i, now)).then(|| &self.nodes[i as usize].value)
+    }
+
+    fn extend_idle(&self, i: u32, now: u64, idle: u64) {
+        let cap = self.write_deadlines[i as usize];
+        let want = now.saturating_add(idle).min(cap);
+        let slot = &self.deadlines[i as usize];
+        let have = slot.load(Ordering::Relaxed);
+        // Skip tiny extensions (under 1/64 of the idle time) to spare the cache line.
+        if want > have && want - have > idle / 64 {
+            slot.store(want, Ordering::Relaxed);
+        }
+    }
+
+    /// Inserts or replaces `key`. Evicted and replaced entries are handed to `out`.
+    /// `deadline` is the write deadline (`NEVER` for none).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        deadline: u64,
+        now: u64,
+        hash_of: &impl Fn(&K) -> u64,
+        out: &mut impl FnMut(K, V, RemovalCause),
+    ) {
+        self.sketch.increment(hash);
+        if let Some(i) = self.find(hash, &key) {
+            let was_expired = self.expired(i, now);
+            let old = std::mem::replace(&mut self.nodes[i as usize].value, value);
+            self.set_deadline(i, deadline, now);
+            self.set_weight(i, weight);
+            let cause = if was_expired {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Replaced
+            };
+            out(key, old, cause);
+        } else {
+            let i = self.nodes.len() as u32;
+            self.nodes.push(Node {
+                key,
+                value,
+                prev: NIL,
+                next: NIL,
+                hits: AtomicU8::new(0),
+                list: SMALL,
+            });
+            if self.expiry {
+                self.deadlines.push(AtomicU64::new(NEVER));
+                if self.idle.is_some() {
+                    self.write_deadlines.push(NEVER);
+                }
+                self.set_deadline(i, deadline, now);
+            }
+            if self.weighted {
+                self.weights.push(weight);
+            }
+            // A key dropped from the small queue lately and asked for again skips it.
+            let list = if self.ghost.take(hash) { MAIN } else { SMALL };
+            self.push_front(list, i);
+            let nodes = &self.nodes;
+            self.table
+                .insert_unique(hash, i, |&j| hash_of(&nodes[j as usize].key));
+        }
+        self.maintain(now, hash_of, out);
+    }
+
+    fn set_deadline(&mut self, i: u32, deadline: u64, now: u64) {
+        if !self.expiry {
+            return;
+        }
+        let effective = match self.idle {
+            Some(idle) => {
+                self.write_deadlines[i as usize] = deadline;
+                now.saturating_add(idle).min(deadline)
+            }
+            None => deadline,
+        };
+        self.deadlines[i as usize].store(effective, Ordering::Relaxed);
+    }
+
+    fn set_weight(&mut self, i: u32, weight: u32) {
+        if !self.weighted {
+            return;
+        }
+        let old = std::mem::replace(&mut self.weights[i as usize], weight);
+        let list = &mut self.lists[self.nodes[i as usize].list as usize];
+        list.weight = list.weight - u64::from(old) + u64::from(weight);
+    }
+
+    #[inline]
+    fn weight_of(&self, i: u32) -> u64 {
+        if self.weighted {
+            u64::from(self.weights[i as usize])
+        } else {
+            1
+        }
+    }
+
+    /// Removes `key`, handing it to `out` with `cause` (or as expired if it was).
+    pub(crate) fn remove<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        hash_of: &impl Fn(&K) -> u64,
+        out: &mut impl FnMut(K, V, RemovalCause),
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let i = self.find(hash, key)?;
+        let expired = self.expired(i, now);
+        let (k, v) = self.remove_node(hash, i, hash_of);
+        let result = (!expired).then(|| v.clone());
+        let cause = if expired {
+            RemovalCause::Expired
+        } else {
+            RemovalCause::Explicit
+        };
+        out(k, v, cause);
+        self.sweep(now, 4, hash_of, out);
+        result
+    }
+
+    /// Removes every entry, handing each to `out` as explicit.
+    pub(crate) fn clear(&mut self, out: &mut impl FnMut(K, V, RemovalCause)) {
+        self.table.clear();
+        self.lists = [List::EMPTY; 2];
+        self.deadlines.clear();
+        self.write_deadlines.clear();
+        self.weights.clear();
+        self.sweep_cursor = 0;
+        for node in self.nodes.drain(..) {
+            out(node.key, node.value, RemovalCause::Explicit);
+        }
+    }
+
+    /// Evicts until the shard fits and sweeps a few slots for expired entries: all the
+    /// work happens on writes, so no background thread is needed.
+    ///
+    /// The policy is S3-FIFO (a small FIFO for newcomers, a main FIFO with reinsertion, a
+    /// ghost of recently dropped newcomers) with TinyLFU admission: a newcomer that was not
+    /// read while in the small queue still enters main if the sketch says it is asked for
+    /// more often than main's victim.
+    fn maintain(
+        &mut self,
+        now: u64,
+        hash_of: &impl Fn(&K) -> u64,
+        out: &mut impl FnMut(K, V, RemovalCause),
+    ) {
+        self.sweep(now, 2, hash_of, out);
+        self.sketch.reset();
+        while self.weight() > self.capacity {
+            let small = self.lists[SMALL as usize];
+            let main = self.lists[MAIN as usize];
+            if small.tail == NIL || (small.weight <= self.small_max && main.tail != NIL) {
+                let victim = self.main_victim();
+                self.evict(victim, now, hash_of, out);
+                continue;
+            }
+            let t = small.tail;
+            if self.nodes[t as usize].hits.swap(0, Ordering::Relaxed) > 0
+                || main.weight + self.small_max < self.capacity
+            {
+                // Read while small, or main has room (so a loop longer than the cache still
+                // keeps a stable set): promote.
+                self.move_to_front(MAIN, t);
+                continue;
+            }
+            let t_hash = hash_of(&self.nodes[t as usize].key);
+            self.ghost.insert(t_hash);
+            let victim = self.main_victim();
+            if victim == NIL {
+                self.evict(t, now, hash_of, out);
+                continue;
+            }
+            let c = self.sketch.estimate(t_hash);
+            let v = self
+                .sketch
+                .estimate(hash_of(&self.nodes[victim as usize].key));
+            if c >= ADMIT_MIN && c > v {
+                self.evict(victim, now, hash_of, out);
+                // The eviction may have moved `t` in the slab: read it again from the list.
+                let t = self.lists[SMALL as usize].tail;
+                self.move_to_front(MAIN, t);
+            } else {
+                self.evict(t, now, hash_of, out);
+            }
+        }
+    }
+
+    /// Main's next victim: its oldest entry not read since it was last passed over.
+    /// Read entries go around again with one read fewer (CLOCK with a 2-bit counter).
+    fn main_victim(&mut self) -> u32 {
+        loop {
+            let t = self.lists[MAIN as usize].tail;
+            if t == NIL {
+                return NIL;
+            }
+            let h = self.nodes[t as usize].hits.load(Ordering::Relaxed);
+            if h == 0 {
+                return t;
+            }
+            self.nodes[t as usize]
+                .hits
+                .store(h.min(3) - 1, Ordering::Relaxed);
+            self.move_to_front(MAIN, t);
+        }
+    }
+
+    fn evict(
+        &mut self,
+        i: u32,
+        now: u64,
+        hash_of: &impl Fn(&K) -> u64,
+        out: &mut impl FnMut(K, V, RemovalCause),
+    ) {
+        let cause = if self.expired(i, now) {
+            RemovalCause::Expired
+        } else {
+            self.evictions += 1;
+            RemovalCause::Size
+        };
+        let hash = hash_of(&self.nodes[i as usize].key);
+        let (k, v) = self.remove_node(hash, i, hash_of);
+        out(k, v, cause);
+    }
+
+    /// Looks at `budget` slab slots for expired entries and removes them.
+    pub(crate) fn sweep(
+        &mut self,
+        now: u64,
+        budget: usize,
+        hash_of: &impl Fn(&K) -> u64,
+        out: &mut impl FnMut(K, V, RemovalCause),
+    ) {
+        if !self.expiry {
+            return;
+        }
+        for _ in 0..budget {
+            if self.nodes.is_empty() {
+                return;
+            }
+            if self.sweep_cursor >= self.nodes.len() {
+                self.sweep_cursor = 0;
+            }
+            let i = self.sweep_cursor as u32;
+            if self.expired(i, now) {
+                let hash = hash_of(&self.nodes[i as usize].key);
+                let (k, v) = self.remove_node(hash, i, hash_of);
+                out(k, v, RemovalCause::Expired);
+                // The last node moved into slot `i`: look at it next.
+            } else {
+                self.sweep_cursor += 1;
+            }
+        }
+    }
+
+    /// Removes every expired entry.
+    pub(crate) fn purge_expired(
+        &mut self,
+        now: u64,
+        hash_of: &impl Fn(&K) -> u64,
+        out: &mut impl FnMut(K, V, RemovalCause),
+    ) {
+        self.sweep_cursor = 0;
+        let n = self.nodes.len();
+        self.sweep(now, n + 1, hash_of, out);
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next, list) = {
+            let n = &self.nodes[i as usize];
+            (n.prev, n.next, n.list)
+        };
+        let w = self.weight_of(i);
+        let l = &mut self.lists[list as usize];
+        l.weight -= w;
+        if prev == NIL {
+            l.head = next;
+        } else {
+            self.nodes[prev as usize].next = next;
+        }
+        let l = &mut self.lists[list as usize];
+        if next == NIL {
+            l.tail = prev;
+        } else {
+            self.nodes[next as usize].prev = prev;
+        }
+    }
+
+    fn push_front(&mut self, list: u8, i: u32) {
+        let w = self.weight_of(i);
+        let l = &mut self.lists[list as usize];
+        let old = l.head;
+        l.head = i;
+        l.weight += w;
+        if old == NIL {
+            l.tail = i;
+        }
+        let n = &mut self.nodes[i as usize];
+        n.prev = NIL;
+        n.next = old;
+        n.list = list;
+        if old != NIL {
+            self.nodes[old as usize].prev = i;
+        }
+    }
+
+    fn move_to_front(&mut self, list: u8, i: u32) {
+        self.unlink(i);
+        self.push_front(list, i);
+    }
+
+    /// Unlinks node `i` and drops it from the table, keeping the slab dense by moving the
+    /// last node into its slot.
+    fn remove_node(&mut self, hash: u64, i: u32, hash_of: &impl Fn(&K) -> u64) -> (K, V) {
+        self.unlink(i);
+        if let Ok(e) = self.table.find_entry(hash, |&j| j == i) {
+            e.remove();
+        }
+        let last = (self.nodes.len() - 1) as u32;
+        if i != last {
+            let moved_hash = hash_of(&self.nodes[last as usize].key);
+            if let Some(slot) = self.table.find_mut(moved_hash, |&j| j == last) {
+                *slot = i;
+            }
+            let (prev, next, list) = {
+                let n = &self.nodes[last as usize];
+                (n.prev, n.next, n.list)
+            };
+            let l = &mut self.lists[list as usize];
+            if prev == NIL {
+                l.head = i;
+            } else {
+                self.nodes[prev as usize].next = i;
+            }
+            let l = &mut self.lists[list as usize];
+            if next == NIL {
+                l.tail = i;
+            } else {
+                self.nodes[next as usize].prev = i;
+            }
+        }
+        if self.expiry {
+            self.deadlines.swap_remove(i as usize);
+            if self.idle.is_some() {
+                self.write_deadlines.swap_remove(i as usize);
+            }
+        }
+        if self.weighted {
+            self.weights.swap_remove(i as usize);
+        }
+        let node = self.nodes.swap_remove(i as usize);
+        (node.key, node.value)
+    }
+
+    /// Iterates over unexpired entries.
+    pub(crate) fn for_each(&self, now: u64, mut f: impl FnMut(&K, &V)) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !self.expired(i as u32, now) {
+                f(&n.key, &n.value);
+            }
+        }
+    }
+}
+
+/// Hashes of entries recently evicted from the small (S3-FIFO's ghost queue): a key asked
+/// for again while remembered here skips the small.
+#[derive(Debug)]
+struct Ghost {
+    ring: std::collections::VecDeque<u64>,
+    set: HashTable<u64>,
+    cap: usize,
+}
+
+impl Ghost {
+    fn new(cap: usize) -> Ghost {
+        Ghost {
+            ring: std::collections::VecDeque::new(),
+            set: HashTable::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    fn insert(&mut self, hash: u64) {
+        if self.set.find(hash, |&h| h == hash).is_some() {
+            return;
+        }
+        if self.ring.len() >= self.cap
+            && let Some(old) = self.ring.pop_front()
+            && let Ok(e) = self.set.find_entry(old, |&h| h == old)
+        {
+            e.remove();
+        }
+        self.ring.push_back(hash);
+        self.set.insert_unique(hash, hash, |&h| h);
+    }
+
+    /// Whether `hash` was remembered; forgets it.
+    fn take(&mut self, hash: u64) -> bool {
+        match self.set.find_entry(hash, |&h| h == hash) {
+            Ok(e) => {
+                e.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
