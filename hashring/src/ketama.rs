@@ -63,7 +63,9 @@ pub fn libmemcached_label(host: &str, port: u16) -> String {
 /// server order as glibc's merge-sort `qsort` keeps them. Keys hash with MD5 here, not
 /// SipHash: [`ConsistentHash::key_hash`] is overridden, so [`ConsistentHash::node`] on a
 /// string key gives the libraries' answer. Any membership change rebuilds the continuum,
-/// since every server's point count depends on `n` and the total weight.
+/// since every server's point count depends on `n` and the total weight: at equal weights
+/// only the changed server's keys move, but with unequal weights a change also shifts a
+/// few points between the other servers, exactly as in the C libraries.
 ///
 /// # Example
 ///

@@ -33,7 +33,7 @@
 //! | [`Ring`] | `O(1)` expected (prefix table + tiny binary search) | 12 B per point | yes | yes | ideal `w / W` |
 //! | [`JumpHash`] | `O(ln n)` | one slot per bucket | no | via tombstones | ideal `1/n` |
 //! | [`Rendezvous`] | `O(n)` | member list | yes | yes | ideal `w / W` |
-//! | [`Maglev`] | `O(1)`, one table read | 4 B per slot (65,537 slots) | yes | yes | ideal plus ~0.6 % of keys |
+//! | [`Maglev`] | `O(1)`, one table read | 4 B per slot (65,537 slots) | yes | yes | ideal plus at most 1 % of keys |
 //! | [`MultiProbe`] | `k` binary searches (`k = 21`) | 12 B per node | no | yes | ideal `1/n` |
 //! | [`Ketama`] | binary search over 32-bit points | 8 B per point | yes | yes | ideal, as libketama |
 //! | [`BoundedLoads`] | ring walk to the first node under the cap | ring + 8 B per node | yes | yes | `O(1/ε²)` × ideal |
@@ -44,7 +44,11 @@
 //! bounded loads caps every node at `⌈c × average⌉`.
 //!
 //! Each type's docs state its balance and disruption bounds, and the crate's property
-//! tests check them on random membership histories.
+//! tests check them on random membership histories: keys move only to an added node or
+//! from a removed one (ring, rendezvous, jump, multi-probe, equal-weight ketama) and as
+//! many as the ideal `w / W` within 10 %; Maglev within ideal + 1 %; bounded loads within
+//! 2× the ideal at `c = 1.25`; weighted shares within 5 % (Maglev), 6 % (rendezvous) and
+//! 30 % (ring, 160 points per unit of weight).
 //!
 //! ## Membership changes under load
 //!

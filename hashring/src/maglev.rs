@@ -23,10 +23,11 @@ pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
 /// * **Build:** `O(M log M)` expected, independent of weights: 1,000 nodes into 65,537
 ///   slots build in about a millisecond.
 /// * **Disruption:** removing one of `n` nodes moves its own `1/n` of the keys plus a few
-///   more whose slots another node claims first in the new fill order. The paper measures
-///   this; this crate's property test holds it to at most `1/n + 1/n` (double the ideal)
-///   for tables of at least 100 slots per node. Use [`Ring`](crate::Ring) or
-///   [`Rendezvous`](crate::Rendezvous) where only the ideal movement will do.
+///   more whose slots another node claims first in the new fill order. With the default
+///   table this extra is at most 1 % of all keys (measured 0.3 – 0.65 % from 10 to 1,000
+///   nodes; 1.3 % with a 10,007-slot table at 30 nodes), and the property tests hold
+///   Maglev to `ideal + 1 %`. Use [`Ring`](crate::Ring) or [`Rendezvous`](crate::Rendezvous)
+///   where only the ideal movement will do.
 /// * Results depend only on the membership, not on the order nodes were added.
 ///
 /// # Example
