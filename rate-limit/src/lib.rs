@@ -12,6 +12,8 @@
 //!   [`InsufficientCapacity`], not a denial. The quota can be changed at runtime.
 //! - A [`KeyedLimiter`] keeps one state per key (IP, user, token) with per-key quota
 //!   overrides and bounded memory, without a background task.
+//! - With feature `redis`, a [`RedisLimiter`] keeps the state in Redis so many processes
+//!   share one quota.
 //! - [`Decision::headers`] renders the IETF `RateLimit`/`RateLimit-Policy` fields, legacy
 //!   `X-RateLimit-*` headers and `Retry-After`.
 //!
@@ -58,6 +60,10 @@
 //! - `tokio`: [`Limiter::until_ready`] / [`Limiter::until_n_ready`] with optional
 //!   [`Jitter`], and the leaky bucket [`Shaper`] whose callers wait in FIFO order. Both are
 //!   cancellation-safe.
+//! - `redis` (implies `tokio`): [`RedisLimiter`], one quota shared by many processes. GCRA,
+//!   fixed window, sliding log and sliding counter run as Lua scripts (one `EVALSHA` per
+//!   decision, Redis server time, hash-tagged keys that expire when idle), with a timeout on
+//!   every call and a [`FailurePolicy`] (fail open, fail closed, or a local limiter).
 
 #![doc(test(attr(deny(warnings))))]
 
@@ -72,6 +78,8 @@ mod leaky_bucket;
 mod limiter;
 mod quota;
 mod rate_limit;
+#[cfg(feature = "redis")]
+mod redis_limiter;
 #[cfg(feature = "tokio")]
 mod shaper;
 mod sliding_counter;
@@ -90,6 +98,11 @@ pub use leaky_bucket::{LeakyBucket, LeakyBucketState};
 pub use limiter::Limiter;
 pub use quota::{Quota, QuotaError};
 pub use rate_limit::RateLimit;
+#[cfg(feature = "redis")]
+pub use redis_limiter::{
+    FailurePolicy, RedisAlgorithm, RedisLimitError, RedisLimiter, RedisLimiterBuilder,
+    RedisLimiterError,
+};
 #[cfg(feature = "tokio")]
 pub use shaper::{Acquire, Shaper};
 pub use sliding_counter::{SlidingCounter, SlidingCounterState};

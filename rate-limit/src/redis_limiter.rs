@@ -1,0 +1,429 @@
+//! `RedisLimiter`: one quota shared by many processes, each decision one Lua script in Redis.
+
+use std::fmt;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_utils::atomic::AtomicCell;
+use keel_core::{Clock, SystemClock};
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+use crate::{
+    Algorithm, Decision, FixedWindow, Gcra, InsufficientCapacity, KeyedLimiter, Quota,
+    SlidingCounter, SlidingLog,
+};
+
+static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/gcra.lua")));
+static FIXED_WINDOW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/fixed_window.lua")));
+static SLIDING_LOG: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/sliding_log.lua")));
+static SLIDING_COUNTER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/sliding_counter.lua")));
+
+/// An [`Algorithm`] that also runs in Redis, as a Lua script: [`Gcra`], [`FixedWindow`],
+/// [`SlidingLog`] and [`SlidingCounter`].
+///
+/// Each script reads Redis's own clock (`TIME`, in microseconds), so clients' clocks do not
+/// matter, and sets a TTL on its keys so an idle key disappears once it is fresh.
+pub trait RedisAlgorithm: Algorithm {
+    /// The Lua script deciding one request.
+    fn script() -> &'static Script;
+
+    /// The Redis keys one decision touches, all with the same hash tag `{key}`, so a Redis
+    /// Cluster serves them from one slot.
+    fn keys(prefix: &str, key: &str) -> Vec<String> {
+        vec![format!("{prefix}{{{key}}}")]
+    }
+
+    /// The script's arguments after the quota's, beyond `n`: the interval (µs) and the count.
+    fn args(quota: &Quota) -> (u64, u64);
+}
+
+fn micros_ceil(nanos: u64) -> u64 {
+    nanos.div_ceil(1_000).max(1)
+}
+
+impl RedisAlgorithm for Gcra {
+    fn script() -> &'static Script {
+        &GCRA
+    }
+    fn args(quota: &Quota) -> (u64, u64) {
+        (
+            micros_ceil(quota.emission_nanos()),
+            u64::from(quota.burst()),
+        )
+    }
+}
+
+impl RedisAlgorithm for FixedWindow {
+    fn script() -> &'static Script {
+        &FIXED_WINDOW
+    }
+    fn args(quota: &Quota) -> (u64, u64) {
+        (micros_ceil(quota.period_nanos()), u64::from(quota.limit()))
+    }
+}
+
+impl RedisAlgorithm for SlidingLog {
+    fn script() -> &'static Script {
+        &SLIDING_LOG
+    }
+    fn keys(prefix: &str, key: &str) -> Vec<String> {
+        vec![
+            format!("{prefix}{{{key}}}:log"),
+            format!("{prefix}{{{key}}}:seq"),
+        ]
+    }
+    fn args(quota: &Quota) -> (u64, u64) {
+        (micros_ceil(quota.period_nanos()), u64::from(quota.limit()))
+    }
+}
+
+impl RedisAlgorithm for SlidingCounter {
+    fn script() -> &'static Script {
+        &SLIDING_COUNTER
+    }
+    fn args(quota: &Quota) -> (u64, u64) {
+        (micros_ceil(quota.period_nanos()), u64::from(quota.limit()))
+    }
+}
+
+/// What a [`RedisLimiter`] decides when Redis does not answer in time (down, paused,
+/// partitioned).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailurePolicy {
+    /// Admit every request: availability over protection.
+    FailOpen,
+    /// Deny every request, with a retry-after of the call timeout: protection over
+    /// availability.
+    FailClosed,
+    /// Decide with an in-process [`KeyedLimiter`] of the same algorithm and quota, so each
+    /// process still enforces the quota on its own share of the traffic. The default.
+    #[default]
+    Local,
+}
+
+/// A Redis call that failed, as reported by [`RedisLimiter::try_check_key_n`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RedisLimitError {
+    /// `n` exceeds what the quota could ever admit at once.
+    InsufficientCapacity(InsufficientCapacity),
+    /// Redis answered with an error, or the connection failed.
+    Redis(redis::RedisError),
+    /// Redis did not answer within the call timeout.
+    Timeout(Duration),
+    /// The script answered something other than four integers.
+    BadReply,
+}
+
+impl fmt::Display for RedisLimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisLimitError::InsufficientCapacity(err) => err.fmt(f),
+            RedisLimitError::Redis(err) => write!(f, "redis call failed: {err}"),
+            RedisLimitError::Timeout(after) => write!(f, "redis did not answer within {after:?}"),
+            RedisLimitError::BadReply => {
+                f.write_str("rate limit script returned an unexpected reply")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RedisLimitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RedisLimitError::InsufficientCapacity(err) => Some(err),
+            RedisLimitError::Redis(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+/// A [`RedisLimiter`] setting that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedisLimiterError {
+    /// The call timeout was zero.
+    ZeroTimeout,
+    /// The local fallback's key cap was zero.
+    ZeroFallbackKeys,
+}
+
+impl fmt::Display for RedisLimiterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisLimiterError::ZeroTimeout => f.write_str("redis call timeout must be > 0"),
+            RedisLimiterError::ZeroFallbackKeys => {
+                f.write_str("local fallback max_keys must be > 0")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RedisLimiterError {}
+
+/// A keyed rate limiter whose state lives in Redis, so every process using the same Redis and
+/// key prefix draws from one quota.
+///
+/// - **One round trip per decision.** Each decision is one `EVALSHA` of the algorithm's Lua
+///   script (loaded on first use, and again if Redis was restarted), atomic in Redis.
+/// - **Redis time.** Scripts read `TIME` on the server, so skew between app servers does not
+///   matter. Resolution is one microsecond; the quota's intervals are rounded up to it.
+/// - **Cluster-safe.** A decision touches one key, or keys sharing the hash tag `{key}`.
+/// - **Idle keys expire** once they are fresh, so Redis holds only keys that are limiting.
+/// - **Failures.** Every call has a timeout; on an error or timeout the [`FailurePolicy`]
+///   decides (and [`failures`](RedisLimiter::failures) counts it). Nothing panics or hangs,
+///   and the next call goes to Redis again, so it recovers on its own when Redis returns.
+///
+/// The same bounds as the in-memory algorithms hold across processes. The sliding counter's
+/// arithmetic runs in Lua doubles, exact while `limit × period in µs` stays under 2^53.
+///
+/// # Example
+///
+/// ```
+/// use keel_rate_limit::{FailurePolicy, Gcra, Quota, RedisLimiter};
+/// use std::time::Duration;
+///
+/// # let server = keel_testkit::RedisServer::start()?;
+/// # let url = server.url();
+/// # let runtime = tokio::runtime::Runtime::new()?;
+/// # runtime.block_on(async {
+/// let client = redis::Client::open(url)?;
+/// let connection = redis::aio::ConnectionManager::new(client).await?;
+/// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_minute(100)?)
+///     .prefix("api:")
+///     .timeout(Duration::from_millis(50))
+///     .failure_policy(FailurePolicy::Local)
+///     .build(connection)?;
+/// let decision = limiter.check_key_n("user-42", 1).await?;
+/// assert!(decision.is_allowed());
+/// assert_eq!(decision.remaining(), 99);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RedisLimiter<A: RedisAlgorithm = Gcra, C: Clock = SystemClock> {
+    connection: ConnectionManager,
+    quota: AtomicCell<Quota>,
+    prefix: String,
+    timeout: Duration,
+    policy: FailurePolicy,
+    local: KeyedLimiter<String, A, C>,
+    failures: AtomicU64,
+}
+
+/// Configures a [`RedisLimiter`]; made by [`RedisLimiter::builder`].
+#[derive(Debug)]
+pub struct RedisLimiterBuilder<A: RedisAlgorithm = Gcra, C: Clock = SystemClock> {
+    quota: Quota,
+    prefix: String,
+    timeout: Duration,
+    policy: FailurePolicy,
+    fallback_keys: usize,
+    clock: C,
+    _algorithm: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<A: RedisAlgorithm> RedisLimiter<A> {
+    /// A builder: prefix `"keel-rl:"`, timeout 100 ms, [`FailurePolicy::Local`] with at most
+    /// 100 000 local keys.
+    pub fn builder(quota: Quota) -> RedisLimiterBuilder<A> {
+        RedisLimiterBuilder {
+            quota,
+            prefix: "keel-rl:".to_string(),
+            timeout: Duration::from_millis(100),
+            policy: FailurePolicy::Local,
+            fallback_keys: 100_000,
+            clock: SystemClock,
+            _algorithm: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
+    /// The prefix of every Redis key; limiters that should share a quota use the same one.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The most a call waits for Redis before the failure policy decides.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// What to decide when Redis fails or times out.
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The key cap of the local fallback limiter.
+    pub fn fallback_max_keys(mut self, max_keys: usize) -> Self {
+        self.fallback_keys = max_keys;
+        self
+    }
+
+    /// The clock of the local fallback limiter (Redis decisions use Redis's clock).
+    pub fn fallback_clock<C2: Clock>(self, clock: C2) -> RedisLimiterBuilder<A, C2> {
+        RedisLimiterBuilder {
+            quota: self.quota,
+            prefix: self.prefix,
+            timeout: self.timeout,
+            policy: self.policy,
+            fallback_keys: self.fallback_keys,
+            clock,
+            _algorithm: std::marker::PhantomData,
+        }
+    }
+
+    /// Builds the limiter over `connection` (which reconnects on its own after failures).
+    ///
+    /// # Errors
+    ///
+    /// [`RedisLimiterError`] if the timeout or the fallback key cap is zero.
+    pub fn build(
+        self,
+        connection: ConnectionManager,
+    ) -> Result<RedisLimiter<A, C>, RedisLimiterError> {
+        if self.timeout.is_zero() {
+            return Err(RedisLimiterError::ZeroTimeout);
+        }
+        let local = KeyedLimiter::<String, A>::builder(self.quota)
+            .max_keys(self.fallback_keys)
+            .clock(self.clock)
+            .build()
+            .map_err(|_| RedisLimiterError::ZeroFallbackKeys)?;
+        Ok(RedisLimiter {
+            connection,
+            quota: AtomicCell::new(self.quota),
+            prefix: self.prefix,
+            timeout: self.timeout,
+            policy: self.policy,
+            local,
+            failures: AtomicU64::new(0),
+        })
+    }
+}
+
+impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
+    /// Decides `n` cells for `key` in Redis; if Redis fails or times out, the
+    /// [`FailurePolicy`] decides.
+    ///
+    /// # Errors
+    ///
+    /// [`InsufficientCapacity`] if `n` can never be admitted.
+    pub async fn check_key_n(&self, key: &str, n: u32) -> Result<Decision, InsufficientCapacity> {
+        match self.try_check_key_n(key, n).await {
+            Ok(decision) => Ok(decision),
+            Err(RedisLimitError::InsufficientCapacity(err)) => Err(err),
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                let quota = self.quota.load();
+                match self.policy {
+                    FailurePolicy::FailOpen => {
+                        Ok(Decision::allow(&quota, u64::from(A::capacity(&quota)), 0))
+                    }
+                    FailurePolicy::FailClosed => {
+                        let retry = u64::try_from(self.timeout.as_nanos()).unwrap_or(u64::MAX);
+                        Ok(Decision::deny(&quota, 0, 0, retry))
+                    }
+                    FailurePolicy::Local => self.local.check_key_n(key, n),
+                }
+            }
+        }
+    }
+
+    /// Decides one request for `key`; see [`check_key_n`](RedisLimiter::check_key_n).
+    pub async fn check_key(&self, key: &str) -> Decision {
+        match self.check_key_n(key, 1).await {
+            Ok(decision) => decision,
+            // Every quota holds at least one cell, so this arm is never taken.
+            Err(_) => {
+                let quota = self.quota.load();
+                Decision::deny(&quota, 0, 0, quota.period_nanos())
+            }
+        }
+    }
+
+    /// Decides `n` cells for `key` in Redis, returning Redis's failure instead of applying
+    /// the failure policy.
+    ///
+    /// # Errors
+    ///
+    /// [`RedisLimitError`]: over capacity, a Redis error, a timeout, or a malformed reply.
+    pub async fn try_check_key_n(&self, key: &str, n: u32) -> Result<Decision, RedisLimitError> {
+        let quota = self.quota.load();
+        let capacity = A::capacity(&quota);
+        if n > capacity {
+            return Err(RedisLimitError::InsufficientCapacity(
+                InsufficientCapacity::new(n, capacity),
+            ));
+        }
+        let (interval, count) = A::args(&quota);
+        let mut invocation = A::script().prepare_invoke();
+        for redis_key in A::keys(&self.prefix, key) {
+            invocation.key(redis_key);
+        }
+        invocation.arg(interval).arg(count).arg(n);
+        let mut connection = self.connection.clone();
+        let reply: Vec<i64> =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
+                .await
+                .map_err(|_| RedisLimitError::Timeout(self.timeout))?
+                .map_err(RedisLimitError::Redis)?;
+        let [allowed, remaining, reset, retry] = reply[..] else {
+            return Err(RedisLimitError::BadReply);
+        };
+        let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+        Ok(Decision::from_parts(
+            allowed == 1,
+            quota.limit(),
+            u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+            quota.period(),
+            micros(reset),
+            micros(retry),
+        ))
+    }
+
+    /// The quota in force.
+    pub fn quota(&self) -> Quota {
+        self.quota.load()
+    }
+
+    /// Replaces the quota at runtime, for this instance's next decisions (and its local
+    /// fallback). Instances sharing a prefix should be given the same quota.
+    pub fn set_quota(&self, quota: Quota) {
+        self.quota.store(quota);
+        self.local.set_quota(quota);
+    }
+
+    /// How many calls Redis failed (error or timeout), each decided by the failure policy.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// The connection, to run other commands on it.
+    pub fn connection(&self) -> &ConnectionManager {
+        &self.connection
+    }
+}
+
+impl<A: RedisAlgorithm, C: Clock> fmt::Debug for RedisLimiter<A, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLimiter")
+            .field("algorithm", &std::any::type_name::<A>())
+            .field("quota", &self.quota.load())
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
+            .field("failures", &self.failures())
+            .finish_non_exhaustive()
+    }
+}
