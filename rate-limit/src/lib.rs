@@ -12,7 +12,7 @@
 //!   [`InsufficientCapacity`], not a denial. The quota can be changed at runtime.
 //! - A [`KeyedLimiter`] keeps one state per key (IP, user, token) with per-key quota
 //!   overrides and bounded memory, without a background task.
-//! - With feature `redis`, a [`RedisLimiter`] keeps the state in Redis so many processes
+//! - With feature `redis`, a `RedisLimiter` keeps the state in Redis so many processes
 //!   share one quota.
 //! - [`Decision::headers`] renders the IETF `RateLimit`/`RateLimit-Policy` fields, legacy
 //!   `X-RateLimit-*` headers and `Retry-After`.
@@ -57,13 +57,13 @@
 //!
 //! # Crate features
 //!
-//! - `tokio`: [`Limiter::until_ready`] / [`Limiter::until_n_ready`] with optional
-//!   [`Jitter`], and the leaky bucket [`Shaper`] whose callers wait in FIFO order. Both are
+//! - `tokio`: `Limiter::until_ready` / `Limiter::until_n_ready` with optional
+//!   `Jitter`, and the leaky bucket `Shaper` whose callers wait in FIFO order. Both are
 //!   cancellation-safe.
-//! - `redis` (implies `tokio`): [`RedisLimiter`], one quota shared by many processes. GCRA,
+//! - `redis` (implies `tokio`): `RedisLimiter`, one quota shared by many processes. GCRA,
 //!   fixed window, sliding log and sliding counter run as Lua scripts (one `EVALSHA` per
 //!   decision, Redis server time, hash-tagged keys that expire when idle), with a timeout on
-//!   every call and a [`FailurePolicy`] (fail open, fail closed, or a local limiter).
+//!   every call and a `FailurePolicy` (fail open, fail closed, or a local limiter).
 
 #![doc(test(attr(deny(warnings))))]
 
