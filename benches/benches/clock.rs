@@ -2,6 +2,9 @@
 //!
 //! `cargo bench -p keel-benches --bench clock`
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
