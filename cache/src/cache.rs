@@ -54,6 +54,7 @@ pub struct Cache<K, V, S = foldhash::fast::RandomState> {
     max_weight: u64,
     capacity: u64,
     pub(crate) load_stats: crate::stats::LoadCounters,
+    pub(crate) flights: crate::loader::Flights<K, V>,
 }
 
 /// Configures and builds a [`Cache`]. See [`Cache::builder`].
@@ -260,6 +261,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             max_weight: base.min(u64::from(u32::MAX)),
             capacity: self.capacity,
             load_stats: Default::default(),
+            flights: Default::default(),
         })
     }
 }

@@ -40,5 +40,7 @@ pub use removal::RemovalCause;
 mod stats;
 pub use stats::CacheStats;
 
+mod loader;
+
 mod cache;
 pub use cache::{Cache, CacheBuilder, InsertError, MAX_CACHE_CAPACITY};

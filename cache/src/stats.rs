@@ -55,7 +55,6 @@ pub(crate) struct LoadCounters {
 }
 
 impl LoadCounters {
-    #[allow(dead_code)] // used by the loaders
     pub(crate) fn record(&self, ok: bool, took: Duration) {
         let counter = if ok { &self.successes } else { &self.failures };
         counter.fetch_add(1, Ordering::Relaxed);
