@@ -44,3 +44,12 @@ mod loader;
 
 mod cache;
 pub use cache::{Cache, CacheBuilder, InsertError, MAX_CACHE_CAPACITY};
+
+mod store;
+pub use store::Store;
+
+mod write_through;
+pub use write_through::WriteThrough;
+
+mod write_back;
+pub use write_back::{FlushError, WriteBack, WriteBackBuilder};
