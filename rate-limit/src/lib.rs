@@ -64,6 +64,9 @@
 //!   fixed window, sliding log and sliding counter run as Lua scripts (one `EVALSHA` per
 //!   decision, Redis server time, hash-tagged keys that expire when idle), with a timeout on
 //!   every call and a `FailurePolicy` (fail open, fail closed, or a local limiter).
+//! - `tower`: `RateLimitLayer`, middleware keyed by a function of the request that answers
+//!   `429` with `Retry-After` and the rate-limit headers, or passes the decision on. Clones
+//!   share one limiter. See `examples/axum.rs`.
 
 #![doc(test(attr(deny(warnings))))]
 
@@ -74,6 +77,8 @@ mod fixed_window;
 mod gcra;
 mod headers;
 mod keyed;
+#[cfg(feature = "tower")]
+mod layer;
 mod leaky_bucket;
 mod limiter;
 mod quota;
@@ -94,6 +99,8 @@ pub use fixed_window::{FixedWindow, FixedWindowState};
 pub use gcra::{Gcra, GcraState};
 pub use headers::HeaderStyle;
 pub use keyed::{KeyedLimiter, KeyedLimiterBuilder, KeyedLimiterError};
+#[cfg(feature = "tower")]
+pub use layer::{DenialMode, RateLimitLayer, RateLimitService, ResponseFuture};
 pub use leaky_bucket::{LeakyBucket, LeakyBucketState};
 pub use limiter::Limiter;
 pub use quota::{Quota, QuotaError};
