@@ -4,3 +4,4 @@
 //! `cargo run --release -p keel-benches --bin compare -- help` for the tables.
 
 pub mod clocks;
+pub mod hashring;

@@ -5,6 +5,7 @@
 //! Each block adds one subcommand; run with no argument to list them.
 
 mod clock;
+mod hashring;
 
 use std::process::ExitCode;
 
@@ -15,11 +16,18 @@ struct Subcommand {
     run: fn(&[String]) -> Result<(), String>,
 }
 
-const SUBCOMMANDS: &[Subcommand] = &[Subcommand {
-    name: "clock",
-    about: "nanoseconds per reading of each clock source",
-    run: clock::run,
-}];
+const SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "clock",
+        about: "nanoseconds per reading of each clock source",
+        run: clock::run,
+    },
+    Subcommand {
+        name: "hashring",
+        about: "consistent hashing: ns/lookup, balance, keys moved, bytes per node",
+        run: hashring::run,
+    },
+];
 
 fn usage() -> String {
     let mut text = String::from(

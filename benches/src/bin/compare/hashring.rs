@@ -1,0 +1,113 @@
+//! `compare hashring`: lookup cost, balance, keys moved and memory of each consistent
+//! hashing implementation at 10, 100 and 1,000 nodes.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use keel_benches::hashring::{Implementation, implementations, keys};
+
+/// Keys for the balance columns.
+const BALANCE_KEYS: usize = 1_000_000;
+/// Keys for the timing and movement columns.
+const SAMPLE_KEYS: usize = 200_000;
+
+/// Peak-to-mean load and the relative standard deviation of per-node key counts.
+fn balance(owners: &[u32], n: usize) -> (f64, f64) {
+    let mut counts = vec![0f64; n];
+    for &o in owners {
+        counts[o as usize] += 1.0;
+    }
+    let mean = owners.len() as f64 / n as f64;
+    let max = counts.iter().copied().fold(0.0, f64::max);
+    let var = counts.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / n as f64;
+    (max / mean, var.sqrt() / mean)
+}
+
+/// What perfect balance looks like through `keys` random keys: the expected relative
+/// standard deviation of a multinomial count, and the expected peak-to-mean of its max.
+fn sampling_floor(keys: usize, n: usize) -> (f64, f64) {
+    let cv = ((n as f64 - 1.0) / keys as f64).sqrt();
+    let peak = 1.0 + (2.0 * (n as f64).ln()).sqrt() * cv;
+    (peak, cv)
+}
+
+fn moved(before: &[u32], after: &[u32]) -> f64 {
+    let count = before.iter().zip(after).filter(|(a, b)| a != b).count();
+    count as f64 / before.len() as f64
+}
+
+fn row(imp: &Implementation, n: u32, balance_keys: &[u64]) -> String {
+    let nodes: Vec<u32> = (0..n).collect();
+    let mut placed = (imp.build)(&nodes);
+    let sample = &balance_keys[..SAMPLE_KEYS];
+
+    let start = Instant::now();
+    for &k in sample {
+        black_box(placed.lookup(black_box(k)));
+    }
+    let ns = start.elapsed().as_nanos() as f64 / sample.len() as f64;
+
+    let owners: Vec<u32> = balance_keys.iter().map(|&k| placed.lookup(k)).collect();
+    let (peak, cv) = balance(&owners, n as usize);
+    let (floor_peak, floor_cv) = sampling_floor(balance_keys.len(), n as usize);
+    let bytes = placed.heap_bytes().map_or("—".to_string(), |b| {
+        format!("{:.0}", b as f64 / f64::from(n))
+    });
+
+    // Add node n, measure, take it out again; then remove node 0 (the last node where
+    // only that is possible).
+    let before = &owners[..SAMPLE_KEYS];
+    placed.add(n);
+    let after: Vec<u32> = sample.iter().map(|&k| placed.lookup(k)).collect();
+    let on_add = moved(before, &after);
+    placed.remove(n);
+    placed.remove(if imp.removal == "last only" { n - 1 } else { 0 });
+    let after: Vec<u32> = sample.iter().map(|&k| placed.lookup(k)).collect();
+    let on_remove = moved(before, &after);
+
+    format!(
+        "| {} | {ns:.0} | {peak:.3} (floor {floor_peak:.3}) | {:.1} % (floor {:.1} %) | {:.2} % / {:.2} % | {:.2} % / {:.2} % | {bytes} | {} | {} | {} |",
+        imp.name,
+        cv * 100.0,
+        floor_cv * 100.0,
+        on_add * 100.0,
+        100.0 / f64::from(n + 1),
+        on_remove * 100.0,
+        100.0 / f64::from(n),
+        if imp.weights { "yes" } else { "no" },
+        imp.replicas,
+        imp.removal,
+    )
+}
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    if let Some(extra) = args.first() {
+        return Err(format!("takes no options, got `{extra}`"));
+    }
+    let balance_keys = keys(BALANCE_KEYS);
+    println!(
+        "Keys are 64-bit integers; balance over {BALANCE_KEYS} keys, time and movement over \
+         {SAMPLE_KEYS}. The floor is what a perfectly uniform assignment shows through the \
+         same number of random keys. Moved: measured / ideal (add node n; remove node 0, or \
+         the last node where only that is possible).\n"
+    );
+    for n in [10u32, 100, 1000] {
+        println!("### {n} nodes\n");
+        println!(
+            "| implementation | ns/lookup | peak/mean | std dev | moved on add | moved on remove | bytes/node | weights | replicas | removal |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        for imp in implementations() {
+            if n >= 1000 && !imp.scales_to_1000 {
+                println!(
+                    "| {} | not run: its build holds an n × M permutation table (500 MB at 1,000 nodes) | | | | | | | | |",
+                    imp.name
+                );
+                continue;
+            }
+            println!("{}", row(&imp, n, &balance_keys));
+        }
+        println!();
+    }
+    Ok(())
+}
