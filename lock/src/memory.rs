@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::BuildHasher;
 use std::ops::DerefMut;
 use std::pin::pin;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use keel_core::sync::Mutex;
+use keel_core::sync::atomic::{AtomicUsize, Ordering};
 use keel_core::{Clock, Instant, SystemClock};
 use tokio::sync::Notify;
 
@@ -23,14 +24,17 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 ///
 /// Names are spread over 32 shards, each a small mutex-guarded table, so unrelated names
 /// rarely contend and every decision (grant, extend, release) is one short critical section
-/// that reads the clock, compares and writes: no allocation on the hot path once a name has
-/// been seen, and nothing held across an `.await`. Tokens come from a counter per shard, so
+/// with one hash lookup (foldhash, randomly seeded) that reads the clock, compares and writes:
+/// no allocation once a name has been seen, and nothing held across an `.await`. A release
+/// wakes waiters only when some acquirer in the shard is waiting. Tokens come from a counter
+/// per shard, so
 /// they are strictly increasing per name (a name always maps to the same shard) and never
 /// reused, also after a name's entry is swept away.
 ///
 /// Expiry is read from the [`Clock`]: a lease whose `expires_at` has passed is free for the
-/// next acquirer, and can be neither extended nor released. Expired entries are swept lazily,
-/// so memory stays proportional to the names held recently.
+/// next acquirer, and can be neither extended nor released. Expired and released entries
+/// are swept lazily (a shard sweeps once it has added as many new names as it kept at its
+/// last sweep), so memory stays proportional to the names held recently.
 ///
 /// [`acquire`](LockService::acquire) waits without polling: it sleeps until a release in its
 /// shard wakes it, or until the holder's lease runs out, or until its own limit. Those
@@ -78,11 +82,13 @@ struct Inner<C> {
 struct Shard {
     table: Mutex<Table>,
     released: Notify,
+    /// Acquirers waiting in this shard; a release skips the notification when there are none.
+    waiters: AtomicUsize,
 }
 
 #[derive(Default)]
 struct Table {
-    held: HashMap<Arc<str>, Held>,
+    held: HashMap<Arc<str>, Held, foldhash::fast::RandomState>,
     /// The last token issued for a name in this shard.
     last_token: u64,
     new_names_since_sweep: usize,
@@ -91,8 +97,10 @@ struct Table {
     sweep_after: usize,
 }
 
-#[derive(Copy, Clone)]
+/// A name's last grant. Released entries stay (with `expires_at` zero) until a sweep, so
+/// acquire and release each take one lookup.
 struct Held {
+    name: Arc<str>,
     token: u64,
     expires_at: Instant,
 }
@@ -123,6 +131,7 @@ impl<C: Clock> InMemoryLockService<C> {
             .map(|_| Shard {
                 table: Mutex::new(Table::default()),
                 released: Notify::new(),
+                waiters: AtomicUsize::new(0),
             })
             .collect();
         InMemoryLockService {
@@ -184,20 +193,21 @@ impl<C: Clock> InMemoryLockService<C> {
     /// taken over.
     pub fn release_now(&self, lease: &Lease) -> Result<(), LockError> {
         let shard = self.shard(lease.name());
-        let result = {
-            let mut table = lock(&shard.table);
-            let now = self.inner.clock.now();
-            match table.held.get(lease.name()) {
-                Some(held) if held.token == lease.token().get() => {
-                    let live = now < held.expires_at;
-                    table.held.remove(lease.name());
-                    if live { Ok(()) } else { Err(not_held(lease)) }
+        let mut table = lock(&shard.table);
+        let now = self.inner.clock.now();
+        match table.held.get_mut(lease.name()) {
+            Some(held) if held.token == lease.token().get() && now < held.expires_at => {
+                held.expires_at = Instant::ZERO;
+                drop(table);
+                // A waiter counts itself before its attempt takes the lock, so one that saw
+                // this lease held is counted by now.
+                if shard.waiters.load(Ordering::SeqCst) > 0 {
+                    shard.released.notify_waiters();
                 }
-                _ => Err(not_held(lease)),
+                Ok(())
             }
-        };
-        shard.released.notify_waiters();
-        result
+            _ => Err(not_held(lease)),
+        }
     }
 
     /// The token of the live lease on `name`, if any.
@@ -212,8 +222,8 @@ impl<C: Clock> InMemoryLockService<C> {
     }
 
     fn shard(&self, name: &str) -> &Shard {
-        // A fixed hasher: shard choice must not vary between runs (loom replays them).
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(name);
+        // A fixed seed: shard choice must not vary between runs (loom replays them).
+        let hash = foldhash::fast::FixedState::default().hash_one(name);
         &self.inner.shards[(hash as usize) & (SHARDS - 1)]
     }
 
@@ -231,9 +241,12 @@ impl<C: Clock> InMemoryLockService<C> {
             .checked_add(1)
             .ok_or_else(|| LockError::TokensExhausted { name: name.into() })?;
         table.last_token = token;
-        let held = Held { token, expires_at };
-        let key = match table.held.get_key_value(name) {
-            Some((key, _)) => key.clone(),
+        let name = match table.held.get_mut(name) {
+            Some(held) => {
+                held.token = token;
+                held.expires_at = expires_at;
+                held.name.clone()
+            }
             None => {
                 table.new_names_since_sweep += 1;
                 if table.new_names_since_sweep >= table.sweep_after.max(MIN_SWEEP_INTERVAL) {
@@ -241,12 +254,18 @@ impl<C: Clock> InMemoryLockService<C> {
                     table.new_names_since_sweep = 0;
                     table.sweep_after = table.held.len();
                 }
-                Arc::from(name)
+                let name: Arc<str> = Arc::from(name);
+                let held = Held {
+                    name: name.clone(),
+                    token,
+                    expires_at,
+                };
+                table.held.insert(name.clone(), held);
+                name
             }
         };
-        table.held.insert(key.clone(), held);
         Ok(Attempt::Granted(Lease::new(
-            key,
+            name,
             FencingToken::new(token),
             expires_at,
             ttl,
@@ -266,6 +285,8 @@ impl<C: Clock> LockService for InMemoryLockService<C> {
         let shard = self.shard(name);
         let start = clock.now();
         let deadline = start.saturating_add(wait);
+        shard.waiters.fetch_add(1, Ordering::SeqCst);
+        let _counted = Counted(&shard.waiters);
         loop {
             // Registered before the attempt, so a release right after it is not missed.
             let mut released = pin!(shard.released.notified());
@@ -316,6 +337,15 @@ impl<C: Clock> fmt::Debug for InMemoryLockService<C> {
             .field("clock", &self.inner.clock)
             .field("shards", &self.inner.shards.len())
             .finish()
+    }
+}
+
+/// Uncounts a waiter when its `acquire` returns or is dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -410,6 +440,23 @@ mod tests {
             service.try_acquire_now("a", Duration::MAX),
             Err(LockError::InvalidTtl { .. })
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_are_counted_until_they_return_or_are_dropped() -> Result<(), LockError> {
+        let service = InMemoryLockService::with_clock(keel_core::TokioClock::new());
+        let held = service.try_acquire_now("a", TTL)?.expect("free");
+        let waiter = tokio::spawn({
+            let service = service.clone();
+            async move { service.acquire("a", TTL, TTL * 2).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(service.shard("a").waiters.load(Ordering::SeqCst), 1);
+        waiter.abort();
+        assert!(waiter.await.is_err());
+        assert_eq!(service.shard("a").waiters.load(Ordering::SeqCst), 0);
+        service.release_now(&held)?;
+        Ok(())
     }
 
     #[test]

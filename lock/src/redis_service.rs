@@ -222,18 +222,7 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     /// [`ConfigError`] when the call timeout or the minimum backoff is zero, or the maximum
     /// backoff is below the minimum.
     pub fn build(self, connection: ConnectionManager) -> Result<RedisLockService<C>, ConfigError> {
-        if self.call_timeout.is_zero() {
-            return Err(ConfigError::new("call timeout must be > 0"));
-        }
-        if self.min_backoff.is_zero() {
-            return Err(ConfigError::new("minimum backoff must be > 0"));
-        }
-        if self.max_backoff < self.min_backoff {
-            return Err(ConfigError::new(format!(
-                "maximum backoff {:?} must be at least the minimum {:?}",
-                self.max_backoff, self.min_backoff
-            )));
-        }
+        self.validate()?;
         Ok(RedisLockService {
             connection,
             shared: Arc::new(Shared {
@@ -249,6 +238,22 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
         })
     }
 
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.call_timeout.is_zero() {
+            return Err(ConfigError::new("call timeout must be > 0"));
+        }
+        if self.min_backoff.is_zero() {
+            return Err(ConfigError::new("minimum backoff must be > 0"));
+        }
+        if self.max_backoff < self.min_backoff {
+            return Err(ConfigError::new(format!(
+                "maximum backoff {:?} must be at least the minimum {:?}",
+                self.max_backoff, self.min_backoff
+            )));
+        }
+        Ok(())
+    }
+
     /// Validates the configuration, connects to `url` (with the call timeout on connecting
     /// and on every response), and builds the service.
     ///
@@ -257,6 +262,7 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     /// [`LockError::Config`] for a bad configuration; [`LockError::Backend`] when the URL is
     /// invalid or the server cannot be reached; [`LockError::Timeout`] when it does not answer.
     pub async fn connect(self, url: &str) -> Result<RedisLockService<C>, LockError> {
+        self.validate().map_err(LockError::Config)?;
         let call_timeout = self.call_timeout;
         let client = redis::Client::open(url).map_err(backend)?;
         let config = ConnectionManagerConfig::new()
