@@ -88,6 +88,10 @@ pub struct Ketama<N> {
     weights: Vec<u32>,
     points: Vec<u32>,
     owners: Vec<u32>,
+    /// `index[b]` is the first point whose top `32 - shift` bits are `>= b`, so a lookup
+    /// binary-searches only a couple of points.
+    index: Vec<u32>,
+    shift: u32,
 }
 
 /// The first four little-endian bytes of the MD5 of `key`: ketama's key hash.
@@ -142,6 +146,8 @@ impl<N> Ketama<N> {
             weights: Vec::new(),
             points: Vec::new(),
             owners: Vec::new(),
+            index: Vec::new(),
+            shift: 32,
         }
     }
 
@@ -166,13 +172,39 @@ impl<N> Ketama<N> {
             + self.owners.capacity() * 4
             + self.servers.capacity() * core::mem::size_of::<N>()
             + self.weights.capacity() * 4
+            + self.index.capacity() * 4
     }
 
     /// Position of the first point at or after `hash`, wrapping to 0.
     #[inline]
     fn position(&self, hash: u32) -> usize {
-        let pos = self.points.partition_point(|&p| p < hash);
+        let bucket = (u64::from(hash) >> self.shift) as usize;
+        let lo = self.index[bucket] as usize;
+        let hi = self.index[bucket + 1] as usize;
+        let pos = lo + self.points[lo..hi].partition_point(|&p| p < hash);
         if pos == self.points.len() { 0 } else { pos }
+    }
+
+    fn rebuild_index(&mut self) {
+        let len = self.points.len();
+        self.index.clear();
+        if len == 0 {
+            self.shift = 32;
+            return;
+        }
+        // About two points per bucket, and at most 2^20 buckets.
+        let bits = (usize::BITS - (len / 2).max(1).leading_zeros()).clamp(1, 20);
+        self.shift = 32 - bits;
+        let buckets = 1usize << bits;
+        self.index.reserve_exact(buckets + 1);
+        let mut at = 0usize;
+        for bucket in 0..buckets {
+            while at < len && ((self.points[at] >> self.shift) as usize) < bucket {
+                at += 1;
+            }
+            self.index.push(at as u32);
+        }
+        self.index.push(len as u32);
     }
 }
 
@@ -249,6 +281,7 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
         pairs.sort_by_key(|p| p.0);
         self.points = pairs.iter().map(|p| p.0).collect();
         self.owners = pairs.iter().map(|p| p.1).collect();
+        self.rebuild_index();
     }
 }
 
@@ -313,6 +346,24 @@ mod tests {
         assert_eq!(digests(KetamaVariant::Libmemcached, 1, 100, 100), 39);
         assert_eq!(digests(KetamaVariant::Twemproxy, 1, 100, 100), 39);
         assert_eq!(digests(KetamaVariant::Libketama, 1, 100, 100), 40);
+    }
+
+    #[test]
+    fn prefix_index_agrees_with_a_plain_binary_search() {
+        let mut k = Ketama::new(KetamaVariant::Libketama);
+        k.extend((0..40).map(|i| (format!("10.0.0.{i}:11211"), 1)))
+            .unwrap();
+        for h in (0..20_000u32).map(|i| i.wrapping_mul(0x9e37_79b9)).chain([
+            0,
+            1,
+            u32::MAX,
+            k.points[0],
+            k.points[7],
+        ]) {
+            let plain = k.points.partition_point(|&p| p < h);
+            let plain = if plain == k.points.len() { 0 } else { plain };
+            assert_eq!(k.position(h), plain);
+        }
     }
 
     #[test]
