@@ -36,19 +36,44 @@ fn pack_totals(epoch: u64, failed: u64, slow: u64) -> u64 {
 
 /// The outcomes of the last `size` calls, lock-free: a call costs one `fetch_add` and one
 /// `swap`, plus a CAS on the totals only when the outcome differs from the one it replaces.
+/// Keeps the ring head, written by every call, off the cache line of the breaker's
+/// read-mostly state word.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct CountWindow {
-    head: AtomicU64,
+    head: Padded<AtomicU64>,
     totals: AtomicU64,
     slots: Box<[AtomicU32]>,
+    /// `u64::MAX / len + 1`: turns `seq % len` into two multiplications (Lemire's fastmod).
+    magic: u64,
+}
+
+/// `a % d` for 32-bit `a` and `d`, given `magic = u64::MAX / d + 1` (Lemire, Kaser and Kurz,
+/// "Faster remainder by direct computation", 2019): a division would cost more than the
+/// rest of the closed path.
+#[inline]
+fn fastmod(a: u32, magic: u64, d: u32) -> u32 {
+    let low = magic.wrapping_mul(u64::from(a));
+    ((u128::from(low) * u128::from(d)) >> 64) as u32
 }
 
 impl CountWindow {
     pub(crate) fn new(size: u32) -> CountWindow {
         CountWindow {
-            head: AtomicU64::new(0),
+            head: Padded(AtomicU64::new(0)),
             totals: AtomicU64::new(0),
             slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
+            magic: (u64::MAX / u64::from(size)).wrapping_add(1),
         }
     }
 
@@ -58,9 +83,17 @@ impl CountWindow {
         let head = self.head.fetch_add(1, Ordering::AcqRel);
         let epoch = head >> SEQ_BITS;
         let seq = head & SEQ_MASK;
-        let len = self.slots.len() as u64;
-        let slot = &self.slots[(seq % len) as usize];
+        // The index follows the low 32 bits of the sequence: once every 2^32 calls it jumps,
+        // which swaps one recent outcome for another and keeps the totals exact.
+        let len = self.slots.len() as u32;
+        let slot = &self.slots[fastmod(seq as u32, self.magic, len) as usize];
         let tag = (epoch as u32) << 2;
+        // A healthy breaker writes the value the slot already holds (same epoch, success):
+        // skip the write, so the common case costs one RMW and keeps the slot's line shared.
+        // Equivalent to a swap that wrote the same value, whatever the interleaving.
+        if slot.load(Ordering::Acquire) == tag | outcome {
+            return seq + 1;
+        }
         let old = slot.swap(tag | outcome, Ordering::AcqRel);
         // A slot written in another epoch holds nothing of this window.
         let old = if old >> 2 == epoch as u32 { old & 3 } else { 0 };
@@ -227,6 +260,23 @@ mod tests {
             calls: outcomes.len() as u64,
             failed: outcomes.iter().filter(|o| *o & FAILED != 0).count() as u64,
             slow: outcomes.iter().filter(|o| *o & SLOW != 0).count() as u64,
+        }
+    }
+
+    #[test]
+    fn fastmod_matches_the_remainder() {
+        for d in [1u32, 2, 3, 7, 100, 1_000, 4_194_303] {
+            let magic = (u64::MAX / u64::from(d)).wrapping_add(1);
+            for a in [0u32, 1, 2, 99, 100, 101, 12_345_678, u32::MAX - 1, u32::MAX] {
+                assert_eq!(fastmod(a, magic, d), a % d, "{a} % {d}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fastmod_is_a_remainder(a in any::<u32>(), d in 1u32..=4_194_303) {
+            prop_assert_eq!(fastmod(a, (u64::MAX / u64::from(d)).wrapping_add(1), d), a % d);
         }
     }
 
