@@ -4,6 +4,7 @@
 //!
 //! Each block adds one subcommand; run with no argument to list them.
 
+mod breaker;
 mod clock;
 mod hashring;
 
@@ -26,6 +27,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "hashring",
         about: "consistent hashing: ns/lookup, balance, keys moved, bytes per node",
         run: hashring::run,
+    },
+    Subcommand {
+        name: "breaker",
+        about: "retry storm simulation: calls sent and recovery time per retry strategy",
+        run: breaker::run,
     },
 ];
 
