@@ -1,0 +1,211 @@
+//! Locks: what a lease costs beside a plain mutex (in memory) and beside rslock's Redlock and
+//! a bare SET/DEL pair (Redis), and what the fence check costs.
+//!
+//! `cargo bench -p keel-benches --bench lock`
+//!
+//! The Redis groups start their own `redis-server` through keel-testkit (Debian package
+//! `redis-server`); they are skipped with a message when it is missing.
+
+// criterion_group! generates an undocumented pub fn.
+#![allow(missing_docs)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use keel_lock::{Fence, FencingToken, InMemoryLockService, LockService, RedisLockService};
+use keel_testkit::RedisServer;
+
+const TTL: Duration = Duration::from_secs(30);
+
+/// Polls a future that completes without waiting (an uncontended lock) once, with no runtime.
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("an uncontended lock had to wait"),
+    }
+}
+
+fn in_memory(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lock acquire+release, one name, uncontended, in memory");
+    let op = "acquire+release";
+
+    let locks = InMemoryLockService::new();
+    group.bench_function(BenchmarkId::new(op, "keel InMemoryLockService"), |b| {
+        b.iter(|| {
+            let lease = ready(locks.try_acquire(black_box("orders"), TTL))
+                .expect("valid")
+                .expect("free");
+            ready(locks.release(&lease)).expect("held");
+        })
+    });
+    group.bench_function(
+        BenchmarkId::new(op, "keel InMemoryLockService (sync twins)"),
+        |b| {
+            b.iter(|| {
+                let lease = locks
+                    .try_acquire_now(black_box("orders"), TTL)
+                    .expect("valid")
+                    .expect("free");
+                locks.release_now(&lease).expect("held");
+            })
+        },
+    );
+    let mutex = parking_lot::Mutex::new(0u64);
+    group.bench_function(BenchmarkId::new(op, "parking_lot::Mutex"), |b| {
+        b.iter(|| *black_box(&mutex).lock() += 1)
+    });
+    let mutex = tokio::sync::Mutex::new(0u64);
+    group.bench_function(BenchmarkId::new(op, "tokio::sync::Mutex"), |b| {
+        b.iter(|| *ready(black_box(&mutex).lock()) += 1)
+    });
+    group.finish();
+}
+
+fn fence(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fence check-and-advance, one thread");
+    let fence = Fence::new();
+    let mut token = 0u64;
+    group.bench_function(
+        BenchmarkId::new("advance, newer token", "keel Fence"),
+        |b| {
+            b.iter(|| {
+                token += 1;
+                fence.advance(FencingToken::new(black_box(token)))
+            })
+        },
+    );
+    let current = fence.highest();
+    group.bench_function(BenchmarkId::new("advance, same token", "keel Fence"), |b| {
+        b.iter(|| fence.advance(black_box(current)))
+    });
+    group.bench_function(
+        BenchmarkId::new("advance, stale token", "keel Fence"),
+        |b| b.iter(|| fence.advance(black_box(FencingToken::new(1)))),
+    );
+    let atomic = AtomicU64::new(0);
+    let mut value = 0u64;
+    group.bench_function(
+        BenchmarkId::new("advance, newer token", "AtomicU64::fetch_max (floor)"),
+        |b| {
+            b.iter(|| {
+                value += 1;
+                atomic.fetch_max(black_box(value), Ordering::AcqRel)
+            })
+        },
+    );
+    group.finish();
+}
+
+fn redis(c: &mut Criterion) {
+    let server = match RedisServer::start() {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("skipping the Redis lock benches: {error}");
+            return;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let url = server.url();
+    let keel = runtime
+        .block_on(RedisLockService::connect(&url))
+        .expect("connect keel");
+    let mut plain = runtime
+        .block_on(async {
+            let client = redis::Client::open(url.as_str())?;
+            redis::aio::ConnectionManager::new(client).await
+        })
+        .expect("connect redis");
+    let rslock = rslock::LockManager::new(vec![url.clone()]);
+
+    let mut group = c.benchmark_group("lock acquire+release, one name, uncontended, one Redis");
+    let op = "acquire+release";
+    group.bench_function(BenchmarkId::new(op, "keel RedisLockService"), |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let lease = keel
+                    .try_acquire("orders", TTL)
+                    .await
+                    .expect("redis up")
+                    .expect("free");
+                keel.release(&lease).await.expect("held");
+            })
+        })
+    });
+    group.bench_function(BenchmarkId::new(op, "rslock LockManager (1 server)"), |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let lock = rslock.lock("orders-rslock", TTL).await.expect("free");
+                rslock.unlock(&lock).await;
+            })
+        })
+    });
+    group.bench_function(BenchmarkId::new(op, "SET NX PX + DEL (floor)"), |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg("orders-plain")
+                    .arg("1")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(30_000)
+                    .query_async(&mut plain)
+                    .await
+                    .expect("redis up");
+                assert!(set.is_some(), "free");
+                let _: i64 = redis::cmd("DEL")
+                    .arg("orders-plain")
+                    .query_async(&mut plain)
+                    .await
+                    .expect("redis up");
+            })
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("fenced write, one Redis");
+    let fence = keel.fence("{doc}:fence");
+    let mut token = 0u64;
+    group.bench_function(BenchmarkId::new("write", "keel RedisFence::set"), |b| {
+        b.iter(|| {
+            token += 1;
+            runtime
+                .block_on(fence.set(FencingToken::new(token), "{doc}:body", "v"))
+                .expect("newer token")
+        })
+    });
+    group.bench_function(BenchmarkId::new("write", "SET (floor)"), |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let _: () = redis::cmd("SET")
+                    .arg("{doc}:plain")
+                    .arg("v")
+                    .query_async(&mut plain)
+                    .await
+                    .expect("redis up");
+            })
+        })
+    });
+    group.finish();
+    drop(server);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(1500));
+    targets = in_memory, fence, redis
+}
+criterion_main!(benches);
