@@ -7,6 +7,7 @@
 mod breaker;
 mod clock;
 mod hashring;
+mod rate_limit;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "clock",
         about: "nanoseconds per reading of each clock source",
         run: clock::run,
+    },
+    Subcommand {
+        name: "rate-limit",
+        about: "limiter accuracy: admitted vs ideal, worst window, retry-after, per arrival pattern",
+        run: rate_limit::run,
     },
     Subcommand {
         name: "hashring",
