@@ -8,6 +8,9 @@ use keel_core::{Clock, StdClock, SystemClock};
 
 const READS: u32 = 2_000_000;
 
+/// One clock source, read as nanoseconds (or milliseconds for wall clocks).
+type Reader = Box<dyn FnMut() -> u64>;
+
 /// Times `READS` calls of `read` and counts how many distinct values they returned.
 fn measure(read: &mut dyn FnMut() -> u64) -> (f64, u32) {
     let start = std::time::Instant::now();
@@ -33,7 +36,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let ticker = CoarseTicker::start(Duration::from_millis(1));
     std::thread::sleep(Duration::from_millis(5));
     let std_origin = std::time::Instant::now();
-    let mut sources: Vec<(&str, Box<dyn FnMut() -> u64>)> = vec![
+    let mut sources: Vec<(&str, Reader)> = vec![
         (
             "std Instant::now",
             Box::new(move || std_origin.elapsed().as_nanos() as u64),
@@ -57,6 +60,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             "keel SystemClock::now",
             Box::new(|| SystemClock.now().as_nanos()),
         ),
+        ("keel StdClock::now", Box::new(|| StdClock.now().as_nanos())),
         (
             "keel SystemClock::unix_millis",
             Box::new(|| SystemClock.unix_millis()),
