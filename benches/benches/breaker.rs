@@ -26,6 +26,14 @@ fn keel_count_window() -> CircuitBreaker {
         .expect("valid breaker")
 }
 
+fn keel_consecutive() -> CircuitBreaker {
+    CircuitBreaker::builder()
+        .no_failure_rate()
+        .consecutive_failures(5)
+        .build()
+        .expect("valid breaker")
+}
+
 fn keel_time_window() -> CircuitBreaker {
     CircuitBreaker::builder()
         .failure_rate(50.0)
@@ -64,6 +72,7 @@ type Guarded = Arc<dyn Fn() -> u64 + Send + Sync>;
 fn implementations() -> Vec<(&'static str, Guarded)> {
     let count = Arc::new(keel_count_window());
     let permit = Arc::new(keel_count_window());
+    let consecutive = Arc::new(keel_consecutive());
     let time = Arc::new(keel_time_window());
     let slow = Arc::new(keel_slow_calls());
     let recloser = Arc::new(recloser());
@@ -82,6 +91,14 @@ fn implementations() -> Vec<(&'static str, Guarded)> {
                     value
                 }
                 Err(_) => 0,
+            }),
+        ),
+        (
+            "keel consecutive failures",
+            Arc::new(move || {
+                consecutive
+                    .call(|| Ok::<_, ()>(black_box(1u64)))
+                    .unwrap_or(0)
             }),
         ),
         (

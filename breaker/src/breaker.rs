@@ -79,6 +79,8 @@ pub struct CircuitBreaker<C = SystemClock> {
     /// Serializes state changes; holds the number of trips since the breaker last closed.
     transitions: Mutex<u32>,
     timed: bool,
+    /// Whether a rate condition reads the window; without one, calls skip it entirely.
+    rates: bool,
     slow_threshold: Option<Duration>,
     config: Config,
     clock: C,
@@ -115,7 +117,9 @@ impl<C: Clock> CircuitBreaker<C> {
             last_probe_at: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             trips: AtomicU64::new(0),
-            timed: slow_threshold.is_some() || matches!(window, Windowed::Time(_)),
+            timed: slow_threshold.is_some()
+                || (config.failure_rate.is_some() && matches!(window, Windowed::Time(_))),
+            rates: config.failure_rate.is_some() || slow_threshold.is_some(),
             window,
             transitions: Mutex::new(0),
             slow_threshold,
@@ -437,6 +441,7 @@ impl<C: Clock> CircuitBreaker<C> {
             return;
         }
         let counts = match &self.window {
+            _ if !self.rates => None,
             Windowed::Count(window) => {
                 let calls = window.record(outcome);
                 // With no failure or slow call, a rate can only cross its threshold on the

@@ -6,7 +6,7 @@
 //!
 //! | piece | what it does | cost when nothing fails |
 //! |---|---|---|
-//! | [`CircuitBreaker`] | stops calling a dependency that keeps failing, probes it, resumes | one atomic load to admit, two atomic RMWs to record (count window) |
+//! | [`CircuitBreaker`] | stops calling a dependency that keeps failing, probes it, resumes | one atomic load to admit; one atomic RMW to record a success (count window), none with consecutive failures only |
 //! | [`Retry`] | retries transient errors with exponential backoff and jitter, within attempt and time limits | nothing beyond the call |
 //! | [`RetryBudget`] | caps retries at a percentage of recent requests plus a floor per second | one short lock per request |
 //! | [`Bulkhead`] | caps concurrent calls; rejects or waits a bounded time when full | two atomic RMWs |
@@ -59,12 +59,14 @@
 //! - the rates count only once the window holds `minimum_calls` calls.
 //!
 //! **Windows.** [`Window::Count`] holds the last N outcomes in a ring of atomic slots: a
-//! call does one `fetch_add` on the ring head and one `swap` of its slot, and touches the
-//! failure totals only when its outcome differs from the one it displaces, so a healthy
-//! breaker's recording is two uncontended-in-the-common-case atomic operations. Totals are
-//! tagged with an epoch, so emptying the window on close cannot be corrupted by a racing
-//! writer. [`Window::Time`] holds buckets of `length / buckets` with running totals behind a
-//! short lock: O(1) per call, and a bucket is cleared once per lap.
+//! call does one `fetch_add` on the ring head (on its own cache line) and, only when its
+//! outcome differs from the one it displaces, a `swap` of its slot and a CAS on the failure
+//! totals. A healthy breaker therefore pays one atomic RMW per call, and its slots stay in
+//! shared cache lines across threads. Totals are tagged with an epoch, so emptying the
+//! window on close cannot be corrupted by a racing writer. [`Window::Time`] holds buckets
+//! of `length / buckets` with running totals behind a short lock: O(1) per call (a bucket
+//! is cleared once per lap), plus two clock reads. A breaker with no rate condition (only
+//! `consecutive_failures`) keeps no window at all: a success is two atomic loads.
 //!
 //! **State word.** The state, the probes in flight, the probe successes and a generation
 //! share one `AtomicU64`: admitting a closed call is one load, a probe is one CAS, so the

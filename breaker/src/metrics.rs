@@ -4,7 +4,8 @@ use crate::State;
 
 /// A snapshot of a [`CircuitBreaker`](crate::CircuitBreaker), from
 /// [`metrics`](crate::CircuitBreaker::metrics). The counts cover the current window, which
-/// empties each time the breaker closes.
+/// empties each time the breaker closes. A breaker without a rate condition (only
+/// `consecutive_failures`) keeps no window, so its `calls`, `failed` and `slow` stay 0.
 #[derive(Copy, Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Metrics {

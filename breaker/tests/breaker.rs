@@ -286,9 +286,15 @@ fn a_hung_probe_times_out_and_reopens() {
 #[test]
 fn outcomes_from_before_a_state_change_are_ignored() {
     let clock = ManualClock::new();
-    let breaker = builder(&clock).consecutive_failures(2).build().unwrap();
+    let breaker = builder(&clock)
+        .consecutive_failures(2)
+        .failure_rate(100.0)
+        .minimum_calls(50)
+        .build()
+        .unwrap();
     let late = breaker.try_acquire().unwrap();
     fail(&breaker);
+    assert_eq!(breaker.metrics().calls, 1);
     breaker.reset();
     late.failure();
     assert_eq!(breaker.metrics().consecutive_failures, 0);
@@ -298,7 +304,12 @@ fn outcomes_from_before_a_state_change_are_ignored() {
 #[test]
 fn forced_open_and_disabled_until_reset() {
     let clock = ManualClock::new();
-    let breaker = builder(&clock).consecutive_failures(1).build().unwrap();
+    let breaker = builder(&clock)
+        .consecutive_failures(1)
+        .failure_rate(100.0)
+        .minimum_calls(50)
+        .build()
+        .unwrap();
     breaker.force_open();
     clock.advance(Duration::from_secs(3_600));
     let rejected = breaker.try_acquire().unwrap_err();
@@ -307,6 +318,7 @@ fn forced_open_and_disabled_until_reset() {
         (State::ForcedOpen, None)
     );
     breaker.disable();
+    assert_eq!(breaker.metrics().calls, 0);
     for _ in 0..10 {
         fail(&breaker);
     }
@@ -314,6 +326,19 @@ fn forced_open_and_disabled_until_reset() {
     assert_eq!(breaker.metrics().calls, 0, "disabled counts nothing");
     breaker.reset();
     assert_eq!(breaker.state(), State::Closed);
+    fail(&breaker);
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
+fn a_breaker_without_rates_keeps_no_window() {
+    let clock = ManualClock::new();
+    let breaker = builder(&clock).consecutive_failures(3).build().unwrap();
+    for _ in 0..2 {
+        fail(&breaker);
+    }
+    let metrics = breaker.metrics();
+    assert_eq!((metrics.calls, metrics.consecutive_failures), (0, 2));
     fail(&breaker);
     assert_eq!(breaker.state(), State::Open);
 }
