@@ -89,9 +89,11 @@ impl<C: Clock> Retry<C> {
         Attempts {
             retry: self,
             made: 1,
-            started: self.clock.now(),
+            // Read the clock and seed the RNG only when they are needed: a request that
+            // succeeds at once pays for neither.
+            started: self.max_elapsed.map(|_| self.clock.now()),
             previous: Duration::ZERO,
-            rng: SmallRng::from_rng(&mut rand::rng()),
+            rng: None,
         }
     }
 
@@ -122,9 +124,9 @@ impl<C: fmt::Debug> fmt::Debug for Retry<C> {
 pub struct Attempts<'a, C = SystemClock> {
     retry: &'a Retry<C>,
     made: u32,
-    started: Instant,
+    started: Option<Instant>,
     previous: Duration,
-    rng: SmallRng,
+    rng: Option<SmallRng>,
 }
 
 impl<C: Clock> Attempts<'_, C> {
@@ -141,12 +143,12 @@ impl<C: Clock> Attempts<'_, C> {
         if self.made >= self.retry.max_attempts {
             return Err(GiveUp::Attempts);
         }
-        let delay = self
-            .retry
-            .backoff
-            .delay(self.made - 1, self.previous, &mut self.rng);
-        if let Some(limit) = self.retry.max_elapsed
-            && self.retry.clock.now() - self.started + delay > limit
+        let rng = self
+            .rng
+            .get_or_insert_with(|| SmallRng::from_rng(&mut rand::rng()));
+        let delay = self.retry.backoff.delay(self.made - 1, self.previous, rng);
+        if let (Some(limit), Some(started)) = (self.retry.max_elapsed, self.started)
+            && self.retry.clock.now() - started + delay > limit
         {
             return Err(GiveUp::Elapsed);
         }

@@ -145,13 +145,14 @@ impl CountWindow {
         // Slots first, so no write of the new epoch is wiped; a late write of the old epoch
         // leaves a stale tag, which counts as empty. Clearing keeps an untouched slot from
         // aliasing a future epoch after 2^20 resets.
+        // Swaps rather than stores, so each reset write is ordered after the RMWs a racing
+        // writer already made: the loom model of a reset racing a record loses plain stores.
         for slot in self.slots.iter() {
-            slot.store(0, Ordering::Release);
+            slot.swap(0, Ordering::AcqRel);
         }
         // Totals before head: a writer that still draws the old epoch then fails its CAS.
-        self.totals
-            .store(pack_totals(epoch, 0, 0), Ordering::Release);
-        self.head.store(epoch << SEQ_BITS, Ordering::Release);
+        self.totals.swap(pack_totals(epoch, 0, 0), Ordering::AcqRel);
+        self.head.swap(epoch << SEQ_BITS, Ordering::AcqRel);
     }
 }
 

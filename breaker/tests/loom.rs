@@ -84,3 +84,37 @@ fn concurrent_probe_outcomes_settle_the_state() {
         assert_eq!(breaker.state(), State::Open);
     });
 }
+
+/// A closed call records a failure while an operator resets the breaker: the window ends
+/// either empty or holding exactly that failure, never with counts that disagree.
+#[test]
+fn a_reset_racing_a_record_leaves_consistent_counts() {
+    model(|| {
+        let breaker = Arc::new(
+            CircuitBreaker::builder()
+                .failure_rate(100.0)
+                .window(keel_breaker::Window::Count(2))
+                .minimum_calls(2)
+                .build()
+                .unwrap(),
+        );
+        let permit = breaker.try_acquire_owned().unwrap();
+        let recorder = loom::thread::spawn(move || permit.failure());
+        breaker.reset();
+        recorder.join().unwrap();
+        let metrics = breaker.metrics();
+        assert!(metrics.calls <= 1 && metrics.failed <= metrics.calls);
+        // Whatever happened, the next two calls fill the window with exactly their outcomes.
+        let before = breaker.metrics();
+        breaker.try_acquire().unwrap().success();
+        let mid = breaker.metrics();
+        breaker.try_acquire().unwrap().success();
+        let metrics = breaker.metrics();
+        assert_eq!(
+            (metrics.calls, metrics.failed),
+            (2, 0),
+            "{before:?} {mid:?} {metrics:?}"
+        );
+        assert_eq!(breaker.state(), State::Closed);
+    });
+}
