@@ -161,7 +161,7 @@ impl<C: Clock> CircuitBreaker<C> {
         let ticket = self.acquire_ticket()?;
         Ok(Permit {
             breaker: self,
-            ticket: Some(ticket),
+            ticket,
         })
     }
 
@@ -379,9 +379,10 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// Records a call's outcome.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&self, ticket: Ticket, failed: bool) {
         match ticket.kind {
+            Kind::Closed if !failed && !self.timed => self.record_closed_success(ticket),
             Kind::Closed => self.record_closed(ticket, failed),
             Kind::Probe => self.record_probe(ticket, failed),
             Kind::Disabled => {}
@@ -433,7 +434,36 @@ impl<C: Clock> CircuitBreaker<C> {
         (outcome, now)
     }
 
-    #[inline]
+    /// A success on the closed path with no timing: the call every healthy breaker makes,
+    /// kept small so it inlines. One RMW on the count window, none without a rate.
+    #[inline(always)]
+    fn record_closed_success(&self, ticket: Ticket) {
+        if self.word.load(Ordering::Acquire) != ticket.word.0 {
+            return;
+        }
+        // Untimed with a rate condition means a count window (a time window is timed).
+        if self.rates
+            && let Windowed::Count(window) = &self.window
+        {
+            let calls = window.record(0);
+            // Reaching the minimum is the one moment a success can trip a rate.
+            if calls == u64::from(self.config.minimum_calls) {
+                self.check_rates(ticket.word, window.counts());
+            }
+        }
+        if self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
+    }
+
+    #[cold]
+    fn check_rates(&self, word: Word, counts: Counts) {
+        if let Some(reason) = self.rate_tripped(counts) {
+            self.trip(word, reason, Instant::ZERO);
+        }
+    }
+
+    #[inline(never)]
     fn record_closed(&self, ticket: Ticket, failed: bool) {
         let (outcome, now) = self.outcome_bits(&ticket, failed);
         // An outcome from before a state change belongs to a window that is gone.
@@ -660,7 +690,7 @@ impl<C: fmt::Debug> fmt::Debug for CircuitBreaker<C> {
 #[must_use = "report the call with success() or failure(); dropping the permit counts nothing"]
 pub struct Permit<'a, C: Clock = SystemClock> {
     breaker: &'a CircuitBreaker<C>,
-    ticket: Option<Ticket>,
+    ticket: Ticket,
 }
 
 impl<C: Clock> Permit<'_, C> {
@@ -678,23 +708,23 @@ impl<C: Clock> Permit<'_, C> {
 
     /// The call finished; `failed` says how.
     #[inline]
-    pub fn record(mut self, failed: bool) {
-        if let Some(ticket) = self.ticket.take() {
-            self.breaker.record(ticket, failed);
-        }
+    pub fn record(self, failed: bool) {
+        // Reported, so the drop that releases an unreported permit must not run.
+        let this = std::mem::ManuallyDrop::new(self);
+        this.breaker.record(this.ticket, failed);
     }
 
     /// Whether this permit is a half-open probe.
     pub fn is_probe(&self) -> bool {
-        self.ticket.is_some_and(|t| t.kind == Kind::Probe)
+        self.ticket.kind == Kind::Probe
     }
 }
 
 impl<C: Clock> Drop for Permit<'_, C> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.breaker.release(ticket);
+        if self.ticket.kind == Kind::Probe {
+            self.breaker.release(self.ticket);
         }
     }
 }

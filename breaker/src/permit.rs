@@ -14,15 +14,12 @@ use crate::breaker::{Kind, Ticket};
 #[must_use = "report the call with success() or failure(); dropping the permit counts nothing"]
 pub struct OwnedPermit<C: Clock = SystemClock> {
     breaker: Arc<CircuitBreaker<C>>,
-    ticket: Option<Ticket>,
+    ticket: Ticket,
 }
 
 impl<C: Clock> OwnedPermit<C> {
     pub(crate) fn new(breaker: Arc<CircuitBreaker<C>>, ticket: Ticket) -> Self {
-        OwnedPermit {
-            breaker,
-            ticket: Some(ticket),
-        }
+        OwnedPermit { breaker, ticket }
     }
 
     /// The call succeeded.
@@ -37,21 +34,22 @@ impl<C: Clock> OwnedPermit<C> {
 
     /// The call finished; `failed` says how.
     pub fn record(mut self, failed: bool) {
-        if let Some(ticket) = self.ticket.take() {
-            self.breaker.record(ticket, failed);
-        }
+        let ticket = self.ticket;
+        // Reported: the drop that releases an unreported probe must find nothing to do.
+        self.ticket.kind = Kind::Disabled;
+        self.breaker.record(ticket, failed);
     }
 
     /// Whether this permit is a half-open probe.
     pub fn is_probe(&self) -> bool {
-        self.ticket.is_some_and(|t| t.kind == Kind::Probe)
+        self.ticket.kind == Kind::Probe
     }
 }
 
 impl<C: Clock> Drop for OwnedPermit<C> {
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.breaker.release(ticket);
+        if self.ticket.kind == Kind::Probe {
+            self.breaker.release(self.ticket);
         }
     }
 }

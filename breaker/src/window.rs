@@ -94,6 +94,14 @@ impl CountWindow {
         if slot.load(Ordering::Acquire) == tag | outcome {
             return seq + 1;
         }
+        self.replace(slot, epoch, seq, outcome)
+    }
+
+    /// The rest of `record` when the slot's outcome changes: kept out of line so the
+    /// healthy path stays small enough to inline into the caller.
+    #[inline(never)]
+    fn replace(&self, slot: &AtomicU32, epoch: u64, seq: u64, outcome: u32) -> u64 {
+        let tag = (epoch as u32) << 2;
         let old = slot.swap(tag | outcome, Ordering::AcqRel);
         // A slot written in another epoch holds nothing of this window.
         let old = if old >> 2 == epoch as u32 { old & 3 } else { 0 };
