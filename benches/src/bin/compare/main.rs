@@ -7,6 +7,7 @@
 mod breaker;
 mod clock;
 mod hashring;
+mod lock;
 mod rate_limit;
 
 use std::process::ExitCode;
@@ -33,6 +34,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "hashring",
         about: "consistent hashing: ns/lookup, balance, keys moved, bytes per node",
         run: hashring::run,
+    },
+    Subcommand {
+        name: "lock",
+        about: "leases under contention (grants/s, waits, fairness) and stale writes caught by the fence",
+        run: lock::run,
     },
     Subcommand {
         name: "breaker",
