@@ -30,12 +30,12 @@
 //!
 //! | type | lookup | memory | weights | remove any node | keys moved on a change |
 //! |---|---|---|---|---|---|
-//! | [`Ring`] | `O(1)` expected (prefix table + tiny binary search) | 12 B per point | yes | yes | ideal `w / W` |
+//! | [`Ring`] | `O(1)` expected (prefix table + tiny binary search) | about 14 B per point | yes | yes | ideal `w / W` |
 //! | [`JumpHash`] | `O(ln n)` | one slot per bucket | no | via tombstones | ideal `1/n` |
 //! | [`Rendezvous`] | `O(n)` | member list | yes | yes | ideal `w / W` |
 //! | [`Maglev`] | `O(1)`, one table read | 4 B per slot (65,537 slots) | yes | yes | ideal plus at most 1 % of keys |
 //! | [`MultiProbe`] | `k` binary searches (`k = 21`) | 12 B per node | no | yes | ideal `1/n` |
-//! | [`Ketama`] | binary search over 32-bit points | 8 B per point | yes | yes | ideal, as libketama |
+//! | [`Ketama`] | MD5 of the key, prefix table + tiny binary search | about 10 B per point | yes | yes | ideal at equal weights, as libketama |
 //! | [`BoundedLoads`] | ring walk to the first node under the cap | ring + 8 B per node | yes | yes | `O(1/ε²)` × ideal |
 //!
 //! Balance (peak-to-mean load): the ring's heaviest node exceeds the mean by about
