@@ -7,7 +7,7 @@
 //! | piece | what it does | cost when nothing fails |
 //! |---|---|---|
 //! | [`CircuitBreaker`] | stops calling a dependency that keeps failing, probes it, resumes | one atomic load to admit; one atomic RMW to record a success (count window), none with consecutive failures only |
-//! | [`Retry`] | retries transient errors with exponential backoff and jitter, within attempt and time limits | nothing beyond the call |
+//! | [`Retry`] | retries transient errors with exponential backoff and jitter, within attempt and time limits | no clock read, RNG seeding or allocation until the first failure |
 //! | [`RetryBudget`] | caps retries at a percentage of recent requests plus a floor per second | one short lock per request |
 //! | [`Bulkhead`] | caps concurrent calls; rejects or waits a bounded time when full | two atomic RMWs |
 //!
