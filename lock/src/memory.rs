@@ -9,7 +9,6 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use keel_core::sync::Mutex;
-use keel_core::sync::atomic::{AtomicUsize, Ordering};
 use keel_core::{Clock, Instant, SystemClock};
 use tokio::sync::Notify;
 
@@ -19,6 +18,8 @@ use crate::{FencingToken, Lease, LockError, LockService};
 const SHARDS: usize = 32;
 /// A shard sweeps expired entries after at least this many new names.
 const MIN_SWEEP_INTERVAL: usize = 64;
+/// How long a released lock is kept for the acquirers that were waiting for it.
+const HANDOFF: Duration = Duration::from_millis(10);
 
 /// A lock service inside one process: leases on names, with strictly increasing fencing tokens.
 ///
@@ -37,7 +38,13 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// last sweep), so memory stays proportional to the names held recently.
 ///
 /// [`acquire`](LockService::acquire) waits without polling: it sleeps until a release in its
-/// shard wakes it, or until the holder's lease runs out, or until its own limit. Those
+/// shard wakes it, or until the holder's lease runs out, or until its own limit.
+///
+/// A lock released while acquirers wait for it is handed to them: for up to 10 ms only an
+/// acquirer that was already waiting may take it (the first of them to run wins), so a holder
+/// that releases and at once acquires again cannot starve the waiters. During that window
+/// [`try_acquire`](LockService::try_acquire) by anyone else finds the lock busy. A lease that
+/// simply expires is not handed over. Those
 /// sleeps use tokio's timer, so with a [`ManualClock`](keel_core::ManualClock) the service
 /// only wakes on releases; use `TokioClock` (keel-core feature `tokio`) with paused tokio time
 /// to test waiting for expiry.
@@ -82,8 +89,6 @@ struct Inner<C> {
 struct Shard {
     table: Mutex<Table>,
     released: Notify,
-    /// Acquirers waiting in this shard; a release skips the notification when there are none.
-    waiters: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -103,6 +108,38 @@ struct Held {
     name: Arc<str>,
     token: u64,
     expires_at: Instant,
+    /// Acquirers waiting for this name.
+    waiting: u32,
+    /// Releases that found acquirers waiting; a waiter that registered before the latest one
+    /// is owed the lock.
+    handoffs: u64,
+    /// Until then, only a waiter owed the lock may take it (zero: no handoff).
+    handoff_until: Instant,
+}
+
+/// An acquirer waiting in [`LockService::acquire`]: counted on its name until it returns or
+/// is dropped.
+struct Waiter<'a> {
+    shard: &'a Shard,
+    name: &'a str,
+    /// The name's `handoffs` when it started waiting; `None` before its first failed attempt.
+    since: Option<u64>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if self.since.is_none() {
+            return;
+        }
+        let mut table = lock(&self.shard.table);
+        if let Some(held) = table.held.get_mut(self.name) {
+            held.waiting = held.waiting.saturating_sub(1);
+            if held.waiting == 0 {
+                // Nobody left to hand the lock to.
+                held.handoff_until = Instant::ZERO;
+            }
+        }
+    }
 }
 
 /// What one attempt found.
@@ -131,7 +168,6 @@ impl<C: Clock> InMemoryLockService<C> {
             .map(|_| Shard {
                 table: Mutex::new(Table::default()),
                 released: Notify::new(),
-                waiters: AtomicUsize::new(0),
             })
             .collect();
         InMemoryLockService {
@@ -153,7 +189,7 @@ impl<C: Clock> InMemoryLockService<C> {
     pub fn try_acquire_now(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, LockError> {
         check_name(name)?;
         check_ttl(ttl)?;
-        match self.attempt(name, ttl)? {
+        match self.attempt(name, ttl, None)? {
             Attempt::Granted(lease) => Ok(Some(lease)),
             Attempt::HeldUntil(_) => Ok(None),
         }
@@ -198,10 +234,11 @@ impl<C: Clock> InMemoryLockService<C> {
         match table.held.get_mut(lease.name()) {
             Some(held) if held.token == lease.token().get() && now < held.expires_at => {
                 held.expires_at = Instant::ZERO;
-                drop(table);
-                // A waiter counts itself before its attempt takes the lock, so one that saw
-                // this lease held is counted by now.
-                if shard.waiters.load(Ordering::SeqCst) > 0 {
+                if held.waiting > 0 {
+                    // Keep it for the waiters, so the releaser cannot barge straight back in.
+                    held.handoffs += 1;
+                    held.handoff_until = now + HANDOFF;
+                    drop(table);
                     shard.released.notify_waiters();
                 }
                 Ok(())
@@ -227,14 +264,36 @@ impl<C: Clock> InMemoryLockService<C> {
         &self.inner.shards[(hash as usize) & (SHARDS - 1)]
     }
 
-    fn attempt(&self, name: &str, ttl: Duration) -> Result<Attempt, LockError> {
+    fn attempt(
+        &self,
+        name: &str,
+        ttl: Duration,
+        waiter: Option<&mut Waiter<'_>>,
+    ) -> Result<Attempt, LockError> {
         let shard = self.shard(name);
         let mut table = lock(&shard.table);
         // Read inside the critical section, so readings follow the order of decisions.
         let now = self.inner.clock.now();
         let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
-        if let Some(held) = table.held.get(name).filter(|held| now < held.expires_at) {
-            return Ok(Attempt::HeldUntil(held.expires_at));
+        if let Some(held) = table.held.get_mut(name) {
+            let owed = waiter
+                .as_ref()
+                .and_then(|waiter| waiter.since)
+                .is_some_and(|since| since < held.handoffs);
+            let busy_until = if now < held.expires_at {
+                Some(held.expires_at)
+            } else if now < held.handoff_until && !owed {
+                Some(held.handoff_until)
+            } else {
+                None
+            };
+            if let Some(busy_until) = busy_until {
+                if let Some(waiter) = waiter.filter(|waiter| waiter.since.is_none()) {
+                    waiter.since = Some(held.handoffs);
+                    held.waiting += 1;
+                }
+                return Ok(Attempt::HeldUntil(busy_until));
+            }
         }
         let token = table
             .last_token
@@ -245,12 +304,15 @@ impl<C: Clock> InMemoryLockService<C> {
             Some(held) => {
                 held.token = token;
                 held.expires_at = expires_at;
+                held.handoff_until = Instant::ZERO;
                 held.name.clone()
             }
             None => {
                 table.new_names_since_sweep += 1;
                 if table.new_names_since_sweep >= table.sweep_after.max(MIN_SWEEP_INTERVAL) {
-                    table.held.retain(|_, held| now < held.expires_at);
+                    table
+                        .held
+                        .retain(|_, held| now < held.expires_at || held.waiting > 0);
                     table.new_names_since_sweep = 0;
                     table.sweep_after = table.held.len();
                 }
@@ -259,6 +321,9 @@ impl<C: Clock> InMemoryLockService<C> {
                     name: name.clone(),
                     token,
                     expires_at,
+                    waiting: 0,
+                    handoffs: 0,
+                    handoff_until: Instant::ZERO,
                 };
                 table.held.insert(name.clone(), held);
                 name
@@ -285,13 +350,16 @@ impl<C: Clock> LockService for InMemoryLockService<C> {
         let shard = self.shard(name);
         let start = clock.now();
         let deadline = start.saturating_add(wait);
-        shard.waiters.fetch_add(1, Ordering::SeqCst);
-        let _counted = Counted(&shard.waiters);
+        let mut waiter = Waiter {
+            shard,
+            name,
+            since: None,
+        };
         loop {
             // Registered before the attempt, so a release right after it is not missed.
             let mut released = pin!(shard.released.notified());
             released.as_mut().enable();
-            let held_until = match self.attempt(name, ttl)? {
+            let held_until = match self.attempt(name, ttl, Some(&mut waiter))? {
                 Attempt::Granted(lease) => return Ok(lease),
                 Attempt::HeldUntil(expires_at) => expires_at,
             };
@@ -337,15 +405,6 @@ impl<C: Clock> fmt::Debug for InMemoryLockService<C> {
             .field("clock", &self.inner.clock)
             .field("shards", &self.inner.shards.len())
             .finish()
-    }
-}
-
-/// Uncounts a waiter when its `acquire` returns or is dropped.
-struct Counted<'a>(&'a AtomicUsize);
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -451,11 +510,19 @@ mod tests {
             async move { service.acquire("a", TTL, TTL * 2).await }
         });
         tokio::task::yield_now().await;
-        assert_eq!(service.shard("a").waiters.load(Ordering::SeqCst), 1);
+        let waiting = |service: &InMemoryLockService<_>| {
+            lock(&service.shard("a").table)
+                .held
+                .get("a")
+                .map(|held| held.waiting)
+        };
+        assert_eq!(waiting(&service), Some(1));
         waiter.abort();
         assert!(waiter.await.is_err());
-        assert_eq!(service.shard("a").waiters.load(Ordering::SeqCst), 0);
+        assert_eq!(waiting(&service), Some(0));
+        // With nobody waiting, a release hands nothing over: the lock is free at once.
         service.release_now(&held)?;
+        assert!(service.try_acquire_now("a", TTL)?.is_some());
         Ok(())
     }
 

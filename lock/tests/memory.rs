@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use keel_core::{Instant, TokioClock};
+use std::task::{Context, Waker};
+
+use keel_core::{Instant, ManualClock, TokioClock};
 use keel_lock::{InMemoryLockService, KeepAlive, Lease, LockError, LockService, LostReason};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -34,6 +36,52 @@ async fn acquire_waits_for_a_release() -> Result {
     assert!(second.token() > first.token());
     // Woken by the release, not by the holder's expiry 29 s later.
     assert!(locks.now() - released_at < Duration::from_millis(1));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_releasing_holder_cannot_barge_past_a_waiter() -> Result {
+    let locks = service();
+    let first = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let waiter = tokio::spawn({
+        let locks = locks.clone();
+        async move { locks.acquire("a", TTL, Duration::from_secs(60)).await }
+    });
+    tokio::task::yield_now().await; // the waiter tries once and waits
+    locks.release(&first).await?;
+    // The old holder comes straight back: the lock is kept for the waiter.
+    assert!(locks.try_acquire("a", TTL).await?.is_none());
+    let again = tokio::spawn({
+        let locks = locks.clone();
+        async move { locks.acquire("a", TTL, Duration::from_secs(60)).await }
+    });
+    let second = waiter.await??;
+    assert!(second.token() > first.token());
+    locks.release(&second).await?;
+    // The one that arrived after the release goes next.
+    let third = again.await??;
+    assert!(third.token() > second.token());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_handoff_lapses_when_the_waiter_is_slow() -> Result {
+    let clock = ManualClock::new();
+    let locks = InMemoryLockService::with_clock(clock.clone());
+    let first = locks.try_acquire_now("a", TTL)?.ok_or("free")?;
+    // A waiter that tries once and then is never polled again, as a starved task would be.
+    let mut waiter = Box::pin(locks.acquire("a", TTL, Duration::from_secs(60)));
+    let polled = waiter
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()));
+    assert!(polled.is_pending());
+    locks.release_now(&first)?;
+    assert!(locks.try_acquire_now("a", TTL)?.is_none()); // kept for the waiter
+    clock.advance(Duration::from_millis(10));
+    let barged = locks.try_acquire_now("a", TTL)?.ok_or("handoff lapsed")?;
+    locks.release_now(&barged)?;
+    drop(waiter); // a dropped waiter is uncounted: nothing is kept for it
+    assert!(locks.try_acquire_now("a", TTL)?.is_some());
     Ok(())
 }
 
