@@ -77,6 +77,11 @@ const MAX_EXACT_TOKEN: u64 = 1 << 53;
 /// The lease's expiry is measured on this process's clock from just before the request was
 /// sent, so it is never later than the server's.
 ///
+/// The counter key outlives the lock (it must, for tokens to keep increasing): one small key
+/// per lock name ever used. Waiters are not queued: whoever asks first after a release wins,
+/// so a holder that releases and asks again at once can keep winning against waiters that
+/// are backing off. Hold a lock for a unit of work, not in a tight loop.
+///
 /// # Tokens across a restart
 ///
 /// Tokens must never repeat or go backwards, also when the server restarts. Two layers:
