@@ -308,7 +308,7 @@ impl<C: Clock> CircuitBreaker<C> {
         } else {
             Kind::Disabled
         };
-        let start = if self.timed && kind == Kind::Closed {
+        let start = if self.slow_threshold.is_some() && kind == Kind::Closed {
             self.clock.now()
         } else {
             Instant::ZERO

@@ -170,6 +170,8 @@ impl CountWindow {
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
     bucket_nanos: u64,
+    /// `floor(2^64 / bucket_nanos)`, to find a bucket with a multiplication.
+    reciprocal: u64,
     inner: Mutex<TimeRing>,
 }
 
@@ -203,6 +205,9 @@ impl TimeWindow {
     pub(crate) fn new(buckets: u32, bucket_nanos: u64) -> TimeWindow {
         TimeWindow {
             bucket_nanos,
+            reciprocal: (u128::from(u64::MAX) + 1)
+                .checked_div(u128::from(bucket_nanos))
+                .map_or(0, |r| u64::try_from(r).unwrap_or(u64::MAX)),
             inner: Mutex::new(TimeRing {
                 buckets: vec![Counts::default(); buckets as usize].into_boxed_slice(),
                 newest: 0,
@@ -220,9 +225,22 @@ impl TimeWindow {
         f(&mut ring)
     }
 
+    /// `now / bucket_nanos` without a 64-bit division: the reciprocal's estimate is exact
+    /// or one short, and one comparison corrects it.
+    #[inline]
+    fn bucket_of(&self, now: Instant) -> u64 {
+        let nanos = now.as_nanos();
+        let estimate = ((u128::from(nanos) * u128::from(self.reciprocal)) >> 64) as u64;
+        let next = estimate + 1; // estimate <= nanos / 1 < u64::MAX, never overflows
+        match next.checked_mul(self.bucket_nanos) {
+            Some(start) if start <= nanos => next,
+            _ => estimate,
+        }
+    }
+
     /// Records an outcome observed at `now` and returns the window's counts after it.
     pub(crate) fn record(&self, now: Instant, outcome: u32) -> Counts {
-        let index = now.as_nanos() / self.bucket_nanos;
+        let index = self.bucket_of(now);
         self.with(|ring| {
             ring.advance(index);
             let len = ring.buckets.len() as u64;
@@ -245,7 +263,7 @@ impl TimeWindow {
 
     pub(crate) fn counts(&self, now: Instant) -> Counts {
         self.with(|ring| {
-            ring.advance(now.as_nanos() / self.bucket_nanos);
+            ring.advance(self.bucket_of(now));
             ring.totals
         })
     }
@@ -286,6 +304,47 @@ mod tests {
         #[test]
         fn fastmod_is_a_remainder(a in any::<u32>(), d in 1u32..=4_194_303) {
             prop_assert_eq!(fastmod(a, (u64::MAX / u64::from(d)).wrapping_add(1), d), a % d);
+        }
+    }
+
+    #[test]
+    fn bucket_of_divides_exactly() {
+        for bucket_nanos in [
+            1u64,
+            2,
+            3,
+            7,
+            1_000,
+            999_999_937,
+            1 << 40,
+            u64::MAX / 3,
+            u64::MAX,
+        ] {
+            let window = TimeWindow::new(1, bucket_nanos);
+            for nanos in [
+                0u64,
+                1,
+                bucket_nanos - 1,
+                bucket_nanos,
+                bucket_nanos.saturating_add(1),
+                u64::MAX / 2,
+                u64::MAX - 1,
+                u64::MAX,
+            ] {
+                assert_eq!(
+                    window.bucket_of(Instant::from_nanos(nanos)),
+                    nanos / bucket_nanos,
+                    "{nanos} / {bucket_nanos}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn bucket_of_is_a_quotient(nanos in any::<u64>(), bucket_nanos in 1u64..) {
+            let window = TimeWindow::new(1, bucket_nanos);
+            prop_assert_eq!(window.bucket_of(Instant::from_nanos(nanos)), nanos / bucket_nanos);
         }
     }
 
