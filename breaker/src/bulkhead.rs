@@ -87,7 +87,7 @@ impl Bulkhead {
         Bulkhead::with_max_wait(max_concurrent, Duration::ZERO)
     }
 
-    /// A bulkhead of `max_concurrent` slots whose [`acquire`](Bulkhead::acquire) (feature
+    /// A bulkhead of `max_concurrent` slots whose `acquire` (feature
     /// `tokio`) waits up to `max_wait` for a slot.
     ///
     /// # Errors

@@ -6,7 +6,7 @@
 //!
 //! | piece | what it does | cost when nothing fails |
 //! |---|---|---|
-//! | [`CircuitBreaker`] | stops calling a dependency that keeps failing, probes it, resumes | one atomic load to admit; one atomic RMW to record a success (count window), none with consecutive failures only |
+//! | [`CircuitBreaker`] | stops calling a dependency that keeps failing, probes it, resumes | one atomic load to admit; one atomic RMW to record a success (count window), none with consecutive failures only; a time window adds a short lock and a clock read |
 //! | [`Retry`] | retries transient errors with exponential backoff and jitter, within attempt and time limits | no clock read, RNG seeding or allocation until the first failure |
 //! | [`RetryBudget`] | caps retries at a percentage of recent requests plus a floor per second | one short lock per request |
 //! | [`Bulkhead`] | caps concurrent calls; rejects or waits a bounded time when full | two atomic RMWs |
@@ -65,7 +65,7 @@
 //! shared cache lines across threads. Totals are tagged with an epoch, so emptying the
 //! window on close cannot be corrupted by a racing writer. [`Window::Time`] holds buckets
 //! of `length / buckets` with running totals behind a short lock: O(1) per call (a bucket
-//! is cleared once per lap), plus two clock reads. A breaker with no rate condition (only
+//! is cleared once per lap), plus one clock read per call. A breaker with no rate condition (only
 //! `consecutive_failures`) keeps no window at all: a success is two atomic loads.
 //!
 //! **State word.** The state, the probes in flight, the probe successes and a generation
@@ -93,13 +93,19 @@
 //! "Exponential Backoff And Jitter". [`Retry`] bounds attempts and total elapsed time and
 //! retries only errors its predicate calls transient. A [`RetryBudget`] (Finagle's design)
 //! allows retries up to `percent` of the requests of the last `ttl` plus `min_per_second`,
-//! so a failing dependency sees at most `1 + percent/100` times its normal load instead of
-//! `max_attempts` times.
+//! so over any `ttl` a failing dependency sees at most `(1 + percent/100) × requests +
+//! min_per_second × ttl` calls instead of `max_attempts × requests`.
 //!
 //! # Bulkhead
 //!
 //! [`Bulkhead`] caps concurrent calls with a counting semaphore: `try_acquire` never waits;
-//! with the `tokio` feature, [`Bulkhead::acquire`] waits up to a bound for a slot.
+//! with the `tokio` feature, `Bulkhead::acquire` waits up to a bound for a slot.
+//!
+//! # tower
+//!
+//! With the `tower` feature, `CircuitBreakerLayer` (with a failure predicate), `RetryLayer`
+//! (with a retry predicate and an optional budget) and `BulkheadLayer` wrap any `Service`;
+//! `examples/resilient_client.rs` stacks all three in front of a flaky service.
 //!
 //! # Crate features
 //!

@@ -178,7 +178,7 @@ impl<C> fmt::Debug for Attempts<'_, C> {
     }
 }
 
-/// The error of an operation run under [`Retry::run`]: the last attempt's error, how many
+/// The error of an operation run under `Retry::run` (feature `tokio`): the last attempt's error, how many
 /// attempts were made and why retrying stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryError<E> {
