@@ -41,45 +41,75 @@ use crate::Quota;
 pub struct Decision {
     allowed: bool,
     limit: u32,
-    remaining: u32,
-    window: Duration,
-    reset_after: Duration,
-    retry_after: Duration,
+    // Kept as raw nanoseconds and a fraction so the hot path divides nothing; the accessors
+    // convert on demand.
+    remaining_slack: u64,
+    remaining_unit: u64,
+    window_nanos: u64,
+    reset_nanos: u64,
+    retry_nanos: u64,
 }
 
 impl Decision {
-    pub(crate) fn allow(quota: &Quota, remaining: u64, reset_after_nanos: u64) -> Decision {
+    /// An admission; `remaining` single requests are `slack / unit` (floored).
+    #[inline]
+    pub(crate) fn allow_slack(
+        quota: &Quota,
+        slack: u64,
+        unit: u64,
+        reset_after_nanos: u64,
+    ) -> Decision {
         Decision {
             allowed: true,
             limit: quota.limit(),
-            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-            window: quota.period(),
-            reset_after: Duration::from_nanos(reset_after_nanos),
-            retry_after: Duration::ZERO,
+            remaining_slack: slack,
+            remaining_unit: unit.max(1),
+            window_nanos: quota.period_nanos(),
+            reset_nanos: reset_after_nanos,
+            retry_nanos: 0,
         }
     }
 
-    pub(crate) fn deny(
+    /// A denial; `remaining` single requests are `slack / unit` (floored).
+    #[inline]
+    pub(crate) fn deny_slack(
         quota: &Quota,
-        remaining: u64,
+        slack: u64,
+        unit: u64,
         reset_after_nanos: u64,
         retry_after_nanos: u64,
     ) -> Decision {
         Decision {
             allowed: false,
             limit: quota.limit(),
-            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-            window: quota.period(),
-            reset_after: Duration::from_nanos(reset_after_nanos),
+            remaining_slack: slack,
+            remaining_unit: unit.max(1),
+            window_nanos: quota.period_nanos(),
+            reset_nanos: reset_after_nanos,
             // A denial always waits at least a nanosecond, so `retry_after()` is never zero.
-            retry_after: Duration::from_nanos(retry_after_nanos.max(1)),
+            retry_nanos: retry_after_nanos.max(1),
         }
+    }
+
+    #[inline]
+    pub(crate) fn allow(quota: &Quota, remaining: u64, reset_after_nanos: u64) -> Decision {
+        Decision::allow_slack(quota, remaining, 1, reset_after_nanos)
+    }
+
+    #[inline]
+    pub(crate) fn deny(
+        quota: &Quota,
+        remaining: u64,
+        reset_after_nanos: u64,
+        retry_after_nanos: u64,
+    ) -> Decision {
+        Decision::deny_slack(quota, remaining, 1, reset_after_nanos, retry_after_nanos)
     }
 
     /// Builds a decision from its parts, for stores outside this crate (and tests).
     ///
     /// A denial's `retry_after` is raised to at least one nanosecond; an admission's is
-    /// ignored.
+    /// ignored. Durations beyond `u64` nanoseconds (584 years) saturate.
     ///
     /// ```
     /// # use keel_rate_limit::Decision;
@@ -95,26 +125,30 @@ impl Decision {
         reset_after: Duration,
         retry_after: Duration,
     ) -> Decision {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Decision {
             allowed,
             limit,
-            remaining,
-            window,
-            reset_after,
-            retry_after: if allowed {
-                Duration::ZERO
+            remaining_slack: u64::from(remaining),
+            remaining_unit: 1,
+            window_nanos: nanos(window),
+            reset_nanos: nanos(reset_after),
+            retry_nanos: if allowed {
+                0
             } else {
-                retry_after.max(Duration::from_nanos(1))
+                nanos(retry_after).max(1)
             },
         }
     }
 
     /// Whether the request was admitted (and its cells taken).
+    #[inline]
     pub fn is_allowed(&self) -> bool {
         self.allowed
     }
 
     /// Whether the request was denied (nothing was taken).
+    #[inline]
     pub fn is_denied(&self) -> bool {
         !self.allowed
     }
@@ -126,23 +160,23 @@ impl Decision {
 
     /// How many more single requests would be admitted right now, after this decision.
     pub fn remaining(&self) -> u32 {
-        self.remaining
+        u32::try_from(self.remaining_slack / self.remaining_unit).unwrap_or(u32::MAX)
     }
 
     /// The quota's period, the window its limit applies to.
     pub fn window(&self) -> Duration {
-        self.window
+        Duration::from_nanos(self.window_nanos)
     }
 
     /// Time until the limiter is fresh again (all of its capacity back) if nothing arrives.
     pub fn reset_after(&self) -> Duration {
-        self.reset_after
+        Duration::from_nanos(self.reset_nanos)
     }
 
     /// For a denial, the time until the same request would be admitted if nothing else
     /// arrives; `None` for an admission. Never zero and never early.
     pub fn retry_after(&self) -> Option<Duration> {
-        (!self.allowed).then_some(self.retry_after)
+        (!self.allowed).then_some(Duration::from_nanos(self.retry_nanos))
     }
 }
 

@@ -69,18 +69,17 @@ impl Algorithm for Gcra {
             let new_tat = base.saturating_add(increment);
             let ahead = new_tat - now;
             if ahead > tau {
-                let remaining = (tau - (base - now)) / t;
-                return Decision::deny(quota, remaining, base - now, ahead - tau);
+                return Decision::deny_slack(quota, tau - (base - now), t, base - now, ahead - tau);
             }
             if new_tat == tat {
                 // n == 0 with the cell in the future: nothing to write.
-                return Decision::allow(quota, (tau - ahead) / t, ahead);
+                return Decision::allow_slack(quota, tau - ahead, t, ahead);
             }
             match state
                 .tat
                 .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Decision::allow(quota, (tau - ahead) / t, ahead),
+                Ok(_) => return Decision::allow_slack(quota, tau - ahead, t, ahead),
                 Err(actual) => {
                     tat = actual;
                     keel_core::sync::spin_loop();

@@ -63,11 +63,11 @@ impl Algorithm for LeakyBucket {
         if poured > capacity {
             bucket.level = level;
             bucket.last = now;
-            return Decision::deny(quota, (capacity - level) / t, level, poured - capacity);
+            return Decision::deny_slack(quota, capacity - level, t, level, poured - capacity);
         }
         bucket.level = poured;
         bucket.last = now;
-        Decision::allow(quota, (capacity - poured) / t, poured)
+        Decision::allow_slack(quota, capacity - poured, t, poured)
     }
 
     fn is_fresh(_quota: &Quota, state: &LeakyBucketState, now: Instant) -> bool {

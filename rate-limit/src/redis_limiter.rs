@@ -74,7 +74,7 @@ impl RedisAlgorithm for SlidingLog {
     fn keys(prefix: &str, key: &str) -> Vec<String> {
         vec![
             format!("{prefix}{{{key}}}:log"),
-            format!("{prefix}{{{key}}}:seq"),
+            format!("{prefix}{{{key}}}:meta"),
         ]
     }
     fn args(quota: &Quota) -> (u64, u64) {

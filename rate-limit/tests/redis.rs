@@ -89,7 +89,7 @@ async fn keys_are_hash_tagged_and_expire_when_fresh() -> Result<(), BoxError> {
         panic!("no TTL reply");
     };
     assert!(ttl > 0 && ttl <= 301, "ttl {ttl}");
-    for key in ["t:{bob}:log", "t:{bob}:seq"] {
+    for key in ["t:{bob}:log", "t:{bob}:meta"] {
         let Reply::Integer(ttl) = server.command(&["PTTL", key])? else {
             panic!("no TTL reply");
         };
@@ -98,7 +98,7 @@ async fn keys_are_hash_tagged_and_expire_when_fresh() -> Result<(), BoxError> {
     // Both keys of one decision share a hash slot.
     let slot = |key: &str| server.command(&["CLUSTER", "KEYSLOT", key]);
     // CLUSTER KEYSLOT needs cluster mode on some versions; compare the tags instead if not.
-    match (slot("t:{bob}:log"), slot("t:{bob}:seq")) {
+    match (slot("t:{bob}:log"), slot("t:{bob}:meta")) {
         (Ok(a), Ok(b)) if !matches!(a, Reply::Error(_)) => assert_eq!(a, b),
         _ => {
             for key in <SlidingLog as RedisAlgorithm>::keys("t:", "bob") {
