@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
-use keel_core::sync::atomic::Ordering;
 use keel_core::{Clock, SystemClock};
 
 use crate::lock::RwLock;
@@ -55,6 +54,8 @@ pub struct Cache<K, V, S = foldhash::fast::RandomState> {
     capacity: u64,
     pub(crate) load_stats: crate::stats::LoadCounters,
     pub(crate) flights: crate::loader::Flights<K, V>,
+    hits: crate::striped::Striped,
+    misses: crate::striped::Striped,
 }
 
 /// Configures and builds a [`Cache`]. See [`Cache::builder`].
@@ -262,6 +263,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             capacity: self.capacity,
             load_stats: Default::default(),
             flights: Default::default(),
+            hits: crate::striped::Striped::new(),
+            misses: crate::striped::Striped::new(),
         })
     }
 }
@@ -345,8 +348,14 @@ where
         let now = self.now();
         let shard = self.shard_of(hash).read();
         match shard.get(hash, key, now) {
-            Lookup::Hit(v) => Some(v.clone()),
-            Lookup::Miss => None,
+            Lookup::Hit(v) => {
+                self.hits.add(1);
+                Some(v.clone())
+            }
+            Lookup::Miss => {
+                self.misses.add(1);
+                None
+            }
         }
     }
 
@@ -553,10 +562,10 @@ where
     /// Hit, miss, eviction and load counters since the cache was built.
     pub fn stats(&self) -> CacheStats {
         let mut stats = self.load_stats.snapshot();
+        stats.hits = self.hits.sum();
+        stats.misses = self.misses.sum();
         for shard in self.shards.iter() {
             let s = shard.read();
-            stats.hits += s.hits.load(Ordering::Relaxed);
-            stats.misses += s.misses.load(Ordering::Relaxed);
             stats.evictions += s.evictions;
         }
         stats

@@ -25,6 +25,10 @@ const MAIN: u8 = 1;
 /// lets loops churn the main queue, higher loses frequency-skewed traces.
 const ADMIT_MIN: u8 = 3;
 
+/// Reads of an entry counted (in its node and in the sketch) between two visits of the
+/// policy; later reads write nothing.
+const READS_COUNTED: u8 = 4;
+
 /// "Never expires".
 pub(crate) const NEVER: u64 = u64::MAX;
 
@@ -85,8 +89,6 @@ pub(crate) struct Shard<K, V> {
     weighted: bool,
     /// Next slab index the incremental expiry sweep looks at.
     sweep_cursor: usize,
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
     pub(crate) evictions: u64,
 }
 
@@ -117,8 +119,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             expiry: config.expiry,
             weighted: config.weighted,
             sweep_cursor: 0,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
             evictions: 0,
         }
     }
@@ -158,20 +158,19 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 // Only write while the counter can still change, so hot entries stop
                 // dirtying their cache line.
                 let h = node.hits.load(Ordering::Relaxed);
-                if h < 15 {
+                if h < READS_COUNTED {
                     node.hits.store(h + 1, Ordering::Relaxed);
+                    // The sketch hears of the first few reads since the policy last looked
+                    // at the entry; more would not change an admission decision (a cached
+                    // entry read that often is not a victim) and would only add writes.
+                    self.sketch.increment(hash, true);
                 }
                 if let Some(idle) = self.idle {
                     self.extend_idle(i, now, idle);
                 }
-                self.sketch.increment(hash);
-                self.hits.fetch_add(1, Ordering::Relaxed);
                 Lookup::Hit(&node.value)
             }
-            _ => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                Lookup::Miss
-            }
+            _ => Lookup::Miss,
         }
     }
 
@@ -210,7 +209,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         hash_of: &impl Fn(&K) -> u64,
         out: &mut impl FnMut(K, V, RemovalCause),
     ) {
-        self.sketch.increment(hash);
+        self.sketch.increment(hash, false);
         if let Some(i) = self.find(hash, &key) {
             let was_expired = self.expired(i, now);
             let old = std::mem::replace(&mut self.nodes[i as usize].value, value);

@@ -19,6 +19,10 @@ pub(crate) struct Sketch {
 
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 
+std::thread_local! {
+    static TICKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 impl Sketch {
     /// A sketch sized for a cache of `capacity` entries: one word (16 counters) per entry,
     /// as Caffeine sizes it.
@@ -59,7 +63,7 @@ impl Sketch {
     /// Records a request for `hash`. Saturated counters are not written, so hot keys stop
     /// dirtying their cache line. Returns whether the caller should [`reset`](Sketch::reset).
     #[inline]
-    pub(crate) fn increment(&self, hash: u64) -> bool {
+    pub(crate) fn increment(&self, hash: u64, from_read: bool) -> bool {
         let slots = self.slots(hash);
         let counts = slots.map(|(w, s)| (self.words[w].load(Ordering::Relaxed) >> s) & 15);
         let min = counts.iter().copied().min().unwrap_or(15);
@@ -72,12 +76,33 @@ impl Sketch {
             if c != min {
                 continue;
             }
-            // A lost race costs at most one increment; never carry into the next nibble.
-            let _ = self.words[w].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                ((v >> s) & 15 < 15).then(|| v + (1 << s))
-            });
+            // One attempt: a lost race costs one increment, and the compare-exchange on the
+            // value just read never carries into the next nibble.
+            let word = &self.words[w];
+            let v = word.load(Ordering::Relaxed);
+            if (v >> s) & 15 < 15 {
+                let _ =
+                    word.compare_exchange(v, v + (1 << s), Ordering::Relaxed, Ordering::Relaxed);
+            }
         }
-        self.additions.fetch_add(1, Ordering::Relaxed) + 1 >= self.sample
+        // Readers count their additions in sixteens, one thread-local tick at a time, so
+        // they do not all write the shared counter.
+        // (Loom replays each model on one OS thread, where a thread-local tick would differ
+        // between runs: it counts every addition instead.)
+        let add = if from_read && cfg!(not(keel_loom)) {
+            let due = TICKS.with(|t| {
+                let n = t.get().wrapping_add(1);
+                t.set(n);
+                n % 16 == 0
+            });
+            if !due {
+                return false;
+            }
+            16
+        } else {
+            1
+        };
+        self.additions.fetch_add(add, Ordering::Relaxed) + add >= self.sample
     }
 
     /// Halves every counter (run under the shard's write lock).
@@ -101,17 +126,17 @@ mod tests {
     fn counts_saturate_and_fade() {
         let s = Sketch::new(64);
         for _ in 0..3 {
-            s.increment(42);
+            s.increment(42, false);
         }
         assert_eq!(s.estimate(42), 3);
         for _ in 0..40 {
-            s.increment(42);
+            s.increment(42, false);
         }
         assert_eq!(s.estimate(42), 15);
         // Enough other traffic asks for a reset, which halves the counters.
         let mut due = false;
         for k in 0..2_000u64 {
-            due |= s.increment(k.wrapping_mul(0x1234_5678_9abc_def1));
+            due |= s.increment(k.wrapping_mul(0x1234_5678_9abc_def1), false);
         }
         assert!(due);
         s.reset();
