@@ -3,5 +3,6 @@
 //! Not published. Run `cargo bench -p keel-benches` for the benches and
 //! `cargo run --release -p keel-benches --bin compare -- help` for the tables.
 
+pub mod cache;
 pub mod clocks;
 pub mod hashring;

@@ -5,6 +5,7 @@
 //! Each block adds one subcommand; run with no argument to list them.
 
 mod breaker;
+mod cache;
 mod clock;
 mod hashring;
 mod lock;
@@ -34,6 +35,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "hashring",
         about: "consistent hashing: ns/lookup, balance, keys moved, bytes per node",
         run: hashring::run,
+    },
+    Subcommand {
+        name: "cache",
+        about: "miss ratio per cache policy on synthetic workloads and --trace files",
+        run: cache::run,
     },
     Subcommand {
         name: "lock",

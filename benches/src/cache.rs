@@ -1,0 +1,192 @@
+//! Workloads and policy adapters shared by the cache bench and `compare cache`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Keys drawn from a Zipf distribution over `0..n` with exponent `s`, by inverse CDF.
+#[derive(Debug)]
+pub struct Zipf {
+    cdf: Vec<f64>,
+    rng: SmallRng,
+}
+
+impl Zipf {
+    /// A generator over `n` keys with exponent `s`, seeded for repeatable runs.
+    pub fn new(n: usize, s: f64, seed: u64) -> Zipf {
+        let mut cdf = Vec::with_capacity(n);
+        let mut sum = 0.0;
+        for k in 0..n {
+            sum += 1.0 / ((k + 1) as f64).powf(s);
+            cdf.push(sum);
+        }
+        for c in &mut cdf {
+            *c /= sum;
+        }
+        Zipf {
+            cdf,
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+
+    /// The next key; rank `r` is scrambled so hot keys are not neighbours.
+    pub fn next_key(&mut self) -> u64 {
+        let u: f64 = self.rng.random();
+        let rank = self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1);
+        scramble(rank as u64)
+    }
+
+    /// `len` keys.
+    pub fn keys(&mut self, len: usize) -> Vec<u64> {
+        (0..len).map(|_| self.next_key()).collect()
+    }
+}
+
+/// A bijection on `u64`, so ranks map to spread-out keys.
+pub fn scramble(x: u64) -> u64 {
+    let x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 31)
+}
+
+/// A named request sequence with its number of distinct keys.
+#[derive(Debug)]
+pub struct Workload {
+    /// What it is.
+    pub name: String,
+    /// The requests.
+    pub keys: Vec<u64>,
+    /// Distinct keys among them (cache sizes are given as a share of this).
+    pub distinct: usize,
+}
+
+impl Workload {
+    /// Counts the distinct keys of `keys`.
+    pub fn new(name: impl Into<String>, keys: Vec<u64>) -> Workload {
+        let distinct = keys.iter().collect::<std::collections::HashSet<_>>().len();
+        Workload {
+            name: name.into(),
+            keys,
+            distinct,
+        }
+    }
+}
+
+/// The built-in workloads of `compare cache`: Zipf 0.8, 1.0 and 1.2, Zipf with scans
+/// mixed in, and a loop.
+pub fn synthetic(requests: usize) -> Vec<Workload> {
+    let n = 100_000;
+    let mut out = Vec::new();
+    for (s, seed) in [(0.8, 1), (1.0, 2), (1.2, 3)] {
+        out.push(Workload::new(
+            format!("zipf {s:.1}"),
+            Zipf::new(n, s, seed).keys(requests),
+        ));
+    }
+    // Zipf 1.0 with a scan of 5,000 never-repeated keys after every 20,000 requests.
+    let mut zipf = Zipf::new(n, 1.0, 4);
+    let mut keys = Vec::with_capacity(requests);
+    let mut fresh = 1u64 << 40;
+    while keys.len() < requests {
+        keys.extend((0..20_000).map(|_| zipf.next_key()));
+        keys.extend((0..5_000).map(|_| {
+            fresh += 1;
+            scramble(fresh)
+        }));
+    }
+    keys.truncate(requests);
+    out.push(Workload::new("zipf 1.0 + scans", keys));
+    // A loop over 10,000 keys: recency-only policies get nothing below its length.
+    let keys = (0..requests)
+        .map(|i| scramble((i % 10_000) as u64))
+        .collect();
+    out.push(Workload::new("loop 10k", keys));
+    out
+}
+
+/// Reads a trace: one integer key per line, gzip (`.gz`) or plain; `*` lines are skipped.
+///
+/// # Errors
+///
+/// An I/O error or a line that is not an integer.
+pub fn read_trace(path: &Path) -> Result<Vec<u64>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut keys = Vec::new();
+    for line in BufReader::new(reader).lines() {
+        let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
+        let line = line.trim();
+        if line.is_empty() || line == "*" {
+            continue;
+        }
+        let key = line
+            .parse()
+            .map_err(|e| format!("{}: {line:?}: {e}", path.display()))?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The caches compared for hit ratio, by name.
+pub const POLICIES: &[&str] = &["keel Cache", "keel Lru", "moka", "quick_cache", "lru"];
+
+/// Replays `keys` through the policy named `policy` with `capacity` entries (get, and
+/// insert on a miss); returns the miss ratio.
+pub fn miss_ratio(policy: &str, keys: &[u64], capacity: usize) -> f64 {
+    let mut misses = 0usize;
+    match policy {
+        "keel Cache" => {
+            let cache = keel_cache::Cache::new(capacity as u64).expect("capacity > 0");
+            for &k in keys {
+                if cache.get(&k).is_none() {
+                    misses += 1;
+                    cache.insert(k, ());
+                }
+            }
+        }
+        "keel Lru" => {
+            let mut lru = keel_cache::Lru::new(capacity).expect("capacity > 0");
+            for &k in keys {
+                if lru.get(&k).is_none() {
+                    misses += 1;
+                    lru.put(k, ());
+                }
+            }
+        }
+        "moka" => {
+            let cache = moka::sync::Cache::new(capacity as u64);
+            for &k in keys {
+                if cache.get(&k).is_none() {
+                    misses += 1;
+                    cache.insert(k, ());
+                }
+            }
+        }
+        "quick_cache" => {
+            let mut cache = quick_cache::unsync::Cache::new(capacity);
+            for &k in keys {
+                if cache.get(&k).is_none() {
+                    misses += 1;
+                    cache.insert(k, ());
+                }
+            }
+        }
+        "lru" => {
+            let cap = std::num::NonZeroUsize::new(capacity).expect("capacity > 0");
+            let mut lru = lru::LruCache::new(cap);
+            for &k in keys {
+                if lru.get(&k).is_none() {
+                    misses += 1;
+                    lru.put(k, ());
+                }
+            }
+        }
+        other => panic!("unknown policy {other}"),
+    }
+    misses as f64 / keys.len().max(1) as f64
+}
