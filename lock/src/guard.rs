@@ -98,12 +98,13 @@ impl<S: LockService + Clone + 'static> LeaseGuard<S> {
 
     /// Stops the renewal task, marks the lease released, and returns the last lease.
     fn stop(&mut self) -> Lease {
-        self.renewals.abort();
+        // Marked before the abort, so the task's own stop marker finds a reason already set.
         let mut lease = None;
         self.status.send_modify(|status| {
             status.lost.get_or_insert(LostReason::Released);
             lease = Some(status.lease.clone());
         });
+        self.renewals.abort();
         lease.unwrap_or_else(|| self.status.borrow().lease.clone())
     }
 }

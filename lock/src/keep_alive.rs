@@ -83,7 +83,14 @@ impl KeepAlive {
             lost: None,
         });
         let status = Arc::new(sender);
-        let task = runtime.spawn(renew(service.clone(), lease, self.fraction, status.clone()));
+        // Owned by the task from the start, so it fires however the task ends: unpolled and
+        // dropped by a runtime shutting down, unwound by a panic, or finished.
+        let stopped = Stopped(status.clone());
+        let renewals = renew(service.clone(), lease, self.fraction, status.clone());
+        let task = runtime.spawn(async move {
+            let _stopped = stopped;
+            renewals.await;
+        });
         Ok(LeaseGuard::new(service, status, task))
     }
 }
@@ -124,6 +131,18 @@ async fn renew<S: LockService>(
                 status.send_modify(|status| status.lease = lease.clone());
             }
         }
+    }
+}
+
+/// Marks the lease lost with [`LostReason::Stopped`] when the renewal task ends without
+/// having set a reason.
+struct Stopped(Arc<watch::Sender<Status>>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.send_modify(|status| {
+            status.lost.get_or_insert(LostReason::Stopped);
+        });
     }
 }
 

@@ -21,6 +21,9 @@ pub enum LostReason {
     RenewFailed(LockError),
     /// The guard released the lease, or was dropped.
     Released,
+    /// The renewal task stopped without a verdict: its runtime shut down, or it panicked (as
+    /// on a runtime built without timers). The lease is no longer renewed.
+    Stopped,
 }
 
 impl fmt::Display for LostReason {
@@ -30,6 +33,7 @@ impl fmt::Display for LostReason {
             LostReason::NotHeld => write!(f, "the lock service no longer holds the lease"),
             LostReason::RenewFailed(error) => write!(f, "renewing the lease failed: {error}"),
             LostReason::Released => write!(f, "the lease was released"),
+            LostReason::Stopped => write!(f, "the renewal task stopped"),
         }
     }
 }
@@ -42,7 +46,8 @@ pub(crate) struct Status {
 }
 
 /// A handle that fires when a [`LeaseGuard`](crate::LeaseGuard)'s lease is lost: a renewal
-/// failed, the service said the lease is gone, its expiry passed, or it was released.
+/// failed, the service said the lease is gone, its expiry passed, it was released, or the
+/// renewal task stopped (its runtime shut down).
 ///
 /// Guarded work races its own future against [`wait`](LostLease::wait) (in `tokio::select!`)
 /// or checks [`is_lost`](LostLease::is_lost) between steps, so it stops as soon as the lease

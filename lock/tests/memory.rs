@@ -251,6 +251,24 @@ async fn dropping_the_guard_releases_at_once() -> Result {
 }
 
 #[test]
+fn lost_signal_fires_when_the_runtime_shuts_down() -> Result {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let locks = InMemoryLockService::new();
+    let lease = locks.try_acquire_now("a", TTL)?.ok_or("held")?;
+    let guard = runtime.block_on(async { KeepAlive::new().start(locks.clone(), lease) })?;
+    let lost = guard.lost();
+    assert!(!lost.is_lost());
+    drop(runtime); // nothing renews the lease any more
+    assert!(matches!(lost.reason(), Some(LostReason::Stopped)));
+    assert!(guard.is_lost());
+    drop(guard); // outside a runtime: no release, the lease runs out by its TTL
+    assert!(locks.holder("a").is_some());
+    Ok(())
+}
+
+#[test]
 fn keep_alive_needs_a_runtime() -> Result {
     let locks = InMemoryLockService::new();
     let lease = locks.try_acquire_now("a", TTL)?.ok_or("held")?;
