@@ -103,6 +103,37 @@ async fn a_waiting_acquire_gets_the_lock_after_release_or_gives_up() -> Result {
     Ok(())
 }
 
+/// How many times the server ran `PTTL`: once per acquire attempt (only the script calls it).
+fn acquire_attempts(server: &RedisServer) -> Result<u64> {
+    let Reply::Bulk(Some(text)) = server.command(&["INFO", "commandstats"])? else {
+        return Err("INFO".into());
+    };
+    let text = String::from_utf8(text)?;
+    let calls = text
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_pttl:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(Ok(0), str::parse)?;
+    Ok(calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_acquire_backs_off_instead_of_polling() -> Result {
+    let server = RedisServer::start()?;
+    let locks = connect(&server).await?; // backoff from 5 ms doubling to 250 ms
+    let _held = locks.acquire("busy", TTL, Duration::ZERO).await?;
+    let before = acquire_attempts(&server)?;
+    match locks.acquire("busy", TTL, Duration::from_secs(1)).await {
+        Err(LockError::Busy { .. }) => {}
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    let attempts = acquire_attempts(&server)? - before;
+    // 5, 10, 20, ... 250 ms steps, each slept for half to all of it, fill a second with at
+    // most 16 attempts; polling every millisecond would be hundreds.
+    assert!((4..=16).contains(&attempts), "{attempts} attempts in 1 s");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_acquire_gets_the_lock_when_the_lease_runs_out() -> Result {
     let server = RedisServer::start()?;
