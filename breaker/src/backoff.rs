@@ -17,8 +17,9 @@ pub enum Jitter {
     Full,
     /// Wait `d/2` plus uniformly in `[0, d/2]` ("equal jitter"): never much shorter than `d`.
     Equal,
-    /// Wait uniformly in `[base, 3 × previous wait]`, capped at `max` ("decorrelated jitter"):
-    /// each wait grows from the last one instead of the attempt number.
+    /// Wait uniformly in `[base, 3 × previous wait]` (the previous wait counting as `base`
+    /// at first), capped at `max` ("decorrelated jitter"): each wait grows from the last one
+    /// instead of the attempt number.
     Decorrelated,
 }
 
@@ -98,8 +99,9 @@ impl Backoff {
             Jitter::Full => rng.random_range(0.0..=capped),
             Jitter::Equal => capped / 2.0 + rng.random_range(0.0..=capped / 2.0),
             Jitter::Decorrelated => {
-                let upper = (previous.as_nanos() as f64 * 3.0).clamp(base, max);
-                rng.random_range(base..=upper)
+                // The first wait draws from [base, 3 × base], as AWS's formula starts there.
+                let upper = (previous.as_nanos() as f64).max(base) * 3.0;
+                rng.random_range(base..=upper.clamp(base, max))
             }
         };
         Duration::from_nanos(nanos as u64)
@@ -132,9 +134,17 @@ mod tests {
                 .jitter(Jitter::Decorrelated)
                 .delay(retry, previous, &mut rng);
             assert!(decorrelated >= ms(10));
-            assert!(decorrelated <= (previous * 3).clamp(ms(10), ms(1_000)));
+            assert!(decorrelated <= (previous.max(ms(10)) * 3).min(ms(1_000)));
         }
         assert_eq!(Backoff::constant(ms(5)).delay(40, ms(0), &mut rng), ms(5));
+        let first: std::collections::BTreeSet<_> = (0..20)
+            .map(|_| {
+                exponential
+                    .jitter(Jitter::Decorrelated)
+                    .delay(0, ms(0), &mut rng)
+            })
+            .collect();
+        assert!(first.len() > 1 && first.iter().all(|d| *d >= ms(10) && *d <= ms(30)));
     }
 
     #[test]

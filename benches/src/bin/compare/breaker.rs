@@ -37,6 +37,9 @@ struct Scenario {
     duration: u64,
     max_attempts: u32,
     seed: u64,
+    /// All clients send at the same instant of each period (within 1 ms), as clients
+    /// driven by one timer or restarted together do; otherwise each has a random phase.
+    lockstep: bool,
 }
 
 const SCENARIO: Scenario = Scenario {
@@ -51,6 +54,16 @@ const SCENARIO: Scenario = Scenario {
     duration: 40 * SECOND,
     max_attempts: 5,
     seed: 0x6b65_656c,
+    lockstep: false,
+};
+
+/// The same load from 100 clients in lockstep, one burst of 100 requests every 100 ms: the
+/// server drains a burst in 80 ms, inside the clients' 100 ms timeout, when nobody retries.
+const LOCKSTEP: Scenario = Scenario {
+    clients: 100,
+    period: 100 * MS,
+    lockstep: true,
+    ..SCENARIO
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,7 +223,12 @@ impl Simulation {
     fn run(mut self) -> Outcome {
         let scenario = self.scenario;
         for client in 0..scenario.clients {
-            let phase = self.rng.random_range(0..scenario.period);
+            let spread = if scenario.lockstep {
+                MS
+            } else {
+                scenario.period
+            };
+            let phase = self.rng.random_range(0..spread);
             self.schedule(phase, Event::Issue { client });
         }
         while let Some(Reverse((now, _, index))) = self.events.pop() {
@@ -375,30 +393,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         s.max_attempts,
         s.seed,
     );
+    main_table(s)?;
     println!(
-        "| strategy | requests | calls sent | amplification | peak calls/s | timed out | shed | rejected by breaker | failed requests | time to recover |"
+        "\nThe same load from {} clients in lockstep: each sends at the same instant (within \
+         1 ms) every {} ms.\n",
+        LOCKSTEP.clients,
+        LOCKSTEP.period / MS
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for strategy in Strategy::ALL {
-        let outcome = Simulation::new(s, strategy)?.run();
-        let recovered = match outcome.recovered_after {
-            Some(us) => format!("{:.1} s", us as f64 / SECOND as f64),
-            None => "not within the run".to_string(),
-        };
-        println!(
-            "| {} | {} | {} | {:.2}x | {} | {} | {} | {} | {} | {} |",
-            strategy.name(),
-            outcome.requests,
-            outcome.calls,
-            outcome.calls as f64 / outcome.requests as f64,
-            outcome.peak_calls_per_second,
-            outcome.timed_out,
-            outcome.shed,
-            outcome.rejected_locally,
-            outcome.failed_requests,
-            recovered,
-        );
-    }
+    main_table(LOCKSTEP)?;
     println!(
         "\nAmplification = calls sent / requests. Time to recover = from the end of the outage \
          until every later 100 ms of requests succeeds at 99% or better.\n"
@@ -441,6 +443,35 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             }
         }
         println!();
+    }
+    Ok(())
+}
+
+/// One row per strategy for `scenario`.
+fn main_table(scenario: Scenario) -> Result<(), String> {
+    println!(
+        "| strategy | requests | calls sent | amplification | peak calls/s | timed out | shed | rejected by breaker | failed requests | time to recover |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for strategy in Strategy::ALL {
+        let outcome = Simulation::new(scenario, strategy)?.run();
+        let recovered = match outcome.recovered_after {
+            Some(us) => format!("{:.1} s", us as f64 / SECOND as f64),
+            None => "not within the run".to_string(),
+        };
+        println!(
+            "| {} | {} | {} | {:.2}x | {} | {} | {} | {} | {} | {} |",
+            strategy.name(),
+            outcome.requests,
+            outcome.calls,
+            outcome.calls as f64 / outcome.requests as f64,
+            outcome.peak_calls_per_second,
+            outcome.timed_out,
+            outcome.shed,
+            outcome.rejected_locally,
+            outcome.failed_requests,
+            recovered,
+        );
     }
     Ok(())
 }
