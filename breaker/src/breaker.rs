@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use keel_core::sync::Mutex;
-use keel_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use keel_core::sync::atomic::{AtomicU64, Ordering};
 use keel_core::{Clock, Instant, SystemClock};
 
 use crate::config::Config;
@@ -70,7 +70,9 @@ pub(crate) struct Ticket {
 /// ```
 pub struct CircuitBreaker<C = SystemClock> {
     word: AtomicU64,
-    consecutive: AtomicU32,
+    /// Failures in a row: the generation that counts them (high 32 bits) and the count
+    /// (low 32), so an outcome from an older generation cannot add to a newer run.
+    consecutive: AtomicU64,
     open_until: AtomicU64,
     last_probe_at: AtomicU64,
     rejected: AtomicU64,
@@ -112,7 +114,7 @@ impl<C: Clock> CircuitBreaker<C> {
         let slow_threshold = config.slow_call.map(|(_, threshold)| threshold);
         CircuitBreaker {
             word: AtomicU64::new(Word::new(State::Closed, 0).0),
-            consecutive: AtomicU32::new(0),
+            consecutive: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
             last_probe_at: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -274,7 +276,7 @@ impl<C: Clock> CircuitBreaker<C> {
             slow: counts.slow,
             failure_rate: rate(counts.failed),
             slow_call_rate: rate(counts.slow),
-            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
+            consecutive_failures: self.failure_run(word),
             rejected: self.rejected.load(Ordering::Relaxed),
             trips: self.trips.load(Ordering::Relaxed),
             probes_in_flight: if word.state() == State::HalfOpen {
@@ -451,8 +453,56 @@ impl<C: Clock> CircuitBreaker<C> {
                 self.check_rates(ticket.word, window.counts());
             }
         }
-        if self.consecutive.load(Ordering::Relaxed) != 0 {
-            self.consecutive.store(0, Ordering::Relaxed);
+        self.end_failure_run(ticket.word);
+    }
+
+    /// The failures in a row counted in `word`'s generation.
+    fn failure_run(&self, word: Word) -> u32 {
+        let run = self.consecutive.load(Ordering::Acquire);
+        if run >> 32 == word.generation() {
+            run as u32
+        } else {
+            0
+        }
+    }
+
+    /// A success in `word`'s generation ends the run of failures (one load when there is
+    /// none, the healthy case).
+    #[inline(always)]
+    fn end_failure_run(&self, word: Word) {
+        let run = self.consecutive.load(Ordering::Relaxed);
+        if run as u32 != 0 && run >> 32 == word.generation() {
+            // Losing this CAS means a failure or a state change came in between: theirs wins.
+            let _ = self.consecutive.compare_exchange(
+                run,
+                word.generation() << 32,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Adds a failure to `word`'s generation's run; `None` if the generation is gone.
+    fn extend_failure_run(&self, word: Word) -> Option<u32> {
+        let mut run = self.consecutive.load(Ordering::Acquire);
+        loop {
+            if run >> 32 != word.generation() {
+                return None;
+            }
+            let count = (run as u32).saturating_add(1);
+            let next = (word.generation() << 32) | u64::from(count);
+            match self.consecutive.compare_exchange_weak(
+                run,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(count),
+                Err(actual) => {
+                    run = actual;
+                    keel_core::sync::spin_loop();
+                }
+            }
         }
     }
 
@@ -485,18 +535,15 @@ impl<C: Clock> CircuitBreaker<C> {
             Windowed::Time(window) => Some(window.record(now, outcome)),
         };
         if failed {
-            let run = self
-                .consecutive
-                .fetch_add(1, Ordering::AcqRel)
-                .saturating_add(1);
-            if let Some(limit) = self.config.consecutive_failures
+            if let Some(run) = self.extend_failure_run(ticket.word)
+                && let Some(limit) = self.config.consecutive_failures
                 && run >= limit
             {
                 self.trip(ticket.word, Reason::ConsecutiveFailures(run), now);
                 return;
             }
-        } else if self.consecutive.load(Ordering::Relaxed) != 0 {
-            self.consecutive.store(0, Ordering::Relaxed);
+        } else {
+            self.end_failure_run(ticket.word);
         }
         if let Some(counts) = counts
             && let Some(reason) = self.rate_tripped(counts)
@@ -604,7 +651,9 @@ impl<C: Clock> CircuitBreaker<C> {
                         Windowed::Count(window) => window.reset(),
                         Windowed::Time(window) => window.reset(),
                     }
-                    self.consecutive.store(0, Ordering::Release);
+                    // A fresh run, owned by the generation about to be published.
+                    self.consecutive
+                        .swap(next.generation() << 32, Ordering::AcqRel);
                 }
                 State::HalfOpen => self.last_probe_at.store(now.as_nanos(), Ordering::Release),
                 State::ForcedOpen | State::Disabled => {}

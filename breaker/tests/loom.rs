@@ -104,6 +104,10 @@ fn a_reset_racing_a_record_leaves_consistent_counts() {
         recorder.join().unwrap();
         let metrics = breaker.metrics();
         assert!(metrics.calls <= 1 && metrics.failed <= metrics.calls);
+        assert_eq!(
+            metrics.consecutive_failures, 0,
+            "a stale failure joined the new run"
+        );
         // Whatever happened, the next two calls fill the window with exactly their outcomes.
         let before = breaker.metrics();
         breaker.try_acquire().unwrap().success();
