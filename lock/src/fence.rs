@@ -16,7 +16,7 @@ use crate::FencingToken;
 ///
 /// The check protects a write only if nothing can slip between the check and the write.
 /// Put the check inside the resource's own critical section (the lock around the data, the
-/// single task that owns it, or one Redis script as [`RedisFence`](crate::RedisFence) does);
+/// single task that owns it, or one Redis script as `RedisFence` (feature `redis`) does);
 /// a holder that checks, pauses, and writes after a newer holder would otherwise still land.
 ///
 /// # Example

@@ -17,7 +17,7 @@ use crate::{Lease, LockError};
 ///   An expired lease cannot be extended, even if nobody has taken the lock since.
 ///
 /// Implementations: [`InMemoryLockService`](crate::InMemoryLockService) (one process) and,
-/// with the `redis` feature, [`RedisLockService`](crate::RedisLockService). Wrap a lease in a
+/// with the `redis` feature, `RedisLockService`. Wrap a lease in a
 /// [`LeaseGuard`](crate::LeaseGuard) (through [`KeepAlive`](crate::KeepAlive)) to renew it in
 /// the background and learn at once when it is lost.
 ///
