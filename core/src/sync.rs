@@ -16,9 +16,13 @@
 //! ```
 
 #[cfg(keel_loom)]
-pub use loom::sync::{Arc, Condvar, Mutex, RwLock, atomic};
+pub use loom::sync::{
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, atomic,
+};
 #[cfg(not(keel_loom))]
-pub use std::sync::{Arc, Condvar, Mutex, RwLock, atomic};
+pub use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, atomic,
+};
 
 /// Called in the body of a spin or CAS retry loop.
 ///
