@@ -32,7 +32,10 @@ pub const MAX_CACHE_CAPACITY: u64 = 1 << 40;
 /// ```
 /// use keel_cache::Cache;
 ///
-/// let cache: Cache<u64, String> = Cache::builder().max_capacity(10_000).build()?;
+/// let cache: Cache<u64, String> = Cache::builder()
+///     .max_capacity(10_000)
+///     .record_stats()
+///     .build()?;
 /// cache.insert(1, "one".to_string());
 /// assert_eq!(cache.get(&1).as_deref(), Some("one"));
 /// assert_eq!(cache.get(&2), None);
@@ -54,6 +57,7 @@ pub struct Cache<K, V, S = foldhash::fast::RandomState> {
     capacity: u64,
     pub(crate) load_stats: crate::stats::LoadCounters,
     pub(crate) flights: crate::loader::Flights<K, V>,
+    record_stats: bool,
     hits: crate::striped::Striped,
     misses: crate::striped::Striped,
 }
@@ -69,6 +73,7 @@ pub struct CacheBuilder<K, V, S = foldhash::fast::RandomState> {
     per_entry: bool,
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
+    record_stats: bool,
 }
 
 impl<K: Hash + Eq, V: Clone> Cache<K, V> {
@@ -85,6 +90,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             per_entry: false,
             weigher: None,
             listener: None,
+            record_stats: false,
         }
     }
 
@@ -164,6 +170,14 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// Counts hits and misses for [`Cache::stats`] (off by default, as in Caffeine: the
+    /// count is one more write per read, to a per-thread stripe). Evictions and loads are
+    /// always counted.
+    pub fn record_stats(mut self) -> Self {
+        self.record_stats = true;
+        self
+    }
+
     /// Hashes keys with `hasher` instead of foldhash.
     pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
@@ -176,6 +190,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             per_entry: self.per_entry,
             weigher: self.weigher,
             listener: self.listener,
+            record_stats: self.record_stats,
         }
     }
 
@@ -263,6 +278,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             capacity: self.capacity,
             load_stats: Default::default(),
             flights: Default::default(),
+            record_stats: self.record_stats,
             hits: crate::striped::Striped::new(),
             misses: crate::striped::Striped::new(),
         })
@@ -336,7 +352,8 @@ where
         }
     }
 
-    /// The value of `key`, if cached and not expired. Counts a hit or a miss.
+    /// The value of `key`, if cached and not expired. Counts a hit or a miss (with
+    /// [`record_stats`](CacheBuilder::record_stats)).
     ///
     /// Takes only the shard's read lock and bumps a per-entry counter.
     pub fn get<Q>(&self, key: &Q) -> Option<V>
@@ -349,11 +366,15 @@ where
         let shard = self.shard_of(hash).read();
         match shard.get(hash, key, now) {
             Lookup::Hit(v) => {
-                self.hits.add(1);
+                if self.record_stats {
+                    self.hits.add(1);
+                }
                 Some(v.clone())
             }
             Lookup::Miss => {
-                self.misses.add(1);
+                if self.record_stats {
+                    self.misses.add(1);
+                }
                 None
             }
         }
@@ -559,7 +580,8 @@ where
         self.capacity
     }
 
-    /// Hit, miss, eviction and load counters since the cache was built.
+    /// Hit, miss, eviction and load counters since the cache was built (hits and misses
+    /// only with [`record_stats`](CacheBuilder::record_stats)).
     pub fn stats(&self) -> CacheStats {
         let mut stats = self.load_stats.snapshot();
         stats.hits = self.hits.sum();

@@ -9,7 +9,8 @@
 //! - [`Cache`]: a concurrent cache (`&self`, `Send + Sync`) built with [`Cache::builder`]:
 //!   capacity by entry count or by weight ([`CacheBuilder::weigher`]), time-to-live,
 //!   time-to-idle and per-entry expiry read from a [`keel_core::Clock`], an eviction listener
-//!   told the [`RemovalCause`], and [`CacheStats`].
+//!   told the [`RemovalCause`], and [`CacheStats`] (hits and misses counted with
+//!   [`CacheBuilder::record_stats`]).
 //! - Loaders on [`Cache`]: [`get_or_insert_with`](Cache::get_or_insert_with),
 //!   [`try_get_or_insert_with`](Cache::try_get_or_insert_with) and, with the `tokio`
 //!   feature, their `_async` forms. Concurrent misses of one key run one loader.
@@ -72,7 +73,9 @@
 //!   victim: this keeps frequency-skewed traces from losing to plain S3-FIFO.
 //! - **Read path:** a hit takes the shard's read lock, then does relaxed writes only: the
 //!   node's read counter and the key's sketch counters, each skipped once saturated, so hot
-//!   keys stop writing. No global lock, no global counter.
+//!   keys stop writing. No global lock, no global counter. Hit and miss counting is opt-in
+//!   ([`CacheBuilder::record_stats`], as in Caffeine) and adds one write to a per-thread
+//!   stripe.
 //! - **Capacity:** each shard gets `capacity / shards` (the remainder spread over the
 //!   first), and evicts before its insert returns, so the count (or total weight) never
 //!   exceeds the capacity: the slack is 0. An entry heavier than a shard is refused

@@ -9,7 +9,7 @@ use keel_core::sync::atomic::{AtomicU64, Ordering};
 /// ```
 /// use keel_cache::Cache;
 ///
-/// let cache = Cache::new(10)?;
+/// let cache = Cache::builder().max_capacity(10).record_stats().build()?;
 /// cache.insert(1, 1);
 /// cache.get(&1);
 /// cache.get(&2);

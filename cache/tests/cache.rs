@@ -236,7 +236,12 @@ fn per_entry_expiry_and_reclaim_without_a_background_thread() {
 
 #[test]
 fn stats_count_hits_misses_and_evictions() {
-    let cache = Cache::builder().max_capacity(10).shards(1).build().unwrap();
+    let cache = Cache::builder()
+        .max_capacity(10)
+        .shards(1)
+        .record_stats()
+        .build()
+        .unwrap();
     for k in 0..10u64 {
         cache.insert(k, k);
     }
@@ -250,6 +255,12 @@ fn stats_count_hits_misses_and_evictions() {
     assert_eq!(cache.stats().evictions, 1);
     cache.clear();
     assert_eq!(cache.entry_count(), 0);
+    // Without record_stats, reads are not counted.
+    let quiet = Cache::new(10).unwrap();
+    quiet.insert(1, 1);
+    quiet.get(&1);
+    quiet.get(&2);
+    assert_eq!((quiet.stats().hits, quiet.stats().misses), (0, 0));
 }
 
 #[test]

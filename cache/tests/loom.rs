@@ -15,6 +15,7 @@ fn reader_races_writer_and_remover() {
             Cache::builder()
                 .max_capacity(2)
                 .shards(1)
+                .record_stats()
                 // A fixed hasher: loom needs every run of the model to be the same.
                 .hasher(BuildHasherDefault::<DefaultHasher>::default())
                 .build()

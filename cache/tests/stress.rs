@@ -14,6 +14,7 @@ fn threads_mixing_reads_writes_and_removes() {
         Cache::builder()
             .max_capacity(256)
             .shards(4)
+            .record_stats()
             .time_to_live(Duration::from_secs(5))
             .clock(clock.clone())
             .build()
