@@ -1,0 +1,229 @@
+//! The errors of building and running a generator.
+
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+/// A layout or generator configuration that cannot work, from a builder.
+///
+/// The message says what is wrong, for example `worker id 1200 does not fit in 10 bits`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The timestamp, worker and sequence fields need more than 64 bits.
+    TooManyBits {
+        /// The sum of the three widths.
+        total: u32,
+    },
+    /// A field that must have at least one bit has none.
+    EmptyField {
+        /// `"timestamp"` or `"sequence"`.
+        field: &'static str,
+    },
+    /// The time unit is zero or not a whole number of milliseconds.
+    BadTimeUnit {
+        /// The unit given.
+        unit: Duration,
+    },
+    /// A worker id is larger than the worker field can hold.
+    WorkerTooLarge {
+        /// The id given.
+        worker: u64,
+        /// The width of the worker field.
+        bits: u8,
+    },
+    /// A bound that must be positive is zero, or two settings contradict each other.
+    Invalid {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The high-water mark could not be loaded.
+    HighWaterMark {
+        /// What the store reported.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::TooManyBits { total } => write!(
+                f,
+                "timestamp, worker and sequence bits add up to {total}, more than 64"
+            ),
+            ConfigError::EmptyField { field } => {
+                write!(f, "the {field} field needs at least 1 bit")
+            }
+            ConfigError::BadTimeUnit { unit } => write!(
+                f,
+                "time unit {unit:?} is not a whole, positive number of milliseconds"
+            ),
+            ConfigError::WorkerTooLarge { worker, bits } => {
+                write!(f, "worker id {worker} does not fit in {bits} bits")
+            }
+            ConfigError::Invalid { reason } => f.write_str(reason),
+            ConfigError::HighWaterMark { reason } => {
+                write!(f, "cannot load the high-water mark: {reason}")
+            }
+        }
+    }
+}
+
+impl Error for ConfigError {}
+
+/// Why a generator did not return an ID.
+///
+/// No error ever means an ID was issued twice: a generator that cannot guarantee uniqueness
+/// returns one of these instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GenerateError {
+    /// The wall clock is behind the last issued timestamp by more than the policy accepts.
+    ClockMovedBack {
+        /// How far the clock is behind the last issued timestamp.
+        behind: Duration,
+    },
+    /// Only from the `try_` methods: an ID can be issued once the wall clock has moved on by
+    /// `retry_after` (the sequence of the current tick is used up, or the clock stepped back
+    /// within the policy's waiting bound).
+    WouldBlock {
+        /// How long until an ID can be issued, if the clock runs normally.
+        retry_after: Duration,
+    },
+    /// A blocking call waited as long as its policy allows, measured on the monotonic clock,
+    /// and the wall clock had still not caught up.
+    WaitTimedOut {
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The wall clock reads earlier than the layout's epoch.
+    BeforeEpoch {
+        /// The clock's reading, in milliseconds since the Unix epoch.
+        unix_millis: u64,
+        /// The layout's epoch, in milliseconds since the Unix epoch.
+        epoch: u64,
+    },
+    /// The timestamp no longer fits its field: the layout's lifetime is over, or the
+    /// generator borrowed ahead to its last tick.
+    TimestampOverflow,
+    /// A ULID generator set to fail on overflow used up the random part within one
+    /// millisecond.
+    Overflow,
+    /// The worker id's lease could not be renewed in time, so this generator may no longer
+    /// use it.
+    LeaseExpired,
+    /// The high-water mark could not be persisted, so no ID beyond the last persisted mark is
+    /// issued.
+    HighWaterMark {
+        /// What the store reported.
+        reason: String,
+    },
+}
+
+impl fmt::Display for GenerateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GenerateError::ClockMovedBack { behind } => write!(
+                f,
+                "the clock is {behind:?} behind the last issued timestamp, more than the policy allows"
+            ),
+            GenerateError::WouldBlock { retry_after } => {
+                write!(f, "no ID can be issued for another {retry_after:?}")
+            }
+            GenerateError::WaitTimedOut { waited } => write!(
+                f,
+                "waited {waited:?} for the clock to catch up, the most the policy allows"
+            ),
+            GenerateError::BeforeEpoch { unix_millis, epoch } => write!(
+                f,
+                "the clock reads {unix_millis} ms since 1970, before the layout's epoch {epoch}"
+            ),
+            GenerateError::TimestampOverflow => {
+                f.write_str("the timestamp no longer fits the layout's timestamp field")
+            }
+            GenerateError::Overflow => {
+                f.write_str("the random part overflowed within one millisecond")
+            }
+            GenerateError::LeaseExpired => {
+                f.write_str("the worker id lease expired; the generator stopped issuing")
+            }
+            GenerateError::HighWaterMark { reason } => {
+                write!(f, "could not persist the high-water mark: {reason}")
+            }
+        }
+    }
+}
+
+impl Error for GenerateError {}
+
+/// A malformed ULID or UUID string: what is wrong and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The text has the wrong number of characters (bytes).
+    Length {
+        /// The length found.
+        found: usize,
+        /// The length required.
+        expected: usize,
+    },
+    /// A character outside the alphabet, or a hyphen missing or misplaced.
+    Character {
+        /// Byte position of the character, from 0.
+        position: usize,
+        /// The character found.
+        found: char,
+    },
+    /// The text encodes a value above the largest ULID, `7ZZZZZZZZZZZZZZZZZZZZZZZZZ`.
+    Overflow,
+    /// A UUID that is not version 7 with the RFC 9562 variant.
+    NotV7 {
+        /// The version nibble found.
+        version: u8,
+    },
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Length { found, expected } => {
+                write!(f, "expected {expected} characters, found {found}")
+            }
+            ParseError::Character { position, found } => {
+                write!(f, "invalid character {found:?} at position {position}")
+            }
+            ParseError::Overflow => {
+                f.write_str("value above the largest ULID 7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
+            }
+            ParseError::NotV7 { version } => write!(
+                f,
+                "not a version 7 UUID with the RFC 9562 variant (version {version})"
+            ),
+        }
+    }
+}
+
+impl Error for ParseError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_is_wrong() {
+        let error = ConfigError::WorkerTooLarge {
+            worker: 1200,
+            bits: 10,
+        };
+        assert_eq!(error.to_string(), "worker id 1200 does not fit in 10 bits");
+        let parse = ParseError::Character {
+            position: 3,
+            found: 'U',
+        };
+        assert_eq!(parse.to_string(), "invalid character 'U' at position 3");
+        fn is_send_sync<T: Error + Send + Sync + 'static>() {}
+        is_send_sync::<ConfigError>();
+        is_send_sync::<GenerateError>();
+        is_send_sync::<ParseError>();
+    }
+}

@@ -1,0 +1,476 @@
+//! How a Snowflake ID's 64 bits are split: timestamp, worker and sequence fields.
+
+use std::time::Duration;
+
+use crate::ConfigError;
+
+/// The order of the two low fields under the timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum FieldOrder {
+    /// `timestamp | worker | sequence`, as Twitter, Discord and Instagram do.
+    #[default]
+    WorkerThenSequence,
+    /// `timestamp | sequence | worker`, as Sonyflake does.
+    SequenceThenWorker,
+}
+
+/// The layout of a Snowflake ID: field widths, epoch, time unit and field order.
+///
+/// Built with [`Layout::builder`], which validates it, or taken from a preset:
+///
+/// | preset | timestamp | worker | sequence | unit | epoch | total | lifetime |
+/// |---|---|---|---|---|---|---|---|
+/// | [`twitter`](Layout::twitter) | 41 | 10 | 12 | 1 ms | 2010-11-04 | 63 | 69 years |
+/// | [`discord`](Layout::discord) | 42 | 10 | 12 | 1 ms | 2015-01-01 | 64 | 139 years |
+/// | [`instagram`](Layout::instagram) | 41 | 13 | 10 | 1 ms | 2011-08-24 | 64 | 69 years |
+/// | [`sonyflake`](Layout::sonyflake) | 39 | 16 | 8 | 10 ms | 2014-09-01 | 63 | 174 years |
+/// | [`js_safe`](Layout::js_safe) | 41 | 4 | 8 | 1 ms | 2025-01-01 | 53 | 69 years |
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::Layout;
+/// use std::time::Duration;
+///
+/// let layout = Layout::builder()
+///     .timestamp_bits(40)
+///     .worker_bits(8)
+///     .sequence_bits(15)
+///     .epoch_unix_millis(1_700_000_000_000)
+///     .time_unit(Duration::from_millis(2))
+///     .build()?;
+/// assert_eq!(layout.max_worker(), 255);
+/// let id = layout.compose(1_000, 7, 42)?;
+/// let parts = layout.decode(id);
+/// assert_eq!((parts.ticks, parts.worker, parts.sequence), (1_000, 7, 42));
+/// assert_eq!(parts.unix_millis, 1_700_000_002_000);
+///
+/// // Invalid layouts are refused with a message.
+/// let error = Layout::builder().timestamp_bits(41).worker_bits(12).sequence_bits(12).build();
+/// assert_eq!(error.unwrap_err().to_string(), "timestamp, worker and sequence bits add up to 65, more than 64");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Layout {
+    timestamp_bits: u8,
+    worker_bits: u8,
+    sequence_bits: u8,
+    epoch: u64,
+    unit_millis: u64,
+    order: FieldOrder,
+}
+
+/// The fields of a decoded Snowflake ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Parts {
+    /// The timestamp field: time units since the layout's epoch.
+    pub ticks: u64,
+    /// The timestamp as milliseconds since the Unix epoch (the start of its tick).
+    pub unix_millis: u64,
+    /// The worker field.
+    pub worker: u64,
+    /// The sequence field.
+    pub sequence: u64,
+}
+
+const fn mask(bits: u8) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
+}
+
+impl Layout {
+    /// Twitter's layout: 41 bits of milliseconds since 2010-11-04 (1288834974657), 10 worker
+    /// bits, 12 sequence bits; 4,096 IDs per millisecond per worker.
+    pub const fn twitter() -> Layout {
+        Layout::preset(
+            41,
+            10,
+            12,
+            1_288_834_974_657,
+            1,
+            FieldOrder::WorkerThenSequence,
+        )
+    }
+
+    /// Discord's layout: 42 bits of milliseconds since 2015-01-01 (1420070400000), 10 worker
+    /// bits (Discord's 5 worker + 5 process bits), 12 sequence bits.
+    pub const fn discord() -> Layout {
+        Layout::preset(
+            42,
+            10,
+            12,
+            1_420_070_400_000,
+            1,
+            FieldOrder::WorkerThenSequence,
+        )
+    }
+
+    /// Instagram's layout: 41 bits of milliseconds since 2011-08-24 (1314220021721), 13 shard
+    /// bits, 10 sequence bits.
+    pub const fn instagram() -> Layout {
+        Layout::preset(
+            41,
+            13,
+            10,
+            1_314_220_021_721,
+            1,
+            FieldOrder::WorkerThenSequence,
+        )
+    }
+
+    /// Sonyflake's layout: 39 bits of 10 ms units since 2014-09-01 (1409529600000), then 8
+    /// sequence bits, then 16 machine bits; 256 IDs per 10 ms per machine.
+    pub const fn sonyflake() -> Layout {
+        Layout::preset(
+            39,
+            16,
+            8,
+            1_409_529_600_000,
+            10,
+            FieldOrder::SequenceThenWorker,
+        )
+    }
+
+    /// A 53-bit layout that a JavaScript number (an IEEE double) holds exactly: 41 bits of
+    /// milliseconds since 2025-01-01 (1735689600000), 4 worker bits, 8 sequence bits; 256 IDs
+    /// per millisecond for each of 16 workers. Every ID is at most `Number.MAX_SAFE_INTEGER`.
+    pub const fn js_safe() -> Layout {
+        Layout::preset(
+            41,
+            4,
+            8,
+            1_735_689_600_000,
+            1,
+            FieldOrder::WorkerThenSequence,
+        )
+    }
+
+    const fn preset(
+        timestamp_bits: u8,
+        worker_bits: u8,
+        sequence_bits: u8,
+        epoch: u64,
+        unit_millis: u64,
+        order: FieldOrder,
+    ) -> Layout {
+        Layout {
+            timestamp_bits,
+            worker_bits,
+            sequence_bits,
+            epoch,
+            unit_millis,
+            order,
+        }
+    }
+
+    /// A builder for a custom layout, starting from Twitter's.
+    pub fn builder() -> LayoutBuilder {
+        LayoutBuilder {
+            layout: Layout::twitter(),
+            bad_unit: None,
+        }
+    }
+
+    /// Width of the timestamp field.
+    pub const fn timestamp_bits(&self) -> u8 {
+        self.timestamp_bits
+    }
+
+    /// Width of the worker field.
+    pub const fn worker_bits(&self) -> u8 {
+        self.worker_bits
+    }
+
+    /// Width of the sequence field.
+    pub const fn sequence_bits(&self) -> u8 {
+        self.sequence_bits
+    }
+
+    /// Total width of an ID; the bits above it are always zero.
+    pub const fn total_bits(&self) -> u32 {
+        self.timestamp_bits as u32 + self.worker_bits as u32 + self.sequence_bits as u32
+    }
+
+    /// The epoch, in milliseconds since the Unix epoch.
+    pub const fn epoch_unix_millis(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The time unit of the timestamp field.
+    pub const fn time_unit(&self) -> Duration {
+        Duration::from_millis(self.unit_millis)
+    }
+
+    pub(crate) const fn unit_millis(&self) -> u64 {
+        self.unit_millis
+    }
+
+    /// The order of the worker and sequence fields.
+    pub const fn order(&self) -> FieldOrder {
+        self.order
+    }
+
+    /// The largest timestamp field value (in time units since the epoch).
+    pub const fn max_ticks(&self) -> u64 {
+        mask(self.timestamp_bits)
+    }
+
+    /// The largest worker id.
+    pub const fn max_worker(&self) -> u64 {
+        mask(self.worker_bits)
+    }
+
+    /// The largest sequence number; a worker issues `max_sequence() + 1` IDs per time unit.
+    pub const fn max_sequence(&self) -> u64 {
+        mask(self.sequence_bits)
+    }
+
+    /// How long after the epoch the timestamp field runs out.
+    pub fn lifetime(&self) -> Duration {
+        let millis = u128::from(self.max_ticks()) * u128::from(self.unit_millis);
+        Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
+    }
+
+    /// Builds an ID from its fields.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] or [`ConfigError::WorkerTooLarge`] if a field does not fit.
+    pub fn compose(&self, ticks: u64, worker: u64, sequence: u64) -> Result<u64, ConfigError> {
+        if ticks > self.max_ticks() {
+            return Err(ConfigError::Invalid {
+                reason: "the timestamp does not fit the timestamp field",
+            });
+        }
+        if worker > self.max_worker() {
+            return Err(ConfigError::WorkerTooLarge {
+                worker,
+                bits: self.worker_bits,
+            });
+        }
+        if sequence > self.max_sequence() {
+            return Err(ConfigError::Invalid {
+                reason: "the sequence number does not fit the sequence field",
+            });
+        }
+        Ok(self.compose_unchecked(ticks, worker, sequence))
+    }
+
+    #[inline]
+    pub(crate) fn compose_unchecked(&self, ticks: u64, worker: u64, sequence: u64) -> u64 {
+        let low = u32::from(self.worker_bits) + u32::from(self.sequence_bits);
+        let high = ticks.checked_shl(low).unwrap_or(0);
+        match self.order {
+            FieldOrder::WorkerThenSequence => high | (worker << self.sequence_bits) | sequence,
+            FieldOrder::SequenceThenWorker => {
+                high | (sequence
+                    .checked_shl(u32::from(self.worker_bits))
+                    .unwrap_or(0))
+                    | worker
+            }
+        }
+    }
+
+    /// Splits an ID into its fields. Bits above [`total_bits`](Layout::total_bits) are ignored.
+    pub fn decode(&self, id: u64) -> Parts {
+        let low = u32::from(self.worker_bits) + u32::from(self.sequence_bits);
+        let ticks = id.checked_shr(low).unwrap_or(0) & self.max_ticks();
+        let (worker, sequence) = match self.order {
+            FieldOrder::WorkerThenSequence => (
+                (id >> self.sequence_bits) & self.max_worker(),
+                id & self.max_sequence(),
+            ),
+            FieldOrder::SequenceThenWorker => (
+                id & self.max_worker(),
+                id.checked_shr(u32::from(self.worker_bits)).unwrap_or(0) & self.max_sequence(),
+            ),
+        };
+        Parts {
+            ticks,
+            unix_millis: self
+                .epoch
+                .saturating_add(ticks.saturating_mul(self.unit_millis)),
+            worker,
+            sequence,
+        }
+    }
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout::twitter()
+    }
+}
+
+/// Builds a validated [`Layout`]; see [`Layout::builder`].
+#[derive(Clone, Debug)]
+pub struct LayoutBuilder {
+    layout: Layout,
+    bad_unit: Option<Duration>,
+}
+
+impl LayoutBuilder {
+    /// Width of the timestamp field (at least 1).
+    pub fn timestamp_bits(mut self, bits: u8) -> LayoutBuilder {
+        self.layout.timestamp_bits = bits;
+        self
+    }
+
+    /// Width of the worker field (may be 0 for a single generator).
+    pub fn worker_bits(mut self, bits: u8) -> LayoutBuilder {
+        self.layout.worker_bits = bits;
+        self
+    }
+
+    /// Width of the sequence field (at least 1).
+    pub fn sequence_bits(mut self, bits: u8) -> LayoutBuilder {
+        self.layout.sequence_bits = bits;
+        self
+    }
+
+    /// The epoch timestamps count from, in milliseconds since the Unix epoch.
+    pub fn epoch_unix_millis(mut self, epoch: u64) -> LayoutBuilder {
+        self.layout.epoch = epoch;
+        self
+    }
+
+    /// The time unit of the timestamp field: a whole number of milliseconds, at least 1.
+    pub fn time_unit(mut self, unit: Duration) -> LayoutBuilder {
+        // An invalid unit is kept as 0 and refused by `build`.
+        self.layout.unit_millis = if unit.subsec_nanos().is_multiple_of(1_000_000) {
+            u64::try_from(unit.as_millis()).unwrap_or(0)
+        } else {
+            0
+        };
+        self.bad_unit = (self.layout.unit_millis == 0).then_some(unit);
+        self
+    }
+
+    /// The order of the worker and sequence fields.
+    pub fn order(mut self, order: FieldOrder) -> LayoutBuilder {
+        self.layout.order = order;
+        self
+    }
+
+    /// Validates and returns the layout.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] saying what is wrong: more than 64 bits, an empty timestamp or
+    /// sequence field, or a time unit that is not a whole, positive number of milliseconds.
+    pub fn build(self) -> Result<Layout, ConfigError> {
+        let layout = self.layout;
+        if layout.timestamp_bits == 0 {
+            return Err(ConfigError::EmptyField { field: "timestamp" });
+        }
+        if layout.sequence_bits == 0 {
+            return Err(ConfigError::EmptyField { field: "sequence" });
+        }
+        let total = layout.total_bits();
+        if total > 64 {
+            return Err(ConfigError::TooManyBits { total });
+        }
+        if let Some(unit) = self.bad_unit {
+            return Err(ConfigError::BadTimeUnit { unit });
+        }
+        Ok(layout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_have_their_documented_widths() {
+        assert_eq!(Layout::twitter().total_bits(), 63);
+        assert_eq!(Layout::discord().total_bits(), 64);
+        assert_eq!(Layout::instagram().total_bits(), 64);
+        assert_eq!(Layout::sonyflake().total_bits(), 63);
+        assert_eq!(Layout::js_safe().total_bits(), 53);
+        assert_eq!(Layout::twitter().max_sequence() + 1, 4096);
+        let years = |layout: Layout| layout.lifetime().as_secs() / (365 * 24 * 3600);
+        assert_eq!(years(Layout::twitter()), 69);
+        assert_eq!(years(Layout::sonyflake()), 174);
+    }
+
+    #[test]
+    fn js_safe_ids_stay_below_2_pow_53() {
+        let layout = Layout::js_safe();
+        let largest = layout
+            .compose(
+                layout.max_ticks(),
+                layout.max_worker(),
+                layout.max_sequence(),
+            )
+            .unwrap_or(u64::MAX);
+        assert_eq!(largest, (1u64 << 53) - 1);
+    }
+
+    #[test]
+    fn discords_documented_example_decodes() {
+        // From Discord's API reference: 2016-04-30 11:18:25.796 UTC, worker 1, process 0,
+        // increment 7 (worker and process share the 10-bit worker field).
+        let parts = Layout::discord().decode(175_928_847_299_117_063);
+        assert_eq!(parts.unix_millis, 1_462_015_105_796);
+        assert_eq!(parts.worker, 1 << 5);
+        assert_eq!(parts.sequence, 7);
+    }
+
+    #[test]
+    fn sonyflake_puts_the_sequence_above_the_machine() {
+        let layout = Layout::sonyflake();
+        let id = layout.compose(5, 0xABCD, 3).unwrap_or(0);
+        assert_eq!(id, (5 << 24) | (3 << 16) | 0xABCD);
+        assert_eq!(layout.decode(id).worker, 0xABCD);
+        assert_eq!(layout.decode(id).sequence, 3);
+        assert_eq!(layout.decode(id).unix_millis, 1_409_529_600_050);
+    }
+
+    #[test]
+    fn builder_refuses_bad_layouts() {
+        let error = |builder: LayoutBuilder| builder.build().unwrap_err().to_string();
+        assert_eq!(
+            error(Layout::builder().sequence_bits(0)),
+            "the sequence field needs at least 1 bit"
+        );
+        assert_eq!(
+            error(Layout::builder().timestamp_bits(0)),
+            "the timestamp field needs at least 1 bit"
+        );
+        assert_eq!(
+            error(Layout::builder().time_unit(Duration::from_micros(1500))),
+            "time unit 1.5ms is not a whole, positive number of milliseconds"
+        );
+        assert_eq!(
+            error(Layout::builder().time_unit(Duration::ZERO)),
+            "time unit 0ns is not a whole, positive number of milliseconds"
+        );
+        assert!(
+            Layout::builder()
+                .timestamp_bits(44)
+                .worker_bits(0)
+                .sequence_bits(20)
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn compose_refuses_fields_that_do_not_fit() {
+        let layout = Layout::twitter();
+        assert_eq!(
+            layout.compose(0, 1200, 0),
+            Err(ConfigError::WorkerTooLarge {
+                worker: 1200,
+                bits: 10
+            })
+        );
+        assert!(layout.compose(0, 0, 4096).is_err());
+        assert!(layout.compose(1 << 41, 0, 0).is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! What a Snowflake generator does when the clock steps back or a tick's sequence runs out.
+
+use std::time::Duration;
+
+/// What a [`Snowflake`](crate::Snowflake) does when the wall clock reads earlier than the last
+/// timestamp it issued (an NTP step, a VM restored from a snapshot).
+///
+/// Every policy keeps IDs unique and increasing; they differ in whether the caller waits,
+/// gets IDs stamped ahead of the clock, or gets an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClockBackwards {
+    /// If the clock is at most `max` behind, wait until it catches up (blocking calls sleep,
+    /// `try_` calls return [`WouldBlock`](crate::GenerateError::WouldBlock)); further behind,
+    /// return [`ClockMovedBack`](crate::GenerateError::ClockMovedBack) at once.
+    Wait {
+        /// The longest step back waited out.
+        max: Duration,
+    },
+    /// If the clock is at most `max` behind, keep issuing on the last timestamp, using up its
+    /// sequence and then the following ticks', so IDs run ahead of the clock by at most `max`;
+    /// further behind, return [`ClockMovedBack`](crate::GenerateError::ClockMovedBack).
+    Borrow {
+        /// The furthest the issued timestamps may run ahead of the clock.
+        max: Duration,
+    },
+    /// Return [`ClockMovedBack`](crate::GenerateError::ClockMovedBack) as soon as the clock is
+    /// behind the last issued timestamp.
+    Error,
+}
+
+impl Default for ClockBackwards {
+    /// `Wait { max: 1 s }`: small NTP steps cost a short wait, large ones an error.
+    fn default() -> ClockBackwards {
+        ClockBackwards::Wait {
+            max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a [`Snowflake`](crate::Snowflake) does when every sequence number of the current tick
+/// has been issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum SequenceExhausted {
+    /// Wait for the next tick (at most one time unit). The default: the layout's rate is a
+    /// hard limit and timestamps never run ahead of the clock.
+    #[default]
+    Wait,
+    /// Take sequence numbers from the following ticks, so bursts above the layout's rate are
+    /// served at once, as long as the issued timestamps stay at most `max` ahead of the clock;
+    /// beyond, wait.
+    BorrowAhead {
+        /// The furthest the issued timestamps may run ahead of the clock.
+        max: Duration,
+    },
+}

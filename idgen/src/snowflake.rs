@@ -1,0 +1,540 @@
+//! The Snowflake generator: 64-bit IDs from a timestamp, a worker id and a sequence, with the
+//! last issued timestamp and sequence in one atomic word.
+
+use std::fmt;
+use std::time::Duration;
+
+use keel_core::sync::Mutex;
+use keel_core::sync::atomic::{AtomicU64, Ordering};
+use keel_core::{Clock, SystemClock};
+
+use crate::{
+    ClockBackwards, ConfigError, GenerateError, IdGenerator, Layout, Lease, MarkStore, Parts,
+    SequenceExhausted, WorkerId,
+};
+
+/// A Snowflake generator: unique, increasing 64-bit IDs, shared across threads by `&self`.
+///
+/// An ID is `timestamp | worker | sequence` as its [`Layout`] says. The generator keeps the
+/// last issued `(timestamp, sequence)` in one `AtomicU64` and moves it forward with a
+/// compare-and-swap, so threads never block each other and every ID is larger than the one
+/// before. When the clock steps back or a tick's sequence runs out it follows its
+/// [`ClockBackwards`] and [`SequenceExhausted`] policies, and never issues a duplicate.
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::{Layout, Snowflake};
+///
+/// let generator = Snowflake::builder(Layout::twitter(), 7).build()?;
+/// let first = generator.next_id()?;
+/// let second = generator.next_id()?;
+/// assert!(second > first);
+/// let parts = generator.decode(second);
+/// assert_eq!(parts.worker, 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Snowflake<C = SystemClock> {
+    // The last issued `ticks << sequence_bits | sequence`.
+    state: AtomicU64,
+    layout: Layout,
+    worker: u64,
+    clock: C,
+    backwards: ClockBackwards,
+    // How far, in ticks, issued timestamps may run ahead of the clock.
+    lead_limit: u64,
+    // The longest a blocking call waits, in total.
+    max_block: Duration,
+    lease: Option<Lease>,
+    mark: Option<Reservation>,
+}
+
+// A high-water mark reserved ahead: no ID is issued at a tick above `reserved`.
+struct Reservation {
+    store: Box<dyn MarkStore>,
+    window_ticks: u64,
+    reserved: AtomicU64,
+    writing: Mutex<()>,
+}
+
+impl Snowflake<SystemClock> {
+    /// A builder for a generator with `layout` and `worker` (a `u64`, or a [`WorkerId`] from
+    /// a [`WorkerIdProvider`](crate::WorkerIdProvider)) on the system clock.
+    pub fn builder(layout: Layout, worker: impl Into<WorkerId>) -> SnowflakeBuilder<SystemClock> {
+        SnowflakeBuilder {
+            layout,
+            worker: worker.into(),
+            clock: SystemClock,
+            backwards: ClockBackwards::default(),
+            exhausted: SequenceExhausted::default(),
+            mark: None,
+        }
+    }
+}
+
+impl<C: Clock> Snowflake<C> {
+    /// The next ID, waiting if the policies say so.
+    ///
+    /// Waits when the current tick's sequence is used up ([`SequenceExhausted::Wait`], at most
+    /// one time unit) or the clock stepped back within [`ClockBackwards::Wait`]'s bound. The
+    /// wait re-reads the clock, so a [`ManualClock`](keel_core::ManualClock) moved by another
+    /// thread ends it, and gives up after the policy's bound (plus two time units) measured
+    /// on the monotonic clock, or once it has slept that long in total if the clock does
+    /// not move at all.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerateError::ClockMovedBack`] if the clock is further behind than the policy
+    /// accepts, [`GenerateError::WaitTimedOut`] if the wait outlasts its bound,
+    /// [`GenerateError::BeforeEpoch`] or [`GenerateError::TimestampOverflow`] if the clock is
+    /// outside the layout's range, [`GenerateError::LeaseExpired`] if the worker id's lease
+    /// lapsed, and [`GenerateError::HighWaterMark`] if the mark could not be persisted.
+    pub fn next_id(&self) -> Result<u64, GenerateError> {
+        let mut started = None;
+        // Time spent asleep is a lower bound on real time, so a clock that does not move at
+        // all (a ManualClock nobody advances) still cannot keep the caller forever.
+        let mut slept = Duration::ZERO;
+        loop {
+            match self.try_next_id() {
+                Err(GenerateError::WouldBlock { retry_after }) => {
+                    let now = self.clock.now();
+                    let waited = now - *started.get_or_insert(now);
+                    if waited > self.max_block || slept > self.max_block {
+                        return Err(GenerateError::WaitTimedOut {
+                            waited: waited.max(slept),
+                        });
+                    }
+                    // The next tick is close: nap briefly. Further off: nap a millisecond at
+                    // a time, so a clock moved by a test is noticed quickly.
+                    let nap = if retry_after > Duration::from_millis(1) {
+                        Duration::from_millis(1)
+                    } else {
+                        Duration::from_micros(20)
+                    };
+                    std::thread::sleep(nap);
+                    slept += nap;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The next ID if one can be issued now, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`next_id`](Snowflake::next_id), except that where it would wait this returns
+    /// [`GenerateError::WouldBlock`] with how long until an ID can be issued.
+    pub fn try_next_id(&self) -> Result<u64, GenerateError> {
+        if let Some(lease) = &self.lease
+            && !lease.is_valid()
+        {
+            return Err(GenerateError::LeaseExpired);
+        }
+        let unix_millis = self.clock.unix_millis();
+        let now_ticks = self.ticks(unix_millis)?;
+        let shift = self.layout.sequence_bits();
+        let floor = now_ticks << shift;
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            let next = current
+                .checked_add(1)
+                .ok_or(GenerateError::TimestampOverflow)?
+                .max(floor);
+            let next_ticks = next >> shift;
+            if next_ticks > self.layout.max_ticks() {
+                return Err(GenerateError::TimestampOverflow);
+            }
+            let lead = next_ticks - now_ticks;
+            if lead > self.lead_limit {
+                return Err(self.blocked(current >> shift, now_ticks, lead, unix_millis));
+            }
+            if let Some(mark) = &self.mark
+                && next_ticks > mark.reserved.load(Ordering::Acquire)
+            {
+                self.reserve(mark, next_ticks)?;
+                current = self.state.load(Ordering::Acquire);
+                continue;
+            }
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    let sequence = next & self.layout.max_sequence();
+                    return Ok(self
+                        .layout
+                        .compose_unchecked(next_ticks, self.worker, sequence));
+                }
+                Err(actual) => {
+                    current = actual;
+                    keel_core::sync::spin_loop();
+                }
+            }
+        }
+    }
+
+    /// Splits an ID of this generator's layout into its fields.
+    pub fn decode(&self, id: u64) -> Parts {
+        self.layout.decode(id)
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The worker id stamped into every ID.
+    pub fn worker(&self) -> u64 {
+        self.worker
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    #[inline]
+    fn ticks(&self, unix_millis: u64) -> Result<u64, GenerateError> {
+        let epoch = self.layout.epoch_unix_millis();
+        let since = unix_millis
+            .checked_sub(epoch)
+            .ok_or(GenerateError::BeforeEpoch { unix_millis, epoch })?;
+        let unit = self.layout.unit_millis();
+        let ticks = if unit == 1 { since } else { since / unit };
+        if ticks > self.layout.max_ticks() {
+            return Err(GenerateError::TimestampOverflow);
+        }
+        Ok(ticks)
+    }
+
+    // Why no ID can be issued now: `lead` ticks ahead of the clock is past the limit.
+    #[cold]
+    fn blocked(
+        &self,
+        last_ticks: u64,
+        now_ticks: u64,
+        lead: u64,
+        unix_millis: u64,
+    ) -> GenerateError {
+        let unit = self.layout.unit_millis();
+        let behind = last_ticks.saturating_sub(now_ticks);
+        // The clock must reach the start of tick `now_ticks + lead - lead_limit`.
+        let target_ticks = now_ticks + (lead - self.lead_limit);
+        let target_millis = self
+            .layout
+            .epoch_unix_millis()
+            .saturating_add(target_ticks.saturating_mul(unit));
+        let retry_after = Duration::from_millis(target_millis.saturating_sub(unix_millis).max(1));
+        if behind <= self.lead_limit {
+            // Only this generator's own pace (or borrowing) is ahead: wait for the next tick.
+            return GenerateError::WouldBlock { retry_after };
+        }
+        let behind = Duration::from_millis(behind.saturating_mul(unit));
+        match self.backwards {
+            ClockBackwards::Wait { max } if behind <= max => {
+                GenerateError::WouldBlock { retry_after }
+            }
+            _ => GenerateError::ClockMovedBack { behind },
+        }
+    }
+
+    #[cold]
+    fn reserve(&self, mark: &Reservation, ticks: u64) -> Result<(), GenerateError> {
+        let _writing = mark
+            .writing
+            .lock()
+            .map_err(|_| GenerateError::HighWaterMark {
+                reason: "a thread panicked while persisting the mark".to_string(),
+            })?;
+        if ticks <= mark.reserved.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let reserved = ticks
+            .saturating_add(mark.window_ticks)
+            .min(self.layout.max_ticks());
+        let unit = self.layout.unit_millis();
+        // The mark is the first millisecond after the reserved ticks.
+        let unix_millis = self
+            .layout
+            .epoch_unix_millis()
+            .saturating_add(reserved.saturating_add(1).saturating_mul(unit));
+        mark.store
+            .store(unix_millis)
+            .map_err(|reason| GenerateError::HighWaterMark { reason })?;
+        mark.reserved.store(reserved, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl<C: Clock> IdGenerator for Snowflake<C> {
+    type Id = u64;
+
+    fn generate(&self) -> Result<u64, GenerateError> {
+        self.next_id()
+    }
+}
+
+impl<C: Clock> fmt::Debug for Snowflake<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snowflake")
+            .field("layout", &self.layout)
+            .field("worker", &self.worker)
+            .field("clock", &self.clock)
+            .field("backwards", &self.backwards)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ticks_in(duration: Duration, layout: &Layout) -> u64 {
+    u64::try_from(duration.as_millis() / u128::from(layout.unit_millis())).unwrap_or(u64::MAX)
+}
+
+/// Builds a [`Snowflake`]; see [`Snowflake::builder`].
+pub struct SnowflakeBuilder<C = SystemClock> {
+    layout: Layout,
+    worker: WorkerId,
+    clock: C,
+    backwards: ClockBackwards,
+    exhausted: SequenceExhausted,
+    mark: Option<(Box<dyn MarkStore>, Duration)>,
+}
+
+impl<C: Clock> SnowflakeBuilder<C> {
+    /// Reads time from `clock` instead of the system clock.
+    pub fn clock<D: Clock>(self, clock: D) -> SnowflakeBuilder<D> {
+        SnowflakeBuilder {
+            layout: self.layout,
+            worker: self.worker,
+            clock,
+            backwards: self.backwards,
+            exhausted: self.exhausted,
+            mark: self.mark,
+        }
+    }
+
+    /// What to do when the clock steps back (default: wait up to 1 s).
+    pub fn on_clock_backwards(mut self, policy: ClockBackwards) -> SnowflakeBuilder<C> {
+        self.backwards = policy;
+        self
+    }
+
+    /// What to do when a tick's sequence is used up (default: wait for the next tick).
+    pub fn on_sequence_exhausted(mut self, policy: SequenceExhausted) -> SnowflakeBuilder<C> {
+        self.exhausted = policy;
+        self
+    }
+
+    /// Persists a high-water mark in `store`, reserving `window` ahead each time, so that a
+    /// restarted generator never issues an ID at or before the last one issued, even if its
+    /// clock is earlier.
+    ///
+    /// The store is written once per `window` of issued time (a longer window writes less
+    /// often; a restart with a correct clock then starts up to `window` in the future).
+    /// On [`build`](SnowflakeBuilder::build) the stored mark is loaded.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::{ClockBackwards, FileMark, GenerateError, Layout, Snowflake};
+    /// use std::time::Duration;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("keel-idgen-hwm-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("worker-7.mark");
+    /// let clock = ManualClock::new();
+    /// let build = || {
+    ///     Snowflake::builder(Layout::twitter(), 7)
+    ///         .clock(clock.clone())
+    ///         .on_clock_backwards(ClockBackwards::Error)
+    ///         .high_water_mark(FileMark::new(&path), Duration::from_secs(1))
+    ///         .build()
+    /// };
+    /// let before = build()?.next_id()?;
+    ///
+    /// // The process restarts with its clock set 10 minutes back: it refuses rather than
+    /// // reissue, until the clock is past the mark.
+    /// clock.step_wall_back(Duration::from_secs(600));
+    /// let restarted = build()?;
+    /// assert!(matches!(restarted.next_id(), Err(GenerateError::ClockMovedBack { .. })));
+    /// clock.step_wall_forward(Duration::from_secs(602));
+    /// assert!(restarted.next_id()? > before);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn high_water_mark(
+        mut self,
+        store: impl MarkStore + 'static,
+        window: Duration,
+    ) -> SnowflakeBuilder<C> {
+        self.mark = Some((Box::new(store), window));
+        self
+    }
+
+    /// Validates the configuration and returns the generator.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::WorkerTooLarge`] if the worker id does not fit the layout,
+    /// [`ConfigError::Invalid`] for a high-water window shorter than one time unit, and
+    /// [`ConfigError::HighWaterMark`] if the stored mark cannot be read.
+    pub fn build(self) -> Result<Snowflake<C>, ConfigError> {
+        let layout = self.layout;
+        let worker = self.worker.id();
+        if worker > layout.max_worker() {
+            return Err(ConfigError::WorkerTooLarge {
+                worker,
+                bits: layout.worker_bits(),
+            });
+        }
+        let borrow_back = match self.backwards {
+            ClockBackwards::Borrow { max } => ticks_in(max, &layout),
+            _ => 0,
+        };
+        let borrow_ahead = match self.exhausted {
+            SequenceExhausted::BorrowAhead { max } => ticks_in(max, &layout),
+            SequenceExhausted::Wait => 0,
+        };
+        let wait_back = match self.backwards {
+            ClockBackwards::Wait { max } => max,
+            _ => Duration::ZERO,
+        };
+        let unit = layout.time_unit();
+        let max_block = wait_back.saturating_add(unit.saturating_mul(2));
+        let mut state = 0;
+        let mark = match self.mark {
+            None => None,
+            Some((store, window)) => {
+                let window_ticks = ticks_in(window, &layout);
+                if window_ticks == 0 {
+                    return Err(ConfigError::Invalid {
+                        reason: "the high-water window must be at least one time unit",
+                    });
+                }
+                let loaded = store
+                    .load()
+                    .map_err(|reason| ConfigError::HighWaterMark { reason })?;
+                let mut reserved = 0;
+                if let Some(mark) = loaded {
+                    // IDs may be issued only at ticks starting at or after the mark.
+                    let since = mark.saturating_sub(layout.epoch_unix_millis());
+                    let first_free = since.div_ceil(layout.unit_millis());
+                    state = (first_free << layout.sequence_bits()).saturating_sub(1);
+                    reserved = first_free.saturating_sub(1);
+                }
+                Some(Reservation {
+                    store,
+                    window_ticks,
+                    reserved: AtomicU64::new(reserved),
+                    writing: Mutex::new(()),
+                })
+            }
+        };
+        Ok(Snowflake {
+            state: AtomicU64::new(state),
+            layout,
+            worker,
+            clock: self.clock,
+            backwards: self.backwards,
+            lead_limit: borrow_back.max(borrow_ahead),
+            max_block,
+            lease: self.worker.lease().cloned(),
+            mark,
+        })
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for SnowflakeBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnowflakeBuilder")
+            .field("layout", &self.layout)
+            .field("worker", &self.worker)
+            .field("clock", &self.clock)
+            .field("backwards", &self.backwards)
+            .field("exhausted", &self.exhausted)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_core::ManualClock;
+
+    fn generator(clock: &ManualClock) -> Snowflake<ManualClock> {
+        Snowflake::builder(Layout::twitter(), 5)
+            .clock(clock.clone())
+            .build()
+            .expect("valid")
+    }
+
+    #[test]
+    fn ids_carry_the_clock_worker_and_sequence() {
+        let clock = ManualClock::new();
+        let generator = generator(&clock);
+        let a = generator.decode(generator.next_id().expect("id"));
+        let b = generator.decode(generator.next_id().expect("id"));
+        assert_eq!(a.unix_millis, clock.unix_millis());
+        assert_eq!((a.worker, a.sequence), (5, 0));
+        assert_eq!((b.ticks, b.sequence), (a.ticks, 1));
+        clock.advance(Duration::from_millis(3));
+        let c = generator.decode(generator.next_id().expect("id"));
+        assert_eq!((c.ticks, c.sequence), (a.ticks + 3, 0));
+    }
+
+    #[test]
+    fn worker_must_fit() {
+        let error = Snowflake::builder(Layout::twitter(), 1200)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.to_string(), "worker id 1200 does not fit in 10 bits");
+    }
+
+    #[test]
+    fn exhausted_tick_says_how_long_to_wait() {
+        let clock = ManualClock::new();
+        let layout = Layout::builder().sequence_bits(2).build().expect("layout");
+        let generator = Snowflake::builder(layout, 0)
+            .clock(clock.clone())
+            .build()
+            .expect("valid");
+        for _ in 0..4 {
+            generator.try_next_id().expect("id");
+        }
+        assert_eq!(
+            generator.try_next_id(),
+            Err(GenerateError::WouldBlock {
+                retry_after: Duration::from_millis(1)
+            })
+        );
+        clock.advance(Duration::from_millis(1));
+        assert!(generator.try_next_id().is_ok());
+    }
+
+    #[test]
+    fn before_epoch_and_after_the_lifetime_are_errors() {
+        let clock = ManualClock::at_unix_millis(1_000);
+        let generator = generator(&clock);
+        assert!(matches!(
+            generator.next_id(),
+            Err(GenerateError::BeforeEpoch {
+                unix_millis: 1_000,
+                ..
+            })
+        ));
+        let tiny = Layout::builder()
+            .timestamp_bits(4)
+            .epoch_unix_millis(0)
+            .build()
+            .expect("layout");
+        let generator = Snowflake::builder(tiny, 0)
+            .clock(ManualClock::at_unix_millis(16))
+            .build()
+            .expect("valid");
+        assert_eq!(generator.next_id(), Err(GenerateError::TimestampOverflow));
+    }
+}

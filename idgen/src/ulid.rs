@@ -1,0 +1,296 @@
+//! The ULID type: 48 bits of milliseconds and 80 random bits, written as 26 characters of
+//! Crockford base32.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::ParseError;
+
+/// A ULID: a 128-bit ID whose top 48 bits are milliseconds since the Unix epoch and whose low
+/// 80 bits are random, sorted the same way as numbers, bytes (big-endian) and text.
+///
+/// Text is 26 characters of Crockford's base32 (`0123456789ABCDEFGHJKMNPQRSTVWXYZ`, no `I`,
+/// `L`, `O` or `U`), upper case when written; parsing also accepts lower case. 26 characters
+/// hold 130 bits, so the first character is at most `7`: text above
+/// `7ZZZZZZZZZZZZZZZZZZZZZZZZZ` is refused with [`ParseError::Overflow`].
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::Ulid;
+///
+/// let ulid: Ulid = "01ARZ3NDEKTSV4RRFFQ69G5FAV".parse()?;
+/// assert_eq!(ulid.timestamp_ms(), 1_469_922_850_259);
+/// assert_eq!(ulid.to_string(), "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+/// assert_eq!(Ulid::from_bytes(ulid.to_bytes()), ulid);
+///
+/// let error = "01ARZ3NDEKTSV4RRFFQ69G5FAU".parse::<Ulid>().unwrap_err();
+/// assert_eq!(error.to_string(), "invalid character 'U' at position 25");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ulid(u128);
+
+/// The length of a ULID's text.
+pub(crate) const ULID_LEN: usize = 26;
+
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+const INVALID: u8 = 0xFF;
+
+const DECODE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 32 {
+        let c = ALPHABET[i];
+        table[c as usize] = i as u8;
+        table[c.to_ascii_lowercase() as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+const RANDOM_BITS: u32 = 80;
+const RANDOM_MASK: u128 = (1 << RANDOM_BITS) - 1;
+const TIME_MASK: u64 = (1 << 48) - 1;
+
+impl Ulid {
+    /// The smallest ULID, all zeros.
+    pub const MIN: Ulid = Ulid(0);
+    /// The largest ULID, `7ZZZZZZZZZZZZZZZZZZZZZZZZZ`.
+    pub const MAX: Ulid = Ulid(u128::MAX);
+
+    /// A ULID from a timestamp and random bits; only the low 48 bits of `timestamp_ms` and
+    /// the low 80 bits of `random` are used.
+    pub const fn from_parts(timestamp_ms: u64, random: u128) -> Ulid {
+        Ulid((((timestamp_ms & TIME_MASK) as u128) << RANDOM_BITS) | (random & RANDOM_MASK))
+    }
+
+    /// The ULID with this numeric value.
+    pub const fn from_u128(value: u128) -> Ulid {
+        Ulid(value)
+    }
+
+    /// The numeric value.
+    pub const fn to_u128(self) -> u128 {
+        self.0
+    }
+
+    /// The ULID stored in these 16 bytes, big-endian (the spec's binary layout).
+    pub const fn from_bytes(bytes: [u8; 16]) -> Ulid {
+        Ulid(u128::from_be_bytes(bytes))
+    }
+
+    /// The 16 bytes, big-endian, which sort as the ULID does.
+    pub const fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn timestamp_ms(self) -> u64 {
+        (self.0 >> RANDOM_BITS) as u64
+    }
+
+    /// The 80 random bits.
+    pub const fn random(self) -> u128 {
+        self.0 & RANDOM_MASK
+    }
+
+    /// Writes the 26 characters into `buffer` and returns them as a `str`, without
+    /// allocating.
+    pub fn encode<'a>(&self, buffer: &'a mut [u8; ULID_LEN]) -> &'a str {
+        // 26 characters of 5 bits hold 130 bits; the first takes the top 3 of 128.
+        for (i, slot) in buffer.iter_mut().enumerate() {
+            let shift = 125 - 5 * i as i32;
+            let digit = if shift >= 0 {
+                (self.0 >> shift) & 31
+            } else {
+                (self.0 << -shift) & 31
+            };
+            *slot = ALPHABET[digit as usize];
+        }
+        // Every byte comes from ALPHABET, which is ASCII.
+        std::str::from_utf8(buffer).unwrap_or_default()
+    }
+
+    /// Parses 26 characters of Crockford base32 (either case).
+    ///
+    /// # Errors
+    ///
+    /// [`ParseError::Length`] for a string of another length, [`ParseError::Character`] with
+    /// the position of the first character outside the alphabet, and
+    /// [`ParseError::Overflow`] for a value above `7ZZZZZZZZZZZZZZZZZZZZZZZZZ`.
+    pub fn from_string(text: &str) -> Result<Ulid, ParseError> {
+        let bytes = text.as_bytes();
+        if bytes.len() != ULID_LEN {
+            return Err(ParseError::Length {
+                found: bytes.len(),
+                expected: ULID_LEN,
+            });
+        }
+        let mut value: u128 = 0;
+        for (position, &byte) in bytes.iter().enumerate() {
+            let digit = DECODE[usize::from(byte)];
+            if digit == INVALID {
+                let found = text[position..].chars().next().unwrap_or('\u{FFFD}');
+                return Err(ParseError::Character { position, found });
+            }
+            if position == 0 && digit > 7 {
+                return Err(ParseError::Overflow);
+            }
+            value = (value << 5) | u128::from(digit);
+        }
+        Ok(Ulid(value))
+    }
+}
+
+impl fmt::Display for Ulid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buffer = [0; ULID_LEN];
+        f.pad(self.encode(&mut buffer))
+    }
+}
+
+impl fmt::Debug for Ulid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ulid({self})")
+    }
+}
+
+impl FromStr for Ulid {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<Ulid, ParseError> {
+        Ulid::from_string(text)
+    }
+}
+
+impl From<u128> for Ulid {
+    fn from(value: u128) -> Ulid {
+        Ulid(value)
+    }
+}
+
+impl From<Ulid> for u128 {
+    fn from(ulid: Ulid) -> u128 {
+        ulid.0
+    }
+}
+
+impl From<[u8; 16]> for Ulid {
+    fn from(bytes: [u8; 16]) -> Ulid {
+        Ulid::from_bytes(bytes)
+    }
+}
+
+impl From<Ulid> for [u8; 16] {
+    fn from(ulid: Ulid) -> [u8; 16] {
+        ulid.to_bytes()
+    }
+}
+
+#[cfg(feature = "uuid")]
+impl From<Ulid> for uuid::Uuid {
+    /// The same 128 bits as a UUID (which is then neither version 4 nor 7).
+    fn from(ulid: Ulid) -> uuid::Uuid {
+        uuid::Uuid::from_u128(ulid.0)
+    }
+}
+
+#[cfg(feature = "uuid")]
+impl From<uuid::Uuid> for Ulid {
+    fn from(uuid: uuid::Uuid) -> Ulid {
+        Ulid(uuid.as_u128())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Ulid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buffer = [0; ULID_LEN];
+        serializer.serialize_str(self.encode(&mut buffer))
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Ulid {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Ulid, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Ulid;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a 26-character ULID")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Ulid, E> {
+                Ulid::from_string(text).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_ulid_is_7zzz() {
+        assert_eq!(Ulid::MAX.to_string(), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+        assert_eq!(Ulid::MIN.to_string(), "00000000000000000000000000");
+        assert_eq!("7ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse::<Ulid>(), Ok(Ulid::MAX));
+        assert_eq!(Ulid::MAX.timestamp_ms(), 281_474_976_710_655);
+        assert_eq!(
+            "80000000000000000000000000".parse::<Ulid>(),
+            Err(ParseError::Overflow)
+        );
+    }
+
+    #[test]
+    fn malformed_text_is_a_typed_error_with_its_position() {
+        assert_eq!(
+            "01ARZ3NDEK".parse::<Ulid>(),
+            Err(ParseError::Length {
+                found: 10,
+                expected: 26
+            })
+        );
+        assert_eq!(
+            "01ARZ3NDEKTSV4RRFFQ69G5FA!".parse::<Ulid>(),
+            Err(ParseError::Character {
+                position: 25,
+                found: '!'
+            })
+        );
+        assert_eq!(
+            "0IARZ3NDEKTSV4RRFFQ69G5FAV".parse::<Ulid>(),
+            Err(ParseError::Character {
+                position: 1,
+                found: 'I'
+            })
+        );
+        // A multi-byte character is reported whole, at its byte position.
+        assert_eq!(
+            "01ARZ3NDEKTSV4RRFFQ69G5é".parse::<Ulid>(),
+            Err(ParseError::Length {
+                found: 25,
+                expected: 26
+            })
+        );
+        assert_eq!(
+            "01ARZ3NDEKTSV4RRFFQ69G5Fé".parse::<Ulid>(),
+            Err(ParseError::Character {
+                position: 24,
+                found: 'é'
+            })
+        );
+    }
+
+    #[test]
+    fn lower_case_parses_and_parts_split() {
+        let ulid: Ulid = "01arz3ndektsv4rrffq69g5fav".parse().expect("valid");
+        assert_eq!(ulid.to_string(), "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+        let rebuilt = Ulid::from_parts(ulid.timestamp_ms(), ulid.random());
+        assert_eq!(rebuilt, ulid);
+        assert_eq!(format!("{ulid:?}"), "Ulid(01ARZ3NDEKTSV4RRFFQ69G5FAV)");
+    }
+}

@@ -1,0 +1,240 @@
+//! The monotonic ULID generator: strictly increasing ULIDs from one atomic word.
+
+use std::cell::Cell;
+use std::fmt;
+use std::hash::Hasher;
+
+use keel_core::sync::atomic::{AtomicU64, Ordering};
+use keel_core::{Clock, SystemClock};
+use siphasher::sip128::{Hasher128, SipHasher13};
+
+use crate::{GenerateError, IdGenerator, Ulid};
+
+/// What a [`UlidGenerator`] does when a millisecond's ULIDs run out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum UlidOverflow {
+    /// Return [`GenerateError::Overflow`], as the ULID spec says; the caller may retry in the
+    /// next millisecond.
+    Error,
+    /// Move on to the next millisecond (stamped ahead of the clock) and continue, so
+    /// generation never fails. The default.
+    #[default]
+    NextMillisecond,
+}
+
+/// A monotonic ULID generator: within a millisecond each ULID is the previous one plus one,
+/// so ULIDs from one generator are strictly increasing, shared across threads by `&self`.
+///
+/// # How it works
+///
+/// The last issued `(millisecond, counter)` lives in one `AtomicU64` (48 + 16 bits), moved
+/// forward by compare-and-swap as a [`Snowflake`](crate::Snowflake)'s state is. The 80-bit
+/// random part of a millisecond's first ULID is drawn from a keyed hash (SipHash-1-3, a key
+/// chosen at random per generator) of the millisecond, and later ULIDs in that millisecond
+/// add the counter to it, exactly as the spec's monotonic generator increments the random
+/// part. Deriving the random part from the millisecond means racing threads agree on it
+/// without a lock.
+///
+/// # Overflow rule
+///
+/// A millisecond holds at most 65,536 ULIDs (the counter's width), and fewer if its random
+/// start is within 65,536 of 2^80. Past that, the [`UlidOverflow`] rule applies: an error, or
+/// the next millisecond. If the clock steps back, the generator keeps the last issued
+/// millisecond (ULIDs stay increasing, stamped slightly ahead of the clock).
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_idgen::{GenerateError, UlidGenerator, UlidOverflow};
+///
+/// let generator = UlidGenerator::with_clock(ManualClock::new());
+/// let a = generator.next_ulid()?;
+/// let b = generator.next_ulid()?;
+/// assert_eq!(b.to_u128(), a.to_u128() + 1);
+/// assert_eq!(b.timestamp_ms(), a.timestamp_ms());
+///
+/// let strict = UlidGenerator::with_clock(ManualClock::new()).on_overflow(UlidOverflow::Error);
+/// let outcome = (0..70_000).map(|_| strict.next_ulid()).find(|r| r.is_err());
+/// assert_eq!(outcome, Some(Err(GenerateError::Overflow)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct UlidGenerator<C = SystemClock> {
+    state: AtomicU64,
+    keys: (u64, u64),
+    clock: C,
+    overflow: UlidOverflow,
+}
+
+const COUNTER_BITS: u32 = 16;
+const COUNTER_MAX: u64 = (1 << COUNTER_BITS) - 1;
+const MAX_MS: u64 = (1 << 48) - 1;
+const RANDOM_MAX: u128 = (1 << 80) - 1;
+
+thread_local! {
+    // The last (key, millisecond, random start) this thread computed: the hash is paid once
+    // per millisecond per thread, not once per ULID.
+    static START: Cell<(u64, u64, u128)> = const { Cell::new((0, u64::MAX, 0)) };
+}
+
+impl UlidGenerator<SystemClock> {
+    /// A generator on the system clock.
+    pub fn new() -> UlidGenerator<SystemClock> {
+        UlidGenerator::with_clock(SystemClock)
+    }
+}
+
+impl Default for UlidGenerator<SystemClock> {
+    fn default() -> UlidGenerator<SystemClock> {
+        UlidGenerator::new()
+    }
+}
+
+impl<C: Clock> UlidGenerator<C> {
+    /// A generator reading time from `clock`.
+    pub fn with_clock(clock: C) -> UlidGenerator<C> {
+        UlidGenerator {
+            state: AtomicU64::new(0),
+            keys: (rand::random::<u64>() | 1, rand::random()),
+            clock,
+            overflow: UlidOverflow::default(),
+        }
+    }
+
+    /// Sets the overflow rule (default: move to the next millisecond).
+    pub fn on_overflow(mut self, rule: UlidOverflow) -> UlidGenerator<C> {
+        self.overflow = rule;
+        self
+    }
+
+    /// The next ULID: larger than every ULID this generator issued before.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerateError::Overflow`] under [`UlidOverflow::Error`] when the millisecond's ULIDs
+    /// are used up, and [`GenerateError::TimestampOverflow`] after the year 10889.
+    pub fn next_ulid(&self) -> Result<Ulid, GenerateError> {
+        let now = self.clock.unix_millis();
+        if now > MAX_MS {
+            return Err(GenerateError::TimestampOverflow);
+        }
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            let last_ms = current >> COUNTER_BITS;
+            let (ms, counter) = if now > last_ms {
+                (now, 0)
+            } else {
+                let counter = (current & COUNTER_MAX) + 1;
+                if counter <= COUNTER_MAX && self.start(last_ms) + u128::from(counter) <= RANDOM_MAX
+                {
+                    (last_ms, counter)
+                } else {
+                    match self.overflow {
+                        UlidOverflow::Error => return Err(GenerateError::Overflow),
+                        UlidOverflow::NextMillisecond if last_ms < MAX_MS => (last_ms + 1, 0),
+                        UlidOverflow::NextMillisecond => {
+                            return Err(GenerateError::TimestampOverflow);
+                        }
+                    }
+                }
+            };
+            let next = (ms << COUNTER_BITS) | counter;
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    let random = self.start(ms) + u128::from(counter);
+                    return Ok(Ulid::from_parts(ms, random));
+                }
+                Err(actual) => {
+                    current = actual;
+                    keel_core::sync::spin_loop();
+                }
+            }
+        }
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    // The random part of millisecond `ms`'s first ULID.
+    #[inline]
+    fn start(&self, ms: u64) -> u128 {
+        START.with(|cache| {
+            let (key, cached_ms, start) = cache.get();
+            if key == self.keys.0 && cached_ms == ms {
+                return start;
+            }
+            let mut hasher = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+            hasher.write_u64(ms);
+            let start = hasher.finish128().as_u128() & RANDOM_MAX;
+            cache.set((self.keys.0, ms, start));
+            start
+        })
+    }
+}
+
+impl<C: Clock> IdGenerator for UlidGenerator<C> {
+    type Id = Ulid;
+
+    fn generate(&self) -> Result<Ulid, GenerateError> {
+        self.next_ulid()
+    }
+}
+
+impl<C: Clock> fmt::Debug for UlidGenerator<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UlidGenerator")
+            .field("clock", &self.clock)
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_core::ManualClock;
+    use std::time::Duration;
+
+    #[test]
+    fn a_new_millisecond_starts_from_a_fresh_random_part() {
+        let clock = ManualClock::new();
+        let generator = UlidGenerator::with_clock(clock.clone());
+        let a = generator.next_ulid().expect("ulid");
+        clock.advance(Duration::from_millis(1));
+        let b = generator.next_ulid().expect("ulid");
+        assert_eq!(a.timestamp_ms(), clock.unix_millis() - 1);
+        assert_eq!(b.timestamp_ms(), clock.unix_millis());
+        assert_ne!(b.random(), a.random() + 1);
+    }
+
+    #[test]
+    fn next_millisecond_rule_never_fails_and_stays_increasing() {
+        let clock = ManualClock::new();
+        let generator = UlidGenerator::with_clock(clock.clone());
+        let mut last = generator.next_ulid().expect("ulid");
+        for _ in 0..70_000 {
+            let next = generator.next_ulid().expect("ulid");
+            assert!(next > last);
+            last = next;
+        }
+        assert_eq!(last.timestamp_ms(), clock.unix_millis() + 1);
+    }
+
+    #[test]
+    fn a_clock_step_back_keeps_the_last_millisecond() {
+        let clock = ManualClock::new();
+        let generator = UlidGenerator::with_clock(clock.clone());
+        let a = generator.next_ulid().expect("ulid");
+        clock.step_wall_back(Duration::from_secs(5));
+        let b = generator.next_ulid().expect("ulid");
+        assert_eq!(b.to_u128(), a.to_u128() + 1);
+    }
+}

@@ -1,0 +1,199 @@
+//! Where a generator's worker id comes from: a fixed number, the environment, or a lease.
+
+use std::error::Error;
+use std::fmt;
+
+use crate::WorkerId;
+
+/// A source of worker ids for generators in a fleet.
+///
+/// Every process that issues Snowflake IDs with the same layout needs a distinct worker id.
+/// Implementations: [`FixedWorkerId`] (configured by hand), [`EnvWorkerId`] (a Kubernetes
+/// StatefulSet ordinal such as `web-3`, or a number), and `RedisWorkerLease` (feature
+/// `redis`), which leases a free id and revokes it if it cannot renew the lease.
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::{FixedWorkerId, Layout, Snowflake, WorkerIdProvider};
+///
+/// let provider = FixedWorkerId::new(12);
+/// let generator = Snowflake::builder(Layout::twitter(), provider.worker_id()?).build()?;
+/// assert_eq!(generator.decode(generator.next_id()?).worker, 12);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait WorkerIdProvider {
+    /// The worker id to use, with its lease if it has one.
+    ///
+    /// # Errors
+    ///
+    /// A [`WorkerIdError`] saying why no id is available.
+    fn worker_id(&self) -> Result<WorkerId, WorkerIdError>;
+}
+
+/// A worker id set by configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FixedWorkerId(u64);
+
+impl FixedWorkerId {
+    /// Always `id`.
+    pub const fn new(id: u64) -> FixedWorkerId {
+        FixedWorkerId(id)
+    }
+}
+
+impl WorkerIdProvider for FixedWorkerId {
+    fn worker_id(&self) -> Result<WorkerId, WorkerIdError> {
+        Ok(WorkerId::fixed(self.0))
+    }
+}
+
+/// A worker id read from an environment variable: a number (`17`) or a name ending in an
+/// ordinal (`web-3`, as a Kubernetes StatefulSet names its pods and so `HOSTNAME`), plus an
+/// optional offset so several StatefulSets can share a layout.
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::EnvWorkerId;
+///
+/// assert_eq!(EnvWorkerId::parse("web-3")?, 3);
+/// assert_eq!(EnvWorkerId::parse("17")?, 17);
+/// assert!(EnvWorkerId::parse("web").is_err());
+///
+/// let provider = EnvWorkerId::new("HOSTNAME").offset(100);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EnvWorkerId {
+    variable: String,
+    offset: u64,
+}
+
+impl EnvWorkerId {
+    /// Reads the worker id from the environment variable `variable`.
+    pub fn new(variable: impl Into<String>) -> EnvWorkerId {
+        EnvWorkerId {
+            variable: variable.into(),
+            offset: 0,
+        }
+    }
+
+    /// Adds `offset` to the parsed ordinal.
+    pub fn offset(mut self, offset: u64) -> EnvWorkerId {
+        self.offset = offset;
+        self
+    }
+
+    /// The number in `value`: all of it if it is a number, or the digits after its last `-`.
+    ///
+    /// # Errors
+    ///
+    /// [`WorkerIdError::Unparsable`] if there is no such number.
+    pub fn parse(value: &str) -> Result<u64, WorkerIdError> {
+        let digits = value.rsplit('-').next().unwrap_or(value).trim();
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(WorkerIdError::Unparsable {
+                value: value.to_string(),
+            });
+        }
+        digits.parse().map_err(|_| WorkerIdError::Unparsable {
+            value: value.to_string(),
+        })
+    }
+}
+
+impl WorkerIdProvider for EnvWorkerId {
+    fn worker_id(&self) -> Result<WorkerId, WorkerIdError> {
+        let value = std::env::var(&self.variable).map_err(|_| WorkerIdError::Missing {
+            variable: self.variable.clone(),
+        })?;
+        let ordinal = EnvWorkerId::parse(&value)?;
+        let id = ordinal
+            .checked_add(self.offset)
+            .ok_or(WorkerIdError::Unparsable { value })?;
+        Ok(WorkerId::fixed(id))
+    }
+}
+
+/// Why a [`WorkerIdProvider`] has no id to give.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkerIdError {
+    /// The environment variable is not set (or not Unicode).
+    Missing {
+        /// The variable.
+        variable: String,
+    },
+    /// The value holds no worker number.
+    Unparsable {
+        /// The value found.
+        value: String,
+    },
+    /// Every id of the range is leased by another process.
+    NoFreeId {
+        /// How many ids the range has.
+        ids: u64,
+    },
+    /// The lease store failed.
+    Store {
+        /// What it reported.
+        reason: String,
+    },
+    /// The lease could not be confirmed: it expired or was taken by another process.
+    Lost {
+        /// The worker id.
+        id: u64,
+    },
+    /// The provider's configuration is invalid.
+    Config {
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for WorkerIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerIdError::Missing { variable } => {
+                write!(f, "environment variable {variable} is not set")
+            }
+            WorkerIdError::Unparsable { value } => write!(
+                f,
+                "{value:?} is neither a worker number nor a name ending in -<number>"
+            ),
+            WorkerIdError::NoFreeId { ids } => {
+                write!(f, "all {ids} worker ids are leased by other processes")
+            }
+            WorkerIdError::Store { reason } => write!(f, "worker id lease store: {reason}"),
+            WorkerIdError::Lost { id } => write!(f, "the lease on worker id {id} was lost"),
+            WorkerIdError::Config { reason } => f.write_str(reason),
+        }
+    }
+}
+
+impl Error for WorkerIdError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinals_parse_and_garbage_does_not() {
+        assert_eq!(EnvWorkerId::parse("web-0"), Ok(0));
+        assert_eq!(EnvWorkerId::parse("id-gen-service-42"), Ok(42));
+        assert!(EnvWorkerId::parse("").is_err());
+        assert!(EnvWorkerId::parse("web-").is_err());
+        assert!(EnvWorkerId::parse("web-3a").is_err());
+        assert!(EnvWorkerId::parse("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let provider = EnvWorkerId::new("KEEL_IDGEN_SURELY_UNSET_VARIABLE");
+        assert_eq!(
+            provider.worker_id().unwrap_err().to_string(),
+            "environment variable KEEL_IDGEN_SURELY_UNSET_VARIABLE is not set"
+        );
+    }
+}

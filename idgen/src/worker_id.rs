@@ -1,0 +1,173 @@
+//! A worker id, optionally held under a lease that a generator checks before every ID.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use keel_core::{Clock, Instant};
+
+/// The worker field a generator stamps into its IDs, and the lease it is held under, if any.
+///
+/// A plain `u64` converts into a `WorkerId` with no lease. A [`WorkerIdProvider`] that leases
+/// ids (such as the Redis lease) returns one with a [`Lease`], and a generator built from it
+/// stops issuing IDs ([`GenerateError::LeaseExpired`](crate::GenerateError::LeaseExpired))
+/// once the lease's deadline has passed.
+///
+/// [`WorkerIdProvider`]: crate::WorkerIdProvider
+#[derive(Clone, Debug)]
+pub struct WorkerId {
+    id: u64,
+    lease: Option<Lease>,
+}
+
+impl WorkerId {
+    /// A worker id with no lease: valid for as long as the process runs.
+    pub const fn fixed(id: u64) -> WorkerId {
+        WorkerId { id, lease: None }
+    }
+
+    /// A worker id valid while `lease` is.
+    pub fn leased(id: u64, lease: Lease) -> WorkerId {
+        WorkerId {
+            id,
+            lease: Some(lease),
+        }
+    }
+
+    /// The id.
+    pub const fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The lease the id is held under, if any.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+}
+
+impl From<u64> for WorkerId {
+    fn from(id: u64) -> WorkerId {
+        WorkerId::fixed(id)
+    }
+}
+
+/// The validity of a leased worker id: a deadline on a monotonic [`Clock`], moved forward by
+/// each renewal and checked by the generator before every ID.
+///
+/// Clones share the deadline. The holder extends it only to a time it knows the lease still
+/// holds (the time a renewal was *sent* plus the lease's TTL, minus a safety margin), so the
+/// generator stops before any other process can be granted the id.
+///
+/// # Example
+///
+/// ```
+/// use keel_core::{Clock, ManualClock};
+/// use keel_idgen::Lease;
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let lease = Lease::new(clock.clone());
+/// assert!(!lease.is_valid());
+/// lease.extend_to(clock.now() + Duration::from_secs(10));
+/// assert!(lease.is_valid());
+/// clock.advance(Duration::from_secs(10));
+/// assert!(!lease.is_valid());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Lease {
+    shared: Arc<LeaseState>,
+}
+
+struct LeaseState {
+    clock: Arc<dyn Clock>,
+    deadline: AtomicU64,
+}
+
+impl Lease {
+    /// A lease that is not valid until [`extend_to`](Lease::extend_to) is called.
+    pub fn new(clock: impl Clock + 'static) -> Lease {
+        Lease {
+            shared: Arc::new(LeaseState {
+                clock: Arc::new(clock),
+                deadline: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Whether the deadline is still ahead.
+    #[inline]
+    pub fn is_valid(&self) -> bool {
+        let deadline = self.shared.deadline.load(Ordering::Acquire);
+        deadline != REVOKED && self.shared.clock.now().as_nanos() < deadline
+    }
+
+    /// The current deadline on the lease's clock.
+    /// A revoked lease's deadline is [`Instant::ZERO`].
+    pub fn deadline(&self) -> Instant {
+        match self.shared.deadline.load(Ordering::Acquire) {
+            REVOKED => Instant::ZERO,
+            nanos => Instant::from_nanos(nanos),
+        }
+    }
+
+    /// The lease's clock reading, to compute deadlines from.
+    pub fn now(&self) -> Instant {
+        self.shared.clock.now()
+    }
+
+    /// Moves the deadline to `deadline` if that is later; a revoked lease stays revoked.
+    pub fn extend_to(&self, deadline: Instant) {
+        let wanted = deadline.as_nanos().min(REVOKED - 1);
+        let _ = self
+            .shared
+            .deadline
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                (current != REVOKED && wanted > current).then_some(wanted)
+            });
+    }
+
+    /// Ends the lease now, for good: the holder learned it no longer owns the id.
+    pub fn revoke(&self) {
+        self.shared.deadline.store(REVOKED, Ordering::Release);
+    }
+
+    /// Whether [`revoke`](Lease::revoke) was called.
+    pub fn is_revoked(&self) -> bool {
+        self.shared.deadline.load(Ordering::Acquire) == REVOKED
+    }
+}
+
+// A revoked lease must not be extended again, so revocation is a value no deadline takes.
+const REVOKED: u64 = u64::MAX;
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("deadline", &self.deadline())
+            .field("valid", &self.is_valid())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_core::ManualClock;
+    use std::time::Duration;
+
+    #[test]
+    fn extend_only_moves_forward_and_revoke_is_final() {
+        let clock = ManualClock::new();
+        clock.advance(Duration::from_secs(1));
+        let lease = Lease::new(clock.clone());
+        lease.extend_to(clock.now() + Duration::from_secs(5));
+        lease.extend_to(clock.now() + Duration::from_secs(1));
+        assert_eq!(lease.deadline(), clock.now() + Duration::from_secs(5));
+        lease.revoke();
+        assert!(!lease.is_valid());
+        lease.extend_to(clock.now() + Duration::from_secs(50));
+        assert!(!lease.is_valid());
+        assert!(lease.is_revoked());
+    }
+}

@@ -1,0 +1,162 @@
+//! The high-water mark: a restarted generator whose clock is earlier never reissues an ID.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keel_core::ManualClock;
+use keel_idgen::{ClockBackwards, FileMark, GenerateError, Layout, MarkStore, Snowflake};
+
+/// A store in memory that counts its writes and can be made to fail.
+#[derive(Clone, Debug, Default)]
+struct Memory {
+    mark: Arc<Mutex<Option<u64>>>,
+    writes: Arc<Mutex<u64>>,
+    failing: Arc<Mutex<bool>>,
+}
+
+impl MarkStore for Memory {
+    fn load(&self) -> Result<Option<u64>, String> {
+        Ok(*self.mark.lock().map_err(|e| e.to_string())?)
+    }
+
+    fn store(&self, unix_millis: u64) -> Result<(), String> {
+        if *self.failing.lock().map_err(|e| e.to_string())? {
+            return Err("disk full".to_string());
+        }
+        *self.writes.lock().map_err(|e| e.to_string())? += 1;
+        *self.mark.lock().map_err(|e| e.to_string())? = Some(unix_millis);
+        Ok(())
+    }
+}
+
+fn generator(
+    clock: &ManualClock,
+    store: &Memory,
+    policy: ClockBackwards,
+) -> Snowflake<ManualClock> {
+    Snowflake::builder(Layout::twitter(), 2)
+        .clock(clock.clone())
+        .on_clock_backwards(policy)
+        .high_water_mark(store.clone(), Duration::from_secs(1))
+        .build()
+        .expect("valid")
+}
+
+#[test]
+fn the_mark_is_written_once_per_window_not_per_id() {
+    let clock = ManualClock::new();
+    let store = Memory::default();
+    let generator = generator(&clock, &store, ClockBackwards::Error);
+    for _ in 0..3_500 {
+        generator.next_id().expect("id");
+        clock.advance(Duration::from_millis(1));
+    }
+    // 3.5 s of IDs with a 1 s window: the first reservation and three renewals.
+    assert_eq!(*store.writes.lock().expect("lock"), 4);
+    let mark = store.mark.lock().expect("lock").expect("stored");
+    let parts = generator.decode(generator.next_id().expect("id"));
+    assert!(parts.unix_millis < mark);
+}
+
+#[test]
+fn a_crash_between_writes_and_an_earlier_clock_do_not_reissue() {
+    let clock = ManualClock::new();
+    let store = Memory::default();
+    let before: Vec<u64> = {
+        let generator = generator(&clock, &store, ClockBackwards::Error);
+        (0..500)
+            .map(|_| {
+                clock.advance(Duration::from_micros(700));
+                generator.next_id().expect("id")
+            })
+            .collect()
+    };
+    let largest = before.iter().copied().max().expect("ids");
+    // The process dies without any shutdown, and comes back with its clock 300 ms earlier.
+    clock.step_wall_back(Duration::from_millis(300));
+    let restarted = generator(
+        &clock,
+        &store,
+        ClockBackwards::Borrow {
+            max: Duration::from_secs(5),
+        },
+    );
+    for _ in 0..1_000 {
+        let id = restarted.next_id().expect("id");
+        assert!(id > largest, "reissued {id} <= {largest}");
+    }
+}
+
+#[test]
+fn with_the_error_policy_a_restart_behind_the_mark_refuses_until_the_clock_passes_it() {
+    let clock = ManualClock::new();
+    let store = Memory::default();
+    generator(&clock, &store, ClockBackwards::Error)
+        .next_id()
+        .expect("id");
+    clock.step_wall_back(Duration::from_secs(3600));
+    let restarted = generator(&clock, &store, ClockBackwards::Error);
+    assert!(matches!(
+        restarted.next_id(),
+        Err(GenerateError::ClockMovedBack { behind }) if behind > Duration::from_secs(3600)
+    ));
+    clock.step_wall_forward(Duration::from_secs(3602));
+    assert!(restarted.next_id().is_ok());
+}
+
+#[test]
+fn a_failing_store_stops_issuing_beyond_the_last_mark() {
+    let clock = ManualClock::new();
+    let store = Memory::default();
+    let generator = generator(&clock, &store, ClockBackwards::Error);
+    generator.next_id().expect("id");
+    let mark = store.mark.lock().expect("lock").expect("stored");
+    *store.failing.lock().expect("lock") = true;
+    // Within the reservation IDs still flow; past it, an error rather than an unsaved ID.
+    clock.advance(Duration::from_millis(500));
+    assert!(generator.next_id().is_ok());
+    clock.advance(Duration::from_millis(600));
+    assert_eq!(
+        generator.next_id(),
+        Err(GenerateError::HighWaterMark {
+            reason: "disk full".to_string()
+        })
+    );
+    *store.failing.lock().expect("lock") = false;
+    let id = generator.next_id().expect("id once the store works");
+    assert!(generator.decode(id).unix_millis >= mark);
+}
+
+#[test]
+fn file_mark_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("worker.mark");
+    let clock = ManualClock::new();
+    let build = || {
+        Snowflake::builder(Layout::twitter(), 1)
+            .clock(clock.clone())
+            .on_clock_backwards(ClockBackwards::Borrow {
+                max: Duration::from_secs(10),
+            })
+            .high_water_mark(FileMark::new(&path), Duration::from_millis(200))
+            .build()
+            .expect("valid")
+    };
+    let first = build().next_id().expect("id");
+    clock.step_wall_back(Duration::from_millis(100));
+    let second = build().next_id().expect("id");
+    assert!(second > first);
+    assert!(FileMark::new(&path).load().expect("readable").is_some());
+}
+
+#[test]
+fn a_window_shorter_than_a_unit_is_refused() {
+    let error = Snowflake::builder(Layout::sonyflake(), 1)
+        .high_water_mark(Memory::default(), Duration::from_millis(5))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the high-water window must be at least one time unit"
+    );
+}

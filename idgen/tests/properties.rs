@@ -1,0 +1,117 @@
+//! Invariants checked against simple reference models: text round-trips, text order is
+//! numeric order, and IDs decode into the parts they were built from.
+
+use proptest::prelude::*;
+
+use keel_idgen::{FieldOrder, Layout, Ulid, UuidV7};
+
+fn layouts() -> impl Strategy<Value = Layout> {
+    (
+        1u8..=44,
+        0u8..=16,
+        1u8..=22,
+        0u64..2_000_000_000_000,
+        1u64..=100,
+        any::<bool>(),
+    )
+        .prop_filter_map("at most 64 bits", |(t, w, s, epoch, unit, sony)| {
+            Layout::builder()
+                .timestamp_bits(t)
+                .worker_bits(w)
+                .sequence_bits(s)
+                .epoch_unix_millis(epoch)
+                .time_unit(std::time::Duration::from_millis(unit))
+                .order(if sony {
+                    FieldOrder::SequenceThenWorker
+                } else {
+                    FieldOrder::WorkerThenSequence
+                })
+                .build()
+                .ok()
+        })
+}
+
+// Reference model of a ULID's text: the value's 130-bit base32 digits, most significant first.
+fn reference_ulid_text(value: u128) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut digits = Vec::with_capacity(26);
+    let mut rest = value;
+    for _ in 0..26 {
+        digits.push(ALPHABET[(rest % 32) as usize]);
+        rest /= 32;
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn snowflake_parts_round_trip(layout in layouts(), a in any::<u64>(), b in any::<u64>(), c in any::<u64>()) {
+        let ticks = a & layout.max_ticks();
+        let worker = b & layout.max_worker();
+        let sequence = c & layout.max_sequence();
+        let id = layout.compose(ticks, worker, sequence).expect("fields fit");
+        let parts = layout.decode(id);
+        prop_assert_eq!((parts.ticks, parts.worker, parts.sequence), (ticks, worker, sequence));
+        prop_assert_eq!(
+            parts.unix_millis,
+            layout.epoch_unix_millis() + ticks * layout.time_unit().as_millis() as u64
+        );
+        prop_assert!(layout.total_bits() == 64 || id >> layout.total_bits() == 0);
+    }
+
+    #[test]
+    fn snowflake_order_is_time_then_sequence_for_one_worker(
+        layout in layouts(), w in any::<u64>(),
+        t1 in any::<u64>(), s1 in any::<u64>(), t2 in any::<u64>(), s2 in any::<u64>(),
+    ) {
+        let worker = w & layout.max_worker();
+        let one = (t1 & layout.max_ticks(), s1 & layout.max_sequence());
+        let two = (t2 & layout.max_ticks(), s2 & layout.max_sequence());
+        let a = layout.compose(one.0, worker, one.1).expect("fits");
+        let b = layout.compose(two.0, worker, two.1).expect("fits");
+        prop_assert_eq!(a.cmp(&b), one.cmp(&two));
+    }
+
+    #[test]
+    fn ulid_text_round_trips_and_matches_the_reference(value in any::<u128>()) {
+        let ulid = Ulid::from_u128(value);
+        let text = ulid.to_string();
+        prop_assert_eq!(&text, &reference_ulid_text(value));
+        prop_assert_eq!(text.parse::<Ulid>(), Ok(ulid));
+        prop_assert_eq!(text.to_lowercase().parse::<Ulid>(), Ok(ulid));
+        prop_assert_eq!(Ulid::from_bytes(ulid.to_bytes()), ulid);
+        prop_assert_eq!(Ulid::from_parts(ulid.timestamp_ms(), ulid.random()), ulid);
+    }
+
+    #[test]
+    fn ulid_text_order_is_numeric_order(a in any::<u128>(), b in any::<u128>()) {
+        let (x, y) = (Ulid::from_u128(a), Ulid::from_u128(b));
+        prop_assert_eq!(x.to_string().cmp(&y.to_string()), a.cmp(&b));
+        prop_assert_eq!(x.to_bytes().cmp(&y.to_bytes()), a.cmp(&b));
+    }
+
+    #[test]
+    fn ulid_parsing_never_panics(text in "\\PC{0,30}") {
+        let _ = text.parse::<Ulid>();
+    }
+
+    #[test]
+    fn uuid_v7_round_trips_and_sorts(ms in 0u64..1 << 48, a in any::<u16>(), b in any::<u64>(),
+                                      ms2 in 0u64..1 << 48, a2 in any::<u16>(), b2 in any::<u64>()) {
+        let x = UuidV7::from_parts(ms, a, b);
+        let y = UuidV7::from_parts(ms2, a2, b2);
+        prop_assert_eq!((x.unix_millis(), x.rand_a(), x.rand_b()), (ms, a & 0xFFF, b & ((1 << 62) - 1)));
+        prop_assert_eq!(x.to_string().parse::<UuidV7>(), Ok(x));
+        prop_assert_eq!(x.to_string().to_uppercase().parse::<UuidV7>(), Ok(x));
+        prop_assert_eq!(UuidV7::from_bytes(x.to_bytes()), Ok(x));
+        prop_assert_eq!(x.to_string().cmp(&y.to_string()), x.to_u128().cmp(&y.to_u128()));
+    }
+
+    #[test]
+    fn uuid_parsing_never_panics(text in "[0-9a-fA-F\\-é]{30,40}") {
+        let _ = text.parse::<UuidV7>();
+    }
+}
