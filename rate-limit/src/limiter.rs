@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crossbeam_utils::CachePadded;
 use crossbeam_utils::atomic::AtomicCell;
 use keel_core::{Clock, SystemClock};
 
@@ -26,7 +27,9 @@ use crate::{Algorithm, Decision, InsufficientCapacity, Quota, RateLimit};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Limiter<A: Algorithm, C: Clock = SystemClock> {
-    state: A::State,
+    // On its own cache line: threads writing the state do not also evict the quota and
+    // clock they read on every check.
+    state: CachePadded<A::State>,
     // Read on every check without a lock (a seqlock for types wider than a word); written
     // only by `set_quota`.
     quota: AtomicCell<Quota>,
@@ -52,7 +55,7 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
     /// ```
     pub fn with_clock(quota: Quota, clock: C) -> Limiter<A, C> {
         Limiter {
-            state: A::State::default(),
+            state: CachePadded::new(A::State::default()),
             quota: AtomicCell::new(quota),
             clock,
         }
@@ -89,7 +92,7 @@ impl<A: Algorithm, C: Clock> fmt::Debug for Limiter<A, C> {
         f.debug_struct("Limiter")
             .field("algorithm", &std::any::type_name::<A>())
             .field("quota", &self.quota.load())
-            .field("state", &self.state)
+            .field("state", &*self.state)
             .field("clock", &self.clock)
             .finish()
     }

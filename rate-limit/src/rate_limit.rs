@@ -25,6 +25,7 @@ use crate::{Decision, InsufficientCapacity, Quota};
 /// ```
 pub trait RateLimit {
     /// Decides one request: admitted (its cell taken) or denied (nothing taken).
+    #[inline]
     fn check(&self) -> Decision {
         match self.check_n(1) {
             Ok(decision) => decision,
