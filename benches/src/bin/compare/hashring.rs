@@ -5,6 +5,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use keel_benches::hashring::{Implementation, implementations, keys};
+use keel_hashring::{ConsistentHash, MultiProbe};
 
 /// Keys for the balance columns.
 const BALANCE_KEYS: usize = 1_000_000;
@@ -109,5 +110,30 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
         println!();
     }
+    multi_probe_table();
     Ok(())
+}
+
+/// Multi-probe's peak-to-mean by probe count, over enough keys that sampling noise is
+/// well under the 5 % the paper claims for 21 probes.
+fn multi_probe_table() {
+    const NODES: u32 = 100;
+    const KEYS: usize = 10_000_000;
+    let (floor_peak, _) = sampling_floor(KEYS, NODES as usize);
+    println!("### Multi-probe balance by probes ({NODES} nodes, {KEYS} keys)\n");
+    println!("| probes | peak/mean | sampling floor |");
+    println!("|---|---|---|");
+    for probes in [1u32, 5, 21] {
+        let mut mp = MultiProbe::builder()
+            .probes(probes)
+            .build()
+            .expect("probes > 0");
+        mp.extend(0..NODES).expect("distinct nodes");
+        let owners: Vec<u32> = (0..KEYS as u64)
+            .map(|k| *mp.node(&k).expect("members"))
+            .collect();
+        let (peak, _) = balance(&owners, NODES as usize);
+        println!("| {probes} | {peak:.3} | {floor_peak:.3} |");
+    }
+    println!();
 }
