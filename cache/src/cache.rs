@@ -10,7 +10,7 @@ use crossbeam_utils::CachePadded;
 use keel_core::{Clock, SystemClock};
 
 use crate::lock::RwLock;
-use crate::shard::{Lookup, NEVER, Shard, ShardConfig};
+use crate::shard::{Lookup, MAX_SHARD_ENTRIES, NEVER, Shard, ShardConfig};
 use crate::{BuildError, CacheStats, RemovalCause};
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
@@ -244,11 +244,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             Some(n) => n,
             None => default_shards(self.capacity),
         };
-        // Entries are counted per shard: a u32 slab index per shard.
-        if self.weigher.is_none() && self.capacity / shards as u64 >= u64::from(u32::MAX) {
+        // A shard indexes its entries in 28 bits. (With a weigher, a shard also evicts
+        // beyond that many entries, whatever their weight.)
+        let per_shard = self.capacity.div_ceil(shards as u64);
+        if self.weigher.is_none() && per_shard > MAX_SHARD_ENTRIES {
             return Err(BuildError::CapacityTooLarge {
                 requested: self.capacity,
-                max: (u64::from(u32::MAX) - 1) * shards as u64,
+                max: MAX_SHARD_ENTRIES * shards as u64,
             });
         }
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);

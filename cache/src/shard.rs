@@ -9,7 +9,7 @@ use std::borrow::Borrow;
 use std::hash::Hash;
 
 use hashbrown::HashTable;
-use keel_core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use keel_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::RemovalCause;
 use crate::sketch::Sketch;
@@ -32,14 +32,78 @@ const READS_COUNTED: u8 = 4;
 /// "Never expires".
 pub(crate) const NEVER: u64 = u64::MAX;
 
+/// Bits of [`Node::link`]: the next index, the list, and the read count.
+const NEXT_MASK: u32 = (1 << 28) - 1;
+const LIST_SHIFT: u32 = 28;
+const HITS_SHIFT: u32 = 29;
+
+/// The most entries one shard holds: node indexes take 28 bits of the link word.
+pub(crate) const MAX_SHARD_ENTRIES: u64 = NEXT_MASK as u64 - 1;
+
 struct Node<K, V> {
     key: K,
     value: V,
     prev: u32,
-    next: u32,
-    /// Reads since the policy last looked, saturating at 15. Written by readers.
-    hits: AtomicU8,
-    list: u8,
+    /// Packed so a `u64 → u64` node is 24 bytes: the next index (28 bits, all ones for
+    /// none), the list (1 bit), and the reads since the policy last looked (3 bits, written
+    /// by readers under the read lock; everything else only under the write lock).
+    link: AtomicU32,
+}
+
+impl<K, V> Node<K, V> {
+    #[inline]
+    fn next(&self) -> u32 {
+        let n = self.link.load(Ordering::Relaxed) & NEXT_MASK;
+        if n == NEXT_MASK { NIL } else { n }
+    }
+
+    #[inline]
+    fn set_next(&self, next: u32) {
+        let v = self.link.load(Ordering::Relaxed);
+        self.link
+            .store((v & !NEXT_MASK) | (next & NEXT_MASK), Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn list(&self) -> u8 {
+        ((self.link.load(Ordering::Relaxed) >> LIST_SHIFT) & 1) as u8
+    }
+
+    #[inline]
+    fn set_list(&self, list: u8) {
+        let v = self.link.load(Ordering::Relaxed);
+        let v = (v & !(1 << LIST_SHIFT)) | (u32::from(list) << LIST_SHIFT);
+        self.link.store(v, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn hits(&self) -> u8 {
+        (self.link.load(Ordering::Relaxed) >> HITS_SHIFT) as u8
+    }
+
+    /// Under the write lock only.
+    #[inline]
+    fn set_hits(&self, hits: u8) {
+        let v = self.link.load(Ordering::Relaxed);
+        let v = (v & !(7 << HITS_SHIFT)) | (u32::from(hits.min(7)) << HITS_SHIFT);
+        self.link.store(v, Ordering::Relaxed);
+    }
+
+    /// A reader counts a read, below `max`; one attempt, so a lost race loses one count.
+    #[inline]
+    fn count_read(&self, max: u8) -> bool {
+        let v = self.link.load(Ordering::Relaxed);
+        (v >> HITS_SHIFT) < u32::from(max)
+            && self
+                .link
+                .compare_exchange(
+                    v,
+                    v + (1 << HITS_SHIFT),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -157,9 +221,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 let node = &self.nodes[i as usize];
                 // Only write while the counter can still change, so hot entries stop
                 // dirtying their cache line.
-                let h = node.hits.load(Ordering::Relaxed);
-                if h < READS_COUNTED {
-                    node.hits.store(h + 1, Ordering::Relaxed);
+                if node.count_read(READS_COUNTED) {
                     // The sketch hears of the first few reads since the policy last looked
                     // at the entry; more would not change an admission decision (a cached
                     // entry read that often is not a victim) and would only add writes.
@@ -227,9 +289,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 key,
                 value,
                 prev: NIL,
-                next: NIL,
-                hits: AtomicU8::new(0),
-                list: SMALL,
+                link: AtomicU32::new(NEXT_MASK | (u32::from(SMALL) << LIST_SHIFT)),
             });
             if self.expiry {
                 self.deadlines.push(AtomicU64::new(NEVER));
@@ -270,7 +330,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             return;
         }
         let old = std::mem::replace(&mut self.weights[i as usize], weight);
-        let list = &mut self.lists[self.nodes[i as usize].list as usize];
+        let list = &mut self.lists[self.nodes[i as usize].list() as usize];
         list.weight = list.weight - u64::from(old) + u64::from(weight);
     }
 
@@ -339,7 +399,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     ) {
         self.sweep(now, 2, hash_of, out);
         self.sketch.reset();
-        while self.weight() > self.capacity {
+        while self.weight() > self.capacity || self.nodes.len() as u64 > MAX_SHARD_ENTRIES {
             let small = self.lists[SMALL as usize];
             let main = self.lists[MAIN as usize];
             if small.tail == NIL || (small.weight <= self.small_max && main.tail != NIL) {
@@ -348,9 +408,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 continue;
             }
             let t = small.tail;
-            if self.nodes[t as usize].hits.swap(0, Ordering::Relaxed) > 0
-                || main.weight + self.small_max < self.capacity
-            {
+            let read = self.nodes[t as usize].hits() > 0;
+            self.nodes[t as usize].set_hits(0);
+            if read || main.weight + self.small_max < self.capacity {
                 // Read while small, or main has room (so a loop longer than the cache still
                 // keeps a stable set): promote.
                 self.move_to_front(MAIN, t);
@@ -386,13 +446,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if t == NIL {
                 return NIL;
             }
-            let h = self.nodes[t as usize].hits.load(Ordering::Relaxed);
+            let h = self.nodes[t as usize].hits();
             if h == 0 {
                 return t;
             }
-            self.nodes[t as usize]
-                .hits
-                .store(h.min(3) - 1, Ordering::Relaxed);
+            self.nodes[t as usize].set_hits(h.min(3) - 1);
             self.move_to_front(MAIN, t);
         }
     }
@@ -460,7 +518,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     fn unlink(&mut self, i: u32) {
         let (prev, next, list) = {
             let n = &self.nodes[i as usize];
-            (n.prev, n.next, n.list)
+            (n.prev, n.next(), n.list())
         };
         let w = self.weight_of(i);
         let l = &mut self.lists[list as usize];
@@ -468,7 +526,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if prev == NIL {
             l.head = next;
         } else {
-            self.nodes[prev as usize].next = next;
+            self.nodes[prev as usize].set_next(next);
         }
         let l = &mut self.lists[list as usize];
         if next == NIL {
@@ -489,8 +547,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
         let n = &mut self.nodes[i as usize];
         n.prev = NIL;
-        n.next = old;
-        n.list = list;
+        n.set_next(old);
+        n.set_list(list);
         if old != NIL {
             self.nodes[old as usize].prev = i;
         }
@@ -516,13 +574,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
             let (prev, next, list) = {
                 let n = &self.nodes[last as usize];
-                (n.prev, n.next, n.list)
+                (n.prev, n.next(), n.list())
             };
             let l = &mut self.lists[list as usize];
             if prev == NIL {
                 l.head = i;
             } else {
-                self.nodes[prev as usize].next = i;
+                self.nodes[prev as usize].set_next(i);
             }
             let l = &mut self.lists[list as usize];
             if next == NIL {
@@ -595,5 +653,34 @@ impl Ghost {
             }
             Err(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_word_fields_are_independent() {
+        let n = Node {
+            key: 1u64,
+            value: 2u64,
+            prev: NIL,
+            link: AtomicU32::new(NEXT_MASK),
+        };
+        assert_eq!(n.next(), NIL);
+        n.set_list(MAIN);
+        assert!(n.count_read(4));
+        n.set_next(12_345);
+        assert_eq!((n.next(), n.list(), n.hits()), (12_345, MAIN, 1));
+        for _ in 0..10 {
+            n.count_read(4);
+        }
+        assert_eq!(n.hits(), 4, "reads saturate at the limit");
+        n.set_hits(0);
+        n.set_list(SMALL);
+        n.set_next(NIL);
+        assert_eq!((n.next(), n.list(), n.hits()), (NIL, SMALL, 0));
+        assert_eq!(std::mem::size_of::<Node<u64, u64>>(), 24);
     }
 }
