@@ -76,6 +76,39 @@ async fn each_script_counts_down_then_denies() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The script and the in-memory algorithm make the same decisions for the same requests. The
+/// quota's period is a day, so the few milliseconds the calls take change no decision (the
+/// in-memory side runs on a manual clock that stands still).
+async fn same_as_in_memory<A: RedisAlgorithm>(server: &RedisServer) -> Result<(), BoxError> {
+    let quota = Quota::with_period(10, Duration::from_secs(86_400))?.with_burst(6)?;
+    let redis = limiter::<A>(server, quota, FailurePolicy::FailClosed).await?;
+    let memory = keel_rate_limit::Limiter::<A, _>::with_clock(quota, keel_core::ManualClock::new());
+    let key = format!("same-{}", std::any::type_name::<A>());
+    let mut seed = 12_345u64;
+    for _ in 0..40 {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let n = ((seed >> 33) % 5) as u32;
+        let want = keel_rate_limit::RateLimit::check_n(&memory, n)?;
+        let got = redis.try_check_key_n(&key, n).await?;
+        assert_eq!(
+            (got.is_allowed(), got.remaining()),
+            (want.is_allowed(), want.remaining()),
+            "{key}, n = {n}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_decide_as_the_in_memory_algorithms() -> Result<(), BoxError> {
+    let server = RedisServer::start()?;
+    same_as_in_memory::<Gcra>(&server).await?;
+    same_as_in_memory::<FixedWindow>(&server).await?;
+    same_as_in_memory::<SlidingLog>(&server).await?;
+    same_as_in_memory::<SlidingCounter>(&server).await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_hash_tagged_and_expire_when_fresh() -> Result<(), BoxError> {
     let server = RedisServer::start()?;
