@@ -6,3 +6,4 @@
 pub mod cache;
 pub mod clocks;
 pub mod hashring;
+pub mod idgen;

@@ -41,8 +41,11 @@ pub struct Snowflake<C = SystemClock> {
     worker: u64,
     clock: C,
     backwards: ClockBackwards,
-    // How far, in ticks, issued timestamps may run ahead of the clock.
+    // How far, in ticks, issued timestamps may run ahead of the clock once it is behind the
+    // last issued tick (a step back, borrowed within the policies' bounds)...
     lead_limit: u64,
+    // ...and when it is not: only `SequenceExhausted::BorrowAhead` runs ahead then.
+    ahead_limit: u64,
     // The longest a blocking call waits, in total.
     max_block: Duration,
     lease: Option<Lease>,
@@ -146,8 +149,15 @@ impl<C: Clock> Snowflake<C> {
                 return Err(GenerateError::TimestampOverflow);
             }
             let lead = next_ticks - now_ticks;
-            if lead > self.lead_limit {
-                return Err(self.blocked(current >> shift, now_ticks, lead, unix_millis));
+            let last_ticks = current >> shift;
+            let limit = if last_ticks > now_ticks {
+                self.lead_limit
+            } else {
+                self.ahead_limit
+            };
+            if lead > limit {
+                let excess = lead - limit;
+                return Err(self.blocked(last_ticks, now_ticks, excess, unix_millis));
             }
             if let Some(mark) = &self.mark
                 && next_ticks > mark.reserved.load(Ordering::Acquire)
@@ -210,26 +220,28 @@ impl<C: Clock> Snowflake<C> {
         Ok(ticks)
     }
 
-    // Why no ID can be issued now: `lead` ticks ahead of the clock is past the limit.
+    // Why no ID can be issued now: the next ID would run `excess` ticks further ahead of the
+    // clock than allowed.
     #[cold]
     fn blocked(
         &self,
         last_ticks: u64,
         now_ticks: u64,
-        lead: u64,
+        excess: u64,
         unix_millis: u64,
     ) -> GenerateError {
         let unit = self.layout.unit_millis();
         let behind = last_ticks.saturating_sub(now_ticks);
-        // The clock must reach the start of tick `now_ticks + lead - lead_limit`.
-        let target_ticks = now_ticks + (lead - self.lead_limit);
+        // The clock must reach the start of tick `now_ticks + excess`.
+        let target_ticks = now_ticks + excess;
         let target_millis = self
             .layout
             .epoch_unix_millis()
             .saturating_add(target_ticks.saturating_mul(unit));
         let retry_after = Duration::from_millis(target_millis.saturating_sub(unix_millis).max(1));
         if behind <= self.lead_limit {
-            // Only this generator's own pace (or borrowing) is ahead: wait for the next tick.
+            // The clock is behind no further than the policies borrow: the excess is this
+            // generator's own pace, so wait for the clock to move on.
             return GenerateError::WouldBlock { retry_after };
         }
         let behind = Duration::from_millis(behind.saturating_mul(unit));
@@ -404,7 +416,10 @@ impl<C: Clock> SnowflakeBuilder<C> {
             _ => Duration::ZERO,
         };
         let unit = layout.time_unit();
-        let max_block = wait_back.saturating_add(unit.saturating_mul(2));
+        let borrowed = |ticks: u64| unit.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX));
+        let max_block = wait_back
+            .max(borrowed(borrow_back.max(borrow_ahead)))
+            .saturating_add(unit.saturating_mul(2));
         let mut state = 0;
         let mark = match self.mark {
             None => None,
@@ -441,6 +456,7 @@ impl<C: Clock> SnowflakeBuilder<C> {
             clock: self.clock,
             backwards: self.backwards,
             lead_limit: borrow_back.max(borrow_ahead),
+            ahead_limit: borrow_ahead,
             max_block,
             lease: self.worker.lease().cloned(),
             mark,

@@ -100,6 +100,30 @@ fn borrowing_past_a_full_tick_moves_to_the_next_one_and_stays_unique() {
 }
 
 #[test]
+fn borrow_policy_does_not_run_ahead_when_the_clock_has_not_stepped_back() {
+    // Borrowing is for a clock that went back; a tick used up at the layout's rate still
+    // waits for the next tick (SequenceExhausted::Wait), so timestamps never run ahead.
+    let clock = ManualClock::new();
+    let layout = Layout::builder().sequence_bits(2).build().expect("layout");
+    let generator = Snowflake::builder(layout, 0)
+        .clock(clock.clone())
+        .on_clock_backwards(ClockBackwards::Borrow {
+            max: Duration::from_secs(1),
+        })
+        .build()
+        .expect("valid");
+    for _ in 0..4 {
+        generator.try_next_id().expect("id");
+    }
+    assert_eq!(
+        generator.try_next_id(),
+        Err(GenerateError::WouldBlock {
+            retry_after: Duration::from_millis(1)
+        })
+    );
+}
+
+#[test]
 fn wait_policy_waits_for_the_clock_within_its_bound() {
     for step in STEPS {
         let clock = ManualClock::new();

@@ -8,6 +8,7 @@ mod breaker;
 mod cache;
 mod clock;
 mod hashring;
+mod idgen;
 mod lock;
 mod rate_limit;
 
@@ -35,6 +36,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "hashring",
         about: "consistent hashing: ns/lookup, balance, keys moved, bytes per node",
         run: hashring::run,
+    },
+    Subcommand {
+        name: "idgen",
+        about: "ID generators: IDs/s on 1 and 2 threads, bits and text length, order, clock steps back",
+        run: idgen::run,
     },
     Subcommand {
         name: "cache",
