@@ -404,7 +404,7 @@ impl<C: Clock> LockService for RedisLockService<C> {
                 pause = pause.min(Duration::from_millis(pttl.max(1)));
             }
             tokio::time::sleep(pause).await;
-            step = (step * 2).min(self.shared.max_backoff);
+            step = next_step(step, self.shared.max_backoff);
         }
     }
 
@@ -457,6 +457,12 @@ impl<C: Clock> fmt::Debug for RedisLockService<C> {
 
 /// Whole milliseconds for `PX`, rounded up so the server never expires the key before the
 /// holder's own estimate.
+/// The next backoff step: doubled, capped at `max`; saturating, so a `max` near
+/// `Duration::MAX` cannot overflow after many rounds.
+fn next_step(step: Duration, max: Duration) -> Duration {
+    step.saturating_mul(2).min(max)
+}
+
 fn ttl_millis(ttl: Duration) -> Result<u64, LockError> {
     check_ttl(ttl)?;
     let millis = ttl.as_nanos().div_ceil(1_000_000);
@@ -523,6 +529,18 @@ mod tests {
         assert_eq!(ttl_millis(Duration::from_micros(1500)).ok(), Some(2));
         assert!(ttl_millis(Duration::ZERO).is_err());
         assert!(ttl_millis(Duration::MAX).is_err());
+    }
+
+    #[test]
+    fn backoff_steps_double_up_to_the_cap_without_overflow() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_step(ms(5), ms(250)), ms(10));
+        assert_eq!(next_step(ms(200), ms(250)), ms(250));
+        let mut step = ms(1);
+        for _ in 0..200 {
+            step = next_step(step, Duration::MAX);
+        }
+        assert_eq!(step, Duration::MAX);
     }
 
     #[test]
