@@ -13,7 +13,9 @@ const TTL: Duration = Duration::from_secs(30);
 
 async fn connect(server: &RedisServer) -> Result<RedisLockService> {
     Ok(RedisLockService::builder()
-        .call_timeout(Duration::from_millis(500))
+        // Generous: a call that times out after its script ran leaves the lock held for
+        // the whole TTL, and a loaded CI machine can take hundreds of milliseconds.
+        .call_timeout(Duration::from_secs(2))
         .connect(&server.url())
         .await?)
 }
@@ -150,11 +152,13 @@ async fn a_waiting_acquire_gets_the_lock_when_the_lease_runs_out() -> Result {
 async fn keep_alive_outlives_the_ttl() -> Result {
     let server = RedisServer::start()?;
     let locks = connect(&server).await?;
-    let ttl = Duration::from_millis(500);
+    // Renewed every third of the TTL: each renewal has over a second of slack, which a
+    // loaded CI machine needs (a 500 ms TTL left it a third of a second).
+    let ttl = Duration::from_secs(2);
     let lease = locks.acquire("kept", ttl, Duration::ZERO).await?;
     let guard = KeepAlive::new().start(locks.clone(), lease)?;
-    // A contender waits for four TTLs and never gets in.
-    match locks.acquire("kept", ttl, ttl * 4).await {
+    // A contender waits for two TTLs and never gets in.
+    match locks.acquire("kept", ttl, ttl * 2).await {
         Err(LockError::Busy { .. }) => {}
         other => panic!("expected Busy, got {other:?}"),
     }

@@ -16,11 +16,19 @@ use keel_testkit::{Persistence, RedisServer, Reply};
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const TTL: Duration = Duration::from_secs(30);
+/// The call timeout of the tests that pause the server: short, so they time out quickly.
 const CALL_TIMEOUT: Duration = Duration::from_millis(200);
+/// The call timeout of the other tests: long enough that a loaded machine never times out a
+/// call whose script ran (which would leave the lock held for the whole TTL).
+const RELAXED_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn connect(server: &RedisServer) -> Result<RedisLockService> {
+    connect_with(server, RELAXED_CALL_TIMEOUT).await
+}
+
+async fn connect_with(server: &RedisServer, call_timeout: Duration) -> Result<RedisLockService> {
     Ok(RedisLockService::builder()
-        .call_timeout(CALL_TIMEOUT)
+        .call_timeout(call_timeout)
         .backoff(Duration::from_millis(1), Duration::from_millis(20))
         .connect(&server.url())
         .await?)
@@ -75,7 +83,7 @@ async fn a_paused_holders_late_write_is_rejected_by_the_fence() -> Result {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_server_makes_acquire_time_out() -> Result {
     let mut server = RedisServer::start()?;
-    let locks = connect(&server).await?;
+    let locks = connect_with(&server, CALL_TIMEOUT).await?;
     locks.try_acquire("warmup", TTL).await?; // connected, scripts loaded
     server.pause()?;
     let outcome = tokio::time::timeout(
@@ -97,9 +105,12 @@ async fn a_paused_server_makes_acquire_time_out() -> Result {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_server_during_renewal_never_leaves_two_holders() -> Result {
     let mut server = RedisServer::start()?;
-    let holder = connect(&server).await?;
-    let contender = connect(&server).await?;
-    let ttl = Duration::from_millis(900);
+    let holder = connect_with(&server, CALL_TIMEOUT).await?;
+    let contender = connect_with(&server, CALL_TIMEOUT).await?;
+    // The renewal that times out starts with two thirds of the TTL left; at 2 s that is
+    // over a second more than the 200 ms call timeout, so even a loaded machine reports
+    // the timeout rather than an expiry.
+    let ttl = Duration::from_secs(2);
     let lease = holder.acquire("job", ttl, Duration::ZERO).await?;
     let guard = KeepAlive::new().start(holder.clone(), lease.clone())?;
     let lost = guard.lost();
