@@ -90,10 +90,17 @@ impl Backoff {
     /// before the previous retry, used by [`Jitter::Decorrelated`] (pass zero at first).
     pub fn delay(&self, retry: u32, previous: Duration, rng: &mut impl Rng) -> Duration {
         let base = self.base.as_nanos() as f64;
-        let max = self.max.as_nanos() as f64;
+        // `delay` is public, so the backoff may not have been through a `Retry` builder's
+        // checks: a max below the base, or a multiplier below 1 or NaN, must not reach the
+        // RNG as an empty range (which panics). For a checked backoff these are no-ops.
+        let max = (self.max.as_nanos() as f64).max(base);
         let exponent = i32::try_from(retry).unwrap_or(i32::MAX);
-        let capped = (base * self.multiplier.powi(exponent)).min(max);
-        let capped = if capped.is_finite() { capped } else { max };
+        let grown = base * self.multiplier.powi(exponent);
+        let capped = if grown.is_nan() {
+            max
+        } else {
+            grown.clamp(base, max)
+        };
         let nanos = match self.jitter {
             Jitter::None => capped,
             Jitter::Full => rng.random_range(0.0..=capped),
@@ -145,6 +152,35 @@ mod tests {
             })
             .collect();
         assert!(first.len() > 1 && first.iter().all(|d| *d >= ms(10) && *d <= ms(30)));
+    }
+
+    #[test]
+    fn unchecked_backoffs_do_not_panic() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let ms = Duration::from_millis;
+        let jitters = [
+            Jitter::None,
+            Jitter::Full,
+            Jitter::Equal,
+            Jitter::Decorrelated,
+        ];
+        let odd = [
+            Backoff::exponential(ms(10)).max(ms(1)),
+            Backoff::exponential(ms(10)).multiplier(-3.0),
+            Backoff::exponential(ms(10)).multiplier(f64::NAN),
+            Backoff::exponential(ms(10)).multiplier(f64::INFINITY),
+            Backoff::exponential(ms(10)).multiplier(0.5),
+            Backoff::exponential(Duration::MAX).max(Duration::MAX),
+            Backoff::constant(Duration::ZERO),
+        ];
+        for backoff in odd {
+            for jitter in jitters {
+                for retry in [0, 1, 7, u32::MAX] {
+                    let delay = backoff.jitter(jitter).delay(retry, Duration::MAX, &mut rng);
+                    assert!(delay <= backoff.max.max(backoff.base), "{backoff:?}");
+                }
+            }
+        }
     }
 
     #[test]
