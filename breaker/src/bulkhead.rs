@@ -266,14 +266,23 @@ impl Bulkhead {
             return Err(self.full(None));
         }
         let started = tokio::time::Instant::now();
-        let deadline = started + self.max_wait;
+        // `None` for a wait past the end of time (`Duration::MAX`): wait without a deadline
+        // rather than overflow the instant.
+        let deadline = started.checked_add(self.max_wait);
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             self.waiters.fetch_add(1, Ordering::SeqCst);
             let taken = self.take();
-            let timed_out = !taken && tokio::time::timeout_at(deadline, notified).await.is_err();
+            let timed_out = !taken
+                && match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, notified).await.is_err(),
+                    None => {
+                        notified.await;
+                        false
+                    }
+                };
             self.waiters.fetch_sub(1, Ordering::SeqCst);
             if taken || self.take() {
                 return Ok(());

@@ -80,6 +80,22 @@ mod waiting {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_wait_of_duration_max_waits_without_a_deadline() {
+        // The deadline would overflow the instant; it must wait, not panic.
+        let bulkhead = Arc::new(Bulkhead::with_max_wait(1, Duration::MAX).unwrap());
+        let held = bulkhead.try_acquire_owned().unwrap();
+        let waiter = {
+            let bulkhead = bulkhead.clone();
+            tokio::spawn(async move { bulkhead.acquire_owned().await.map(drop) })
+        };
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(!waiter.is_finished(), "still waiting after an hour");
+        drop(held);
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        assert_eq!(bulkhead.in_use(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_cancelled_call_gives_its_slot_back() {
         let bulkhead = Bulkhead::with_max_wait(1, Duration::from_secs(5)).unwrap();
         let slow = bulkhead.call_async(tokio::time::sleep(Duration::from_secs(60)));
