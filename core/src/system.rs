@@ -57,14 +57,16 @@ pub struct StdClock;
 
 struct QuantaOrigin {
     clock: quanta::Clock,
-    origin: quanta::Instant,
+    /// The raw counter at the origin; readings scale `raw - origin` straight to nanoseconds,
+    /// with no `Duration` round trip (which costs a division).
+    origin: u64,
 }
 
 fn quanta_origin() -> &'static QuantaOrigin {
     static ORIGIN: OnceLock<QuantaOrigin> = OnceLock::new();
     ORIGIN.get_or_init(|| {
         let clock = quanta::Clock::new();
-        let origin = clock.now();
+        let origin = clock.raw();
         QuantaOrigin { clock, origin }
     })
 }
@@ -90,9 +92,9 @@ impl Clock for SystemClock {
     #[inline]
     fn now(&self) -> Instant {
         let quanta = quanta_origin();
-        Instant::from_nanos(saturating_nanos(
-            quanta.clock.now().saturating_duration_since(quanta.origin),
-        ))
+        let raw = quanta.clock.raw();
+        // quanta clamps a counter that stepped back (an unsynchronized TSC) to 0, never a wrap.
+        Instant::from_nanos(quanta.clock.delta_as_nanos(quanta.origin, raw))
     }
 
     #[inline]
