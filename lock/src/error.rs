@@ -52,7 +52,8 @@ pub enum LockError {
     },
     /// A builder's configuration is invalid.
     Config(ConfigError),
-    /// A [`KeepAlive`](crate::KeepAlive) was started outside a tokio runtime.
+    /// A [`KeepAlive`](crate::KeepAlive) was started, or an in-memory
+    /// [`acquire`](crate::LockService::acquire) had to wait, outside a tokio runtime.
     NoRuntime,
     /// A fenced write was rejected: its token is older than one the resource has seen.
     Stale(StaleToken),
@@ -93,7 +94,10 @@ impl fmt::Display for LockError {
             }
             LockError::Config(error) => write!(f, "invalid configuration: {error}"),
             LockError::NoRuntime => {
-                write!(f, "keep-alive must be started inside a tokio runtime")
+                write!(
+                    f,
+                    "a tokio runtime is needed to keep a lease alive or to wait for a lock"
+                )
             }
             LockError::Stale(stale) => fmt::Display::fmt(stale, f),
             LockError::Backend(source) => write!(f, "lock server error: {source}"),

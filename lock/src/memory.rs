@@ -38,7 +38,9 @@ const HANDOFF: Duration = Duration::from_millis(10);
 /// last sweep), so memory stays proportional to the names held recently.
 ///
 /// [`acquire`](LockService::acquire) waits without polling: it sleeps until a release in its
-/// shard wakes it, or until the holder's lease runs out, or until its own limit.
+/// shard wakes it, or until the holder's lease runs out, or until its own limit. Waiting
+/// needs a tokio runtime with timers: an `acquire` that has to wait anywhere else fails with
+/// [`LockError::NoRuntime`].
 ///
 /// A lock released while acquirers wait for it is handed to them: for up to 10 ms only an
 /// acquirer that was already waiting may take it (the first of them to run wins), so a holder
@@ -369,6 +371,10 @@ impl<C: Clock> LockService for InMemoryLockService<C> {
                     name: name.into(),
                     waited: now - start,
                 });
+            }
+            // Waiting needs tokio's timer; under another executor, say so instead of panicking.
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(LockError::NoRuntime);
             }
             let wake = held_until.min(deadline);
             tokio::select! {

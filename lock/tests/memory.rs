@@ -279,6 +279,28 @@ fn keep_alive_needs_a_runtime() -> Result {
     Ok(())
 }
 
+#[test]
+fn a_wait_outside_a_runtime_is_an_error_not_a_panic() -> Result {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let locks = InMemoryLockService::new();
+    let _held = locks.try_acquire_now("a", TTL)?.ok_or("free")?;
+    let mut context = Context::from_waker(Waker::noop());
+    // Polled by hand, as another executor would: no tokio context, no timer.
+    let mut waiting = std::pin::pin!(locks.acquire("a", TTL, Duration::from_secs(60)));
+    match waiting.as_mut().poll(&mut context) {
+        Poll::Ready(Err(LockError::NoRuntime)) => {}
+        other => return Err(format!("expected NoRuntime, got {other:?}").into()),
+    }
+    // Without a wait nothing needs the timer: a held lock is just busy.
+    let mut busy = std::pin::pin!(locks.acquire("a", TTL, Duration::ZERO));
+    assert!(matches!(
+        busy.as_mut().poll(&mut context),
+        Poll::Ready(Err(LockError::Busy { .. }))
+    ));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contention_keeps_mutual_exclusion_and_token_order() -> Result {
     let locks = InMemoryLockService::new();
