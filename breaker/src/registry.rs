@@ -88,6 +88,10 @@ impl<K: Hash + Eq, C: Clock + Clone> BreakerRegistry<K, C> {
     }
 
     /// Calls `visit` with each key and breaker, for exporting metrics.
+    ///
+    /// `visit` runs while a read lock on part of the registry is held: calling
+    /// [`get`](Self::get) or [`remove`](Self::remove) on this registry from it (directly, or
+    /// from a state-change listener it triggers) can deadlock.
     pub fn for_each(&self, mut visit: impl FnMut(&K, &CircuitBreaker<C>)) {
         for entry in self.breakers.iter() {
             visit(entry.key(), entry.value());
