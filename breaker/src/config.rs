@@ -446,7 +446,7 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
     ///
     /// [`ConfigError`] names the first invalid setting: a threshold outside (0, 100], a
     /// window, bucket count, minimum, probe count, wait or timeout of zero, a count window
-    /// above 4,194,303 calls, an open-wait multiplier below 1.
+    /// above 2,097,151 calls, an open-wait multiplier below 1.
     pub fn build(self) -> Result<CircuitBreaker<C>, ConfigError> {
         self.config.validate()?;
         Ok(CircuitBreaker::from_config(self.config, self.clock))

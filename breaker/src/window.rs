@@ -27,8 +27,22 @@ const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
 const COUNT_BITS: u32 = 22;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 
-/// The largest count window: its counts must fit the 22-bit fields of `totals`.
-pub(crate) const MAX_COUNT_WINDOW: u32 = (1 << COUNT_BITS) - 1;
+/// The largest count window. The 22-bit fields of `totals` count modulo 2^22: a writer can
+/// swap out an outcome whose own writer has not yet added it, so a field may dip below zero
+/// for a moment. Counts up to 2^21 - 1 are real; the upper half of the range reads as such a
+/// dip, that is as zero.
+pub(crate) const MAX_COUNT_WINDOW: u32 = (1 << (COUNT_BITS - 1)) - 1;
+
+/// A 22-bit count field read as a count: a transient dip below zero reads as zero.
+#[inline]
+fn field(value: u64) -> u64 {
+    let value = value & COUNT_MASK;
+    if value > u64::from(MAX_COUNT_WINDOW) {
+        0
+    } else {
+        value
+    }
+}
 
 fn pack_totals(epoch: u64, failed: u64, slow: u64) -> u64 {
     (epoch << (2 * COUNT_BITS)) | (failed << COUNT_BITS) | slow
@@ -116,8 +130,13 @@ impl CountWindow {
             }
             let mut failed = (current >> COUNT_BITS) & COUNT_MASK;
             let mut slow = current & COUNT_MASK;
-            failed = failed + u64::from(outcome & FAILED) - u64::from(old & FAILED);
-            slow = slow + u64::from((outcome & SLOW) >> 1) - u64::from((old & SLOW) >> 1);
+            // Modular: the old outcome's writer may not have added it yet (see MAX_COUNT_WINDOW).
+            failed = failed
+                .wrapping_add(u64::from(outcome & FAILED))
+                .wrapping_sub(u64::from(old & FAILED));
+            slow = slow
+                .wrapping_add(u64::from((outcome & SLOW) >> 1))
+                .wrapping_sub(u64::from((old & SLOW) >> 1));
             let next = pack_totals(epoch, failed & COUNT_MASK, slow & COUNT_MASK);
             match self.totals.compare_exchange_weak(
                 current,
@@ -138,8 +157,8 @@ impl CountWindow {
         let totals = self.totals.load(Ordering::Acquire);
         let head = self.head.load(Ordering::Acquire);
         let calls = (head & SEQ_MASK).min(self.slots.len() as u64);
-        let failed = ((totals >> COUNT_BITS) & COUNT_MASK).min(calls);
-        let slow = (totals & COUNT_MASK).min(calls);
+        let failed = field(totals >> COUNT_BITS).min(calls);
+        let slow = field(totals).min(calls);
         Counts {
             calls,
             failed,
@@ -291,8 +310,39 @@ mod tests {
     }
 
     #[test]
+    fn racing_writers_of_one_slot_keep_the_totals_exact() {
+        // With one slot, a writer can swap out an outcome whose writer has not yet added it
+        // to the totals, so a total dips below zero for a moment: that must not overflow
+        // (a panic in debug builds), must read as zero rather than as a window of failures,
+        // and must leave the totals exact once the writers are done.
+        let window = std::sync::Arc::new(CountWindow::new(1));
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                let window = window.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200_000u32 {
+                        window.record(if (i + t) % 2 == 0 { FAILED } else { SLOW });
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("a writer panicked");
+        }
+        let slot = window.slots[0].load(Ordering::Acquire) & 3;
+        let counts = window.counts();
+        assert_eq!(counts.failed, u64::from(slot & FAILED));
+        assert_eq!(counts.slow, u64::from((slot & SLOW) >> 1));
+        assert_eq!(field(COUNT_MASK), 0, "minus one reads as zero");
+        assert_eq!(
+            field(u64::from(MAX_COUNT_WINDOW)),
+            u64::from(MAX_COUNT_WINDOW)
+        );
+    }
+
+    #[test]
     fn fastmod_matches_the_remainder() {
-        for d in [1u32, 2, 3, 7, 100, 1_000, 4_194_303] {
+        for d in [1u32, 2, 3, 7, 100, 1_000, MAX_COUNT_WINDOW, 4_194_303] {
             let magic = (u64::MAX / u64::from(d)).wrapping_add(1);
             for a in [0u32, 1, 2, 99, 100, 101, 12_345_678, u32::MAX - 1, u32::MAX] {
                 assert_eq!(fastmod(a, magic, d), a % d, "{a} % {d}");

@@ -437,7 +437,7 @@ fn bad_configuration_is_rejected_with_a_reason() {
         ),
         (
             CircuitBreaker::builder().window(Window::Count(5_000_000)),
-            "count window must be at most 4194303, got 5000000",
+            "count window must be at most 2097151, got 5000000",
         ),
         (
             CircuitBreaker::builder().window(Window::Time {
