@@ -134,10 +134,10 @@ impl<C: Clock> Snowflake<C> {
         {
             return Err(GenerateError::LeaseExpired);
         }
-        let unix_millis = self.clock.unix_millis();
-        let now_ticks = self.ticks(unix_millis)?;
+        let mut unix_millis = self.clock.unix_millis();
+        let mut now_ticks = self.ticks(unix_millis)?;
         let shift = self.layout.sequence_bits();
-        let floor = now_ticks << shift;
+        let mut floor = now_ticks << shift;
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             let next = current
@@ -156,6 +156,15 @@ impl<C: Clock> Snowflake<C> {
                 self.ahead_limit
             };
             if lead > limit {
+                // The reading may be stale (this thread was preempted while others moved the
+                // state on): judge with a fresh one before waiting or failing.
+                let fresh = self.clock.unix_millis();
+                if fresh > unix_millis {
+                    unix_millis = fresh;
+                    now_ticks = self.ticks(unix_millis)?;
+                    floor = now_ticks << shift;
+                    continue;
+                }
                 let excess = lead - limit;
                 return Err(self.blocked(last_ticks, now_ticks, excess, unix_millis));
             }

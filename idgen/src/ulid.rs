@@ -50,6 +50,7 @@ const DECODE: [u8; 256] = {
     table
 };
 
+const CHUNK_MASK: u64 = (1 << 60) - 1;
 const RANDOM_BITS: u32 = 80;
 const RANDOM_MASK: u128 = (1 << RANDOM_BITS) - 1;
 const TIME_MASK: u64 = (1 << 48) - 1;
@@ -99,18 +100,21 @@ impl Ulid {
     /// Writes the 26 characters into `buffer` and returns them as a `str`, without
     /// allocating.
     pub fn encode<'a>(&self, buffer: &'a mut [u8; ULID_LEN]) -> &'a str {
-        // 26 characters of 5 bits hold 130 bits; the first takes the top 3 of 128.
-        for (i, slot) in buffer.iter_mut().enumerate() {
-            let shift = 125 - 5 * i as i32;
-            let digit = if shift >= 0 {
-                (self.0 >> shift) & 31
-            } else {
-                (self.0 << -shift) & 31
-            };
-            *slot = ALPHABET[digit as usize];
+        // 26 characters of 5 bits hold 130 bits: 2 characters for the top 8 bits, then two
+        // runs of 12 for 60 bits each, so the work is on u64s.
+        let hi = (self.0 >> 120) as u64;
+        let mid = (self.0 >> 60) as u64 & CHUNK_MASK;
+        let lo = self.0 as u64 & CHUNK_MASK;
+        buffer[0] = ALPHABET[(hi >> 5) as usize];
+        buffer[1] = ALPHABET[(hi & 31) as usize];
+        for i in 0..12 {
+            let shift = 55 - 5 * i;
+            buffer[2 + i] = ALPHABET[((mid >> shift) & 31) as usize];
+            buffer[14 + i] = ALPHABET[((lo >> shift) & 31) as usize];
         }
-        // Every byte comes from ALPHABET, which is ASCII.
-        std::str::from_utf8(buffer).unwrap_or_default()
+        // SAFETY: every byte was just written from ALPHABET, which is ASCII, so the buffer
+        // is valid UTF-8 (checking it again costs as much as the encoding).
+        unsafe { std::str::from_utf8_unchecked(buffer) }
     }
 
     /// Parses 26 characters of Crockford base32 (either case).
@@ -128,26 +132,51 @@ impl Ulid {
                 expected: ULID_LEN,
             });
         }
-        let mut value: u128 = 0;
-        for (position, &byte) in bytes.iter().enumerate() {
-            let digit = DECODE[usize::from(byte)];
-            if digit == INVALID {
-                let found = text[position..].chars().next().unwrap_or('\u{FFFD}');
-                return Err(ParseError::Character { position, found });
-            }
-            if position == 0 && digit > 7 {
-                return Err(ParseError::Overflow);
-            }
-            value = (value << 5) | u128::from(digit);
+        let digit = |i: usize| u64::from(DECODE[usize::from(bytes[i])]);
+        let (mut mid, mut lo, mut seen) = (0u64, 0u64, digit(0) | digit(1));
+        for i in 0..12 {
+            let (m, l) = (digit(2 + i), digit(14 + i));
+            mid = (mid << 5) | m;
+            lo = (lo << 5) | l;
+            seen |= m | l;
         }
+        // Digits are below 32; an invalid byte decodes to 0xFF, so bit 7 flags it.
+        if seen & 0x80 != 0 {
+            return Err(invalid_character(text));
+        }
+        if digit(0) > 7 {
+            return Err(ParseError::Overflow);
+        }
+        let hi = (digit(0) << 5) | digit(1);
+        let value = (u128::from(hi) << 120) | (u128::from(mid) << 60) | u128::from(lo);
         Ok(Ulid(value))
+    }
+}
+
+// The first byte outside the alphabet, for the error (the slow path).
+#[cold]
+fn invalid_character(text: &str) -> ParseError {
+    for (position, found) in text.char_indices() {
+        if !found.is_ascii() || DECODE[found as usize] == INVALID {
+            return ParseError::Character { position, found };
+        }
+    }
+    ParseError::Length {
+        found: text.len(),
+        expected: ULID_LEN,
     }
 }
 
 impl fmt::Display for Ulid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buffer = [0; ULID_LEN];
-        f.pad(self.encode(&mut buffer))
+        let text = self.encode(&mut buffer);
+        // Padding is rare; skip its bookkeeping when no width is asked for.
+        if f.width().is_none() && f.precision().is_none() {
+            f.write_str(text)
+        } else {
+            f.pad(text)
+        }
     }
 }
 
@@ -292,5 +321,6 @@ mod tests {
         let rebuilt = Ulid::from_parts(ulid.timestamp_ms(), ulid.random());
         assert_eq!(rebuilt, ulid);
         assert_eq!(format!("{ulid:?}"), "Ulid(01ARZ3NDEKTSV4RRFFQ69G5FAV)");
+        assert_eq!(format!("{ulid:>28}"), "  01ARZ3NDEKTSV4RRFFQ69G5FAV");
     }
 }

@@ -38,9 +38,9 @@ pub enum UlidOverflow {
 ///
 /// # Overflow rule
 ///
-/// A millisecond holds at most 65,536 ULIDs (the counter's width), and fewer if its random
-/// start is within 65,536 of 2^80. Past that, the [`UlidOverflow`] rule applies: an error, or
-/// the next millisecond. If the clock steps back, the generator keeps the last issued
+/// A millisecond holds 65,536 ULIDs (the counter's width; the random start is drawn at least
+/// 65,536 below 2^80, so adding the counter never overflows the 80 random bits). Past that,
+/// the [`UlidOverflow`] rule applies: an error, or the next millisecond. If the clock steps back, the generator keeps the last issued
 /// millisecond (ULIDs stay increasing, stamped slightly ahead of the clock).
 ///
 /// # Example
@@ -122,24 +122,19 @@ impl<C: Clock> UlidGenerator<C> {
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             let last_ms = current >> COUNTER_BITS;
-            let (ms, counter) = if now > last_ms {
-                (now, 0)
+            let next = if now > last_ms {
+                now << COUNTER_BITS
+            } else if current & COUNTER_MAX < COUNTER_MAX {
+                current + 1
             } else {
-                let counter = (current & COUNTER_MAX) + 1;
-                if counter <= COUNTER_MAX && self.start(last_ms) + u128::from(counter) <= RANDOM_MAX
-                {
-                    (last_ms, counter)
-                } else {
-                    match self.overflow {
-                        UlidOverflow::Error => return Err(GenerateError::Overflow),
-                        UlidOverflow::NextMillisecond if last_ms < MAX_MS => (last_ms + 1, 0),
-                        UlidOverflow::NextMillisecond => {
-                            return Err(GenerateError::TimestampOverflow);
-                        }
+                match self.overflow {
+                    UlidOverflow::Error => return Err(GenerateError::Overflow),
+                    UlidOverflow::NextMillisecond if last_ms < MAX_MS => {
+                        (last_ms + 1) << COUNTER_BITS
                     }
+                    UlidOverflow::NextMillisecond => return Err(GenerateError::TimestampOverflow),
                 }
             };
-            let next = (ms << COUNTER_BITS) | counter;
             match self.state.compare_exchange_weak(
                 current,
                 next,
@@ -147,7 +142,8 @@ impl<C: Clock> UlidGenerator<C> {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    let random = self.start(ms) + u128::from(counter);
+                    let ms = next >> COUNTER_BITS;
+                    let random = self.start(ms) + u128::from(next & COUNTER_MAX);
                     return Ok(Ulid::from_parts(ms, random));
                 }
                 Err(actual) => {
@@ -173,7 +169,10 @@ impl<C: Clock> UlidGenerator<C> {
             }
             let mut hasher = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
             hasher.write_u64(ms);
-            let start = hasher.finish128().as_u128() & RANDOM_MAX;
+            // Kept at least 65,536 below 2^80, so adding the counter never overflows (this
+            // moves 2^-64 of the range, a negligible bias).
+            let start = (hasher.finish128().as_u128() & RANDOM_MAX)
+                .min(RANDOM_MAX - u128::from(COUNTER_MAX));
             cache.set((self.keys.0, ms, start));
             start
         })

@@ -103,8 +103,9 @@ impl UuidV7 {
                 nibble += 1;
             }
         }
-        // Every byte is an ASCII hex digit or a hyphen.
-        std::str::from_utf8(buffer).unwrap_or_default()
+        // SAFETY: every byte was just written as an ASCII hex digit or a hyphen, so the buffer
+        // is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(buffer) }
     }
 
     /// Parses the hyphenated form, `xxxxxxxx-xxxx-7xxx-Nxxx-xxxxxxxxxxxx`, in either case.
@@ -149,7 +150,12 @@ impl UuidV7 {
 impl fmt::Display for UuidV7 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buffer = [0; TEXT_LEN];
-        f.pad(self.encode(&mut buffer))
+        let text = self.encode(&mut buffer);
+        if f.width().is_none() && f.precision().is_none() {
+            f.write_str(text)
+        } else {
+            f.pad(text)
+        }
     }
 }
 

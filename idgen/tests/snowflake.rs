@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use keel_core::{Clock, ManualClock};
 use keel_idgen::{
-    ClockBackwards, GenerateError, IdGenerator, Layout, Lease, SequenceExhausted, Snowflake,
-    WorkerId,
+    ClockBackwards, GenerateError, Layout, Lease, SequenceExhausted, Snowflake, WorkerId,
 };
 
 const STEPS: [Duration; 4] = [
@@ -343,8 +342,10 @@ fn sonyflake_layout_counts_ten_millisecond_units() {
     assert_eq!((next_unit.ticks, next_unit.sequence), (first.ticks + 1, 0));
 }
 
-// Several threads take IDs from one generator while another moves the clock forward and,
-// now and then, back: no ID repeats and each thread sees its IDs strictly increasing.
+// Several threads take IDs from one generator; a thread told to wait moves the clock on by
+// 1 ms itself (so time passes exactly as fast as the layout's rate requires) and, every
+// `step_back_every` moves, steps the wall clock back 5 ms. No ID repeats, no call fails, and
+// each thread sees its IDs strictly increasing.
 fn hammer(threads: usize, per_thread: usize, step_back_every: u64) {
     let clock = ManualClock::new();
     let generator = Arc::new(
@@ -356,28 +357,25 @@ fn hammer(threads: usize, per_thread: usize, step_back_every: u64) {
             .build()
             .expect("valid"),
     );
-    let done = Arc::new(AtomicBool::new(false));
-    let ticker = {
-        let (clock, done) = (clock.clone(), Arc::clone(&done));
-        std::thread::spawn(move || {
-            let mut ticks = 0u64;
-            while !done.load(Ordering::Acquire) {
-                clock.advance(Duration::from_millis(1));
-                ticks += 1;
-                if step_back_every > 0 && ticks.is_multiple_of(step_back_every) {
-                    clock.step_wall_back(Duration::from_millis(5));
-                }
-                std::thread::yield_now();
-            }
-        })
-    };
+    let moves = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let generator = Arc::clone(&generator);
+            let (generator, clock, moves) =
+                (Arc::clone(&generator), clock.clone(), Arc::clone(&moves));
             std::thread::spawn(move || {
                 let mut ids = Vec::with_capacity(per_thread);
-                for _ in 0..per_thread {
-                    ids.push(generator.generate().expect("id"));
+                while ids.len() < per_thread {
+                    match generator.try_next_id() {
+                        Ok(id) => ids.push(id),
+                        Err(GenerateError::WouldBlock { .. }) => {
+                            let moved = moves.fetch_add(1, Ordering::AcqRel) + 1;
+                            clock.advance(Duration::from_millis(1));
+                            if step_back_every > 0 && moved.is_multiple_of(step_back_every) {
+                                clock.step_wall_back(Duration::from_millis(5));
+                            }
+                        }
+                        Err(other) => panic!("unexpected {other}"),
+                    }
                 }
                 ids
             })
@@ -394,9 +392,13 @@ fn hammer(threads: usize, per_thread: usize, step_back_every: u64) {
             assert!(all.insert(id), "duplicate id {id}");
         }
     }
-    done.store(true, Ordering::Release);
-    ticker.join().expect("no panic");
     assert_eq!(all.len(), threads * per_thread);
+    if step_back_every > 0 {
+        assert!(
+            moves.load(Ordering::Acquire) >= step_back_every,
+            "the clock did step back"
+        );
+    }
 }
 
 #[test]
