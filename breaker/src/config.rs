@@ -118,6 +118,9 @@ pub enum ConfigError {
         /// The setting.
         setting: &'static str,
     },
+    /// A retry budget was set before [`RetryBuilder::clock`](crate::RetryBuilder::clock)
+    /// changed the clock type, which dropped it.
+    BudgetBeforeClock,
 }
 
 impl fmt::Display for ConfigError {
@@ -148,6 +151,11 @@ impl fmt::Display for ConfigError {
             ConfigError::MaxBelowInitial { setting } => {
                 write!(f, "{setting}: max must be >= initial")
             }
+            ConfigError::BudgetBeforeClock => write!(
+                f,
+                "the retry budget was set before the clock, which dropped it: set the clock \
+                 first, then a budget built with the same clock"
+            ),
         }
     }
 }

@@ -75,6 +75,7 @@ impl Retry<SystemClock> {
             max_elapsed: None,
             backoff: Backoff::exponential(Duration::from_millis(100)),
             budget: None,
+            dropped_budget: false,
             clock: SystemClock,
         }
     }
@@ -280,6 +281,8 @@ pub struct RetryBuilder<C = SystemClock> {
     max_elapsed: Option<Duration>,
     backoff: Backoff,
     budget: Option<Arc<RetryBudget<C>>>,
+    /// Whether `clock` dropped a budget set before it (reported by `build`).
+    dropped_budget: bool,
     clock: C,
 }
 
@@ -308,13 +311,16 @@ impl<C: Clock> RetryBuilder<C> {
         self
     }
 
-    /// Reads time from `clock` (drops a budget built for another clock type).
+    /// Reads time from `clock`. Call it before [`budget`](Self::budget): a budget set
+    /// earlier belongs to the old clock type, and [`build`](Self::build) then fails with
+    /// [`ConfigError::BudgetBeforeClock`] rather than silently run without it.
     pub fn clock<C2: Clock>(self, clock: C2) -> RetryBuilder<C2> {
         RetryBuilder {
             max_attempts: self.max_attempts,
             max_elapsed: self.max_elapsed,
             backoff: self.backoff,
             budget: None,
+            dropped_budget: self.dropped_budget || self.budget.is_some(),
             clock,
         }
     }
@@ -323,9 +329,12 @@ impl<C: Clock> RetryBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for zero attempts, a zero base wait, a multiplier below 1 or a
-    /// maximum wait below the base.
+    /// [`ConfigError`] for zero attempts, a zero base wait, a multiplier below 1, a
+    /// maximum wait below the base, or a budget set before the clock.
     pub fn build(self) -> Result<Retry<C>, ConfigError> {
+        if self.dropped_budget {
+            return Err(ConfigError::BudgetBeforeClock);
+        }
         if self.max_attempts == 0 {
             return Err(ConfigError::Zero {
                 setting: "max attempts",

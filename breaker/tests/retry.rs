@@ -164,3 +164,24 @@ fn bad_retry_configuration_is_rejected() {
         "backoff: max must be >= initial"
     );
 }
+
+#[test]
+fn a_budget_set_before_the_clock_is_an_error_not_silently_dropped() {
+    let budget = Arc::new(RetryBudget::builder().build().unwrap());
+    let clock = keel_core::ManualClock::new();
+    let error = Retry::builder()
+        .budget(budget)
+        .clock(clock.clone())
+        .build()
+        .unwrap_err();
+    assert_eq!(error, keel_breaker::ConfigError::BudgetBeforeClock);
+    assert!(error.to_string().contains("set the clock first"), "{error}");
+    // In the right order the budget is kept.
+    let budget = Arc::new(RetryBudget::builder().clock(clock.clone()).build().unwrap());
+    let retry = Retry::builder()
+        .clock(clock)
+        .budget(budget)
+        .build()
+        .unwrap();
+    assert!(retry.budget().is_some());
+}
