@@ -69,7 +69,10 @@ impl Algorithm for Gcra {
             let new_tat = base.saturating_add(increment);
             let ahead = new_tat - now;
             if ahead > tau {
-                return Decision::deny_slack(quota, tau - (base - now), t, base - now, ahead - tau);
+                // `saturating_sub`: after `set_quota` lowers the burst, the cell may be further ahead
+                // than the new tolerance.
+                let slack = tau.saturating_sub(base - now);
+                return Decision::deny_slack(quota, slack, t, base - now, ahead - tau);
             }
             if new_tat == tat {
                 // n == 0 with the cell in the future: nothing to write.

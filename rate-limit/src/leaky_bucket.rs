@@ -63,7 +63,9 @@ impl Algorithm for LeakyBucket {
         if poured > capacity {
             bucket.level = level;
             bucket.last = now;
-            return Decision::deny_slack(quota, capacity - level, t, level, poured - capacity);
+            // After `set_quota` lowers the burst the level may be above the new capacity.
+            let slack = capacity.saturating_sub(level);
+            return Decision::deny_slack(quota, slack, t, level, poured - capacity);
         }
         bucket.level = poured;
         bucket.last = now;

@@ -58,7 +58,7 @@ where
         let decision = check()?;
         match decision.retry_after() {
             None => return Ok(decision),
-            Some(retry) => tokio::time::sleep(retry + jitter.sample()).await,
+            Some(retry) => tokio::time::sleep(retry.saturating_add(jitter.sample())).await,
         }
     }
 }

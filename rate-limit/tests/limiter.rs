@@ -93,3 +93,43 @@ fn shared_between_threads() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(total, 1_000, "exactly the burst, with 4 threads racing");
     Ok(())
 }
+
+/// A full limiter whose quota shrinks (smaller burst, limit and period, or a longer period)
+/// keeps deciding without panicking, and admits again once the new quota allows it.
+fn shrink_when_full<A: Algorithm>() -> Result<(), Box<dyn std::error::Error>> {
+    let name = std::any::type_name::<A>();
+    for smaller in [
+        Quota::per_second(2)?,
+        Quota::with_period(1, Duration::from_millis(10))?,
+        Quota::per_hour(3)?,
+    ] {
+        let clock = ManualClock::new();
+        let limiter = Limiter::<A, _>::with_clock(Quota::per_second(100)?, clock.clone());
+        clock.advance(Duration::from_millis(1_700));
+        assert!(limiter.check_n(100)?.is_allowed(), "{name}");
+        limiter.set_quota(smaller);
+        let decision = limiter.check();
+        assert!(
+            decision.remaining() < smaller.limit(),
+            "{name}: {smaller:?}"
+        );
+        assert!(limiter.check_n(0).is_ok(), "{name}");
+        if let Some(retry) = decision.retry_after() {
+            clock.advance(retry);
+            assert!(limiter.check().is_allowed(), "{name}: {smaller:?}");
+        }
+        clock.advance(smaller.period() * 2);
+        assert!(limiter.check().is_allowed(), "{name}: {smaller:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn shrinking_the_quota_of_a_full_limiter_never_panics() -> Result<(), Box<dyn std::error::Error>> {
+    shrink_when_full::<Gcra>()?;
+    shrink_when_full::<LeakyBucket>()?;
+    shrink_when_full::<FixedWindow>()?;
+    shrink_when_full::<SlidingLog>()?;
+    shrink_when_full::<SlidingCounter>()?;
+    Ok(())
+}
