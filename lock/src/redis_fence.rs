@@ -7,7 +7,7 @@ use redis::aio::ConnectionManager;
 use redis::{Script, ToRedisArgs, Value};
 
 use crate::redis_service::{unexpected, with_timeout};
-use crate::{FencingToken, LockError, StaleToken};
+use crate::{ConfigError, FencingToken, LockError, StaleToken};
 
 /// Checks the token against the fence key and, if it is not older, raises the fence and runs
 /// the write, all in one atomic script. Tokens are compared as 20-digit zero-padded strings,
@@ -62,7 +62,27 @@ pub struct RedisFence {
 
 impl RedisFence {
     /// A fence on `fence_key`, calling through `connection` with `call_timeout` per call.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] if `call_timeout` is zero (every call would time out).
     pub fn new(
+        connection: ConnectionManager,
+        fence_key: impl Into<String>,
+        call_timeout: Duration,
+    ) -> Result<RedisFence, ConfigError> {
+        if call_timeout.is_zero() {
+            return Err(ConfigError::new("fence call timeout must be > 0"));
+        }
+        Ok(RedisFence::from_checked(
+            connection,
+            fence_key,
+            call_timeout,
+        ))
+    }
+
+    /// [`new`](Self::new) for a timeout already checked (the lock service's own).
+    pub(crate) fn from_checked(
         connection: ConnectionManager,
         fence_key: impl Into<String>,
         call_timeout: Duration,

@@ -286,7 +286,7 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
 impl<C: Clock> RedisLockService<C> {
     /// A [`RedisFence`] on `fence_key`, sharing this service's connection and call timeout.
     pub fn fence(&self, fence_key: impl Into<String>) -> RedisFence {
-        RedisFence::new(self.connection.clone(), fence_key, self.shared.call_timeout)
+        RedisFence::from_checked(self.connection.clone(), fence_key, self.shared.call_timeout)
     }
 
     /// The connection the service uses.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use keel_lock::{KeepAlive, LockError, LockService, LostReason, RedisLockService};
+use keel_lock::{KeepAlive, LockError, LockService, LostReason, RedisFence, RedisLockService};
 use keel_testkit::{RedisServer, Reply};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -208,6 +208,22 @@ async fn the_fence_rejects_older_tokens_and_keeps_the_newer_value() -> Result {
     );
     assert!(fence.advance(old.token()).await.is_err());
     assert_eq!(fence.advance(new.token()).await?, new.token());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fence_with_a_zero_call_timeout_is_refused() -> Result {
+    let server = RedisServer::start()?;
+    let locks = connect(&server).await?;
+    let connection = locks.connection().clone();
+    let error = RedisFence::new(connection.clone(), "{z}:fence", Duration::ZERO).unwrap_err();
+    assert_eq!(error.to_string(), "fence call timeout must be > 0");
+    let fence = RedisFence::new(connection, "{z}:fence", Duration::from_secs(2))?;
+    fence.advance(keel_lock::FencingToken::new(3)).await?;
+    assert_eq!(
+        server.command(&["GET", "{z}:fence"])?,
+        Reply::Bulk(Some(b"00000000000000000003".to_vec()))
+    );
     Ok(())
 }
 
