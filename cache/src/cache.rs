@@ -1,4 +1,5 @@
-//! `Cache`: the concurrent cache, sharded, with adaptive W-TinyLFU, expiry and stats.
+//! `Cache`: the concurrent cache, sharded, with S3-FIFO and TinyLFU admission, expiry and
+//! stats.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -21,8 +22,12 @@ type Shards<K, V> = Box<[CachePadded<RwLock<Shard<K, V>>>]>;
 /// The largest total capacity: shard slabs are indexed by `u32`.
 pub const MAX_CACHE_CAPACITY: u64 = 1 << 40;
 
-/// A concurrent cache (`&self`, `Send + Sync`) with an adaptive W-TinyLFU policy, by entry
-/// count or by weight, with optional time-to-live, time-to-idle and per-entry expiry.
+/// The most shards a cache can be built with (each costs a lock and a policy).
+const MAX_SHARDS: usize = 1 << 16;
+
+/// A concurrent cache (`&self`, `Send + Sync`) with a scan-resistant policy (S3-FIFO with
+/// TinyLFU admission, see the crate docs), by entry count or by weight, with optional
+/// time-to-live, time-to-idle and per-entry expiry.
 ///
 /// Build one with [`Cache::builder`]. Values are returned by clone: store `Arc<T>` for large
 /// values.
@@ -63,6 +68,42 @@ pub struct Cache<K, V, S = foldhash::fast::RandomState> {
 }
 
 /// Configures and builds a [`Cache`]. See [`Cache::builder`].
+///
+/// Every setting but [`max_capacity`](CacheBuilder::max_capacity) is optional;
+/// [`build`](CacheBuilder::build) checks them.
+///
+/// ```
+/// use keel_cache::{Cache, RemovalCause};
+/// use keel_core::ManualClock;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let evicted = Arc::new(AtomicU64::new(0));
+/// let counter = evicted.clone();
+/// let clock = ManualClock::new();
+/// let cache = Cache::builder()
+///     .max_capacity(1 << 20) // total bytes, with the weigher below
+///     .weigher(|_key: &u64, value: &Vec<u8>| value.len() as u32)
+///     .shards(8)
+///     .time_to_live(Duration::from_secs(300))
+///     .time_to_idle(Duration::from_secs(60))
+///     .clock(clock.clone())
+///     .eviction_listener(move |_k, _v, cause| {
+///         if cause == RemovalCause::Expired {
+///             counter.fetch_add(1, Ordering::Relaxed);
+///         }
+///     })
+///     .record_stats()
+///     .build()?;
+/// cache.insert(1, vec![0; 1_000]);
+/// assert_eq!(cache.weighted_size(), 1_000);
+/// clock.advance(Duration::from_secs(60)); // idle for a minute
+/// assert_eq!(cache.get(&1), None);
+/// cache.purge_expired();
+/// assert_eq!(evicted.load(Ordering::Relaxed), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct CacheBuilder<K, V, S = foldhash::fast::RandomState> {
     capacity: u64,
     shards: Option<usize>,
@@ -200,7 +241,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// - [`BuildError::ZeroCapacity`]: no capacity, or a capacity of 0;
     /// - [`BuildError::CapacityTooLarge`]: above [`MAX_CACHE_CAPACITY`];
-    /// - [`BuildError::BadShards`]: a shard count that is 0 or not a power of two;
+    /// - [`BuildError::BadShards`]: a shard count that is 0, not a power of two, above
+    ///   65,536 or above the capacity;
     /// - [`BuildError::ZeroDuration`]: a time-to-live or time-to-idle of zero.
     ///
     /// ```
@@ -238,7 +280,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             return Err(BuildError::ZeroDuration("time to idle"));
         }
         let shards = match self.shards {
-            Some(n) if n == 0 || !n.is_power_of_two() || n as u64 > self.capacity => {
+            Some(n)
+                if n == 0 || !n.is_power_of_two() || n > MAX_SHARDS || n as u64 > self.capacity =>
+            {
                 return Err(BuildError::BadShards(n));
             }
             Some(n) => n,
@@ -293,10 +337,24 @@ fn default_shards(capacity: u64) -> usize {
     let by_size = (capacity / 256).max(1);
     // Largest power of two not above `by_size`.
     let by_size = 1usize << (63 - by_size.leading_zeros());
-    by_cpu.min(by_size).min(1 << 16)
+    by_cpu.min(by_size).min(MAX_SHARDS)
 }
 
 /// Why [`Cache::try_insert`] did not store an entry.
+///
+/// ```
+/// use keel_cache::{Cache, InsertError};
+///
+/// let cache = Cache::builder()
+///     .max_capacity(100)
+///     .shards(1)
+///     .weigher(|_k: &u8, v: &Vec<u8>| v.len() as u32)
+///     .build()?;
+/// let err = cache.try_insert(1, vec![0; 101]).unwrap_err();
+/// assert_eq!(err, InsertError::TooHeavy { weight: 101, max: 100 });
+/// assert_eq!(err.to_string(), "entry weight 101 is above the per-shard maximum 100");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InsertError {
@@ -358,6 +416,15 @@ where
     /// [`record_stats`](CacheBuilder::record_stats)).
     ///
     /// Takes only the shard's read lock and bumps a per-entry counter.
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache: Cache<String, u32> = Cache::new(10)?;
+    /// cache.insert("a".to_string(), 1);
+    /// assert_eq!(cache.get("a"), Some(1)); // look up by `&str` for `String` keys
+    /// assert_eq!(cache.get("b"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,

@@ -30,7 +30,8 @@ pub enum BuildError {
         /// The largest capacity supported.
         max: u64,
     },
-    /// The number of shards was zero or not a power of two.
+    /// The number of shards was zero, not a power of two, above 65,536 or above the
+    /// capacity (a shard must be able to hold an entry).
     BadShards(usize),
     /// A time-to-live or time-to-idle of zero was given: every entry would be expired at once.
     ZeroDuration(&'static str),
@@ -46,7 +47,10 @@ impl fmt::Display for BuildError {
                 write!(f, "capacity {requested} is larger than the maximum {max}")
             }
             BuildError::BadShards(n) => {
-                write!(f, "shard count must be a power of two > 0, got {n}")
+                write!(
+                    f,
+                    "shard count must be a power of two from 1 to 65536 and at most the capacity, got {n}"
+                )
             }
             BuildError::ZeroDuration(what) => write!(f, "{what} must be > 0"),
             BuildError::ZeroBatch => f.write_str("write-back batch size must be > 0"),

@@ -1,5 +1,5 @@
 //! One shard of the concurrent cache: an index table, a dense slab of nodes, and the
-//! adaptive W-TinyLFU policy that decides what stays.
+//! S3-FIFO policy with TinyLFU admission that decides what stays.
 //!
 //! Reads hold the shard's read lock and only bump the node's relaxed `hits` counter; the
 //! policy folds those counters into its lists and sketch later, under the write lock, when
@@ -28,6 +28,12 @@ const ADMIT_MIN: u8 = 3;
 /// Reads of an entry counted (in its node and in the sketch) between two visits of the
 /// policy; later reads write nothing.
 const READS_COUNTED: u8 = 4;
+
+/// The most entries a shard's sketch and ghost are sized for (512 MiB of sketch).
+const MAX_SKETCH: u64 = 1 << 26;
+
+/// With a weigher, the entry count a shard's sketch starts sized for.
+const WEIGHTED_SKETCH_START: u64 = 1 << 10;
 
 /// "Never expires".
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -147,6 +153,8 @@ pub(crate) struct Shard<K, V> {
     small_max: u64,
     capacity: u64,
     sketch: Sketch,
+    /// The entry count the sketch and ghost are sized for.
+    sketch_size: usize,
     ghost: Ghost,
     idle: Option<u64>,
     expiry: bool,
@@ -167,7 +175,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let capacity = config.capacity;
         // 5% small queue: measured on the traces (S3-FIFO's paper uses 10%).
         let small_max = (capacity / 20).max(1);
-        let sized = capacity.min(1 << 26) as usize;
+        // By entry count: sized to the capacity, or (with a weigher, where the capacity is a
+        // weight and may be bytes) grown with the entries actually held.
+        let sized = if config.weighted {
+            capacity.min(WEIGHTED_SKETCH_START)
+        } else {
+            capacity.min(MAX_SKETCH)
+        } as usize;
         Shard {
             table: HashTable::new(),
             nodes: Vec::new(),
@@ -178,6 +192,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             small_max,
             capacity,
             sketch: Sketch::new(sized),
+            sketch_size: sized,
             ghost: Ghost::new(sized),
             idle: config.idle,
             expiry: config.expiry,
@@ -300,6 +315,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
             if self.weighted {
                 self.weights.push(weight);
+                self.grow_sketch();
             }
             // A key dropped from the small queue lately and asked for again skips it.
             let list = if self.ghost.take(hash) { MAIN } else { SMALL };
@@ -309,6 +325,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 .insert_unique(hash, i, |&j| hash_of(&nodes[j as usize].key));
         }
         self.maintain(now, hash_of, out);
+    }
+
+    /// With a weigher, doubles the sketch and the ghost once the shard holds more entries
+    /// than they were sized for (the new sketch starts empty, as Caffeine's does).
+    fn grow_sketch(&mut self) {
+        let limit = self.capacity.min(MAX_SKETCH) as usize;
+        if self.nodes.len() > self.sketch_size && self.sketch_size < limit {
+            self.sketch_size = (self.sketch_size * 2).min(limit);
+            self.sketch = Sketch::new(self.sketch_size);
+            self.ghost.cap = self.sketch_size;
+        }
     }
 
     fn set_deadline(&mut self, i: u32, deadline: u64, now: u64) {
@@ -659,6 +686,25 @@ impl Ghost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_weighted_shard_sizes_its_sketch_by_entries_held() {
+        // A capacity in bytes must not allocate a sketch for a billion entries up front.
+        let mut shard: Shard<u64, u64> = Shard::new(ShardConfig {
+            capacity: 1 << 30,
+            expiry: false,
+            idle: None,
+            weighted: true,
+        });
+        assert_eq!(shard.sketch_size, WEIGHTED_SKETCH_START as usize);
+        let hash_of = |k: &u64| k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for k in 0..3_000u64 {
+            shard.insert(hash_of(&k), k, k, 1, NEVER, 0, &hash_of, &mut |_, _, _| {});
+        }
+        assert_eq!(shard.len(), 3_000);
+        assert_eq!(shard.sketch_size, 4_096);
+        assert_eq!(shard.ghost.cap, 4_096);
+    }
 
     #[test]
     fn link_word_fields_are_independent() {

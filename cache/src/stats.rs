@@ -28,7 +28,8 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Loader calls that returned a value.
     pub load_successes: u64,
-    /// Loader calls that returned an error (or panicked).
+    /// Loader calls that returned an error (a loader that panics or is cancelled is not
+    /// counted).
     pub load_failures: u64,
     /// Time spent in loaders, by the cache's clock.
     pub total_load_time: Duration,

@@ -147,6 +147,37 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
 }
 
 /// A flush that did not write everything: the unwritten entries stay dirty.
+///
+/// ```
+/// use keel_cache::{Cache, Store, WriteBack};
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// #[derive(Debug)]
+/// struct Down;
+/// impl std::fmt::Display for Down {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("store down")
+///     }
+/// }
+/// impl std::error::Error for Down {}
+///
+/// struct Flaky(AtomicBool);
+/// impl Store<u8, u8> for Flaky {
+///     type Error = Down;
+///     fn write(&self, _: &u8, _: &u8) -> Result<(), Down> {
+///         if self.0.load(Ordering::Relaxed) { Err(Down) } else { Ok(()) }
+///     }
+/// }
+///
+/// let wb = WriteBack::builder(Cache::new(10)?, Flaky(AtomicBool::new(true))).build()?;
+/// wb.insert(1, 1);
+/// let err = wb.flush().unwrap_err();
+/// assert_eq!((err.written, err.pending), (0, 1));
+/// assert_eq!(err.to_string(), "write-back flush failed after 0 entries, 1 still dirty: store down");
+/// wb.store().0.store(false, Ordering::Relaxed);
+/// assert_eq!(wb.flush()?, 1); // the entry stayed dirty and is written now
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct FlushError<E> {
     /// Entries written before the failure (no longer dirty).

@@ -29,7 +29,27 @@ fn builder_rejects_bad_configuration() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "shard count must be a power of two > 0, got 3"
+        "shard count must be a power of two from 1 to 65536 and at most the capacity, got 3"
+    );
+    // Too many shards would allocate a lock and a policy each before the first insert.
+    for shards in [0, 1 << 17, 256] {
+        let err = Cache::<u64, u64>::builder()
+            .max_capacity(1 << 20)
+            .shards(shards)
+            .build();
+        if shards == 256 {
+            assert!(err.is_ok());
+        } else {
+            assert_eq!(err.unwrap_err(), BuildError::BadShards(shards));
+        }
+    }
+    assert_eq!(
+        Cache::<u64, u64>::builder()
+            .max_capacity(4)
+            .shards(8)
+            .build()
+            .unwrap_err(),
+        BuildError::BadShards(8)
     );
     let err = Cache::<u64, u64>::builder()
         .max_capacity(100)

@@ -7,6 +7,13 @@ use std::time::Duration;
 use keel_cache::Cache;
 use keel_core::ManualClock;
 
+/// Spins until `counter` reaches `n`: the threads it counts have started their call.
+fn wait_for(counter: &AtomicUsize, n: usize) {
+    while counter.load(Ordering::SeqCst) < n {
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn concurrent_misses_run_the_loader_once() {
     let cache: Arc<Cache<u32, u64>> = Arc::new(Cache::new(100).unwrap());
@@ -38,15 +45,18 @@ fn concurrent_misses_run_the_loader_once() {
 fn an_error_reaches_every_waiter_and_is_not_cached() {
     let cache: Arc<Cache<u32, u64>> = Arc::new(Cache::new(100).unwrap());
     let calls = Arc::new(AtomicUsize::new(0));
-    let start = Arc::new(Barrier::new(6));
+    let arrived = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..6)
         .map(|_| {
-            let (cache, calls, start) = (cache.clone(), calls.clone(), start.clone());
+            let (cache, calls, arrived) = (cache.clone(), calls.clone(), arrived.clone());
             std::thread::spawn(move || {
-                start.wait();
+                arrived.fetch_add(1, Ordering::SeqCst);
                 cache.try_get_or_insert_with(1, || {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(200));
+                    // Fail only once every caller is on its way in (a late caller would
+                    // find no flight and load again), plus a margin to reach the wait.
+                    wait_for(&arrived, 6);
+                    std::thread::sleep(Duration::from_millis(300));
                     Err::<u64, String>("db down".into())
                 })
             })
@@ -70,20 +80,28 @@ fn an_error_reaches_every_waiter_and_is_not_cached() {
 fn a_panicking_leader_hands_over_to_a_waiter() {
     let cache: Arc<Cache<u32, u64>> = Arc::new(Cache::new(100).unwrap());
     let calls = Arc::new(AtomicUsize::new(0));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
     let leader = {
-        let (cache, calls) = (cache.clone(), calls.clone());
+        let (cache, calls, arrived) = (cache.clone(), calls.clone(), arrived.clone());
         std::thread::spawn(move || {
             cache.get_or_insert_with(1, || {
                 calls.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(100));
+                started_tx.send(()).unwrap();
+                // Panic only once the waiter is on its way in, plus a margin to reach the
+                // wait.
+                wait_for(&arrived, 1);
+                std::thread::sleep(Duration::from_millis(200));
                 panic!("loader blew up");
             })
         })
     };
-    std::thread::sleep(Duration::from_millis(20));
+    // The leader is loading before the waiter starts, so the roles cannot swap.
+    started_rx.recv().unwrap();
     let waiter = {
         let (cache, calls) = (cache.clone(), calls.clone());
         std::thread::spawn(move || {
+            arrived.fetch_add(1, Ordering::SeqCst);
             cache.get_or_insert_with(1, || {
                 calls.fetch_add(1, Ordering::SeqCst);
                 7
@@ -186,14 +204,20 @@ mod async_loaders {
     async fn async_errors_reach_every_waiter() {
         let cache: Arc<Cache<u32, u64>> = Arc::new(Cache::new(100).unwrap());
         let calls = Arc::new(AtomicUsize::new(0));
+        let arrived = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..4)
             .map(|_| {
-                let (cache, calls) = (cache.clone(), calls.clone());
+                let (cache, calls, arrived) = (cache.clone(), calls.clone(), arrived.clone());
                 tokio::spawn(async move {
+                    arrived.fetch_add(1, Ordering::SeqCst);
                     cache
                         .try_get_or_insert_with_async(9, async {
                             calls.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            // Fail only once every task is on its way in.
+                            while arrived.load(Ordering::SeqCst) < 4 {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            tokio::time::sleep(Duration::from_millis(200)).await;
                             Err::<u64, &str>("nope")
                         })
                         .await
