@@ -10,6 +10,12 @@
 //! - [`Snowflake`]: 64-bit IDs `timestamp | worker | sequence` with a validated, configurable
 //!   [`Layout`] (presets for Twitter, Discord, Instagram, Sonyflake and a 53-bit layout that
 //!   JavaScript numbers hold exactly). IDs decode back into their [`Parts`].
+//! - [`UlidGenerator`]: monotonic [`Ulid`]s (26 characters of Crockford base32), strictly
+//!   increasing within a millisecond, with a documented [`UlidOverflow`] rule.
+//! - [`UuidV7Generator`]: RFC 9562 version 7 UUIDs ([`UuidV7`]) with a 16-bit counter
+//!   (method 1), monotonic within the process.
+//! - Parsing never panics: a malformed string gives a [`ParseError`] saying what is wrong and
+//!   at which position.
 //! - Worker ids come from a [`WorkerIdProvider`]: [`FixedWorkerId`], [`EnvWorkerId`] (a
 //!   StatefulSet ordinal), or a lease in Redis (feature `redis`) that stops the generator
 //!   before the lease can expire.
@@ -66,6 +72,20 @@
 //! the monotonic clock (or slept in total, if the clock does not move at all).
 //! [`Snowflake::try_next_id`] never waits: it returns
 //! [`GenerateError::WouldBlock`] with how long to wait.
+//!
+//! **ULID and UUIDv7.** Both keep the last `(millisecond, counter)` in one `AtomicU64`
+//! (48 + 16 bits) moved forward by compare-and-swap, so one generator's IDs strictly increase
+//! across all threads; a clock step back keeps the last millisecond. A ULID's 80 random bits
+//! are a per-millisecond random start (a keyed SipHash of the millisecond, so racing threads
+//! agree on it without a lock) plus the counter: 65,536 ULIDs per millisecond, then the
+//! [`UlidOverflow`] rule. A UUIDv7's counter is seeded with 15 random bits each millisecond
+//! (at least 32,768 per millisecond before it moves to the next one) and the other 58 bits of
+//! `rand_b` are fresh random bits per UUID.
+//!
+//! **Worker-id leases.** `RedisWorkerLease` claims the first free id with one Lua script
+//! (`SET NX PX` per id), renews it from a tokio task, and sets a [`Lease`] deadline of
+//! *send time + TTL - margin*, which Redis cannot have passed; the generator checks it before
+//! every ID, so it stops before another process can be granted the id.
 //!
 //! # Crate features
 //!
