@@ -286,7 +286,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         hash_of: &impl Fn(&K) -> u64,
         out: &mut impl FnMut(K, V, RemovalCause),
     ) {
-        self.sketch.increment(hash, false);
+        self.sketch.increment_exclusive(hash);
         if let Some(i) = self.find(hash, &key) {
             let was_expired = self.expired(i, now);
             let old = std::mem::replace(&mut self.nodes[i as usize].value, value);
