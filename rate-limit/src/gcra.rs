@@ -54,10 +54,12 @@ impl Default for GcraState {
 impl Algorithm for Gcra {
     type State = GcraState;
 
+    #[inline]
     fn capacity(quota: &Quota) -> u32 {
         quota.burst()
     }
 
+    #[inline]
     fn decide(quota: &Quota, state: &GcraState, now: Instant, n: u32) -> Decision {
         let now = now.as_nanos();
         let t = quota.emission_nanos();
@@ -83,14 +85,12 @@ impl Algorithm for Gcra {
                 .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => return Decision::allow_slack(quota, tau - ahead, t, ahead),
-                Err(actual) => {
-                    tat = actual;
-                    keel_core::sync::spin_loop();
-                }
+                Err(actual) => tat = actual,
             }
         }
     }
 
+    #[inline]
     fn is_fresh(_quota: &Quota, state: &GcraState, now: Instant) -> bool {
         state.tat.load(Ordering::Acquire) <= now.as_nanos()
     }

@@ -6,12 +6,12 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use crossbeam_utils::atomic::AtomicCell;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use keel_core::{Clock, Instant, SystemClock};
 use parking_lot::Mutex;
 
+use crate::quota_cell::QuotaCell;
 use crate::{Algorithm, Decision, Gcra, InsufficientCapacity, Quota};
 
 /// Below this many keys a keyed limiter does not sweep.
@@ -62,7 +62,7 @@ where
     map: DashMap<K, A::State>,
     overrides: DashMap<K, Quota>,
     has_overrides: AtomicBool,
-    quota: AtomicCell<Quota>,
+    quota: QuotaCell,
     clock: C,
     max_keys: Option<usize>,
     // Keys in `map`, counted on insert and sweep so the hot path never locks every shard.
@@ -133,7 +133,7 @@ where
             map: DashMap::new(),
             overrides: DashMap::new(),
             has_overrides: AtomicBool::new(false),
-            quota: AtomicCell::new(self.quota),
+            quota: QuotaCell::new(self.quota),
             clock: self.clock,
             max_keys: self.max_keys,
             len: AtomicUsize::new(0),
@@ -155,7 +155,7 @@ where
             map: DashMap::new(),
             overrides: DashMap::new(),
             has_overrides: AtomicBool::new(false),
-            quota: AtomicCell::new(quota),
+            quota: QuotaCell::new(quota),
             clock: SystemClock,
             max_keys: None,
             len: AtomicUsize::new(0),

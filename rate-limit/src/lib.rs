@@ -82,6 +82,7 @@ mod layer;
 mod leaky_bucket;
 mod limiter;
 mod quota;
+mod quota_cell;
 mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_limiter;

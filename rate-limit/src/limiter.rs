@@ -3,9 +3,9 @@
 use std::fmt;
 
 use crossbeam_utils::CachePadded;
-use crossbeam_utils::atomic::AtomicCell;
 use keel_core::{Clock, SystemClock};
 
+use crate::quota_cell::QuotaCell;
 use crate::{Algorithm, Decision, InsufficientCapacity, Quota, RateLimit};
 
 /// A single rate limiter: algorithm `A` over one state, reading time from `C`.
@@ -30,9 +30,8 @@ pub struct Limiter<A: Algorithm, C: Clock = SystemClock> {
     // On its own cache line: threads writing the state do not also evict the quota and
     // clock they read on every check.
     state: CachePadded<A::State>,
-    // Read on every check without a lock (a seqlock for types wider than a word); written
-    // only by `set_quota`.
-    quota: AtomicCell<Quota>,
+    // Read on every check without a lock (a seqlock); written only by `set_quota`.
+    quota: QuotaCell,
     clock: C,
 }
 
@@ -56,7 +55,7 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
     pub fn with_clock(quota: Quota, clock: C) -> Limiter<A, C> {
         Limiter {
             state: CachePadded::new(A::State::default()),
-            quota: AtomicCell::new(quota),
+            quota: QuotaCell::new(quota),
             clock,
         }
     }

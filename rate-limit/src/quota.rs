@@ -162,6 +162,25 @@ impl Quota {
         Duration::from_nanos(self.emission_nanos)
     }
 
+    /// The quota as three words, for [`QuotaCell`](crate::quota_cell::QuotaCell).
+    pub(crate) fn to_words(self) -> [u64; 3] {
+        [
+            u64::from(self.limit) | u64::from(self.burst) << 32,
+            self.period_nanos,
+            self.emission_nanos,
+        ]
+    }
+
+    /// The inverse of [`to_words`](Quota::to_words), for words it produced.
+    pub(crate) fn from_words([limits, period_nanos, emission_nanos]: [u64; 3]) -> Quota {
+        Quota {
+            limit: limits as u32,
+            burst: (limits >> 32) as u32,
+            period_nanos,
+            emission_nanos,
+        }
+    }
+
     pub(crate) fn period_nanos(&self) -> u64 {
         self.period_nanos
     }

@@ -5,11 +5,11 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossbeam_utils::atomic::AtomicCell;
 use keel_core::{Clock, SystemClock};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
+use crate::quota_cell::QuotaCell;
 use crate::{
     Algorithm, Decision, FixedWindow, Gcra, InsufficientCapacity, KeyedLimiter, Quota,
     SlidingCounter, SlidingLog,
@@ -209,7 +209,7 @@ impl std::error::Error for RedisLimiterError {}
 /// ```
 pub struct RedisLimiter<A: RedisAlgorithm = Gcra, C: Clock = SystemClock> {
     connection: ConnectionManager,
-    quota: AtomicCell<Quota>,
+    quota: QuotaCell,
     prefix: String,
     timeout: Duration,
     policy: FailurePolicy,
@@ -302,7 +302,7 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
             .map_err(|_| RedisLimiterError::ZeroFallbackKeys)?;
         Ok(RedisLimiter {
             connection,
-            quota: AtomicCell::new(self.quota),
+            quota: QuotaCell::new(self.quota),
             prefix: self.prefix,
             timeout: self.timeout,
             policy: self.policy,

@@ -50,3 +50,24 @@ fn check_n_is_all_or_nothing_under_races() {
         assert!(limiter.check().is_denied());
     });
 }
+
+#[test]
+fn a_check_racing_set_quota_sees_one_whole_quota() {
+    loom::model(|| {
+        let a = Quota::per_second(10).unwrap().with_burst(2).unwrap();
+        let b = Quota::per_hour(7).unwrap();
+        let limiter = Arc::new(Limiter::<Gcra, _>::with_clock(a, ManualClock::new()));
+        let other = limiter.clone();
+        let handle = thread::spawn(move || other.set_quota(b));
+        let seen = limiter.quota();
+        let decision = limiter.check();
+        handle.join().unwrap();
+        assert!(seen == a || seen == b, "{seen:?}");
+        let policy = (decision.limit(), decision.window());
+        assert!(
+            policy == (a.limit(), a.period()) || policy == (b.limit(), b.period()),
+            "{policy:?}"
+        );
+        assert_eq!(limiter.quota(), b);
+    });
+}
