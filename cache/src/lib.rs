@@ -64,8 +64,10 @@
 //!   one read there promotes them to the main FIFO, where an entry read since the hand last
 //!   passed goes around again (a 2-bit CLOCK). Newcomers never read are dropped and their
 //!   hash remembered in a ghost FIFO as long as main; a key asked for again while
-//!   remembered goes straight to main. Scans and loops therefore flow through the small
-//!   queue without flushing main.
+//!   remembered goes straight to main (in shards under 128 entries, only if the sketch
+//!   below counts it more often than main's oldest entry: there main holds just the
+//!   hottest few dozen keys). Scans and loops therefore flow through the small queue
+//!   without flushing main.
 //! - **TinyLFU admission** (Einziger et al.): a 4-bit count-min sketch with conservative
 //!   update, its counters of one key in one 64-byte block (Caffeine's layout), halved every
 //!   10 × capacity increments. A newcomer leaving the small queue unread still displaces
@@ -87,7 +89,8 @@
 //! - **Memory:** a `u64 → u64` node is 24 bytes (the next index, list and read count share
 //!   one 32-bit word, so a shard holds at most 2^28 entries); with the index table and the
 //!   sketch (8 bytes per entry of capacity) that measured 44 bytes per entry at 1M entries,
-//!   52 with expiry.
+//!   52 with expiry. With a weigher the capacity is a weight, so the sketch and ghost are
+//!   sized by the entries actually held instead (from 1,024, doubling as they grow).
 //! - **Loaders:** one mutex-protected map of in-flight keys, touched only on misses.
 //!
 //! # Crate features

@@ -25,6 +25,12 @@ const MAIN: u8 = 1;
 /// lets loops churn the main queue, higher loses frequency-skewed traces.
 const ADMIT_MIN: u8 = 3;
 
+/// Below this many entries a shard lets a key back from the ghost skip the small queue
+/// only if the sketch prefers it to main's oldest entry. Measured on the traces: at 26 to
+/// 99 entries this saves up to 2.7 points of miss ratio; from 130 entries up the same check
+/// costs up to 2 points (recency matters more than the sketch's counts there).
+const GHOST_CHECKED_BELOW: u64 = 128;
+
 /// Reads of an entry counted (in its node and in the sketch) between two visits of the
 /// policy; later reads write nothing.
 const READS_COUNTED: u8 = 4;
@@ -318,7 +324,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.grow_sketch();
             }
             // A key dropped from the small queue lately and asked for again skips it.
-            let list = if self.ghost.take(hash) { MAIN } else { SMALL };
+            let list = if self.ghost.take(hash) && self.ghost_admits(hash, hash_of) {
+                MAIN
+            } else {
+                SMALL
+            };
             self.push_front(list, i);
             let nodes = &self.nodes;
             self.table
@@ -463,6 +473,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.evict(t, now, hash_of, out);
             }
         }
+    }
+
+    /// Whether a key back from the ghost may skip the small queue. In a shard under
+    /// [`GHOST_CHECKED_BELOW`] entries, main holds only the hottest few dozen keys, so the
+    /// key must also be asked for more often (by the sketch) than main's oldest entry.
+    fn ghost_admits(&self, hash: u64, hash_of: &impl Fn(&K) -> u64) -> bool {
+        let t = self.lists[MAIN as usize].tail;
+        self.capacity >= GHOST_CHECKED_BELOW
+            || t == NIL
+            || self.sketch.estimate(hash)
+                > self.sketch.estimate(hash_of(&self.nodes[t as usize].key))
     }
 
     /// Main's next victim: its oldest entry not read since it was last passed over.

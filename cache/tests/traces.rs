@@ -38,19 +38,19 @@ fn read_trace(path: &Path) -> Vec<u64> {
 }
 
 /// (trace, cache size, reference LRU miss ratio, best reference miss ratio) from the
-/// traces README, and the ceiling set for [`Cache`]: its measured miss ratio (worst of two
-/// runs, random hash seeds) plus half a point.
+/// traces README, and the ceiling set for [`Cache`]: its measured miss ratio (with the
+/// fixed seed of `cache_misses`) plus half a point, rounded up, and never raised.
 const REFERENCE: &[(&str, usize, f64, f64, f64)] = &[
     ("lirs-loop.trace.gz", 10, 1.0000, 0.9911, 0.996),
     ("lirs-loop.trace.gz", 50, 1.0000, 0.9516, 0.958),
     ("lirs-loop.trace.gz", 101, 1.0000, 0.9013, 0.910),
-    ("lirs-multi1.trace.gz", 26, 0.9897, 0.9055, 0.860),
+    ("lirs-multi1.trace.gz", 26, 0.9897, 0.9055, 0.846),
     ("lirs-multi1.trace.gz", 130, 0.7616, 0.5433, 0.547),
     ("lirs-multi1.trace.gz", 260, 0.5658, 0.5020, 0.507),
-    ("lirs-sprite.trace.gz", 70, 0.8367, 0.7873, 0.790),
+    ("lirs-sprite.trace.gz", 70, 0.8367, 0.7873, 0.765),
     ("lirs-sprite.trace.gz", 353, 0.3437, 0.3294, 0.336),
     ("lirs-sprite.trace.gz", 707, 0.1352, 0.1352, 0.147),
-    ("lirs-2_pools.trace.gz", 99, 0.7823, 0.5303, 0.539),
+    ("lirs-2_pools.trace.gz", 99, 0.7823, 0.5303, 0.536),
     ("lirs-2_pools.trace.gz", 496, 0.4899, 0.4808, 0.486),
     ("lirs-2_pools.trace.gz", 993, 0.4562, 0.4562, 0.462),
     ("lirs-gli.trace.gz", 25, 0.9910, 0.9864, 0.991),
@@ -63,11 +63,14 @@ const REFERENCE: &[(&str, usize, f64, f64, f64)] = &[
     ("cloudphysics-io.txt.gz", 2448, 0.8246, 0.8114, 0.812),
     ("cloudphysics-io.txt.gz", 4897, 0.8049, 0.7518, 0.765),
     ("arc-oltp.trace.gz", 1868, 0.5837, 0.5354, 0.548),
-    ("arc-oltp.trace.gz", 9344, 0.3992, 0.3791, 0.390),
+    ("arc-oltp.trace.gz", 9344, 0.3992, 0.3791, 0.389),
     ("arc-oltp.trace.gz", 18688, 0.3348, 0.3234, 0.333),
     ("arc-oltp.trace.gz", 2000, 0.5753, 0.5297, 0.541),
     ("arc-oltp.trace.gz", 10000, 0.3930, 0.3731, 0.383),
 ];
+
+/// The hash seed of the replays.
+const SEED: u64 = 0x6b65_656c;
 
 fn lru_misses(keys: &[u64], cap: usize) -> usize {
     let mut lru = Lru::new(cap).unwrap();
@@ -99,14 +102,16 @@ fn lru_matches_the_reference_column() {
     }
 }
 
-/// Shards as the default would pick on a 2-core machine, so the result does not depend on
-/// the machine the test runs on.
+/// Shards as the default would pick on a 2-core machine, and a fixed hash seed, so the
+/// result depends neither on the machine nor on the run (with random seeds the small
+/// traces move by up to 0.3 point between runs).
 fn cache_misses(keys: &[u64], cap: usize) -> usize {
     let shards = (cap / 256).clamp(1, 8);
     let shards = 1 << (usize::BITS - 1 - shards.leading_zeros());
     let cache = Cache::builder()
         .max_capacity(cap as u64)
         .shards(shards)
+        .hasher(foldhash::fast::FixedState::with_seed(SEED))
         .build()
         .unwrap();
     let mut misses = 0;
