@@ -104,6 +104,22 @@ where
     K: Hash + Eq + Send + Sync,
 {
     /// A hard cap on the number of keys held (see [`KeyedLimiter`] for what happens there).
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<u64, Gcra>::builder(Quota::per_hour(10)?)
+    ///     .max_keys(1_000)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// for ip in 0..10_000u64 {
+    ///     assert!(limiter.check_key(&ip).is_allowed());
+    /// }
+    /// assert!(limiter.len() <= 1_000);
+    /// assert!(KeyedLimiter::<u64, Gcra>::builder(Quota::per_hour(10)?).max_keys(0).build().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = Some(max_keys);
         self
@@ -199,6 +215,17 @@ where
 
     /// Decides `n` cells for `key`, all or nothing.
     ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<String, Gcra>::new(Quota::per_minute(10)?);
+    /// assert!(limiter.check_key_n("upload", 8)?.is_allowed());
+    /// assert!(limiter.check_key_n("upload", 3)?.is_denied()); // only 2 left: nothing taken
+    /// assert_eq!(limiter.check_key_n("upload", 2)?.remaining(), 0);
+    /// assert!(limiter.check_key_n("upload", 11).is_err()); // never satisfiable
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`InsufficientCapacity`] if `n` exceeds what the key's quota could ever admit at once.
@@ -231,6 +258,21 @@ where
     }
 
     /// The quota for `key`: its override, or the default.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<String, Gcra>::new(Quota::per_minute(60)?);
+    /// limiter.set_key_quota("partner".to_string(), Quota::per_minute(600)?);
+    /// assert_eq!(limiter.quota_for("partner"), Quota::per_minute(600)?);
+    /// assert_eq!(limiter.quota_for("anyone"), Quota::per_minute(60)?);
+    ///
+    /// limiter.set_quota(Quota::per_minute(30)?); // the default changes, the override stays
+    /// assert_eq!(limiter.quota_for("anyone"), Quota::per_minute(30)?);
+    /// assert_eq!(limiter.remove_key_quota("partner"), Some(Quota::per_minute(600)?));
+    /// assert_eq!(limiter.quota_for("partner"), limiter.quota());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn quota_for<Q>(&self, key: &Q) -> Quota
     where
         K: Borrow<Q>,
@@ -292,6 +334,24 @@ where
 
     /// Drops every key that is fresh at the clock's current time, now. The limiter also does
     /// this on its own as keys arrive; calling it is never needed for correctness.
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = KeyedLimiter::<&str, Gcra>::builder(Quota::per_second(10)?)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// assert!(limiter.check_key(&"a").is_allowed());
+    /// assert_eq!(limiter.len(), 1);
+    /// clock.advance(Duration::from_millis(100)); // "a" is back to a full bucket
+    /// limiter.retain_recent();
+    /// assert!(limiter.is_empty());
+    /// assert_eq!((limiter.evicted_fresh(), limiter.evicted_live()), (1, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn retain_recent(&self) {
         let _guard = self.sweeping.lock();
         self.drop_fresh(self.clock.now());

@@ -111,6 +111,32 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
 
     /// [`until_n_ready`](Limiter::until_n_ready), adding `jitter` to every wait.
     ///
+    /// Jitter spreads callers that were all told the same retry-after, so they do not wake
+    /// together; a wait is never shorter than the retry-after.
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_rate_limit::{Gcra, Jitter, Limiter, Quota};
+    /// use std::time::Duration;
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread()
+    ///     .enable_time()
+    ///     .start_paused(true)
+    ///     .build()?;
+    /// runtime.block_on(async {
+    ///     let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_second(10)?, TokioClock::new());
+    ///     assert!(limiter.until_n_ready(10).await?.is_allowed()); // the burst, at once
+    ///     let start = tokio::time::Instant::now();
+    ///     let jitter = Jitter::up_to(Duration::from_millis(50));
+    ///     assert!(limiter.until_n_ready_with_jitter(5, jitter).await?.is_allowed());
+    ///     let waited = start.elapsed();
+    ///     assert!(waited >= Duration::from_millis(500) && waited <= Duration::from_millis(550));
+    ///     assert!(limiter.until_n_ready(11).await.is_err()); // never satisfiable
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`InsufficientCapacity`] at once if `n` can never be admitted.
