@@ -62,6 +62,7 @@ struct QuantaOrigin {
     origin: u64,
 }
 
+#[inline]
 fn quanta_origin() -> &'static QuantaOrigin {
     static ORIGIN: OnceLock<QuantaOrigin> = OnceLock::new();
     ORIGIN.get_or_init(|| {
@@ -71,6 +72,7 @@ fn quanta_origin() -> &'static QuantaOrigin {
     })
 }
 
+#[inline]
 fn std_origin() -> std::time::Instant {
     static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
     *ORIGIN.get_or_init(std::time::Instant::now)
