@@ -74,8 +74,8 @@
 //!   main's victim if the sketch has seen it at least 3 times and more often than the
 //!   victim: this keeps frequency-skewed traces from losing to plain S3-FIFO.
 //! - **Read path:** a hit takes the shard's read lock, then does relaxed writes only: the
-//!   node's read counter and the key's sketch counters, each skipped once saturated, so hot
-//!   keys stop writing. No global lock, no global counter. Hit and miss counting is opt-in
+//!   node's read counter (up to 4 reads between two visits of the policy) and, for the
+//!   first 2 of those, the key's sketch counters, so hot keys stop writing. No global lock, no global counter. Hit and miss counting is opt-in
 //!   ([`CacheBuilder::record_stats`], as in Caffeine) and adds one write to a per-thread
 //!   stripe.
 //! - **Capacity:** each shard gets `capacity / shards` (the remainder spread over the
