@@ -99,6 +99,7 @@ mod error;
 mod generator;
 mod high_water;
 mod layout;
+mod millis_counter;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis_lease;

@@ -4,10 +4,10 @@ use std::cell::Cell;
 use std::fmt;
 use std::hash::Hasher;
 
-use keel_core::sync::atomic::{AtomicU64, Ordering};
 use keel_core::{Clock, SystemClock};
 use siphasher::sip128::{Hasher128, SipHasher13};
 
+use crate::millis_counter::{COUNTER_MAX, MillisCounter};
 use crate::{GenerateError, IdGenerator, Ulid};
 
 /// What a [`UlidGenerator`] does when a millisecond's ULIDs run out.
@@ -61,15 +61,12 @@ pub enum UlidOverflow {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct UlidGenerator<C = SystemClock> {
-    state: AtomicU64,
+    counter: MillisCounter,
     keys: (u64, u64),
     clock: C,
     overflow: UlidOverflow,
 }
 
-const COUNTER_BITS: u32 = 16;
-const COUNTER_MAX: u64 = (1 << COUNTER_BITS) - 1;
-const MAX_MS: u64 = (1 << 48) - 1;
 const RANDOM_MAX: u128 = (1 << 80) - 1;
 
 thread_local! {
@@ -95,7 +92,7 @@ impl<C: Clock> UlidGenerator<C> {
     /// A generator reading time from `clock`.
     pub fn with_clock(clock: C) -> UlidGenerator<C> {
         UlidGenerator {
-            state: AtomicU64::new(0),
+            counter: MillisCounter::new(),
             keys: (rand::random::<u64>() | 1, rand::random()),
             clock,
             overflow: UlidOverflow::default(),
@@ -115,43 +112,9 @@ impl<C: Clock> UlidGenerator<C> {
     /// [`GenerateError::Overflow`] under [`UlidOverflow::Error`] when the millisecond's ULIDs
     /// are used up, and [`GenerateError::TimestampOverflow`] after the year 10889.
     pub fn next_ulid(&self) -> Result<Ulid, GenerateError> {
-        let now = self.clock.unix_millis();
-        if now > MAX_MS {
-            return Err(GenerateError::TimestampOverflow);
-        }
-        let mut current = self.state.load(Ordering::Acquire);
-        loop {
-            let last_ms = current >> COUNTER_BITS;
-            let next = if now > last_ms {
-                now << COUNTER_BITS
-            } else if current & COUNTER_MAX < COUNTER_MAX {
-                current + 1
-            } else {
-                match self.overflow {
-                    UlidOverflow::Error => return Err(GenerateError::Overflow),
-                    UlidOverflow::NextMillisecond if last_ms < MAX_MS => {
-                        (last_ms + 1) << COUNTER_BITS
-                    }
-                    UlidOverflow::NextMillisecond => return Err(GenerateError::TimestampOverflow),
-                }
-            };
-            match self.state.compare_exchange_weak(
-                current,
-                next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    let ms = next >> COUNTER_BITS;
-                    let random = self.start(ms) + u128::from(next & COUNTER_MAX);
-                    return Ok(Ulid::from_parts(ms, random));
-                }
-                Err(actual) => {
-                    current = actual;
-                    keel_core::sync::spin_loop();
-                }
-            }
-        }
+        let roll_over = self.overflow == UlidOverflow::NextMillisecond;
+        let (ms, counter) = self.counter.next(self.clock.unix_millis(), 0, roll_over)?;
+        Ok(Ulid::from_parts(ms, self.start(ms) + u128::from(counter)))
     }
 
     /// The clock.

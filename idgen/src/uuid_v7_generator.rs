@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use keel_core::sync::atomic::{AtomicU64, Ordering};
 use keel_core::{Clock, SystemClock};
 
+use crate::millis_counter::{COUNTER_MAX, MillisCounter};
 use crate::{GenerateError, IdGenerator, UuidV7};
 
 /// A UUIDv7 generator, monotonic within the process, shared across threads by `&self`.
@@ -31,14 +31,13 @@ use crate::{GenerateError, IdGenerator, UuidV7};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct UuidV7Generator<C = SystemClock> {
-    state: AtomicU64,
+    counter: MillisCounter,
     clock: C,
 }
 
-const COUNTER_BITS: u32 = 16;
-const COUNTER_MAX: u64 = (1 << COUNTER_BITS) - 1;
+/// A new millisecond's counter starts at a random value below half its range (RFC 9562
+/// method 1), leaving at least 32,768 steps before it rolls over.
 const SEED_MASK: u64 = COUNTER_MAX >> 1;
-const MAX_MS: u64 = (1 << 48) - 1;
 
 impl UuidV7Generator<SystemClock> {
     /// A generator on the system clock.
@@ -57,7 +56,7 @@ impl<C: Clock> UuidV7Generator<C> {
     /// A generator reading time from `clock`.
     pub fn with_clock(clock: C) -> UuidV7Generator<C> {
         UuidV7Generator {
-            state: AtomicU64::new(0),
+            counter: MillisCounter::new(),
             clock,
         }
     }
@@ -68,44 +67,14 @@ impl<C: Clock> UuidV7Generator<C> {
     ///
     /// [`GenerateError::TimestampOverflow`] after the year 10889.
     pub fn next_uuid(&self) -> Result<UuidV7, GenerateError> {
-        let now = self.clock.unix_millis();
-        if now > MAX_MS {
-            return Err(GenerateError::TimestampOverflow);
-        }
         let random: u64 = rand::random();
-        let mut current = self.state.load(Ordering::Acquire);
-        loop {
-            let last_ms = current >> COUNTER_BITS;
-            let counter = current & COUNTER_MAX;
-            let next = if now > last_ms {
-                (now << COUNTER_BITS) | (random & SEED_MASK)
-            } else if counter < COUNTER_MAX {
-                current + 1
-            } else if last_ms < MAX_MS {
-                (last_ms + 1) << COUNTER_BITS
-            } else {
-                return Err(GenerateError::TimestampOverflow);
-            };
-            match self.state.compare_exchange_weak(
-                current,
-                next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    let ms = next >> COUNTER_BITS;
-                    let counter = next & COUNTER_MAX;
-                    // Counter: 12 bits of rand_a, then the top 4 of rand_b's 62.
-                    let rand_a = (counter >> 4) as u16;
-                    let rand_b = ((counter & 0xF) << 58) | (random >> 6);
-                    return Ok(UuidV7::from_parts(ms, rand_a, rand_b));
-                }
-                Err(actual) => {
-                    current = actual;
-                    keel_core::sync::spin_loop();
-                }
-            }
-        }
+        let (ms, counter) =
+            self.counter
+                .next(self.clock.unix_millis(), random & SEED_MASK, true)?;
+        // Counter: 12 bits of rand_a, then the top 4 of rand_b's 62.
+        let rand_a = (counter >> 4) as u16;
+        let rand_b = ((counter & 0xF) << 58) | (random >> 6);
+        Ok(UuidV7::from_parts(ms, rand_a, rand_b))
     }
 
     /// The clock.
