@@ -288,7 +288,8 @@ impl Bulkhead {
                 return Ok(());
             }
             if timed_out {
-                return Err(self.full(Some(tokio::time::Instant::now() - started)));
+                // It timed out at its deadline, so it waited exactly `max_wait`.
+                return Err(self.full(Some(self.max_wait)));
             }
         }
     }
