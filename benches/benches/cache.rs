@@ -2,46 +2,19 @@
 //!
 //! `cargo bench -p keel-benches --bench cache` runs the throughput groups;
 //! `KEEL_CACHE_MEMORY=1 cargo bench -p keel-benches --bench cache` prints bytes per entry
-//! instead (measured with the counting allocator below).
+//! instead (measured with keel-testkit's counting allocator).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use keel_benches::cache::Zipf;
+use keel_testkit::CountingAllocator;
 
 /// Counts live heap bytes, for the bytes-per-entry table.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: CountingAllocator = CountingAllocator::new();
 
 const KEYS: usize = 1 << 16;
 const THREADS: usize = 2;
@@ -205,9 +178,9 @@ fn single_thread_lru(c: &mut Criterion) {
 fn memory() {
     const N: usize = 1_000_000;
     fn measure(name: &str, fill: impl FnOnce() -> (Box<dyn std::any::Any>, usize)) {
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = ALLOC.live_bytes();
         let (cache, held) = fill();
-        let bytes = LIVE.load(Ordering::Relaxed) - before;
+        let bytes = ALLOC.live_bytes() - before;
         println!(
             "| {name} | {held} | {:.1} |",
             bytes as f64 / held.max(1) as f64

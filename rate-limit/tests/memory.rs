@@ -2,39 +2,19 @@
 //!
 //! Run with `cargo test -p keel-rate-limit --test memory -- --nocapture` to see the table.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use keel_core::ManualClock;
 use keel_rate_limit::{
     Algorithm, FixedWindow, Gcra, KeyedLimiter, LeakyBucket, Quota, SlidingCounter, SlidingLog,
 };
-
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts the bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use keel_testkit::CountingAllocator;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator = CountingAllocator::new();
 
 const KEYS: u64 = 200_000;
 
 fn bytes_per_key<A: Algorithm>() -> f64 {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = ALLOCATOR.live_bytes();
     let limiter = KeyedLimiter::<u64, A>::builder(Quota::per_hour(10).unwrap())
         .clock(ManualClock::new())
         .build()
@@ -43,7 +23,7 @@ fn bytes_per_key<A: Algorithm>() -> f64 {
         assert!(limiter.check_key(&key).is_allowed());
     }
     assert_eq!(limiter.len(), KEYS as usize);
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = ALLOCATOR.live_bytes();
     drop(limiter);
     (after - before) as f64 / KEYS as f64
 }

@@ -1,4 +1,4 @@
-//! Test helpers for keel: a real `redis-server` for each test.
+//! Test helpers for keel: a real `redis-server` for each test, and a counting allocator.
 //!
 //! # Overview
 //!
@@ -29,10 +29,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod counting_allocator;
 mod error;
 mod redis_server;
 mod resp;
 
+pub use counting_allocator::CountingAllocator;
 pub use error::TestkitError;
 pub use redis_server::{Persistence, RedisServer, RedisServerBuilder};
 pub use resp::Reply;
