@@ -7,17 +7,16 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
 use keel_core::{Clock, SystemClock};
 
-use crate::lock::RwLock;
+use crate::lock::{ShardLock, ShardLocks};
 use crate::shard::{Lookup, MAX_SHARD_ENTRIES, NEVER, Shard, ShardConfig};
 use crate::{BuildError, CacheStats, RemovalCause};
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Arc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
-/// One lock per shard, each on its own cache line.
-type Shards<K, V> = Box<[CachePadded<RwLock<Shard<K, V>>>]>;
+/// One lock per shard.
+type Shards<K, V> = ShardLocks<Shard<K, V>>;
 
 /// The largest total capacity: shard slabs are indexed by `u32`.
 pub const MAX_CACHE_CAPACITY: u64 = 1 << 40;
@@ -301,18 +300,16 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         let expiry = self.ttl.is_some() || self.tti.is_some() || self.per_entry;
         let base = self.capacity / shards as u64;
         let extra = self.capacity % shards as u64;
-        let shard_list: Vec<_> = (0..shards as u64)
-            .map(|s| {
-                CachePadded::new(RwLock::new(Shard::new(ShardConfig {
-                    capacity: base + u64::from(s < extra),
-                    expiry,
-                    idle: self.tti.map(nanos),
-                    weighted: self.weigher.is_some(),
-                })))
+        let shard_list = (0..shards as u64).map(|s| {
+            Shard::new(ShardConfig {
+                capacity: base + u64::from(s < extra),
+                expiry,
+                idle: self.tti.map(nanos),
+                weighted: self.weigher.is_some(),
             })
-            .collect();
+        });
         Ok(Cache {
-            shards: shard_list.into_boxed_slice(),
+            shards: ShardLocks::new(shard_list),
             shift: 64 - shards.trailing_zeros(),
             hasher: self.hasher,
             clock: self.clock,
@@ -392,7 +389,7 @@ where
     S: BuildHasher,
 {
     #[inline]
-    fn shard_of(&self, hash: u64) -> &RwLock<Shard<K, V>> {
+    fn shard_of(&self, hash: u64) -> ShardLock<'_, Shard<K, V>> {
         // High bits pick the shard; hashbrown uses the low bits and the top seven, which
         // differ in practice only for one shard, where the shift makes the index 0.
         let idx = if self.shift == 64 {
@@ -400,7 +397,7 @@ where
         } else {
             (hash.rotate_left(20) >> self.shift) as usize
         };
-        &self.shards[idx]
+        self.shards.get(idx)
     }
 
     #[inline]

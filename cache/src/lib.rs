@@ -57,8 +57,9 @@
 //!
 //! **`Cache`** is split into a power-of-two number of shards by key hash (by default 4 per
 //! CPU, but never under 256 entries of capacity per shard, since each shard runs its own
-//! policy). Each shard holds a `parking_lot::RwLock` over an index table and a dense slab
-//! of nodes, and runs this policy, chosen by replaying real traces (see the README):
+//! policy). Each shard is an index table and a dense slab of nodes behind its own
+//! reader-writer lock, and runs this policy, chosen by replaying real traces (see the
+//! README):
 //!
 //! - **S3-FIFO** (Yang et al., SOSP 2023): newcomers enter a small FIFO (5% of the shard);
 //!   one read there promotes them to the main FIFO, where an entry read since the hand last
@@ -73,9 +74,12 @@
 //!   10 × capacity increments. A newcomer leaving the small queue unread still displaces
 //!   main's victim if the sketch has seen it at least 3 times and more often than the
 //!   victim: this keeps frequency-skewed traces from losing to plain S3-FIFO.
-//! - **Read path:** a hit takes the shard's read lock, then does relaxed writes only: the
-//!   node's read counter (up to 4 reads between two visits of the policy) and, for the
-//!   first 2 of those, the key's sketch counters, so hot keys stop writing. No global lock, no global counter. Hit and miss counting is opt-in
+//! - **Read path:** a hit takes the shard's read lock, which writes only a counter of the
+//!   reading thread's own (readers of one shard do not share a lock word; a writer raises
+//!   a flag and waits for the shard's per-thread counts to drain). Then it does relaxed
+//!   writes only: the node's read counter (up to 4 reads between two visits of the
+//!   policy) and, for the first 2 of those, the key's sketch counters, so hot keys stop
+//!   writing. No global lock, no global counter. Hit and miss counting is opt-in
 //!   ([`CacheBuilder::record_stats`], as in Caffeine) and adds one write to a per-thread
 //!   stripe.
 //! - **Capacity:** each shard gets `capacity / shards` (the remainder spread over the

@@ -1,7 +1,7 @@
 //! One shard of the concurrent cache: an index table, a dense slab of nodes, and the
 //! S3-FIFO policy with TinyLFU admission that decides what stays.
 //!
-//! Reads hold the shard's read lock and only bump the node's relaxed `hits` counter; the
+//! Reads hold the shard's read lock (see `lock.rs`) and only bump the node's relaxed `hits` counter; the
 //! policy folds those counters into its lists and sketch later, under the write lock, when
 //! it looks at the node (second chance). Writes hold the write lock.
 

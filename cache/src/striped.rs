@@ -21,6 +21,24 @@ std::thread_local! {
     static STRIPE: usize = NEXT_THREAD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// This thread's stripe number: threads are numbered as they first ask, so the first
+/// threads of a process get distinct stripes under any power-of-two stripe count.
+#[cfg(not(keel_loom))]
+#[inline]
+pub(crate) fn thread_stripe() -> usize {
+    STRIPE.with(|s| *s)
+}
+
+/// Under loom: the model thread's number, the same in every run of the model (a global
+/// counter would differ between runs and break loom's replay).
+#[cfg(keel_loom)]
+pub(crate) fn thread_stripe() -> usize {
+    let id = format!("{:?}", loom::thread::current().id());
+    id.chars()
+        .filter(char::is_ascii_digit)
+        .fold(0, |n, c| n * 10 + c as usize - '0' as usize)
+}
+
 impl Striped {
     pub(crate) fn new() -> Striped {
         let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
@@ -34,11 +52,7 @@ impl Striped {
 
     #[inline]
     pub(crate) fn add(&self, n: u64) {
-        #[cfg(not(keel_loom))]
-        let i = STRIPE.with(|s| *s) & (self.cells.len() - 1);
-        // Loom runs a model's threads on one OS thread: one stripe keeps runs identical.
-        #[cfg(keel_loom)]
-        let i = 0;
+        let i = thread_stripe() & (self.cells.len() - 1);
         self.cells[i].fetch_add(n, Ordering::Relaxed);
     }
 
