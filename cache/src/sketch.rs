@@ -17,6 +17,12 @@ pub(crate) struct Sketch {
     sample: u32,
 }
 
+/// From this many entries a shard's sketch has a word per two entries: 4 bytes per entry
+/// saved, for at most 0.03 points of miss ratio on arc-oltp (2,336 entries per shard).
+/// Smaller sketches lose much more (lirs-gli at 126 and 252 entries: 5 to 7 points),
+/// where the bytes hardly matter.
+const HALF_SKETCH_FROM: usize = 2048;
+
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 
 std::thread_local! {
@@ -25,9 +31,14 @@ std::thread_local! {
 
 impl Sketch {
     /// A sketch sized for a cache of `capacity` entries: one word (16 counters) per entry,
-    /// as Caffeine sizes it.
+    /// as Caffeine sizes it, or half that from [`HALF_SKETCH_FROM`] entries up.
     pub(crate) fn new(capacity: usize) -> Sketch {
         let words = capacity.max(8).next_power_of_two();
+        let words = if capacity >= HALF_SKETCH_FROM {
+            words / 2
+        } else {
+            words
+        };
         Sketch {
             words: (0..words).map(|_| AtomicU64::new(0)).collect(),
             block_mask: (words / 8) as u64 - 1,
@@ -146,6 +157,14 @@ impl Sketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_sketches_take_a_word_per_two_entries() {
+        assert_eq!(Sketch::new(1_000).words.len(), 1_024);
+        assert_eq!(Sketch::new(HALF_SKETCH_FROM - 1).words.len(), 2_048);
+        assert_eq!(Sketch::new(HALF_SKETCH_FROM).words.len(), 1_024);
+        assert_eq!(Sketch::new(125_000).words.len(), 65_536);
+    }
 
     #[test]
     fn counts_saturate_and_fade() {
