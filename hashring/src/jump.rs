@@ -137,9 +137,19 @@ impl<N: StableHash + Eq> JumpHash<N> {
                 max: u64::from(u32::MAX),
             });
         }
-        for (i, slot) in slots.iter().enumerate() {
-            if let Some(node) = slot
-                && slots[..i].iter().any(|s| s.as_ref() == Some(node))
+        // Sorted by hash, equal nodes end up side by side (among equal hashes): O(n log n),
+        // so restoring a table of 100k buckets stays fast.
+        let mut live: Vec<(u64, &N)> = slots
+            .iter()
+            .flatten()
+            .map(|node| (crate::hash_key(node), node))
+            .collect();
+        live.sort_unstable_by_key(|&(hash, _)| hash);
+        for (i, &(hash, node)) in live.iter().enumerate() {
+            if live[i + 1..]
+                .iter()
+                .take_while(|&&(h, _)| h == hash)
+                .any(|&(_, other)| other == node)
             {
                 return Err(Error::DuplicateNode);
             }
@@ -276,6 +286,23 @@ mod tests {
         assert_eq!(j.buckets(), 4);
         assert_eq!(j.add(9), Err(Error::DuplicateNode));
         assert!(!j.remove(&42));
+    }
+
+    #[test]
+    fn from_slots_restores_tables_and_refuses_duplicates() {
+        // 200k buckets: the old pairwise check took minutes here.
+        let slots: Vec<Option<u64>> = (0..200_000u64).map(|n| (n % 7 != 3).then_some(n)).collect();
+        let j = JumpHash::from_slots(slots.clone()).unwrap();
+        assert_eq!(j.buckets(), 200_000);
+        assert_eq!(j.slots(), &slots[..]);
+        let mut dup = slots;
+        dup[199_999] = Some(0);
+        assert_eq!(JumpHash::from_slots(dup).err(), Some(Error::DuplicateNode));
+        assert_eq!(
+            JumpHash::from_slots(vec![Some("a"), None, Some("b"), Some("a")]).err(),
+            Some(Error::DuplicateNode)
+        );
+        assert!(JumpHash::from_slots(vec![None, Some("a"), None::<&str>]).is_ok());
     }
 
     #[test]
