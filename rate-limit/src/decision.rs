@@ -142,39 +142,117 @@ impl Decision {
     }
 
     /// Whether the request was admitted (and its cells taken).
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
+    ///
+    /// let limiter = Limiter::<Gcra>::new(Quota::per_hour(1)?);
+    /// assert!(limiter.check().is_allowed());
+    /// assert!(!limiter.check().is_allowed()); // the hour's one request is spent
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn is_allowed(&self) -> bool {
         self.allowed
     }
 
     /// Whether the request was denied (nothing was taken).
+    ///
+    /// ```
+    /// use keel_rate_limit::{FixedWindow, Limiter, Quota, RateLimit};
+    ///
+    /// let limiter = Limiter::<FixedWindow>::new(Quota::per_hour(2)?);
+    /// assert!(!limiter.check().is_denied());
+    /// assert!(limiter.check_n(2)?.is_denied()); // only 1 left: nothing taken
+    /// assert!(!limiter.check().is_denied()); // so the last one still fits
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn is_denied(&self) -> bool {
         !self.allowed
     }
 
     /// The quota's limit: requests per [`window`](Decision::window).
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
+    ///
+    /// let limiter = Limiter::<Gcra>::new(Quota::per_minute(60)?.with_burst(5)?);
+    /// assert_eq!(limiter.check().limit(), 60); // the rate, not the burst
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn limit(&self) -> u32 {
         self.limit
     }
 
     /// How many more single requests would be admitted right now, after this decision.
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
+    ///
+    /// let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_minute(3)?, ManualClock::new());
+    /// assert_eq!(limiter.check().remaining(), 2);
+    /// assert_eq!(limiter.check().remaining(), 1);
+    /// assert_eq!(limiter.check().remaining(), 0);
+    /// assert_eq!(limiter.check().remaining(), 0); // denied
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remaining(&self) -> u32 {
         u32::try_from(self.remaining_slack / self.remaining_unit).unwrap_or(u32::MAX)
     }
 
     /// The quota's period, the window its limit applies to.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Limiter, Quota, RateLimit, SlidingLog};
+    /// use std::time::Duration;
+    ///
+    /// let limiter = Limiter::<SlidingLog>::new(Quota::per_hour(100)?);
+    /// assert_eq!(limiter.check().window(), Duration::from_secs(3600));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn window(&self) -> Duration {
         Duration::from_nanos(self.window_nanos)
     }
 
     /// Time until the limiter is fresh again (all of its capacity back) if nothing arrives.
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_second(10)?, clock.clone());
+    /// // Each cell drains in one emission interval (100 ms).
+    /// assert_eq!(limiter.check().reset_after(), Duration::from_millis(100));
+    /// assert_eq!(limiter.check_n(3)?.reset_after(), Duration::from_millis(400));
+    /// clock.advance(Duration::from_millis(400));
+    /// assert_eq!(limiter.check_n(0)?.reset_after(), Duration::ZERO);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reset_after(&self) -> Duration {
         Duration::from_nanos(self.reset_nanos)
     }
 
     /// For a denial, the time until the same request would be admitted if nothing else
     /// arrives; `None` for an admission. Never zero and never early.
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_minute(2)?, clock.clone());
+    /// assert_eq!(limiter.check_n(2)?.retry_after(), None); // admitted
+    /// let retry = limiter.check().retry_after().ok_or("should be denied")?;
+    /// assert_eq!(retry, Duration::from_secs(30)); // one emission interval
+    /// clock.advance(retry);
+    /// assert!(limiter.check().is_allowed()); // never early
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         (!self.allowed).then_some(Duration::from_nanos(self.retry_nanos))
     }

@@ -32,11 +32,29 @@ impl InsufficientCapacity {
     }
 
     /// The `n` asked for.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Limiter, Quota, RateLimit, SlidingLog};
+    ///
+    /// let limiter = Limiter::<SlidingLog>::new(Quota::per_minute(10)?);
+    /// let err = limiter.check_n(25).unwrap_err();
+    /// assert_eq!(err.requested(), 25);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn requested(&self) -> u32 {
         self.requested
     }
 
     /// The most the limiter admits at once (the burst, or the limit for window limiters).
+    ///
+    /// ```
+    /// use keel_rate_limit::{FixedWindow, Gcra, Limiter, Quota, RateLimit};
+    ///
+    /// let quota = Quota::per_minute(10)?.with_burst(4)?;
+    /// assert_eq!(Limiter::<Gcra>::new(quota).check_n(11).unwrap_err().capacity(), 4);
+    /// assert_eq!(Limiter::<FixedWindow>::new(quota).check_n(11).unwrap_err().capacity(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn capacity(&self) -> u32 {
         self.capacity
     }

@@ -35,6 +35,22 @@ use crate::{Algorithm, Decision, Quota};
 pub struct FixedWindow;
 
 /// The fixed window's state: the current window's start and count.
+///
+/// `Default` is an empty window; [`Limiter<FixedWindow>`](crate::Limiter) holds one.
+///
+/// ```
+/// use keel_core::Instant;
+/// use keel_rate_limit::{Algorithm, FixedWindow, FixedWindowState, Quota};
+/// use std::time::Duration;
+///
+/// let quota = Quota::per_minute(3)?;
+/// let state = FixedWindowState::default();
+/// let at = |secs| Instant::ZERO + Duration::from_secs(secs);
+/// assert_eq!(FixedWindow::decide(&quota, &state, at(10), 3).remaining(), 0);
+/// assert!(FixedWindow::decide(&quota, &state, at(59), 1).is_denied());
+/// assert_eq!(FixedWindow::decide(&quota, &state, at(60), 1).remaining(), 2); // new window
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct FixedWindowState {
     inner: Mutex<Window>,

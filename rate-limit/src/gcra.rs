@@ -38,6 +38,24 @@ use crate::{Algorithm, Decision, Quota};
 pub struct Gcra;
 
 /// GCRA's state: the theoretical arrival time, in clock nanoseconds, in one atomic.
+///
+/// `Default` is a full bucket. A [`Limiter<Gcra>`](crate::Limiter) holds one and a
+/// [`KeyedLimiter`](crate::KeyedLimiter) one per key; it can also be driven directly through
+/// [`Algorithm`].
+///
+/// ```
+/// use keel_core::Instant;
+/// use keel_rate_limit::{Algorithm, Gcra, GcraState, Quota};
+/// use std::time::Duration;
+///
+/// let quota = Quota::per_second(10)?.with_burst(2)?;
+/// let state = GcraState::default();
+/// assert!(Gcra::decide(&quota, &state, Instant::ZERO, 2).is_allowed());
+/// assert!(!Gcra::is_fresh(&quota, &state, Instant::ZERO));
+/// // Full again after two emission intervals.
+/// assert!(Gcra::is_fresh(&quota, &state, Instant::ZERO + Duration::from_millis(200)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct GcraState {
     tat: AtomicU64,

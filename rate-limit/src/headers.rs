@@ -5,6 +5,22 @@ use crate::decision::ceil_secs;
 
 /// Which rate-limit headers [`Decision::headers`] renders. `Retry-After` is added to every
 /// style for a denial.
+///
+/// ```
+/// use keel_rate_limit::{Decision, HeaderStyle};
+/// use std::time::Duration;
+///
+/// let d = Decision::from_parts(true, 100, 99, Duration::from_secs(60), Duration::from_secs(1), Duration::ZERO);
+/// assert_eq!(HeaderStyle::default(), HeaderStyle::Ietf);
+/// let names = |style| d.headers(style).into_iter().map(|(name, _)| name).collect::<Vec<_>>();
+/// assert_eq!(names(HeaderStyle::Ietf), ["RateLimit-Policy", "RateLimit"]);
+/// assert_eq!(
+///     names(HeaderStyle::Legacy),
+///     ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
+/// );
+/// assert_eq!(names(HeaderStyle::Both).len(), 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HeaderStyle {

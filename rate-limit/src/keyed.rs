@@ -74,6 +74,17 @@ where
 }
 
 /// Configures a [`KeyedLimiter`]; made by [`KeyedLimiter::builder`].
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_rate_limit::{KeyedLimiter, KeyedLimiterBuilder, Quota, SlidingLog};
+///
+/// let builder: KeyedLimiterBuilder<u32, SlidingLog> =
+///     KeyedLimiter::builder(Quota::per_minute(5)?).max_keys(10_000);
+/// let limiter = builder.clock(ManualClock::new()).build()?;
+/// assert_eq!(limiter.check_key(&7).remaining(), 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct KeyedLimiterBuilder<K, A: Algorithm = Gcra, C: Clock = SystemClock> {
     quota: Quota,
     clock: C,
@@ -82,6 +93,18 @@ pub struct KeyedLimiterBuilder<K, A: Algorithm = Gcra, C: Clock = SystemClock> {
 }
 
 /// A [`KeyedLimiterBuilder`] setting that cannot work.
+///
+/// ```
+/// use keel_rate_limit::{Gcra, KeyedLimiter, KeyedLimiterError, Quota};
+///
+/// let err = KeyedLimiter::<String, Gcra>::builder(Quota::per_second(1)?)
+///     .max_keys(0)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err, KeyedLimiterError::ZeroMaxKeys);
+/// assert_eq!(err.to_string(), "max_keys must be > 0");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyedLimiterError {
@@ -126,6 +149,22 @@ where
     }
 
     /// Reads time from `clock` instead of the system clock.
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_rate_limit::{FixedWindow, KeyedLimiter, Quota};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = KeyedLimiter::<&str, FixedWindow>::builder(Quota::per_minute(1)?)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// assert!(limiter.check_key(&"bob").is_allowed());
+    /// assert!(limiter.check_key(&"bob").is_denied());
+    /// clock.advance(Duration::from_secs(60)); // the limiter sees the manual time
+    /// assert!(limiter.check_key(&"bob").is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock<C2: Clock>(self, clock: C2) -> KeyedLimiterBuilder<K, A, C2> {
         KeyedLimiterBuilder {
             quota: self.quota,
@@ -136,6 +175,16 @@ where
     }
 
     /// Builds the limiter.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<u64, Gcra>::builder(Quota::per_second(10)?).build()?;
+    /// assert!(limiter.is_empty());
+    /// assert_eq!(limiter.quota(), Quota::per_second(10)?);
+    /// assert!(KeyedLimiter::<u64, Gcra>::builder(Quota::per_second(10)?).max_keys(0).build().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -166,6 +215,18 @@ where
     K: Hash + Eq + Send + Sync,
 {
     /// A keyed limiter on the system clock with no cap on keys (fresh keys are still dropped).
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    /// use std::net::{IpAddr, Ipv4Addr};
+    ///
+    /// let per_ip = KeyedLimiter::<IpAddr, Gcra>::new(Quota::per_minute(2)?);
+    /// let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    /// assert!(per_ip.check_key(&ip).is_allowed());
+    /// assert!(per_ip.check_key(&ip).is_allowed());
+    /// assert!(per_ip.check_key(&ip).is_denied());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(quota: Quota) -> KeyedLimiter<K, A> {
         KeyedLimiter {
             map: DashMap::new(),
@@ -183,6 +244,16 @@ where
     }
 
     /// A builder, for a cap on keys or another clock.
+    ///
+    /// ```
+    /// use keel_rate_limit::{KeyedLimiter, LeakyBucket, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<String, LeakyBucket>::builder(Quota::per_second(5)?)
+    ///     .max_keys(50_000)
+    ///     .build()?;
+    /// assert_eq!(limiter.check_key("tenant-1").remaining(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(quota: Quota) -> KeyedLimiterBuilder<K, A> {
         KeyedLimiterBuilder {
             quota,
@@ -198,6 +269,24 @@ where
     K: Hash + Eq + Send + Sync,
 {
     /// Decides one request for `key`.
+    ///
+    /// `key` may be a borrowed form of `K` (a `&str` for `String` keys): it is copied into
+    /// the map only the first time it is seen.
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    /// use std::time::Duration;
+    ///
+    /// let limiter = KeyedLimiter::<String, Gcra>::builder(Quota::per_second(1)?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// assert!(limiter.check_key("alice").is_allowed());
+    /// let denied = limiter.check_key("alice");
+    /// assert_eq!(denied.retry_after(), Some(Duration::from_secs(1)));
+    /// assert!(limiter.check_key("bob").is_allowed()); // another key, its own quota
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check_key<Q>(&self, key: &Q) -> Decision
     where
         K: Borrow<Q>,
@@ -287,22 +376,63 @@ where
     }
 
     /// The default quota.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<String, Gcra>::new(Quota::per_hour(500)?);
+    /// limiter.set_key_quota("vip".to_string(), Quota::per_hour(5_000)?);
+    /// assert_eq!(limiter.quota(), Quota::per_hour(500)?); // overrides do not change it
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn quota(&self) -> Quota {
         self.quota.load()
     }
 
     /// Replaces the default quota at runtime; keys with an override keep theirs.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<&str, Gcra>::new(Quota::per_minute(1)?);
+    /// limiter.set_key_quota("vip", Quota::per_minute(10)?);
+    /// limiter.set_quota(Quota::per_minute(3)?);
+    /// assert_eq!(limiter.check_key(&"anyone").remaining(), 2); // the new default
+    /// assert_eq!(limiter.check_key(&"vip").remaining(), 9); // its override
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_quota(&self, quota: Quota) {
         self.quota.store(quota);
     }
 
     /// Gives `key` its own quota from the next decision on.
+    ///
+    /// ```
+    /// use keel_rate_limit::{FixedWindow, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<String, FixedWindow>::new(Quota::per_minute(1)?);
+    /// limiter.set_key_quota("batch-job".to_string(), Quota::per_minute(100)?);
+    /// assert!(limiter.check_key_n("batch-job", 50)?.is_allowed());
+    /// assert!(limiter.check_key_n("someone", 50).is_err()); // more than the default holds
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_key_quota(&self, key: K, quota: Quota) {
         self.overrides.insert(key, quota);
         self.has_overrides.store(true, Ordering::Release);
     }
 
     /// Removes `key`'s override, returning it; the key goes back to the default quota.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<String, Gcra>::new(Quota::per_minute(10)?);
+    /// limiter.set_key_quota("trial".to_string(), Quota::per_minute(2)?);
+    /// assert_eq!(limiter.remove_key_quota("trial"), Some(Quota::per_minute(2)?));
+    /// assert_eq!(limiter.remove_key_quota("trial"), None); // already gone
+    /// assert_eq!(limiter.check_key("trial").remaining(), 9);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove_key_quota<Q>(&self, key: &Q) -> Option<Quota>
     where
         K: Borrow<Q>,
@@ -312,22 +442,80 @@ where
     }
 
     /// The number of keys held now (locks each shard briefly).
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<u32, Gcra>::new(Quota::per_hour(3)?);
+    /// for user in [1, 2, 3, 2, 1] {
+    ///     assert!(limiter.check_key(&user).is_allowed());
+    /// }
+    /// assert_eq!(limiter.len(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
     /// Whether no key is held.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<u32, Gcra>::new(Quota::per_hour(3)?);
+    /// assert!(limiter.is_empty());
+    /// assert!(limiter.check_key(&1).is_allowed());
+    /// assert!(!limiter.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
     /// How many fresh keys have been dropped (with no change in behaviour).
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = KeyedLimiter::<u32, Gcra>::builder(Quota::per_second(1)?)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// for user in 0..3 {
+    ///     assert!(limiter.check_key(&user).is_allowed());
+    /// }
+    /// clock.advance(Duration::from_secs(1)); // every bucket is full again
+    /// limiter.retain_recent();
+    /// assert_eq!(limiter.evicted_fresh(), 3);
+    /// assert!(limiter.check_key(&0).is_allowed()); // as if never seen
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn evicted_fresh(&self) -> u64 {
         self.evicted_fresh.load(Ordering::Relaxed)
     }
 
     /// How many keys that were still limiting were forgotten because the hard cap was reached
     /// with too few fresh keys to drop. Zero unless the cap is below the live key count.
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<u32, Gcra>::builder(Quota::per_hour(1)?)
+    ///     .max_keys(8)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// for user in 0..9 {
+    ///     assert!(limiter.check_key(&user).is_allowed());
+    /// }
+    /// // The 9th key met the cap with every key still limiting, so one was forgotten.
+    /// assert_eq!(limiter.evicted_live(), 1);
+    /// assert_eq!(limiter.evicted_fresh(), 0);
+    /// assert_eq!(limiter.len(), 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn evicted_live(&self) -> u64 {
         self.evicted_live.load(Ordering::Relaxed)
     }

@@ -34,6 +34,23 @@ use crate::{Algorithm, Decision, Quota};
 pub struct LeakyBucket;
 
 /// The leaky bucket's state: the water level (nanoseconds of work) at the last update.
+///
+/// `Default` is an empty bucket; [`Limiter<LeakyBucket>`](crate::Limiter) holds one.
+///
+/// ```
+/// use keel_core::Instant;
+/// use keel_rate_limit::{Algorithm, LeakyBucket, LeakyBucketState, Quota};
+/// use std::time::Duration;
+///
+/// let quota = Quota::per_second(4)?; // a bucket of 4 × 250 ms
+/// let state = LeakyBucketState::default();
+/// assert!(LeakyBucket::decide(&quota, &state, Instant::ZERO, 4).is_allowed());
+/// let denied = LeakyBucket::decide(&quota, &state, Instant::ZERO, 1);
+/// assert_eq!(denied.retry_after(), Some(Duration::from_millis(250)));
+/// // Drained after the whole second.
+/// assert!(LeakyBucket::is_fresh(&quota, &state, Instant::ZERO + Duration::from_secs(1)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct LeakyBucketState {
     inner: Mutex<Level>,

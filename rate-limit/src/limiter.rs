@@ -37,6 +37,15 @@ pub struct Limiter<A: Algorithm, C: Clock = SystemClock> {
 
 impl<A: Algorithm> Limiter<A> {
     /// A fresh limiter on the system clock.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Limiter, Quota, RateLimit, SlidingCounter};
+    ///
+    /// let limiter = Limiter::<SlidingCounter>::new(Quota::per_minute(100)?);
+    /// assert_eq!(limiter.quota(), Quota::per_minute(100)?);
+    /// assert_eq!(limiter.check_n(40)?.remaining(), 60);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(quota: Quota) -> Limiter<A> {
         Limiter::with_clock(quota, SystemClock)
     }
@@ -61,6 +70,17 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
     }
 
     /// The clock this limiter reads.
+    ///
+    /// ```
+    /// use keel_core::{Clock, Instant, ManualClock};
+    /// use keel_rate_limit::{Gcra, Limiter, Quota};
+    /// use std::time::Duration;
+    ///
+    /// let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_second(1)?, ManualClock::new());
+    /// limiter.clock().advance(Duration::from_secs(5));
+    /// assert_eq!(limiter.clock().now(), Instant::ZERO + Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(&self) -> &C {
         &self.clock
     }

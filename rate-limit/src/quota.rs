@@ -40,6 +40,18 @@ pub struct Quota {
 impl Quota {
     /// `limit` requests per second, with a burst of `limit`.
     ///
+    /// ```
+    /// use keel_rate_limit::{Quota, QuotaError};
+    /// use std::time::Duration;
+    ///
+    /// let quota = Quota::per_second(4)?;
+    /// assert_eq!((quota.limit(), quota.burst()), (4, 4));
+    /// assert_eq!(quota.period(), Duration::from_secs(1));
+    /// assert_eq!(Quota::per_second(0), Err(QuotaError::ZeroLimit));
+    /// assert!(matches!(Quota::per_second(2_000_000_000), Err(QuotaError::TooFine { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`QuotaError::ZeroLimit`] if `limit` is 0; [`QuotaError::TooFine`] if the rate is above
@@ -50,6 +62,17 @@ impl Quota {
 
     /// `limit` requests per minute, with a burst of `limit`.
     ///
+    /// ```
+    /// use keel_rate_limit::{Quota, QuotaError};
+    /// use std::time::Duration;
+    ///
+    /// let quota = Quota::per_minute(30)?;
+    /// assert_eq!(quota.period(), Duration::from_secs(60));
+    /// assert_eq!(quota.emission_interval(), Duration::from_secs(2));
+    /// assert_eq!(Quota::per_minute(0), Err(QuotaError::ZeroLimit));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`QuotaError::ZeroLimit`] if `limit` is 0.
@@ -58,6 +81,17 @@ impl Quota {
     }
 
     /// `limit` requests per hour, with a burst of `limit`.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Quota, QuotaError};
+    /// use std::time::Duration;
+    ///
+    /// let quota = Quota::per_hour(1_000)?;
+    /// assert_eq!(quota.period(), Duration::from_secs(3600));
+    /// assert_eq!(quota.emission_interval(), Duration::from_millis(3600));
+    /// assert_eq!(Quota::per_hour(0), Err(QuotaError::ZeroLimit));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -143,21 +177,52 @@ impl Quota {
     }
 
     /// Requests admitted per period.
+    ///
+    /// ```
+    /// # use keel_rate_limit::Quota;
+    /// // Changing the burst leaves the rate alone.
+    /// assert_eq!(Quota::per_minute(120)?.with_burst(10)?.limit(), 120);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn limit(&self) -> u32 {
         self.limit
     }
 
     /// Requests a fresh GCRA or leaky bucket limiter admits at once.
+    ///
+    /// ```
+    /// # use keel_rate_limit::Quota;
+    /// assert_eq!(Quota::per_second(50)?.burst(), 50); // defaults to the limit
+    /// assert_eq!(Quota::per_second(50)?.with_burst(5)?.burst(), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn burst(&self) -> u32 {
         self.burst
     }
 
     /// The period (window length) of the quota.
+    ///
+    /// ```
+    /// # use keel_rate_limit::Quota;
+    /// # use std::time::Duration;
+    /// let quota = Quota::with_period(5, Duration::from_millis(250))?;
+    /// assert_eq!(quota.period(), Duration::from_millis(250));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn period(&self) -> Duration {
         Duration::from_nanos(self.period_nanos)
     }
 
     /// `period / limit`, rounded up to whole nanoseconds: the steady spacing of requests.
+    ///
+    /// ```
+    /// # use keel_rate_limit::Quota;
+    /// # use std::time::Duration;
+    /// assert_eq!(Quota::per_second(4)?.emission_interval(), Duration::from_millis(250));
+    /// // 1 s / 3 is 333 333 333.3 ns: rounded up, so three never take less than a second.
+    /// assert_eq!(Quota::per_second(3)?.emission_interval(), Duration::from_nanos(333_333_334));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn emission_interval(&self) -> Duration {
         Duration::from_nanos(self.emission_nanos)
     }
@@ -196,6 +261,19 @@ impl Quota {
 }
 
 /// What is wrong with a [`Quota`].
+///
+/// Each variant carries what was asked for, and its message says what is wrong.
+///
+/// ```
+/// use keel_rate_limit::{Quota, QuotaError};
+/// use std::time::Duration;
+///
+/// let err = Quota::with_period(10, Duration::from_nanos(5)).unwrap_err();
+/// assert_eq!(err, QuotaError::TooFine { limit: 10, period: Duration::from_nanos(5) });
+/// assert_eq!(err.to_string(), "10 requests per 5ns is more than one per nanosecond");
+/// assert_eq!(Quota::per_minute(1)?.with_burst(0), Err(QuotaError::ZeroBurst));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum QuotaError {

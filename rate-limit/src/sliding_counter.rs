@@ -41,6 +41,24 @@ pub struct SlidingCounter;
 
 /// The sliding counter's state: the current window's start, and the current and previous
 /// windows' counts.
+///
+/// `Default` is two empty windows; [`Limiter<SlidingCounter>`](crate::Limiter) holds one.
+///
+/// ```
+/// use keel_core::Instant;
+/// use keel_rate_limit::{Algorithm, Quota, SlidingCounter, SlidingCounterState};
+/// use std::time::Duration;
+///
+/// let quota = Quota::per_second(4)?;
+/// let state = SlidingCounterState::default();
+/// let at = |millis| Instant::ZERO + Duration::from_millis(millis);
+/// assert!(SlidingCounter::decide(&quota, &state, at(0), 4).is_allowed());
+/// // 3/4 into the next window, a quarter of the previous count (1) still weighs.
+/// assert_eq!(SlidingCounter::decide(&quota, &state, at(1_750), 0).remaining(), 3);
+/// // Two whole windows later nothing of it is left.
+/// assert!(SlidingCounter::is_fresh(&quota, &state, at(2_000)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct SlidingCounterState {
     inner: Mutex<Counters>,

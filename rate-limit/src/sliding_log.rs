@@ -37,6 +37,23 @@ use crate::{Algorithm, Decision, Quota};
 pub struct SlidingLog;
 
 /// The sliding log's state: admission times and counts inside the last period.
+///
+/// `Default` is an empty log; [`Limiter<SlidingLog>`](crate::Limiter) holds one.
+///
+/// ```
+/// use keel_core::Instant;
+/// use keel_rate_limit::{Algorithm, Quota, SlidingLog, SlidingLogState};
+/// use std::time::Duration;
+///
+/// let quota = Quota::per_second(2)?;
+/// let state = SlidingLogState::default();
+/// let at = |millis| Instant::ZERO + Duration::from_millis(millis);
+/// assert!(SlidingLog::decide(&quota, &state, at(0), 1).is_allowed());
+/// assert!(SlidingLog::decide(&quota, &state, at(300), 1).is_allowed());
+/// assert!(!SlidingLog::is_fresh(&quota, &state, at(1_000))); // the 300 ms entry is still in
+/// assert!(SlidingLog::is_fresh(&quota, &state, at(1_300)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct SlidingLogState {
     inner: Mutex<Log>,
