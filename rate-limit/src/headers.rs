@@ -10,7 +10,8 @@ use crate::decision::ceil_secs;
 /// use keel_rate_limit::{Decision, HeaderStyle};
 /// use std::time::Duration;
 ///
-/// let d = Decision::from_parts(true, 100, 99, Duration::from_secs(60), Duration::from_secs(1), Duration::ZERO);
+/// let secs = Duration::from_secs;
+/// let d = Decision::from_parts(true, 100, 99, secs(60), secs(1), Duration::ZERO);
 /// assert_eq!(HeaderStyle::default(), HeaderStyle::Ietf);
 /// let names = |style| d.headers(style).into_iter().map(|(name, _)| name).collect::<Vec<_>>();
 /// assert_eq!(names(HeaderStyle::Ietf), ["RateLimit-Policy", "RateLimit"]);

@@ -182,7 +182,8 @@ where
     /// let limiter = KeyedLimiter::<u64, Gcra>::builder(Quota::per_second(10)?).build()?;
     /// assert!(limiter.is_empty());
     /// assert_eq!(limiter.quota(), Quota::per_second(10)?);
-    /// assert!(KeyedLimiter::<u64, Gcra>::builder(Quota::per_second(10)?).max_keys(0).build().is_err());
+    /// let no_room = KeyedLimiter::<u64, Gcra>::builder(Quota::per_second(10)?).max_keys(0);
+    /// assert!(no_room.build().is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///

@@ -16,6 +16,32 @@ use tower_service::Service;
 use crate::{Algorithm, Decision, Gcra, HeaderStyle, KeyedLimiter};
 
 /// What the middleware does with a denial.
+///
+/// ```
+/// use http::{Request, Response, StatusCode};
+/// use keel_rate_limit::{Decision, DenialMode, Gcra, HeaderStyle, KeyedLimiter, Quota};
+/// use keel_rate_limit::RateLimitLayer;
+/// use std::convert::Infallible;
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// let limiter = KeyedLimiter::<&str, Gcra>::new(Quota::per_hour(1)?);
+/// let key = |_: &Request<String>| "everyone";
+/// let layer = RateLimitLayer::with_options(limiter, key, HeaderStyle::Ietf, DenialMode::PassOn);
+/// // The inner service sees the decision and serves a denied client a cached page.
+/// let service = layer.layer(service_fn(|req: Request<String>| async move {
+///     let fresh = req.extensions().get::<Decision>().is_some_and(|d| d.is_allowed());
+///     Ok::<_, Infallible>(Response::new(String::from(if fresh { "fresh" } else { "cached" })))
+/// }));
+///
+/// # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+/// let first = runtime.block_on(service.clone().oneshot(Request::new(String::new())))?;
+/// assert_eq!(first.body(), "fresh");
+/// let second = runtime.block_on(service.clone().oneshot(Request::new(String::new())))?;
+/// assert_eq!((second.status(), second.body().as_str()), (StatusCode::OK, "cached"));
+/// assert!(second.headers().contains_key("retry-after"));
+/// assert_eq!(DenialMode::default(), DenialMode::Reject);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DenialMode {
@@ -84,11 +110,61 @@ where
 {
     /// A layer limiting by `key(&request)` with `limiter`, rejecting denials with `429` and
     /// IETF headers.
+    ///
+    /// ```
+    /// use http::{Request, Response, StatusCode};
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota, RateLimitLayer};
+    /// use std::convert::Infallible;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// // One quota per route.
+    /// let limiter = KeyedLimiter::<String, Gcra>::new(Quota::per_minute(2)?);
+    /// let layer = RateLimitLayer::new(limiter, |req: &Request<()>| req.uri().path().to_string());
+    /// let service = layer.layer(service_fn(|_: Request<()>| async {
+    ///     Ok::<_, Infallible>(Response::new(()))
+    /// }));
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// let get = |path: &str| -> Result<Response<()>, Box<dyn std::error::Error>> {
+    ///     Ok(runtime.block_on(service.clone().oneshot(Request::get(path).body(())?))?)
+    /// };
+    /// let ok = get("/search")?;
+    /// assert_eq!(ok.status(), StatusCode::OK);
+    /// assert_eq!(ok.headers()["ratelimit"], "\"default\";r=1;t=30");
+    /// assert_eq!(get("/search")?.status(), StatusCode::OK);
+    /// assert_eq!(get("/search")?.status(), StatusCode::TOO_MANY_REQUESTS);
+    /// assert_eq!(get("/home")?.status(), StatusCode::OK); // another key
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(limiter: KeyedLimiter<K, A, C>, key: F) -> Self {
         RateLimitLayer::with_options(limiter, key, HeaderStyle::Ietf, DenialMode::Reject)
     }
 
     /// A layer with the header style and denial mode given.
+    ///
+    /// ```
+    /// use http::{Request, Response, StatusCode};
+    /// use keel_rate_limit::{DenialMode, FixedWindow, HeaderStyle, KeyedLimiter, Quota};
+    /// use keel_rate_limit::RateLimitLayer;
+    /// use std::convert::Infallible;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// let limiter = KeyedLimiter::<(), FixedWindow>::new(Quota::per_hour(1)?);
+    /// let key = |_: &Request<()>| ();
+    /// let layer = RateLimitLayer::with_options(limiter, key, HeaderStyle::Legacy, DenialMode::Reject);
+    /// let service = layer.layer(service_fn(|_: Request<()>| async {
+    ///     Ok::<_, Infallible>(Response::new(()))
+    /// }));
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// let ok = runtime.block_on(service.clone().oneshot(Request::new(())))?;
+    /// assert_eq!(ok.headers()["x-ratelimit-limit"], "1");
+    /// assert_eq!(ok.headers()["x-ratelimit-remaining"], "0");
+    /// assert!(!ok.headers().contains_key("ratelimit")); // no IETF fields in this style
+    /// let denied = runtime.block_on(service.clone().oneshot(Request::new(())))?;
+    /// assert_eq!(denied.status(), StatusCode::TOO_MANY_REQUESTS);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_options(
         limiter: KeyedLimiter<K, A, C>,
         key: F,
@@ -106,6 +182,20 @@ where
     }
 
     /// The shared limiter, to change quotas at runtime or inspect it.
+    ///
+    /// ```
+    /// use http::Request;
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota, RateLimitLayer};
+    ///
+    /// let limiter = KeyedLimiter::<String, Gcra>::new(Quota::per_minute(60)?);
+    /// let layer = RateLimitLayer::new(limiter, |req: &Request<()>| {
+    ///     req.headers().get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    /// });
+    /// // A paying customer gets more, without rebuilding the layer or its services.
+    /// layer.limiter().set_key_quota("key-42".to_string(), Quota::per_minute(6_000)?);
+    /// assert_eq!(layer.clone().limiter().quota_for("key-42"), Quota::per_minute(6_000)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn limiter(&self) -> &KeyedLimiter<K, A, C> {
         &self.shared.limiter
     }
@@ -131,6 +221,27 @@ impl<S, K: Hash + Eq, F, A: Algorithm, C: Clock> Layer<S> for RateLimitLayer<K, 
 }
 
 /// The service made by [`RateLimitLayer`]; clones share the layer's limiter.
+///
+/// ```
+/// use http::{Request, Response, StatusCode};
+/// use keel_rate_limit::{Gcra, KeyedLimiter, Quota, RateLimitLayer, RateLimitService};
+/// use std::convert::Infallible;
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// let layer = RateLimitLayer::new(
+///     KeyedLimiter::<(), Gcra>::new(Quota::per_hour(1)?),
+///     |_: &Request<()>| (),
+/// );
+/// let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+/// let service: RateLimitService<_, _, _> = layer.layer(inner);
+///
+/// # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+/// // Two clones (two connections, say) draw from the one quota.
+/// let a = runtime.block_on(service.clone().oneshot(Request::new(())))?;
+/// let b = runtime.block_on(service.clone().oneshot(Request::new(())))?;
+/// assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::TOO_MANY_REQUESTS));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RateLimitService<S, K, F, A: Algorithm = Gcra, C: Clock = SystemClock>
 where
     K: Hash + Eq,
@@ -204,6 +315,30 @@ where
 pin_project! {
     /// The response future of [`RateLimitService`]: the inner service's response with the
     /// rate-limit headers added, or the ready `429`.
+    ///
+    /// ```
+    /// use http::{Request, Response, StatusCode};
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota, RateLimitLayer};
+    /// use std::convert::Infallible;
+    /// use tower::{Layer, Service, ServiceExt, service_fn};
+    ///
+    /// let layer = RateLimitLayer::new(
+    ///     KeyedLimiter::<(), Gcra>::new(Quota::per_hour(1)?),
+    ///     |_: &Request<()>| (),
+    /// );
+    /// let mut service = layer.layer(service_fn(|_: Request<()>| async {
+    ///     Ok::<_, Infallible>(Response::new(()))
+    /// }));
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// // `call` decides at once; the future yields the response.
+    /// let admitted = runtime.block_on(service.ready())?.call(Request::new(()));
+    /// let denied = runtime.block_on(service.ready())?.call(Request::new(()));
+    /// assert_eq!(runtime.block_on(denied)?.status(), StatusCode::TOO_MANY_REQUESTS);
+    /// let response = runtime.block_on(admitted)?;
+    /// assert_eq!(response.status(), StatusCode::OK);
+    /// assert_eq!(response.headers()["ratelimit-policy"], "\"default\";q=1;w=3600");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub struct ResponseFuture<Fut, B> {
         #[pin]
         kind: Kind<Fut, B>,

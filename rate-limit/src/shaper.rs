@@ -88,6 +88,22 @@ impl State {
 
 impl Shaper {
     /// A shaper on the system clock.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Quota, Shaper};
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread()
+    /// #     .enable_time()
+    /// #     .start_paused(true)
+    /// #     .build()?;
+    /// # runtime.block_on(async {
+    /// let shaper = Shaper::new(Quota::per_second(100)?);
+    /// shaper.acquire(100).await?; // a full burst goes at once
+    /// assert_eq!(shaper.waiting(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(quota: Quota) -> Shaper {
         Shaper::with_clock(quota, SystemClock)
     }
@@ -95,6 +111,26 @@ impl Shaper {
 
 impl<C: Clock> Shaper<C> {
     /// A shaper reading time from `clock` (use [`keel_core::TokioClock`] with paused time in tests).
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_rate_limit::{Quota, Shaper};
+    /// use std::time::Duration;
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread()
+    /// #     .enable_time()
+    /// #     .start_paused(true)
+    /// #     .build()?;
+    /// # runtime.block_on(async {
+    /// let shaper = Shaper::with_clock(Quota::per_minute(60)?.with_burst(2)?, TokioClock::new());
+    /// let start = tokio::time::Instant::now();
+    /// shaper.acquire(2).await?; // the burst, at once
+    /// shaper.acquire(1).await?; // then one per second
+    /// assert_eq!(start.elapsed(), Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_clock(quota: Quota, clock: C) -> Shaper<C> {
         Shaper {
             quota,
@@ -104,16 +140,70 @@ impl<C: Clock> Shaper<C> {
     }
 
     /// The quota.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Quota, Shaper};
+    ///
+    /// let shaper = Shaper::new(Quota::per_second(10)?.with_burst(1)?);
+    /// assert_eq!(shaper.quota().burst(), 1);
+    /// assert_eq!(shaper.quota(), Quota::per_second(10)?.with_burst(1)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn quota(&self) -> Quota {
         self.quota
     }
 
     /// How many callers are waiting.
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_rate_limit::{Quota, Shaper};
+    /// use std::time::Duration;
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread()
+    /// #     .enable_time()
+    /// #     .start_paused(true)
+    /// #     .build()?;
+    /// # runtime.block_on(async {
+    /// let shaper = Shaper::with_clock(Quota::per_second(1)?.with_burst(1)?, TokioClock::new());
+    /// shaper.acquire(1).await?; // spends the burst
+    /// let mut next = std::pin::pin!(shaper.acquire(1));
+    /// // Polled for 10 ms: not its turn yet, so it waits in the queue.
+    /// assert!(tokio::time::timeout(Duration::from_millis(10), &mut next).await.is_err());
+    /// assert_eq!(shaper.waiting(), 1);
+    /// next.await?;
+    /// assert_eq!(shaper.waiting(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn waiting(&self) -> usize {
         self.state.lock().queue.len()
     }
 
     /// Waits for `n` cells, in FIFO order behind earlier callers, and takes them.
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_rate_limit::{Quota, Shaper};
+    /// use std::time::Duration;
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread()
+    /// #     .enable_time()
+    /// #     .start_paused(true)
+    /// #     .build()?;
+    /// # runtime.block_on(async {
+    /// let shaper = Shaper::with_clock(Quota::per_second(4)?, TokioClock::new());
+    /// let start = tokio::time::Instant::now();
+    /// shaper.acquire(4).await?; // the burst, at once
+    /// // The bucket drains one cell per 250 ms: two cells fit after 500 ms.
+    /// shaper.acquire(2).await?;
+    /// assert_eq!(start.elapsed(), Duration::from_millis(500));
+    /// assert_eq!(shaper.acquire(5).await.unwrap_err().requested(), 5); // above the burst
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -129,6 +219,31 @@ impl<C: Clock> Shaper<C> {
 }
 
 /// The future of [`Shaper::acquire`]. Dropping it before it completes gives its place back.
+///
+/// ```
+/// use keel_core::TokioClock;
+/// use keel_rate_limit::{Quota, Shaper};
+/// use std::time::Duration;
+///
+/// # let runtime = tokio::runtime::Builder::new_current_thread()
+/// # .enable_time()
+/// # .start_paused(true)
+/// # .build()?;
+/// # runtime.block_on(async {
+/// let shaper = Shaper::with_clock(Quota::per_second(1)?, TokioClock::new());
+/// shaper.acquire(1).await?; // spends the burst
+/// // A caller that gives up after 100 ms leaves the queue.
+/// let gave_up = tokio::time::timeout(Duration::from_millis(100), shaper.acquire(1)).await;
+/// assert!(gave_up.is_err());
+/// assert_eq!(shaper.waiting(), 0);
+/// // It took nothing: the next caller goes when the second is up, 900 ms later.
+/// let start = tokio::time::Instant::now();
+/// shaper.acquire(1).await?;
+/// assert_eq!(start.elapsed(), Duration::from_millis(900));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<'a, C: Clock> {
     shaper: &'a Shaper<C>,

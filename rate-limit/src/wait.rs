@@ -26,16 +26,55 @@ pub struct Jitter {
 
 impl Jitter {
     /// No jitter: wake exactly at retry-after.
+    ///
+    /// ```
+    /// use keel_rate_limit::Jitter;
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Jitter::NONE, Jitter::default());
+    /// assert_eq!(Jitter::NONE, Jitter::up_to(Duration::ZERO));
+    /// ```
     pub const NONE: Jitter = Jitter {
         max: Duration::ZERO,
     };
 
     /// A uniformly random extra delay in `[0, max]` on every wait.
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_rate_limit::{Gcra, Jitter, Limiter, Quota};
+    /// use std::time::Duration;
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread()
+    /// #     .enable_time()
+    /// #     .start_paused(true)
+    /// #     .build()?;
+    /// # runtime.block_on(async {
+    /// let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_second(1)?, TokioClock::new());
+    /// let jitter = Jitter::up_to(Duration::from_millis(100));
+    /// assert!(limiter.until_n_ready_with_jitter(1, jitter).await?.is_allowed()); // at once
+    /// let start = tokio::time::Instant::now();
+    /// assert!(limiter.until_n_ready_with_jitter(1, jitter).await?.is_allowed());
+    /// // The 1 s retry-after, plus up to 100 ms.
+    /// let waited = start.elapsed();
+    /// assert!(waited >= Duration::from_secs(1) && waited <= Duration::from_millis(1_100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn up_to(max: Duration) -> Jitter {
         Jitter { max }
     }
 
     /// The largest extra delay.
+    ///
+    /// ```
+    /// use keel_rate_limit::Jitter;
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Jitter::up_to(Duration::from_millis(250)).max(), Duration::from_millis(250));
+    /// assert_eq!(Jitter::NONE.max(), Duration::ZERO);
+    /// ```
     pub fn max(&self) -> Duration {
         self.max
     }
@@ -102,6 +141,27 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
     /// Waits until `n` cells are admitted at once, and takes them. Cancellation-safe as
     /// [`until_ready`](Limiter::until_ready).
     ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_rate_limit::{Limiter, Quota, SlidingLog};
+    /// use std::time::Duration;
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread()
+    /// #     .enable_time()
+    /// #     .start_paused(true)
+    /// #     .build()?;
+    /// # runtime.block_on(async {
+    /// let limiter = Limiter::<SlidingLog, _>::with_clock(Quota::per_second(4)?, TokioClock::new());
+    /// let start = tokio::time::Instant::now();
+    /// assert_eq!(limiter.until_n_ready(3).await?.remaining(), 1); // at once
+    /// assert!(limiter.until_n_ready(2).await?.is_allowed()); // when the first 3 leave the log
+    /// assert_eq!(start.elapsed(), Duration::from_secs(1));
+    /// assert_eq!(limiter.until_n_ready(5).await.unwrap_err().capacity(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`InsufficientCapacity`] at once if `n` can never be admitted.
@@ -155,6 +215,35 @@ where
 {
     /// Waits until `n` cells for `key` are admitted, adding `jitter` to every wait.
     /// Cancellation-safe: nothing is held while waiting.
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_rate_limit::{Gcra, Jitter, KeyedLimiter, Quota};
+    /// use std::time::Duration;
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread()
+    /// #     .enable_time()
+    /// #     .start_paused(true)
+    /// #     .build()?;
+    /// # runtime.block_on(async {
+    /// let limiter = KeyedLimiter::<String, Gcra>::builder(Quota::per_second(2)?)
+    ///     .clock(TokioClock::new())
+    ///     .build()?;
+    /// let start = tokio::time::Instant::now();
+    /// for _ in 0..3 {
+    ///     let decision = limiter.until_key_n_ready("crawler", 1, Jitter::NONE).await?;
+    ///     assert!(decision.is_allowed());
+    /// }
+    /// // Two at once (the burst), the third one emission interval later.
+    /// assert_eq!(start.elapsed(), Duration::from_millis(500));
+    /// // Another key does not wait for this one.
+    /// let other = limiter.until_key_n_ready("indexer", 2, Jitter::NONE).await?;
+    /// assert_eq!(other.remaining(), 0);
+    /// assert_eq!(start.elapsed(), Duration::from_millis(500));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
