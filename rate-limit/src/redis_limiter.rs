@@ -28,17 +28,86 @@ static SLIDING_COUNTER: LazyLock<Script> =
 ///
 /// Each script reads Redis's own clock (`TIME`, in microseconds), so clients' clocks do not
 /// matter, and sets a TTL on its keys so an idle key disappears once it is fresh.
+///
+/// Code generic over `A: RedisAlgorithm` runs with any of the four:
+///
+/// ```
+/// use keel_rate_limit::{Gcra, Quota, RedisAlgorithm, RedisLimiter, SlidingLog};
+/// use redis::aio::ConnectionManager;
+/// use std::time::Duration;
+///
+/// // How many requests a fresh key gets before the first denial.
+/// async fn admitted<A: RedisAlgorithm>(
+///     quota: Quota,
+///     connection: ConnectionManager,
+/// ) -> Result<u32, Box<dyn std::error::Error>> {
+///     let limiter = RedisLimiter::<A>::builder(quota)
+///         .prefix(std::any::type_name::<A>())
+///         .timeout(Duration::from_secs(2))
+///         .build(connection)?;
+///     let mut admitted = 0;
+///     while limiter.try_check_key_n("k", 1).await?.is_allowed() {
+///         admitted += 1;
+///     }
+///     Ok(admitted)
+/// }
+///
+/// # let server = keel_testkit::RedisServer::start()?;
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// # runtime.block_on(async {
+/// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+/// let quota = Quota::per_hour(3)?;
+/// assert_eq!(admitted::<Gcra>(quota, connection.clone()).await?, 3);
+/// assert_eq!(admitted::<SlidingLog>(quota, connection).await?, 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait RedisAlgorithm: Algorithm {
     /// The Lua script deciding one request.
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisAlgorithm, RedisLimiter, SlidingCounter};
+    /// use keel_testkit::Reply;
+    ///
+    /// assert_ne!(Gcra::script().get_hash(), SlidingCounter::script().get_hash());
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_second(5)?)
+    /// #     .timeout(std::time::Duration::from_secs(2))
+    ///     .build(connection)?;
+    /// assert!(limiter.check_key("k").await.is_allowed());
+    /// // The first decision loaded the script into Redis, under its SHA-1.
+    /// let loaded = server.command(&["SCRIPT", "EXISTS", Gcra::script().get_hash()])?;
+    /// assert_eq!(loaded, Reply::Array(Some(vec![Reply::Integer(1)])));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn script() -> &'static Script;
 
     /// The Redis keys one decision touches, all with the same hash tag `{key}`, so a Redis
     /// Cluster serves them from one slot.
+    /// ```
+    /// use keel_rate_limit::{Gcra, RedisAlgorithm, SlidingLog};
+    ///
+    /// assert_eq!(Gcra::keys("rl:", "user-7"), ["rl:{user-7}"]);
+    /// assert_eq!(SlidingLog::keys("rl:", "user-7"), ["rl:{user-7}:log", "rl:{user-7}:meta"]);
+    /// ```
     fn keys(prefix: &str, key: &str) -> Vec<String> {
         vec![format!("{prefix}{{{key}}}")]
     }
 
     /// The script's arguments after the quota's, beyond `n`: the interval (µs) and the count.
+    /// ```
+    /// use keel_rate_limit::{FixedWindow, Gcra, Quota, RedisAlgorithm};
+    ///
+    /// let quota = Quota::per_second(10)?.with_burst(5)?;
+    /// assert_eq!(Gcra::args(&quota), (100_000, 5)); // emission interval, burst
+    /// assert_eq!(FixedWindow::args(&quota), (1_000_000, 10)); // window, limit
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn args(quota: &Quota) -> (u64, u64);
 }
 
@@ -93,6 +162,33 @@ impl RedisAlgorithm for SlidingCounter {
 
 /// What a [`RedisLimiter`] decides when Redis does not answer in time (down, paused,
 /// partitioned).
+/// ```
+/// use keel_rate_limit::{FailurePolicy, Gcra, Quota, RedisLimiter};
+/// use std::time::Duration;
+///
+/// # let mut server = keel_testkit::RedisServer::start()?;
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// # runtime.block_on(async {
+/// # let client = redis::Client::open(server.url())?;
+/// // No reconnect retries: while Redis is down a call fails at once instead of waiting out
+/// // the reconnect backoff until the limiter's timeout.
+/// let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0);
+/// let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+/// let quota = Quota::per_hour(1)?;
+/// let builder = || RedisLimiter::<Gcra>::builder(quota).timeout(Duration::from_secs(1));
+/// let open = builder().failure_policy(FailurePolicy::FailOpen).build(connection.clone())?;
+/// let closed = builder().failure_policy(FailurePolicy::FailClosed).build(connection.clone())?;
+/// let local = builder().build(connection)?; // FailurePolicy::Local, the default
+/// server.stop()?;
+/// assert!(open.check_key("k").await.is_allowed());
+/// assert!(open.check_key("k").await.is_allowed()); // admits everything
+/// assert_eq!(closed.check_key("k").await.retry_after(), Some(Duration::from_secs(1)));
+/// assert!(local.check_key("k").await.is_allowed()); // the quota, enforced in this process
+/// assert!(local.check_key("k").await.is_denied());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FailurePolicy {
@@ -108,6 +204,29 @@ pub enum FailurePolicy {
 }
 
 /// A Redis call that failed, as reported by [`RedisLimiter::try_check_key_n`].
+/// ```
+/// use keel_rate_limit::{Gcra, Quota, RedisLimitError, RedisLimiter};
+/// use std::time::Duration;
+///
+/// # let mut server = keel_testkit::RedisServer::start()?;
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// # runtime.block_on(async {
+/// # let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0);
+/// # let client = redis::Client::open(server.url())?;
+/// # let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+/// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_minute(10)?)
+///     .timeout(Duration::from_secs(1))
+///     .build(connection)?;
+/// let err = limiter.try_check_key_n("k", 11).await.unwrap_err();
+/// assert!(matches!(err, RedisLimitError::InsufficientCapacity(_)));
+/// assert_eq!(err.to_string(), "asked for 11 cells at once but the limiter holds at most 10");
+/// server.stop()?;
+/// let err = limiter.try_check_key_n("k", 1).await.unwrap_err();
+/// assert!(matches!(err, RedisLimitError::Redis(_) | RedisLimitError::Timeout(_)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RedisLimitError {
@@ -145,6 +264,24 @@ impl std::error::Error for RedisLimitError {
 }
 
 /// A [`RedisLimiter`] setting that cannot work.
+/// ```
+/// use keel_rate_limit::{Gcra, Quota, RedisLimiter, RedisLimiterError};
+/// use std::time::Duration;
+///
+/// # let server = keel_testkit::RedisServer::start()?;
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// # runtime.block_on(async {
+/// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+/// let err = RedisLimiter::<Gcra>::builder(Quota::per_second(1)?)
+///     .timeout(Duration::ZERO)
+///     .build(connection)
+///     .unwrap_err();
+/// assert_eq!(err, RedisLimiterError::ZeroTimeout);
+/// assert_eq!(err.to_string(), "redis call timeout must be > 0");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RedisLimiterError {
@@ -218,6 +355,24 @@ pub struct RedisLimiter<A: RedisAlgorithm = Gcra, C: Clock = SystemClock> {
 }
 
 /// Configures a [`RedisLimiter`]; made by [`RedisLimiter::builder`].
+/// ```
+/// use keel_rate_limit::{FailurePolicy, Quota, RedisLimiter, RedisLimiterBuilder, SlidingLog};
+/// use std::time::Duration;
+///
+/// let builder: RedisLimiterBuilder<SlidingLog> = RedisLimiter::builder(Quota::per_minute(30)?)
+///     .prefix("search:")
+///     .timeout(Duration::from_millis(500))
+///     .failure_policy(FailurePolicy::FailClosed);
+/// # let server = keel_testkit::RedisServer::start()?;
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// # runtime.block_on(async {
+/// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+/// let limiter = builder.build(connection)?;
+/// assert_eq!(limiter.check_key("alice").await.remaining(), 29);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct RedisLimiterBuilder<A: RedisAlgorithm = Gcra, C: Clock = SystemClock> {
     quota: Quota,
@@ -232,6 +387,24 @@ pub struct RedisLimiterBuilder<A: RedisAlgorithm = Gcra, C: Clock = SystemClock>
 impl<A: RedisAlgorithm> RedisLimiter<A> {
     /// A builder: prefix `"keel-rl:"`, timeout 100 ms, [`FailurePolicy::Local`] with at most
     /// 100 000 local keys.
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
+    /// use keel_testkit::Reply;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_minute(10)?)
+    /// #     .timeout(std::time::Duration::from_secs(2))
+    ///     .build(connection)?;
+    /// assert_eq!(limiter.check_key("alice").await.remaining(), 9);
+    /// // The state sits under the default prefix, hash-tagged by key.
+    /// assert_eq!(server.command(&["EXISTS", "keel-rl:{alice}"])?, Reply::Integer(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(quota: Quota) -> RedisLimiterBuilder<A> {
         RedisLimiterBuilder {
             quota,
@@ -247,30 +420,142 @@ impl<A: RedisAlgorithm> RedisLimiter<A> {
 
 impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
     /// The prefix of every Redis key; limiters that should share a quota use the same one.
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+    /// let quota = Quota::per_hour(2)?;
+    /// let limiter = |prefix: &str| {
+    ///     RedisLimiter::<Gcra>::builder(quota)
+    ///         .prefix(prefix)
+    /// #       .timeout(std::time::Duration::from_secs(2))
+    ///         .build(connection.clone())
+    /// };
+    /// let (web, worker, other) = (limiter("api:")?, limiter("api:")?, limiter("admin:")?);
+    /// assert!(web.check_key("alice").await.is_allowed());
+    /// assert!(worker.check_key("alice").await.is_allowed());
+    /// assert!(web.check_key("alice").await.is_denied()); // one quota for both
+    /// assert!(other.check_key("alice").await.is_allowed()); // another prefix, another quota
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
     /// The most a call waits for Redis before the failure policy decides.
+    /// ```
+    /// use keel_rate_limit::{FailurePolicy, Gcra, Quota, RedisLimitError, RedisLimiter};
+    /// use std::time::Duration;
+    ///
+    /// # let mut server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_second(10)?)
+    ///     .timeout(Duration::from_millis(50))
+    ///     .failure_policy(FailurePolicy::FailClosed)
+    ///     .build(connection)?;
+    /// server.pause()?; // frozen: connected, but never answers
+    /// assert!(matches!(
+    ///     limiter.try_check_key_n("k", 1).await,
+    ///     Err(RedisLimitError::Timeout(after)) if after == Duration::from_millis(50)
+    /// ));
+    /// # server.resume()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// What to decide when Redis fails or times out.
+    /// ```
+    /// use keel_rate_limit::{FailurePolicy, Gcra, Quota, RedisLimiter};
+    /// use std::time::Duration;
+    ///
+    /// # let mut server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0);
+    /// # let client = redis::Client::open(server.url())?;
+    /// # let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_hour(1)?)
+    ///     .timeout(Duration::from_secs(1))
+    ///     .failure_policy(FailurePolicy::FailOpen)
+    ///     .build(connection)?;
+    /// assert!(limiter.check_key("k").await.is_allowed());
+    /// assert!(limiter.check_key("k").await.is_denied()); // Redis decides while it answers
+    /// server.stop()?;
+    /// assert!(limiter.check_key("k").await.is_allowed()); // then everything passes
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.policy = policy;
         self
     }
 
     /// The key cap of the local fallback limiter.
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimiter, RedisLimiterError};
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_second(10)?)
+    ///     .fallback_max_keys(10_000)
+    ///     .build(connection.clone())?;
+    /// assert!(limiter.check_key("k").await.is_allowed());
+    /// let err = RedisLimiter::<Gcra>::builder(Quota::per_second(10)?)
+    ///     .fallback_max_keys(0)
+    ///     .build(connection)
+    ///     .unwrap_err();
+    /// assert_eq!(err, RedisLimiterError::ZeroFallbackKeys);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fallback_max_keys(mut self, max_keys: usize) -> Self {
         self.fallback_keys = max_keys;
         self
     }
 
     /// The clock of the local fallback limiter (Redis decisions use Redis's clock).
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// # let mut server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0);
+    /// # let client = redis::Client::open(server.url())?;
+    /// # let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_minute(1)?)
+    ///     .timeout(Duration::from_secs(1))
+    ///     .fallback_clock(clock.clone())
+    ///     .build(connection)?;
+    /// server.stop()?; // from now on the local limiter decides, on the manual clock
+    /// assert!(limiter.check_key("k").await.is_allowed());
+    /// assert!(limiter.check_key("k").await.is_denied());
+    /// clock.advance(Duration::from_secs(60));
+    /// assert!(limiter.check_key("k").await.is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fallback_clock<C2: Clock>(self, clock: C2) -> RedisLimiterBuilder<A, C2> {
         RedisLimiterBuilder {
             quota: self.quota,
@@ -284,6 +569,25 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
     }
 
     /// Builds the limiter over `connection` (which reconnects on its own after failures).
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// let client = redis::Client::open(server.url())?;
+    /// let connection = redis::aio::ConnectionManager::new(client).await?;
+    /// let zero = RedisLimiter::<Gcra>::builder(Quota::per_second(1)?).timeout(Duration::ZERO);
+    /// assert!(zero.build(connection.clone()).is_err());
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_second(1)?)
+    /// #     .timeout(std::time::Duration::from_secs(2))
+    ///     .build(connection)?;
+    /// assert!(limiter.check_key("k").await.is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -315,6 +619,24 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
 impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
     /// Decides `n` cells for `key` in Redis; if Redis fails or times out, the
     /// [`FailurePolicy`] decides.
+    /// ```
+    /// use keel_rate_limit::{Quota, RedisLimiter, SlidingLog};
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+    /// let limiter = RedisLimiter::<SlidingLog>::builder(Quota::per_minute(5)?)
+    /// #     .timeout(std::time::Duration::from_secs(2))
+    ///     .build(connection)?;
+    /// assert_eq!(limiter.check_key_n("upload", 3).await?.remaining(), 2);
+    /// assert!(limiter.check_key_n("upload", 3).await?.is_denied()); // only 2 left: nothing taken
+    /// assert!(limiter.check_key_n("upload", 2).await?.is_allowed());
+    /// assert_eq!(limiter.check_key_n("upload", 6).await.unwrap_err().capacity(), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -341,6 +663,27 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
     }
 
     /// Decides one request for `key`; see [`check_key_n`](RedisLimiter::check_key_n).
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_hour(2)?)
+    /// #     .timeout(std::time::Duration::from_secs(2))
+    ///     .build(connection)?;
+    /// assert!(limiter.check_key("alice").await.is_allowed());
+    /// assert!(limiter.check_key("alice").await.is_allowed());
+    /// let denied = limiter.check_key("alice").await;
+    /// let retry = denied.retry_after().ok_or("should be denied")?;
+    /// // One emission interval (30 min), less the moments since the burst was taken.
+    /// assert!(retry > Duration::from_secs(1790) && retry <= Duration::from_secs(1800));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn check_key(&self, key: &str) -> Decision {
         match self.check_key_n(key, 1).await {
             Ok(decision) => decision,
@@ -354,6 +697,31 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
 
     /// Decides `n` cells for `key` in Redis, returning Redis's failure instead of applying
     /// the failure policy.
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimitError, RedisLimiter};
+    /// use std::time::Duration;
+    ///
+    /// # let mut server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0);
+    /// # let client = redis::Client::open(server.url())?;
+    /// # let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_second(10)?)
+    ///     .timeout(Duration::from_secs(1))
+    ///     .build(connection)?;
+    /// assert_eq!(limiter.try_check_key_n("k", 4).await?.remaining(), 6);
+    /// server.stop()?;
+    /// // The failure itself, where `check_key_n` would have let the local limiter decide.
+    /// assert!(matches!(
+    ///     limiter.try_check_key_n("k", 1).await,
+    ///     Err(RedisLimitError::Redis(_) | RedisLimitError::Timeout(_))
+    /// ));
+    /// assert_eq!(limiter.failures(), 0); // not counted: no policy was applied
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -393,23 +761,95 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
     }
 
     /// The quota in force.
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_minute(100)?).build(connection)?;
+    /// assert_eq!(limiter.quota(), Quota::per_minute(100)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn quota(&self) -> Quota {
         self.quota.load()
     }
 
     /// Replaces the quota at runtime, for this instance's next decisions (and its local
     /// fallback). Instances sharing a prefix should be given the same quota.
+    /// ```
+    /// use keel_rate_limit::{Quota, RedisLimiter, SlidingLog};
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+    /// let limiter = RedisLimiter::<SlidingLog>::builder(Quota::per_hour(1)?)
+    /// #     .timeout(std::time::Duration::from_secs(2))
+    ///     .build(connection)?;
+    /// assert!(limiter.check_key("k").await.is_allowed());
+    /// assert!(limiter.check_key("k").await.is_denied());
+    /// limiter.set_quota(Quota::per_hour(2)?);
+    /// assert_eq!(limiter.quota(), Quota::per_hour(2)?);
+    /// assert!(limiter.check_key("k").await.is_allowed()); // 1 entry in the log, limit 2
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_quota(&self, quota: Quota) {
         self.quota.store(quota);
         self.local.set_quota(quota);
     }
 
     /// How many calls Redis failed (error or timeout), each decided by the failure policy.
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
+    /// use std::time::Duration;
+    ///
+    /// # let mut server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0);
+    /// # let client = redis::Client::open(server.url())?;
+    /// # let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_second(10)?)
+    ///     .timeout(Duration::from_secs(1))
+    ///     .build(connection)?;
+    /// assert!(limiter.check_key("k").await.is_allowed());
+    /// assert_eq!(limiter.failures(), 0);
+    /// server.stop()?;
+    /// assert!(limiter.check_key("k").await.is_allowed()); // decided locally
+    /// assert_eq!(limiter.failures(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
 
     /// The connection, to run other commands on it.
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// # let connection = redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+    /// let limiter = RedisLimiter::<Gcra>::builder(Quota::per_minute(10)?)
+    /// #     .timeout(std::time::Duration::from_secs(2))
+    ///     .build(connection)?;
+    /// assert!(limiter.check_key("alice").await.is_allowed());
+    /// let mut connection = limiter.connection().clone();
+    /// let keys: Vec<String> = redis::cmd("KEYS").arg("keel-rl:*").query_async(&mut connection).await?;
+    /// assert_eq!(keys, ["keel-rl:{alice}"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connection(&self) -> &ConnectionManager {
         &self.connection
     }
