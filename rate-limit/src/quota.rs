@@ -3,6 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The longest period: a quarter of `u64` nanoseconds (146 years), leaving room for
+/// `now + period` and window arithmetic without overflow.
+const MAX_PERIOD_NANOS: u64 = u64::MAX / 4;
+
 /// How many requests a limiter admits per period, and the burst it allows at once.
 ///
 /// A quota of `limit` per `period` spaces requests one *emission interval*
@@ -118,7 +122,8 @@ impl Quota {
     ///
     /// - [`QuotaError::ZeroLimit`] if `limit` is 0;
     /// - [`QuotaError::ZeroPeriod`] if `period` is zero;
-    /// - [`QuotaError::PeriodTooLong`] if `period` does not fit in `u64` nanoseconds (584 years);
+    /// - [`QuotaError::PeriodTooLong`] if `period` is over 146 years (a quarter of `u64`
+    ///   nanoseconds, so time arithmetic cannot overflow);
     /// - [`QuotaError::TooFine`] if `period / limit` is under one nanosecond.
     pub fn with_period(limit: u32, period: Duration) -> Result<Quota, QuotaError> {
         if limit == 0 {
@@ -127,8 +132,10 @@ impl Quota {
         if period.is_zero() {
             return Err(QuotaError::ZeroPeriod);
         }
-        let period_nanos =
-            u64::try_from(period.as_nanos()).map_err(|_| QuotaError::PeriodTooLong { period })?;
+        let period_nanos = u64::try_from(period.as_nanos())
+            .ok()
+            .filter(|&nanos| nanos <= MAX_PERIOD_NANOS)
+            .ok_or(QuotaError::PeriodTooLong { period })?;
         if period_nanos < u64::from(limit) {
             return Err(QuotaError::TooFine { limit, period });
         }
@@ -283,7 +290,7 @@ pub enum QuotaError {
     ZeroPeriod,
     /// The burst was 0.
     ZeroBurst,
-    /// The period does not fit in `u64` nanoseconds.
+    /// The period is over 146 years, too long for the limiters' time arithmetic.
     PeriodTooLong {
         /// The period asked for.
         period: Duration,
@@ -311,7 +318,7 @@ impl fmt::Display for QuotaError {
             QuotaError::ZeroPeriod => f.write_str("period must be > 0"),
             QuotaError::ZeroBurst => f.write_str("burst must be > 0"),
             QuotaError::PeriodTooLong { period } => {
-                write!(f, "period {period:?} is too long (at most 584 years)")
+                write!(f, "period {period:?} is too long (at most 146 years)")
             }
             QuotaError::TooFine { limit, period } => write!(
                 f,
@@ -339,6 +346,23 @@ mod tests {
         let quota = Quota::with_period(3, Duration::from_nanos(10)).unwrap();
         assert_eq!(quota.emission_nanos(), 4);
         assert_eq!(quota.tolerance_nanos(), 12);
+    }
+
+    #[test]
+    fn a_period_beyond_the_time_arithmetic_is_too_long() -> Result<(), QuotaError> {
+        // 150 years fits in u64 nanoseconds but not in the quarter of it the limiters use.
+        let period = Duration::from_secs(150 * 365 * 86_400);
+        assert_eq!(
+            Quota::with_period(1, period),
+            Err(QuotaError::PeriodTooLong { period })
+        );
+        assert_eq!(
+            QuotaError::PeriodTooLong { period }.to_string(),
+            format!("period {period:?} is too long (at most 146 years)")
+        );
+        let longest = Duration::from_nanos(MAX_PERIOD_NANOS);
+        assert_eq!(Quota::with_period(1, longest)?.period(), longest);
+        Ok(())
     }
 
     #[test]
