@@ -60,6 +60,22 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
     /// # Errors
     ///
     /// [`Error::InvalidLoadFactor`] unless `c` is finite and at least 1.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Error, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add("a")?;
+    /// let bounded = BoundedLoads::new(ring.clone(), 1.25)?;
+    /// assert_eq!(bounded.assigned(), 0);
+    /// assert_eq!(
+    ///     BoundedLoads::new(ring, 0.9).unwrap_err(),
+    ///     Error::InvalidLoadFactor { factor: 0.9 }
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(ring: Ring<N>, c: f64) -> Result<Self, Error> {
         if !c.is_finite() || c < 1.0 {
             return Err(Error::InvalidLoadFactor { factor: c });
@@ -74,26 +90,87 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
     }
 
     /// The wrapped ring.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, ConsistentHash, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.extend_weighted([("a", 1), ("b", 2)])?;
+    /// let bounded = BoundedLoads::new(ring, 1.25)?;
+    /// assert_eq!(bounded.ring().len(), 2);
+    /// assert_eq!(bounded.ring().weight(&"b"), Some(2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ring(&self) -> &Ring<N> {
         &self.ring
     }
 
     /// The load factor `c`.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let bounded = BoundedLoads::new(Ring::<&str>::new(), 1.5)?;
+    /// assert_eq!(bounded.factor(), 1.5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn factor(&self) -> f64 {
         self.factor
     }
 
     /// Keys assigned and not yet released.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add("a")?;
+    /// let mut bounded = BoundedLoads::new(ring, 1.25)?;
+    /// bounded.assign("k1");
+    /// bounded.assign("k2");
+    /// assert_eq!(bounded.assigned(), 2);
+    /// bounded.release(&"a");
+    /// assert_eq!(bounded.assigned(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn assigned(&self) -> u64 {
         self.assigned
     }
 
     /// Keys `node` holds; 0 if it is not a member.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add("a")?;
+    /// let mut bounded = BoundedLoads::new(ring, 1.25)?;
+    /// assert_eq!(bounded.assign("k"), Some(&"a"));
+    /// assert_eq!(bounded.load(&"a"), 1);
+    /// assert_eq!(bounded.load(&"z"), 0); // not a member
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load(&self, node: &N) -> u64 {
         self.ring.index_of(node).map_or(0, |i| self.loads[i])
     }
 
-    /// The cap the next assignment must respect: `⌈c × (assigned + 1) / n⌉`.
+    /// The cap the next assignment must respect: `⌈c × (assigned + 1) / n⌉`, or 0 with no
+    /// members.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.extend_weighted([("a", 1), ("b", 1)])?;
+    /// let mut bounded = BoundedLoads::new(ring, 1.5)?;
+    /// assert_eq!(bounded.cap(), 1); // ⌈1.5 × 1 / 2⌉
+    /// for key in ["k1", "k2", "k3"] {
+    ///     bounded.assign(key);
+    /// }
+    /// assert_eq!(bounded.cap(), 3); // ⌈1.5 × 4 / 2⌉
+    /// assert_eq!(BoundedLoads::new(Ring::<&str>::new(), 1.5)?.cap(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cap(&self) -> u64 {
         let n = self.loads.len() as f64;
         if n == 0.0 {
@@ -116,12 +193,39 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
     }
 
     /// The node `assign` would give `key` now, without assigning it.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.extend_weighted([("a", 1), ("b", 1)])?;
+    /// let mut bounded = BoundedLoads::new(ring, 1.25)?;
+    /// let next = bounded.peek("k").copied();
+    /// assert_eq!(bounded.assigned(), 0); // peeking assigns nothing
+    /// assert_eq!(bounded.assign("k").copied(), next);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn peek<K: StableHash + ?Sized>(&self, key: &K) -> Option<&N> {
         self.pick(hash_key(key)).map(|i| self.ring.member(i))
     }
 
     /// Assigns `key` to the first node on its ring walk that is under the cap, counts it
     /// against that node, and returns the node; `None` with no members.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.extend_weighted([("a", 1), ("b", 1)])?;
+    /// let mut bounded = BoundedLoads::new(ring, 1.0)?;
+    /// // With c = 1 even one hot key spreads evenly: each node is capped at ⌈keys / 2⌉.
+    /// for _ in 0..10 {
+    ///     bounded.assign("hot").ok_or("no nodes")?;
+    /// }
+    /// assert_eq!(bounded.load(&"a"), 5);
+    /// assert_eq!(bounded.load(&"b"), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn assign<K: StableHash + ?Sized>(&mut self, key: &K) -> Option<&N> {
         let i = self.pick(hash_key(key))?;
         self.loads[i] += 1;
@@ -131,6 +235,19 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
 
     /// Releases one key held by `node`; returns false if `node` is not a member or holds
     /// none.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add("a")?;
+    /// let mut bounded = BoundedLoads::new(ring, 1.25)?;
+    /// let node = *bounded.assign("k").ok_or("no nodes")?;
+    /// assert!(bounded.release(&node));
+    /// assert!(!bounded.release(&node)); // it holds none now
+    /// assert!(!bounded.release(&"z")); // not a member
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn release(&mut self, node: &N) -> bool {
         match self.ring.index_of(node) {
             Some(i) if self.loads[i] > 0 => {
@@ -147,6 +264,19 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
     /// # Errors
     ///
     /// As [`Ring::add_weighted`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Error, Ring};
+    ///
+    /// let mut bounded = BoundedLoads::new(Ring::new(), 1.25)?;
+    /// bounded.add_weighted("big", 3)?;
+    /// assert_eq!(bounded.ring().weight(&"big"), Some(3));
+    /// assert_eq!(bounded.load(&"big"), 0);
+    /// assert_eq!(bounded.add_weighted("big", 1), Err(Error::DuplicateNode));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
         let at = self.ring.insert_weighted(node, weight)?;
         self.loads.insert(at, 0);
@@ -158,12 +288,39 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
     /// # Errors
     ///
     /// As [`Ring::add`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let mut bounded = BoundedLoads::new(Ring::new(), 1.25)?;
+    /// assert_eq!(bounded.assign("k"), None); // no members yet
+    /// bounded.add("a")?;
+    /// assert_eq!(bounded.assign("k"), Some(&"a"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add(&mut self, node: N) -> Result<(), Error> {
         self.add_weighted(node, 1)
     }
 
     /// Removes `node` and drops its load; returns how many keys it held, or `None` if it
     /// was not a member. Those keys must be assigned again.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.extend_weighted([("a", 1), ("b", 1)])?;
+    /// let mut bounded = BoundedLoads::new(ring, 1.0)?;
+    /// for _ in 0..4 {
+    ///     bounded.assign("hot");
+    /// }
+    /// assert_eq!(bounded.remove(&"a"), Some(2)); // its 2 keys must be assigned again
+    /// assert_eq!(bounded.assigned(), 2);
+    /// assert_eq!(bounded.remove(&"a"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&mut self, node: &N) -> Option<u64> {
         let i = self.ring.index_of(node)?;
         let held = self.loads.remove(i);

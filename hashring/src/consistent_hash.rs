@@ -35,23 +35,75 @@ pub trait ConsistentHash {
     type Node;
 
     /// The number of member nodes.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add_weighted("a", 3)?;
+    /// assert_eq!(ring.len(), 1); // members, not weight or points
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn len(&self) -> usize;
 
     /// Whether there are no members, in which case every lookup returns `None`.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Rendezvous};
+    ///
+    /// let mut hrw = Rendezvous::new();
+    /// assert!(hrw.is_empty());
+    /// assert_eq!(hrw.node("k"), None);
+    /// hrw.add("a")?;
+    /// assert!(!hrw.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The node that owns a key with this hash, or `None` with no members.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ring, hash_key};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.extend_weighted([("a", 1), ("b", 1)])?;
+    /// let hash = hash_key("user:42"); // hash once, look up in several placements
+    /// assert_eq!(ring.node_for_hash(hash), ring.node("user:42"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn node_for_hash(&self, hash: u64) -> Option<&Self::Node>;
 
     /// Writes up to `out.len()` distinct nodes for a key with this hash into `out`, the
     /// owner first, and returns how many it wrote: `min(out.len(), self.len())`. The slots
     /// past that are set to `None`.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ring, hash_key};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.extend_weighted([("a", 1), ("b", 1), ("c", 1)])?;
+    /// let mut out = [None; 4];
+    /// assert_eq!(ring.replicas_for_hash(hash_key("k"), &mut out), 3); // only 3 members
+    /// assert_eq!(out[0], ring.node("k"));
+    /// assert_eq!(out[3], None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a Self::Node>]) -> usize;
 
     /// The hash this algorithm places `key` by: [`hash_key`] unless the algorithm fixes its
     /// own (ketama hashes with MD5).
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ketama, KetamaVariant, Ring, hash_key, ketama_hash};
+    ///
+    /// let ring: Ring<&str> = Ring::new();
+    /// let ketama: Ketama<&str> = Ketama::new(KetamaVariant::Libketama);
+    /// assert_eq!(ring.key_hash("k"), hash_key("k"));
+    /// assert_eq!(ketama.key_hash("k"), u64::from(ketama_hash(b"k")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn key_hash<K: StableHash + ?Sized>(&self, key: &K) -> u64
     where
         Self: Sized,
@@ -60,6 +112,16 @@ pub trait ConsistentHash {
     }
 
     /// The node that owns `key`, or `None` with no members.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, JumpHash};
+    ///
+    /// let mut jump = JumpHash::new();
+    /// assert_eq!(jump.node("k"), None);
+    /// jump.add("only")?;
+    /// assert_eq!(jump.node("k"), Some(&"only"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn node<K: StableHash + ?Sized>(&self, key: &K) -> Option<&Self::Node>
     where
         Self: Sized,
@@ -69,6 +131,20 @@ pub trait ConsistentHash {
 
     /// Writes up to `out.len()` distinct nodes for `key`, the owner first; see
     /// [`replicas_for_hash`](Self::replicas_for_hash).
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Rendezvous};
+    ///
+    /// let mut hrw = Rendezvous::new();
+    /// hrw.add("a")?;
+    /// hrw.add("b")?;
+    /// let mut out = [None; 3];
+    /// assert_eq!(hrw.replicas("k", &mut out), 2);
+    /// assert_ne!(out[0], out[1]); // distinct nodes, the owner first
+    /// assert_eq!(out[0], hrw.node("k"));
+    /// assert_eq!(out[2], None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn replicas<'a, K: StableHash + ?Sized>(
         &'a self,
         key: &K,

@@ -76,6 +76,15 @@ pub(crate) fn jump(mut key: u64, buckets: u32) -> u32 {
 
 impl<N> JumpHash<N> {
     /// An empty table.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, JumpHash};
+    ///
+    /// let jump: JumpHash<&str> = JumpHash::new();
+    /// assert_eq!(jump.buckets(), 0);
+    /// assert_eq!(jump.node("k"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self {
             slots: Vec::new(),
@@ -84,21 +93,69 @@ impl<N> JumpHash<N> {
     }
 
     /// Buckets, live and dead.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, JumpHash};
+    ///
+    /// let mut jump = JumpHash::new();
+    /// for shard in ["s0", "s1", "s2"] {
+    ///     jump.add(shard)?;
+    /// }
+    /// jump.remove(&"s1"); // a tombstone keeps its bucket
+    /// assert_eq!(jump.buckets(), 3);
+    /// assert_eq!(jump.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn buckets(&self) -> usize {
         self.slots.len()
     }
 
     /// Nodes by bucket; `None` marks a tombstone.
+    ///
+    /// ```
+    /// use keel_hashring::JumpHash;
+    ///
+    /// let mut jump = JumpHash::new();
+    /// for shard in ["s0", "s1", "s2"] {
+    ///     jump.add(shard)?;
+    /// }
+    /// jump.remove(&"s1");
+    /// assert_eq!(jump.slots(), [Some("s0"), None, Some("s2")]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn slots(&self) -> &[Option<N>] {
         &self.slots
     }
 
     /// Heap bytes held.
+    ///
+    /// ```
+    /// use keel_hashring::JumpHash;
+    ///
+    /// let mut jump = JumpHash::new();
+    /// assert_eq!(jump.heap_bytes(), 0);
+    /// jump.add(7u64)?;
+    /// assert!(jump.heap_bytes() >= size_of::<Option<u64>>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn heap_bytes(&self) -> usize {
         self.slots.capacity() * core::mem::size_of::<Option<N>>()
     }
 
     /// The live bucket for `hash`; `None` with no members.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, JumpHash, hash_key};
+    ///
+    /// let mut jump = JumpHash::new();
+    /// assert_eq!(jump.bucket_for_hash(hash_key("k")), None);
+    /// for shard in ["s0", "s1", "s2"] {
+    ///     jump.add(shard)?;
+    /// }
+    /// let bucket = jump.bucket_for_hash(hash_key("k")).ok_or("no members")?;
+    /// assert_eq!(jump.slots()[bucket as usize].as_ref(), jump.node("k"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn bucket_for_hash(&self, hash: u64) -> Option<u32> {
         if self.live == 0 {
@@ -131,6 +188,25 @@ impl<N: StableHash + Eq> JumpHash<N> {
     ///
     /// [`Error::DuplicateNode`] if a node appears twice, [`Error::TooManyNodes`] past
     /// `u32::MAX` buckets.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, JumpHash};
+    ///
+    /// let mut jump = JumpHash::new();
+    /// for shard in ["s0", "s1", "s2"] {
+    ///     jump.add(shard)?;
+    /// }
+    /// jump.remove(&"s1");
+    /// let restored = JumpHash::from_slots(jump.slots().to_vec())?;
+    /// assert_eq!(restored.node("user:42"), jump.node("user:42"));
+    /// assert_eq!(
+    ///     JumpHash::from_slots(vec![Some("a"), Some("a")]).unwrap_err(),
+    ///     Error::DuplicateNode
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_slots(slots: Vec<Option<N>>) -> Result<Self, Error> {
         if slots.len() > u32::MAX as usize {
             return Err(Error::TooManyNodes {
@@ -163,6 +239,21 @@ impl<N: StableHash + Eq> JumpHash<N> {
     /// # Errors
     ///
     /// [`Error::DuplicateNode`], or [`Error::TooManyNodes`] past `u32::MAX` buckets.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{Error, JumpHash};
+    ///
+    /// let mut jump = JumpHash::new();
+    /// assert_eq!(jump.add("s0")?, 0);
+    /// assert_eq!(jump.add("s1")?, 1);
+    /// assert_eq!(jump.add("s2")?, 2);
+    /// jump.remove(&"s0");
+    /// assert_eq!(jump.add("s3")?, 0); // refills the lowest tombstone
+    /// assert_eq!(jump.add("s3"), Err(Error::DuplicateNode));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add(&mut self, node: N) -> Result<u32, Error> {
         if self.bucket_of(&node).is_some() {
             return Err(Error::DuplicateNode);
@@ -188,6 +279,21 @@ impl<N: StableHash + Eq> JumpHash<N> {
 
     /// Removes `node`; returns whether it was a member. The last bucket is dropped, any
     /// other becomes a tombstone (see the type's docs).
+    ///
+    /// ```
+    /// use keel_hashring::JumpHash;
+    ///
+    /// let mut jump = JumpHash::new();
+    /// for shard in ["s0", "s1", "s2"] {
+    ///     jump.add(shard)?;
+    /// }
+    /// assert!(jump.remove(&"s1")); // leaves a tombstone
+    /// assert_eq!(jump.buckets(), 3);
+    /// assert!(jump.remove(&"s2")); // the last bucket is dropped
+    /// assert_eq!(jump.buckets(), 2);
+    /// assert!(!jump.remove(&"s2"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&mut self, node: &N) -> bool {
         let Some(bucket) = self.bucket_of(node) else {
             return false;
@@ -202,6 +308,17 @@ impl<N: StableHash + Eq> JumpHash<N> {
     }
 
     /// The bucket `node` holds, if it is a member.
+    ///
+    /// ```
+    /// use keel_hashring::JumpHash;
+    ///
+    /// let mut jump = JumpHash::new();
+    /// jump.add("s0")?;
+    /// jump.add("s1")?;
+    /// assert_eq!(jump.bucket_of(&"s1"), Some(1));
+    /// assert_eq!(jump.bucket_of(&"s9"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn bucket_of(&self, node: &N) -> Option<usize> {
         self.slots.iter().position(|s| s.as_ref() == Some(node))
     }

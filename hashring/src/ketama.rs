@@ -24,6 +24,22 @@ use crate::key::StableHash;
 /// At equal weights each usually gives 40 digests, 160 points per server; the float
 /// arithmetic of libmemcached and twemproxy gives 39 at some server counts (100, for one),
 /// and this crate reproduces that too.
+///
+/// # Example
+///
+/// ```
+/// use keel_hashring::{Ketama, KetamaVariant};
+///
+/// // 100 servers of equal weight: libketama gives each 40 digests, libmemcached 39.
+/// let servers: Vec<String> = (0..100).map(|i| format!("10.0.0.{i}:11211")).collect();
+/// let mut libketama = Ketama::new(KetamaVariant::Libketama);
+/// libketama.extend(servers.iter().map(|s| (s.as_str(), 1)))?;
+/// let mut libmemcached = Ketama::new(KetamaVariant::Libmemcached);
+/// libmemcached.extend(servers.iter().map(|s| (s.as_str(), 1)))?;
+/// assert_eq!(libketama.points(), 100 * 40 * 4);
+/// assert_eq!(libmemcached.points(), 100 * 39 * 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
@@ -139,6 +155,16 @@ fn digests(variant: KetamaVariant, weight: u32, total: u64, servers: usize) -> u
 
 impl<N> Ketama<N> {
     /// An empty continuum reproducing `variant`.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ketama, KetamaVariant};
+    ///
+    /// let ketama: Ketama<&str> = Ketama::new(KetamaVariant::Twemproxy);
+    /// assert_eq!(ketama.variant(), KetamaVariant::Twemproxy);
+    /// assert_eq!(ketama.points(), 0);
+    /// assert_eq!(ketama.node("k"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(variant: KetamaVariant) -> Self {
         Self {
             variant,
@@ -152,21 +178,59 @@ impl<N> Ketama<N> {
     }
 
     /// The variant reproduced.
+    ///
+    /// ```
+    /// use keel_hashring::{Ketama, KetamaVariant};
+    ///
+    /// let ketama = Ketama::<String>::new(KetamaVariant::Libmemcached);
+    /// assert_eq!(ketama.variant(), KetamaVariant::Libmemcached);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn variant(&self) -> KetamaVariant {
         self.variant
     }
 
     /// Servers and weights in the order added.
+    ///
+    /// ```
+    /// use keel_hashring::{Ketama, KetamaVariant};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
+    /// ketama.add("10.0.1.2:11211", 2)?;
+    /// ketama.add("10.0.1.1:11211", 1)?;
+    /// let servers: Vec<_> = ketama.iter().collect();
+    /// assert_eq!(servers, [(&"10.0.1.2:11211", 2), (&"10.0.1.1:11211", 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&N, u32)> + '_ {
         self.servers.iter().zip(self.weights.iter().copied())
     }
 
     /// The number of points on the continuum.
+    ///
+    /// ```
+    /// use keel_hashring::{Ketama, KetamaVariant};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
+    /// ketama.extend([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
+    /// assert_eq!(ketama.points(), 2 * 40 * 4); // 40 digests of 4 points per server
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn points(&self) -> usize {
         self.points.len()
     }
 
     /// Heap bytes held.
+    ///
+    /// ```
+    /// use keel_hashring::{Ketama, KetamaVariant};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
+    /// assert_eq!(ketama.heap_bytes(), 0);
+    /// ketama.add("10.0.1.1:11211", 1)?;
+    /// assert!(ketama.heap_bytes() >= ketama.points() * 8); // a point and its owner
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn heap_bytes(&self) -> usize {
         self.points.capacity() * 4
             + self.owners.capacity() * 4
@@ -215,6 +279,19 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     /// # Errors
     ///
     /// [`Error::ZeroWeight`], [`Error::EmptyServerName`] or [`Error::DuplicateNode`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Ketama, KetamaVariant, libmemcached_label};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Libmemcached);
+    /// ketama.add(libmemcached_label("10.0.1.1", 11211), 1)?;
+    /// assert_eq!(ketama.node("user:42").map(String::as_str), Some("10.0.1.1"));
+    /// assert_eq!(ketama.add(String::new(), 1), Err(Error::EmptyServerName));
+    /// assert_eq!(ketama.add("10.0.1.2".to_owned(), 0), Err(Error::ZeroWeight));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add(&mut self, server: N, weight: u32) -> Result<(), Error> {
         self.extend([(server, weight)])
     }
@@ -224,6 +301,23 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     /// # Errors
     ///
     /// [`Error::ZeroWeight`], [`Error::EmptyServerName`] or [`Error::DuplicateNode`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Ketama, KetamaVariant};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Twemproxy);
+    /// ketama.extend([("cache-a", 1), ("cache-b", 1)])?;
+    /// assert_eq!(ketama.len(), 2);
+    /// // One bad entry and nothing is added.
+    /// assert_eq!(
+    ///     ketama.extend([("cache-c", 1), ("cache-a", 1)]),
+    ///     Err(Error::DuplicateNode)
+    /// );
+    /// assert_eq!(ketama.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn extend<I: IntoIterator<Item = (N, u32)>>(&mut self, servers: I) -> Result<(), Error> {
         let before = self.servers.len();
         for (server, weight) in servers {
@@ -249,6 +343,17 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     }
 
     /// Removes `server` and rebuilds; returns whether it was a member.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ketama, KetamaVariant};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
+    /// ketama.extend([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
+    /// assert!(ketama.remove(&"10.0.1.1:11211"));
+    /// assert!(!ketama.remove(&"10.0.1.1:11211"));
+    /// assert_eq!(ketama.node("user:42"), Some(&"10.0.1.2:11211"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&mut self, server: &N) -> bool {
         let Some(at) = self.servers.iter().position(|s| s == server) else {
             return false;

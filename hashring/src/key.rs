@@ -49,6 +49,28 @@ const SIP_KEY1: u64 = 0x6872_696e_672d_7631; // "hring-v1"
 /// ```
 pub trait StableHash {
     /// Feeds the value's canonical bytes to `state` through [`Hasher::write`].
+    ///
+    /// ```
+    /// use core::hash::Hasher;
+    /// use keel_hashring::StableHash;
+    ///
+    /// // Records the bytes it is fed.
+    /// struct Bytes(Vec<u8>);
+    /// impl Hasher for Bytes {
+    ///     fn write(&mut self, bytes: &[u8]) {
+    ///         self.0.extend_from_slice(bytes);
+    ///     }
+    ///     fn finish(&self) -> u64 {
+    ///         0
+    ///     }
+    /// }
+    ///
+    /// let mut seen = Bytes(Vec::new());
+    /// 0x0102_0304u32.stable_hash(&mut seen);
+    /// "ab".stable_hash(&mut seen);
+    /// assert_eq!(seen.0, [4, 3, 2, 1, b'a', b'b']); // little-endian, no length or marker
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn stable_hash<H: Hasher>(&self, state: &mut H);
 }
 

@@ -9,6 +9,14 @@ use crate::key::{StableHash, combine};
 use crate::members::Members;
 
 /// The table size unless configured otherwise, as in the Maglev paper.
+///
+/// ```
+/// use keel_hashring::{DEFAULT_TABLE_SIZE, Maglev};
+///
+/// assert_eq!(Maglev::<&str>::new().table_size(), DEFAULT_TABLE_SIZE);
+/// assert_eq!(DEFAULT_TABLE_SIZE, 65_537);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
 
 /// Google's Maglev hashing (Eisenbud et al., NSDI 2016).
@@ -49,6 +57,18 @@ pub struct Maglev<N> {
 }
 
 /// Configures a [`Maglev`] table.
+///
+/// # Example
+///
+/// ```
+/// use keel_hashring::{Maglev, MaglevBuilder};
+///
+/// let small: MaglevBuilder<&str> = Maglev::builder().table_size(10_007);
+/// let a = small.clone().build()?;
+/// let b = small.build()?;
+/// assert_eq!((a.table_size(), b.table_size()), (10_007, 10_007));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct MaglevBuilder<N> {
     size: u64,
     _nodes: PhantomData<fn() -> N>,
@@ -74,6 +94,14 @@ impl<N> Clone for MaglevBuilder<N> {
 impl<N> MaglevBuilder<N> {
     /// The number of table slots, a prime (default [`DEFAULT_TABLE_SIZE`]). Keep it at
     /// least 100 × the number of nodes for balance within 1 %.
+    ///
+    /// ```
+    /// use keel_hashring::Maglev;
+    ///
+    /// let maglev = Maglev::<&str>::builder().table_size(251).build()?;
+    /// assert_eq!(maglev.table_size(), 251);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn table_size(mut self, size: u64) -> Self {
         self.size = size;
         self
@@ -84,6 +112,19 @@ impl<N> MaglevBuilder<N> {
     /// # Errors
     ///
     /// [`Error::TableSizeNotPrime`] if the size is not a prime below `2^32`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{Error, Maglev};
+    ///
+    /// assert_eq!(Maglev::<&str>::builder().table_size(10_007).build()?.table_size(), 10_007);
+    /// assert_eq!(
+    ///     Maglev::<&str>::builder().table_size(10_000).build().unwrap_err(),
+    ///     Error::TableSizeNotPrime { size: 10_000 }
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<Maglev<N>, Error> {
         if self.size > u64::from(u32::MAX) || !is_prime(self.size) {
             return Err(Error::TableSizeNotPrime { size: self.size });
@@ -122,6 +163,15 @@ impl<N> Default for Maglev<N> {
 
 impl<N> Maglev<N> {
     /// An empty table of [`DEFAULT_TABLE_SIZE`] slots.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Maglev};
+    ///
+    /// let maglev: Maglev<&str> = Maglev::new();
+    /// assert_eq!(maglev.table_size(), 65_537);
+    /// assert_eq!(maglev.node("k"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self {
             members: Members::default(),
@@ -131,6 +181,14 @@ impl<N> Maglev<N> {
     }
 
     /// A builder to choose the table size.
+    ///
+    /// ```
+    /// use keel_hashring::{DEFAULT_TABLE_SIZE, Maglev};
+    ///
+    /// let maglev = Maglev::<u32>::builder().build()?;
+    /// assert_eq!(maglev.table_size(), DEFAULT_TABLE_SIZE);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> MaglevBuilder<N> {
         MaglevBuilder {
             _nodes: PhantomData,
@@ -139,16 +197,47 @@ impl<N> Maglev<N> {
     }
 
     /// The number of table slots.
+    ///
+    /// ```
+    /// use keel_hashring::Maglev;
+    ///
+    /// let mut maglev = Maglev::builder().table_size(101).build()?;
+    /// maglev.extend_weighted([("a", 1), ("b", 1)])?;
+    /// assert_eq!(maglev.table_size(), 101);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn table_size(&self) -> u32 {
         self.size
     }
 
     /// Members and their weights, in canonical (hash) order.
+    ///
+    /// ```
+    /// use keel_hashring::Maglev;
+    ///
+    /// let mut maglev = Maglev::new();
+    /// maglev.add_weighted("a", 2)?;
+    /// maglev.add("b")?;
+    /// let mut members: Vec<_> = maglev.iter().collect();
+    /// members.sort(); // canonical order follows the nodes' hashes
+    /// assert_eq!(members, [(&"a", 2), (&"b", 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&N, u32)> + '_ {
         self.members.iter()
     }
 
     /// Heap bytes held: the table and the member list.
+    ///
+    /// ```
+    /// use keel_hashring::Maglev;
+    ///
+    /// let mut maglev = Maglev::new();
+    /// assert_eq!(maglev.heap_bytes(), 0);
+    /// maglev.add("a")?;
+    /// assert!(maglev.heap_bytes() >= 65_537 * 4); // the table is built
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn heap_bytes(&self) -> usize {
         self.table.capacity() * 4 + self.members.heap_bytes()
     }
@@ -205,6 +294,16 @@ impl<N> Maglev<N> {
 
 impl<N: StableHash + Eq> Maglev<N> {
     /// Whether `node` is a member.
+    ///
+    /// ```
+    /// use keel_hashring::Maglev;
+    ///
+    /// let mut maglev = Maglev::new();
+    /// maglev.add("a")?;
+    /// assert!(maglev.contains(&"a"));
+    /// assert!(!maglev.contains(&"b"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn contains(&self, node: &N) -> bool {
         self.members.position(node).is_some()
     }
@@ -215,6 +314,20 @@ impl<N: StableHash + Eq> Maglev<N> {
     ///
     /// [`Error::DuplicateNode`], or [`Error::TableTooSmall`] if there would be more nodes
     /// than slots.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Maglev};
+    ///
+    /// let mut maglev = Maglev::builder().table_size(2).build()?;
+    /// maglev.add("a")?;
+    /// maglev.add("b")?;
+    /// assert_eq!(maglev.len(), 2);
+    /// assert_eq!(maglev.add("c"), Err(Error::TableTooSmall { size: 2, nodes: 3 }));
+    /// assert_eq!(maglev.add("a"), Err(Error::DuplicateNode));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add(&mut self, node: N) -> Result<(), Error> {
         self.add_weighted(node, 1)
     }
@@ -224,6 +337,20 @@ impl<N: StableHash + Eq> Maglev<N> {
     /// # Errors
     ///
     /// [`Error::ZeroWeight`], [`Error::DuplicateNode`] or [`Error::TableTooSmall`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Maglev};
+    ///
+    /// let mut maglev = Maglev::new();
+    /// maglev.add_weighted("big", 3)?;
+    /// maglev.add_weighted("small", 1)?;
+    /// let big = (0..10_000u32).filter(|k| maglev.node(k) == Some(&"big")).count();
+    /// assert!((7_000..8_000).contains(&big)); // 3/4 of the keys
+    /// assert_eq!(maglev.add_weighted("tiny", 0), Err(Error::ZeroWeight));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
         self.extend_weighted([(node, weight)])
     }
@@ -233,6 +360,18 @@ impl<N: StableHash + Eq> Maglev<N> {
     /// # Errors
     ///
     /// [`Error::ZeroWeight`], [`Error::DuplicateNode`] or [`Error::TableTooSmall`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Maglev};
+    ///
+    /// let mut maglev = Maglev::new();
+    /// maglev.extend_weighted([("a", 1), ("b", 1)])?;
+    /// assert_eq!(maglev.extend_weighted([("c", 1), ("c", 1)]), Err(Error::DuplicateNode));
+    /// assert_eq!(maglev.len(), 2); // nothing added
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn extend_weighted<I: IntoIterator<Item = (N, u32)>>(
         &mut self,
         nodes: I,
@@ -257,6 +396,17 @@ impl<N: StableHash + Eq> Maglev<N> {
     }
 
     /// Removes `node` and rebuilds the table; returns whether it was a member.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Maglev};
+    ///
+    /// let mut maglev = Maglev::new();
+    /// maglev.extend_weighted([("a", 1), ("b", 1)])?;
+    /// assert!(maglev.remove(&"a"));
+    /// assert!(!maglev.remove(&"a"));
+    /// assert_eq!(maglev.node("k"), Some(&"b"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&mut self, node: &N) -> bool {
         if self.members.remove(node).is_none() {
             return false;

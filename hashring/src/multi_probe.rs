@@ -10,6 +10,14 @@ use crate::members::Members;
 
 /// Probes per key unless configured otherwise: the paper's choice for a peak-to-mean
 /// load of 1.05.
+///
+/// ```
+/// use keel_hashring::{DEFAULT_PROBES, MultiProbe};
+///
+/// assert_eq!(MultiProbe::<&str>::new().probes(), DEFAULT_PROBES);
+/// assert_eq!(DEFAULT_PROBES, 21);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const DEFAULT_PROBES: u32 = 21;
 
 /// Multi-probe consistent hashing (Appleton and O'Reilly, 2015).
@@ -48,6 +56,18 @@ pub struct MultiProbe<N> {
 }
 
 /// Configures a [`MultiProbe`].
+///
+/// # Example
+///
+/// ```
+/// use keel_hashring::{MultiProbe, MultiProbeBuilder};
+///
+/// let fewer: MultiProbeBuilder<&str> = MultiProbe::builder().probes(5);
+/// let a = fewer.clone().build()?;
+/// let b = fewer.build()?;
+/// assert_eq!((a.probes(), b.probes()), (5, 5));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct MultiProbeBuilder<N> {
     probes: u32,
     _nodes: PhantomData<fn() -> N>,
@@ -72,6 +92,14 @@ impl<N> Clone for MultiProbeBuilder<N> {
 
 impl<N> MultiProbeBuilder<N> {
     /// Probes per key (default [`DEFAULT_PROBES`]).
+    ///
+    /// ```
+    /// use keel_hashring::MultiProbe;
+    ///
+    /// let mp = MultiProbe::<&str>::builder().probes(8).build()?;
+    /// assert_eq!(mp.probes(), 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn probes(mut self, probes: u32) -> Self {
         self.probes = probes;
         self
@@ -82,6 +110,16 @@ impl<N> MultiProbeBuilder<N> {
     /// # Errors
     ///
     /// [`Error::ZeroProbes`] if `probes` is 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{Error, MultiProbe};
+    ///
+    /// assert_eq!(MultiProbe::<&str>::builder().probes(8).build()?.probes(), 8);
+    /// assert_eq!(MultiProbe::<&str>::builder().probes(0).build().unwrap_err(), Error::ZeroProbes);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<MultiProbe<N>, Error> {
         if self.probes == 0 {
             return Err(Error::ZeroProbes);
@@ -109,6 +147,15 @@ fn node_point(hash: u64) -> u64 {
 
 impl<N> MultiProbe<N> {
     /// An empty set of nodes probed [`DEFAULT_PROBES`] times.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, MultiProbe};
+    ///
+    /// let mp: MultiProbe<&str> = MultiProbe::new();
+    /// assert_eq!(mp.probes(), 21);
+    /// assert_eq!(mp.node("k"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self {
             members: Members::default(),
@@ -119,6 +166,14 @@ impl<N> MultiProbe<N> {
     }
 
     /// A builder to choose the number of probes.
+    ///
+    /// ```
+    /// use keel_hashring::{DEFAULT_PROBES, MultiProbe};
+    ///
+    /// let mp = MultiProbe::<u32>::builder().build()?;
+    /// assert_eq!(mp.probes(), DEFAULT_PROBES);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> MultiProbeBuilder<N> {
         MultiProbeBuilder {
             _nodes: PhantomData,
@@ -127,16 +182,45 @@ impl<N> MultiProbe<N> {
     }
 
     /// Probes per key.
+    ///
+    /// ```
+    /// use keel_hashring::MultiProbe;
+    ///
+    /// let mp = MultiProbe::<u32>::builder().probes(3).build()?;
+    /// assert_eq!(mp.probes(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn probes(&self) -> u32 {
         self.probes
     }
 
     /// Members in canonical (hash) order.
+    ///
+    /// ```
+    /// use keel_hashring::MultiProbe;
+    ///
+    /// let mut mp = MultiProbe::new();
+    /// mp.extend(["b", "a"])?;
+    /// let mut members: Vec<_> = mp.iter().collect();
+    /// members.sort(); // canonical order follows the nodes' hashes
+    /// assert_eq!(members, [&"a", &"b"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &N> + '_ {
         self.members.nodes.iter()
     }
 
     /// Heap bytes held.
+    ///
+    /// ```
+    /// use keel_hashring::MultiProbe;
+    ///
+    /// let mut mp = MultiProbe::new();
+    /// assert_eq!(mp.heap_bytes(), 0);
+    /// mp.extend(0..100u32)?;
+    /// assert!(mp.heap_bytes() >= 100 * 12); // a point and its owner per node
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn heap_bytes(&self) -> usize {
         self.points.capacity() * 8 + self.owners.capacity() * 4 + self.members.heap_bytes()
     }
@@ -192,6 +276,16 @@ impl<N> MultiProbe<N> {
 
 impl<N: StableHash + Eq> MultiProbe<N> {
     /// Whether `node` is a member.
+    ///
+    /// ```
+    /// use keel_hashring::MultiProbe;
+    ///
+    /// let mut mp = MultiProbe::new();
+    /// mp.add("a")?;
+    /// assert!(mp.contains(&"a"));
+    /// assert!(!mp.contains(&"b"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn contains(&self, node: &N) -> bool {
         self.members.position(node).is_some()
     }
@@ -201,6 +295,18 @@ impl<N: StableHash + Eq> MultiProbe<N> {
     /// # Errors
     ///
     /// [`Error::DuplicateNode`] if it is already a member.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, MultiProbe};
+    ///
+    /// let mut mp = MultiProbe::new();
+    /// mp.add("a")?;
+    /// assert_eq!(mp.node("k"), Some(&"a"));
+    /// assert_eq!(mp.add("a"), Err(Error::DuplicateNode));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add(&mut self, node: N) -> Result<(), Error> {
         self.members.insert(node, 1)?;
         self.rebuild();
@@ -212,6 +318,19 @@ impl<N: StableHash + Eq> MultiProbe<N> {
     /// # Errors
     ///
     /// [`Error::DuplicateNode`] if any is already a member or repeated.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, MultiProbe};
+    ///
+    /// let mut mp = MultiProbe::new();
+    /// mp.extend(["a", "b", "c"])?;
+    /// assert_eq!(mp.len(), 3);
+    /// assert_eq!(mp.extend(["d", "a"]), Err(Error::DuplicateNode));
+    /// assert_eq!(mp.len(), 3); // nothing added
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn extend<I: IntoIterator<Item = N>>(&mut self, nodes: I) -> Result<(), Error> {
         let before = self.members.clone_shape();
         for node in nodes {
@@ -225,6 +344,22 @@ impl<N: StableHash + Eq> MultiProbe<N> {
     }
 
     /// Removes `node`; returns whether it was a member. Only its keys move.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, MultiProbe};
+    ///
+    /// let mut mp = MultiProbe::new();
+    /// mp.extend(["a", "b", "c"])?;
+    /// let before: Vec<_> = (0..100u32).map(|k| mp.node(&k).copied()).collect();
+    /// assert!(mp.remove(&"b"));
+    /// assert!(!mp.remove(&"b"));
+    /// for (k, owner) in (0..100u32).zip(before) {
+    ///     if owner != Some("b") {
+    ///         assert_eq!(mp.node(&k).copied(), owner); // only b's keys moved
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&mut self, node: &N) -> bool {
         if self.members.remove(node).is_none() {
             return false;

@@ -55,6 +55,15 @@ fn weighted_score(mixed: u64, weight: u32) -> f64 {
 
 impl<N> Rendezvous<N> {
     /// An empty set of nodes.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Rendezvous};
+    ///
+    /// let hrw: Rendezvous<&str> = Rendezvous::new();
+    /// assert!(hrw.is_empty());
+    /// assert_eq!(hrw.node("k"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self {
             members: Members::default(),
@@ -63,11 +72,33 @@ impl<N> Rendezvous<N> {
     }
 
     /// Members and their weights, in canonical (hash) order.
+    ///
+    /// ```
+    /// use keel_hashring::Rendezvous;
+    ///
+    /// let mut hrw = Rendezvous::new();
+    /// hrw.add_weighted("a", 3)?;
+    /// hrw.add("b")?;
+    /// let mut members: Vec<_> = hrw.iter().collect();
+    /// members.sort(); // canonical order follows the nodes' hashes
+    /// assert_eq!(members, [(&"a", 3), (&"b", 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&N, u32)> + '_ {
         self.members.iter()
     }
 
     /// Heap bytes held.
+    ///
+    /// ```
+    /// use keel_hashring::Rendezvous;
+    ///
+    /// let mut hrw = Rendezvous::new();
+    /// assert_eq!(hrw.heap_bytes(), 0);
+    /// hrw.add(1u64)?;
+    /// assert!(hrw.heap_bytes() >= 8 + 8 + 4); // node, hash and weight
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn heap_bytes(&self) -> usize {
         self.members.heap_bytes()
     }
@@ -114,6 +145,16 @@ fn less(a: (u64, usize), b: (u64, usize)) -> bool {
 
 impl<N: StableHash + Eq> Rendezvous<N> {
     /// Whether `node` is a member.
+    ///
+    /// ```
+    /// use keel_hashring::Rendezvous;
+    ///
+    /// let mut hrw = Rendezvous::new();
+    /// hrw.add("a")?;
+    /// assert!(hrw.contains(&"a"));
+    /// assert!(!hrw.contains(&"b"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn contains(&self, node: &N) -> bool {
         self.members.position(node).is_some()
     }
@@ -123,6 +164,18 @@ impl<N: StableHash + Eq> Rendezvous<N> {
     /// # Errors
     ///
     /// [`Error::DuplicateNode`] if it is already a member.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Rendezvous};
+    ///
+    /// let mut hrw = Rendezvous::new();
+    /// hrw.add("a")?;
+    /// assert_eq!(hrw.node("k"), Some(&"a"));
+    /// assert_eq!(hrw.add("a"), Err(Error::DuplicateNode));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add(&mut self, node: N) -> Result<(), Error> {
         self.add_weighted(node, 1)
     }
@@ -132,6 +185,20 @@ impl<N: StableHash + Eq> Rendezvous<N> {
     /// # Errors
     ///
     /// [`Error::ZeroWeight`] or [`Error::DuplicateNode`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Rendezvous};
+    ///
+    /// let mut hrw = Rendezvous::new();
+    /// hrw.add_weighted("big", 3)?;
+    /// hrw.add_weighted("small", 1)?;
+    /// let big = (0..10_000u32).filter(|k| hrw.node(k) == Some(&"big")).count();
+    /// assert!((7_000..8_000).contains(&big)); // 3/4 of the keys
+    /// assert_eq!(hrw.add_weighted("tiny", 0), Err(Error::ZeroWeight));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
         self.members.insert(node, weight)?;
         self.refresh_uniform();
@@ -139,6 +206,22 @@ impl<N: StableHash + Eq> Rendezvous<N> {
     }
 
     /// Removes `node`; returns whether it was a member.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Rendezvous};
+    ///
+    /// let mut hrw = Rendezvous::new();
+    /// for node in ["a", "b", "c"] {
+    ///     hrw.add(node)?;
+    /// }
+    /// let mut top = [None; 2];
+    /// hrw.replicas("k", &mut top);
+    /// let (first, second) = (*top[0].ok_or("empty")?, *top[1].ok_or("empty")?);
+    /// assert!(hrw.remove(&first));
+    /// assert_eq!(hrw.node("k"), Some(&second)); // its keys go to the runner-up
+    /// assert!(!hrw.remove(&first));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&mut self, node: &N) -> bool {
         let removed = self.members.remove(node).is_some();
         self.refresh_uniform();

@@ -9,6 +9,16 @@ use crate::key::{StableHash, combine};
 use crate::members::Members;
 
 /// Virtual nodes per unit of weight unless configured otherwise.
+///
+/// ```
+/// use keel_hashring::{DEFAULT_VNODES, Ring};
+///
+/// let mut ring = Ring::new();
+/// ring.add("a")?;
+/// assert_eq!(ring.vnodes(), DEFAULT_VNODES);
+/// assert_eq!(ring.points(), 160);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const DEFAULT_VNODES: u32 = 160;
 
 /// A consistent hashing ring (Karger et al.) with weighted virtual nodes.
@@ -55,6 +65,18 @@ pub struct Ring<N> {
 }
 
 /// Configures a [`Ring`].
+///
+/// # Example
+///
+/// ```
+/// use keel_hashring::{Ring, RingBuilder};
+///
+/// let coarse: RingBuilder<&str> = Ring::builder().vnodes(40);
+/// let a = coarse.clone().build()?;
+/// let b = coarse.build()?;
+/// assert_eq!((a.vnodes(), b.vnodes()), (40, 40));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RingBuilder<N> {
     vnodes: u32,
     _nodes: PhantomData<fn() -> N>,
@@ -79,6 +101,15 @@ impl<N> Clone for RingBuilder<N> {
 
 impl<N> RingBuilder<N> {
     /// Points per unit of weight (default [`DEFAULT_VNODES`]).
+    ///
+    /// ```
+    /// use keel_hashring::Ring;
+    ///
+    /// let mut ring = Ring::builder().vnodes(10).build()?;
+    /// ring.add_weighted("a", 2)?;
+    /// assert_eq!(ring.points(), 20);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn vnodes(mut self, vnodes: u32) -> Self {
         self.vnodes = vnodes;
         self
@@ -89,6 +120,16 @@ impl<N> RingBuilder<N> {
     /// # Errors
     ///
     /// [`Error::ZeroVirtualNodes`] if `vnodes` is 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{Error, Ring};
+    ///
+    /// assert_eq!(Ring::<&str>::builder().vnodes(10).build()?.vnodes(), 10);
+    /// assert_eq!(Ring::<&str>::builder().vnodes(0).build().unwrap_err(), Error::ZeroVirtualNodes);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<Ring<N>, Error> {
         if self.vnodes == 0 {
             return Err(Error::ZeroVirtualNodes);
@@ -112,6 +153,15 @@ impl<N> Default for Ring<N> {
 
 impl<N> Ring<N> {
     /// An empty ring with [`DEFAULT_VNODES`] points per unit of weight.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ring};
+    ///
+    /// let ring: Ring<&str> = Ring::new();
+    /// assert_eq!(ring.vnodes(), 160);
+    /// assert_eq!(ring.node("k"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self {
             members: Members::default(),
@@ -124,6 +174,14 @@ impl<N> Ring<N> {
     }
 
     /// A builder to choose the number of virtual nodes.
+    ///
+    /// ```
+    /// use keel_hashring::{DEFAULT_VNODES, Ring};
+    ///
+    /// let ring = Ring::<u32>::builder().build()?;
+    /// assert_eq!(ring.vnodes(), DEFAULT_VNODES);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> RingBuilder<N> {
         RingBuilder {
             vnodes: DEFAULT_VNODES,
@@ -132,21 +190,61 @@ impl<N> Ring<N> {
     }
 
     /// Points per unit of weight.
+    ///
+    /// ```
+    /// use keel_hashring::Ring;
+    ///
+    /// let ring = Ring::<u32>::builder().vnodes(64).build()?;
+    /// assert_eq!(ring.vnodes(), 64);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn vnodes(&self) -> u32 {
         self.vnodes
     }
 
     /// Members and their weights, in canonical (hash) order.
+    ///
+    /// ```
+    /// use keel_hashring::Ring;
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add_weighted("a", 3)?;
+    /// ring.add("b")?;
+    /// let mut members: Vec<_> = ring.iter().collect();
+    /// members.sort(); // canonical order follows the nodes' hashes
+    /// assert_eq!(members, [(&"a", 3), (&"b", 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&N, u32)> + '_ {
         self.members.iter()
     }
 
     /// The number of points on the ring.
+    ///
+    /// ```
+    /// use keel_hashring::Ring;
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add_weighted("a", 2)?;
+    /// ring.add("b")?;
+    /// assert_eq!(ring.points(), 3 * 160); // weight × vnodes
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn points(&self) -> usize {
         self.points.len()
     }
 
     /// Heap bytes held: points, owners, prefix table and member list.
+    ///
+    /// ```
+    /// use keel_hashring::Ring;
+    ///
+    /// let mut ring = Ring::new();
+    /// assert_eq!(ring.heap_bytes(), 0);
+    /// ring.add("a")?;
+    /// assert!(ring.heap_bytes() >= 160 * 12); // a point and its owner per virtual node
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn heap_bytes(&self) -> usize {
         self.points.capacity() * 8
             + self.owners.capacity() * 4
@@ -201,6 +299,16 @@ impl<N> Ring<N> {
 
 impl<N: StableHash + Eq> Ring<N> {
     /// Whether `node` is a member.
+    ///
+    /// ```
+    /// use keel_hashring::Ring;
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add("a")?;
+    /// assert!(ring.contains(&"a"));
+    /// assert!(!ring.contains(&"b"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn contains(&self, node: &N) -> bool {
         self.members.position(node).is_some()
     }
@@ -211,6 +319,16 @@ impl<N: StableHash + Eq> Ring<N> {
     }
 
     /// The weight of `node`, if it is a member.
+    ///
+    /// ```
+    /// use keel_hashring::Ring;
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add_weighted("a", 3)?;
+    /// assert_eq!(ring.weight(&"a"), Some(3));
+    /// assert_eq!(ring.weight(&"b"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn weight(&self, node: &N) -> Option<u32> {
         self.members.position(node).map(|i| self.members.weights[i])
     }
@@ -221,6 +339,19 @@ impl<N: StableHash + Eq> Ring<N> {
     ///
     /// [`Error::DuplicateNode`] if it is already a member, [`Error::TooManyPoints`] if the
     /// ring would exceed `u32::MAX` points.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add("a")?;
+    /// assert_eq!(ring.weight(&"a"), Some(1));
+    /// assert_eq!(ring.node("k"), Some(&"a"));
+    /// assert_eq!(ring.add("a"), Err(Error::DuplicateNode));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add(&mut self, node: N) -> Result<(), Error> {
         self.add_weighted(node, 1)
     }
@@ -230,6 +361,20 @@ impl<N: StableHash + Eq> Ring<N> {
     /// # Errors
     ///
     /// [`Error::ZeroWeight`], [`Error::DuplicateNode`], or [`Error::TooManyPoints`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.add_weighted("big", 3)?;
+    /// ring.add_weighted("small", 1)?;
+    /// let big = (0..10_000u32).filter(|k| ring.node(k) == Some(&"big")).count();
+    /// assert!((6_500..8_500).contains(&big)); // about 3/4 of the keys
+    /// assert_eq!(ring.add_weighted("tiny", 0), Err(Error::ZeroWeight));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
         self.insert_weighted(node, weight).map(drop)
     }
@@ -285,6 +430,19 @@ impl<N: StableHash + Eq> Ring<N> {
     /// # Errors
     ///
     /// [`Error::ZeroWeight`], [`Error::DuplicateNode`], or [`Error::TooManyPoints`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.extend_weighted((0..100u32).map(|node| (node, 1)))?;
+    /// assert_eq!(ring.points(), 100 * 160);
+    /// assert_eq!(ring.extend_weighted([(100, 1), (7, 1)]), Err(Error::DuplicateNode));
+    /// assert_eq!(ring.len(), 100); // nothing added
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn extend_weighted<I: IntoIterator<Item = (N, u32)>>(
         &mut self,
         nodes: I,
@@ -322,6 +480,22 @@ impl<N: StableHash + Eq> Ring<N> {
     }
 
     /// Removes `node`; returns whether it was a member. Only its keys move.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.extend_weighted([("a", 1), ("b", 1), ("c", 1)])?;
+    /// let before: Vec<_> = (0..100u32).map(|k| ring.node(&k).copied()).collect();
+    /// assert!(ring.remove(&"b"));
+    /// assert!(!ring.remove(&"b"));
+    /// for (k, owner) in (0..100u32).zip(before) {
+    ///     if owner != Some("b") {
+    ///         assert_eq!(ring.node(&k).copied(), owner); // only b's keys moved
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&mut self, node: &N) -> bool {
         let Some(at) = self.members.position(node) else {
             return false;

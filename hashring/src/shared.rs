@@ -45,6 +45,20 @@ pub struct Shared<T> {
 }
 
 /// One immutable snapshot of a [`Shared`] placement; derefs to it.
+///
+/// # Example
+///
+/// ```
+/// use keel_hashring::{ConsistentHash, Ring, Shared, Snapshot};
+///
+/// let shared = Shared::new(Ring::new());
+/// shared.update(|r| r.add("a"))?;
+/// let old: Snapshot<Ring<&str>> = shared.load();
+/// shared.update(|r| r.add("b"))?;
+/// assert_eq!(old.len(), 1); // a snapshot never changes
+/// assert_eq!(shared.load().len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Snapshot<T> {
     #[cfg(not(keel_loom))]
     inner: arc_swap::Guard<std::sync::Arc<T>>,
@@ -83,6 +97,16 @@ impl<T: Default> Default for Shared<T> {
 
 impl<T> Shared<T> {
     /// Shares `value` as the first snapshot.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Rendezvous, Shared};
+    ///
+    /// let mut hrw = Rendezvous::new();
+    /// hrw.add("a")?;
+    /// let shared = Shared::new(hrw);
+    /// assert_eq!(shared.load().node("k"), Some(&"a"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(value: T) -> Self {
         Self {
             #[cfg(not(keel_loom))]
@@ -94,6 +118,20 @@ impl<T> Shared<T> {
     }
 
     /// The current snapshot, without locking.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use keel_hashring::{ConsistentHash, Ring, Shared};
+    ///
+    /// let shared = Arc::new(Shared::new(Ring::new()));
+    /// shared.update(|r| r.add("a"))?;
+    /// let reader = {
+    ///     let shared = Arc::clone(&shared);
+    ///     std::thread::spawn(move || shared.load().node("k").copied())
+    /// };
+    /// assert_eq!(reader.join().map_err(|_| "reader panicked")?, Some("a"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn load(&self) -> Snapshot<T> {
         #[cfg(not(keel_loom))]
@@ -121,6 +159,17 @@ impl<T> Shared<T> {
     }
 
     /// Replaces the snapshot with `value`.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ring, Shared};
+    ///
+    /// let shared = Shared::new(Ring::new());
+    /// let mut next = Ring::new();
+    /// next.extend_weighted([("a", 1), ("b", 1)])?;
+    /// shared.store(next);
+    /// assert_eq!(shared.load().len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn store(&self, value: T) {
         let _writer = self
             .writer
@@ -140,6 +189,18 @@ impl<T: Clone> Shared<T> {
     /// # Errors
     ///
     /// Whatever `change` returns; nothing is published then.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, JumpHash, Shared};
+    ///
+    /// let shared = Shared::new(JumpHash::new());
+    /// assert_eq!(shared.update(|j| j.add("s0"))?, 0); // what the change returned: the bucket
+    /// assert_eq!(shared.update(|j| j.add("s0")), Err(Error::DuplicateNode));
+    /// assert_eq!(shared.load().len(), 1); // the failed change published nothing
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn update<R, E>(&self, change: impl FnOnce(&mut T) -> Result<R, E>) -> Result<R, E> {
         let _writer = self
             .writer
