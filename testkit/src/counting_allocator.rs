@@ -33,6 +33,17 @@ pub struct CountingAllocator {
 
 impl CountingAllocator {
     /// An allocator with both counts at zero.
+    ///
+    /// ```
+    /// use keel_testkit::CountingAllocator;
+    ///
+    /// // `const`, so it can initialize the `static` that `#[global_allocator]` needs.
+    /// static ALLOCATOR: CountingAllocator = CountingAllocator::new();
+    /// // Not installed here, so nothing passes through it.
+    /// assert_eq!(ALLOCATOR.live_bytes(), 0);
+    /// assert_eq!(ALLOCATOR.allocations(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn new() -> CountingAllocator {
         CountingAllocator {
             live_bytes: AtomicIsize::new(0),
@@ -41,11 +52,43 @@ impl CountingAllocator {
     }
 
     /// Heap bytes allocated and not yet freed since the process started.
+    ///
+    /// ```,standalone_crate
+    /// use keel_testkit::CountingAllocator;
+    ///
+    /// #[global_allocator]
+    /// static ALLOCATOR: CountingAllocator = CountingAllocator::new();
+    ///
+    /// let before = ALLOCATOR.live_bytes();
+    /// let mut numbers: Vec<u64> = Vec::with_capacity(100);
+    /// assert_eq!(ALLOCATOR.live_bytes() - before, 800);
+    /// numbers.shrink_to(10); // a realloc counts the difference
+    /// assert_eq!(ALLOCATOR.live_bytes() - before, 80);
+    /// drop(numbers);
+    /// assert_eq!(ALLOCATOR.live_bytes(), before);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn live_bytes(&self) -> isize {
         self.live_bytes.load(Ordering::Relaxed)
     }
 
     /// Calls to allocate or grow memory (`alloc`, `alloc_zeroed`, `realloc`) so far.
+    ///
+    /// ```,standalone_crate
+    /// use keel_testkit::CountingAllocator;
+    ///
+    /// #[global_allocator]
+    /// static ALLOCATOR: CountingAllocator = CountingAllocator::new();
+    ///
+    /// let calls = ALLOCATOR.allocations();
+    /// let mut bytes: Vec<u8> = Vec::with_capacity(4);
+    /// bytes.extend_from_slice(&[1, 2, 3, 4, 5]); // outgrows its capacity: a realloc
+    /// assert_eq!(ALLOCATOR.allocations() - calls, 2);
+    /// let sum: u32 = bytes.iter().map(|&b| u32::from(b)).sum(); // allocates nothing
+    /// assert_eq!(sum, 15);
+    /// assert_eq!(ALLOCATOR.allocations() - calls, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn allocations(&self) -> usize {
         self.allocations.load(Ordering::Relaxed)
     }

@@ -5,6 +5,22 @@ use std::io;
 use std::path::PathBuf;
 
 /// An error from [`RedisServer`](crate::RedisServer).
+///
+/// # Example
+///
+/// ```
+/// use keel_testkit::{RedisServer, TestkitError};
+///
+/// let missing = RedisServer::builder().binary("/no/such/redis-server").start();
+/// assert!(matches!(missing, Err(TestkitError::NotInstalled { .. })));
+///
+/// let mut server = RedisServer::start()?;
+/// server.stop()?;
+/// let error = server.command(&["PING"]).unwrap_err();
+/// assert!(matches!(error, TestkitError::NotRunning));
+/// assert_eq!(error.to_string(), "redis-server is not running");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TestkitError {
@@ -22,7 +38,8 @@ pub enum TestkitError {
     },
     /// The server is not running (stopped or killed), so it cannot take this call.
     NotRunning,
-    /// The server answered a command with an error reply, or with bytes that are not RESP.
+    /// The server answered with bytes that are not RESP, or closed the connection mid-reply.
+    /// (Error replies are not errors here: they come back as [`Reply::Error`](crate::Reply::Error).)
     Protocol(String),
     /// An I/O error, with what was being done.
     Io {

@@ -18,6 +18,26 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 const PORT_ATTEMPTS: usize = 5;
 
 /// What the server writes to its data directory, and when.
+///
+/// # Example
+///
+/// ```
+/// use keel_testkit::{Persistence, RedisServer, Reply};
+///
+/// assert_eq!(Persistence::default(), Persistence::None);
+/// let mut server = RedisServer::builder()
+///     .persistence(Persistence::SnapshotOnShutdown)
+///     .start()?;
+/// let v = Reply::Bulk(Some(b"v".to_vec()));
+/// server.command(&["SET", "k", "v"])?;
+/// server.restart()?; // a graceful stop writes the snapshot
+/// assert_eq!(server.command(&["GET", "k"])?, v);
+/// server.command(&["SET", "k", "w"])?;
+/// server.kill()?; // a crash loses what came after it
+/// server.restart()?;
+/// assert_eq!(server.command(&["GET", "k"])?, v);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Persistence {
@@ -54,12 +74,34 @@ pub struct RedisServerBuilder {
 
 impl RedisServerBuilder {
     /// Sets what the server persists. The default is [`Persistence::None`].
+    ///
+    /// ```
+    /// use keel_testkit::{Persistence, RedisServer, Reply};
+    ///
+    /// let mut server = RedisServer::builder()
+    ///     .persistence(Persistence::AppendOnlyAlways)
+    ///     .start()?;
+    /// server.command(&["SET", "fence", "7"])?;
+    /// server.kill()?; // every write was fsynced before it was acknowledged
+    /// server.restart()?;
+    /// assert_eq!(server.command(&["GET", "fence"])?, Reply::Bulk(Some(b"7".to_vec())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn persistence(mut self, persistence: Persistence) -> RedisServerBuilder {
         self.persistence = persistence;
         self
     }
 
     /// Passes `--name value` to the server, after keel's own options (so it overrides them).
+    ///
+    /// ```
+    /// use keel_testkit::{RedisServer, Reply};
+    ///
+    /// let server = RedisServer::builder().config("databases", "2").start()?; // keel's is 16
+    /// assert_eq!(server.command(&["SELECT", "1"])?, Reply::Simple("OK".into()));
+    /// assert!(matches!(server.command(&["SELECT", "5"])?, Reply::Error(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn config(
         mut self,
         name: impl Into<String>,
@@ -70,6 +112,16 @@ impl RedisServerBuilder {
     }
 
     /// Runs this binary instead of `$KEEL_REDIS_SERVER` or `redis-server` on `PATH`.
+    ///
+    /// ```
+    /// use keel_testkit::{RedisServer, TestkitError};
+    ///
+    /// let server = RedisServer::builder().binary("redis-server").start()?; // looked up on PATH
+    /// assert!(server.is_running());
+    /// let missing = RedisServer::builder().binary("/no/such/redis-server").start();
+    /// assert!(matches!(missing, Err(TestkitError::NotInstalled { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn binary(mut self, path: impl Into<PathBuf>) -> RedisServerBuilder {
         self.binary = Some(path.into());
         self
@@ -80,8 +132,19 @@ impl RedisServerBuilder {
     /// # Errors
     ///
     /// [`TestkitError::NotInstalled`] when the binary is missing, [`TestkitError::NotReady`]
-    /// when it exits or does not answer within 15 s, [`TestkitError::Io`] when the temporary
-    /// directory cannot be made.
+    /// when it exits or does not answer within 15 s, on each of 5 fresh ports in turn, and
+    /// [`TestkitError::Io`] when the temporary directory cannot be made or no free port found.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::{RedisServer, Reply};
+    ///
+    /// let server = RedisServer::builder().start()?;
+    /// // It answered PING before `start` returned, so the first command is served.
+    /// assert_eq!(server.command(&["DBSIZE"])?, Reply::Integer(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start(self) -> Result<RedisServer, TestkitError> {
         let binary = self
             .binary
@@ -116,7 +179,20 @@ impl RedisServerBuilder {
 
 /// A `redis-server` process on `127.0.0.1`, in its own temporary data directory, killed on drop.
 ///
-/// See the [crate docs](crate) for an example.
+/// The [crate docs](crate) show faults injected into a running server; here, dropping it
+/// ends the process.
+///
+/// ```
+/// use std::path::Path;
+/// use keel_testkit::RedisServer;
+///
+/// let server = RedisServer::start()?;
+/// let pid = server.pid().ok_or("not running")?;
+/// assert!(Path::new(&format!("/proc/{pid}")).exists());
+/// drop(server); // killed and reaped
+/// assert!(!Path::new(&format!("/proc/{pid}")).exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct RedisServer {
     builder: RedisServerBuilder,
@@ -146,31 +222,105 @@ impl RedisServer {
     }
 
     /// A builder for a server with options: persistence, extra config, another binary.
+    ///
+    /// ```
+    /// use keel_testkit::{Persistence, RedisServer};
+    ///
+    /// let server = RedisServer::builder()
+    ///     .persistence(Persistence::AppendOnlyEverySec)
+    ///     .start()?;
+    /// assert!(server.data_dir().exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> RedisServerBuilder {
         RedisServerBuilder::default()
     }
 
     /// The URL to give a client: `redis://127.0.0.1:<port>/`.
+    ///
+    /// ```
+    /// use keel_testkit::RedisServer;
+    ///
+    /// let server = RedisServer::start()?;
+    /// assert_eq!(server.url(), format!("redis://127.0.0.1:{}/", server.port()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
     /// The loopback port the server listens on; it keeps it across restarts.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use keel_testkit::RedisServer;
+    ///
+    /// let mut server = RedisServer::start()?;
+    /// let mut stream = TcpStream::connect(("127.0.0.1", server.port()))?;
+    /// stream.write_all(b"PING\r\n")?;
+    /// let mut reply = [0; 7];
+    /// stream.read_exact(&mut reply)?;
+    /// assert_eq!(&reply, b"+PONG\r\n");
+    ///
+    /// let port = server.port();
+    /// server.restart()?;
+    /// assert_eq!(server.port(), port);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn port(&self) -> u16 {
         self.port
     }
 
     /// The server's data directory (its RDB and append-only files).
+    ///
+    /// ```
+    /// use keel_testkit::{Persistence, RedisServer};
+    ///
+    /// let mut server = RedisServer::builder()
+    ///     .persistence(Persistence::SnapshotOnShutdown)
+    ///     .start()?;
+    /// server.command(&["SET", "k", "v"])?;
+    /// server.stop()?;
+    /// assert!(server.data_dir().join("dump.rdb").exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// The process id, while running.
+    ///
+    /// ```
+    /// use keel_testkit::{RedisServer, Reply};
+    ///
+    /// let mut server = RedisServer::start()?;
+    /// let pid = server.pid().ok_or("not running")?;
+    /// let Reply::Bulk(Some(info)) = server.command(&["INFO", "server"])? else {
+    ///     return Err("INFO did not answer a bulk string".into());
+    /// };
+    /// assert!(String::from_utf8(info)?.contains(&format!("process_id:{pid}\r\n")));
+    /// server.stop()?;
+    /// assert_eq!(server.pid(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// Whether the process is running (it may be paused).
+    ///
+    /// ```
+    /// use keel_testkit::RedisServer;
+    ///
+    /// let mut server = RedisServer::start()?;
+    /// assert!(server.is_running());
+    /// server.pause()?;
+    /// assert!(server.is_running()); // paused still counts
+    /// server.kill()?;
+    /// assert!(!server.is_running());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
@@ -182,6 +332,21 @@ impl RedisServer {
     ///
     /// [`TestkitError::NotRunning`] after a stop; [`TestkitError::Io`] on a connection error or
     /// timeout (as when the server is paused).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::{RedisServer, Reply};
+    ///
+    /// let server = RedisServer::start()?;
+    /// assert_eq!(server.command(&["INCRBY", "n", "5"])?, Reply::Integer(5));
+    /// assert_eq!(server.command(&["GET", "missing"])?, Reply::Bulk(None));
+    /// assert!(matches!(
+    ///     server.command(&["NOSUCHCOMMAND"])?,
+    ///     Reply::Error(message) if message.starts_with("ERR")
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn command(&self, args: &[&str]) -> Result<Reply, TestkitError> {
         if self.child.is_none() {
             return Err(TestkitError::NotRunning);
@@ -195,6 +360,19 @@ impl RedisServer {
     /// # Errors
     ///
     /// [`TestkitError::Io`] if the process cannot be signalled or waited for.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::{RedisServer, TestkitError};
+    ///
+    /// let mut server = RedisServer::start()?;
+    /// server.stop()?;
+    /// assert!(!server.is_running());
+    /// assert!(matches!(server.command(&["PING"]), Err(TestkitError::NotRunning)));
+    /// server.stop()?; // stopping again does nothing
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stop(&mut self) -> Result<(), TestkitError> {
         self.end(libc::SIGTERM)
     }
@@ -204,6 +382,22 @@ impl RedisServer {
     /// # Errors
     ///
     /// [`TestkitError::Io`] if the process cannot be signalled or waited for.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::{Persistence, RedisServer, Reply};
+    ///
+    /// let mut server = RedisServer::builder()
+    ///     .persistence(Persistence::SnapshotOnShutdown)
+    ///     .start()?;
+    /// server.command(&["SET", "k", "v"])?;
+    /// server.kill()?; // no snapshot is written
+    /// assert!(!server.data_dir().join("dump.rdb").exists());
+    /// server.restart()?;
+    /// assert_eq!(server.command(&["GET", "k"])?, Reply::Bulk(None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn kill(&mut self) -> Result<(), TestkitError> {
         self.end(libc::SIGKILL)
     }
@@ -214,6 +408,23 @@ impl RedisServer {
     /// # Errors
     ///
     /// As [`stop`](RedisServer::stop) and [`RedisServerBuilder::start`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::{RedisServer, Reply};
+    ///
+    /// let mut server = RedisServer::start()?; // no persistence
+    /// server.command(&["SET", "k", "v"])?;
+    /// let old = server.pid();
+    /// server.restart()?;
+    /// assert_ne!(server.pid(), old); // a new process
+    /// assert_eq!(server.command(&["GET", "k"])?, Reply::Bulk(None)); // which starts empty
+    /// server.stop()?;
+    /// server.restart()?; // also brings a stopped server back
+    /// assert_eq!(server.command(&["PING"])?, Reply::Simple("PONG".into()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn restart(&mut self) -> Result<(), TestkitError> {
         self.stop()?;
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -235,6 +446,20 @@ impl RedisServer {
     /// # Errors
     ///
     /// [`TestkitError::NotRunning`] when stopped; [`TestkitError::Io`] if the signal fails.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::{RedisServer, TestkitError};
+    ///
+    /// let mut server = RedisServer::start()?;
+    /// server.pause()?;
+    /// // The connection is accepted but nothing answers: the command times out after 2 s.
+    /// assert!(matches!(server.command(&["PING"]), Err(TestkitError::Io { .. })));
+    /// server.stop()?;
+    /// assert!(matches!(server.pause(), Err(TestkitError::NotRunning)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pause(&mut self) -> Result<(), TestkitError> {
         self.signal(libc::SIGSTOP)?;
         self.paused = true;
@@ -246,6 +471,20 @@ impl RedisServer {
     /// # Errors
     ///
     /// [`TestkitError::NotRunning`] when stopped; [`TestkitError::Io`] if the signal fails.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::{RedisServer, Reply, TestkitError};
+    ///
+    /// let mut server = RedisServer::start()?;
+    /// server.pause()?;
+    /// server.resume()?;
+    /// assert_eq!(server.command(&["PING"])?, Reply::Simple("PONG".into()));
+    /// server.stop()?;
+    /// assert!(matches!(server.resume(), Err(TestkitError::NotRunning)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn resume(&mut self) -> Result<(), TestkitError> {
         self.signal(libc::SIGCONT)?;
         self.paused = false;

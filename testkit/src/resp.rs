@@ -7,6 +7,23 @@ use std::time::Duration;
 use crate::TestkitError;
 
 /// A reply from the server, as RESP2 types it.
+///
+/// # Example
+///
+/// ```
+/// use keel_testkit::{RedisServer, Reply};
+///
+/// let server = RedisServer::start()?;
+/// assert_eq!(server.command(&["RPUSH", "list", "a", "b"])?, Reply::Integer(2));
+/// assert_eq!(
+///     server.command(&["LRANGE", "list", "0", "-1"])?,
+///     Reply::Array(Some(vec![
+///         Reply::Bulk(Some(b"a".to_vec())),
+///         Reply::Bulk(Some(b"b".to_vec())),
+///     ]))
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// `+OK` and other simple strings.
