@@ -44,11 +44,36 @@ use crate::Instant;
 /// ```
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current monotonic reading. Never less than an earlier reading of the same clock.
+    ///
+    /// ```
+    /// use keel_core::{Clock, Instant, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let start = clock.now();
+    /// clock.advance(Duration::from_millis(40));
+    /// assert_eq!(clock.now() - start, Duration::from_millis(40));
+    /// clock.step_wall_back(Duration::from_secs(5)); // a wall-clock step does not move it
+    /// assert_eq!(clock.now(), Instant::ZERO + Duration::from_millis(40));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn now(&self) -> Instant;
 
     /// The current wall-clock time in milliseconds since the Unix epoch (1970-01-01 UTC).
     ///
     /// Unlike [`now`](Clock::now), this can go backwards.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::at_unix_millis(1_700_000_000_000);
+    /// clock.advance(Duration::from_millis(5));
+    /// assert_eq!(clock.unix_millis(), 1_700_000_000_005);
+    /// clock.step_wall_back(Duration::from_secs(1)); // an NTP step back
+    /// assert_eq!(clock.unix_millis(), 1_699_999_999_005);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn unix_millis(&self) -> u64;
 }
 

@@ -32,8 +32,30 @@ pub struct Instant(u64);
 
 impl Instant {
     /// The clock's origin.
+    ///
+    /// ```
+    /// use keel_core::{Clock, Instant, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Instant::ZERO.as_nanos(), 0);
+    /// assert_eq!(Instant::ZERO, Instant::default());
+    /// assert_eq!(ManualClock::new().now(), Instant::ZERO); // where a manual clock starts
+    /// assert_eq!(Instant::ZERO - Duration::from_secs(1), Instant::ZERO); // saturates
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const ZERO: Instant = Instant(0);
     /// The latest representable reading.
+    ///
+    /// ```
+    /// use keel_core::Instant;
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Instant::MAX.as_nanos(), u64::MAX);
+    /// // About 584 years of nanoseconds.
+    /// assert_eq!(Instant::MAX.as_duration().as_secs() / (365 * 24 * 3600), 584);
+    /// assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX); // saturates
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const MAX: Instant = Instant(u64::MAX);
 
     /// Builds a reading from nanoseconds since the origin.
@@ -41,6 +63,7 @@ impl Instant {
     /// ```
     /// # use keel_core::Instant;
     /// assert_eq!(Instant::from_nanos(5).as_nanos(), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
     pub const fn from_nanos(nanos: u64) -> Instant {
@@ -52,6 +75,7 @@ impl Instant {
     /// ```
     /// # use keel_core::Instant;
     /// assert_eq!(Instant::ZERO.as_nanos(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
     pub const fn as_nanos(self) -> u64 {
@@ -64,6 +88,7 @@ impl Instant {
     /// # use keel_core::Instant;
     /// # use std::time::Duration;
     /// assert_eq!(Instant::from_nanos(1_500).as_duration(), Duration::from_nanos(1_500));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
     pub const fn as_duration(self) -> Duration {
@@ -79,6 +104,7 @@ impl Instant {
     /// let b = Instant::from_nanos(25);
     /// assert_eq!(b.saturating_duration_since(a), Duration::from_nanos(15));
     /// assert_eq!(a.saturating_duration_since(b), Duration::ZERO);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
     pub const fn saturating_duration_since(self, earlier: Instant) -> Duration {
@@ -91,6 +117,7 @@ impl Instant {
     /// # use keel_core::Instant;
     /// let a = Instant::from_nanos(10);
     /// assert!(a.checked_duration_since(Instant::from_nanos(11)).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
     pub const fn checked_duration_since(self, earlier: Instant) -> Option<Duration> {
@@ -106,6 +133,7 @@ impl Instant {
     /// # use keel_core::Instant;
     /// # use std::time::Duration;
     /// assert!(Instant::MAX.checked_add(Duration::from_nanos(1)).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
     pub fn checked_add(self, duration: Duration) -> Option<Instant> {
@@ -119,6 +147,7 @@ impl Instant {
     /// # use keel_core::Instant;
     /// # use std::time::Duration;
     /// assert_eq!(Instant::MAX.saturating_add(Duration::from_secs(1)), Instant::MAX);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
     pub fn saturating_add(self, duration: Duration) -> Instant {
@@ -131,6 +160,7 @@ impl Instant {
     /// # use keel_core::Instant;
     /// # use std::time::Duration;
     /// assert_eq!(Instant::from_nanos(5).saturating_sub(Duration::from_secs(1)), Instant::ZERO);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
     pub fn saturating_sub(self, duration: Duration) -> Instant {

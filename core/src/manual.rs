@@ -57,6 +57,7 @@ impl ManualClock {
     /// ```
     /// # use keel_core::{Clock, ManualClock};
     /// assert_eq!(ManualClock::new().unix_millis(), 1_735_689_600_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new() -> ManualClock {
         ManualClock::at_unix_nanos(DEFAULT_UNIX_NANOS)
@@ -67,6 +68,7 @@ impl ManualClock {
     /// ```
     /// # use keel_core::{Clock, ManualClock};
     /// assert_eq!(ManualClock::at_unix_millis(42).unix_millis(), 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn at_unix_millis(unix_millis: u64) -> ManualClock {
         ManualClock::at_unix_nanos(unix_millis.saturating_mul(NANOS_PER_MILLI))
@@ -90,6 +92,7 @@ impl ManualClock {
     /// clock.advance(Duration::from_micros(1500));
     /// assert_eq!(clock.now(), Instant::from_nanos(1_500_000));
     /// assert_eq!(clock.unix_millis(), 1_735_689_600_001);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn advance(&self, by: Duration) {
         let nanos = saturating_nanos(by);
@@ -105,6 +108,7 @@ impl ManualClock {
     /// let clock = ManualClock::new();
     /// clock.set_unix_millis(1_000);
     /// assert_eq!(clock.unix_millis(), 1_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_unix_millis(&self, unix_millis: u64) {
         self.shared.unix_nanos.store(
@@ -122,6 +126,7 @@ impl ManualClock {
     /// let clock = ManualClock::at_unix_millis(10_000);
     /// clock.step_wall_back(Duration::from_millis(5));
     /// assert_eq!(clock.unix_millis(), 9_995);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn step_wall_back(&self, by: Duration) {
         let nanos = saturating_nanos(by);
@@ -142,6 +147,7 @@ impl ManualClock {
     /// clock.step_wall_forward(Duration::from_secs(3600));
     /// assert_eq!(clock.unix_millis(), 3_610_000);
     /// assert_eq!(clock.now(), Instant::ZERO);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn step_wall_forward(&self, by: Duration) {
         add_saturating(&self.shared.unix_nanos, saturating_nanos(by));

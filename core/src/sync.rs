@@ -30,12 +30,19 @@ pub use std::sync::{
 /// finish; otherwise it is [`std::hint::spin_loop`].
 ///
 /// ```
-/// use keel_core::sync::atomic::{AtomicBool, Ordering};
+/// use keel_core::sync::atomic::{AtomicU64, Ordering};
 ///
-/// let ready = AtomicBool::new(true);
-/// while !ready.load(Ordering::Acquire) {
+/// // Doubles a shared counter with a CAS loop, backing off between attempts.
+/// let counter = AtomicU64::new(21);
+/// let mut current = counter.load(Ordering::Relaxed);
+/// while let Err(actual) =
+///     counter.compare_exchange_weak(current, current * 2, Ordering::AcqRel, Ordering::Relaxed)
+/// {
+///     current = actual;
 ///     keel_core::sync::spin_loop();
 /// }
+/// assert_eq!(counter.load(Ordering::Relaxed), 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[inline]
 pub fn spin_loop() {

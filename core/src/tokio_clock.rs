@@ -46,6 +46,7 @@ impl TokioClock {
     /// # use keel_core::{Clock, TokioClock};
     /// let clock = TokioClock::new();
     /// assert!(clock.unix_millis() > 1_700_000_000_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new() -> TokioClock {
         let unix_nanos_at_origin = SystemTime::now()
