@@ -8,6 +8,21 @@ use rand::Rng;
 /// not retry together.
 ///
 /// With `d = min(max, base × multiplier^n)` for the n-th retry (0-based):
+///
+/// ```
+/// use keel_breaker::{Backoff, Jitter};
+/// use rand::SeedableRng;
+/// use std::time::Duration;
+///
+/// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+/// let ms = Duration::from_millis;
+/// let backoff = Backoff::exponential(ms(100)); // retry 2: d = 400 ms
+/// assert_eq!(backoff.jitter(Jitter::None).delay(2, ms(0), &mut rng), ms(400));
+/// assert!(backoff.jitter(Jitter::Full).delay(2, ms(0), &mut rng) <= ms(400));
+/// let equal = backoff.jitter(Jitter::Equal).delay(2, ms(0), &mut rng);
+/// assert!(equal >= ms(200) && equal <= ms(400));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Jitter {
@@ -49,6 +64,18 @@ pub struct Backoff {
 
 impl Backoff {
     /// The same wait before every retry.
+    ///
+    /// ```
+    /// use keel_breaker::Backoff;
+    /// use rand::SeedableRng;
+    /// use std::time::Duration;
+    ///
+    /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    /// let backoff = Backoff::constant(Duration::from_millis(250));
+    /// assert_eq!(backoff.delay(0, Duration::ZERO, &mut rng), Duration::from_millis(250));
+    /// assert_eq!(backoff.delay(9, Duration::ZERO, &mut rng), Duration::from_millis(250));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn constant(wait: Duration) -> Backoff {
         Backoff {
             base: wait,
@@ -59,6 +86,24 @@ impl Backoff {
     }
 
     /// Exponential from `base`, doubling, capped at 30 s, with full jitter.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, Jitter};
+    /// use rand::SeedableRng;
+    /// use std::time::Duration;
+    ///
+    /// let backoff = Backoff::exponential(Duration::from_millis(100));
+    /// let spelled_out = Backoff::exponential(Duration::from_millis(100))
+    ///     .multiplier(2.0)
+    ///     .max(Duration::from_secs(30))
+    ///     .jitter(Jitter::Full);
+    /// assert_eq!(backoff, spelled_out);
+    ///
+    /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    /// // Full jitter: the 4th retry waits somewhere in [0, 800 ms].
+    /// assert!(backoff.delay(3, Duration::ZERO, &mut rng) <= Duration::from_millis(800));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn exponential(base: Duration) -> Backoff {
         Backoff {
             base,
@@ -69,18 +114,59 @@ impl Backoff {
     }
 
     /// The growth per retry (at least 1; checked when the [`Retry`](crate::Retry) is built).
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, Jitter};
+    /// use rand::SeedableRng;
+    /// use std::time::Duration;
+    ///
+    /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    /// let backoff = Backoff::exponential(Duration::from_millis(100))
+    ///     .multiplier(3.0)
+    ///     .jitter(Jitter::None);
+    /// let waits: Vec<_> = (0..3).map(|n| backoff.delay(n, Duration::ZERO, &mut rng)).collect();
+    /// assert_eq!(waits, [100, 300, 900].map(Duration::from_millis));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn multiplier(mut self, multiplier: f64) -> Backoff {
         self.multiplier = multiplier;
         self
     }
 
     /// The longest wait.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, Jitter};
+    /// use rand::SeedableRng;
+    /// use std::time::Duration;
+    ///
+    /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    /// let backoff = Backoff::exponential(Duration::from_millis(100))
+    ///     .max(Duration::from_millis(250))
+    ///     .jitter(Jitter::None);
+    /// let waits: Vec<_> = (0..4).map(|n| backoff.delay(n, Duration::ZERO, &mut rng)).collect();
+    /// assert_eq!(waits, [100, 200, 250, 250].map(Duration::from_millis));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max(mut self, max: Duration) -> Backoff {
         self.max = max;
         self
     }
 
     /// How waits are randomized.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, Jitter};
+    /// use rand::SeedableRng;
+    /// use std::time::Duration;
+    ///
+    /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    /// let exact = Backoff::exponential(Duration::from_millis(100)).jitter(Jitter::None);
+    /// assert_eq!(exact.delay(1, Duration::ZERO, &mut rng), Duration::from_millis(200));
+    /// let equal = exact.jitter(Jitter::Equal).delay(1, Duration::ZERO, &mut rng);
+    /// assert!(equal >= Duration::from_millis(100) && equal <= Duration::from_millis(200));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn jitter(mut self, jitter: Jitter) -> Backoff {
         self.jitter = jitter;
         self
@@ -88,6 +174,20 @@ impl Backoff {
 
     /// The wait before retry number `retry` (0 for the first retry); `previous` is the wait
     /// before the previous retry, used by [`Jitter::Decorrelated`] (pass zero at first).
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, Jitter};
+    /// use rand::SeedableRng;
+    /// use std::time::Duration;
+    ///
+    /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    /// let ms = Duration::from_millis;
+    /// let backoff = Backoff::exponential(ms(100)).max(ms(10_000)).jitter(Jitter::Decorrelated);
+    /// // Decorrelated jitter grows from the previous wait: here within [100 ms, 3 × 200 ms].
+    /// let wait = backoff.delay(4, ms(200), &mut rng);
+    /// assert!(wait >= ms(100) && wait <= ms(600));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn delay(&self, retry: u32, previous: Duration, rng: &mut impl Rng) -> Duration {
         let base = self.base.as_nanos() as f64;
         // `delay` is public, so the backoff may not have been through a `Retry` builder's

@@ -90,6 +90,14 @@ pub struct CircuitBreaker<C = SystemClock> {
 
 impl CircuitBreaker<SystemClock> {
     /// A builder with the defaults listed on [`CircuitBreakerBuilder`].
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(5).build()?;
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> CircuitBreakerBuilder<SystemClock> {
         CircuitBreakerBuilder::new()
     }
@@ -131,11 +139,34 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// The current state.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(1).build()?;
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn state(&self) -> State {
         Word(self.word.load(Ordering::Acquire)).state()
     }
 
     /// The clock the breaker reads.
+    ///
+    /// ```
+    /// use keel_breaker::CircuitBreaker;
+    /// use keel_core::{Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder().clock(clock.clone()).build()?;
+    /// let before = breaker.clock().now();
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(breaker.clock().now() - before, Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(&self) -> &C {
         &self.clock
     }
@@ -174,6 +205,21 @@ impl<C: Clock> CircuitBreaker<C> {
     /// # Errors
     ///
     /// [`CallError::Rejected`] without running `call`, or [`CallError::Inner`] with its error.
+    ///
+    /// ```
+    /// use keel_breaker::{CallError, CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(2).build()?;
+    /// assert_eq!(breaker.call(|| Ok::<_, &str>(42)), Ok(42));
+    /// assert_eq!(breaker.call(|| Err::<u32, _>("refused")), Err(CallError::Inner("refused")));
+    /// let _ = breaker.call(|| Err::<u32, _>("refused"));
+    /// assert_eq!(breaker.state(), State::Open);
+    /// let mut ran = false;
+    /// let rejected = breaker.call(|| { ran = true; Ok::<_, &str>(1) });
+    /// assert!(rejected.unwrap_err().is_rejected());
+    /// assert!(!ran, "an open breaker does not run the call");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn call<T, E>(&self, call: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         self.call_with(call, Result::is_err)
@@ -215,6 +261,20 @@ impl<C: Clock> CircuitBreaker<C> {
     /// # Errors
     ///
     /// [`CallError::Rejected`] without polling `call`, or [`CallError::Inner`] with its error.
+    ///
+    /// ```
+    /// use keel_breaker::{CallError, CircuitBreaker, State};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(1).build()?;
+    /// assert_eq!(breaker.call_async(async { Ok::<_, &str>("pong") }).await, Ok("pong"));
+    /// let failed = breaker.call_async(async { Err::<&str, _>("timeout") }).await;
+    /// assert_eq!(failed, Err(CallError::Inner("timeout")));
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }
+    /// ```
     pub async fn call_async<T, E, F>(&self, call: F) -> Result<T, CallError<E>>
     where
         F: Future<Output = Result<T, E>>,
@@ -228,6 +288,21 @@ impl<C: Clock> CircuitBreaker<C> {
     /// # Errors
     ///
     /// [`CallError::Rejected`] without polling `call`, or [`CallError::Inner`] with its error.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(1).build()?;
+    /// let server_error = |result: &Result<(), u16>| matches!(result, Err(status) if *status >= 500);
+    /// let _ = breaker.call_async_with(async { Err(404) }, server_error).await;
+    /// assert_eq!(breaker.state(), State::Closed); // a 404 is the caller's problem
+    /// let _ = breaker.call_async_with(async { Err(503) }, server_error).await;
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }
+    /// ```
     pub async fn call_async_with<T, E, F>(
         &self,
         call: F,
@@ -243,6 +318,20 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// Opens the breaker until [`reset`](Self::reset), whatever the calls do.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// breaker.force_open();
+    /// assert_eq!(breaker.state(), State::ForcedOpen);
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.state(), State::ForcedOpen);
+    /// assert_eq!(rejected.retry_after(), None); // no timer: it waits for an operator
+    /// breaker.reset();
+    /// assert!(breaker.try_acquire().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn force_open(&self) {
         self.transition(
             None,
@@ -254,16 +343,57 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// Lets every call through and counts nothing until [`reset`](Self::reset).
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(1).build()?;
+    /// breaker.disable();
+    /// for _ in 0..10 {
+    ///     let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// }
+    /// assert_eq!(breaker.state(), State::Disabled);
+    /// assert_eq!(breaker.metrics().consecutive_failures, 0); // nothing was counted
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn disable(&self) {
         self.transition(None, State::Disabled, Reason::Operator, self.clock.now(), 0);
     }
 
     /// Closes the breaker and empties its window, from any state.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().failure_rate(50.0).minimum_calls(2).build()?;
+    /// let _ = breaker.call(|| Ok::<_, ()>(()));
+    /// let _ = breaker.call(|| Err::<(), _>(()));
+    /// assert_eq!(breaker.state(), State::Open);
+    /// breaker.reset();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// assert_eq!(breaker.metrics().calls, 0); // the window starts empty
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reset(&self) {
         self.transition(None, State::Closed, Reason::Operator, self.clock.now(), 0);
     }
 
     /// A snapshot of the breaker's state and counts.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().failure_rate(50.0).minimum_calls(10).build()?;
+    /// for n in 0..4 {
+    ///     let _ = breaker.call(|| if n == 0 { Err("refused") } else { Ok(n) });
+    /// }
+    /// let metrics = breaker.metrics();
+    /// assert_eq!(metrics.state, State::Closed);
+    /// assert_eq!((metrics.calls, metrics.failed), (4, 1));
+    /// assert_eq!(metrics.failure_rate, Some(25.0));
+    /// assert_eq!(metrics.consecutive_failures, 0); // the successes ended the run
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn metrics(&self) -> Metrics {
         let word = Word(self.word.load(Ordering::Acquire));
         let counts = self.counts(self.clock.now());
@@ -736,6 +866,20 @@ impl<C: fmt::Debug> fmt::Debug for CircuitBreaker<C> {
 ///
 /// Dropping it unreported gives a half-open probe slot back and counts nothing, so a
 /// cancelled future cannot wedge the breaker half-open.
+///
+/// ```
+/// use keel_breaker::CircuitBreaker;
+///
+/// let breaker = CircuitBreaker::builder().failure_rate(50.0).minimum_calls(10).build()?;
+/// let permit = breaker.try_acquire()?;
+/// let reply: Result<&str, &str> = Ok("200 OK"); // the call, made outside any closure
+/// permit.record(reply.is_err());
+/// assert_eq!((breaker.metrics().calls, breaker.metrics().failed), (1, 0));
+///
+/// drop(breaker.try_acquire()?); // cancelled: counts nothing
+/// assert_eq!(breaker.metrics().calls, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "report the call with success() or failure(); dropping the permit counts nothing"]
 pub struct Permit<'a, C: Clock = SystemClock> {
     breaker: &'a CircuitBreaker<C>,
@@ -744,18 +888,49 @@ pub struct Permit<'a, C: Clock = SystemClock> {
 
 impl<C: Clock> Permit<'_, C> {
     /// The call succeeded.
+    ///
+    /// ```
+    /// use keel_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().failure_rate(50.0).minimum_calls(10).build()?;
+    /// breaker.try_acquire()?.success();
+    /// assert_eq!((breaker.metrics().calls, breaker.metrics().failed), (1, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn success(self) {
         self.record(false);
     }
 
     /// The call failed.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(2).build()?;
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.metrics().consecutive_failures, 1);
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn failure(self) {
         self.record(true);
     }
 
     /// The call finished; `failed` says how.
+    ///
+    /// ```
+    /// use keel_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().failure_rate(50.0).minimum_calls(10).build()?;
+    /// for status in [200, 503, 200] {
+    ///     breaker.try_acquire()?.record(status >= 500);
+    /// }
+    /// assert_eq!((breaker.metrics().calls, breaker.metrics().failed), (3, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn record(self, failed: bool) {
         // Reported, so the drop that releases an unreported permit must not run.
@@ -764,6 +939,29 @@ impl<C: Clock> Permit<'_, C> {
     }
 
     /// Whether this permit is a half-open probe.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, OpenWait, State};
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .consecutive_failures(1)
+    ///     .open_wait(OpenWait::Fixed(Duration::from_secs(5)))
+    ///     .half_open_probes(1)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// assert!(!breaker.try_acquire()?.is_probe()); // closed: an ordinary call
+    /// breaker.try_acquire()?.failure();
+    /// clock.advance(Duration::from_secs(5));
+    /// let probe = breaker.try_acquire()?;
+    /// assert!(probe.is_probe());
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// probe.success();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_probe(&self) -> bool {
         self.ticket.kind == Kind::Probe
     }

@@ -67,6 +67,14 @@ impl Ring {
 
 impl RetryBudget<SystemClock> {
     /// A builder: 20% of requests, 10 retries per second in reserve, over 10 s.
+    ///
+    /// ```
+    /// use keel_breaker::RetryBudget;
+    ///
+    /// let budget = RetryBudget::builder().build()?;
+    /// assert_eq!(budget.balance(), 100); // the reserve: 10 per second over 10 s
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> RetryBudgetBuilder<SystemClock> {
         RetryBudgetBuilder {
             percent: 20.0,
@@ -87,6 +95,17 @@ impl<C: Clock> RetryBudget<C> {
     }
 
     /// Counts one request (a first attempt), which earns `percent / 100` of a retry.
+    ///
+    /// ```
+    /// use keel_breaker::RetryBudget;
+    ///
+    /// let budget = RetryBudget::builder().percent(50.0).min_per_second(0).build()?;
+    /// assert_eq!(budget.balance(), 0);
+    /// budget.deposit();
+    /// budget.deposit();
+    /// assert_eq!(budget.balance(), 1); // two requests earn one retry at 50%
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn deposit(&self) {
         self.with_ring(|ring| {
             let position = (ring.newest % BUCKETS as u64) as usize;
@@ -97,6 +116,17 @@ impl<C: Clock> RetryBudget<C> {
 
     /// Takes one retry from the budget; `false` means the budget is spent and the caller
     /// should give up instead of retrying.
+    ///
+    /// ```
+    /// use keel_breaker::RetryBudget;
+    ///
+    /// let budget = RetryBudget::builder().percent(0.0).min_per_second(1).build()?;
+    /// // 1 per second over the default 10 s: a reserve of 10 retries.
+    /// let allowed = (0..20).filter(|_| budget.try_withdraw()).count();
+    /// assert_eq!(allowed, 10);
+    /// assert_eq!(budget.balance(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_withdraw(&self) -> bool {
         self.with_ring(|ring| {
             let allowed = self.reserve + ring.requests as f64 * self.percent / 100.0;
@@ -111,6 +141,19 @@ impl<C: Clock> RetryBudget<C> {
     }
 
     /// How many retries the budget allows right now.
+    ///
+    /// ```
+    /// use keel_breaker::RetryBudget;
+    ///
+    /// let budget = RetryBudget::builder().percent(10.0).min_per_second(0).build()?;
+    /// for _ in 0..30 {
+    ///     budget.deposit();
+    /// }
+    /// assert_eq!(budget.balance(), 3);
+    /// assert!(budget.try_withdraw());
+    /// assert_eq!(budget.balance(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn balance(&self) -> u64 {
         self.with_ring(|ring| {
             let allowed = self.reserve + ring.requests as f64 * self.percent / 100.0 + 1e-9;
@@ -130,6 +173,21 @@ impl<C: fmt::Debug> fmt::Debug for RetryBudget<C> {
 }
 
 /// Builds a [`RetryBudget`]; start from [`RetryBudget::builder`].
+///
+/// ```
+/// use keel_breaker::RetryBudget;
+/// use keel_core::ManualClock;
+/// use std::time::Duration;
+///
+/// let budget = RetryBudget::builder()
+///     .percent(20.0)
+///     .min_per_second(1)
+///     .ttl(Duration::from_secs(5))
+///     .clock(ManualClock::new())
+///     .build()?;
+/// assert_eq!(budget.balance(), 5); // 1 per second over 5 s, before any request
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[must_use]
 pub struct RetryBudgetBuilder<C = SystemClock> {
@@ -141,24 +199,85 @@ pub struct RetryBudgetBuilder<C = SystemClock> {
 
 impl<C: Clock> RetryBudgetBuilder<C> {
     /// Retries allowed as a percentage of requests, in `[0, 100]`.
+    ///
+    /// ```
+    /// use keel_breaker::RetryBudget;
+    ///
+    /// let budget = RetryBudget::builder().percent(25.0).min_per_second(0).build()?;
+    /// for _ in 0..8 {
+    ///     budget.deposit();
+    /// }
+    /// assert_eq!(budget.balance(), 2); // 25% of 8 requests
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn percent(mut self, percent: f64) -> Self {
         self.percent = percent;
         self
     }
 
     /// Retries allowed per second whatever the request count, so a quiet client can retry.
+    ///
+    /// ```
+    /// use keel_breaker::RetryBudget;
+    /// use std::time::Duration;
+    ///
+    /// let quiet = RetryBudget::builder()
+    ///     .min_per_second(2)
+    ///     .ttl(Duration::from_secs(3))
+    ///     .build()?;
+    /// assert_eq!(quiet.balance(), 6); // no requests yet, still 2 × 3 s of retries
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn min_per_second(mut self, retries: u32) -> Self {
         self.min_per_second = retries;
         self
     }
 
     /// How far back requests and retries are remembered (counted in 10 buckets).
+    ///
+    /// ```
+    /// use keel_breaker::RetryBudget;
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let budget = RetryBudget::builder()
+    ///     .percent(100.0)
+    ///     .min_per_second(0)
+    ///     .ttl(Duration::from_secs(1))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// budget.deposit();
+    /// assert_eq!(budget.balance(), 1);
+    /// clock.advance(Duration::from_secs(1)); // the request is forgotten after the ttl
+    /// assert_eq!(budget.balance(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
     /// Reads time from `clock`.
+    ///
+    /// ```
+    /// use keel_breaker::RetryBudget;
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let budget = RetryBudget::builder()
+    ///     .percent(0.0)
+    ///     .min_per_second(1)
+    ///     .ttl(Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// while budget.try_withdraw() {}
+    /// assert_eq!(budget.balance(), 0);
+    /// clock.advance(Duration::from_secs(10)); // the spent retries age out
+    /// assert_eq!(budget.balance(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock<C2: Clock>(self, clock: C2) -> RetryBudgetBuilder<C2> {
         RetryBudgetBuilder {
             percent: self.percent,
@@ -173,6 +292,15 @@ impl<C: Clock> RetryBudgetBuilder<C> {
     /// # Errors
     ///
     /// [`ConfigError`] for a percentage outside `[0, 100]` or a ttl under 10 ns.
+    ///
+    /// ```
+    /// use keel_breaker::{ConfigError, RetryBudget};
+    ///
+    /// assert!(RetryBudget::builder().percent(0.0).build().is_ok()); // the reserve alone
+    /// let error = RetryBudget::builder().percent(120.0).build().unwrap_err();
+    /// assert_eq!(error, ConfigError::BudgetPercent { value: 120.0 });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<RetryBudget<C>, ConfigError> {
         // Zero is allowed: a budget of the reserve alone. `!(..)` also rejects NaN.
         if !(self.percent >= 0.0 && self.percent <= 100.0) {

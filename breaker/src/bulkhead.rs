@@ -7,6 +7,17 @@ use std::time::Duration;
 use keel_core::sync::atomic::{AtomicUsize, Ordering};
 
 /// A call the bulkhead turned away because every slot was taken.
+///
+/// ```
+/// use keel_breaker::Bulkhead;
+///
+/// let bulkhead = Bulkhead::new(1)?;
+/// let _held = bulkhead.try_acquire()?;
+/// let full = bulkhead.call(|| "never runs").unwrap_err();
+/// assert_eq!(full.max_concurrent(), 1);
+/// assert_eq!(full.to_string(), "bulkhead full: all 1 concurrent slots are taken");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct BulkheadFull {
     max_concurrent: usize,
@@ -23,11 +34,31 @@ impl BulkheadFull {
     }
 
     /// The bulkhead's limit.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    ///
+    /// let bulkhead = Bulkhead::new(3)?;
+    /// let _held: Vec<_> = (0..3).map(|_| bulkhead.try_acquire()).collect::<Result<_, _>>()?;
+    /// assert_eq!(bulkhead.try_acquire().unwrap_err().max_concurrent(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_concurrent(&self) -> usize {
         self.max_concurrent
     }
 
     /// How long the call waited for a slot before giving up, if it waited.
+    ///
+    /// With the `tokio` feature, a full `Bulkhead::acquire` reports its `max_wait` here.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    ///
+    /// let bulkhead = Bulkhead::new(1)?; // never waits
+    /// let _held = bulkhead.try_acquire()?;
+    /// assert_eq!(bulkhead.try_acquire().unwrap_err().waited(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn waited(&self) -> Option<Duration> {
         self.waited
     }
@@ -83,6 +114,15 @@ impl Bulkhead {
     /// # Errors
     ///
     /// [`ConfigError::Zero`](crate::ConfigError::Zero) if `max_concurrent` is 0.
+    ///
+    /// ```
+    /// use keel_breaker::{Bulkhead, ConfigError};
+    ///
+    /// let bulkhead = Bulkhead::new(8)?;
+    /// assert_eq!((bulkhead.in_use(), bulkhead.max_concurrent()), (0, 8));
+    /// assert!(matches!(Bulkhead::new(0), Err(ConfigError::Zero { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(max_concurrent: usize) -> Result<Bulkhead, crate::ConfigError> {
         Bulkhead::with_max_wait(max_concurrent, Duration::ZERO)
     }
@@ -93,6 +133,18 @@ impl Bulkhead {
     /// # Errors
     ///
     /// [`ConfigError::Zero`](crate::ConfigError::Zero) if `max_concurrent` is 0.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    /// use std::time::Duration;
+    ///
+    /// let bulkhead = Bulkhead::with_max_wait(1, Duration::from_millis(100))?;
+    /// let _held = bulkhead.try_acquire()?;
+    /// // `try_acquire` and `call` never wait; only the async `acquire` (feature `tokio`) does.
+    /// assert_eq!(bulkhead.try_acquire().unwrap_err().waited(), None);
+    /// assert!(bulkhead.call(|| "no slot").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_max_wait(
         max_concurrent: usize,
         max_wait: Duration,
@@ -114,11 +166,31 @@ impl Bulkhead {
     }
 
     /// Slots taken now.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    ///
+    /// let bulkhead = Bulkhead::new(4)?;
+    /// let a = bulkhead.try_acquire()?;
+    /// let _b = bulkhead.try_acquire()?;
+    /// assert_eq!(bulkhead.in_use(), 2);
+    /// drop(a);
+    /// assert_eq!(bulkhead.in_use(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn in_use(&self) -> usize {
         self.in_use.load(Ordering::Acquire)
     }
 
     /// The limit.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    ///
+    /// let bulkhead = Bulkhead::new(16)?;
+    /// assert_eq!(bulkhead.max_concurrent(), 16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_concurrent(&self) -> usize {
         self.max_concurrent
     }
@@ -166,6 +238,17 @@ impl Bulkhead {
     /// # Errors
     ///
     /// [`BulkheadFull`] when every slot is taken.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    ///
+    /// let bulkhead = Bulkhead::new(1)?;
+    /// let permit = bulkhead.try_acquire()?;
+    /// assert!(bulkhead.try_acquire().is_err());
+    /// drop(permit);
+    /// assert!(bulkhead.try_acquire().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<BulkheadPermit<'_>, BulkheadFull> {
         if self.take() {
@@ -180,6 +263,21 @@ impl Bulkhead {
     /// # Errors
     ///
     /// [`BulkheadFull`] when every slot is taken.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    /// use std::sync::Arc;
+    ///
+    /// let bulkhead = Arc::new(Bulkhead::new(2)?);
+    /// let permit = bulkhead.try_acquire_owned()?;
+    /// let worker = std::thread::spawn(move || {
+    ///     let _slot = permit; // held for the life of the thread
+    ///     "done"
+    /// });
+    /// assert_eq!(worker.join().unwrap(), "done");
+    /// assert_eq!(bulkhead.in_use(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedBulkheadPermit, BulkheadFull> {
         if self.take() {
             Ok(OwnedBulkheadPermit {
@@ -195,6 +293,16 @@ impl Bulkhead {
     /// # Errors
     ///
     /// [`BulkheadFull`] without running `call` when every slot is taken.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    ///
+    /// let bulkhead = Bulkhead::new(1)?;
+    /// assert_eq!(bulkhead.call(|| 2 + 2)?, 4);
+    /// let nested = bulkhead.call(|| bulkhead.call(|| "inner"))?;
+    /// assert!(nested.is_err()); // the outer call holds the only slot
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn call<T>(&self, call: impl FnOnce() -> T) -> Result<T, BulkheadFull> {
         let _permit = self.try_acquire()?;
         Ok(call())
@@ -237,6 +345,27 @@ impl Bulkhead {
     /// # Errors
     ///
     /// [`BulkheadFull`] if no slot came free in time.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bulkhead = Arc::new(Bulkhead::with_max_wait(1, Duration::from_secs(1))?);
+    /// let held = bulkhead.acquire_owned().await?;
+    /// let task = tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_millis(300)).await;
+    ///     drop(held); // frees the slot while the caller below waits
+    /// });
+    /// let permit = bulkhead.acquire_owned().await?;
+    /// assert_eq!(bulkhead.in_use(), 1);
+    /// # drop(permit);
+    /// task.await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }
+    /// ```
     pub async fn acquire_owned(self: &Arc<Self>) -> Result<OwnedBulkheadPermit, BulkheadFull> {
         if !self.take() {
             self.wait().await?;
@@ -252,6 +381,21 @@ impl Bulkhead {
     /// # Errors
     ///
     /// [`BulkheadFull`] without polling `call` if no slot came free in time.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bulkhead = Bulkhead::with_max_wait(1, Duration::from_millis(10))?;
+    /// assert_eq!(bulkhead.call_async(async { "ok" }).await?, "ok");
+    /// let _held = bulkhead.try_acquire()?;
+    /// let full = bulkhead.call_async(async { "never polled" }).await.unwrap_err();
+    /// assert_eq!(full.waited(), Some(Duration::from_millis(10)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }
+    /// ```
     pub async fn call_async<F: std::future::Future>(
         &self,
         call: F,
@@ -306,6 +450,18 @@ impl fmt::Debug for Bulkhead {
 }
 
 /// A slot in a [`Bulkhead`], given back on drop.
+///
+/// ```
+/// use keel_breaker::Bulkhead;
+///
+/// let bulkhead = Bulkhead::new(2)?;
+/// {
+///     let _permit = bulkhead.try_acquire()?;
+///     assert_eq!(bulkhead.in_use(), 1);
+/// }
+/// assert_eq!(bulkhead.in_use(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "the slot is given back when the permit is dropped"]
 pub struct BulkheadPermit<'a> {
     bulkhead: &'a Bulkhead,
@@ -325,6 +481,18 @@ impl fmt::Debug for BulkheadPermit<'_> {
 }
 
 /// A slot in a [`Bulkhead`] held by `Arc`, given back on drop.
+///
+/// ```
+/// use keel_breaker::{Bulkhead, OwnedBulkheadPermit};
+/// use std::sync::Arc;
+///
+/// let bulkhead = Arc::new(Bulkhead::new(2)?);
+/// let permits: Vec<OwnedBulkheadPermit> = vec![bulkhead.try_acquire_owned()?];
+/// assert_eq!(bulkhead.in_use(), 1);
+/// drop(permits);
+/// assert_eq!(bulkhead.in_use(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "the slot is given back when the permit is dropped"]
 pub struct OwnedBulkheadPermit {
     bulkhead: Arc<Bulkhead>,

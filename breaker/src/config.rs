@@ -15,6 +15,26 @@ pub(crate) const MAX_PROBES: u32 = u16::MAX as u32;
 pub(crate) const MAX_BUCKETS: u32 = 1 << 16;
 
 /// What a breaker's closed state measures its failure rate over.
+///
+/// ```
+/// use keel_breaker::{CircuitBreaker, State, Window};
+/// use keel_core::ManualClock;
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let breaker = CircuitBreaker::builder()
+///     .failure_rate(50.0)
+///     .minimum_calls(2)
+///     .window(Window::Time { length: Duration::from_secs(10), buckets: 10 })
+///     .clock(clock.clone())
+///     .build()?;
+/// let _ = breaker.call(|| Err::<(), _>("refused"));
+/// clock.advance(Duration::from_secs(11)); // that failure has left the window
+/// let _ = breaker.call(|| Ok::<_, &str>(()));
+/// assert_eq!((breaker.metrics().calls, breaker.metrics().failed), (1, 0));
+/// assert_eq!(breaker.state(), State::Closed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Window {
     /// The last `n` calls.
@@ -30,6 +50,31 @@ pub enum Window {
 }
 
 /// How long an open breaker waits before letting probes through.
+///
+/// ```
+/// use keel_breaker::{CircuitBreaker, OpenWait, State};
+/// use keel_core::ManualClock;
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let breaker = CircuitBreaker::builder()
+///     .consecutive_failures(1)
+///     .half_open_probes(1)
+///     .open_wait(OpenWait::Exponential {
+///         initial: Duration::from_secs(1),
+///         multiplier: 2.0,
+///         max: Duration::from_secs(60),
+///     })
+///     .clock(clock.clone())
+///     .build()?;
+/// let _ = breaker.call(|| Err::<(), _>("refused"));
+/// assert_eq!(breaker.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(1)));
+/// clock.advance(Duration::from_secs(1));
+/// let _ = breaker.call(|| Err::<(), _>("still refused")); // the probe fails
+/// assert_eq!(breaker.state(), State::Open);
+/// assert_eq!(breaker.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(2)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum OpenWait {
     /// The same wait after every trip.
@@ -70,6 +115,18 @@ impl OpenWait {
 }
 
 /// A configuration the builder refused, saying which setting is wrong and why.
+///
+/// ```
+/// use keel_breaker::{CircuitBreaker, ConfigError};
+///
+/// let error = CircuitBreaker::builder().failure_rate(150.0).build().unwrap_err();
+/// assert_eq!(
+///     error,
+///     ConfigError::Percentage { setting: "failure rate threshold", value: 150.0 }
+/// );
+/// assert_eq!(error.to_string(), "failure rate threshold must be a percentage in (0, 100], got 150");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -373,12 +430,43 @@ impl CircuitBreakerBuilder<SystemClock> {
 
 impl<C: Clock> CircuitBreakerBuilder<C> {
     /// Trips after `n` failures in a row (in addition to any rate condition).
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(3).build()?;
+    /// for _ in 0..2 {
+    ///     let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// }
+    /// let _ = breaker.call(|| Ok::<_, &str>(())); // a success ends the run
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// assert_eq!(breaker.metrics().consecutive_failures, 1);
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn consecutive_failures(mut self, n: u32) -> Self {
         self.config.consecutive_failures = Some(n);
         self
     }
 
     /// Trips when at least `percent` of the calls in the window failed.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State, Window};
+    ///
+    /// let breaker = CircuitBreaker::builder()
+    ///     .failure_rate(30.0)
+    ///     .window(Window::Count(10))
+    ///     .minimum_calls(10)
+    ///     .build()?;
+    /// for n in 0..10 {
+    ///     let _ = breaker.call(|| if n % 4 == 0 { Err("refused") } else { Ok(n) });
+    /// }
+    /// // 3 failures in 10 calls: 30%, at the threshold.
+    /// assert_eq!(breaker.state(), State::Open);
+    /// assert_eq!(breaker.metrics().trips, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn failure_rate(mut self, percent: f64) -> Self {
         self.config.failure_rate = Some(percent);
         self
@@ -386,6 +474,22 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
 
     /// Removes the failure-rate condition (for a breaker that trips on consecutive failures
     /// or slow calls only).
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder()
+    ///     .no_failure_rate()
+    ///     .consecutive_failures(100)
+    ///     .minimum_calls(1)
+    ///     .build()?;
+    /// for n in 0..50 {
+    ///     let _ = breaker.call(|| if n % 2 == 0 { Err("refused") } else { Ok(n) });
+    /// }
+    /// assert_eq!(breaker.state(), State::Closed); // 50% failures, never 100 in a row
+    /// assert_eq!(breaker.metrics().calls, 0); // and no window is kept
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn no_failure_rate(mut self) -> Self {
         self.config.failure_rate = None;
         self
@@ -393,24 +497,95 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
 
     /// Trips when at least `percent` of the calls in the window took `threshold` or longer.
     /// Timing each call reads the clock twice.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .no_failure_rate()
+    ///     .slow_calls(50.0, Duration::from_millis(500))
+    ///     .minimum_calls(2)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let _ = breaker.call(|| Ok::<_, ()>(()));
+    /// let _ = breaker.call(|| {
+    ///     clock.advance(Duration::from_secs(1)); // the call takes a second
+    ///     Ok::<_, ()>(())
+    /// });
+    /// assert_eq!(breaker.state(), State::Open); // 1 of 2 calls was slow
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn slow_calls(mut self, percent: f64, threshold: Duration) -> Self {
         self.config.slow_call = Some((percent, threshold));
         self
     }
 
     /// What the rates are measured over.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, Window};
+    ///
+    /// let breaker = CircuitBreaker::builder()
+    ///     .window(Window::Count(3))
+    ///     .minimum_calls(3)
+    ///     .failure_rate(100.0)
+    ///     .build()?;
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// for _ in 0..3 {
+    ///     let _ = breaker.call(|| Ok::<_, &str>(()));
+    /// }
+    /// // Only the last 3 calls count: the failure has been pushed out.
+    /// assert_eq!((breaker.metrics().calls, breaker.metrics().failed), (3, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn window(mut self, window: Window) -> Self {
         self.config.window = window;
         self
     }
 
     /// How many calls the window must hold before a rate can trip the breaker.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().failure_rate(50.0).minimum_calls(5).build()?;
+    /// for _ in 0..4 {
+    ///     let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// }
+    /// assert_eq!(breaker.state(), State::Closed); // 100% failures, but only 4 calls
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn minimum_calls(mut self, n: u32) -> Self {
         self.config.minimum_calls = n;
         self
     }
 
     /// How long the breaker stays open before it lets probes through.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, OpenWait, State};
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .consecutive_failures(1)
+    ///     .open_wait(OpenWait::Fixed(Duration::from_secs(10)))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// clock.advance(Duration::from_secs(4));
+    /// assert_eq!(breaker.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(6)));
+    /// clock.advance(Duration::from_secs(6));
+    /// assert!(breaker.try_acquire()?.is_probe());
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_wait(mut self, wait: OpenWait) -> Self {
         self.config.open_wait = wait;
         self
@@ -418,6 +593,29 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
 
     /// How many probes the half-open state admits; that many successes close the breaker,
     /// any failure reopens it.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, OpenWait, State};
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .consecutive_failures(1)
+    ///     .open_wait(OpenWait::Fixed(Duration::from_secs(1)))
+    ///     .half_open_probes(2)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// clock.advance(Duration::from_secs(1));
+    /// let (first, second) = (breaker.try_acquire()?, breaker.try_acquire()?);
+    /// assert_eq!(breaker.try_acquire().unwrap_err().state(), State::HalfOpen); // both slots taken
+    /// first.success();
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// second.success();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn half_open_probes(mut self, n: u32) -> Self {
         self.config.half_open_probes = n;
         self
@@ -425,6 +623,29 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
 
     /// How long a probe may run: once every probe slot is taken and the latest was admitted
     /// this long ago, the next call reopens the breaker instead of waiting on a hung probe.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, OpenWait, State};
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .consecutive_failures(1)
+    ///     .open_wait(OpenWait::Fixed(Duration::from_secs(1)))
+    ///     .half_open_probes(1)
+    ///     .probe_timeout(Duration::from_secs(5))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// clock.advance(Duration::from_secs(1));
+    /// let hung = breaker.try_acquire()?; // a probe that never answers
+    /// clock.advance(Duration::from_secs(5));
+    /// assert!(breaker.try_acquire().is_err());
+    /// assert_eq!(breaker.state(), State::Open); // reopened instead of waiting forever
+    /// # drop(hung);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn probe_timeout(mut self, timeout: Duration) -> Self {
         self.config.probe_timeout = timeout;
         self
@@ -432,6 +653,28 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
 
     /// Calls `listener` after every state change. It runs on the thread that caused the
     /// change, outside the breaker's locks, so it may read the breaker or change its state.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, Reason, State};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .consecutive_failures(1)
+    ///     .on_state_change(move |t| log.lock().unwrap().push((t.from, t.to, t.reason)))
+    ///     .build()?;
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// breaker.reset();
+    /// assert_eq!(
+    ///     *seen.lock().unwrap(),
+    ///     [
+    ///         (State::Closed, State::Open, Reason::ConsecutiveFailures(1)),
+    ///         (State::Open, State::Closed, Reason::Operator),
+    ///     ]
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_state_change(
         mut self,
         listener: impl Fn(&Transition) + Send + Sync + 'static,
@@ -441,6 +684,23 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
     }
 
     /// Reads time from `clock` instead of the system clock.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, OpenWait};
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .consecutive_failures(1)
+    ///     .open_wait(OpenWait::Fixed(Duration::from_secs(30)))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// clock.advance(Duration::from_secs(30)); // no real waiting
+    /// assert!(breaker.try_acquire()?.is_probe());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock<C2: Clock>(self, clock: C2) -> CircuitBreakerBuilder<C2> {
         CircuitBreakerBuilder {
             config: self.config,
@@ -455,6 +715,16 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
     /// [`ConfigError`] names the first invalid setting: a threshold outside (0, 100], a
     /// window, bucket count, minimum, probe count, wait or timeout of zero, a count window
     /// above 2,097,151 calls, an open-wait multiplier below 1.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, ConfigError, Window};
+    ///
+    /// assert!(CircuitBreaker::builder().build().is_ok());
+    /// let error = CircuitBreaker::builder().window(Window::Count(0)).build().unwrap_err();
+    /// assert_eq!(error, ConfigError::Zero { setting: "count window" });
+    /// assert_eq!(error.to_string(), "count window must be > 0");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<CircuitBreaker<C>, ConfigError> {
         self.config.validate()?;
         Ok(CircuitBreaker::from_config(self.config, self.clock))

@@ -6,6 +6,19 @@ use std::time::Duration;
 use crate::State;
 
 /// A call the breaker turned away without running it.
+///
+/// ```
+/// use keel_breaker::{CallError, CircuitBreaker, State};
+///
+/// let breaker = CircuitBreaker::builder().build()?;
+/// breaker.force_open();
+/// let Err(CallError::Rejected(rejected)) = breaker.call(|| Ok::<_, ()>(())) else {
+///     panic!("a forced-open breaker rejects every call");
+/// };
+/// assert_eq!(rejected.state(), State::ForcedOpen);
+/// assert_eq!(rejected.to_string(), "circuit breaker is forced open, call rejected");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Rejected {
     state: State,
@@ -19,11 +32,39 @@ impl Rejected {
 
     /// The state that rejected the call: open, half-open (every probe slot taken) or forced
     /// open.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(1).build()?;
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// assert_eq!(breaker.try_acquire().unwrap_err().state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn state(&self) -> State {
         self.state
     }
 
     /// How long until an open breaker lets a probe through, if it is open on a timer.
+    ///
+    /// ```
+    /// use keel_breaker::{CircuitBreaker, OpenWait};
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .consecutive_failures(1)
+    ///     .open_wait(OpenWait::Fixed(Duration::from_secs(30)))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// clock.advance(Duration::from_secs(10));
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(20)));
+    /// assert_eq!(rejected.to_string(), "circuit breaker is open, call rejected; next probe in 20s");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -42,6 +83,17 @@ impl fmt::Display for Rejected {
 impl std::error::Error for Rejected {}
 
 /// The error of a call guarded by a breaker: rejected, or run and failed with `E`.
+///
+/// ```
+/// use keel_breaker::{CallError, CircuitBreaker};
+///
+/// let breaker = CircuitBreaker::builder().consecutive_failures(1).build()?;
+/// let first = breaker.call(|| Err::<(), _>("connection refused"));
+/// assert_eq!(first, Err(CallError::Inner("connection refused")));
+/// let second = breaker.call(|| Err::<(), _>("connection refused"));
+/// assert!(matches!(second, Err(CallError::Rejected(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallError<E> {
     /// The breaker did not run the call.
@@ -52,6 +104,17 @@ pub enum CallError<E> {
 
 impl<E> CallError<E> {
     /// The call's own error, if it ran.
+    ///
+    /// ```
+    /// use keel_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(1).build()?;
+    /// let failed = breaker.call(|| Err::<(), _>("timeout")).unwrap_err();
+    /// assert_eq!(failed.into_inner(), Some("timeout"));
+    /// let rejected = breaker.call(|| Err::<(), _>("timeout")).unwrap_err();
+    /// assert_eq!(rejected.into_inner(), None); // the call never ran
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> Option<E> {
         match self {
             CallError::Inner(error) => Some(error),
@@ -60,6 +123,15 @@ impl<E> CallError<E> {
     }
 
     /// Whether the breaker rejected the call.
+    ///
+    /// ```
+    /// use keel_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().consecutive_failures(1).build()?;
+    /// assert!(!breaker.call(|| Err::<(), _>("timeout")).unwrap_err().is_rejected());
+    /// assert!(breaker.call(|| Err::<(), _>("timeout")).unwrap_err().is_rejected());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_rejected(&self) -> bool {
         matches!(self, CallError::Rejected(_))
     }

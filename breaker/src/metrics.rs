@@ -6,6 +6,22 @@ use crate::State;
 /// [`metrics`](crate::CircuitBreaker::metrics). The counts cover the current window, which
 /// empties each time the breaker closes. A breaker without a rate condition (only
 /// `consecutive_failures`) keeps no window, so its `calls`, `failed` and `slow` stay 0.
+///
+/// ```
+/// use keel_breaker::{CircuitBreaker, State};
+///
+/// let breaker = CircuitBreaker::builder().consecutive_failures(2).failure_rate(50.0).minimum_calls(10).build()?;
+/// for _ in 0..2 {
+///     let _ = breaker.call(|| Err::<(), _>("refused"));
+/// }
+/// let _ = breaker.call(|| Ok::<_, &str>(())); // rejected: the breaker is open
+/// let metrics = breaker.metrics();
+/// assert_eq!(metrics.state, State::Open);
+/// assert_eq!((metrics.calls, metrics.failed, metrics.failure_rate), (2, 2, Some(100.0)));
+/// assert_eq!((metrics.trips, metrics.rejected), (1, 1));
+/// assert_eq!(metrics.slow_call_rate, Some(0.0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Metrics {

@@ -39,6 +39,17 @@ impl<K: Hash + Eq, C: Clock + Clone> BreakerRegistry<K, C> {
     /// # Errors
     ///
     /// The template's [`ConfigError`], checked once here.
+    ///
+    /// ```
+    /// use keel_breaker::{BreakerRegistry, CircuitBreaker, ConfigError};
+    ///
+    /// let registry: BreakerRegistry<String> =
+    ///     BreakerRegistry::new(CircuitBreaker::builder().consecutive_failures(3))?;
+    /// assert!(registry.is_empty());
+    /// let bad = BreakerRegistry::<String>::new(CircuitBreaker::builder().consecutive_failures(0));
+    /// assert_eq!(bad.unwrap_err(), ConfigError::Zero { setting: "consecutive failures" });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(template: CircuitBreakerBuilder<C>) -> Result<Self, ConfigError> {
         template.config.validate()?;
         Ok(BreakerRegistry {
@@ -49,6 +60,18 @@ impl<K: Hash + Eq, C: Clock + Clone> BreakerRegistry<K, C> {
     }
 
     /// The breaker for `key`, built on first use.
+    ///
+    /// ```
+    /// use keel_breaker::{BreakerRegistry, CircuitBreaker};
+    /// use std::sync::Arc;
+    ///
+    /// let registry = BreakerRegistry::<String>::new(CircuitBreaker::builder())?;
+    /// let first = registry.get("api.example.com");
+    /// let again = registry.get("api.example.com");
+    /// assert!(Arc::ptr_eq(&first, &again)); // one breaker per key
+    /// assert_eq!(registry.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get<Q>(&self, key: &Q) -> Arc<CircuitBreaker<C>>
     where
         K: Borrow<Q>,
@@ -69,6 +92,18 @@ impl<K: Hash + Eq, C: Clock + Clone> BreakerRegistry<K, C> {
     }
 
     /// Forgets the breaker for `key`, returning it if there was one.
+    ///
+    /// ```
+    /// use keel_breaker::{BreakerRegistry, CircuitBreaker, State};
+    ///
+    /// let registry = BreakerRegistry::<String>::new(CircuitBreaker::builder())?;
+    /// registry.get("old-host").force_open();
+    /// let removed = registry.remove("old-host").expect("it was there");
+    /// assert_eq!(removed.state(), State::ForcedOpen);
+    /// assert!(registry.remove("old-host").is_none());
+    /// assert_eq!(registry.get("old-host").state(), State::Closed); // a fresh breaker
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove<Q>(&self, key: &Q) -> Option<Arc<CircuitBreaker<C>>>
     where
         K: Borrow<Q>,
@@ -78,11 +113,32 @@ impl<K: Hash + Eq, C: Clock + Clone> BreakerRegistry<K, C> {
     }
 
     /// How many breakers exist.
+    ///
+    /// ```
+    /// use keel_breaker::{BreakerRegistry, CircuitBreaker};
+    ///
+    /// let registry = BreakerRegistry::<String>::new(CircuitBreaker::builder())?;
+    /// for host in ["a", "b", "a"] {
+    ///     registry.get(host);
+    /// }
+    /// assert_eq!(registry.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.breakers.len()
     }
 
     /// Whether no breaker exists yet.
+    ///
+    /// ```
+    /// use keel_breaker::{BreakerRegistry, CircuitBreaker};
+    ///
+    /// let registry = BreakerRegistry::<u32>::new(CircuitBreaker::builder())?;
+    /// assert!(registry.is_empty());
+    /// registry.get(&7);
+    /// assert!(!registry.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.breakers.is_empty()
     }
@@ -92,6 +148,22 @@ impl<K: Hash + Eq, C: Clock + Clone> BreakerRegistry<K, C> {
     /// `visit` runs while a read lock on part of the registry is held: calling
     /// [`get`](Self::get) or [`remove`](Self::remove) on this registry from it (directly, or
     /// from a state-change listener it triggers) can deadlock.
+    ///
+    /// ```
+    /// use keel_breaker::{BreakerRegistry, CircuitBreaker, State};
+    ///
+    /// let registry = BreakerRegistry::<String>::new(CircuitBreaker::builder())?;
+    /// registry.get("db-1");
+    /// registry.get("db-2").force_open();
+    /// let mut open = Vec::new();
+    /// registry.for_each(|host, breaker| {
+    ///     if breaker.state() != State::Closed {
+    ///         open.push(host.clone());
+    ///     }
+    /// });
+    /// assert_eq!(open, ["db-2"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn for_each(&self, mut visit: impl FnMut(&K, &CircuitBreaker<C>)) {
         for entry in self.breakers.iter() {
             visit(entry.key(), entry.value());

@@ -42,6 +42,22 @@ pub struct Retry<C = SystemClock> {
 }
 
 /// Why a [`Retry`] stopped retrying.
+///
+/// ```
+/// use keel_breaker::{Backoff, GiveUp, Retry};
+/// use std::time::Duration;
+///
+/// let retry = Retry::builder()
+///     .max_attempts(2)
+///     .backoff(Backoff::constant(Duration::from_millis(10)))
+///     .build()?;
+/// let mut attempts = retry.start();
+/// assert_eq!(attempts.next_delay(false), Err(GiveUp::Permanent));
+/// assert_eq!(attempts.next_delay(true), Ok(Duration::from_millis(10)));
+/// assert_eq!(attempts.next_delay(true), Err(GiveUp::Attempts));
+/// assert_eq!(GiveUp::Attempts.to_string(), "no attempts left");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GiveUp {
@@ -69,6 +85,21 @@ impl fmt::Display for GiveUp {
 impl Retry<SystemClock> {
     /// A builder: 3 attempts, exponential backoff from 100 ms with full jitter, no time
     /// limit, no budget.
+    ///
+    /// ```
+    /// use keel_breaker::{GiveUp, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::builder().build()?;
+    /// let mut attempts = retry.start();
+    /// // Full jitter: the first retry waits up to 100 ms.
+    /// let first = attempts.next_delay(true).expect("2 attempts left");
+    /// assert!(first <= Duration::from_millis(100));
+    /// let second = attempts.next_delay(true).expect("1 attempt left");
+    /// assert!(second <= Duration::from_millis(200));
+    /// assert_eq!(attempts.next_delay(true), Err(GiveUp::Attempts)); // 3 attempts made
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> RetryBuilder<SystemClock> {
         RetryBuilder {
             max_attempts: 3,
@@ -83,6 +114,19 @@ impl Retry<SystemClock> {
 
 impl<C: Clock> Retry<C> {
     /// Begins one logical request: counts it in the budget and returns its attempt state.
+    ///
+    /// ```
+    /// use keel_breaker::{Retry, RetryBudget};
+    /// use std::sync::Arc;
+    ///
+    /// let budget = Arc::new(RetryBudget::builder().percent(50.0).min_per_second(0).build()?);
+    /// let retry = Retry::builder().budget(budget.clone()).build()?;
+    /// let attempts = retry.start();
+    /// assert_eq!(attempts.made(), 1); // the first attempt is about to be made
+    /// retry.start();
+    /// assert_eq!(budget.balance(), 1); // two requests deposited: one retry at 50%
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start(&self) -> Attempts<'_, C> {
         if let Some(budget) = &self.budget {
             budget.deposit();
@@ -99,11 +143,34 @@ impl<C: Clock> Retry<C> {
     }
 
     /// The clock the policy reads.
+    ///
+    /// ```
+    /// use keel_breaker::Retry;
+    /// use keel_core::{Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let retry = Retry::builder().clock(clock.clone()).build()?;
+    /// clock.advance(Duration::from_secs(3));
+    /// assert_eq!(retry.clock().now(), clock.now());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(&self) -> &C {
         &self.clock
     }
 
     /// The budget, if the policy has one.
+    ///
+    /// ```
+    /// use keel_breaker::{Retry, RetryBudget};
+    /// use std::sync::Arc;
+    ///
+    /// assert!(Retry::builder().build()?.budget().is_none());
+    /// let budget = Arc::new(RetryBudget::builder().build()?);
+    /// let retry = Retry::builder().budget(budget.clone()).build()?;
+    /// assert!(Arc::ptr_eq(retry.budget().unwrap(), &budget));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn budget(&self) -> Option<&Arc<RetryBudget<C>>> {
         self.budget.as_ref()
     }
@@ -122,6 +189,32 @@ impl<C: fmt::Debug> fmt::Debug for Retry<C> {
 }
 
 /// The attempts of one logical request under a [`Retry`] policy.
+///
+/// ```
+/// use keel_breaker::{Backoff, GiveUp, Retry};
+/// use std::time::Duration;
+///
+/// let retry = Retry::builder()
+///     .max_attempts(3)
+///     .backoff(Backoff::constant(Duration::from_millis(5)))
+///     .build()?;
+/// let mut attempts = retry.start();
+/// let mut log = Vec::new();
+/// let outcome = loop {
+///     let result: Result<u32, &str> = Err("busy"); // the call, attempt `attempts.made()`
+///     match result {
+///         Ok(value) => break Ok(value),
+///         Err(error) => match attempts.next_delay(error == "busy") {
+///             Ok(wait) => log.push(wait), // sleep `wait`, then try again
+///             Err(reason) => break Err(reason),
+///         },
+///     }
+/// };
+/// assert_eq!(outcome, Err(GiveUp::Attempts));
+/// assert_eq!(log, [Duration::from_millis(5); 2]);
+/// assert_eq!(attempts.made(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Attempts<'a, C = SystemClock> {
     retry: &'a Retry<C>,
     made: u32,
@@ -137,6 +230,29 @@ impl<C: Clock> Attempts<'_, C> {
     /// # Errors
     ///
     /// [`GiveUp`] when the request should fail with the last attempt's error.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, GiveUp, Jitter, Retry};
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let retry = Retry::builder()
+    ///     .max_attempts(10)
+    ///     .max_elapsed(Duration::from_secs(1))
+    ///     .backoff(Backoff::exponential(Duration::from_millis(300)).jitter(Jitter::None))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let mut attempts = retry.start();
+    /// assert_eq!(attempts.next_delay(true), Ok(Duration::from_millis(300)));
+    /// clock.advance(Duration::from_millis(300));
+    /// // The next wait (600 ms) would end at 900 ms: still within the second.
+    /// assert_eq!(attempts.next_delay(true), Ok(Duration::from_millis(600)));
+    /// clock.advance(Duration::from_millis(600));
+    /// // 1,200 ms more would pass the limit.
+    /// assert_eq!(attempts.next_delay(true), Err(GiveUp::Elapsed));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn next_delay(&mut self, transient: bool) -> Result<Duration, GiveUp> {
         if !transient {
             return Err(GiveUp::Permanent);
@@ -164,6 +280,18 @@ impl<C: Clock> Attempts<'_, C> {
     }
 
     /// Attempts made so far, the first included.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::builder().backoff(Backoff::constant(Duration::from_millis(1))).build()?;
+    /// let mut attempts = retry.start();
+    /// assert_eq!(attempts.made(), 1);
+    /// assert_eq!(attempts.next_delay(true), Ok(Duration::from_millis(1)));
+    /// assert_eq!(attempts.made(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn made(&self) -> u32 {
         self.made
     }
@@ -181,6 +309,23 @@ impl<C> fmt::Debug for Attempts<'_, C> {
 
 /// The error of an operation run under `Retry::run` (feature `tokio`): the last attempt's error, how many
 /// attempts were made and why retrying stopped.
+///
+/// `Retry::run` builds it as below when its policy gives up.
+///
+/// ```
+/// use keel_breaker::{GiveUp, Retry, RetryError};
+///
+/// let retry = Retry::builder().build()?;
+/// let mut attempts = retry.start();
+/// let reason = attempts.next_delay(false).unwrap_err(); // a permanent error
+/// let error = RetryError { error: "404 Not Found", attempts: attempts.made(), reason };
+/// assert_eq!(error.reason, GiveUp::Permanent);
+/// assert_eq!(
+///     error.to_string(),
+///     "gave up after 1 attempt(s) (the error is permanent): 404 Not Found"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryError<E> {
     /// The last attempt's error.
@@ -274,6 +419,20 @@ impl<C: Clock> Retry<C> {
 }
 
 /// Builds a [`Retry`]; start from [`Retry::builder`].
+///
+/// ```
+/// use keel_breaker::{Backoff, GiveUp, Retry};
+/// use std::time::Duration;
+///
+/// let retry = Retry::builder()
+///     .max_attempts(2)
+///     .backoff(Backoff::constant(Duration::from_millis(20)))
+///     .build()?;
+/// let mut attempts = retry.start();
+/// assert_eq!(attempts.next_delay(true), Ok(Duration::from_millis(20)));
+/// assert_eq!(attempts.next_delay(true), Err(GiveUp::Attempts));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[must_use]
 pub struct RetryBuilder<C = SystemClock> {
@@ -288,24 +447,79 @@ pub struct RetryBuilder<C = SystemClock> {
 
 impl<C: Clock> RetryBuilder<C> {
     /// Attempts in all, the first included (1 means never retry).
+    ///
+    /// ```
+    /// use keel_breaker::{GiveUp, Retry};
+    ///
+    /// let never = Retry::builder().max_attempts(1).build()?;
+    /// assert_eq!(never.start().next_delay(true), Err(GiveUp::Attempts));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
         self
     }
 
     /// Gives up rather than wait past `limit` since the first attempt began.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, GiveUp, Retry};
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let retry = Retry::builder()
+    ///     .max_attempts(100)
+    ///     .max_elapsed(Duration::from_secs(2))
+    ///     .backoff(Backoff::constant(Duration::from_millis(500)))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let mut attempts = retry.start();
+    /// clock.advance(Duration::from_millis(1_600)); // the first attempt was slow
+    /// assert_eq!(attempts.next_delay(true), Err(GiveUp::Elapsed)); // 1.6 s + 0.5 s > 2 s
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_elapsed(mut self, limit: Duration) -> Self {
         self.max_elapsed = Some(limit);
         self
     }
 
     /// The waits between attempts.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, Jitter, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::builder()
+    ///     .max_attempts(4)
+    ///     .backoff(Backoff::exponential(Duration::from_millis(50)).jitter(Jitter::None))
+    ///     .build()?;
+    /// let mut attempts = retry.start();
+    /// let waits: Vec<_> = std::iter::from_fn(|| attempts.next_delay(true).ok()).collect();
+    /// assert_eq!(waits, [50, 100, 200].map(Duration::from_millis));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
     }
 
     /// Spends retries from `budget`, shared with other policies calling the same dependency.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, GiveUp, Retry, RetryBudget};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// // No reserve and 10%: retries need ten requests each.
+    /// let budget = Arc::new(RetryBudget::builder().percent(10.0).min_per_second(0).build()?);
+    /// let retry = Retry::builder()
+    ///     .backoff(Backoff::constant(Duration::from_millis(10)))
+    ///     .budget(budget)
+    ///     .build()?;
+    /// assert_eq!(retry.start().next_delay(true), Err(GiveUp::Budget));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn budget(mut self, budget: Arc<RetryBudget<C>>) -> Self {
         self.budget = Some(budget);
         self
@@ -314,6 +528,24 @@ impl<C: Clock> RetryBuilder<C> {
     /// Reads time from `clock`. Call it before [`budget`](Self::budget): a budget set
     /// earlier belongs to the old clock type, and [`build`](Self::build) then fails with
     /// [`ConfigError::BudgetBeforeClock`] rather than silently run without it.
+    ///
+    /// ```
+    /// use keel_breaker::{ConfigError, Retry, RetryBudget};
+    /// use keel_core::ManualClock;
+    /// use std::sync::Arc;
+    ///
+    /// let clock = ManualClock::new();
+    /// let budget = Arc::new(RetryBudget::builder().clock(clock.clone()).build()?);
+    /// let retry = Retry::builder().clock(clock.clone()).budget(budget).build()?;
+    /// assert!(retry.budget().is_some());
+    ///
+    /// let wrong_order = Retry::builder()
+    ///     .budget(Arc::new(RetryBudget::builder().build()?))
+    ///     .clock(clock)
+    ///     .build();
+    /// assert_eq!(wrong_order.unwrap_err(), ConfigError::BudgetBeforeClock);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock<C2: Clock>(self, clock: C2) -> RetryBuilder<C2> {
         RetryBuilder {
             max_attempts: self.max_attempts,
@@ -331,6 +563,21 @@ impl<C: Clock> RetryBuilder<C> {
     ///
     /// [`ConfigError`] for zero attempts, a zero base wait, a multiplier below 1, a
     /// maximum wait below the base, or a budget set before the clock.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, ConfigError, Retry};
+    /// use std::time::Duration;
+    ///
+    /// assert!(Retry::builder().build().is_ok());
+    /// let error = Retry::builder().max_attempts(0).build().unwrap_err();
+    /// assert_eq!(error, ConfigError::Zero { setting: "max attempts" });
+    /// let error = Retry::builder()
+    ///     .backoff(Backoff::exponential(Duration::from_millis(10)).multiplier(0.5))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.to_string(), "backoff multiplier must be a finite number >= 1, got 0.5");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<Retry<C>, ConfigError> {
         if self.dropped_budget {
             return Err(ConfigError::BudgetBeforeClock);

@@ -5,6 +5,17 @@ use std::fmt;
 use keel_core::Instant;
 
 /// Where a circuit breaker stands.
+///
+/// ```
+/// use keel_breaker::{CircuitBreaker, State};
+///
+/// let breaker = CircuitBreaker::builder().build()?;
+/// assert_eq!(breaker.state(), State::Closed);
+/// breaker.disable();
+/// assert_eq!(breaker.state(), State::Disabled);
+/// assert_eq!(State::HalfOpen.to_string(), "half-open");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum State {
@@ -55,6 +66,26 @@ impl fmt::Display for State {
 }
 
 /// Why a breaker changed state.
+///
+/// ```
+/// use keel_breaker::{CircuitBreaker, Reason, Window};
+/// use std::sync::{Arc, Mutex};
+///
+/// let reasons = Arc::new(Mutex::new(Vec::new()));
+/// let log = reasons.clone();
+/// let breaker = CircuitBreaker::builder()
+///     .failure_rate(50.0)
+///     .window(Window::Count(4))
+///     .minimum_calls(4)
+///     .on_state_change(move |t| log.lock().unwrap().push(t.reason))
+///     .build()?;
+/// for n in 0..4 {
+///     let _ = breaker.call(|| if n < 2 { Err("refused") } else { Ok(n) });
+/// }
+/// breaker.force_open();
+/// assert_eq!(*reasons.lock().unwrap(), [Reason::FailureRate, Reason::Operator]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Reason {
@@ -78,6 +109,29 @@ pub enum Reason {
 
 /// A state change, as passed to the listeners of
 /// [`on_state_change`](crate::CircuitBreakerBuilder::on_state_change).
+///
+/// ```
+/// use keel_breaker::{CircuitBreaker, Reason, State, Transition};
+/// use keel_core::{Clock, ManualClock};
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// clock.advance(Duration::from_secs(5));
+/// let last = Arc::new(Mutex::new(None::<Transition>));
+/// let seen = last.clone();
+/// let breaker = CircuitBreaker::builder()
+///     .consecutive_failures(1)
+///     .clock(clock.clone())
+///     .on_state_change(move |t| *seen.lock().unwrap() = Some(*t))
+///     .build()?;
+/// let _ = breaker.call(|| Err::<(), _>("refused"));
+/// let trip = last.lock().unwrap().expect("the breaker tripped");
+/// assert_eq!((trip.from, trip.to, trip.reason), (State::Closed, State::Open, Reason::ConsecutiveFailures(1)));
+/// assert_eq!(trip.at, clock.now());
+/// assert_eq!(trip.generation, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
     /// The state left.

@@ -47,6 +47,26 @@ impl<C> Clone for CircuitBreakerLayer<C, ErrIsFailure> {
 
 impl<C: Clock> CircuitBreakerLayer<C, ErrIsFailure> {
     /// Counts every `Err` of the inner service as a failure.
+    ///
+    /// ```
+    /// use keel_breaker::{BoxError, CircuitBreaker, CircuitBreakerLayer, State};
+    /// use std::sync::Arc;
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BoxError> {
+    /// let breaker = Arc::new(CircuitBreaker::builder().consecutive_failures(2).build()?);
+    /// let service = ServiceBuilder::new()
+    ///     .layer(CircuitBreakerLayer::new(breaker.clone()))
+    ///     .service(service_fn(|ok: bool| async move { if ok { Ok(1) } else { Err("down") } }));
+    /// assert_eq!(service.clone().oneshot(true).await?, 1);
+    /// for _ in 0..2 {
+    ///     let _ = service.clone().oneshot(false).await;
+    /// }
+    /// assert_eq!(breaker.state(), State::Open); // the layer shares the breaker
+    /// # Ok::<(), BoxError>(())
+    /// # }
+    /// ```
     pub fn new(breaker: Arc<CircuitBreaker<C>>) -> Self {
         CircuitBreakerLayer {
             breaker,
@@ -55,6 +75,27 @@ impl<C: Clock> CircuitBreakerLayer<C, ErrIsFailure> {
     }
 
     /// Counts what `predicate` says is a failure (for example only 5xx responses).
+    ///
+    /// ```
+    /// use keel_breaker::{BoxError, CircuitBreaker, CircuitBreakerLayer, State};
+    /// use std::sync::Arc;
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BoxError> {
+    /// let breaker = Arc::new(CircuitBreaker::builder().consecutive_failures(1).build()?);
+    /// let layer = CircuitBreakerLayer::new(breaker.clone())
+    ///     .with_predicate(|result: &Result<u16, BoxError>| matches!(result, Ok(s) if *s >= 500));
+    /// let service = ServiceBuilder::new()
+    ///     .layer(layer)
+    ///     .service(service_fn(|status: u16| async move { Ok::<_, BoxError>(status) }));
+    /// assert_eq!(service.clone().oneshot(404).await?, 404);
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// assert_eq!(service.clone().oneshot(503).await?, 503); // an `Ok` that counts as a failure
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), BoxError>(())
+    /// # }
+    /// ```
     pub fn with_predicate<P>(self, predicate: P) -> CircuitBreakerLayer<C, P> {
         CircuitBreakerLayer {
             breaker: self.breaker,
@@ -76,6 +117,21 @@ impl<S, C: Clock, P: Clone> Layer<S> for CircuitBreakerLayer<C, P> {
 }
 
 /// The service made by [`CircuitBreakerLayer`].
+///
+/// ```
+/// use keel_breaker::{BoxError, CircuitBreaker, CircuitBreakerLayer, CircuitBreakerService};
+/// use std::sync::Arc;
+/// use tower::{service_fn, Layer, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// let breaker = Arc::new(CircuitBreaker::builder().build()?);
+/// let inner = service_fn(|name: &'static str| async move { Ok::<_, BoxError>(name.len()) });
+/// let service: CircuitBreakerService<_, _> = CircuitBreakerLayer::new(breaker).layer(inner);
+/// assert_eq!(service.oneshot("keel").await?, 4);
+/// # Ok::<(), BoxError>(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct CircuitBreakerService<S, C, P = ErrIsFailure> {
     inner: S,

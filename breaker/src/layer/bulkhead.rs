@@ -41,6 +41,27 @@ pub struct BulkheadLayer {
 
 impl BulkheadLayer {
     /// Limits concurrency to `bulkhead`'s slots, shared by every service the layer makes.
+    ///
+    /// ```
+    /// use keel_breaker::{BoxError, Bulkhead, BulkheadLayer};
+    /// use std::sync::Arc;
+    /// use tower::{service_fn, Layer, Service, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BoxError> {
+    /// let bulkhead = Arc::new(Bulkhead::new(2)?);
+    /// let layer = BulkheadLayer::new(bulkhead.clone());
+    /// let echo = service_fn(|n: u32| async move { Ok::<_, BoxError>(n) });
+    /// let (mut a, mut b) = (layer.layer(echo), layer.layer(echo));
+    /// a.ready().await?;
+    /// b.ready().await?; // each ready service holds a slot until its call ends
+    /// assert_eq!(bulkhead.in_use(), 2);
+    /// assert_eq!(a.call(1).await?, 1);
+    /// assert_eq!(bulkhead.in_use(), 1);
+    /// # drop(b);
+    /// # Ok::<(), BoxError>(())
+    /// # }
+    /// ```
     pub fn new(bulkhead: Arc<Bulkhead>) -> Self {
         BulkheadLayer { bulkhead }
     }
@@ -66,6 +87,22 @@ enum Slot {
 }
 
 /// The service made by [`BulkheadLayer`].
+///
+/// ```
+/// use keel_breaker::{BoxError, Bulkhead, BulkheadLayer, BulkheadService};
+/// use std::sync::Arc;
+/// use tower::{service_fn, Layer, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// let bulkhead = Arc::new(Bulkhead::new(1)?);
+/// let service: BulkheadService<_> = BulkheadLayer::new(bulkhead.clone())
+///     .layer(service_fn(|n: u32| async move { Ok::<_, BoxError>(n * 10) }));
+/// assert_eq!(service.oneshot(4).await?, 40);
+/// assert_eq!(bulkhead.in_use(), 0); // the slot came back with the response
+/// # Ok::<(), BoxError>(())
+/// # }
+/// ```
 pub struct BulkheadService<S> {
     inner: S,
     bulkhead: Arc<Bulkhead>,

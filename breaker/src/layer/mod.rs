@@ -14,7 +14,41 @@ pub use retry::{RetryLayer, RetryService};
 /// The error of the breaker and bulkhead services: the inner service's error, a
 /// [`Rejected`](crate::Rejected) or a [`BulkheadFull`](crate::BulkheadFull), boxed as tower
 /// does.
+///
+/// ```
+/// use keel_breaker::{BoxError, Bulkhead, BulkheadFull, BulkheadLayer};
+/// use std::sync::Arc;
+/// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// let bulkhead = Arc::new(Bulkhead::new(1)?);
+/// let _held = bulkhead.try_acquire()?;
+/// let mut service = ServiceBuilder::new()
+///     .layer(BulkheadLayer::new(bulkhead.clone()))
+///     .service(service_fn(|n: u32| async move { Ok::<_, BoxError>(n) }));
+/// let error: BoxError = service.ready().await?.call(1).await.unwrap_err();
+/// assert!(error.downcast_ref::<BulkheadFull>().is_some());
+/// # Ok::<(), BoxError>(())
+/// # }
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A boxed, sendable future, the services' `Future` type.
+///
+/// ```
+/// use keel_breaker::{BoxError, BoxFuture, CircuitBreaker, CircuitBreakerLayer};
+/// use std::sync::Arc;
+/// use tower::{service_fn, Layer, Service};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// let breaker = Arc::new(CircuitBreaker::builder().build()?);
+/// let mut service = CircuitBreakerLayer::new(breaker)
+///     .layer(service_fn(|n: u32| async move { Ok::<_, BoxError>(n + 1) }));
+/// let future: BoxFuture<Result<u32, BoxError>> = service.call(1);
+/// assert_eq!(future.await?, 2);
+/// # Ok::<(), BoxError>(())
+/// # }
+/// ```
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;

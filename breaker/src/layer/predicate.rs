@@ -2,12 +2,49 @@
 
 /// Decides whether a call's result counts as a failure for a
 /// [`CircuitBreakerService`](crate::CircuitBreakerService).
+///
+/// ```
+/// use keel_breaker::{ErrIsFailure, FailurePredicate};
+///
+/// #[derive(Clone)]
+/// struct ServerErrors;
+///
+/// impl FailurePredicate<u16, std::io::Error> for ServerErrors {
+///     fn is_failure(&self, result: &Result<u16, std::io::Error>) -> bool {
+///         // A transport error or a 5xx is the dependency's fault; a 4xx is the caller's.
+///         !matches!(result, Ok(status) if *status < 500)
+///     }
+/// }
+///
+/// assert!(!ServerErrors.is_failure(&Ok(404)));
+/// assert!(ServerErrors.is_failure(&Ok(503)));
+/// assert!(FailurePredicate::<u16, &str>::is_failure(&ErrIsFailure, &Err("down")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait FailurePredicate<T, E> {
     /// Whether `result` counts against the dependency.
+    ///
+    /// ```
+    /// use keel_breaker::FailurePredicate;
+    ///
+    /// // Any closure over the result is a predicate.
+    /// let only_timeouts = |result: &Result<(), &str>| matches!(result, Err("timeout"));
+    /// assert!(only_timeouts.is_failure(&Err("timeout")));
+    /// assert!(!only_timeouts.is_failure(&Err("not found")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn is_failure(&self, result: &Result<T, E>) -> bool;
 }
 
 /// Every `Err` is a failure: the default [`FailurePredicate`].
+///
+/// ```
+/// use keel_breaker::{ErrIsFailure, FailurePredicate};
+///
+/// assert!(FailurePredicate::<(), &str>::is_failure(&ErrIsFailure, &Err("down")));
+/// assert!(!FailurePredicate::<(), &str>::is_failure(&ErrIsFailure, &Ok(())));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, Default)]
 pub struct ErrIsFailure;
 
@@ -24,12 +61,48 @@ impl<T, E, F: Fn(&Result<T, E>) -> bool> FailurePredicate<T, E> for F {
 }
 
 /// Decides whether an error is transient, for a [`RetryService`](crate::RetryService).
+///
+/// ```
+/// use keel_breaker::RetryPredicate;
+/// use std::io::{Error, ErrorKind};
+///
+/// #[derive(Clone)]
+/// struct Transient;
+///
+/// impl RetryPredicate<Error> for Transient {
+///     fn is_transient(&self, error: &Error) -> bool {
+///         matches!(error.kind(), ErrorKind::TimedOut | ErrorKind::ConnectionReset)
+///     }
+/// }
+///
+/// assert!(Transient.is_transient(&Error::from(ErrorKind::TimedOut)));
+/// assert!(!Transient.is_transient(&Error::from(ErrorKind::PermissionDenied)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait RetryPredicate<E> {
     /// Whether retrying after `error` may succeed.
+    ///
+    /// ```
+    /// use keel_breaker::RetryPredicate;
+    ///
+    /// // Any closure over the error is a predicate.
+    /// let server_errors = |status: &u16| *status >= 500;
+    /// assert!(server_errors.is_transient(&503));
+    /// assert!(!server_errors.is_transient(&404));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn is_transient(&self, error: &E) -> bool;
 }
 
 /// Every error is transient: the default [`RetryPredicate`].
+///
+/// ```
+/// use keel_breaker::{AnyError, RetryPredicate};
+///
+/// assert!(AnyError.is_transient(&"anything at all"));
+/// assert!(AnyError.is_transient(&404));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, Default)]
 pub struct AnyError;
 

@@ -58,6 +58,33 @@ impl<C, P: Clone> Clone for RetryLayer<C, P> {
 
 impl<C: Clock> RetryLayer<C, AnyError> {
     /// Retries every error.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, Retry, RetryLayer};
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let retry = Retry::builder()
+    ///     .max_attempts(3)
+    ///     .backoff(Backoff::constant(Duration::from_millis(100)))
+    ///     .build()?;
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let counter = calls.clone();
+    /// let service = ServiceBuilder::new()
+    ///     .layer(RetryLayer::new(Arc::new(retry)))
+    ///     .service(service_fn(move |_: ()| {
+    ///         counter.fetch_add(1, Ordering::SeqCst);
+    ///         async { Err::<(), _>("always down") }
+    ///     }));
+    /// assert_eq!(service.oneshot(()).await, Err("always down")); // the last attempt's error
+    /// assert_eq!(calls.load(Ordering::SeqCst), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }
+    /// ```
     pub fn new(retry: Arc<Retry<C>>) -> Self {
         RetryLayer {
             retry,
@@ -66,6 +93,30 @@ impl<C: Clock> RetryLayer<C, AnyError> {
     }
 
     /// Retries only errors `predicate` calls transient.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, Retry, RetryLayer};
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let retry = Arc::new(Retry::builder().backoff(Backoff::constant(Duration::from_millis(10))).build()?);
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let counter = calls.clone();
+    /// let service = ServiceBuilder::new()
+    ///     .layer(RetryLayer::new(retry).with_predicate(|status: &u16| *status >= 500))
+    ///     .service(service_fn(move |_: ()| {
+    ///         counter.fetch_add(1, Ordering::SeqCst);
+    ///         async { Err::<(), u16>(404) }
+    ///     }));
+    /// assert_eq!(service.oneshot(()).await, Err(404));
+    /// assert_eq!(calls.load(Ordering::SeqCst), 1); // a 404 is not retried
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }
+    /// ```
     pub fn with_predicate<P>(self, predicate: P) -> RetryLayer<C, P> {
         RetryLayer {
             retry: self.retry,
@@ -87,6 +138,27 @@ impl<S, C, P: Clone> Layer<S> for RetryLayer<C, P> {
 }
 
 /// The service made by [`RetryLayer`].
+///
+/// ```
+/// use keel_breaker::{Backoff, Retry, RetryLayer, RetryService};
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+/// use tower::{service_fn, Layer, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let retry = Arc::new(Retry::builder().backoff(Backoff::constant(Duration::from_millis(10))).build()?);
+/// let failures = Arc::new(AtomicU32::new(1));
+/// let inner = service_fn(move |n: u32| {
+///     let fail = failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1)).is_ok();
+///     async move { if fail { Err("flaky") } else { Ok(n + 1) } }
+/// });
+/// let service: RetryService<_, _> = RetryLayer::new(retry).layer(inner);
+/// assert_eq!(service.oneshot(41).await, Ok(42)); // failed once, then succeeded
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct RetryService<S, C, P = AnyError> {
     inner: S,
