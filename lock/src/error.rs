@@ -11,6 +11,25 @@ use crate::{FencingToken, StaleToken};
 ///
 /// It is `Clone` so that a [`LostReason`](crate::LostReason) can carry the renewal error to
 /// every watcher.
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_lock::{InMemoryLockService, LockError};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let service = InMemoryLockService::with_clock(clock.clone());
+/// let lease = service.try_acquire_now("jobs", Duration::from_secs(5))?.ok_or("held")?;
+/// clock.advance(Duration::from_secs(5));
+/// match service.release_now(&lease) {
+///     Err(LockError::NotHeld { name, token }) => {
+///         assert_eq!((&*name, token), ("jobs", lease.token()));
+///     }
+///     other => panic!("an expired lease cannot be released: {other:?}"),
+/// }
+/// assert!(matches!(service.try_acquire_now("", Duration::from_secs(5)), Err(LockError::EmptyName)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum LockError {
@@ -64,6 +83,19 @@ pub enum LockError {
 impl LockError {
     /// Whether the lock is certainly not held by this token any more (as opposed to a
     /// failure that leaves it unknown).
+    ///
+    /// ```
+    /// use keel_lock::{InMemoryLockService, LockError};
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.try_acquire_now("jobs", Duration::from_secs(5))?.ok_or("held")?;
+    /// service.release_now(&lease)?;
+    /// assert!(service.release_now(&lease).unwrap_err().is_not_held()); // certainly gone
+    /// let timeout = LockError::Timeout { operation: "extend", after: Duration::from_secs(1) };
+    /// assert!(!timeout.is_not_held()); // unknown: it may still be held
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_not_held(&self) -> bool {
         matches!(self, LockError::NotHeld { .. })
     }
@@ -123,6 +155,17 @@ impl From<StaleToken> for LockError {
 }
 
 /// A builder's configuration is invalid; the message says which setting and why.
+///
+/// ```
+/// use keel_lock::KeepAlive;
+///
+/// let error = KeepAlive::renew_every(1.5).unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     "renewal fraction must be > 0 and < 1 of the time to live, got 1.5"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     message: String,

@@ -56,12 +56,31 @@ pub struct Fence {
 
 impl Fence {
     /// A fence that has seen no token: it accepts any.
+    ///
+    /// ```
+    /// use keel_lock::{Fence, FencingToken};
+    ///
+    /// let fence = Fence::new();
+    /// assert_eq!(fence.highest(), FencingToken::new(0));
+    /// assert!(fence.admits(FencingToken::new(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Fence {
         Fence::starting_at(FencingToken::new(0))
     }
 
     /// A fence that has already seen `highest`, as after a restart of the resource that
     /// stored its mark.
+    ///
+    /// ```
+    /// use keel_lock::{Fence, FencingToken};
+    ///
+    /// let persisted = 41; // the mark the resource saved before it restarted
+    /// let fence = Fence::starting_at(FencingToken::new(persisted));
+    /// assert!(fence.advance(FencingToken::new(40)).is_err());
+    /// assert_eq!(fence.advance(FencingToken::new(41))?, FencingToken::new(41));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn starting_at(highest: FencingToken) -> Fence {
         Fence {
             highest: AtomicU64::new(highest.get()),
@@ -74,6 +93,18 @@ impl Fence {
     /// # Errors
     ///
     /// [`StaleToken`] when a higher token has been accepted; the mark does not move.
+    ///
+    /// ```
+    /// use keel_lock::{Fence, FencingToken};
+    ///
+    /// let fence = Fence::new();
+    /// assert_eq!(fence.advance(FencingToken::new(5))?, FencingToken::new(0)); // the mark before
+    /// assert_eq!(fence.advance(FencingToken::new(5))?, FencingToken::new(5)); // a retry is fine
+    /// let stale = fence.advance(FencingToken::new(4)).unwrap_err();
+    /// assert_eq!(stale.highest(), FencingToken::new(5));
+    /// assert_eq!(fence.highest(), FencingToken::new(5)); // the mark did not move
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn advance(&self, token: FencingToken) -> Result<FencingToken, StaleToken> {
         let offered = token.get();
         let mut seen = self.highest.load(Ordering::Acquire);
@@ -100,11 +131,31 @@ impl Fence {
     }
 
     /// Whether `token` would be accepted now, without moving the mark.
+    ///
+    /// ```
+    /// use keel_lock::{Fence, FencingToken};
+    ///
+    /// let fence = Fence::starting_at(FencingToken::new(10));
+    /// assert!(fence.admits(FencingToken::new(12)));
+    /// assert!(!fence.admits(FencingToken::new(9)));
+    /// assert_eq!(fence.highest(), FencingToken::new(10)); // asking does not move the mark
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn admits(&self, token: FencingToken) -> bool {
         token.get() >= self.highest.load(Ordering::Acquire)
     }
 
     /// The highest token accepted so far (zero before any).
+    ///
+    /// ```
+    /// use keel_lock::{Fence, FencingToken};
+    ///
+    /// let fence = Fence::new();
+    /// fence.advance(FencingToken::new(3))?;
+    /// fence.advance(FencingToken::new(8))?;
+    /// assert_eq!(fence.highest(), FencingToken::new(8));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn highest(&self) -> FencingToken {
         FencingToken::new(self.highest.load(Ordering::Acquire))
     }
@@ -112,6 +163,20 @@ impl Fence {
 
 /// A write was rejected: its token is older than one the resource has already accepted, so
 /// the writer's lease is gone.
+///
+/// ```
+/// use keel_lock::{Fence, FencingToken, LockError};
+///
+/// let fence = Fence::starting_at(FencingToken::new(8));
+/// let stale = fence.advance(FencingToken::new(7)).unwrap_err();
+/// assert_eq!(
+///     stale.to_string(),
+///     "stale fencing token 7: the resource has accepted 8 from a newer holder"
+/// );
+/// let error: LockError = stale.into(); // as a fenced write reports it
+/// assert!(matches!(error, LockError::Stale(_)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct StaleToken {
     offered: FencingToken,
@@ -120,16 +185,43 @@ pub struct StaleToken {
 
 impl StaleToken {
     /// The rejection of `offered` by a resource that has seen `highest`.
+    ///
+    /// ```
+    /// use keel_lock::{FencingToken, StaleToken};
+    ///
+    /// // A resource with its own check (a SQL `WHERE token >= ...`, say) reports it the same way.
+    /// let stale = StaleToken::new(FencingToken::new(3), FencingToken::new(5));
+    /// assert_eq!((stale.offered().get(), stale.highest().get()), (3, 5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(offered: FencingToken, highest: FencingToken) -> StaleToken {
         StaleToken { offered, highest }
     }
 
     /// The token the writer offered.
+    ///
+    /// ```
+    /// use keel_lock::{Fence, FencingToken};
+    ///
+    /// let fence = Fence::starting_at(FencingToken::new(20));
+    /// let stale = fence.advance(FencingToken::new(19)).unwrap_err();
+    /// assert_eq!(stale.offered(), FencingToken::new(19));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn offered(&self) -> FencingToken {
         self.offered
     }
 
     /// The highest token the resource had accepted.
+    ///
+    /// ```
+    /// use keel_lock::{Fence, FencingToken};
+    ///
+    /// let fence = Fence::starting_at(FencingToken::new(20));
+    /// let stale = fence.advance(FencingToken::new(19)).unwrap_err();
+    /// assert_eq!(stale.highest(), FencingToken::new(20));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn highest(&self) -> FencingToken {
         self.highest
     }

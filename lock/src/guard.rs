@@ -65,21 +65,92 @@ impl<S: LockService + Clone + 'static> LeaseGuard<S> {
     }
 
     /// The fencing token to send with every write.
+    ///
+    /// ```
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.acquire("ledger", Duration::from_secs(10), Duration::ZERO).await?;
+    /// let token = lease.token();
+    /// let guard = KeepAlive::new().start(service.clone(), lease)?;
+    /// assert_eq!(guard.token(), token); // renewals keep the token
+    /// # guard.release().await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn token(&self) -> FencingToken {
         self.status.borrow().lease.token()
     }
 
     /// The lease as last granted or renewed.
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+    /// let service = InMemoryLockService::with_clock(TokioClock::new());
+    /// let lease = service.acquire("ledger", Duration::from_secs(30), Duration::ZERO).await?;
+    /// let first_expiry = lease.expires_at();
+    /// let guard = KeepAlive::new().start(service.clone(), lease)?;
+    /// tokio::time::sleep(Duration::from_secs(11)).await; // paused time: one renewal at 10 s
+    /// assert_eq!(guard.lease().expires_at(), first_expiry + Duration::from_secs(10));
+    /// # guard.release().await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lease(&self) -> Lease {
         self.status.borrow().lease.clone()
     }
 
     /// A signal that fires when the lease is lost.
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockService, LostReason};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+    /// let service = InMemoryLockService::with_clock(TokioClock::new());
+    /// let lease = service.acquire("ledger", Duration::from_secs(30), Duration::ZERO).await?;
+    /// let guard = KeepAlive::new().start(service.clone(), lease.clone())?;
+    /// let lost = guard.lost();
+    /// service.release(&lease).await?; // taken away behind the guard's back
+    /// // The next renewal (at 10 s, paused time) finds the lease gone.
+    /// assert!(matches!(lost.wait().await, LostReason::NotHeld));
+    /// assert!(guard.is_lost());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lost(&self) -> LostLease {
         LostLease::new(self.status.subscribe())
     }
 
     /// Whether the lease is lost (see [`LostReason`]).
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+    /// let service = InMemoryLockService::with_clock(TokioClock::new());
+    /// let lease = service.acquire("ledger", Duration::from_secs(30), Duration::ZERO).await?;
+    /// let guard = KeepAlive::new().start(service.clone(), lease.clone())?;
+    /// assert!(!guard.is_lost());
+    /// service.release(&lease).await?;
+    /// guard.lost().wait().await;
+    /// assert!(guard.is_lost());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_lost(&self) -> bool {
         self.status.borrow().lost.is_some()
     }
@@ -90,6 +161,23 @@ impl<S: LockService + Clone + 'static> LeaseGuard<S> {
     /// # Errors
     ///
     /// As [`LockService::release`]: [`LockError::NotHeld`] if the lease was already gone.
+    ///
+    /// ```
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockService, LostReason};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.acquire("ledger", Duration::from_secs(10), Duration::ZERO).await?;
+    /// let guard = KeepAlive::new().start(service.clone(), lease)?;
+    /// let lost = guard.lost();
+    /// guard.release().await?;
+    /// assert!(matches!(lost.reason(), Some(LostReason::Released)));
+    /// assert_eq!(service.holder("ledger"), None); // free for the next holder at once
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn release(mut self) -> Result<(), LockError> {
         self.released = true;
         let lease = self.stop();

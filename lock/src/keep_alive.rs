@@ -41,6 +41,14 @@ pub struct KeepAlive {
 
 impl KeepAlive {
     /// Renews every third of the time to live.
+    ///
+    /// ```
+    /// use keel_lock::KeepAlive;
+    ///
+    /// assert_eq!(KeepAlive::new().fraction(), 1.0 / 3.0);
+    /// assert_eq!(KeepAlive::new(), KeepAlive::default());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> KeepAlive {
         KeepAlive {
             fraction: 1.0 / 3.0,
@@ -52,6 +60,15 @@ impl KeepAlive {
     /// # Errors
     ///
     /// [`ConfigError`] unless `0 < fraction < 1`.
+    ///
+    /// ```
+    /// use keel_lock::KeepAlive;
+    ///
+    /// assert_eq!(KeepAlive::renew_every(0.25)?.fraction(), 0.25);
+    /// assert!(KeepAlive::renew_every(1.0).is_err()); // would renew only as the lease ends
+    /// assert!(KeepAlive::renew_every(0.0).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn renew_every(fraction: f64) -> Result<KeepAlive, ConfigError> {
         if fraction.is_finite() && fraction > 0.0 && fraction < 1.0 {
             Ok(KeepAlive { fraction })
@@ -63,6 +80,14 @@ impl KeepAlive {
     }
 
     /// The fraction of the time to live between renewals.
+    ///
+    /// ```
+    /// use keel_lock::KeepAlive;
+    ///
+    /// let keep_alive = KeepAlive::renew_every(0.5)?;
+    /// assert_eq!(keep_alive.fraction(), 0.5); // a 30 s lease renews every 15 s
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fraction(&self) -> f64 {
         self.fraction
     }
@@ -73,6 +98,29 @@ impl KeepAlive {
     /// # Errors
     ///
     /// [`LockError::NoRuntime`] when called outside a tokio runtime.
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockError, LockService};
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.try_acquire_now("indexer", Duration::from_secs(10))?.ok_or("held")?;
+    /// let outside = KeepAlive::new().start(service.clone(), lease);
+    /// assert!(matches!(outside, Err(LockError::NoRuntime)));
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+    /// let service = InMemoryLockService::with_clock(TokioClock::new());
+    /// let lease = service.acquire("indexer", Duration::from_secs(10), Duration::ZERO).await?;
+    /// let guard = KeepAlive::new().start(service.clone(), lease)?;
+    /// tokio::time::sleep(Duration::from_secs(60)).await; // paused time: many renewals
+    /// assert!(!guard.is_lost());
+    /// assert_eq!(service.holder("indexer"), Some(guard.token())); // still held after 6 TTLs
+    /// # guard.release().await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start<S>(&self, service: S, lease: Lease) -> Result<LeaseGuard<S>, LockError>
     where
         S: LockService + Clone + 'static,

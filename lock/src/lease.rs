@@ -47,6 +47,20 @@ pub struct Lease {
 
 impl Lease {
     /// Builds a lease. Services call this; a user gets leases from a service.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_lock::{FencingToken, Lease};
+    /// use std::time::Duration;
+    ///
+    /// // A custom `LockService` builds its grants like this.
+    /// let clock = ManualClock::new();
+    /// let ttl = Duration::from_secs(30);
+    /// let lease = Lease::new("reports".into(), FencingToken::new(9), clock.now() + ttl, ttl);
+    /// assert_eq!((lease.name(), lease.token().get()), ("reports", 9));
+    /// assert_eq!(lease.remaining(clock.now()), ttl);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(name: Arc<str>, token: FencingToken, expires_at: Instant, ttl: Duration) -> Lease {
         Lease {
             name,
@@ -57,36 +71,128 @@ impl Lease {
     }
 
     /// The lock's name.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.try_acquire_now("invoices", Duration::from_secs(5))?.ok_or("held")?;
+    /// assert_eq!(lease.name(), "invoices");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The lock's name, shared.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.try_acquire_now("invoices", Duration::from_secs(5))?.ok_or("held")?;
+    /// let name: Arc<str> = lease.shared_name().clone(); // no copy of the string
+    /// assert_eq!(&*name, "invoices");
+    /// assert!(Arc::ptr_eq(&name, lease.clone().shared_name()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shared_name(&self) -> &Arc<str> {
         &self.name
     }
 
     /// The fencing token of this grant; extending keeps it.
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let service = InMemoryLockService::with_clock(clock.clone());
+    /// let ttl = Duration::from_secs(5);
+    /// let lease = service.try_acquire_now("jobs", ttl)?.ok_or("held")?;
+    /// assert_eq!(service.extend_now(&lease, ttl)?.token(), lease.token()); // extending keeps it
+    /// service.release_now(&lease)?;
+    /// let next = service.try_acquire_now("jobs", ttl)?.ok_or("held")?;
+    /// assert!(next.token() > lease.token()); // a new grant gets a higher one
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn token(&self) -> FencingToken {
         self.token
     }
 
     /// When the lease ends, on the granting service's clock.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let service = InMemoryLockService::with_clock(clock.clone());
+    /// let lease = service.try_acquire_now("jobs", Duration::from_secs(5))?.ok_or("held")?;
+    /// assert_eq!(lease.expires_at(), clock.now() + Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn expires_at(&self) -> Instant {
         self.expires_at
     }
 
     /// The time to live it was granted (or last extended) with.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.try_acquire_now("jobs", Duration::from_secs(5))?.ok_or("held")?;
+    /// assert_eq!(lease.ttl(), Duration::from_secs(5));
+    /// let extended = service.extend_now(&lease, Duration::from_secs(60))?;
+    /// assert_eq!(extended.ttl(), Duration::from_secs(60));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
 
     /// Time left at `now` (a reading of the service's clock); zero once expired.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let service = InMemoryLockService::with_clock(clock.clone());
+    /// let lease = service.try_acquire_now("jobs", Duration::from_secs(5))?.ok_or("held")?;
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(lease.remaining(clock.now()), Duration::from_secs(3));
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(lease.remaining(clock.now()), Duration::ZERO);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remaining(&self, now: Instant) -> Duration {
         self.expires_at - now
     }
 
     /// Whether the lease has run out at `now` (a reading of the service's clock).
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let service = InMemoryLockService::with_clock(clock.clone());
+    /// let lease = service.try_acquire_now("jobs", Duration::from_secs(5))?.ok_or("held")?;
+    /// assert!(!lease.is_expired(clock.now()));
+    /// clock.advance(Duration::from_secs(5));
+    /// assert!(lease.is_expired(clock.now()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_expired(&self, now: Instant) -> bool {
         now >= self.expires_at
     }

@@ -7,6 +7,26 @@ use tokio::sync::watch;
 use crate::{Lease, LockError};
 
 /// Why a [`LeaseGuard`](crate::LeaseGuard)'s lease can no longer be relied on.
+///
+/// ```
+/// use keel_core::TokioClock;
+/// use keel_lock::{InMemoryLockService, KeepAlive, LockService, LostReason};
+/// use std::time::Duration;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+/// let service = InMemoryLockService::with_clock(TokioClock::new());
+/// let ttl = Duration::from_secs(30);
+/// let lease = service.acquire("backup", ttl, Duration::ZERO).await?;
+/// let guard = KeepAlive::new().start(service.clone(), lease.clone())?;
+/// // Someone shortens it: it runs out at 1 s, before the guard's renewal at 10 s.
+/// service.extend(&lease, Duration::from_secs(1)).await?;
+/// let reason = guard.lost().wait().await;
+/// assert!(matches!(reason, LostReason::NotHeld));
+/// assert_eq!(reason.to_string(), "the lock service no longer holds the lease");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum LostReason {
@@ -84,11 +104,45 @@ impl LostLease {
     }
 
     /// Whether the lease is lost.
+    ///
+    /// ```
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.acquire("backup", Duration::from_secs(30), Duration::ZERO).await?;
+    /// let guard = KeepAlive::new().start(service.clone(), lease)?;
+    /// let lost = guard.lost();
+    /// assert!(!lost.is_lost()); // check between steps of the work
+    /// drop(guard);
+    /// assert!(lost.is_lost());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_lost(&self) -> bool {
         self.status.borrow().lost.is_some() || self.status.has_changed().is_err()
     }
 
     /// Why the lease was lost, or `None` while it is held.
+    ///
+    /// ```
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockService, LostReason};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.acquire("backup", Duration::from_secs(30), Duration::ZERO).await?;
+    /// let guard = KeepAlive::new().start(service.clone(), lease)?;
+    /// let lost = guard.lost();
+    /// assert!(lost.reason().is_none());
+    /// guard.release().await?;
+    /// assert!(matches!(lost.reason(), Some(LostReason::Released)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reason(&self) -> Option<LostReason> {
         let reason = self.status.borrow().lost.clone();
         match reason {
@@ -100,11 +154,53 @@ impl LostLease {
     }
 
     /// The lease as last granted or renewed (its expiry moves with each renewal).
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+    /// let service = InMemoryLockService::with_clock(TokioClock::new());
+    /// let lease = service.acquire("backup", Duration::from_secs(30), Duration::ZERO).await?;
+    /// let guard = KeepAlive::new().start(service.clone(), lease.clone())?;
+    /// let lost = guard.lost();
+    /// assert_eq!(lost.lease(), lease);
+    /// tokio::time::sleep(Duration::from_secs(11)).await; // paused time: renewed at 10 s
+    /// assert_eq!(lost.lease().token(), lease.token());
+    /// assert!(lost.lease().expires_at() > lease.expires_at());
+    /// # guard.release().await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lease(&self) -> Lease {
         self.status.borrow().lease.clone()
     }
 
     /// Waits until the lease is lost and says why; returns at once if it already is.
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockService, LostReason};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+    /// let service = InMemoryLockService::with_clock(TokioClock::new());
+    /// let lease = service.acquire("backup", Duration::from_secs(30), Duration::ZERO).await?;
+    /// let guard = KeepAlive::new().start(service.clone(), lease.clone())?;
+    /// let lost = guard.lost();
+    /// service.release(&lease).await?; // the lease is gone; the guard finds out at its next renewal
+    /// let work = tokio::time::sleep(Duration::from_secs(60)); // a long job
+    /// let outcome = tokio::select! {
+    ///     reason = lost.wait() => Err(reason),
+    ///     () = work => Ok("finished"),
+    /// };
+    /// assert!(matches!(outcome, Err(LostReason::NotHeld))); // stopped at 10 s, not 60
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn wait(&self) -> LostReason {
         let mut status = self.status.clone();
         match status.wait_for(|status| status.lost.is_some()).await {

@@ -152,6 +152,18 @@ enum Attempt {
 
 impl InMemoryLockService<SystemClock> {
     /// A service on the system clock.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.try_acquire_now("jobs", Duration::from_secs(5))?;
+    /// assert!(lease.is_some());
+    /// let shared = service.clone(); // clones share the table
+    /// assert!(shared.try_acquire_now("jobs", Duration::from_secs(5))?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> InMemoryLockService<SystemClock> {
         InMemoryLockService::with_clock(SystemClock)
     }
@@ -165,6 +177,19 @@ impl Default for InMemoryLockService<SystemClock> {
 
 impl<C: Clock> InMemoryLockService<C> {
     /// A service reading time from `clock`.
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let service = InMemoryLockService::with_clock(clock.clone());
+    /// service.try_acquire_now("jobs", Duration::from_secs(5))?.ok_or("held")?;
+    /// clock.advance(Duration::from_secs(5)); // expiry without waiting
+    /// assert_eq!(service.holder("jobs"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_clock(clock: C) -> InMemoryLockService<C> {
         let shards = (0..SHARDS)
             .map(|_| Shard {
@@ -178,6 +203,17 @@ impl<C: Clock> InMemoryLockService<C> {
     }
 
     /// The service's clock.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_lock::{InMemoryLockService, LockService};
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::with_clock(ManualClock::new());
+    /// service.clock().advance(Duration::from_secs(1));
+    /// assert_eq!(service.clock().now(), service.now());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(&self) -> &C {
         &self.inner.clock
     }
@@ -188,6 +224,19 @@ impl<C: Clock> InMemoryLockService<C> {
     ///
     /// [`LockError::EmptyName`], [`LockError::InvalidTtl`] (zero, or past the clock's range),
     /// and [`LockError::TokensExhausted`].
+    ///
+    /// ```
+    /// use keel_lock::{InMemoryLockService, LockError};
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let ttl = Duration::from_secs(5);
+    /// let lease = service.try_acquire_now("jobs", ttl)?.ok_or("held")?;
+    /// assert_eq!(lease.name(), "jobs");
+    /// assert!(service.try_acquire_now("jobs", ttl)?.is_none()); // held: no waiting
+    /// assert!(matches!(service.try_acquire_now("jobs", Duration::ZERO), Err(LockError::InvalidTtl { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_acquire_now(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, LockError> {
         check_name(name)?;
         check_ttl(ttl)?;
@@ -203,6 +252,22 @@ impl<C: Clock> InMemoryLockService<C> {
     ///
     /// [`LockError::NotHeld`] when the lease expired, was released or was taken over, and
     /// [`LockError::InvalidTtl`].
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let service = InMemoryLockService::with_clock(clock.clone());
+    /// let lease = service.try_acquire_now("jobs", Duration::from_secs(5))?.ok_or("held")?;
+    /// clock.advance(Duration::from_secs(4));
+    /// let extended = service.extend_now(&lease, Duration::from_secs(5))?;
+    /// assert_eq!(extended.expires_at(), clock.now() + Duration::from_secs(5));
+    /// clock.advance(Duration::from_secs(5));
+    /// assert!(service.extend_now(&extended, Duration::from_secs(5)).unwrap_err().is_not_held());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn extend_now(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
         check_ttl(ttl)?;
         let shard = self.shard(lease.name());
@@ -229,6 +294,19 @@ impl<C: Clock> InMemoryLockService<C> {
     ///
     /// [`LockError::NotHeld`] when the lease had already expired, been released or been
     /// taken over.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let ttl = Duration::from_secs(5);
+    /// let lease = service.try_acquire_now("jobs", ttl)?.ok_or("held")?;
+    /// service.release_now(&lease)?;
+    /// assert!(service.try_acquire_now("jobs", ttl)?.is_some()); // free at once
+    /// assert!(service.release_now(&lease).unwrap_err().is_not_held()); // the new holder's, not ours
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn release_now(&self, lease: &Lease) -> Result<(), LockError> {
         let shard = self.shard(lease.name());
         let mut table = lock(&shard.table);
@@ -250,6 +328,19 @@ impl<C: Clock> InMemoryLockService<C> {
     }
 
     /// The token of the live lease on `name`, if any.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// assert_eq!(service.holder("jobs"), None);
+    /// let lease = service.try_acquire_now("jobs", Duration::from_secs(5))?.ok_or("held")?;
+    /// assert_eq!(service.holder("jobs"), Some(lease.token()));
+    /// service.release_now(&lease)?;
+    /// assert_eq!(service.holder("jobs"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn holder(&self, name: &str) -> Option<FencingToken> {
         let table = lock(&self.shard(name).table);
         let now = self.inner.clock.now();

@@ -35,21 +35,26 @@ return {1, seen or '00000000000000000000'}
 ///
 /// # Example
 ///
-/// ```no_run
+/// ```
 /// use keel_lock::{LockError, LockService, RedisLockService};
 /// use std::time::Duration;
 ///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let locks = RedisLockService::connect("redis://127.0.0.1:6379/").await?;
+/// # let server = keel_testkit::RedisServer::start()?;
+/// # let url = server.url();
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let locks = RedisLockService::connect(&url).await?;
 /// let fence = locks.fence("{report}:fence");
-/// let lease = locks.acquire("report", Duration::from_secs(30), Duration::from_secs(5)).await?;
-/// match fence.set(lease.token(), "{report}:body", "done").await {
-///     Ok(()) => {}
-///     Err(LockError::Stale(stale)) => eprintln!("lost the lock before writing: {stale}"),
-///     Err(other) => return Err(other.into()),
+/// let ttl = Duration::from_secs(30);
+/// let slow = locks.acquire("report", ttl, Duration::ZERO).await?;
+/// locks.release(&slow).await?; // stands in for `slow` stalling past its lease
+/// let fast = locks.acquire("report", ttl, Duration::ZERO).await?; // a new holder writes first
+/// fence.set(fast.token(), "{report}:body", "from the new holder").await?;
+/// match fence.set(slow.token(), "{report}:body", "from the paused holder").await {
+///     Err(LockError::Stale(stale)) => assert_eq!(stale.highest(), fast.token()),
+///     other => panic!("the stale write must be refused, got {other:?}"),
 /// }
-/// # Ok(())
-/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -66,6 +71,23 @@ impl RedisFence {
     /// # Errors
     ///
     /// [`ConfigError`] if `call_timeout` is zero (every call would time out).
+    ///
+    /// ```
+    /// use keel_lock::{FencingToken, RedisFence};
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let client = redis::Client::open(url.as_str())?;
+    /// let connection = redis::aio::ConnectionManager::new(client).await?;
+    /// let fence = RedisFence::new(connection.clone(), "{ledger}:fence", Duration::from_millis(500))?;
+    /// assert_eq!(fence.advance(FencingToken::new(3)).await?, FencingToken::new(0));
+    /// assert!(RedisFence::new(connection, "{ledger}:fence", Duration::ZERO).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(
         connection: ConnectionManager,
         fence_key: impl Into<String>,
@@ -96,6 +118,19 @@ impl RedisFence {
     }
 
     /// The key that holds the highest token accepted.
+    ///
+    /// ```
+    /// use keel_lock::RedisLockService;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::connect(&url).await?;
+    /// assert_eq!(locks.fence("{ledger}:fence").fence_key(), "{ledger}:fence");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fence_key(&self) -> &str {
         &self.fence_key
     }
@@ -107,6 +142,25 @@ impl RedisFence {
     ///
     /// [`LockError::Stale`] when a higher token has been accepted (nothing is written);
     /// [`LockError::Timeout`] and [`LockError::Backend`] when the server fails.
+    ///
+    /// ```
+    /// use keel_lock::{FencingToken, LockError, RedisLockService};
+    /// use redis::AsyncCommands;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::connect(&url).await?;
+    /// let fence = locks.fence("{ledger}:fence");
+    /// fence.set(FencingToken::new(8), "{ledger}:balance", 100).await?;
+    /// let late = fence.set(FencingToken::new(7), "{ledger}:balance", 90).await;
+    /// assert!(matches!(late, Err(LockError::Stale(stale)) if stale.highest() == FencingToken::new(8)));
+    /// let balance: i64 = locks.connection().clone().get("{ledger}:balance").await?;
+    /// assert_eq!(balance, 100); // the stale write did not land
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn set<V: ToRedisArgs + Send + Sync>(
         &self,
         token: FencingToken,
@@ -122,6 +176,22 @@ impl RedisFence {
     /// # Errors
     ///
     /// As [`set`](RedisFence::set).
+    ///
+    /// ```
+    /// use keel_lock::{FencingToken, RedisLockService};
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::connect(&url).await?;
+    /// let fence = locks.fence("{ledger}:fence");
+    /// assert_eq!(fence.advance(FencingToken::new(5)).await?, FencingToken::new(0));
+    /// assert_eq!(fence.advance(FencingToken::new(9)).await?, FencingToken::new(5));
+    /// assert!(fence.advance(FencingToken::new(6)).await.is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn advance(&self, token: FencingToken) -> Result<FencingToken, LockError> {
         self.run::<&str>(token, None).await
     }

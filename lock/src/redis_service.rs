@@ -103,20 +103,27 @@ const MAX_EXACT_TOKEN: u64 = 1 << 53;
 ///
 /// # Example
 ///
-/// ```no_run
+/// ```
 /// use keel_lock::{LockService, RedisLockService};
 /// use std::time::Duration;
 ///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = keel_testkit::RedisServer::start()?;
+/// # let url = server.url();
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 /// let locks = RedisLockService::builder()
 ///     .call_timeout(Duration::from_millis(500))
-///     .connect("redis://127.0.0.1:6379/")
+///     .connect(&url)
 ///     .await?;
-/// let lease = locks.acquire("reindex", Duration::from_secs(30), Duration::from_secs(10)).await?;
-/// println!("writing with fencing token {}", lease.token());
-/// locks.release(&lease).await?;
-/// # Ok(())
-/// # }
+/// let ttl = Duration::from_secs(30);
+/// let lease = locks.acquire("reindex", ttl, Duration::from_secs(10)).await?;
+/// assert!(locks.try_acquire("reindex", ttl).await?.is_none()); // one holder at a time
+/// let renewed = locks.extend(&lease, ttl).await?;
+/// assert_eq!(renewed.token(), lease.token());
+/// locks.release(&renewed).await?;
+/// let next = locks.try_acquire("reindex", ttl).await?.ok_or("held")?;
+/// assert!(next.token() > lease.token());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct RedisLockService<C: Clock = SystemClock> {
@@ -141,11 +148,18 @@ struct Shared<C> {
 /// use keel_lock::RedisLockService;
 /// use std::time::Duration;
 ///
-/// let builder = RedisLockService::builder()
+/// # let server = keel_testkit::RedisServer::start()?;
+/// # let url = server.url();
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let locks = RedisLockService::builder()
 ///     .prefix("billing:locks:")
 ///     .call_timeout(Duration::from_millis(250))
-///     .backoff(Duration::from_millis(2), Duration::from_millis(100));
-/// # let _ = builder;
+///     .backoff(Duration::from_millis(2), Duration::from_millis(100))
+///     .connect(&url)
+///     .await?;
+/// assert_eq!(locks.lock_key("invoices"), "billing:locks:{invoices}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -167,6 +181,19 @@ enum Attempt {
 impl RedisLockService<SystemClock> {
     /// A builder with the defaults: prefix `keel:lock:`, a 1 s call timeout, backoff from
     /// 5 ms to 250 ms, the system clock.
+    ///
+    /// ```
+    /// use keel_lock::RedisLockService;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::builder().connect(&url).await?;
+    /// assert_eq!(locks.lock_key("jobs"), "keel:lock:{jobs}"); // the default prefix
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> RedisLockServiceBuilder<SystemClock> {
         RedisLockServiceBuilder {
             clock: SystemClock,
@@ -182,6 +209,22 @@ impl RedisLockService<SystemClock> {
     /// # Errors
     ///
     /// As [`RedisLockServiceBuilder::connect`].
+    ///
+    /// ```
+    /// use keel_lock::{LockService, RedisLockService};
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::connect(&url).await?;
+    /// let lease = locks.try_acquire("jobs", Duration::from_secs(10)).await?.ok_or("held")?;
+    /// assert!(locks.try_acquire("jobs", Duration::from_secs(10)).await?.is_none());
+    /// locks.release(&lease).await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn connect(url: &str) -> Result<RedisLockService<SystemClock>, LockError> {
         RedisLockService::builder().connect(url).await
     }
@@ -189,6 +232,19 @@ impl RedisLockService<SystemClock> {
 
 impl<C: Clock> RedisLockServiceBuilder<C> {
     /// Prefixes every key the service writes; the default is `keel:lock:`.
+    ///
+    /// ```
+    /// use keel_lock::RedisLockService;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::builder().prefix("billing:").connect(&url).await?;
+    /// assert_eq!(locks.lock_key("invoices"), "billing:{invoices}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> RedisLockServiceBuilder<C> {
         self.prefix = prefix.into();
         self
@@ -196,6 +252,22 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
 
     /// How long one call to the server may take; the default is 1 s. Keep it well below the
     /// leases' TTL, so a renewal fails before its lease would run out.
+    ///
+    /// ```
+    /// use keel_lock::{LockError, RedisLockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// // Checked before connecting: no server is needed to find a bad setting.
+    /// let zero = RedisLockService::builder()
+    ///     .call_timeout(Duration::ZERO)
+    ///     .connect("redis://127.0.0.1:6379/")
+    ///     .await;
+    /// assert!(matches!(zero, Err(LockError::Config(error)) if error.to_string() == "call timeout must be > 0"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn call_timeout(mut self, timeout: Duration) -> RedisLockServiceBuilder<C> {
         self.call_timeout = timeout;
         self
@@ -203,6 +275,22 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
 
     /// The backoff of a waiting acquire: from `min`, doubling up to `max`, each sleep a random
     /// point in the upper half of the current step.
+    ///
+    /// ```
+    /// use keel_lock::{LockError, RedisLockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let inverted = RedisLockService::builder()
+    ///     .backoff(Duration::from_millis(100), Duration::from_millis(10))
+    ///     .connect("redis://127.0.0.1:6379/")
+    ///     .await;
+    /// let Err(LockError::Config(error)) = inverted else { panic!("max below min is refused") };
+    /// assert_eq!(error.to_string(), "maximum backoff 10ms must be at least the minimum 100ms");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn backoff(mut self, min: Duration, max: Duration) -> RedisLockServiceBuilder<C> {
         self.min_backoff = min;
         self.max_backoff = max;
@@ -210,6 +298,23 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     }
 
     /// Reads lease expiries and acquire limits from `clock`.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_lock::{LockService, RedisLockService};
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let clock = ManualClock::new();
+    /// let locks = RedisLockService::builder().clock(clock.clone()).connect(&url).await?;
+    /// let lease = locks.try_acquire("jobs", Duration::from_secs(10)).await?.ok_or("held")?;
+    /// assert_eq!(lease.expires_at(), clock.now() + Duration::from_secs(10));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock<C2: Clock>(self, clock: C2) -> RedisLockServiceBuilder<C2> {
         RedisLockServiceBuilder {
             clock,
@@ -226,6 +331,23 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     ///
     /// [`ConfigError`] when the call timeout or the minimum backoff is zero, or the maximum
     /// backoff is below the minimum.
+    ///
+    /// ```
+    /// use keel_lock::{LockService, RedisLockService};
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let client = redis::Client::open(url.as_str())?;
+    /// let connection = redis::aio::ConnectionManager::new(client).await?; // shared with other code
+    /// let locks = RedisLockService::builder().build(connection.clone())?;
+    /// assert!(locks.try_acquire("jobs", Duration::from_secs(10)).await?.is_some());
+    /// assert!(RedisLockService::builder().call_timeout(Duration::ZERO).build(connection).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self, connection: ConnectionManager) -> Result<RedisLockService<C>, ConfigError> {
         self.validate()?;
         Ok(RedisLockService {
@@ -266,6 +388,23 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     ///
     /// [`LockError::Config`] for a bad configuration; [`LockError::Backend`] when the URL is
     /// invalid or the server cannot be reached; [`LockError::Timeout`] when it does not answer.
+    ///
+    /// ```
+    /// use keel_lock::{LockService, RedisLockService};
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::builder()
+    ///     .call_timeout(Duration::from_millis(200))
+    ///     .connect(&url)
+    ///     .await?;
+    /// assert!(locks.try_acquire("jobs", Duration::from_secs(10)).await?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn connect(self, url: &str) -> Result<RedisLockService<C>, LockError> {
         self.validate().map_err(LockError::Config)?;
         let call_timeout = self.call_timeout;
@@ -285,21 +424,81 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
 
 impl<C: Clock> RedisLockService<C> {
     /// A [`RedisFence`] on `fence_key`, sharing this service's connection and call timeout.
+    ///
+    /// ```
+    /// use keel_lock::{LockService, RedisLockService};
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::connect(&url).await?;
+    /// let fence = locks.fence("{report}:fence");
+    /// let lease = locks.acquire("report", Duration::from_secs(30), Duration::ZERO).await?;
+    /// fence.set(lease.token(), "{report}:body", "done").await?;
+    /// assert_eq!(fence.fence_key(), "{report}:fence");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fence(&self, fence_key: impl Into<String>) -> RedisFence {
         RedisFence::from_checked(self.connection.clone(), fence_key, self.shared.call_timeout)
     }
 
     /// The connection the service uses.
+    ///
+    /// ```
+    /// use keel_lock::{LockService, RedisLockService};
+    /// use redis::AsyncCommands;
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::connect(&url).await?;
+    /// let lease = locks.acquire("jobs", Duration::from_secs(30), Duration::ZERO).await?;
+    /// let stored: u64 = locks.connection().clone().get(locks.lock_key("jobs")).await?;
+    /// assert_eq!(stored, lease.token().get()); // the key holds the holder's token
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connection(&self) -> &ConnectionManager {
         &self.connection
     }
 
     /// The Redis key holding `name`'s lease.
+    ///
+    /// ```
+    /// use keel_lock::RedisLockService;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::connect(&url).await?;
+    /// assert_eq!(locks.lock_key("jobs"), "keel:lock:{jobs}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lock_key(&self, name: &str) -> String {
         format!("{}{{{name}}}", self.shared.prefix)
     }
 
     /// The Redis key holding `name`'s token counter.
+    ///
+    /// ```
+    /// use keel_lock::RedisLockService;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let locks = RedisLockService::connect(&url).await?;
+    /// assert_eq!(locks.counter_key("jobs"), "keel:lock:{jobs}:token"); // same cluster slot as the lock
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn counter_key(&self, name: &str) -> String {
         format!("{}{{{name}}}:token", self.shared.prefix)
     }
@@ -455,14 +654,14 @@ impl<C: Clock> fmt::Debug for RedisLockService<C> {
     }
 }
 
-/// Whole milliseconds for `PX`, rounded up so the server never expires the key before the
-/// holder's own estimate.
 /// The next backoff step: doubled, capped at `max`; saturating, so a `max` near
 /// `Duration::MAX` cannot overflow after many rounds.
 fn next_step(step: Duration, max: Duration) -> Duration {
     step.saturating_mul(2).min(max)
 }
 
+/// Whole milliseconds for `PX`, rounded up so the server never expires the key before the
+/// holder's own estimate.
 fn ttl_millis(ttl: Duration) -> Result<u64, LockError> {
     check_ttl(ttl)?;
     let millis = ttl.as_nanos().div_ceil(1_000_000);

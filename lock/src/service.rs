@@ -52,6 +52,21 @@ pub trait LockService: Send + Sync {
     ///
     /// [`LockError::InvalidTtl`], [`LockError::EmptyName`], and the service's own failures
     /// ([`LockError::Timeout`], [`LockError::Backend`]).
+    ///
+    /// ```
+    /// use keel_lock::{InMemoryLockService, LockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let service = InMemoryLockService::new();
+    /// let ttl = Duration::from_secs(10);
+    /// let lease = service.try_acquire("sync", ttl).await?.ok_or("held")?;
+    /// assert_eq!(lease.name(), "sync");
+    /// assert!(service.try_acquire("sync", ttl).await?.is_none()); // held: `None`, no waiting
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn try_acquire(
         &self,
         name: &str,
@@ -65,6 +80,24 @@ pub trait LockService: Send + Sync {
     ///
     /// [`LockError::Busy`] when `wait` passes with the lock still held; otherwise as
     /// [`try_acquire`](LockService::try_acquire).
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_lock::{InMemoryLockService, LockError, LockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+    /// let service = InMemoryLockService::with_clock(TokioClock::new());
+    /// let first = service.acquire("sync", Duration::from_secs(10), Duration::ZERO).await?;
+    /// let busy = service.acquire("sync", Duration::from_secs(10), Duration::from_secs(3)).await;
+    /// assert!(matches!(busy, Err(LockError::Busy { waited, .. }) if waited == Duration::from_secs(3)));
+    /// // Waiting past the holder's expiry (paused time) gets the lock.
+    /// let second = service.acquire("sync", Duration::from_secs(10), Duration::from_secs(30)).await?;
+    /// assert!(second.token() > first.token());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn acquire(
         &self,
         name: &str,
@@ -78,6 +111,21 @@ pub trait LockService: Send + Sync {
     ///
     /// [`LockError::NotHeld`] when the lease expired, was released or was taken over;
     /// [`LockError::InvalidTtl`] and the service's own failures.
+    ///
+    /// ```
+    /// use keel_lock::{InMemoryLockService, LockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.acquire("sync", Duration::from_secs(10), Duration::ZERO).await?;
+    /// let longer = service.extend(&lease, Duration::from_secs(60)).await?;
+    /// assert_eq!(longer.token(), lease.token());
+    /// assert!(longer.expires_at() > lease.expires_at());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn extend(
         &self,
         lease: &Lease,
@@ -90,8 +138,36 @@ pub trait LockService: Send + Sync {
     ///
     /// [`LockError::NotHeld`] when the lease had already expired, been released or been
     /// taken over (nothing is changed then), and the service's own failures.
+    ///
+    /// ```
+    /// use keel_lock::{InMemoryLockService, LockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.acquire("sync", Duration::from_secs(10), Duration::ZERO).await?;
+    /// service.release(&lease).await?;
+    /// assert!(service.try_acquire("sync", Duration::from_secs(10)).await?.is_some());
+    /// assert!(service.release(&lease).await.unwrap_err().is_not_held());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn release(&self, lease: &Lease) -> impl Future<Output = Result<(), LockError>> + Send;
 
     /// A reading of the clock that lease expiries are expressed in.
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_lock::{InMemoryLockService, LockService};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let service = InMemoryLockService::with_clock(clock.clone());
+    /// let lease = service.try_acquire_now("sync", Duration::from_secs(10))?.ok_or("held")?;
+    /// clock.advance(Duration::from_secs(4));
+    /// assert_eq!(lease.remaining(service.now()), Duration::from_secs(6));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn now(&self) -> Instant;
 }

@@ -27,12 +27,33 @@ pub struct FencingToken(u64);
 
 impl FencingToken {
     /// Wraps a raw token, as read back from a resource that stored [`get`](FencingToken::get).
+    ///
+    /// ```
+    /// use keel_lock::{Fence, FencingToken};
+    ///
+    /// let stored: u64 = 17; // read back from beside the data
+    /// let fence = Fence::starting_at(FencingToken::new(stored));
+    /// assert_eq!(fence.highest(), FencingToken::new(17));
+    /// assert_eq!(FencingToken::new(17), FencingToken::from(17));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub const fn new(token: u64) -> FencingToken {
         FencingToken(token)
     }
 
     /// The raw number, to store beside the data a holder writes.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let lease = service.try_acquire_now("jobs", Duration::from_secs(5))?.ok_or("held")?;
+    /// let raw: u64 = lease.token().get(); // store this with the record
+    /// assert_eq!(raw, 1); // the first grant of this name
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub const fn get(self) -> u64 {
         self.0
