@@ -447,7 +447,13 @@ impl<C: Clock> SnowflakeBuilder<C> {
                     // IDs may be issued only at ticks starting at or after the mark.
                     let since = mark.saturating_sub(layout.epoch_unix_millis());
                     let first_free = since.div_ceil(layout.unit_millis());
-                    state = (first_free << layout.sequence_bits()).saturating_sub(1);
+                    state = if first_free > layout.max_ticks() {
+                        // A mark past the layout's lifetime leaves nothing to issue; the
+                        // shift below would drop its high bits and start over at zero.
+                        u64::MAX
+                    } else {
+                        (first_free << layout.sequence_bits()).saturating_sub(1)
+                    };
                     reserved = first_free.saturating_sub(1);
                 }
                 Some(Reservation {
