@@ -37,6 +37,20 @@ pub enum ConfigError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The clock reads earlier than the layout's epoch, so no ID could be stamped.
+    EpochInFuture {
+        /// The layout's epoch, in milliseconds since the Unix epoch.
+        epoch: u64,
+        /// The clock's reading, in milliseconds since the Unix epoch.
+        unix_millis: u64,
+    },
+    /// The clock reads past the last time the layout's timestamp field can hold.
+    LifetimeOver {
+        /// The first millisecond (since the Unix epoch) the timestamp field cannot hold.
+        ended: u64,
+        /// The clock's reading, in milliseconds since the Unix epoch.
+        unix_millis: u64,
+    },
     /// The high-water mark could not be loaded.
     HighWaterMark {
         /// What the store reported.
@@ -62,6 +76,14 @@ impl fmt::Display for ConfigError {
                 write!(f, "worker id {worker} does not fit in {bits} bits")
             }
             ConfigError::Invalid { reason } => f.write_str(reason),
+            ConfigError::EpochInFuture { epoch, unix_millis } => write!(
+                f,
+                "the layout's epoch {epoch} is after the clock's time {unix_millis} (ms since 1970)"
+            ),
+            ConfigError::LifetimeOver { ended, unix_millis } => write!(
+                f,
+                "the layout's timestamps ran out at {ended} ms since 1970; the clock reads {unix_millis}"
+            ),
             ConfigError::HighWaterMark { reason } => {
                 write!(f, "cannot load the high-water mark: {reason}")
             }

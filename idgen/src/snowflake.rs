@@ -401,7 +401,8 @@ impl<C: Clock> SnowflakeBuilder<C> {
     /// # Errors
     ///
     /// [`ConfigError::WorkerTooLarge`] if the worker id does not fit the layout,
-    /// [`ConfigError::Invalid`] for a high-water window shorter than one time unit, and
+    /// [`ConfigError::EpochInFuture`] or [`ConfigError::LifetimeOver`] if the clock reads
+    /// outside the layout's range, [`ConfigError::Invalid`] for a high-water window shorter than one time unit, and
     /// [`ConfigError::HighWaterMark`] if the stored mark cannot be read.
     pub fn build(self) -> Result<Snowflake<C>, ConfigError> {
         let layout = self.layout;
@@ -410,6 +411,21 @@ impl<C: Clock> SnowflakeBuilder<C> {
             return Err(ConfigError::WorkerTooLarge {
                 worker,
                 bits: layout.worker_bits(),
+            });
+        }
+        // A clock outside the layout's range could never stamp an ID: say so now, not at
+        // the first call.
+        let unix_millis = self.clock.unix_millis();
+        let epoch = layout.epoch_unix_millis();
+        if unix_millis < epoch {
+            return Err(ConfigError::EpochInFuture { epoch, unix_millis });
+        }
+        if (unix_millis - epoch) / layout.unit_millis() > layout.max_ticks() {
+            let ended = u128::from(layout.max_ticks()) + 1;
+            let ended = u128::from(epoch) + ended * u128::from(layout.unit_millis());
+            return Err(ConfigError::LifetimeOver {
+                ended: u64::try_from(ended).unwrap_or(u64::MAX),
+                unix_millis,
             });
         }
         let borrow_back = match self.backwards {
@@ -547,9 +563,42 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_before_the_epoch_or_past_the_lifetime_is_refused_at_build() {
+        let error = Snowflake::builder(Layout::twitter(), 0)
+            .clock(ManualClock::at_unix_millis(1_000))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the layout's epoch 1288834974657 is after the clock's time 1000 (ms since 1970)"
+        );
+        let tiny = Layout::builder()
+            .timestamp_bits(4)
+            .epoch_unix_millis(0)
+            .build()
+            .expect("layout");
+        let error = Snowflake::builder(tiny, 0)
+            .clock(ManualClock::at_unix_millis(16))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the layout's timestamps ran out at 16 ms since 1970; the clock reads 16"
+        );
+        // The last tick is still usable.
+        assert!(
+            Snowflake::builder(tiny, 0)
+                .clock(ManualClock::at_unix_millis(15))
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn before_epoch_and_after_the_lifetime_are_errors() {
-        let clock = ManualClock::at_unix_millis(1_000);
+        let clock = ManualClock::new();
         let generator = generator(&clock);
+        clock.set_unix_millis(1_000);
         assert!(matches!(
             generator.next_id(),
             Err(GenerateError::BeforeEpoch {
@@ -562,10 +611,12 @@ mod tests {
             .epoch_unix_millis(0)
             .build()
             .expect("layout");
+        let clock = ManualClock::at_unix_millis(15);
         let generator = Snowflake::builder(tiny, 0)
-            .clock(ManualClock::at_unix_millis(16))
+            .clock(clock.clone())
             .build()
             .expect("valid");
+        clock.advance(Duration::from_millis(1));
         assert_eq!(generator.next_id(), Err(GenerateError::TimestampOverflow));
     }
 }
