@@ -373,8 +373,10 @@ async fn renew_forever(shared: Arc<Shared>) {
     }
 }
 
+// Rounded up: Redis counts `PX` in whole milliseconds, and must keep the key at least as
+// long as the lease's deadline, which counts the whole TTL.
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 fn config(reason: &'static str) -> WorkerIdError {

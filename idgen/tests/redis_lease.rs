@@ -10,7 +10,7 @@ use keel_core::{Clock, ManualClock};
 use keel_idgen::{
     GenerateError, Layout, RedisWorkerLease, Snowflake, WorkerIdError, WorkerIdProvider,
 };
-use keel_testkit::{Persistence, RedisServer};
+use keel_testkit::{Persistence, RedisServer, Reply};
 
 fn client(server: &RedisServer) -> redis::Client {
     redis::Client::open(server.url()).expect("valid url")
@@ -172,4 +172,53 @@ async fn invalid_configurations_are_refused_with_a_reason() {
         .await
         .unwrap_err();
     assert_eq!(error.to_string(), "ids must be at least 1");
+}
+
+// The `PX` Redis was given in the claim script's arguments, read back from the slow log.
+fn claimed_px(server: &RedisServer) -> u64 {
+    let Ok(Reply::Array(Some(entries))) = server.command(&["SLOWLOG", "GET", "100"]) else {
+        panic!("SLOWLOG GET failed");
+    };
+    let text = |reply: &Reply| match reply {
+        Reply::Bulk(Some(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+        other => format!("{other:?}"),
+    };
+    for entry in entries {
+        let Reply::Array(Some(fields)) = entry else {
+            continue;
+        };
+        let Some(Reply::Array(Some(args))) = fields.get(3) else {
+            continue;
+        };
+        let args: Vec<String> = args.iter().map(text).collect();
+        // EVAL/EVALSHA <script> 0 <prefix> <token> <ttl> <ids>: the claim has no keys.
+        if args.len() == 7 && args[0].to_uppercase().starts_with("EVAL") && args[2] == "0" {
+            return args[5].parse().expect("a number of milliseconds");
+        }
+    }
+    panic!("no claim script in the slow log");
+}
+
+#[tokio::test]
+async fn a_ttl_with_a_fraction_of_a_millisecond_never_outlives_the_key() {
+    let server = RedisServer::start().expect("redis-server");
+    server
+        .command(&["CONFIG", "SET", "slowlog-log-slower-than", "0"])
+        .expect("log every command");
+    let clock = ManualClock::new();
+    // Redis counts PX in whole milliseconds; the local deadline must not count the 0.9 ms
+    // that Redis may not have been given.
+    let held = RedisWorkerLease::builder(client(&server))
+        .ttl(Duration::from_micros(10_000_900))
+        .safety_margin(Duration::from_micros(1))
+        .clock(clock.clone())
+        .acquire()
+        .await
+        .expect("lease");
+    let px = Duration::from_millis(claimed_px(&server));
+    let held_for = held.lease().deadline() - clock.now();
+    assert!(
+        held_for < px,
+        "the lease runs {held_for:?}, Redis keeps the key {px:?}"
+    );
 }
