@@ -7,6 +7,17 @@ use std::time::Duration;
 /// A layout or generator configuration that cannot work, from a builder.
 ///
 /// The message says what is wrong, for example `worker id 1200 does not fit in 10 bits`.
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::{ConfigError, Layout, Snowflake};
+///
+/// let error = Snowflake::builder(Layout::twitter(), 1_200).build().unwrap_err();
+/// assert_eq!(error, ConfigError::WorkerTooLarge { worker: 1_200, bits: 10 });
+/// assert_eq!(error.to_string(), "worker id 1200 does not fit in 10 bits");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -97,6 +108,29 @@ impl Error for ConfigError {}
 ///
 /// No error ever means an ID was issued twice: a generator that cannot guarantee uniqueness
 /// returns one of these instead.
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_idgen::{ClockBackwards, GenerateError, Layout, Snowflake};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let generator = Snowflake::builder(Layout::twitter(), 1)
+///     .clock(clock.clone())
+///     .on_clock_backwards(ClockBackwards::Error)
+///     .build()?;
+/// generator.next_id()?;
+/// clock.step_wall_back(Duration::from_millis(5));
+/// let error = generator.next_id().unwrap_err();
+/// assert_eq!(error, GenerateError::ClockMovedBack { behind: Duration::from_millis(5) });
+/// assert_eq!(
+///     error.to_string(),
+///     "the clock is 5ms behind the last issued timestamp, more than the policy allows"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GenerateError {
@@ -179,6 +213,27 @@ impl fmt::Display for GenerateError {
 impl Error for GenerateError {}
 
 /// A malformed ULID or UUID string: what is wrong and where.
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::{ParseError, Ulid, UuidV7};
+///
+/// assert_eq!(
+///     "01ARZ3NDEK".parse::<Ulid>(),
+///     Err(ParseError::Length { found: 10, expected: 26 })
+/// );
+/// assert_eq!(
+///     "8ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse::<Ulid>(),
+///     Err(ParseError::Overflow)
+/// );
+/// // A well-formed version 4 UUID is not a UUIDv7.
+/// assert_eq!(
+///     "017f22e2-79b0-4cc3-98c4-dc0c0c07398f".parse::<UuidV7>(),
+///     Err(ParseError::NotV7 { version: 4 })
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ParseError {

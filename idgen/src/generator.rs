@@ -33,5 +33,19 @@ pub trait IdGenerator: Send + Sync {
     ///
     /// A [`GenerateError`] when no ID can be issued without risking a duplicate (the clock
     /// stepped back too far, a lease lapsed...); see each generator.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::{IdGenerator, UuidV7Generator};
+    ///
+    /// let clock = ManualClock::new();
+    /// let generator = UuidV7Generator::with_clock(clock.clone());
+    /// let id = generator.generate()?;
+    /// assert_eq!(id.unix_millis(), keel_core::Clock::unix_millis(&clock));
+    /// assert!(generator.generate()? > id);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn generate(&self) -> Result<Self::Id, GenerateError>;
 }

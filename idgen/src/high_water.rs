@@ -18,12 +18,62 @@ use std::path::{Path, PathBuf};
 /// [`ClockBackwards`](crate::ClockBackwards) policy applies, as for a step back.
 ///
 /// `store` must be durable when it returns (the file store syncs to disk).
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_idgen::{Layout, MarkStore, Snowflake};
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// // A store in memory (a real one must be durable, as `FileMark` is).
+/// #[derive(Debug, Default)]
+/// struct Memory(Arc<Mutex<Option<u64>>>);
+///
+/// impl MarkStore for Memory {
+///     fn load(&self) -> Result<Option<u64>, String> {
+///         Ok(*self.0.lock().map_err(|e| e.to_string())?)
+///     }
+///     fn store(&self, unix_millis: u64) -> Result<(), String> {
+///         *self.0.lock().map_err(|e| e.to_string())? = Some(unix_millis);
+///         Ok(())
+///     }
+/// }
+///
+/// let mark = Arc::new(Mutex::new(None));
+/// let clock = ManualClock::new();
+/// let generator = Snowflake::builder(Layout::twitter(), 1)
+///     .clock(clock.clone())
+///     .high_water_mark(Memory(mark.clone()), Duration::from_secs(1))
+///     .build()?;
+/// generator.next_id()?;
+/// // The first ID reserved a second ahead: the mark is just past it.
+/// let now = keel_core::Clock::unix_millis(&clock);
+/// assert_eq!(*mark.lock().map_err(|e| e.to_string())?, Some(now + 1_001));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait MarkStore: Send + Sync + fmt::Debug {
     /// The last stored mark, or `None` if there is none yet.
     ///
     /// # Errors
     ///
     /// A message saying why the mark could not be read.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{FileMark, MarkStore};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("keel-idgen-load-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mark = FileMark::new(dir.join("idgen.mark"));
+    /// assert_eq!(mark.load()?, None);
+    /// std::fs::write(mark.path(), "1767225600000\n")?;
+    /// assert_eq!(mark.load()?, Some(1_767_225_600_000));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn load(&self) -> Result<Option<u64>, String>;
 
     /// Durably replaces the mark.
@@ -32,6 +82,21 @@ pub trait MarkStore: Send + Sync + fmt::Debug {
     ///
     /// A message saying why the mark could not be written; the generator then refuses to issue
     /// IDs beyond the previous mark.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{FileMark, MarkStore};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("keel-idgen-store-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mark = FileMark::new(dir.join("idgen.mark"));
+    /// mark.store(1_767_225_600_000)?;
+    /// mark.store(1_767_225_601_000)?;
+    /// assert_eq!(mark.load()?, Some(1_767_225_601_000));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn store(&self, unix_millis: u64) -> Result<(), String>;
 }
 
@@ -58,11 +123,38 @@ pub struct FileMark {
 
 impl FileMark {
     /// A mark kept at `path`; the file is created on the first store.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{FileMark, MarkStore};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("keel-idgen-new-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mark = FileMark::new(dir.join("worker-3.mark"));
+    /// // Nothing is written until the first store.
+    /// assert!(!mark.path().exists());
+    /// mark.store(42)?;
+    /// assert_eq!(std::fs::read_to_string(mark.path())?, "42\n");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(path: impl Into<PathBuf>) -> FileMark {
         FileMark { path: path.into() }
     }
 
     /// The file's path.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::FileMark;
+    /// use std::path::Path;
+    ///
+    /// let mark = FileMark::new("/var/lib/orders/idgen.mark");
+    /// assert_eq!(mark.path(), Path::new("/var/lib/orders/idgen.mark"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -5,6 +5,22 @@ use std::time::Duration;
 use crate::ConfigError;
 
 /// The order of the two low fields under the timestamp.
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::{FieldOrder, Layout};
+///
+/// let layout = Layout::builder()
+///     .worker_bits(4)
+///     .sequence_bits(8)
+///     .order(FieldOrder::SequenceThenWorker)
+///     .build()?;
+/// // The worker sits in the lowest bits, under the sequence.
+/// assert_eq!(layout.compose(0, 3, 1)?, (1 << 4) | 3);
+/// assert_eq!(Layout::twitter().order(), FieldOrder::WorkerThenSequence);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum FieldOrder {
@@ -62,6 +78,19 @@ pub struct Layout {
 }
 
 /// The fields of a decoded Snowflake ID.
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::{Layout, Parts};
+///
+/// let layout = Layout::twitter();
+/// let id = layout.compose(1_000, 7, 42)?;
+/// let parts: Parts = layout.decode(id);
+/// assert_eq!((parts.ticks, parts.worker, parts.sequence), (1_000, 7, 42));
+/// assert_eq!(parts.unix_millis, layout.epoch_unix_millis() + 1_000);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Parts {
     /// The timestamp field: time units since the layout's epoch.
@@ -85,6 +114,20 @@ const fn mask(bits: u8) -> u64 {
 impl Layout {
     /// Twitter's layout: 41 bits of milliseconds since 2010-11-04 (1288834974657), 10 worker
     /// bits, 12 sequence bits; 4,096 IDs per millisecond per worker.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// let layout = Layout::twitter();
+    /// assert_eq!(layout.total_bits(), 63);
+    /// assert_eq!(layout.max_sequence() + 1, 4_096);
+    /// // An ID from 2022 (1 641 000 000 000 ms since 1970), worker 5, sequence 9.
+    /// let id = layout.compose(1_641_000_000_000 - 1_288_834_974_657, 5, 9)?;
+    /// assert_eq!(layout.decode(id).unix_millis, 1_641_000_000_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn twitter() -> Layout {
         Layout::preset(
             41,
@@ -98,6 +141,18 @@ impl Layout {
 
     /// Discord's layout: 42 bits of milliseconds since 2015-01-01 (1420070400000), 10 worker
     /// bits (Discord's 5 worker + 5 process bits), 12 sequence bits.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// // The example ID of Discord's API reference: 2016-04-30 11:18:25.796 UTC.
+    /// let parts = Layout::discord().decode(175_928_847_299_117_063);
+    /// assert_eq!(parts.unix_millis, 1_462_015_105_796);
+    /// assert_eq!(parts.sequence, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn discord() -> Layout {
         Layout::preset(
             42,
@@ -111,6 +166,19 @@ impl Layout {
 
     /// Instagram's layout: 41 bits of milliseconds since 2011-08-24 (1314220021721), 13 shard
     /// bits, 10 sequence bits.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// let layout = Layout::instagram();
+    /// assert_eq!(layout.max_worker() + 1, 8_192);
+    /// // Shard 1341; the table's 5001st ID keeps 5001 % 1024 = 905 as its sequence.
+    /// let id = layout.compose(1_387_263_000, 1_341, 5_001 % 1_024)?;
+    /// assert_eq!(id, (1_387_263_000 << 23) | (1_341 << 10) | 905);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn instagram() -> Layout {
         Layout::preset(
             41,
@@ -124,6 +192,21 @@ impl Layout {
 
     /// Sonyflake's layout: 39 bits of 10 ms units since 2014-09-01 (1409529600000), then 8
     /// sequence bits, then 16 machine bits; 256 IDs per 10 ms per machine.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    /// use std::time::Duration;
+    ///
+    /// let layout = Layout::sonyflake();
+    /// assert_eq!(layout.time_unit(), Duration::from_millis(10));
+    /// // The sequence sits above the 16 machine bits.
+    /// let id = layout.compose(5, 0xABCD, 3)?;
+    /// assert_eq!(id, (5 << 24) | (3 << 16) | 0xABCD);
+    /// assert_eq!(layout.decode(id).unix_millis, 1_409_529_600_050);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn sonyflake() -> Layout {
         Layout::preset(
             39,
@@ -138,6 +221,19 @@ impl Layout {
     /// A 53-bit layout that a JavaScript number (an IEEE double) holds exactly: 41 bits of
     /// milliseconds since 2025-01-01 (1735689600000), 4 worker bits, 8 sequence bits; 256 IDs
     /// per millisecond for each of 16 workers. Every ID is at most `Number.MAX_SAFE_INTEGER`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// let layout = Layout::js_safe();
+    /// let largest = layout.compose(layout.max_ticks(), layout.max_worker(), layout.max_sequence())?;
+    /// // Number.MAX_SAFE_INTEGER: a double holds every js_safe ID exactly.
+    /// assert_eq!(largest, (1 << 53) - 1);
+    /// assert_eq!(largest as f64 as u64, largest);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn js_safe() -> Layout {
         Layout::preset(
             41,
@@ -168,6 +264,18 @@ impl Layout {
     }
 
     /// A builder for a custom layout, starting from Twitter's.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// // Unchanged, the builder gives Twitter's layout.
+    /// assert_eq!(Layout::builder().build()?, Layout::twitter());
+    /// let layout = Layout::builder().worker_bits(5).build()?;
+    /// assert_eq!(layout.max_worker(), 31);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> LayoutBuilder {
         LayoutBuilder {
             layout: Layout::twitter(),
@@ -176,31 +284,88 @@ impl Layout {
     }
 
     /// Width of the timestamp field.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// assert_eq!(Layout::discord().timestamp_bits(), 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn timestamp_bits(&self) -> u8 {
         self.timestamp_bits
     }
 
     /// Width of the worker field.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// assert_eq!(Layout::sonyflake().worker_bits(), 16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn worker_bits(&self) -> u8 {
         self.worker_bits
     }
 
     /// Width of the sequence field.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// assert_eq!(Layout::instagram().sequence_bits(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn sequence_bits(&self) -> u8 {
         self.sequence_bits
     }
 
     /// Total width of an ID; the bits above it are always zero.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// assert_eq!(Layout::twitter().total_bits(), 63);
+    /// assert_eq!(Layout::js_safe().total_bits(), 53);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn total_bits(&self) -> u32 {
         self.timestamp_bits as u32 + self.worker_bits as u32 + self.sequence_bits as u32
     }
 
     /// The epoch, in milliseconds since the Unix epoch.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// assert_eq!(Layout::discord().epoch_unix_millis(), 1_420_070_400_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn epoch_unix_millis(&self) -> u64 {
         self.epoch
     }
 
     /// The time unit of the timestamp field.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Layout::twitter().time_unit(), Duration::from_millis(1));
+    /// assert_eq!(Layout::sonyflake().time_unit(), Duration::from_millis(10));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn time_unit(&self) -> Duration {
         Duration::from_millis(self.unit_millis)
     }
@@ -210,26 +375,72 @@ impl Layout {
     }
 
     /// The order of the worker and sequence fields.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{FieldOrder, Layout};
+    ///
+    /// assert_eq!(Layout::sonyflake().order(), FieldOrder::SequenceThenWorker);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn order(&self) -> FieldOrder {
         self.order
     }
 
     /// The largest timestamp field value (in time units since the epoch).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// assert_eq!(Layout::twitter().max_ticks(), (1 << 41) - 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn max_ticks(&self) -> u64 {
         mask(self.timestamp_bits)
     }
 
     /// The largest worker id.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// assert_eq!(Layout::twitter().max_worker(), 1_023);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn max_worker(&self) -> u64 {
         mask(self.worker_bits)
     }
 
     /// The largest sequence number; a worker issues `max_sequence() + 1` IDs per time unit.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// assert_eq!(Layout::twitter().max_sequence(), 4_095);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn max_sequence(&self) -> u64 {
         mask(self.sequence_bits)
     }
 
     /// How long after the epoch the timestamp field runs out.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// let years = Layout::twitter().lifetime().as_secs() / (365 * 24 * 3600);
+    /// assert_eq!(years, 69);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lifetime(&self) -> Duration {
         let millis = u128::from(self.max_ticks()) * u128::from(self.unit_millis);
         Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
@@ -240,6 +451,20 @@ impl Layout {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] or [`ConfigError::WorkerTooLarge`] if a field does not fit.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{ConfigError, Layout};
+    ///
+    /// let layout = Layout::twitter();
+    /// assert_eq!(layout.compose(1, 2, 3)?, (1 << 22) | (2 << 12) | 3);
+    /// assert_eq!(
+    ///     layout.compose(0, 1_200, 0),
+    ///     Err(ConfigError::WorkerTooLarge { worker: 1_200, bits: 10 })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn compose(&self, ticks: u64, worker: u64, sequence: u64) -> Result<u64, ConfigError> {
         if ticks > self.max_ticks() {
             return Err(ConfigError::Invalid {
@@ -276,6 +501,18 @@ impl Layout {
     }
 
     /// Splits an ID into its fields. Bits above [`total_bits`](Layout::total_bits) are ignored.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// let parts = Layout::twitter().decode((1 << 22) | (2 << 12) | 3);
+    /// assert_eq!((parts.ticks, parts.worker, parts.sequence), (1, 2, 3));
+    /// // Bits above the layout's 63 are ignored.
+    /// assert_eq!(Layout::twitter().decode(1 << 63).ticks, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn decode(&self, id: u64) -> Parts {
         let low = u32::from(self.worker_bits) + u32::from(self.sequence_bits);
         let ticks = id.checked_shr(low).unwrap_or(0) & self.max_ticks();
@@ -307,6 +544,17 @@ impl Default for Layout {
 }
 
 /// Builds a validated [`Layout`]; see [`Layout::builder`].
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::{Layout, LayoutBuilder};
+///
+/// let builder: LayoutBuilder = Layout::builder().timestamp_bits(42).worker_bits(9);
+/// let layout = builder.build()?;
+/// assert_eq!((layout.timestamp_bits(), layout.worker_bits()), (42, 9));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct LayoutBuilder {
     layout: Layout,
@@ -315,30 +563,97 @@ pub struct LayoutBuilder {
 
 impl LayoutBuilder {
     /// Width of the timestamp field (at least 1).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{ConfigError, Layout};
+    ///
+    /// assert_eq!(Layout::builder().timestamp_bits(40).build()?.max_ticks(), (1 << 40) - 1);
+    /// assert_eq!(
+    ///     Layout::builder().timestamp_bits(0).build(),
+    ///     Err(ConfigError::EmptyField { field: "timestamp" })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn timestamp_bits(mut self, bits: u8) -> LayoutBuilder {
         self.layout.timestamp_bits = bits;
         self
     }
 
     /// Width of the worker field (may be 0 for a single generator).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{ConfigError, Layout};
+    ///
+    /// // One generator alone needs no worker field.
+    /// let single = Layout::builder().worker_bits(0).build()?;
+    /// assert_eq!(single.max_worker(), 0);
+    /// assert_eq!(
+    ///     Layout::builder().worker_bits(12).build(),
+    ///     Err(ConfigError::TooManyBits { total: 65 })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn worker_bits(mut self, bits: u8) -> LayoutBuilder {
         self.layout.worker_bits = bits;
         self
     }
 
     /// Width of the sequence field (at least 1).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{ConfigError, Layout};
+    ///
+    /// assert_eq!(Layout::builder().sequence_bits(8).build()?.max_sequence(), 255);
+    /// assert_eq!(
+    ///     Layout::builder().sequence_bits(0).build(),
+    ///     Err(ConfigError::EmptyField { field: "sequence" })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sequence_bits(mut self, bits: u8) -> LayoutBuilder {
         self.layout.sequence_bits = bits;
         self
     }
 
     /// The epoch timestamps count from, in milliseconds since the Unix epoch.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// let layout = Layout::builder().epoch_unix_millis(1_700_000_000_000).build()?;
+    /// assert_eq!(layout.decode(layout.compose(5, 0, 0)?).unix_millis, 1_700_000_000_005);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn epoch_unix_millis(mut self, epoch: u64) -> LayoutBuilder {
         self.layout.epoch = epoch;
         self
     }
 
     /// The time unit of the timestamp field: a whole number of milliseconds, at least 1.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{ConfigError, Layout};
+    /// use std::time::Duration;
+    ///
+    /// let layout = Layout::builder().time_unit(Duration::from_millis(10)).build()?;
+    /// assert_eq!(layout.time_unit(), Duration::from_millis(10));
+    /// let half = Duration::from_micros(500);
+    /// assert_eq!(
+    ///     Layout::builder().time_unit(half).build(),
+    ///     Err(ConfigError::BadTimeUnit { unit: half })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn time_unit(mut self, unit: Duration) -> LayoutBuilder {
         // An invalid unit is kept as 0 and refused by `build`.
         self.layout.unit_millis = if unit.subsec_nanos().is_multiple_of(1_000_000) {
@@ -351,6 +666,16 @@ impl LayoutBuilder {
     }
 
     /// The order of the worker and sequence fields.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{FieldOrder, Layout};
+    ///
+    /// let layout = Layout::builder().order(FieldOrder::SequenceThenWorker).build()?;
+    /// assert_eq!(layout.order(), FieldOrder::SequenceThenWorker);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn order(mut self, order: FieldOrder) -> LayoutBuilder {
         self.layout.order = order;
         self
@@ -362,6 +687,21 @@ impl LayoutBuilder {
     ///
     /// A [`ConfigError`] saying what is wrong: more than 64 bits, an empty timestamp or
     /// sequence field, or a time unit that is not a whole, positive number of milliseconds.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Layout;
+    ///
+    /// let layout = Layout::builder().timestamp_bits(44).worker_bits(0).sequence_bits(20).build()?;
+    /// assert_eq!(layout.total_bits(), 64);
+    /// let error = Layout::builder().timestamp_bits(45).worker_bits(0).sequence_bits(20).build();
+    /// assert_eq!(
+    ///     error.unwrap_err().to_string(),
+    ///     "timestamp, worker and sequence bits add up to 65, more than 64"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<Layout, ConfigError> {
         let layout = self.layout;
         if layout.timestamp_bits == 0 {

@@ -7,6 +7,31 @@ use std::time::Duration;
 ///
 /// Every policy keeps IDs unique and increasing; they differ in whether the caller waits,
 /// gets IDs stamped ahead of the clock, or gets an error.
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_idgen::{ClockBackwards, Layout, Snowflake};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let generator = Snowflake::builder(Layout::twitter(), 1)
+///     .clock(clock.clone())
+///     .on_clock_backwards(ClockBackwards::Borrow { max: Duration::from_millis(50) })
+///     .build()?;
+/// let before = generator.decode(generator.next_id()?);
+/// clock.step_wall_back(Duration::from_millis(10));
+/// // Borrow: the next ID keeps the last timestamp, ahead of the clock.
+/// let after = generator.decode(generator.next_id()?);
+/// assert_eq!(after.ticks, before.ticks);
+/// assert_eq!(after.sequence, before.sequence + 1);
+/// assert_eq!(
+///     ClockBackwards::default(),
+///     ClockBackwards::Wait { max: Duration::from_secs(1) }
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ClockBackwards {
@@ -40,6 +65,36 @@ impl Default for ClockBackwards {
 
 /// What a [`Snowflake`](crate::Snowflake) does when every sequence number of the current tick
 /// has been issued.
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_idgen::{GenerateError, Layout, SequenceExhausted, Snowflake};
+/// use std::time::Duration;
+///
+/// // Four IDs per millisecond.
+/// let layout = Layout::builder().sequence_bits(2).build()?;
+/// let clock = ManualClock::new();
+/// let waiting = Snowflake::builder(layout, 0).clock(clock.clone()).build()?;
+/// for _ in 0..4 {
+///     waiting.try_next_id()?;
+/// }
+/// // The default waits for the next millisecond.
+/// assert_eq!(
+///     waiting.try_next_id(),
+///     Err(GenerateError::WouldBlock { retry_after: Duration::from_millis(1) })
+/// );
+///
+/// let borrowing = Snowflake::builder(layout, 0)
+///     .clock(clock.clone())
+///     .on_sequence_exhausted(SequenceExhausted::BorrowAhead { max: Duration::from_millis(2) })
+///     .build()?;
+/// // Borrowing two milliseconds ahead serves 4 + 2 * 4 IDs at once.
+/// let served = (0..20).filter(|_| borrowing.try_next_id().is_ok()).count();
+/// assert_eq!(served, 12);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum SequenceExhausted {

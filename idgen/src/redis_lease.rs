@@ -73,12 +73,15 @@ return 0
 ///
 /// # Example
 ///
-/// ```no_run
+/// ```
 /// use keel_idgen::{Layout, RedisWorkerLease, Snowflake, WorkerIdProvider};
 /// use std::time::Duration;
 ///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let lease = RedisWorkerLease::builder(redis::Client::open("redis://127.0.0.1/")?)
+/// # let server = keel_testkit::RedisServer::start()?;
+/// # let url = server.url();
+/// # let runtime = tokio::runtime::Runtime::new()?;
+/// # runtime.block_on(async {
+/// let lease = RedisWorkerLease::builder(redis::Client::open(url)?)
 ///     .key_prefix("orders:worker:")
 ///     .ids(1024)
 ///     .ttl(Duration::from_secs(10))
@@ -86,8 +89,9 @@ return 0
 ///     .await?;
 /// let generator = Snowflake::builder(Layout::twitter(), lease.worker_id()?).build()?;
 /// let id = generator.next_id()?;
-/// # Ok(())
-/// # }
+/// assert_eq!(generator.decode(id).worker, lease.id());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
@@ -111,6 +115,24 @@ struct Shared {
 
 impl RedisWorkerLease {
     /// A builder for a lease in the Redis at `client`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::RedisWorkerLease;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let client = redis::Client::open(server.url())?;
+    /// // Defaults: prefix keel:idgen:worker:, ids 0..1024, a 10 s TTL.
+    /// let lease = RedisWorkerLease::builder(client).acquire().await?;
+    /// assert_eq!(lease.id(), 0);
+    /// assert_eq!(server.command(&["EXISTS", "keel:idgen:worker:0"])?, keel_testkit::Reply::Integer(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(client: redis::Client) -> RedisWorkerLeaseBuilder<SystemClock> {
         RedisWorkerLeaseBuilder {
             client,
@@ -124,11 +146,52 @@ impl RedisWorkerLease {
     }
 
     /// The leased id.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::RedisWorkerLease;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let client = redis::Client::open(server.url())?;
+    /// let first = RedisWorkerLease::builder(client.clone()).acquire().await?;
+    /// let second = RedisWorkerLease::builder(client).acquire().await?;
+    /// assert_eq!((first.id(), second.id()), (0, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn id(&self) -> u64 {
         self.shared.id
     }
 
     /// The lease's validity, shared with every generator built from this id.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::RedisWorkerLease;
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let clock = ManualClock::new();
+    /// let lease = RedisWorkerLease::builder(redis::Client::open(server.url())?)
+    ///     .ttl(Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .acquire()
+    ///     .await?;
+    /// // Valid until the TTL minus the default margin (a tenth), from when the claim was sent.
+    /// assert_eq!(lease.lease().deadline(), clock.now() + Duration::from_secs(9));
+    /// assert!(lease.lease().is_valid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lease(&self) -> &Lease {
         &self.shared.lease
     }
@@ -140,6 +203,30 @@ impl RedisWorkerLease {
     /// [`WorkerIdError::Lost`] if the key no longer holds this lease's token (the lease is
     /// then revoked), and [`WorkerIdError::Store`] if Redis did not answer in time (the
     /// deadline is then not moved, so the generator stops once it passes).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::RedisWorkerLease;
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let clock = ManualClock::new();
+    /// let lease = RedisWorkerLease::builder(redis::Client::open(server.url())?)
+    ///     .ttl(Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .acquire()
+    ///     .await?;
+    /// clock.advance(Duration::from_secs(5));
+    /// lease.renew().await?;
+    /// assert_eq!(lease.lease().deadline(), clock.now() + Duration::from_secs(9));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn renew(&self) -> Result<(), WorkerIdError> {
         self.shared.renew().await
     }
@@ -149,6 +236,27 @@ impl RedisWorkerLease {
     /// # Errors
     ///
     /// [`WorkerIdError::Store`] if Redis failed; the id is then freed by its TTL.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::RedisWorkerLease;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let client = redis::Client::open(server.url())?;
+    /// let lease = RedisWorkerLease::builder(client.clone()).acquire().await?;
+    /// let held = lease.lease().clone();
+    /// lease.release().await?;
+    /// // Generators sharing the lease stop at once, and the id is free for the next claimant.
+    /// assert!(held.is_revoked());
+    /// let next = RedisWorkerLease::builder(client).acquire().await?;
+    /// assert_eq!(next.id(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn release(self) -> Result<(), WorkerIdError> {
         self.renewer.abort();
         self.shared.lease.revoke();
@@ -229,6 +337,25 @@ impl fmt::Debug for RedisWorkerLease {
 }
 
 /// Configures and acquires a [`RedisWorkerLease`]; see [`RedisWorkerLease::builder`].
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::{RedisWorkerLease, RedisWorkerLeaseBuilder};
+/// use std::time::Duration;
+///
+/// # let server = keel_testkit::RedisServer::start()?;
+/// # let runtime = tokio::runtime::Runtime::new()?;
+/// # runtime.block_on(async {
+/// let builder: RedisWorkerLeaseBuilder = RedisWorkerLease::builder(redis::Client::open(server.url())?)
+///     .ids(16)
+///     .ttl(Duration::from_secs(30));
+/// let lease = builder.acquire().await?;
+/// assert!(lease.id() < 16);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RedisWorkerLeaseBuilder<C = SystemClock> {
     client: redis::Client,
     prefix: String,
@@ -241,36 +368,178 @@ pub struct RedisWorkerLeaseBuilder<C = SystemClock> {
 
 impl<C: Clock + Clone + 'static> RedisWorkerLeaseBuilder<C> {
     /// The prefix of the lease keys (default `keel:idgen:worker:`); the id is appended.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::RedisWorkerLease;
+    /// use keel_testkit::Reply;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let lease = RedisWorkerLease::builder(redis::Client::open(server.url())?)
+    ///     .key_prefix("orders:worker:")
+    ///     .acquire()
+    ///     .await?;
+    /// assert_eq!(server.command(&["EXISTS", "orders:worker:0"])?, Reply::Integer(1));
+    /// assert_eq!(lease.id(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> RedisWorkerLeaseBuilder<C> {
         self.prefix = prefix.into();
         self
     }
 
     /// How many ids to lease from, `0..ids` (default 1024, a 10-bit worker field).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{RedisWorkerLease, WorkerIdError};
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let client = redis::Client::open(server.url())?;
+    /// let only = RedisWorkerLease::builder(client.clone()).ids(1).acquire().await?;
+    /// assert_eq!(only.id(), 0);
+    /// let refused = RedisWorkerLease::builder(client).ids(1).acquire().await;
+    /// assert_eq!(refused.unwrap_err(), WorkerIdError::NoFreeId { ids: 1 });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ids(mut self, ids: u64) -> RedisWorkerLeaseBuilder<C> {
         self.ids = ids;
         self
     }
 
     /// The lease's time to live in Redis (default 10 s).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::RedisWorkerLease;
+    /// use keel_testkit::Reply;
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let _lease = RedisWorkerLease::builder(redis::Client::open(server.url())?)
+    ///     .ttl(Duration::from_secs(60))
+    ///     .acquire()
+    ///     .await?;
+    /// let Reply::Integer(left) = server.command(&["PTTL", "keel:idgen:worker:0"])? else {
+    ///     panic!("no TTL");
+    /// };
+    /// assert!(left > 59_000 && left <= 60_000, "{left}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ttl(mut self, ttl: Duration) -> RedisWorkerLeaseBuilder<C> {
         self.ttl = ttl;
         self
     }
 
     /// How often the background task renews (default a third of the TTL).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{RedisWorkerLease, WorkerIdError};
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let client = redis::Client::open(server.url())?;
+    /// let lease = RedisWorkerLease::builder(client.clone())
+    ///     .ttl(Duration::from_secs(10))
+    ///     .renew_every(Duration::from_secs(2))
+    ///     .acquire()
+    ///     .await?;
+    /// assert_eq!(lease.id(), 0);
+    /// // Renewing no sooner than the generator stops would let the lease lapse.
+    /// let error = RedisWorkerLease::builder(client)
+    ///     .ttl(Duration::from_secs(10))
+    ///     .renew_every(Duration::from_secs(9))
+    ///     .acquire()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     error,
+    ///     WorkerIdError::Config {
+    ///         reason: "renew_every must be above zero and below the ttl minus the safety margin"
+    ///     }
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn renew_every(mut self, every: Duration) -> RedisWorkerLeaseBuilder<C> {
         self.renew_every = Some(every);
         self
     }
 
     /// How much earlier than the TTL the generator stops (default a tenth of the TTL).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::RedisWorkerLease;
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let clock = ManualClock::new();
+    /// let lease = RedisWorkerLease::builder(redis::Client::open(server.url())?)
+    ///     .ttl(Duration::from_secs(10))
+    ///     .safety_margin(Duration::from_secs(3))
+    ///     .clock(clock.clone())
+    ///     .acquire()
+    ///     .await?;
+    /// assert_eq!(lease.lease().deadline(), clock.now() + Duration::from_secs(7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn safety_margin(mut self, margin: Duration) -> RedisWorkerLeaseBuilder<C> {
         self.margin = Some(margin);
         self
     }
 
     /// Measures the lease's deadline on `clock` (default the system clock).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::RedisWorkerLease;
+    /// use std::time::Duration;
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let clock = ManualClock::new();
+    /// let lease = RedisWorkerLease::builder(redis::Client::open(server.url())?)
+    ///     .ttl(Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .acquire()
+    ///     .await?;
+    /// // The deadline is measured on the given clock: moving it past 9 s ends the lease.
+    /// clock.advance(Duration::from_secs(9));
+    /// assert!(!lease.lease().is_valid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock<D: Clock + Clone + 'static>(self, clock: D) -> RedisWorkerLeaseBuilder<D> {
         RedisWorkerLeaseBuilder {
             client: self.client,
@@ -294,6 +563,23 @@ impl<C: Clock + Clone + 'static> RedisWorkerLeaseBuilder<C> {
     /// # Panics
     ///
     /// If called outside a tokio runtime (it spawns the renewal task).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{Layout, RedisWorkerLease, Snowflake, WorkerIdProvider};
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let client = redis::Client::open(server.url())?;
+    /// let lease = RedisWorkerLease::builder(client).ids(1024).acquire().await?;
+    /// let generator = Snowflake::builder(Layout::twitter(), lease.worker_id()?).build()?;
+    /// assert_eq!(generator.decode(generator.next_id()?).worker, lease.id());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn acquire(self) -> Result<RedisWorkerLease, WorkerIdError> {
         let margin = self.margin.unwrap_or(self.ttl / 10);
         let renew_every = self.renew_every.unwrap_or(self.ttl / 3);

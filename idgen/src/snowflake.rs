@@ -63,6 +63,17 @@ struct Reservation {
 impl Snowflake<SystemClock> {
     /// A builder for a generator with `layout` and `worker` (a `u64`, or a [`WorkerId`] from
     /// a [`WorkerIdProvider`](crate::WorkerIdProvider)) on the system clock.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{Layout, Snowflake};
+    ///
+    /// let generator = Snowflake::builder(Layout::discord(), 17).build()?;
+    /// assert_eq!(generator.worker(), 17);
+    /// assert_eq!(generator.layout(), &Layout::discord());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(layout: Layout, worker: impl Into<WorkerId>) -> SnowflakeBuilder<SystemClock> {
         SnowflakeBuilder {
             layout,
@@ -92,6 +103,27 @@ impl<C: Clock> Snowflake<C> {
     /// [`GenerateError::BeforeEpoch`] or [`GenerateError::TimestampOverflow`] if the clock is
     /// outside the layout's range, [`GenerateError::LeaseExpired`] if the worker id's lease
     /// lapsed, and [`GenerateError::HighWaterMark`] if the mark could not be persisted.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::{GenerateError, Layout, Snowflake};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let generator = Snowflake::builder(Layout::twitter(), 2).clock(clock.clone()).build()?;
+    /// let first = generator.next_id()?;
+    /// let second = generator.next_id()?;
+    /// assert_eq!(second, first + 1);
+    /// // A step back of an hour is beyond the default one-second wait: an error at once.
+    /// clock.step_wall_back(Duration::from_secs(3600));
+    /// assert_eq!(
+    ///     generator.next_id(),
+    ///     Err(GenerateError::ClockMovedBack { behind: Duration::from_secs(3600) })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn next_id(&self) -> Result<u64, GenerateError> {
         let mut started = None;
         // Time spent asleep is a lower bound on real time, so a clock that does not move at
@@ -128,6 +160,27 @@ impl<C: Clock> Snowflake<C> {
     ///
     /// As [`next_id`](Snowflake::next_id), except that where it would wait this returns
     /// [`GenerateError::WouldBlock`] with how long until an ID can be issued.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::{GenerateError, Layout, Snowflake};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let generator = Snowflake::builder(Layout::twitter(), 2).clock(clock.clone()).build()?;
+    /// let before = generator.try_next_id()?;
+    /// // Within the default policy's one second, a step back asks the caller to wait it out.
+    /// clock.step_wall_back(Duration::from_millis(30));
+    /// assert_eq!(
+    ///     generator.try_next_id(),
+    ///     Err(GenerateError::WouldBlock { retry_after: Duration::from_millis(30) })
+    /// );
+    /// clock.step_wall_forward(Duration::from_millis(30));
+    /// assert!(generator.try_next_id()? > before);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_next_id(&self) -> Result<u64, GenerateError> {
         if let Some(lease) = &self.lease
             && !lease.is_valid()
@@ -196,21 +249,68 @@ impl<C: Clock> Snowflake<C> {
     }
 
     /// Splits an ID of this generator's layout into its fields.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::{Layout, Snowflake};
+    ///
+    /// let clock = ManualClock::new();
+    /// let generator = Snowflake::builder(Layout::sonyflake(), 300).clock(clock.clone()).build()?;
+    /// let parts = generator.decode(generator.next_id()?);
+    /// assert_eq!(parts.worker, 300);
+    /// // Sonyflake counts 10 ms units: the timestamp is the start of the current one.
+    /// assert_eq!(parts.unix_millis, clock.unix_millis() / 10 * 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn decode(&self, id: u64) -> Parts {
         self.layout.decode(id)
     }
 
     /// The layout.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{Layout, Snowflake};
+    ///
+    /// let generator = Snowflake::builder(Layout::js_safe(), 1).build()?;
+    /// assert_eq!(generator.layout().total_bits(), 53);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
     /// The worker id stamped into every ID.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{FixedWorkerId, Layout, Snowflake, WorkerIdProvider};
+    ///
+    /// let generator = Snowflake::builder(Layout::twitter(), FixedWorkerId::new(8).worker_id()?).build()?;
+    /// assert_eq!(generator.worker(), 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn worker(&self) -> u64 {
         self.worker
     }
 
     /// The clock.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::{Layout, Snowflake};
+    ///
+    /// let generator = Snowflake::builder(Layout::twitter(), 1).clock(ManualClock::new()).build()?;
+    /// let id = generator.next_id()?;
+    /// assert_eq!(generator.decode(id).unix_millis, generator.clock().unix_millis());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(&self) -> &C {
         &self.clock
     }
@@ -315,6 +415,22 @@ fn ticks_in(duration: Duration, layout: &Layout) -> u64 {
 }
 
 /// Builds a [`Snowflake`]; see [`Snowflake::builder`].
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_idgen::{ClockBackwards, Layout, SequenceExhausted, Snowflake};
+/// use std::time::Duration;
+///
+/// let generator = Snowflake::builder(Layout::twitter(), 1)
+///     .clock(ManualClock::new())
+///     .on_clock_backwards(ClockBackwards::Error)
+///     .on_sequence_exhausted(SequenceExhausted::BorrowAhead { max: Duration::from_millis(5) })
+///     .build()?;
+/// assert_eq!(generator.worker(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct SnowflakeBuilder<C = SystemClock> {
     layout: Layout,
     worker: WorkerId,
@@ -326,6 +442,22 @@ pub struct SnowflakeBuilder<C = SystemClock> {
 
 impl<C: Clock> SnowflakeBuilder<C> {
     /// Reads time from `clock` instead of the system clock.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::{Layout, Snowflake};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let generator = Snowflake::builder(Layout::twitter(), 1).clock(clock.clone()).build()?;
+    /// let a = generator.decode(generator.next_id()?);
+    /// clock.advance(Duration::from_millis(7));
+    /// let b = generator.decode(generator.next_id()?);
+    /// assert_eq!(b.unix_millis - a.unix_millis, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock<D: Clock>(self, clock: D) -> SnowflakeBuilder<D> {
         SnowflakeBuilder {
             layout: self.layout,
@@ -338,12 +470,52 @@ impl<C: Clock> SnowflakeBuilder<C> {
     }
 
     /// What to do when the clock steps back (default: wait up to 1 s).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::{ClockBackwards, GenerateError, Layout, Snowflake};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let generator = Snowflake::builder(Layout::twitter(), 1)
+    ///     .clock(clock.clone())
+    ///     .on_clock_backwards(ClockBackwards::Error)
+    ///     .build()?;
+    /// generator.next_id()?;
+    /// clock.step_wall_back(Duration::from_millis(1));
+    /// assert_eq!(
+    ///     generator.try_next_id(),
+    ///     Err(GenerateError::ClockMovedBack { behind: Duration::from_millis(1) })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_clock_backwards(mut self, policy: ClockBackwards) -> SnowflakeBuilder<C> {
         self.backwards = policy;
         self
     }
 
     /// What to do when a tick's sequence is used up (default: wait for the next tick).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::{Layout, SequenceExhausted, Snowflake};
+    /// use std::time::Duration;
+    ///
+    /// // Two IDs per millisecond; borrowing one millisecond ahead serves a burst of four.
+    /// let layout = Layout::builder().sequence_bits(1).build()?;
+    /// let generator = Snowflake::builder(layout, 0)
+    ///     .clock(ManualClock::new())
+    ///     .on_sequence_exhausted(SequenceExhausted::BorrowAhead { max: Duration::from_millis(1) })
+    ///     .build()?;
+    /// let burst: Vec<u64> = (0..5).filter_map(|_| generator.try_next_id().ok()).collect();
+    /// assert_eq!(burst.len(), 4);
+    /// assert_eq!(generator.decode(burst[3]).ticks, generator.decode(burst[0]).ticks + 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_sequence_exhausted(mut self, policy: SequenceExhausted) -> SnowflakeBuilder<C> {
         self.exhausted = policy;
         self
@@ -404,6 +576,26 @@ impl<C: Clock> SnowflakeBuilder<C> {
     /// [`ConfigError::EpochInFuture`] or [`ConfigError::LifetimeOver`] if the clock reads
     /// outside the layout's range, [`ConfigError::Invalid`] for a high-water window shorter than one time unit, and
     /// [`ConfigError::HighWaterMark`] if the stored mark cannot be read.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::{ConfigError, Layout, Snowflake};
+    ///
+    /// assert!(Snowflake::builder(Layout::twitter(), 1_023).build().is_ok());
+    /// assert_eq!(
+    ///     Snowflake::builder(Layout::twitter(), 1_024).build().unwrap_err(),
+    ///     ConfigError::WorkerTooLarge { worker: 1_024, bits: 10 }
+    /// );
+    /// // A clock before the layout's epoch could never stamp an ID.
+    /// let error = Snowflake::builder(Layout::twitter(), 1)
+    ///     .clock(ManualClock::at_unix_millis(0))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error, ConfigError::EpochInFuture { epoch: 1_288_834_974_657, unix_millis: 0 });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<Snowflake<C>, ConfigError> {
         let layout = self.layout;
         let worker = self.worker.id();

@@ -57,48 +57,156 @@ const TIME_MASK: u64 = (1 << 48) - 1;
 
 impl Ulid {
     /// The smallest ULID, all zeros.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Ulid;
+    ///
+    /// assert_eq!(Ulid::MIN.to_string(), "00000000000000000000000000");
+    /// assert_eq!(Ulid::MIN.to_u128(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const MIN: Ulid = Ulid(0);
     /// The largest ULID, `7ZZZZZZZZZZZZZZZZZZZZZZZZZ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Ulid;
+    ///
+    /// assert_eq!(Ulid::MAX.to_string(), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+    /// assert_eq!(Ulid::MAX.timestamp_ms(), (1 << 48) - 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const MAX: Ulid = Ulid(u128::MAX);
 
     /// A ULID from a timestamp and random bits; only the low 48 bits of `timestamp_ms` and
     /// the low 80 bits of `random` are used.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Ulid;
+    ///
+    /// let ulid = Ulid::from_parts(1_469_922_850_259, 0x8C5_3B9C_7E8B_72CF_6A8B);
+    /// assert_eq!(ulid.timestamp_ms(), 1_469_922_850_259);
+    /// assert_eq!(ulid.random(), 0x8C5_3B9C_7E8B_72CF_6A8B);
+    /// // Bits above 48 and 80 are dropped.
+    /// assert_eq!(Ulid::from_parts(1 << 48, 1 << 80), Ulid::MIN);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn from_parts(timestamp_ms: u64, random: u128) -> Ulid {
         Ulid((((timestamp_ms & TIME_MASK) as u128) << RANDOM_BITS) | (random & RANDOM_MASK))
     }
 
     /// The ULID with this numeric value.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Ulid;
+    ///
+    /// assert_eq!(Ulid::from_u128(1).to_string(), "00000000000000000000000001");
+    /// assert_eq!(Ulid::from_u128(u128::MAX), Ulid::MAX);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn from_u128(value: u128) -> Ulid {
         Ulid(value)
     }
 
     /// The numeric value.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Ulid;
+    ///
+    /// let ulid: Ulid = "0000000000000000000000000Z".parse()?;
+    /// assert_eq!(ulid.to_u128(), 31);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn to_u128(self) -> u128 {
         self.0
     }
 
     /// The ULID stored in these 16 bytes, big-endian (the spec's binary layout).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Ulid;
+    ///
+    /// let mut bytes = [0; 16];
+    /// bytes[15] = 32;
+    /// assert_eq!(Ulid::from_bytes(bytes).to_string(), "00000000000000000000000010");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn from_bytes(bytes: [u8; 16]) -> Ulid {
         Ulid(u128::from_be_bytes(bytes))
     }
 
     /// The 16 bytes, big-endian, which sort as the ULID does.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Ulid;
+    ///
+    /// let ulid = Ulid::from_parts(1, 0);
+    /// // The millisecond is in the first six bytes, big-endian.
+    /// assert_eq!(ulid.to_bytes()[..6], [0, 0, 0, 0, 0, 1]);
+    /// assert_eq!(Ulid::from_bytes(ulid.to_bytes()), ulid);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn to_bytes(self) -> [u8; 16] {
         self.0.to_be_bytes()
     }
 
     /// Milliseconds since the Unix epoch.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Ulid;
+    ///
+    /// let ulid: Ulid = "01ARZ3NDEKTSV4RRFFQ69G5FAV".parse()?;
+    /// assert_eq!(ulid.timestamp_ms(), 1_469_922_850_259);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn timestamp_ms(self) -> u64 {
         (self.0 >> RANDOM_BITS) as u64
     }
 
     /// The 80 random bits.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Ulid;
+    ///
+    /// let ulid: Ulid = "01ARZ3NDEK0000000000000001".parse()?;
+    /// assert_eq!(ulid.random(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn random(self) -> u128 {
         self.0 & RANDOM_MASK
     }
 
     /// Writes the 26 characters into `buffer` and returns them as a `str`, without
     /// allocating.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::Ulid;
+    ///
+    /// let ulid = Ulid::from_parts(1_469_922_850_259, 0);
+    /// let mut buffer = [0; 26];
+    /// let text = ulid.encode(&mut buffer);
+    /// assert_eq!(text, "01ARZ3NDEK0000000000000000");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode<'a>(&self, buffer: &'a mut [u8; ULID_LEN]) -> &'a str {
         // 26 characters of 5 bits hold 130 bits: 2 characters for the top 8 bits, then two
         // runs of 12 for 60 bits each, so the work is on u64s.
@@ -124,6 +232,22 @@ impl Ulid {
     /// [`ParseError::Length`] for a string of another length, [`ParseError::Character`] with
     /// the position of the first character outside the alphabet, and
     /// [`ParseError::Overflow`] for a value above `7ZZZZZZZZZZZZZZZZZZZZZZZZZ`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{ParseError, Ulid};
+    ///
+    /// let upper = Ulid::from_string("01ARZ3NDEKTSV4RRFFQ69G5FAV")?;
+    /// let lower = Ulid::from_string("01arz3ndektsv4rrffq69g5fav")?;
+    /// assert_eq!(upper, lower);
+    /// assert_eq!(
+    ///     Ulid::from_string("01ARZ3NDEKTSV4RRFFQ69G5FAL"),
+    ///     Err(ParseError::Character { position: 25, found: 'L' })
+    /// );
+    /// assert_eq!(Ulid::from_string("80000000000000000000000000"), Err(ParseError::Overflow));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_string(text: &str) -> Result<Ulid, ParseError> {
         let bytes = text.as_bytes();
         if bytes.len() != ULID_LEN {

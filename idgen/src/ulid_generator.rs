@@ -11,6 +11,28 @@ use crate::millis_counter::{COUNTER_MAX, MillisCounter};
 use crate::{GenerateError, IdGenerator, Ulid};
 
 /// What a [`UlidGenerator`] does when a millisecond's ULIDs run out.
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_core::Clock;
+/// use keel_idgen::{GenerateError, UlidGenerator, UlidOverflow};
+///
+/// let clock = ManualClock::new();
+/// let rolling = UlidGenerator::with_clock(clock.clone());
+/// let strict = UlidGenerator::with_clock(clock.clone()).on_overflow(UlidOverflow::Error);
+/// let mut last = None;
+/// for _ in 0..65_536 {
+///     last = Some(rolling.next_ulid()?);
+///     strict.next_ulid()?;
+/// }
+/// // The 65,537th ULID of a millisecond: the next millisecond, or an error.
+/// assert_eq!(rolling.next_ulid()?.timestamp_ms(), clock.unix_millis() + 1);
+/// assert_eq!(strict.next_ulid(), Err(GenerateError::Overflow));
+/// assert_eq!(last.map(|ulid| ulid.timestamp_ms()), Some(clock.unix_millis()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum UlidOverflow {
@@ -77,6 +99,19 @@ thread_local! {
 
 impl UlidGenerator<SystemClock> {
     /// A generator on the system clock.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::UlidGenerator;
+    ///
+    /// let generator = UlidGenerator::new();
+    /// let a = generator.next_ulid()?;
+    /// let b = generator.next_ulid()?;
+    /// assert!(b > a);
+    /// assert!(b.to_string() > a.to_string());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> UlidGenerator<SystemClock> {
         UlidGenerator::with_clock(SystemClock)
     }
@@ -90,6 +125,20 @@ impl Default for UlidGenerator<SystemClock> {
 
 impl<C: Clock> UlidGenerator<C> {
     /// A generator reading time from `clock`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::UlidGenerator;
+    ///
+    /// let clock = ManualClock::at_unix_millis(1_469_922_850_259);
+    /// let generator = UlidGenerator::with_clock(clock);
+    /// let ulid = generator.next_ulid()?;
+    /// assert_eq!(ulid.timestamp_ms(), 1_469_922_850_259);
+    /// assert!(ulid.to_string().starts_with("01ARZ3NDEK"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_clock(clock: C) -> UlidGenerator<C> {
         UlidGenerator {
             counter: MillisCounter::new(),
@@ -100,6 +149,19 @@ impl<C: Clock> UlidGenerator<C> {
     }
 
     /// Sets the overflow rule (default: move to the next millisecond).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::{GenerateError, UlidGenerator, UlidOverflow};
+    ///
+    /// let generator = UlidGenerator::with_clock(ManualClock::new()).on_overflow(UlidOverflow::Error);
+    /// let issued = (0..70_000).take_while(|_| generator.next_ulid().is_ok()).count();
+    /// assert_eq!(issued, 65_536);
+    /// assert_eq!(generator.next_ulid(), Err(GenerateError::Overflow));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_overflow(mut self, rule: UlidOverflow) -> UlidGenerator<C> {
         self.overflow = rule;
         self
@@ -111,6 +173,25 @@ impl<C: Clock> UlidGenerator<C> {
     ///
     /// [`GenerateError::Overflow`] under [`UlidOverflow::Error`] when the millisecond's ULIDs
     /// are used up, and [`GenerateError::TimestampOverflow`] after the year 10889.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::UlidGenerator;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let generator = UlidGenerator::with_clock(clock.clone());
+    /// let a = generator.next_ulid()?;
+    /// // Within a millisecond the random part goes up by one.
+    /// assert_eq!(generator.next_ulid()?.random(), a.random() + 1);
+    /// // A step back keeps the last millisecond, so ULIDs still increase.
+    /// clock.step_wall_back(Duration::from_secs(1));
+    /// let c = generator.next_ulid()?;
+    /// assert_eq!((c.timestamp_ms(), c.random()), (a.timestamp_ms(), a.random() + 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn next_ulid(&self) -> Result<Ulid, GenerateError> {
         let roll_over = self.overflow == UlidOverflow::NextMillisecond;
         let (ms, counter) = self.counter.next(self.clock.unix_millis(), 0, roll_over)?;
@@ -118,6 +199,17 @@ impl<C: Clock> UlidGenerator<C> {
     }
 
     /// The clock.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::UlidGenerator;
+    ///
+    /// let generator = UlidGenerator::with_clock(ManualClock::new());
+    /// assert_eq!(generator.next_ulid()?.timestamp_ms(), generator.clock().unix_millis());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(&self) -> &C {
         &self.clock
     }

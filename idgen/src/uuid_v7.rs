@@ -38,6 +38,18 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 impl UuidV7 {
     /// A UUIDv7 from its fields; only the low 48 bits of `unix_millis`, 12 of `rand_a` and 62
     /// of `rand_b` are used.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::UuidV7;
+    ///
+    /// let uuid = UuidV7::from_parts(1, 0, 0);
+    /// // Version 7 and the RFC variant are set whatever the fields.
+    /// assert_eq!(uuid.to_string(), "00000000-0001-7000-8000-000000000000");
+    /// assert_eq!(UuidV7::from_parts(0, 0xFFFF, u64::MAX).rand_a(), 0xFFF);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn from_parts(unix_millis: u64, rand_a: u16, rand_b: u64) -> UuidV7 {
         let ms = (unix_millis & ((1 << 48) - 1)) as u128;
         let a = (rand_a & 0x0FFF) as u128;
@@ -50,6 +62,21 @@ impl UuidV7 {
     /// # Errors
     ///
     /// [`ParseError::NotV7`] otherwise.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{ParseError, UuidV7};
+    ///
+    /// let uuid = UuidV7::from_u128(0x017F_22E2_79B0_7CC3_98C4_DC0C_0C07_398F)?;
+    /// assert_eq!(uuid.unix_millis(), 0x017F_22E2_79B0);
+    /// // A version 4 UUID is refused.
+    /// assert_eq!(
+    ///     UuidV7::from_u128(0x017F_22E2_79B0_4CC3_98C4_DC0C_0C07_398F),
+    ///     Err(ParseError::NotV7 { version: 4 })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn from_u128(value: u128) -> Result<UuidV7, ParseError> {
         let version = ((value >> 76) & 0xF) as u8;
         if version != 7 || (value >> 62) & 0b11 != 0b10 {
@@ -59,6 +86,16 @@ impl UuidV7 {
     }
 
     /// The numeric value.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::UuidV7;
+    ///
+    /// let uuid = UuidV7::from_parts(0, 0, 5);
+    /// assert_eq!(uuid.to_u128(), (0x7 << 76) | (0b10 << 62) | 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn to_u128(self) -> u128 {
         self.0
     }
@@ -68,31 +105,95 @@ impl UuidV7 {
     /// # Errors
     ///
     /// [`ParseError::NotV7`] otherwise.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{ParseError, UuidV7};
+    ///
+    /// let uuid = UuidV7::from_parts(1_645_557_742_000, 0xCC3, 0x18C4_DC0C_0C07_398F);
+    /// assert_eq!(UuidV7::from_bytes(uuid.to_bytes())?, uuid);
+    /// assert_eq!(UuidV7::from_bytes([0; 16]), Err(ParseError::NotV7 { version: 0 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn from_bytes(bytes: [u8; 16]) -> Result<UuidV7, ParseError> {
         UuidV7::from_u128(u128::from_be_bytes(bytes))
     }
 
     /// The 16 bytes, in network order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::UuidV7;
+    ///
+    /// let bytes = UuidV7::from_parts(0, 0, 0).to_bytes();
+    /// // Byte 6 holds the version, byte 8 the variant.
+    /// assert_eq!((bytes[6], bytes[8]), (0x70, 0x80));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn to_bytes(self) -> [u8; 16] {
         self.0.to_be_bytes()
     }
 
     /// Milliseconds since the Unix epoch.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::UuidV7;
+    ///
+    /// let uuid: UuidV7 = "017f22e2-79b0-7cc3-98c4-dc0c0c07398f".parse()?;
+    /// assert_eq!(uuid.unix_millis(), 1_645_557_742_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn unix_millis(self) -> u64 {
         (self.0 >> 80) as u64
     }
 
     /// The 12-bit `rand_a` field.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::UuidV7;
+    ///
+    /// let uuid: UuidV7 = "017f22e2-79b0-7cc3-98c4-dc0c0c07398f".parse()?;
+    /// assert_eq!(uuid.rand_a(), 0xCC3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn rand_a(self) -> u16 {
         ((self.0 >> 64) & 0x0FFF) as u16
     }
 
     /// The 62-bit `rand_b` field.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::UuidV7;
+    ///
+    /// let uuid: UuidV7 = "017f22e2-79b0-7cc3-98c4-dc0c0c07398f".parse()?;
+    /// // The variant bits (the top two of "98c4") are not part of rand_b.
+    /// assert_eq!(uuid.rand_b(), 0x18C4_DC0C_0C07_398F);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn rand_b(self) -> u64 {
         (self.0 & ((1 << 62) - 1)) as u64
     }
 
     /// Writes the 36 characters into `buffer` and returns them, without allocating.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::UuidV7;
+    ///
+    /// let uuid = UuidV7::from_parts(0x017F_22E2_79B0, 0xCC3, 0x18C4_DC0C_0C07_398F);
+    /// let mut buffer = [0; 36];
+    /// assert_eq!(uuid.encode(&mut buffer), "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode<'a>(&self, buffer: &'a mut [u8; TEXT_LEN]) -> &'a str {
         let mut nibble = 0;
         for (position, slot) in buffer.iter_mut().enumerate() {
@@ -115,6 +216,24 @@ impl UuidV7 {
     /// [`ParseError::Length`], [`ParseError::Character`] with the position of the first
     /// character that is not a hex digit (or not a hyphen where one belongs), and
     /// [`ParseError::NotV7`] for a well-formed UUID of another version or variant.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{ParseError, UuidV7};
+    ///
+    /// let uuid = UuidV7::from_string("017F22E2-79B0-7CC3-98C4-DC0C0C07398F")?;
+    /// assert_eq!(uuid.to_string(), "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");
+    /// assert_eq!(
+    ///     UuidV7::from_string("017f22e2-79b0-7cc3-98c4-dc0c0c07398"),
+    ///     Err(ParseError::Length { found: 35, expected: 36 })
+    /// );
+    /// assert_eq!(
+    ///     UuidV7::from_string("017f22e2 79b0-7cc3-98c4-dc0c0c07398f"),
+    ///     Err(ParseError::Character { position: 8, found: ' ' })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_string(text: &str) -> Result<UuidV7, ParseError> {
         let bytes = text.as_bytes();
         if bytes.len() != TEXT_LEN {

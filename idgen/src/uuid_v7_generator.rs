@@ -41,6 +41,18 @@ const SEED_MASK: u64 = COUNTER_MAX >> 1;
 
 impl UuidV7Generator<SystemClock> {
     /// A generator on the system clock.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{UuidV7, UuidV7Generator};
+    ///
+    /// let generator = UuidV7Generator::new();
+    /// let uuid = generator.next_uuid()?;
+    /// // Every UUID parses back as a version 7 UUID.
+    /// assert_eq!(uuid.to_string().parse::<UuidV7>()?, uuid);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> UuidV7Generator<SystemClock> {
         UuidV7Generator::with_clock(SystemClock)
     }
@@ -54,6 +66,17 @@ impl Default for UuidV7Generator<SystemClock> {
 
 impl<C: Clock> UuidV7Generator<C> {
     /// A generator reading time from `clock`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::UuidV7Generator;
+    ///
+    /// let generator = UuidV7Generator::with_clock(ManualClock::at_unix_millis(1_645_557_742_000));
+    /// assert!(generator.next_uuid()?.to_string().starts_with("017f22e2-79b0-7"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_clock(clock: C) -> UuidV7Generator<C> {
         UuidV7Generator {
             counter: MillisCounter::new(),
@@ -66,6 +89,25 @@ impl<C: Clock> UuidV7Generator<C> {
     /// # Errors
     ///
     /// [`GenerateError::TimestampOverflow`] after the year 10889.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::UuidV7Generator;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let generator = UuidV7Generator::with_clock(clock.clone());
+    /// let a = generator.next_uuid()?;
+    /// let b = generator.next_uuid()?;
+    /// // The 16-bit counter (rand_a, then rand_b's top 4 bits) goes up by one.
+    /// let counter = |u: keel_idgen::UuidV7| (u64::from(u.rand_a()) << 4) | (u.rand_b() >> 58);
+    /// assert_eq!(counter(b), counter(a) + 1);
+    /// clock.step_wall_back(Duration::from_secs(1));
+    /// assert!(generator.next_uuid()? > b);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn next_uuid(&self) -> Result<UuidV7, GenerateError> {
         let random: u64 = rand::random();
         let (ms, counter) =
@@ -78,6 +120,17 @@ impl<C: Clock> UuidV7Generator<C> {
     }
 
     /// The clock.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::UuidV7Generator;
+    ///
+    /// let generator = UuidV7Generator::with_clock(ManualClock::new());
+    /// assert_eq!(generator.next_uuid()?.unix_millis(), generator.clock().unix_millis());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(&self) -> &C {
         &self.clock
     }

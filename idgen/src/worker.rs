@@ -28,15 +28,46 @@ pub trait WorkerIdProvider {
     /// # Errors
     ///
     /// A [`WorkerIdError`] saying why no id is available.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{FixedWorkerId, WorkerIdProvider};
+    ///
+    /// let worker = FixedWorkerId::new(9).worker_id()?;
+    /// assert_eq!(worker.id(), 9);
+    /// assert!(worker.lease().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn worker_id(&self) -> Result<WorkerId, WorkerIdError>;
 }
 
 /// A worker id set by configuration.
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::{FixedWorkerId, WorkerIdProvider};
+///
+/// let provider = FixedWorkerId::new(3);
+/// assert_eq!(provider.worker_id()?.id(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FixedWorkerId(u64);
 
 impl FixedWorkerId {
     /// Always `id`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{FixedWorkerId, Layout, Snowflake, WorkerIdProvider};
+    ///
+    /// let generator = Snowflake::builder(Layout::twitter(), FixedWorkerId::new(4).worker_id()?).build()?;
+    /// assert_eq!(generator.worker(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn new(id: u64) -> FixedWorkerId {
         FixedWorkerId(id)
     }
@@ -72,6 +103,19 @@ pub struct EnvWorkerId {
 
 impl EnvWorkerId {
     /// Reads the worker id from the environment variable `variable`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{EnvWorkerId, WorkerIdError, WorkerIdProvider};
+    ///
+    /// let provider = EnvWorkerId::new("KEEL_IDGEN_EXAMPLE_UNSET");
+    /// assert_eq!(
+    ///     provider.worker_id().unwrap_err(),
+    ///     WorkerIdError::Missing { variable: "KEEL_IDGEN_EXAMPLE_UNSET".to_string() }
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(variable: impl Into<String>) -> EnvWorkerId {
         EnvWorkerId {
             variable: variable.into(),
@@ -80,6 +124,19 @@ impl EnvWorkerId {
     }
 
     /// Adds `offset` to the parsed ordinal.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{EnvWorkerId, WorkerIdProvider};
+    ///
+    /// // Two StatefulSets share a 10-bit worker field: pods of the second start at 512.
+    /// # // SAFETY: each doctest runs in its own process, and this one has no other thread.
+    /// # unsafe { std::env::set_var("KEEL_IDGEN_EXAMPLE_POD", "orders-eu-3") };
+    /// let provider = EnvWorkerId::new("KEEL_IDGEN_EXAMPLE_POD").offset(512);
+    /// assert_eq!(provider.worker_id()?.id(), 515);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn offset(mut self, offset: u64) -> EnvWorkerId {
         self.offset = offset;
         self
@@ -90,6 +147,21 @@ impl EnvWorkerId {
     /// # Errors
     ///
     /// [`WorkerIdError::Unparsable`] if there is no such number.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{EnvWorkerId, WorkerIdError};
+    ///
+    /// assert_eq!(EnvWorkerId::parse("web-3")?, 3);
+    /// assert_eq!(EnvWorkerId::parse("id-gen-service-42")?, 42);
+    /// assert_eq!(EnvWorkerId::parse("17")?, 17);
+    /// assert_eq!(
+    ///     EnvWorkerId::parse("web"),
+    ///     Err(WorkerIdError::Unparsable { value: "web".to_string() })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn parse(value: &str) -> Result<u64, WorkerIdError> {
         let digits = value.rsplit('-').next().unwrap_or(value).trim();
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -117,6 +189,20 @@ impl WorkerIdProvider for EnvWorkerId {
 }
 
 /// Why a [`WorkerIdProvider`] has no id to give.
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::{EnvWorkerId, WorkerIdError};
+///
+/// let error = EnvWorkerId::parse("web-x").unwrap_err();
+/// assert_eq!(error, WorkerIdError::Unparsable { value: "web-x".to_string() });
+/// assert_eq!(
+///     error.to_string(),
+///     "\"web-x\" is neither a worker number nor a name ending in -<number>"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WorkerIdError {

@@ -14,6 +14,24 @@ use keel_core::{Clock, Instant};
 /// once the lease's deadline has passed.
 ///
 /// [`WorkerIdProvider`]: crate::WorkerIdProvider
+///
+/// # Example
+///
+/// ```
+/// use keel_core::{Clock, ManualClock};
+/// use keel_idgen::{GenerateError, Layout, Lease, Snowflake, WorkerId};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let lease = Lease::new(clock.clone());
+/// lease.extend_to(clock.now() + Duration::from_secs(10));
+/// let worker = WorkerId::leased(6, lease);
+/// let generator = Snowflake::builder(Layout::twitter(), worker).clock(clock.clone()).build()?;
+/// assert_eq!(generator.decode(generator.next_id()?).worker, 6);
+/// clock.advance(Duration::from_secs(10));
+/// assert_eq!(generator.next_id(), Err(GenerateError::LeaseExpired));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct WorkerId {
     id: u64,
@@ -22,11 +40,37 @@ pub struct WorkerId {
 
 impl WorkerId {
     /// A worker id with no lease: valid for as long as the process runs.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::WorkerId;
+    ///
+    /// let worker = WorkerId::fixed(12);
+    /// assert_eq!(worker.id(), 12);
+    /// assert!(worker.lease().is_none());
+    /// assert_eq!(WorkerId::from(12).id(), 12);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn fixed(id: u64) -> WorkerId {
         WorkerId { id, lease: None }
     }
 
     /// A worker id valid while `lease` is.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::{Lease, WorkerId};
+    ///
+    /// let lease = Lease::new(ManualClock::new());
+    /// let worker = WorkerId::leased(7, lease);
+    /// assert_eq!(worker.id(), 7);
+    /// // The lease is not valid until extended.
+    /// assert_eq!(worker.lease().map(Lease::is_valid), Some(false));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn leased(id: u64, lease: Lease) -> WorkerId {
         WorkerId {
             id,
@@ -35,11 +79,32 @@ impl WorkerId {
     }
 
     /// The id.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::WorkerId;
+    ///
+    /// assert_eq!(WorkerId::fixed(31).id(), 31);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn id(&self) -> u64 {
         self.id
     }
 
     /// The lease the id is held under, if any.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_idgen::{Lease, WorkerId};
+    ///
+    /// assert!(WorkerId::fixed(1).lease().is_none());
+    /// let leased = WorkerId::leased(1, Lease::new(ManualClock::new()));
+    /// assert!(leased.lease().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lease(&self) -> Option<&Lease> {
         self.lease.as_ref()
     }
@@ -86,6 +151,23 @@ struct LeaseState {
 
 impl Lease {
     /// A lease that is not valid until [`extend_to`](Lease::extend_to) is called.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::Lease;
+    /// use keel_core::Instant;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lease = Lease::new(clock.clone());
+    /// assert!(!lease.is_valid());
+    /// assert_eq!(lease.deadline(), Instant::ZERO);
+    /// lease.extend_to(clock.now() + Duration::from_secs(1));
+    /// assert!(lease.is_valid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(clock: impl Clock + 'static) -> Lease {
         Lease {
             shared: Arc::new(LeaseState {
@@ -96,6 +178,25 @@ impl Lease {
     }
 
     /// Whether the deadline is still ahead.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::Lease;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lease = Lease::new(clock.clone());
+    /// lease.extend_to(clock.now() + Duration::from_millis(100));
+    /// assert!(lease.is_valid());
+    /// clock.advance(Duration::from_millis(99));
+    /// assert!(lease.is_valid());
+    /// // Valid strictly before the deadline.
+    /// clock.advance(Duration::from_millis(1));
+    /// assert!(!lease.is_valid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn is_valid(&self) -> bool {
         let deadline = self.shared.deadline.load(Ordering::Acquire);
@@ -104,6 +205,23 @@ impl Lease {
 
     /// The current deadline on the lease's clock.
     /// A revoked lease's deadline is [`Instant::ZERO`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, Instant, ManualClock};
+    /// use keel_idgen::Lease;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lease = Lease::new(clock.clone());
+    /// let deadline = clock.now() + Duration::from_secs(3);
+    /// lease.extend_to(deadline);
+    /// assert_eq!(lease.deadline(), deadline);
+    /// lease.revoke();
+    /// assert_eq!(lease.deadline(), Instant::ZERO);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn deadline(&self) -> Instant {
         match self.shared.deadline.load(Ordering::Acquire) {
             REVOKED => Instant::ZERO,
@@ -112,11 +230,42 @@ impl Lease {
     }
 
     /// The lease's clock reading, to compute deadlines from.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::Lease;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lease = Lease::new(clock.clone());
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(lease.now(), clock.now());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn now(&self) -> Instant {
         self.shared.clock.now()
     }
 
     /// Moves the deadline to `deadline` if that is later; a revoked lease stays revoked.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::Lease;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lease = Lease::new(clock.clone());
+    /// let later = clock.now() + Duration::from_secs(10);
+    /// lease.extend_to(later);
+    /// // An earlier deadline (a slow renewal's answer arriving late) does not shorten it.
+    /// lease.extend_to(clock.now() + Duration::from_secs(5));
+    /// assert_eq!(lease.deadline(), later);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn extend_to(&self, deadline: Instant) {
         let wanted = deadline.as_nanos().min(REVOKED - 1);
         let _ = self
@@ -128,11 +277,48 @@ impl Lease {
     }
 
     /// Ends the lease now, for good: the holder learned it no longer owns the id.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::Lease;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lease = Lease::new(clock.clone());
+    /// let generator_copy = lease.clone();
+    /// lease.extend_to(clock.now() + Duration::from_secs(10));
+    /// lease.revoke();
+    /// // Clones share the state, and no extension brings a revoked lease back.
+    /// lease.extend_to(clock.now() + Duration::from_secs(20));
+    /// assert!(!generator_copy.is_valid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn revoke(&self) {
         self.shared.deadline.store(REVOKED, Ordering::Release);
     }
 
     /// Whether [`revoke`](Lease::revoke) was called.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_idgen::Lease;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let lease = Lease::new(clock.clone());
+    /// lease.extend_to(clock.now() + Duration::from_secs(1));
+    /// clock.advance(Duration::from_secs(1));
+    /// // Lapsed is not revoked: a renewal may still extend it.
+    /// assert!(!lease.is_valid());
+    /// assert!(!lease.is_revoked());
+    /// lease.revoke();
+    /// assert!(lease.is_revoked());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_revoked(&self) -> bool {
         self.shared.deadline.load(Ordering::Acquire) == REVOKED
     }
