@@ -67,6 +67,10 @@
 //! | | [`ClockBackwards::Borrow`] `{ max }` | keep issuing on the last timestamp, at most `max` ahead |
 //! | | [`ClockBackwards::Error`] | [`GenerateError::ClockMovedBack`] at once |
 //!
+//! The generator cannot tell a step back from its own lead, so with `BorrowAhead { max }` a
+//! step back of at most `max` is served from the borrowed ticks under every
+//! `ClockBackwards` policy.
+//!
 //! A blocking call ([`Snowflake::next_id`]) re-reads the clock while it waits and gives up
 //! with [`GenerateError::WaitTimedOut`] after the policy's bound plus two units, measured on
 //! the monotonic clock (or slept in total, if the clock does not move at all).

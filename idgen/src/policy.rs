@@ -8,6 +8,11 @@ use std::time::Duration;
 /// Every policy keeps IDs unique and increasing; they differ in whether the caller waits,
 /// gets IDs stamped ahead of the clock, or gets an error.
 ///
+/// Under [`SequenceExhausted::BorrowAhead`] `{ max }` the generator's own timestamps may run
+/// up to `max` ahead of the clock, and it cannot tell that lead from a step back: a step back
+/// of at most `max` is served from the borrowed ticks whatever this policy says, and the
+/// policy applies to steps further back.
+///
 /// # Example
 ///
 /// ```
@@ -50,7 +55,8 @@ pub enum ClockBackwards {
         max: Duration,
     },
     /// Return [`ClockMovedBack`](crate::GenerateError::ClockMovedBack) as soon as the clock is
-    /// behind the last issued timestamp.
+    /// behind the last issued timestamp (by more than
+    /// [`SequenceExhausted::BorrowAhead`]'s `max`, if that is set).
     Error,
 }
 
