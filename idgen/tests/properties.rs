@@ -187,7 +187,15 @@ proptest! {
             match step {
                 Move::Generate(count) => {
                     for _ in 0..count {
-                        match generator.try_next_id() {
+                        // Liveness: once the clock is past every issued tick, nothing may
+                        // stand in the way of the next ID.
+                        let clock_ticks = clock.unix_millis() - layout.epoch_unix_millis();
+                        let must_issue = issued
+                            .last()
+                            .is_none_or(|last| generator.decode(*last).ticks < clock_ticks);
+                        let outcome = generator.try_next_id();
+                        prop_assert!(!must_issue || outcome.is_ok(), "refused with the clock ahead: {outcome:?}");
+                        match outcome {
                             Ok(id) => {
                                 if let Some(last) = issued.last() {
                                     prop_assert!(id > *last, "{id} after {last}");
