@@ -142,7 +142,8 @@ impl EnvWorkerId {
         self
     }
 
-    /// The number in `value`: all of it if it is a number, or the digits after its last `-`.
+    /// The number in `value`: all of it if it is a number, or the digits after its last `-`
+    /// if a name comes before it.
     ///
     /// # Errors
     ///
@@ -163,8 +164,13 @@ impl EnvWorkerId {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn parse(value: &str) -> Result<u64, WorkerIdError> {
-        let digits = value.rsplit('-').next().unwrap_or(value).trim();
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let (name, digits) = match value.rsplit_once('-') {
+            Some((name, digits)) => (Some(name.trim()), digits.trim()),
+            None => (None, value.trim()),
+        };
+        // `-5` is a negative number, not the ordinal of a pod with no name.
+        let nameless = name.is_some_and(str::is_empty);
+        if nameless || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(WorkerIdError::Unparsable {
                 value: value.to_string(),
             });
@@ -272,6 +278,9 @@ mod tests {
         assert!(EnvWorkerId::parse("web-").is_err());
         assert!(EnvWorkerId::parse("web-3a").is_err());
         assert!(EnvWorkerId::parse("99999999999999999999999").is_err());
+        // A negative number is not the ordinal 5 of a nameless pod.
+        assert!(EnvWorkerId::parse("-5").is_err());
+        assert!(EnvWorkerId::parse(" -5").is_err());
     }
 
     #[test]
