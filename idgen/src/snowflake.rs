@@ -525,9 +525,13 @@ impl<C: Clock> SnowflakeBuilder<C> {
     /// restarted generator never issues an ID at or before the last one issued, even if its
     /// clock is earlier.
     ///
-    /// The store is written once per `window` of issued time (a longer window writes less
-    /// often; a restart with a correct clock then starts up to `window` in the future).
-    /// On [`build`](SnowflakeBuilder::build) the stored mark is loaded.
+    /// The store is written once per `window` of issued time. On
+    /// [`build`](SnowflakeBuilder::build) the stored mark is loaded, and a restart with a
+    /// correct clock finds it up to `window` ahead, which the [`ClockBackwards`] policy
+    /// treats as a step back: [`Wait`](ClockBackwards::Wait) waits if `window` is within its
+    /// `max` and fails with `ClockMovedBack` until the clock passes the mark otherwise, and
+    /// [`Borrow`](ClockBackwards::Borrow) with `max` at least `window` issues at once, ahead
+    /// of the clock. A longer window writes less often but keeps a restart waiting longer.
     ///
     /// # Example
     ///

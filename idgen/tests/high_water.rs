@@ -106,6 +106,38 @@ fn with_the_error_policy_a_restart_behind_the_mark_refuses_until_the_clock_passe
 }
 
 #[test]
+fn a_prompt_restart_finds_the_mark_up_to_a_window_ahead() {
+    let clock = ManualClock::new();
+    let store = Memory::default();
+    let build = |policy: ClockBackwards| {
+        Snowflake::builder(Layout::twitter(), 2)
+            .clock(clock.clone())
+            .on_clock_backwards(policy)
+            .high_water_mark(store.clone(), Duration::from_secs(10))
+            .build()
+            .expect("valid")
+    };
+    let before = build(ClockBackwards::default()).next_id().expect("id");
+    // Restarted 100 ms later with a correct clock: the reservation runs 9.9 s further.
+    clock.advance(Duration::from_millis(100));
+    assert_eq!(
+        build(ClockBackwards::default()).next_id(),
+        Err(GenerateError::ClockMovedBack {
+            behind: Duration::from_millis(9_900)
+        })
+    );
+    let borrowing = build(ClockBackwards::Borrow {
+        max: Duration::from_secs(10),
+    });
+    let after = borrowing.next_id().expect("issued ahead of the clock");
+    assert!(after > before);
+    assert_eq!(
+        borrowing.decode(after).unix_millis,
+        borrowing.decode(before).unix_millis + 10_001
+    );
+}
+
+#[test]
 fn a_failing_store_stops_issuing_beyond_the_last_mark() {
     let clock = ManualClock::new();
     let store = Memory::default();
