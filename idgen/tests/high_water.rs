@@ -13,6 +13,8 @@ struct Memory {
     mark: Arc<Mutex<Option<u64>>>,
     writes: Arc<Mutex<u64>>,
     failing: Arc<Mutex<bool>>,
+    // Set if a store ever moved the mark back.
+    regressed: Arc<Mutex<bool>>,
 }
 
 impl MarkStore for Memory {
@@ -25,7 +27,11 @@ impl MarkStore for Memory {
             return Err("disk full".to_string());
         }
         *self.writes.lock().map_err(|e| e.to_string())? += 1;
-        *self.mark.lock().map_err(|e| e.to_string())? = Some(unix_millis);
+        let mut mark = self.mark.lock().map_err(|e| e.to_string())?;
+        if mark.is_some_and(|old| unix_millis < old) {
+            *self.regressed.lock().map_err(|e| e.to_string())? = true;
+        }
+        *mark = Some(unix_millis);
         Ok(())
     }
 }
@@ -191,6 +197,91 @@ fn a_window_shorter_than_a_unit_is_refused() {
     assert_eq!(
         error.to_string(),
         "the high-water window must be at least one time unit"
+    );
+}
+
+// Threads share a generator that reserves one tick at a time, borrows ahead and sees the
+// clock step back; a thread told to wait moves the clock on itself. Every ID is unique,
+// each thread's IDs increase, the stored mark only grows, and no ID is stamped at or past
+// the last mark stored (a restart from it would not reissue any).
+#[test]
+fn concurrent_reservations_keep_every_id_below_the_stored_mark() {
+    let clock = ManualClock::new();
+    let store = Memory::default();
+    let layout = Layout::builder().sequence_bits(3).build().expect("layout");
+    let generator = Arc::new(
+        Snowflake::builder(layout, 1)
+            .clock(clock.clone())
+            .on_clock_backwards(ClockBackwards::Error)
+            .on_sequence_exhausted(keel_idgen::SequenceExhausted::BorrowAhead {
+                max: Duration::from_millis(2),
+            })
+            .high_water_mark(store.clone(), Duration::from_millis(1))
+            .build()
+            .expect("valid"),
+    );
+    let moves = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (generator, clock, moves, store) = (
+                Arc::clone(&generator),
+                clock.clone(),
+                Arc::clone(&moves),
+                store.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut ids = Vec::with_capacity(5_000);
+                while ids.len() < 5_000 {
+                    match generator.try_next_id() {
+                        Ok(id) => {
+                            // The mark covering this ID was stored before it was issued.
+                            let mark = store.mark.lock().expect("lock").unwrap_or(0);
+                            let stamped = generator.decode(id).unix_millis;
+                            assert!(stamped < mark, "{stamped} issued before mark {mark}");
+                            ids.push(id);
+                        }
+                        Err(GenerateError::WouldBlock { .. }) => {
+                            let moved = moves.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                            clock.advance(Duration::from_millis(1));
+                            if moved % 7 == 6 {
+                                clock.step_wall_back(Duration::from_millis(2));
+                            }
+                        }
+                        // A step back beyond the borrowing bound: catch up.
+                        Err(GenerateError::ClockMovedBack { behind }) => {
+                            clock.step_wall_forward(behind);
+                        }
+                        Err(other) => panic!("unexpected {other}"),
+                    }
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut all = std::collections::HashSet::new();
+    for worker in workers {
+        let ids = worker.join().expect("no panic");
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "per-thread order"
+        );
+        for id in ids {
+            assert!(all.insert(id), "duplicate id {id}");
+        }
+    }
+    let mark = store.mark.lock().expect("lock").expect("stored");
+    let latest = all.iter().map(|id| generator.decode(*id).unix_millis).max();
+    assert!(
+        latest.is_some_and(|latest| latest < mark),
+        "{latest:?} vs mark {mark}"
+    );
+    assert!(
+        *store.writes.lock().expect("lock") > 100,
+        "reserved tick by tick"
+    );
+    assert!(
+        !*store.regressed.lock().expect("lock"),
+        "the mark moved back"
     );
 }
 
