@@ -182,6 +182,7 @@ impl<C: Clock> Snowflake<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_next_id(&self) -> Result<u64, GenerateError> {
+        // A lapsed lease fails at once, before any waiting...
         if let Some(lease) = &self.lease
             && !lease.is_valid()
         {
@@ -227,6 +228,13 @@ impl<C: Clock> Snowflake<C> {
                 self.reserve(mark, next_ticks)?;
                 current = self.state.load(Ordering::Acquire);
                 continue;
+            }
+            // ...and is checked again after the last clock reading, so a pause between the
+            // first check and the reading cannot stamp an ID after the lease's deadline.
+            if let Some(lease) = &self.lease
+                && !lease.is_valid()
+            {
+                return Err(GenerateError::LeaseExpired);
             }
             match self.state.compare_exchange_weak(
                 current,

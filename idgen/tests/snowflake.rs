@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use keel_core::{Clock, ManualClock};
+use keel_core::{Clock, Instant, ManualClock};
 use keel_idgen::{
     ClockBackwards, GenerateError, Layout, Lease, SequenceExhausted, Snowflake, WorkerId,
 };
@@ -330,6 +330,56 @@ fn a_lapsed_lease_stops_the_generator() {
     assert!(generator.next_id().is_ok());
     lease.revoke();
     assert_eq!(generator.next_id(), Err(GenerateError::LeaseExpired));
+}
+
+// A clock whose wall reading takes `pause`, as for a process stopped between checking its
+// lease and reading the time.
+#[derive(Clone, Debug)]
+struct SlowWallClock {
+    inner: ManualClock,
+    pause: Duration,
+}
+
+impl Clock for SlowWallClock {
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+
+    fn unix_millis(&self) -> u64 {
+        self.inner.advance(self.pause);
+        self.inner.unix_millis()
+    }
+}
+
+#[test]
+fn no_id_is_stamped_after_its_lease_deadline() {
+    let clock = ManualClock::new();
+    let lease = Lease::new(clock.clone());
+    lease.extend_to(clock.now() + Duration::from_secs(5));
+    // The wall time at the lease's deadline: another process may be granted the id after it.
+    let deadline_wall = clock.unix_millis() + 5_000;
+    let generator = Snowflake::builder(Layout::twitter(), WorkerId::leased(3, lease))
+        .clock(SlowWallClock {
+            inner: clock.clone(),
+            pause: Duration::from_secs(2),
+        })
+        .build()
+        .expect("valid");
+    let mut issued = 0;
+    for _ in 0..3 {
+        match generator.try_next_id() {
+            Ok(id) => {
+                let stamped = generator.decode(id).unix_millis;
+                assert!(
+                    stamped < deadline_wall,
+                    "stamped {stamped}, deadline {deadline_wall}"
+                );
+                issued += 1;
+            }
+            Err(error) => assert_eq!(error, GenerateError::LeaseExpired),
+        }
+    }
+    assert_eq!(issued, 1, "the one reading before the deadline is issued");
 }
 
 #[test]
