@@ -56,6 +56,11 @@ return 0
 ///   renewals fail (Redis down, paused, partitioned), it stops issuing before another process
 ///   could claim the id. If a renewal finds the key gone or owned by another token, the lease
 ///   is revoked at once.
+/// - **What the margin must cover.** The next holder stamps IDs from its own wall clock, so
+///   besides the clocks' rates the margin should exceed the offset between the machines'
+///   wall clocks plus how far the generator may stamp ahead of its clock
+///   ([`ClockBackwards::Borrow`] or [`SequenceExhausted::BorrowAhead`]'s `max`); otherwise
+///   the new holder's first IDs may repeat the old holder's last ones.
 ///
 /// # Persistence
 ///
@@ -96,6 +101,8 @@ return 0
 /// ```
 ///
 /// [`Snowflake`]: crate::Snowflake
+/// [`ClockBackwards::Borrow`]: crate::ClockBackwards::Borrow
+/// [`SequenceExhausted::BorrowAhead`]: crate::SequenceExhausted::BorrowAhead
 pub struct RedisWorkerLease {
     shared: Arc<Shared>,
     renewer: tokio::task::JoinHandle<()>,
