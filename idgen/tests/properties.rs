@@ -218,3 +218,52 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    // Reference model for the ULID and UUIDv7 generators under random clock moves: each ID
+    // is larger than the one before, never stamped before the clock, and ahead of it only by
+    // the last millisecond kept through a step back, plus one for a used-up counter; a
+    // UUIDv7 always carries version 7 and the RFC variant.
+    #[test]
+    fn ulids_and_uuids_increase_and_follow_the_clock_under_random_moves(run in steps()) {
+        use keel_core::{Clock, ManualClock};
+        use keel_idgen::{UlidGenerator, UuidV7Generator};
+        use std::time::Duration;
+
+        let clock = ManualClock::new();
+        let ulids = UlidGenerator::with_clock(clock.clone());
+        let uuids = UuidV7Generator::with_clock(clock.clone());
+        let (mut last_ulid, mut last_uuid) = (None, None);
+        for step in run {
+            match step {
+                Move::Generate(count) => {
+                    for _ in 0..count {
+                        let now = clock.unix_millis();
+                        let ulid = ulids.next_ulid().expect("ulid");
+                        let uuid = uuids.next_uuid().expect("uuid");
+                        prop_assert_eq!(UuidV7::from_u128(uuid.to_u128()), Ok(uuid));
+                        let previous_ulid_ms = last_ulid.map_or(0, |u: Ulid| u.timestamp_ms());
+                        let previous_uuid_ms = last_uuid.map_or(0, |u: UuidV7| u.unix_millis());
+                        prop_assert!(ulid.timestamp_ms() >= now);
+                        prop_assert!(uuid.unix_millis() >= now);
+                        prop_assert!(ulid.timestamp_ms() <= now.max(previous_ulid_ms) + 1);
+                        prop_assert!(uuid.unix_millis() <= now.max(previous_uuid_ms) + 1);
+                        if let Some(last) = last_ulid {
+                            prop_assert!(ulid > last, "{ulid} after {last}");
+                        }
+                        if let Some(last) = last_uuid {
+                            prop_assert!(uuid > last, "{uuid} after {last}");
+                        }
+                        last_ulid = Some(ulid);
+                        last_uuid = Some(uuid);
+                    }
+                }
+                Move::Advance(ms) => clock.advance(Duration::from_millis(u64::from(ms))),
+                Move::WallBack(ms) => clock.step_wall_back(Duration::from_millis(u64::from(ms))),
+                Move::WallForward(ms) => clock.step_wall_forward(Duration::from_millis(u64::from(ms))),
+            }
+        }
+    }
+}
