@@ -113,6 +113,7 @@ mod lock;
 mod shard;
 mod sketch;
 mod striped;
+mod thread_slot;
 
 mod removal;
 pub use removal::RemovalCause;

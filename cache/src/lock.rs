@@ -2,28 +2,27 @@
 //! of their own thread's, so threads reading the same shard do not bounce a lock word
 //! between their cores (with a shared lock word, that bouncing is most of a read's time).
 //!
-//! Readers count themselves in a row of counters striped by thread: a thread's row holds its
-//! count for every shard, so a thread's reads of any shard write one line that no other
-//! thread writes (threads beyond the stripe count share rows, which stays correct). A writer
-//! takes the shard's mutex, raises the shard's `writing` flag, and waits until every row's
-//! count for the shard is zero. A reader bumps its count and then reads the flag; both
-//! steps and the writer's are sequentially consistent, so one side always sees the other.
-//! A reader that finds a writer backs out and takes the mutex instead, parking behind the
-//! writer rather than spinning.
+//! Each shard has a row of reader counters, each on its own cache line: one per thread
+//! slot (see `thread_slot.rs`), written only by the thread holding that slot, and one
+//! shared by threads without a slot. A writer takes the shard's mutex, raises the shard's
+//! `writing` flag, and waits until every counter of the shard is zero. A reader bumps its
+//! counter and then reads the flag; both steps and the writer's are sequentially
+//! consistent, so one side always sees the other. A reader with its own counter counts
+//! down with a plain store (no locked instruction). A reader that finds a writer backs out,
+//! waits briefly, and if the write is long takes the mutex instead, parking behind the
+//! writer. Counters of different shards never share a line: a writer's scan then pulls
+//! only lines of the shard it writes, not lines other shards' readers are using.
 
 use std::ops::{Deref, DerefMut};
 
 use crossbeam_utils::CachePadded;
 use keel_core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use crate::striped::thread_stripe;
+use crate::thread_slot::{SLOTS, thread_slot};
 
-/// Counters in one row segment: 128 bytes, the span `CachePadded` keeps apart.
-const ROW_SEGMENT: usize = 32;
-
-/// The most reader rows: enough for a thread per row on most machines, and it bounds the
-/// memory to 4 bytes per shard per row.
-const MAX_STRIPES: usize = 32;
+/// Own counters are cut (down to none) so the counters of all shards take at most this
+/// many cache lines (about 1 MiB).
+const MAX_COUNTER_LINES: usize = 8192;
 
 #[cfg(not(keel_loom))]
 type Mutex = parking_lot::Mutex<()>;
@@ -40,7 +39,7 @@ use loom::cell::UnsafeCell;
 #[cfg(not(keel_loom))]
 use std::cell::UnsafeCell;
 
-struct Slot<T> {
+struct ShardCell<T> {
     writing: AtomicBool,
     writers: Mutex,
     value: UnsafeCell<T>,
@@ -48,12 +47,12 @@ struct Slot<T> {
 
 /// A reader-writer lock for each of a fixed number of values (the shards).
 pub(crate) struct ShardLocks<T> {
-    slots: Box<[CachePadded<Slot<T>>]>,
-    /// Reader counts, `stripes` rows of `segments_per_row` segments: the count of stripe
-    /// `s` for shard `i` is `readers[s * segments_per_row + i / ROW_SEGMENT][i % ROW_SEGMENT]`.
-    readers: Box<[CachePadded<[AtomicU32; ROW_SEGMENT]>]>,
-    segments_per_row: usize,
-    stripe_mask: usize,
+    cells: Box<[CachePadded<ShardCell<T>>]>,
+    /// Reader counts, `owned + 1` per shard: thread slot `s` of shard `i` counts in
+    /// `readers[i * (owned + 1) + s]`, threads without one of the first `owned` slots in
+    /// `readers[i * (owned + 1) + owned]`.
+    readers: Box<[CachePadded<AtomicU32>]>,
+    owned: usize,
 }
 
 // SAFETY: the lock hands out `&T` to several threads only while no `&mut T` exists, and
@@ -64,38 +63,41 @@ unsafe impl<T: Send> Send for ShardLocks<T> {}
 unsafe impl<T: Send + Sync> Sync for ShardLocks<T> {}
 
 impl<T> ShardLocks<T> {
-    /// Locks for `values`, striping readers over the machine's parallelism.
+    /// Locks for `values`, with own counters for twice the machine's parallelism in
+    /// threads.
     pub(crate) fn new(values: impl IntoIterator<Item = T>) -> Self {
         let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
-        Self::with_stripes(values, cpus.next_power_of_two().min(MAX_STRIPES))
+        Self::with_owned(values, (cpus * 2).min(SLOTS))
     }
 
-    /// Locks for `values` with `stripes` reader rows (a power of two).
-    pub(crate) fn with_stripes(values: impl IntoIterator<Item = T>, stripes: usize) -> Self {
-        let slots: Box<[_]> = values
+    /// Locks for `values` with own counters for up to `owned` thread slots.
+    pub(crate) fn with_owned(values: impl IntoIterator<Item = T>, owned: usize) -> Self {
+        let cells: Box<[_]> = values
             .into_iter()
             .map(|value| {
-                CachePadded::new(Slot {
+                CachePadded::new(ShardCell {
                     writing: AtomicBool::new(false),
                     writers: Mutex::default(),
                     value: UnsafeCell::new(value),
                 })
             })
             .collect();
-        let segments_per_row = slots.len().div_ceil(ROW_SEGMENT).max(1);
-        let readers = (0..stripes * segments_per_row)
-            .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU32::new(0))))
+        let mut owned = owned.min(SLOTS);
+        while owned > 0 && (owned + 1) * cells.len() > MAX_COUNTER_LINES {
+            owned /= 2;
+        }
+        let readers = (0..(owned + 1) * cells.len())
+            .map(|_| CachePadded::new(AtomicU32::new(0)))
             .collect();
         ShardLocks {
-            slots,
+            cells,
             readers,
-            segments_per_row,
-            stripe_mask: stripes - 1,
+            owned,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.cells.len()
     }
 
     /// The lock of shard `index`.
@@ -105,13 +107,13 @@ impl<T> ShardLocks<T> {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = ShardLock<'_, T>> {
-        (0..self.slots.len()).map(|index| self.get(index))
+        (0..self.cells.len()).map(|index| self.get(index))
     }
 
+    /// Shard `index`'s counter for thread slot `slot` (`owned` for the shared one).
     #[inline]
-    fn readers_of(&self, stripe: usize, index: usize) -> &AtomicU32 {
-        let segment = stripe * self.segments_per_row + index / ROW_SEGMENT;
-        &self.readers[segment][index % ROW_SEGMENT]
+    fn readers_of(&self, slot: usize, index: usize) -> &AtomicU32 {
+        &self.readers[index * (self.owned + 1) + slot]
     }
 }
 
@@ -125,37 +127,56 @@ impl<'a, T> ShardLock<'a, T> {
     /// Shared access. Blocks while a writer holds the shard.
     #[inline]
     pub(crate) fn read(&self) -> ReadGuard<'a, T> {
-        let slot = &self.locks.slots[self.index];
-        let count = self
-            .locks
-            .readers_of(thread_stripe() & self.locks.stripe_mask, self.index);
-        count.fetch_add(1, Ordering::SeqCst);
-        loom_fence();
-        if !slot.writing.load(Ordering::SeqCst) {
-            return ReadGuard {
-                value: access(&slot.value),
-                _hold: ReadHold::Counted(count),
-            };
+        let locks = self.locks;
+        let cell = &locks.cells[self.index];
+        let hold = match thread_slot() {
+            Some(slot) if slot < locks.owned => Counted::Own(locks.readers_of(slot, self.index)),
+            _ => Counted::Shared(locks.readers_of(locks.owned, self.index)),
+        };
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            hold.count_in();
+            loom_fence();
+            if !cell.writing.load(Ordering::SeqCst) {
+                return ReadGuard {
+                    value: access(&cell.value),
+                    _hold: ReadHold::Counted(hold),
+                };
+            }
+            // A writer is in or on its way: back out, and wait a little for it (writes are
+            // short; parking costs a system call on each side).
+            hold.count_out();
+            // Under loom the retry would multiply the interleavings without adding any
+            // the mutex path does not already cover.
+            if cfg!(keel_loom) {
+                break;
+            }
+            // `snooze` spins, then yields, then reports completion: a long write parks us.
+            while cell.writing.load(Ordering::Relaxed) && !backoff.is_completed() {
+                backoff.snooze();
+            }
+            if cell.writing.load(Ordering::Relaxed) {
+                break;
+            }
         }
-        // A writer is in or on its way: back out and wait for it on the mutex, then read
-        // while holding the mutex (no writer can enter; other readers may read alongside).
-        count.fetch_sub(1, Ordering::Release);
-        let writers = lock(&slot.writers);
+        // A long write: wait for it on the mutex, then read while holding the mutex (no
+        // writer can enter; other readers may read alongside).
+        let writers = lock(&cell.writers);
         ReadGuard {
-            value: access(&slot.value),
+            value: access(&cell.value),
             _hold: ReadHold::Exclusive(writers),
         }
     }
 
     /// Exclusive access. Blocks while another writer or any reader holds the shard.
     pub(crate) fn write(&self) -> WriteGuard<'a, T> {
-        let slot = &self.locks.slots[self.index];
-        let writers = lock(&slot.writers);
-        slot.writing.store(true, Ordering::SeqCst);
+        let cell = &self.locks.cells[self.index];
+        let writers = lock(&cell.writers);
+        cell.writing.store(true, Ordering::SeqCst);
         loom_fence();
         let backoff = crossbeam_utils::Backoff::new();
-        for stripe in 0..=self.locks.stripe_mask {
-            let count = self.locks.readers_of(stripe, self.index);
+        for slot in 0..=self.locks.owned {
+            let count = self.locks.readers_of(slot, self.index);
             while count.load(Ordering::SeqCst) != 0 {
                 #[cfg(not(keel_loom))]
                 backoff.snooze();
@@ -167,8 +188,8 @@ impl<'a, T> ShardLock<'a, T> {
             }
         }
         WriteGuard {
-            value: access_mut(&slot.value),
-            writing: &slot.writing,
+            value: access_mut(&cell.value),
+            writing: &cell.writing,
             _writers: writers,
         }
     }
@@ -226,9 +247,47 @@ fn access_mut<T>(cell: &UnsafeCell<T>) -> MutPtr<T> {
     }
 }
 
+/// The counter a reader counted itself in.
+enum Counted<'a> {
+    /// This thread's own: only this thread writes it, so plain stores count down.
+    Own(&'a AtomicU32),
+    /// Shared by threads without an own counter.
+    Shared(&'a AtomicU32),
+}
+
+impl Counted<'_> {
+    #[inline]
+    fn count_in(&self) {
+        match self {
+            // A swap rather than a store: the increment must be ordered before the flag
+            // read that follows (store-load), which only a locked instruction or a full
+            // fence gives.
+            Counted::Own(count) => {
+                count.swap(count.load(Ordering::Relaxed) + 1, Ordering::SeqCst);
+            }
+            Counted::Shared(count) => {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    #[inline]
+    fn count_out(&self) {
+        match self {
+            // Release: the writer that reads the lower count sees every read of ours done.
+            Counted::Own(count) => {
+                count.store(count.load(Ordering::Relaxed) - 1, Ordering::Release)
+            }
+            Counted::Shared(count) => {
+                count.fetch_sub(1, Ordering::Release);
+            }
+        }
+    }
+}
+
 enum ReadHold<'a> {
-    /// Counted in the thread's row; uncounted on drop.
-    Counted(&'a AtomicU32),
+    /// Counted in a reader counter; counted out on drop.
+    Counted(Counted<'a>),
     /// Holding the writers' mutex.
     Exclusive(#[allow(dead_code)] MutexGuard<'a>),
 }
@@ -236,8 +295,8 @@ enum ReadHold<'a> {
 impl Drop for ReadHold<'_> {
     #[inline]
     fn drop(&mut self) {
-        if let ReadHold::Counted(count) = self {
-            count.fetch_sub(1, Ordering::Release);
+        if let ReadHold::Counted(counted) = self {
+            counted.count_out();
         }
     }
 }
@@ -322,9 +381,10 @@ mod tests {
 
     #[test]
     fn readers_never_see_a_half_done_write() {
-        // Four threads over two reader rows, so rows are shared too; every write keeps the
-        // pair equal, and a reader that overlapped a writer would see them differ.
-        let locks = ShardLocks::with_stripes([(0u64, 0u64), (0, 0), (0, 0)], 2);
+        // Four threads and own counters for only two slots, so the shared counter is used
+        // too; every write keeps the pair equal, and a reader that overlapped a writer
+        // would see them differ.
+        let locks = ShardLocks::with_owned([(0u64, 0u64), (0, 0), (0, 0)], 2);
         std::thread::scope(|s| {
             for t in 0..4usize {
                 let locks = &locks;
@@ -350,7 +410,7 @@ mod tests {
 
     #[test]
     fn a_thread_may_read_several_shards_at_once() {
-        let locks = ShardLocks::with_stripes(0..40u32, 1);
+        let locks = ShardLocks::with_owned(0..40u32, 1);
         let guards: Vec<_> = locks.iter().map(|l| l.read()).collect();
         assert_eq!(guards.iter().map(|g| **g).sum::<u32>(), (0..40).sum());
         drop(guards);
