@@ -56,6 +56,8 @@ pub struct Retry<C = SystemClock> {
 /// assert_eq!(attempts.next_delay(true), Ok(Duration::from_millis(10)));
 /// assert_eq!(attempts.next_delay(true), Err(GiveUp::Attempts));
 /// assert_eq!(GiveUp::Attempts.to_string(), "no attempts left");
+/// let boxed: Box<dyn std::error::Error + Send + Sync> = GiveUp::Budget.into(); // `?` works
+/// assert_eq!(boxed.to_string(), "the retry budget is spent");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -81,6 +83,8 @@ impl fmt::Display for GiveUp {
         })
     }
 }
+
+impl std::error::Error for GiveUp {}
 
 impl Retry<SystemClock> {
     /// A builder: 3 attempts, exponential backoff from 100 ms with full jitter, no time
