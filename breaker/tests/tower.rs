@@ -79,6 +79,30 @@ async fn predicate_keeps_client_errors_from_tripping() {
     assert_eq!(breaker.state(), State::Open);
 }
 
+/// A layer with a custom predicate clones (as `RetryLayer` does), and the clone keeps the
+/// predicate and the shared breaker.
+#[tokio::test(start_paused = true)]
+async fn layer_with_a_predicate_clones() {
+    let breaker = Arc::new(
+        CircuitBreaker::builder()
+            .consecutive_failures(1)
+            .build()
+            .unwrap(),
+    );
+    let layer = CircuitBreakerLayer::new(breaker.clone())
+        .with_predicate(|result: &Result<u16, BoxError>| matches!(result, Ok(s) if *s >= 500));
+    let copy = layer.clone();
+    let inner = service_fn(|status: u16| async move { Ok::<_, BoxError>(status) });
+    let original = ServiceBuilder::new().layer(layer).service(inner);
+    let cloned = ServiceBuilder::new().layer(copy).service(inner);
+    assert_eq!(cloned.clone().oneshot(404).await.unwrap(), 404);
+    assert_eq!(breaker.state(), State::Closed); // the clone's predicate: a 404 is fine
+    assert_eq!(cloned.oneshot(503).await.unwrap(), 503);
+    assert_eq!(breaker.state(), State::Open); // and the same breaker
+    let error = original.oneshot(200).await.unwrap_err();
+    assert!(error.is::<Rejected>());
+}
+
 #[tokio::test(start_paused = true)]
 async fn retry_layer_honours_predicate_and_budget() {
     let clock = TokioClock::new();

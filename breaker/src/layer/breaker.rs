@@ -36,11 +36,12 @@ pub struct CircuitBreakerLayer<C, P = ErrIsFailure> {
     predicate: P,
 }
 
-impl<C> Clone for CircuitBreakerLayer<C, ErrIsFailure> {
+// By hand: a derive would also require `C: Clone`, and the layer only holds an `Arc<_>` of it.
+impl<C, P: Clone> Clone for CircuitBreakerLayer<C, P> {
     fn clone(&self) -> Self {
         CircuitBreakerLayer {
             breaker: self.breaker.clone(),
-            predicate: ErrIsFailure,
+            predicate: self.predicate.clone(),
         }
     }
 }
