@@ -712,9 +712,21 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] names the first invalid setting: a threshold outside (0, 100], a
-    /// window, bucket count, minimum, probe count, wait or timeout of zero, a count window
-    /// above 2,097,151 calls, an open-wait multiplier below 1.
+    /// [`ConfigError`] names the first invalid setting:
+    ///
+    /// * [`Percentage`](ConfigError::Percentage): a failure-rate or slow-call threshold
+    ///   outside (0, 100];
+    /// * [`Zero`](ConfigError::Zero): a consecutive-failure count, slow-call duration,
+    ///   count window, time window length, bucket count, minimum calls, open wait (fixed or
+    ///   initial), half-open probe count or probe timeout of zero;
+    /// * [`TooLarge`](ConfigError::TooLarge): a count window above 2,097,151 calls, more
+    ///   than 65,536 time-window buckets, or more than 65,535 half-open probes;
+    /// * [`WindowShorterThanBuckets`](ConfigError::WindowShorterThanBuckets): a time window
+    ///   shorter than one nanosecond per bucket;
+    /// * [`Multiplier`](ConfigError::Multiplier): an exponential open-wait multiplier below 1
+    ///   or not finite;
+    /// * [`MaxBelowInitial`](ConfigError::MaxBelowInitial): an exponential open wait whose
+    ///   max is below its initial wait.
     ///
     /// ```
     /// use keel_breaker::{CircuitBreaker, ConfigError, Window};
