@@ -64,7 +64,10 @@ pub enum LockError {
         /// The timeout that ran out.
         after: Duration,
     },
-    /// Every token of this name has been issued (after 2^64 - 1 grants in memory).
+    /// No fencing token is left to grant this name. In memory, names are spread over 32
+    /// shards and each shard has one counter, so it runs out after 2^64 - 1 grants to all
+    /// the names of the shard together; in Redis each name has its own counter, which
+    /// stops at 2^53 (beyond that Lua's doubles lose precision).
     TokensExhausted {
         /// The lock's name.
         name: Arc<str>,
@@ -122,7 +125,7 @@ impl fmt::Display for LockError {
                 write!(f, "lock server did not answer {operation} within {after:?}")
             }
             LockError::TokensExhausted { name } => {
-                write!(f, "lock `{name}` has issued every fencing token")
+                write!(f, "no fencing token left to grant lock `{name}`")
             }
             LockError::Config(error) => write!(f, "invalid configuration: {error}"),
             LockError::NoRuntime => {
