@@ -8,12 +8,17 @@ use crate::ring::Ring;
 ///
 /// Wraps a [`Ring`] and tracks how many keys each node holds. [`assign`](Self::assign)
 /// walks the ring from the key's point and gives the key to the first node whose load is
-/// below the cap `⌈c × (m + 1) / n⌉`, where `m` keys are assigned and `n` nodes are members;
+/// below its cap `⌈c × (m + 1) × w / W⌉`, where `m` keys are assigned, `w` is the node's
+/// weight and `W` the members' total weight ([`cap_of`](Self::cap_of)); with equal weights
+/// that is `⌈c × (m + 1) / n⌉` for `n` members ([`cap`](Self::cap)).
 /// [`release`](Self::release) returns the slot when the key goes. So:
 ///
-/// * **Cap:** no node ever holds more than `⌈c × average⌉` of the assigned keys (counting
-///   the one being placed). The walk always finds such a node, since the caps add up to at
-///   least `m + 1`.
+/// * **Cap:** an assignment never takes a node past `⌈c × its weighted share⌉` of the
+///   assigned keys (counting the one being placed), so a node of twice the weight may hold
+///   twice as many. The walk always finds a node under its cap: the caps add up to at least
+///   `c × (m + 1) ≥ m + 1` while the loads add up to `m`. (Releases lower the caps, so a
+///   node can sit above its cap until later assignments go elsewhere; it is never given
+///   more while it does.)
 /// * **Disruption:** keys move only when their node's membership or load changes; the paper
 ///   bounds the expected moves per membership change by `O(1 / ε²)` times the ideal for
 ///   `c = 1 + ε`. Reassigning the same keys in the same order after adding or removing a
@@ -43,6 +48,15 @@ use crate::ring::Ring;
 /// }
 /// bounded.release(&held[0]);
 /// assert_eq!(bounded.assigned(), 29);
+///
+/// // Weights scale the caps: "big" may hold three times what "small" may.
+/// let mut ring = Ring::new();
+/// ring.extend_weighted([("big", 3), ("small", 1)])?;
+/// let mut weighted = BoundedLoads::new(ring, 1.0)?;
+/// for _ in 0..40 {
+///     weighted.assign("hot").ok_or("no nodes")?; // one hot key, spread by the caps
+/// }
+/// assert_eq!((weighted.load(&"big"), weighted.load(&"small")), (30, 10));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -51,6 +65,8 @@ pub struct BoundedLoads<N> {
     factor: f64,
     loads: Vec<u64>,
     assigned: u64,
+    /// The members' total weight, `W` in the caps.
+    total_weight: u64,
 }
 
 impl<N: StableHash + Eq> BoundedLoads<N> {
@@ -80,12 +96,15 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
         if !c.is_finite() || c < 1.0 {
             return Err(Error::InvalidLoadFactor { factor: c });
         }
-        let loads = vec![0; crate::ConsistentHash::len(&ring)];
+        let members = crate::ConsistentHash::len(&ring);
+        let loads = vec![0; members];
+        let total_weight = (0..members).map(|i| u64::from(ring.weight_at(i))).sum();
         Ok(Self {
             ring,
             factor: c,
             loads,
             assigned: 0,
+            total_weight,
         })
     }
 
@@ -154,8 +173,9 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
         self.ring.index_of(node).map_or(0, |i| self.loads[i])
     }
 
-    /// The cap the next assignment must respect: `⌈c × (assigned + 1) / n⌉`, or 0 with no
-    /// members.
+    /// The next assignment's cap for a node of the mean weight: `⌈c × (assigned + 1) / n⌉`
+    /// for `n` members, or 0 with no members. With equal weights it is every node's cap;
+    /// otherwise each node has its own, [`cap_of`](Self::cap_of).
     ///
     /// ```
     /// use keel_hashring::{BoundedLoads, Ring};
@@ -179,17 +199,45 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
         (self.factor * (self.assigned + 1) as f64 / n).ceil() as u64
     }
 
+    /// The cap the next assignment must respect for `node`: `⌈c × (assigned + 1) × w / W⌉`
+    /// for its weight `w` and the members' total weight `W`; 0 if it is not a member.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let mut ring = Ring::new();
+    /// ring.extend_weighted([("a", 1), ("b", 3)])?;
+    /// let mut bounded = BoundedLoads::new(ring, 1.25)?;
+    /// for key in 0..7u32 {
+    ///     bounded.assign(&key);
+    /// }
+    /// assert_eq!(bounded.cap_of(&"a"), 3); // ⌈1.25 × 8 × 1 / 4⌉
+    /// assert_eq!(bounded.cap_of(&"b"), 8); // ⌈1.25 × 8 × 3 / 4⌉
+    /// assert_eq!(bounded.cap_of(&"z"), 0); // not a member
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cap_of(&self, node: &N) -> u64 {
+        self.ring.index_of(node).map_or(0, |i| self.cap_at(i))
+    }
+
+    /// The cap of the member at canonical index `i`.
+    fn cap_at(&self, i: usize) -> u64 {
+        // Rounding can lose at most a few ulps of `c × (m + 1)` across all the caps, and
+        // their ceilings still add up to at least `m + 1` for any `m` below 2^50.
+        let share = f64::from(self.ring.weight_at(i)) / self.total_weight as f64;
+        (self.factor * (self.assigned + 1) as f64 * share).ceil() as u64
+    }
+
     /// The member index `assign` would pick for `hash`.
     fn pick(&self, hash: u64) -> Option<usize> {
         if self.loads.is_empty() {
             return None;
         }
-        let cap = self.cap();
         let start = self.ring.position(hash);
         let points = self.ring.points();
         (0..points)
             .map(|step| self.ring.owner_at((start + step) % points))
-            .find(|&i| self.loads[i] < cap)
+            .find(|&i| self.loads[i] < self.cap_at(i))
     }
 
     /// The node `assign` would give `key` now, without assigning it.
@@ -209,8 +257,9 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
         self.pick(hash_key(key)).map(|i| self.ring.member(i))
     }
 
-    /// Assigns `key` to the first node on its ring walk that is under the cap, counts it
-    /// against that node, and returns the node; `None` with no members.
+    /// Assigns `key` to the first node on its ring walk that is under its cap
+    /// ([`cap_of`](Self::cap_of)), counts it against that node, and returns the node; `None`
+    /// with no members.
     ///
     /// ```
     /// use keel_hashring::{BoundedLoads, Ring};
@@ -280,6 +329,7 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
     pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
         let at = self.ring.insert_weighted(node, weight)?;
         self.loads.insert(at, 0);
+        self.total_weight += u64::from(weight);
         Ok(())
     }
 
@@ -325,6 +375,7 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
         let i = self.ring.index_of(node)?;
         let held = self.loads.remove(i);
         self.assigned -= held;
+        self.total_weight -= u64::from(self.ring.weight_at(i));
         self.ring.remove(node);
         Some(held)
     }

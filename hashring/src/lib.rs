@@ -41,7 +41,7 @@
 //! Balance (peak-to-mean load): the ring's heaviest node exceeds the mean by about
 //! `sqrt(2 ln n / v)` with `v` virtual nodes; jump, rendezvous and Maglev are balanced up to
 //! sampling noise (Maglev up to one slot in `M/n`); multi-probe with 21 probes reaches 1.05;
-//! bounded loads caps every node at `⌈c × average⌉`.
+//! bounded loads caps every node at `⌈c × its weighted share⌉` of the keys.
 //!
 //! Each type's docs state its balance and disruption bounds, and the crate's property
 //! tests check them on random membership histories: keys move only to an added node or

@@ -263,6 +263,11 @@ impl<N> Ring<N> {
         &self.members.nodes[i]
     }
 
+    /// The weight of the member at canonical index `i`.
+    pub(crate) fn weight_at(&self, i: usize) -> u32 {
+        self.members.weights[i]
+    }
+
     /// Position of the first point at or after `hash`, wrapping to 0.
     #[inline]
     pub(crate) fn position(&self, hash: u64) -> usize {

@@ -378,6 +378,52 @@ proptest! {
         }
         prop_assert_eq!(bounded.assigned(), held.len() as u64);
     }
+
+    /// With weights `w_i` (total `W`), an assignment never takes node `i` past
+    /// `⌈c × (m + 1) × w_i / W⌉`, whatever the key skew: the cap is computed here from the
+    /// weights, not read back from `BoundedLoads`.
+    #[test]
+    fn bounded_load_weighted_cap_holds(
+        weights in prop::collection::vec(1u32..6, 2..8),
+        c in 1.0f64..2.0,
+        keys in prop::collection::vec(0u32..50, 1..400),
+        releases in prop::collection::vec(any::<Index>(), 0..100),
+    ) {
+        let mut ring = Ring::builder().vnodes(20).build().unwrap();
+        ring.extend_weighted(weights.iter().enumerate().map(|(i, &w)| (i as u32, w))).unwrap();
+        let total = f64::from(weights.iter().sum::<u32>());
+        let mut bounded = BoundedLoads::new(ring, c).unwrap();
+        let mut held: Vec<u32> = Vec::new();
+        let assign = |bounded: &mut BoundedLoads<u32>, held: &mut Vec<u32>, k: u32| {
+            let m = bounded.assigned();
+            let node = *bounded.assign(&k).unwrap();
+            let w = f64::from(weights[node as usize]);
+            let cap = (c * (m + 1) as f64 * w / total).ceil() as u64;
+            held.push(node);
+            (bounded.load(&node), cap)
+        };
+        for &k in &keys {
+            let (load, cap) = assign(&mut bounded, &mut held, k);
+            prop_assert!(load <= cap, "load {load} over weighted cap {cap}");
+        }
+        // After releases the caps shrink; new assignments still respect them.
+        for r in releases {
+            if held.is_empty() {
+                break;
+            }
+            let node = held.swap_remove(r.index(held.len()));
+            prop_assert!(bounded.release(&node));
+        }
+        for &k in &keys {
+            let (load, cap) = assign(&mut bounded, &mut held, k);
+            prop_assert!(load <= cap, "load {load} over weighted cap {cap} after releases");
+        }
+        for (i, &w) in weights.iter().enumerate() {
+            let m = bounded.assigned();
+            let cap = (c * (m + 1) as f64 * f64::from(w) / total).ceil() as u64;
+            prop_assert_eq!(bounded.cap_of(&(i as u32)), cap);
+        }
+    }
 }
 
 proptest! {
