@@ -34,8 +34,8 @@ pub const DEFAULT_VNODES: u32 = 160;
 /// * Adding or removing a node moves only the keys that node gains or loses: about
 ///   `w / (W + w)` of them, where `W` is the total weight.
 /// * With `v` points per node the heaviest node's share exceeds the mean by about
-///   `sqrt(2 ln n / v)`; 160 points (the default, as in ketama) keep that to roughly 20 %
-///   at 100 nodes.
+///   `sqrt(2 ln n / v)`; with 160 points (the default, as in ketama) that is about 24 % at
+///   100 nodes (`sqrt(2 ln 100 / 160) ≈ 0.24`).
 ///
 /// # Example
 ///
