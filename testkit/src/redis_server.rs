@@ -113,6 +113,9 @@ impl RedisServerBuilder {
 
     /// Runs this binary instead of `$KEEL_REDIS_SERVER` or `redis-server` on `PATH`.
     ///
+    /// It must become the server process itself (a wrapper script must `exec` it): a server
+    /// counts as started only when `INFO server` reports the spawned process's id.
+    ///
     /// ```
     /// use keel_testkit::{RedisServer, TestkitError};
     ///
@@ -127,12 +130,15 @@ impl RedisServerBuilder {
         self
     }
 
-    /// Starts the server on a free loopback port and waits until it answers `PING`.
+    /// Starts the server on a free loopback port and waits until it answers `PING`, and
+    /// `INFO server` shows that the answer came from the process it started (not from
+    /// another server that took the port first; then it tries another port).
     ///
     /// # Errors
     ///
     /// [`TestkitError::NotInstalled`] when the binary is missing, [`TestkitError::NotReady`]
-    /// when it exits or does not answer within 15 s, on each of 5 fresh ports in turn, and
+    /// when it exits, does not answer within 15 s, or another server answers on its port, on
+    /// each of 5 fresh ports in turn, and
     /// [`TestkitError::Io`] when the temporary directory cannot be made or no free port found.
     ///
     /// # Example
@@ -146,6 +152,14 @@ impl RedisServerBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn start(self) -> Result<RedisServer, TestkitError> {
+        self.start_on(free_port)
+    }
+
+    /// [`start`](Self::start), taking each port to try from `next_port`.
+    fn start_on(
+        self,
+        mut next_port: impl FnMut() -> Result<u16, TestkitError>,
+    ) -> Result<RedisServer, TestkitError> {
         let binary = self
             .binary
             .clone()
@@ -165,7 +179,7 @@ impl RedisServerBuilder {
         };
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            server.port = free_port()?;
+            server.port = next_port()?;
             match server.spawn() {
                 Ok(()) => return Ok(server),
                 // Another process may have taken the port between our probe and the bind.
@@ -582,11 +596,26 @@ impl RedisServer {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(self.not_ready(format!("exited with {status}")));
             }
-            match resp::command(self.port, &["PING"], Duration::from_millis(500)) {
-                Ok(Reply::Simple(pong)) if pong == "PONG" => break,
+            // Another server (another test's) may hold the port: ours then fails to bind,
+            // but the other one answers PING, so check whose process answered.
+            let answered = match resp::command(self.port, &["PING"], Duration::from_millis(500)) {
+                Ok(Reply::Simple(pong)) if pong == "PONG" => server_pid(self.port),
+                _ => None,
+            };
+            match answered {
+                Some(pid) if pid == child.id() => break,
+                Some(other) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(self.not_ready(format!(
+                        "the port is held by another redis-server (pid {other})"
+                    )));
+                }
                 // Not listening yet, or `-LOADING` while it replays its data.
-                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-                _ => {
+                None if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                None => {
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(self.not_ready(format!("no PONG within {READY_TIMEOUT:?}")));
@@ -616,6 +645,19 @@ impl Drop for RedisServer {
     }
 }
 
+/// The `process_id` that `INFO server` reports on `port`, if a server answers it.
+fn server_pid(port: u16) -> Option<u32> {
+    let Ok(Reply::Bulk(Some(info))) =
+        resp::command(port, &["INFO", "server"], Duration::from_millis(500))
+    else {
+        return None;
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
 fn free_port() -> Result<u16, TestkitError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| TestkitError::io("finding a free port", e))?;
@@ -623,4 +665,29 @@ fn free_port() -> Result<u16, TestkitError> {
         .local_addr()
         .map(|addr| addr.port())
         .map_err(|e| TestkitError::io("finding a free port", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port held by another redis-server is not mistaken for ours: the other server
+    /// answers PING there, so `start` must see that the answer is not from its process
+    /// and move to the next port.
+    #[test]
+    fn start_skips_a_port_another_server_answers() -> Result<(), TestkitError> {
+        let other = RedisServer::start()?;
+        let taken = other.port();
+        let mut ports = vec![free_port()?, taken];
+        let ours =
+            RedisServer::builder().start_on(|| ports.pop().ok_or(TestkitError::NotRunning))?;
+        assert_ne!(ours.port(), taken);
+        let Reply::Bulk(Some(info)) = ours.command(&["INFO", "server"])? else {
+            panic!("INFO did not answer with a bulk string");
+        };
+        let pid = ours.pid().ok_or(TestkitError::NotRunning)?;
+        assert!(String::from_utf8_lossy(&info).contains(&format!("process_id:{pid}\r\n")));
+        assert_eq!(server_pid(taken), other.pid());
+        Ok(())
+    }
 }
