@@ -507,8 +507,12 @@ impl RedisServer {
 
     fn signal(&self, signal: libc::c_int) -> Result<(), TestkitError> {
         let child = self.child.as_ref().ok_or(TestkitError::NotRunning)?;
-        let pid = libc::pid_t::try_from(child.id())
-            .map_err(|_| TestkitError::Protocol("pid out of range".into()))?;
+        let pid = libc::pid_t::try_from(child.id()).map_err(|_| {
+            TestkitError::io(
+                format!("signalling redis-server {}", child.id()),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "pid does not fit pid_t"),
+            )
+        })?;
         // SAFETY: kill(2) only reads its arguments; `pid` is our own child, not yet reaped.
         let result = unsafe { libc::kill(pid, signal) };
         if result != 0 {
