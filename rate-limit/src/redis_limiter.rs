@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use keel_core::{Clock, SystemClock};
+use keel_core::{Clock, Instant, SystemClock};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
@@ -192,7 +192,11 @@ impl RedisAlgorithm for SlidingCounter {
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FailurePolicy {
-    /// Admit every request: availability over protection.
+    /// Admit every request: availability over protection. Nothing is recorded, so the
+    /// decision reports what a fresh limiter would after admitting the `n` cells:
+    /// `remaining` is the algorithm's capacity less `n`, and `reset_after` the time those
+    /// `n` cells take to expire from a fresh limiter (for example `n` emission intervals for
+    /// GCRA, the whole window for a fixed window).
     FailOpen,
     /// Deny every request, with a retry-after of the call timeout: protection over
     /// availability.
@@ -650,7 +654,12 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
                 let quota = self.quota.load();
                 match self.policy {
                     FailurePolicy::FailOpen => {
-                        Ok(Decision::allow(&quota, u64::from(A::capacity(&quota)), 0))
+                        // Nothing is recorded: report what a fresh limiter would after `n`.
+                        let fresh = A::decide(&quota, &A::State::default(), Instant::ZERO, n);
+                        let reset =
+                            u64::try_from(fresh.reset_after().as_nanos()).unwrap_or(u64::MAX);
+                        let remaining = A::capacity(&quota).saturating_sub(n);
+                        Ok(Decision::allow(&quota, u64::from(remaining), reset))
                     }
                     FailurePolicy::FailClosed => {
                         let retry = u64::try_from(self.timeout.as_nanos()).unwrap_or(u64::MAX);

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel_core::ManualClock;
 use keel_rate_limit::{
-    FailurePolicy, FixedWindow, Gcra, Quota, RedisAlgorithm, RedisLimitError, RedisLimiter,
-    RedisLimiterError, SlidingCounter, SlidingLog,
+    FailurePolicy, FixedWindow, Gcra, Limiter, Quota, RateLimit, RedisAlgorithm, RedisLimitError,
+    RedisLimiter, RedisLimiterError, SlidingCounter, SlidingLog,
 };
 use keel_testkit::{RedisServer, Reply};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -346,6 +347,57 @@ async fn failure_policies_apply_while_redis_is_down_and_recover() -> Result<(), 
         assert!(l.check_key(key).await.is_denied());
         assert_eq!(l.failures(), failures, "decided by Redis again");
     }
+    Ok(())
+}
+
+/// A fail-open decision reports the `n` it admitted: `remaining` is the capacity less `n`
+/// and `reset_after` what a fresh in-memory limiter reports for its first `n` cells.
+async fn fail_open_reports<A: RedisAlgorithm>(quota: Quota) -> Result<(), BoxError> {
+    let mut server = RedisServer::start()?;
+    let client = redis::Client::open(server.url())?;
+    // No reconnect retries: a stopped server fails each call at once.
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(0)
+        .set_connection_timeout(Some(Duration::from_millis(200)));
+    let connection = ConnectionManager::new_with_config(client, config).await?;
+    let open = RedisLimiter::<A>::builder(quota)
+        .timeout(Duration::from_secs(2))
+        .failure_policy(FailurePolicy::FailOpen)
+        .build(connection)?;
+    server.stop()?;
+    for n in [0, 1, 3] {
+        let decision = open.check_key_n("k", n).await?;
+        let fresh = Limiter::<A, _>::with_clock(quota, ManualClock::new()).check_n(n)?;
+        assert!(decision.is_allowed());
+        let what = format!("{}, n = {n}", std::any::type_name::<A>());
+        assert_eq!(decision.remaining(), 5 - n, "{what}");
+        assert_eq!(decision.remaining(), fresh.remaining(), "{what}");
+        assert_eq!(decision.reset_after(), fresh.reset_after(), "{what}");
+    }
+    assert_eq!(open.failures(), 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_open_decisions_count_what_they_admit() -> Result<(), BoxError> {
+    let quota = Quota::per_minute(5)?;
+    fail_open_reports::<Gcra>(quota).await?;
+    fail_open_reports::<FixedWindow>(quota).await?;
+    fail_open_reports::<SlidingLog>(quota).await?;
+    fail_open_reports::<SlidingCounter>(quota).await?;
+    // Spelled out for two of them: GCRA drains a cell per 12 s, a fixed window resets whole.
+    let mut server = RedisServer::start()?;
+    let config = ConnectionManagerConfig::new().set_number_of_retries(0);
+    let client = redis::Client::open(server.url())?;
+    let open = RedisLimiter::<Gcra>::builder(quota)
+        .failure_policy(FailurePolicy::FailOpen)
+        .build(ConnectionManager::new_with_config(client, config).await?)?;
+    server.stop()?;
+    let decision = open.check_key_n("k", 3).await?;
+    assert_eq!(
+        (decision.remaining(), decision.reset_after()),
+        (2, Duration::from_secs(36))
+    );
     Ok(())
 }
 
