@@ -320,6 +320,12 @@ impl std::error::Error for RedisLimiterError {}
 /// - **Failures.** Every call has a timeout; on an error or timeout the [`FailurePolicy`]
 ///   decides (and [`failures`](RedisLimiter::failures) counts it). Nothing panics or hangs,
 ///   and the next call goes to Redis again, so it recovers on its own when Redis returns.
+///   With redis's default [`ConnectionManager`] settings, though, every call made while
+///   Redis is down waits the whole timeout: it waits on the manager's reconnect, which
+///   retries 6 times with backoff from 100 ms. To fail at once instead, build the manager
+///   with `ConnectionManagerConfig::new().set_number_of_retries(0)` and a short
+///   `set_connection_timeout`: a refused connection then fails the call immediately, and
+///   the next call tries to connect again.
 ///
 /// The same bounds as the in-memory algorithms hold across processes. The sliding counter's
 /// arithmetic runs in Lua doubles, exact while `limit × period in µs` stays under 2^53.
