@@ -10,6 +10,7 @@ use crate::{Decision, InsufficientCapacity, Quota};
 /// # Example
 ///
 /// ```
+/// use keel_core::ManualClock;
 /// use keel_rate_limit::{FixedWindow, Gcra, Limiter, Quota, RateLimit};
 ///
 /// fn handle(limiter: &dyn RateLimit) -> u16 {
@@ -17,8 +18,9 @@ use crate::{Decision, InsufficientCapacity, Quota};
 /// }
 ///
 /// let quota = Quota::per_minute(1)?;
-/// let a = Limiter::<Gcra>::new(quota);
-/// let b = Limiter::<FixedWindow>::new(quota);
+/// // A manual clock: on the system clock a window could end between the two calls.
+/// let a = Limiter::<Gcra, _>::with_clock(quota, ManualClock::new());
+/// let b = Limiter::<FixedWindow, _>::with_clock(quota, ManualClock::new());
 /// assert_eq!((handle(&a), handle(&a)), (200, 429));
 /// assert_eq!((handle(&b), handle(&b)), (200, 429));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
