@@ -220,6 +220,11 @@ impl<C: Clock> Shaper<C> {
 
 /// The future of [`Shaper::acquire`]. Dropping it before it completes gives its place back.
 ///
+/// Polling it again after it has returned `Ready` is not supported (as for futures in
+/// general). It does not panic, but it starts over as a new `acquire(n)`: it takes `n`
+/// more cells (or joins the back of the queue for them), while an
+/// [`InsufficientCapacity`] error is returned again.
+///
 /// ```
 /// use keel_core::TokioClock;
 /// use keel_rate_limit::{Quota, Shaper};

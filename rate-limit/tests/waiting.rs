@@ -1,7 +1,9 @@
 //! Async waiting on tokio paused time: until_ready, jitter, cancellation, and the FIFO shaper.
 #![cfg(feature = "tokio")]
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use keel_core::TokioClock;
@@ -181,5 +183,34 @@ async fn a_large_request_at_the_head_is_not_overtaken() -> Result<(), BoxError> 
     };
     assert_eq!(big.await?, Duration::from_millis(300));
     assert_eq!(small.await?, Duration::from_millis(400));
+    Ok(())
+}
+
+/// Polling a completed `Acquire` again is not supported; as its docs say, it starts over
+/// and takes its cells a second time.
+#[tokio::test(start_paused = true)]
+async fn polling_a_completed_acquire_again_takes_its_cells_again() -> Result<(), BoxError> {
+    let shaper = Shaper::with_clock(Quota::per_second(4)?.with_burst(2)?, TokioClock::new());
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut acquire = std::pin::pin!(shaper.acquire(1));
+    assert!(matches!(
+        acquire.as_mut().poll(&mut cx),
+        Poll::Ready(Ok(()))
+    ));
+    assert!(matches!(
+        acquire.as_mut().poll(&mut cx),
+        Poll::Ready(Ok(()))
+    ));
+    // Both cells of the burst are gone, so the next caller waits one interval.
+    let start = Instant::now();
+    shaper.acquire(1).await?;
+    assert_eq!(start.elapsed(), Duration::from_millis(250));
+    let mut too_big = std::pin::pin!(shaper.acquire(3));
+    for _ in 0..2 {
+        assert!(matches!(
+            too_big.as_mut().poll(&mut cx),
+            Poll::Ready(Err(_))
+        ));
+    }
     Ok(())
 }
