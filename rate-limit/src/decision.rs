@@ -159,9 +159,10 @@ impl Decision {
     /// Whether the request was denied (nothing was taken).
     ///
     /// ```
+    /// use keel_core::ManualClock;
     /// use keel_rate_limit::{FixedWindow, Limiter, Quota, RateLimit};
     ///
-    /// let limiter = Limiter::<FixedWindow>::new(Quota::per_hour(2)?);
+    /// let limiter = Limiter::<FixedWindow, _>::with_clock(Quota::per_hour(2)?, ManualClock::new());
     /// assert!(!limiter.check().is_denied());
     /// assert!(limiter.check_n(2)?.is_denied()); // only 1 left: nothing taken
     /// assert!(!limiter.check().is_denied()); // so the last one still fits

@@ -90,9 +90,10 @@ pub trait RateLimit {
     /// a GCRA debt is kept and measured in the new rate, window counts stay in their window.
     ///
     /// ```
+    /// use keel_core::ManualClock;
     /// use keel_rate_limit::{FixedWindow, Limiter, Quota, RateLimit};
     ///
-    /// let limiter = Limiter::<FixedWindow>::new(Quota::per_hour(2)?);
+    /// let limiter = Limiter::<FixedWindow, _>::with_clock(Quota::per_hour(2)?, ManualClock::new());
     /// assert!(limiter.check_n(2)?.is_allowed());
     /// assert!(limiter.check().is_denied());
     /// limiter.set_quota(Quota::per_hour(5)?);
