@@ -380,6 +380,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
         }
     }
 
+    #[inline]
     fn insert_into_table(&mut self, hash: u64, i: u32) {
         let nodes = &self.nodes;
         let hasher = &self.hasher;
@@ -387,6 +388,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
             .insert_unique(hash, i, |&j| hasher.hash_one(&nodes[j as usize].key));
     }
 
+    #[inline]
     fn remove_from_table(&mut self, hash: u64, i: u32) {
         if let Ok(entry) = self.table.find_entry(hash, |&j| j == i) {
             entry.remove();
@@ -422,6 +424,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
         (node.key, node.value)
     }
 
+    #[inline]
     fn unlink(&mut self, i: u32) {
         let (prev, next) = {
             let n = &self.nodes[i as usize];
@@ -439,6 +442,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
         }
     }
 
+    #[inline]
     fn link_front(&mut self, i: u32) {
         let old = self.head;
         {
@@ -454,6 +458,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
         self.head = i;
     }
 
+    #[inline]
     fn touch(&mut self, i: u32) {
         if self.head != i {
             self.unlink(i);
