@@ -55,9 +55,9 @@
 //! per `u64 → u64` entry. Its miss counts on the traces of the LIRS, ARC and libCacheSim
 //! papers equal the reference LRU simulator's exactly (see `tests/traces.rs`).
 //!
-//! **`Cache`** is split into a power-of-two number of shards by key hash (by default 4 per
-//! CPU, but never under 256 entries of capacity per shard, since each shard runs its own
-//! policy). Each shard is an index table and a dense slab of nodes behind its own
+//! **`Cache`** is split into a power-of-two number of shards by key hash (by default 16
+//! per CPU, so threads seldom meet in one shard, but never under 256 entries of capacity
+//! per shard, since each shard runs its own policy). Each shard is an index table and a dense slab of nodes behind its own
 //! reader-writer lock, and runs this policy, chosen by replaying real traces (see the
 //! README):
 //!
