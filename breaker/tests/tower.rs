@@ -163,3 +163,26 @@ async fn bulkhead_layer_limits_concurrency() {
     assert_eq!(service.oneshot(5).await.unwrap(), 5);
     assert_eq!(bulkhead.in_use(), 0);
 }
+
+#[test]
+fn layers_and_services_with_closure_predicates_print() {
+    let breaker = Arc::new(CircuitBreaker::builder().build().unwrap());
+    let layer = CircuitBreakerLayer::new(breaker)
+        .with_predicate(|result: &Result<u16, BoxError>| result.is_err());
+    let service = tower::Layer::layer(
+        &layer,
+        service_fn(|n: u16| async move { Ok::<_, BoxError>(n) }),
+    );
+    let retry = Arc::new(Retry::builder().max_attempts(2).build().unwrap());
+    let retry_layer = RetryLayer::new(retry).with_predicate(|e: &u16| *e >= 500);
+    let retry_service = tower::Layer::layer(&retry_layer, "inner");
+    for printed in [
+        format!("{layer:?}"),
+        format!("{service:?}"),
+        format!("{retry_layer:?}"),
+        format!("{retry_service:?}"),
+    ] {
+        assert!(printed.contains("predicate"), "{printed}");
+    }
+    assert!(format!("{retry_service:?}").contains("\"inner\""));
+}

@@ -1,5 +1,6 @@
 //! `CircuitBreakerLayer`: rejects requests while the breaker is open.
 
+use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -30,10 +31,22 @@ use crate::CircuitBreaker;
 /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct CircuitBreakerLayer<C, P = ErrIsFailure> {
     breaker: Arc<CircuitBreaker<C>>,
     predicate: P,
+}
+
+// By hand: a derive would require the predicate (often a closure) to be `Debug`.
+impl<C, P> fmt::Debug for CircuitBreakerLayer<C, P>
+where
+    CircuitBreaker<C>: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerLayer")
+            .field("breaker", &self.breaker)
+            .field("predicate", &std::any::type_name::<P>())
+            .finish()
+    }
 }
 
 // By hand: a derive would also require `C: Clone`, and the layer only holds an `Arc<_>` of it.
@@ -133,11 +146,24 @@ impl<S, C: Clock, P: Clone> Layer<S> for CircuitBreakerLayer<C, P> {
 /// # Ok::<(), BoxError>(())
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct CircuitBreakerService<S, C, P = ErrIsFailure> {
     inner: S,
     breaker: Arc<CircuitBreaker<C>>,
     predicate: P,
+}
+
+// By hand: a derive would require the predicate (often a closure) to be `Debug`.
+impl<S: fmt::Debug, C, P> fmt::Debug for CircuitBreakerService<S, C, P>
+where
+    CircuitBreaker<C>: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerService")
+            .field("inner", &self.inner)
+            .field("breaker", &self.breaker)
+            .field("predicate", &std::any::type_name::<P>())
+            .finish()
+    }
 }
 
 impl<S: Clone, C, P: Clone> Clone for CircuitBreakerService<S, C, P> {

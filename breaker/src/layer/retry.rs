@@ -1,5 +1,6 @@
 //! `RetryLayer`: retries failed requests under a [`Retry`] policy.
 
+use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -41,10 +42,22 @@ use crate::Retry;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct RetryLayer<C, P = AnyError> {
     retry: Arc<Retry<C>>,
     predicate: P,
+}
+
+// By hand: a derive would require the predicate (often a closure) to be `Debug`.
+impl<C, P> fmt::Debug for RetryLayer<C, P>
+where
+    Retry<C>: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("retry", &self.retry)
+            .field("predicate", &std::any::type_name::<P>())
+            .finish()
+    }
 }
 
 impl<C, P: Clone> Clone for RetryLayer<C, P> {
@@ -159,11 +172,24 @@ impl<S, C, P: Clone> Layer<S> for RetryLayer<C, P> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct RetryService<S, C, P = AnyError> {
     inner: S,
     retry: Arc<Retry<C>>,
     predicate: P,
+}
+
+// By hand: a derive would require the predicate (often a closure) to be `Debug`.
+impl<S: fmt::Debug, C, P> fmt::Debug for RetryService<S, C, P>
+where
+    Retry<C>: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryService")
+            .field("inner", &self.inner)
+            .field("retry", &self.retry)
+            .field("predicate", &std::any::type_name::<P>())
+            .finish()
+    }
 }
 
 impl<S: Clone, C, P: Clone> Clone for RetryService<S, C, P> {
