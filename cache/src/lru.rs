@@ -117,6 +117,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
         self.nodes.is_empty()
     }
 
+    #[inline]
     fn find<Q>(&self, key: &Q) -> Option<u32>
     where
         K: Borrow<Q>,
@@ -139,6 +140,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
     /// assert_eq!(lru.get(&2), None);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -159,6 +161,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
     /// assert_eq!(lru.peek("n"), Some(&2));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
@@ -181,6 +184,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
     /// assert!(!lru.contains(&1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn peek<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -190,6 +194,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
     }
 
     /// Whether `key` is cached, without changing its recency.
+    #[inline]
     pub fn contains<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -225,6 +230,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
     /// assert_eq!(lru.put("a", 2), Some(1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn put(&mut self, key: K, value: V) -> Option<V> {
         match self.push(key, value) {
             Some(Pushed::Replaced(v)) => Some(v),
@@ -243,6 +249,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Lru<K, V, S> {
     /// assert_eq!(lru.push(2, 'c'), Some(Pushed::Evicted(1, 'b')));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn push(&mut self, key: K, value: V) -> Option<Pushed<K, V>> {
         let hash = self.hasher.hash_one(&key);
         let nodes = &self.nodes;
