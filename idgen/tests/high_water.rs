@@ -1,5 +1,7 @@
 //! The high-water mark: a restarted generator whose clock is earlier never reissues an ID.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -258,17 +260,7 @@ fn concurrent_reservations_keep_every_id_below_the_stored_mark() {
             })
         })
         .collect();
-    let mut all = std::collections::HashSet::new();
-    for worker in workers {
-        let ids = worker.join().expect("no panic");
-        assert!(
-            ids.windows(2).all(|pair| pair[0] < pair[1]),
-            "per-thread order"
-        );
-        for id in ids {
-            assert!(all.insert(id), "duplicate id {id}");
-        }
-    }
+    let all = common::join_unique_ordered(workers);
     let mark = store.mark.lock().expect("lock").expect("stored");
     let latest = all.iter().map(|id| generator.decode(*id).unix_millis).max();
     assert!(

@@ -1,6 +1,7 @@
 //! Snowflake behaviour under clock faults, exhaustion and contention, driven by ManualClock.
 
-use std::collections::HashSet;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -457,17 +458,7 @@ fn hammer(threads: usize, per_thread: usize, step_back_every: u64) {
             })
         })
         .collect();
-    let mut all = HashSet::with_capacity(threads * per_thread);
-    for worker in workers {
-        let ids = worker.join().expect("no panic");
-        assert!(
-            ids.windows(2).all(|pair| pair[0] < pair[1]),
-            "per-thread order"
-        );
-        for id in ids {
-            assert!(all.insert(id), "duplicate id {id}");
-        }
-    }
+    let all = common::join_unique_ordered(workers);
     assert_eq!(all.len(), threads * per_thread);
     if step_back_every > 0 {
         assert!(

@@ -1,7 +1,8 @@
 //! ULID and UUIDv7: the ULID spec's examples, RFC 9562's test vector, conversions, and
 //! monotonic generation shared across threads.
 
-use std::collections::HashSet;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -140,17 +141,7 @@ where
             })
         })
         .collect();
-    let mut all = HashSet::new();
-    for worker in workers {
-        let ids = worker.join().expect("no panic");
-        assert!(
-            ids.windows(2).all(|pair| pair[0] < pair[1]),
-            "per-thread order"
-        );
-        for id in ids {
-            assert!(all.insert(id), "duplicate {id:?}");
-        }
-    }
+    let all = common::join_unique_ordered(workers);
     done.store(true, Ordering::Release);
     ticker.join().expect("no panic");
     assert_eq!(all.len(), threads * per_thread);
