@@ -23,13 +23,18 @@ struct Dirty<K, V> {
 /// updates the cache and marks the entry dirty; dirty entries are written to the store in
 /// batches when there are [`batch_size`](WriteBackBuilder::batch_size) of them, when the
 /// [`flush_interval`](WriteBackBuilder::flush_interval) has passed (checked on every
-/// operation, by the cache's clock, so no background thread is needed), and on
+/// insert and get, by the cache's clock, so no background thread is needed), and on
 /// [`flush`](WriteBack::flush) or [`shutdown`](WriteBack::shutdown).
 ///
 /// **No acknowledged write is lost:** an entry leaves the dirty set only after the store
 /// accepted that exact version. A failed batch stays dirty and is retried by the next flush;
 /// reads see dirty values even if the cache evicted them. A write made while a flush is
-/// in progress is not lost either: it has a newer version, which stays dirty.
+/// in progress is not lost either: it has a newer version, which stays dirty. This holds
+/// while the `WriteBack` lives: dropping it does not flush, so call
+/// [`shutdown`](WriteBack::shutdown) first.
+///
+/// Two concurrent inserts of one key are not ordered: the cache may keep one value while
+/// the other is the one written to the store. Serialize writes of a key if that matters.
 ///
 /// Dirty entries are kept in memory until the store takes them: if the store stays down,
 /// [`dirty_len`](WriteBack::dirty_len) grows. Deletes are not written behind.
@@ -392,8 +397,11 @@ where
         }
     }
 
-    /// Caches `value` and marks it dirty. Once this returns, the write will reach the store
-    /// (retried until it does) unless the process dies first.
+    /// Caches `value` and marks it dirty. Once this returns, the write stays dirty until the
+    /// store takes it: a failed flush leaves it for the next one (the next batch, interval,
+    /// [`flush`](WriteBack::flush) or [`shutdown`](WriteBack::shutdown)). Nothing is
+    /// retried on its own and dropping a `WriteBack` does not flush, so dirty entries are
+    /// lost if it is dropped (or the process dies) before a flush succeeds.
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
@@ -741,7 +749,8 @@ where
         if self.due() { self.flush() } else { Ok(0) }
     }
 
-    /// Flushes unless another flush is running (that one will write our entries).
+    /// Flushes unless another flush is running. That one may have taken its snapshot
+    /// before our entry; then the entry stays dirty for the next flush.
     fn opportunistic_flush(&self) {
         if let Some(guard) = self.flushing.try_lock() {
             let _ = self.flush_locked(&guard);
@@ -893,9 +902,10 @@ where
     }
 
     /// Spawns a tokio task that calls [`flush_if_due`](WriteBack::flush_if_due) every
-    /// `period`, so an idle cache still flushes on its interval. The task ends when the
-    /// last `Arc` is dropped. The store's writes run on the runtime's thread: keep them
-    /// short or make `write_batch` hand off to `spawn_blocking`.
+    /// `period`, so an idle cache still flushes on its interval. The task ends at its first
+    /// tick after the last `Arc` is dropped (it does not flush then: call
+    /// [`shutdown`](WriteBack::shutdown) before). The store's writes run on the runtime's
+    /// thread: keep them short or make `write_batch` hand off to `spawn_blocking`.
     ///
     /// Must be called within a tokio runtime (it uses `tokio::spawn`).
     ///

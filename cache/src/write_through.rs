@@ -8,7 +8,10 @@ use crate::{Cache, Store};
 
 /// A [`Cache`] in front of a [`Store`]: [`insert`](WriteThrough::insert) writes the store
 /// first and caches the value only once the store took it, so the cache never holds a
-/// value the store does not.
+/// value the store did not take.
+///
+/// Two concurrent inserts of one key are not ordered: the store may end with one value
+/// and the cache with the other. Serialize writes of a key if that matters.
 ///
 /// ```
 /// use keel_cache::{Cache, Store, WriteThrough};
