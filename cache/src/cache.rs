@@ -372,7 +372,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// let log = heard.clone();
     /// let cache = Cache::builder()
     ///     .max_capacity(100)
-    ///     .eviction_listener(move |k: u32, v: char, cause| log.lock().unwrap().push((k, v, cause)))
+    ///     .eviction_listener(move |k: u32, v: char, cause| {
+    ///         log.lock().unwrap().push((k, v, cause));
+    ///     })
     ///     .build()?;
     /// cache.insert(1, 'a');
     /// cache.insert(1, 'b');

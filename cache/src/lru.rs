@@ -43,7 +43,8 @@ struct Node<K, V> {
 /// [`put`](Lru::put) make an entry the most recently used; [`peek`](Lru::peek) does not.
 ///
 /// Entries live in one dense `Vec` linked by `u32` indexes, and the hash table stores only
-/// those indexes, so a `u64 → u64` entry costs about 30 bytes in total.
+/// those indexes, so a `u64 → u64` entry costs about 36 bytes in total at 1M entries
+/// (measured; up to about 48 at 10k, where the `Vec` and table round up further).
 ///
 /// # Example
 ///

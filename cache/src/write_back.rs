@@ -83,33 +83,21 @@ pub struct WriteBack<K, V, St, S = foldhash::fast::RandomState> {
 ///
 /// ```
 /// # use keel_cache::{Cache, Store, WriteBack};
-/// # use std::sync::atomic::{AtomicBool, Ordering};
-/// # use std::sync::Mutex;
-/// # /// Records every batch it is given; `down` makes it refuse them.
-/// # #[derive(Default)]
+/// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+/// # #[derive(Default)] // records each batch; `down` makes it refuse them
 /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
 /// # impl Store<u32, u32> for Db {
 /// #     type Error = std::fmt::Error;
-/// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-/// #         self.write_batch(&[(*k, *v)])
-/// #     }
-/// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+/// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+/// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
 /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-/// #         self.batches.lock().unwrap().push(batch.to_vec());
+/// #         self.batches.lock().unwrap().push(b.to_vec());
 /// #         Ok(())
 /// #     }
 /// # }
-/// # impl Db {
-/// # /// The sizes of the batches written, in order.
-/// #     fn batch_sizes(&self) -> Vec<usize> {
-/// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-/// #     }
-/// # /// Every row written, sorted.
-/// #     fn rows(&self) -> Vec<(u32, u32)> {
-/// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-/// #         rows.sort();
-/// #         rows
-/// #     }
+/// # impl Db { // batch sizes in order; every row written, sorted
+/// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+/// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
 /// # }
 /// use keel_core::ManualClock;
 /// use std::time::Duration;
@@ -139,33 +127,21 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(2).build()?;
     /// wb.insert(1, 10);
@@ -186,33 +162,21 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// use keel_core::ManualClock;
     /// use std::time::Duration;
@@ -351,33 +315,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(1_000)?, Db::default()).build()?;
     /// for k in 0..63 {
@@ -405,33 +357,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -461,33 +401,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(1)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -517,33 +445,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -563,33 +479,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(1).build()?;
     /// wb.store().down.store(true, Ordering::Relaxed);
@@ -606,33 +510,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -648,33 +540,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -699,33 +579,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// use keel_core::ManualClock;
     /// use std::time::Duration;
@@ -767,33 +635,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(2).build()?;
     /// wb.store().down.store(true, Ordering::Relaxed);
@@ -859,33 +715,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -915,33 +759,21 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteBack};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// Records every batch it is given; `down` makes it refuse them.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(batch.to_vec());
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db {
-    /// #     /// The sizes of the batches written, in order.
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     /// Every row written, sorted.
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut rows: Vec<_> = self.batches.lock().unwrap().concat();
-    /// #         rows.sort();
-    /// #         rows
-    /// #     }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
     /// # }
     /// use keel_core::ManualClock;
     /// use std::sync::Arc;

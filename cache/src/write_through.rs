@@ -49,10 +49,8 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteThrough};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// A store that can be taken down.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each write; `down` makes it refuse them
     /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
@@ -82,10 +80,8 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteThrough};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// A store that can be taken down.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each write; `down` makes it refuse them
     /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
@@ -120,10 +116,8 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteThrough};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// A store that can be taken down.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each write; `down` makes it refuse them
     /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
@@ -151,10 +145,8 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteThrough};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// A store that can be taken down.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each write; `down` makes it refuse them
     /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
@@ -179,10 +171,8 @@ where
     ///
     /// ```
     /// # use keel_cache::{Cache, Store, WriteThrough};
-    /// # use std::sync::atomic::{AtomicBool, Ordering};
-    /// # use std::sync::Mutex;
-    /// # /// A store that can be taken down.
-    /// # #[derive(Default)]
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each write; `down` makes it refuse them
     /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
