@@ -82,7 +82,8 @@ pub struct WriteBack<K, V, St, S = foldhash::fast::RandomState> {
 /// Configures a [`WriteBack`]. See [`WriteBack::builder`].
 ///
 /// ```
-/// # use keel_cache::{Cache, Store, WriteBack};
+/// use keel_cache::{Cache, WriteBack};
+/// # use keel_cache::Store;
 /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
 /// # #[derive(Default)] // records each batch; `down` makes it refuse them
 /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -126,7 +127,8 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
     /// (default 64).
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -156,12 +158,13 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
         self
     }
 
-    /// Flush when this long has passed since the last flush (checked on every operation
-    /// and by [`flush_if_due`](WriteBack::flush_if_due)), by the cache's clock. Off by
+    /// Flush when this long has passed since the last flush (checked on every insert and
+    /// get, and by [`flush_if_due`](WriteBack::flush_if_due)), by the cache's clock. Off by
     /// default.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -314,7 +317,8 @@ where
     /// Configures a write-back `cache` over `store`: batches of 64, no flush interval.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -356,7 +360,8 @@ where
     /// lost if it is dropped (or the process dies) before a flush succeeds.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -400,7 +405,8 @@ where
     /// also flush.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -444,7 +450,8 @@ where
     /// once: only its latest value is written).
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -478,7 +485,8 @@ where
     /// including the automatic ones, whose errors are not returned: watch this to alert.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -509,7 +517,8 @@ where
     /// The cache, for stats and loaders. Writing to it directly bypasses the store.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -539,7 +548,8 @@ where
     /// The store.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -578,7 +588,8 @@ where
     /// [`flush_interval`](WriteBackBuilder::flush_interval)).
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -634,7 +645,8 @@ where
     /// retried by the next flush.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -714,7 +726,8 @@ where
     /// As [`flush`](WriteBack::flush); the entries stay dirty, so it can be called again.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
@@ -758,7 +771,8 @@ where
     /// Outside a tokio runtime.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteBack};
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }

@@ -48,7 +48,8 @@ where
     /// listener): an entry it evicts is still in the store.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteThrough};
+    /// use keel_cache::{Cache, WriteThrough};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each write; `down` makes it refuse them
     /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
@@ -79,7 +80,8 @@ where
     /// may or may not have applied the write.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteThrough};
+    /// use keel_cache::{Cache, WriteThrough};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each write; `down` makes it refuse them
     /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
@@ -115,7 +117,8 @@ where
     /// [`Cache::get_or_insert_with`] on [`cache`](WriteThrough::cache) for that.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteThrough};
+    /// use keel_cache::{Cache, WriteThrough};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each write; `down` makes it refuse them
     /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
@@ -144,7 +147,8 @@ where
     /// The cache, for reads, loaders and stats. Writing to it directly bypasses the store.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteThrough};
+    /// use keel_cache::{Cache, WriteThrough};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each write; `down` makes it refuse them
     /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
@@ -170,7 +174,8 @@ where
     /// The store.
     ///
     /// ```
-    /// # use keel_cache::{Cache, Store, WriteThrough};
+    /// use keel_cache::{Cache, WriteThrough};
+    /// # use keel_cache::Store;
     /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
     /// # #[derive(Default)] // records each write; `down` makes it refuse them
     /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
