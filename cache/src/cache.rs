@@ -209,7 +209,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// runs its own policy and tiny shards choose badly.
     ///
     /// Each shard gets `capacity / shards` of the capacity, so with a weigher the shard count
-    /// also bounds the heaviest entry (see [`InsertError::TooHeavy`]).
+    /// also bounds the heaviest entry (see [`InsertError::TooHeavy`]). The default counts
+    /// units of weight as entries: a small weighted cache on a machine with many CPUs gets
+    /// many shards and refuses entries a smaller machine takes. Set the shard count when
+    /// entries may be heavy.
     ///
     /// ```
     /// use keel_cache::{BuildError, Cache, InsertError};
