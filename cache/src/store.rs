@@ -70,7 +70,7 @@ pub trait Store<K, V>: Send + Sync {
     /// use keel_cache::Store;
     /// use std::sync::Mutex;
     ///
-    /// /// Refuses key 0; keeps only `write`'s default batch.
+    /// /// Refuses key 0. Implements only `write`, so `write_batch` is the default.
     /// struct Rows(Mutex<Vec<u32>>);
     /// impl Store<u32, u32> for Rows {
     ///     type Error = std::fmt::Error;
