@@ -89,7 +89,9 @@ pub struct WriteBack<K, V, St, S = foldhash::fast::RandomState> {
 /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
 /// # impl Store<u32, u32> for Db {
 /// #     type Error = std::fmt::Error;
-/// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+/// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+/// #         self.write_batch(&[(*k, *v)])
+/// #     }
 /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
 /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
 /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -97,8 +99,14 @@ pub struct WriteBack<K, V, St, S = foldhash::fast::RandomState> {
 /// #     }
 /// # }
 /// # impl Db { // batch sizes in order; every row written, sorted
-/// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-/// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+/// #     fn batch_sizes(&self) -> Vec<usize> {
+/// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+/// #     }
+/// #     fn rows(&self) -> Vec<(u32, u32)> {
+/// #         let mut r = self.batches.lock().unwrap().concat();
+/// #         r.sort();
+/// #         r
+/// #     }
 /// # }
 /// use keel_core::ManualClock;
 /// use std::time::Duration;
@@ -134,7 +142,9 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -142,8 +152,14 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(2).build()?;
     /// wb.insert(1, 10);
@@ -170,7 +186,9 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -178,8 +196,14 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// use keel_core::ManualClock;
     /// use std::time::Duration;
@@ -324,7 +348,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -332,8 +358,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(1_000)?, Db::default()).build()?;
     /// for k in 0..63 {
@@ -367,7 +399,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -375,8 +409,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -412,7 +452,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -420,8 +462,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(1)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -457,7 +505,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -465,8 +515,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -492,7 +548,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -500,8 +558,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(1).build()?;
     /// wb.store().down.store(true, Ordering::Relaxed);
@@ -524,7 +588,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -532,8 +598,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -555,7 +627,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -563,8 +637,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -595,7 +675,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -603,8 +685,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// use keel_core::ManualClock;
     /// use std::time::Duration;
@@ -652,7 +740,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -660,8 +750,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(2).build()?;
     /// wb.store().down.store(true, Ordering::Relaxed);
@@ -733,7 +829,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -741,8 +839,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
@@ -778,7 +882,9 @@ where
     /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> { self.write_batch(&[(*k, *v)]) }
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
     /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
@@ -786,8 +892,14 @@ where
     /// #     }
     /// # }
     /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> { self.batches.lock().unwrap().iter().map(Vec::len).collect() }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> { let mut r = self.batches.lock().unwrap().concat(); r.sort(); r }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
     /// # }
     /// use keel_core::ManualClock;
     /// use std::sync::Arc;
