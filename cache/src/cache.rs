@@ -18,7 +18,26 @@ pub(crate) type Listener<K, V> = Arc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
 /// One lock per shard.
 type Shards<K, V> = ShardLocks<Shard<K, V>>;
 
-/// The largest total capacity: shard slabs are indexed by `u32`.
+/// The largest capacity (entry count, or total weight with a weigher) any cache accepts.
+///
+/// Without a weigher a shard also holds at most 2^28 − 2 entries (node indexes take 28
+/// bits), so a cache of `n` shards holds at most `n × (2^28 − 2)` entries; a larger
+/// capacity is refused with [`BuildError::CapacityTooLarge`] as well.
+///
+/// ```
+/// use keel_cache::{BuildError, Cache, MAX_CACHE_CAPACITY};
+///
+/// let err = Cache::<u64, Vec<u8>>::builder()
+///     .max_capacity(MAX_CACHE_CAPACITY + 1)
+///     .weigher(|_k, v| v.len() as u32)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(
+///     err,
+///     BuildError::CapacityTooLarge { requested: MAX_CACHE_CAPACITY + 1, max: MAX_CACHE_CAPACITY }
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_CACHE_CAPACITY: u64 = 1 << 40;
 
 /// The most shards a cache can be built with (each costs a lock and a policy).
@@ -119,6 +138,17 @@ pub struct CacheBuilder<K, V, S = foldhash::fast::RandomState> {
 impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// A builder with no capacity set yet (building it fails until
     /// [`max_capacity`](CacheBuilder::max_capacity) is given).
+    ///
+    /// ```
+    /// use keel_cache::{BuildError, Cache};
+    ///
+    /// let builder = Cache::<&str, u32>::builder();
+    /// let cache = builder.max_capacity(100).build()?;
+    /// assert_eq!(cache.capacity(), 100);
+    /// let err = Cache::<&str, u32>::builder().build().unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroCapacity);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> CacheBuilder<K, V> {
         CacheBuilder {
             capacity: 0,
@@ -155,6 +185,20 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
 impl<K, V, S> CacheBuilder<K, V, S> {
     /// The maximum number of entries, or the maximum total weight with a
     /// [`weigher`](CacheBuilder::weigher). Required.
+    ///
+    /// The cache evicts before an insert returns, so it never holds more than this.
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    ///
+    /// let cache = Cache::builder().max_capacity(2).build()?;
+    /// for k in 0..10 {
+    ///     cache.insert(k, k * 10);
+    /// }
+    /// assert_eq!(cache.capacity(), 2);
+    /// assert_eq!(cache.entry_count(), 2); // 8 of the 10 were evicted
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self
@@ -163,18 +207,83 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// The number of shards, a power of two. By default it grows with the machine's
     /// parallelism but keeps at least 256 entries of capacity per shard, since each shard
     /// runs its own policy and tiny shards choose badly.
+    ///
+    /// Each shard gets `capacity / shards` of the capacity, so with a weigher the shard count
+    /// also bounds the heaviest entry (see [`InsertError::TooHeavy`]). The default counts
+    /// units of weight as entries: a small weighted cache on a machine with many CPUs gets
+    /// many shards and refuses entries a smaller machine takes. Set the shard count when
+    /// entries may be heavy.
+    ///
+    /// ```
+    /// use keel_cache::{BuildError, Cache, InsertError};
+    ///
+    /// let cache = Cache::builder()
+    ///     .max_capacity(1_000)
+    ///     .shards(4) // 250 of weight each
+    ///     .weigher(|_k: &u32, v: &Vec<u8>| v.len() as u32)
+    ///     .build()?;
+    /// assert_eq!(
+    ///     cache.try_insert(1, vec![0; 251]),
+    ///     Err(InsertError::TooHeavy { weight: 251, max: 250 })
+    /// );
+    /// let err = Cache::<u32, u32>::builder().max_capacity(1_000).shards(3).build().unwrap_err();
+    /// assert_eq!(err, BuildError::BadShards(3)); // not a power of two
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
     }
 
-    /// Entries expire this long after they were written.
+    /// Entries expire this long after they were written. Reads do not extend it; a new
+    /// insert of the key starts it again.
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// cache.insert("token", 1);
+    /// clock.advance(Duration::from_secs(59));
+    /// assert_eq!(cache.get("token"), Some(1)); // this read does not extend the life
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.get("token"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn time_to_live(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
     }
 
-    /// Entries expire when not read or written for this long.
+    /// Entries expire when not read or written for this long. With a time-to-live as well,
+    /// an entry read often still expires at its time-to-live.
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .time_to_idle(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// cache.insert("session", 1);
+    /// clock.advance(Duration::from_secs(40));
+    /// assert_eq!(cache.get("session"), Some(1)); // read: idle for 60s from now
+    /// clock.advance(Duration::from_secs(40));
+    /// assert_eq!(cache.get("session"), Some(1)); // 80s old, but read 40s ago
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(cache.get("session"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
         self.tti = Some(tti);
         self
@@ -182,12 +291,51 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
     /// Keeps per-entry deadlines so [`Cache::insert_with_ttl`] can be used without a
     /// cache-wide time-to-live. Implied by `time_to_live` and `time_to_idle`.
+    ///
+    /// Entries inserted with [`Cache::insert`] then never expire. The deadlines cost 8 bytes
+    /// per entry.
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .per_entry_expiry()
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// cache.insert("config", 1);
+    /// cache.insert_with_ttl("otp", 2, Duration::from_secs(30))?;
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(cache.get("config"), Some(1));
+    /// assert_eq!(cache.get("otp"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn per_entry_expiry(mut self) -> Self {
         self.per_entry = true;
         self
     }
 
-    /// The clock expiry and load times are read from (default [`SystemClock`]).
+    /// The clock expiry and load times are read from (default [`SystemClock`]). Tests pass a
+    /// [`ManualClock`](keel_core::ManualClock) to move time by hand.
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = Cache::builder().max_capacity(100).clock(clock.clone()).build()?;
+    /// let v = cache.get_or_insert_with(1, || {
+    ///     clock.advance(Duration::from_millis(5)); // a load that takes 5 ms
+    ///     "loaded"
+    /// });
+    /// assert_eq!(v, "loaded");
+    /// assert_eq!(cache.stats().total_load_time, Duration::from_millis(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -196,12 +344,50 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// Measures capacity in weight: the sum of `weigher(key, value)` stays within
     /// [`max_capacity`](CacheBuilder::max_capacity). A weight of 0 is refused at insert
     /// (see [`Cache::try_insert`]).
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    ///
+    /// let cache = Cache::builder()
+    ///     .max_capacity(100) // bytes
+    ///     .weigher(|_key: &u32, value: &String| value.len() as u32)
+    ///     .build()?;
+    /// cache.insert(1, "a".repeat(40));
+    /// cache.insert(2, "b".repeat(40));
+    /// assert_eq!((cache.entry_count(), cache.weighted_size()), (2, 80));
+    /// cache.insert(3, "c".repeat(40)); // 120 > 100: one entry is evicted
+    /// assert_eq!((cache.entry_count(), cache.weighted_size()), (2, 80));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Arc::new(weigher));
         self
     }
 
-    /// Called after an entry leaves the cache, with the cause, outside the shard lock.
+    /// Called after an entry leaves the cache, with the cause, outside the shard lock (on
+    /// the thread whose call removed it), so the listener may use the cache.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, RemovalCause};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let heard = Arc::new(Mutex::new(Vec::new()));
+    /// let log = heard.clone();
+    /// let cache = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .eviction_listener(move |k: u32, v: char, cause| {
+    ///         log.lock().unwrap().push((k, v, cause));
+    ///     })
+    ///     .build()?;
+    /// cache.insert(1, 'a');
+    /// cache.insert(1, 'b');
+    /// cache.remove(&1);
+    /// assert_eq!(
+    ///     *heard.lock().unwrap(),
+    ///     [(1, 'a', RemovalCause::Replaced), (1, 'b', RemovalCause::Explicit)]
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn eviction_listener(
         mut self,
         listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
@@ -213,12 +399,43 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// Counts hits and misses for [`Cache::stats`] (off by default, as in Caffeine: the
     /// count is one more write per read, to a per-thread stripe). Evictions and loads are
     /// always counted.
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    ///
+    /// let counted = Cache::builder().max_capacity(10).record_stats().build()?;
+    /// let silent = Cache::builder().max_capacity(10).build()?;
+    /// for cache in [&counted, &silent] {
+    ///     cache.insert(1, 1);
+    ///     cache.get(&1);
+    ///     cache.get(&2);
+    /// }
+    /// assert_eq!((counted.stats().hits, counted.stats().misses), (1, 1));
+    /// assert_eq!((silent.stats().hits, silent.stats().misses), (0, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn record_stats(mut self) -> Self {
         self.record_stats = true;
         self
     }
 
-    /// Hashes keys with `hasher` instead of foldhash.
+    /// Hashes keys with `hasher` instead of foldhash (a randomly seeded foldhash by
+    /// default). The hash picks a key's shard and its sketch counters.
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    /// use std::collections::hash_map::DefaultHasher;
+    /// use std::hash::BuildHasherDefault;
+    ///
+    /// // SipHash with fixed keys: the same shard for a key in every run.
+    /// let cache: Cache<&str, u32, BuildHasherDefault<DefaultHasher>> = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .hasher(BuildHasherDefault::<DefaultHasher>::default())
+    ///     .build()?;
+    /// cache.insert("k", 1);
+    /// assert_eq!(cache.get("k"), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
             capacity: self.capacity,
@@ -239,7 +456,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// # Errors
     ///
     /// - [`BuildError::ZeroCapacity`]: no capacity, or a capacity of 0;
-    /// - [`BuildError::CapacityTooLarge`]: above [`MAX_CACHE_CAPACITY`];
+    /// - [`BuildError::CapacityTooLarge`]: above [`MAX_CACHE_CAPACITY`] or, without a
+    ///   weigher, above 2^28 − 2 entries per shard;
     /// - [`BuildError::BadShards`]: a shard count that is 0, not a power of two, above
     ///   65,536 or above the capacity;
     /// - [`BuildError::ZeroDuration`]: a time-to-live or time-to-idle of zero.
@@ -449,7 +667,18 @@ where
         }
     }
 
-    /// The value of `key` without counting a hit or miss or affecting the policy.
+    /// The value of `key` without counting a hit or miss or affecting the policy (nor
+    /// extending a time-to-idle).
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache = Cache::builder().max_capacity(10).record_stats().build()?;
+    /// cache.insert(1, "one");
+    /// assert_eq!(cache.peek(&1), Some("one"));
+    /// assert_eq!(cache.peek(&2), None);
+    /// assert_eq!((cache.stats().hits, cache.stats().misses), (0, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn peek<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -461,6 +690,25 @@ where
     }
 
     /// Whether `key` is cached and not expired (no hit or miss counted).
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = Cache::builder()
+    ///     .max_capacity(10)
+    ///     .time_to_live(Duration::from_secs(1))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// cache.insert("a", ());
+    /// assert!(cache.contains_key("a"));
+    /// assert!(!cache.contains_key("b"));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert!(!cache.contains_key("a")); // expired, even if not yet reclaimed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -473,6 +721,16 @@ where
 
     /// Inserts or replaces `key`. An entry the weigher refuses is not stored (see
     /// [`try_insert`](Cache::try_insert)).
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache = Cache::new(10)?;
+    /// cache.insert("k", 1);
+    /// cache.insert("k", 2); // replaces
+    /// assert_eq!(cache.get("k"), Some(2));
+    /// assert_eq!(cache.entry_count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn insert(&self, key: K, value: V) {
         let _ = self.try_insert(key, value);
     }
@@ -609,6 +867,17 @@ where
     }
 
     /// Removes every entry (the listener hears each as [`RemovalCause::Explicit`]).
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache = Cache::new(10)?;
+    /// cache.insert(1, 1);
+    /// cache.insert(2, 2);
+    /// cache.clear();
+    /// assert_eq!(cache.entry_count(), 0);
+    /// assert_eq!(cache.get(&1), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clear(&self) {
         for shard in self.shards.iter() {
             let mut removed = Removed::new(self.listener.is_some());
@@ -618,7 +887,28 @@ where
     }
 
     /// Removes every expired entry now. Expired entries are also reclaimed a few at a time
-    /// on every write, and are never returned, so calling this is optional.
+    /// on every write, and are never returned, so calling this is optional. The listener
+    /// hears each as [`RemovalCause::Expired`]. Does nothing on a cache without expiry.
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = Cache::builder()
+    ///     .max_capacity(10)
+    ///     .time_to_live(Duration::from_secs(1))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// cache.insert(1, 1);
+    /// cache.insert(2, 2);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.entry_count(), 2); // expired, still held
+    /// cache.purge_expired();
+    /// assert_eq!(cache.entry_count(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn purge_expired(&self) {
         if !self.expiry {
             return;
@@ -634,23 +924,74 @@ where
         }
     }
 
-    /// The number of entries held, including expired ones not yet reclaimed.
+    /// The number of entries held, including expired ones not yet reclaimed (see
+    /// [`purge_expired`](Cache::purge_expired)). Read shard by shard: under concurrent
+    /// writes it is a close estimate, not a snapshot.
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache = Cache::new(10)?;
+    /// assert_eq!(cache.entry_count(), 0);
+    /// cache.insert('a', 1);
+    /// cache.insert('b', 2);
+    /// assert_eq!(cache.entry_count(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn entry_count(&self) -> u64 {
         self.shards.iter().map(|s| s.read().len() as u64).sum()
     }
 
     /// The total weight held (the entry count without a weigher).
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache = Cache::builder()
+    ///     .max_capacity(1_000)
+    ///     .weigher(|_k: &u8, v: &Vec<u8>| v.len() as u32)
+    ///     .build()?;
+    /// cache.insert(1, vec![0; 100]);
+    /// cache.insert(2, vec![0; 20]);
+    /// assert_eq!(cache.weighted_size(), 120);
+    /// cache.insert(1, vec![0; 10]); // a replaced value's weight is updated
+    /// assert_eq!(cache.weighted_size(), 30);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn weighted_size(&self) -> u64 {
         self.shards.iter().map(|s| s.read().weight()).sum()
     }
 
     /// The configured capacity. [`weighted_size`](Cache::weighted_size) never exceeds it.
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache = Cache::new(3)?;
+    /// for k in 0..100 {
+    ///     cache.insert(k, k);
+    /// }
+    /// assert_eq!(cache.capacity(), 3);
+    /// assert!(cache.weighted_size() <= cache.capacity());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn capacity(&self) -> u64 {
         self.capacity
     }
 
     /// Hit, miss, eviction and load counters since the cache was built (hits and misses
     /// only with [`record_stats`](CacheBuilder::record_stats)).
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache = Cache::builder().max_capacity(2).record_stats().build()?;
+    /// for k in 0..5 {
+    ///     cache.get_or_insert_with(k, || k * 10); // a miss, then a load
+    /// }
+    /// cache.get(&4);
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses), (1, 5));
+    /// assert_eq!(stats.load_successes, 5);
+    /// assert_eq!(stats.evictions, 3); // 5 loaded into room for 2
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> CacheStats {
         let mut stats = self.load_stats.snapshot();
         stats.hits = self.hits.sum();
@@ -662,8 +1003,24 @@ where
         stats
     }
 
-    /// Calls `f` with a clone of every unexpired entry, one shard at a time (a snapshot per
-    /// shard, not of the whole cache).
+    /// Calls `f` with every unexpired entry, one shard at a time (a snapshot per shard, not
+    /// of the whole cache), in no particular order.
+    ///
+    /// `f` gets references and runs under the shard's read lock: it must not write to the
+    /// cache (an insert or remove of a key in the same shard would deadlock). Collect what
+    /// to change and apply it after.
+    ///
+    /// ```
+    /// # use keel_cache::Cache;
+    /// let cache = Cache::new(10)?;
+    /// for k in 1..=4 {
+    ///     cache.insert(k, k * 10);
+    /// }
+    /// let mut sum = 0;
+    /// cache.for_each(|_k, v| sum += v);
+    /// assert_eq!(sum, 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         let now = self.now();
         for shard in self.shards.iter() {

@@ -23,7 +23,31 @@ pub enum RemovalCause {
 }
 
 impl RemovalCause {
-    /// Whether the cache removed the entry on its own (size or expiry).
+    /// Whether the cache removed the entry on its own (size or expiry), as opposed to a
+    /// remove, clear or replacing insert by the caller.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, RemovalCause};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let evicted = Arc::new(AtomicU64::new(0));
+    /// let count = evicted.clone();
+    /// let cache = Cache::builder()
+    ///     .max_capacity(1)
+    ///     .eviction_listener(move |_k: u32, _v: u32, cause: RemovalCause| {
+    ///         if cause.was_evicted() {
+    ///             count.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// cache.insert(1, 1);
+    /// cache.insert(1, 2); // Replaced: not an eviction
+    /// cache.insert(2, 2); // Size: the cache holds one entry
+    /// assert_eq!(evicted.load(Ordering::Relaxed), 1);
+    /// assert!(RemovalCause::Expired.was_evicted());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn was_evicted(self) -> bool {
         matches!(self, RemovalCause::Size | RemovalCause::Expired)
     }

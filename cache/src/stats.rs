@@ -36,7 +36,22 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
-    /// `hits / (hits + misses)`, or 0 before any lookup.
+    /// `hits / (hits + misses)`, or 0 before any lookup (and always 0 without
+    /// [`record_stats`](crate::CacheBuilder::record_stats)).
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    ///
+    /// let cache = Cache::builder().max_capacity(10).record_stats().build()?;
+    /// assert_eq!(cache.stats().hit_ratio(), 0.0);
+    /// cache.insert("k", 1);
+    /// for _ in 0..3 {
+    ///     cache.get("k");
+    /// }
+    /// cache.get("missing");
+    /// assert_eq!(cache.stats().hit_ratio(), 0.75);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn hit_ratio(&self) -> f64 {
         let total = self.hits + self.misses;
         if total == 0 {

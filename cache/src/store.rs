@@ -30,6 +30,32 @@ pub trait Store<K, V>: Send + Sync {
 
     /// Writes one entry.
     ///
+    /// ```
+    /// use keel_cache::Store;
+    /// use std::sync::Mutex;
+    ///
+    /// /// Takes at most two rows.
+    /// struct Small(Mutex<Vec<(u32, u32)>>);
+    /// impl Store<u32, u32> for Small {
+    ///     type Error = std::fmt::Error;
+    ///     fn write(&self, key: &u32, value: &u32) -> Result<(), Self::Error> {
+    ///         let mut rows = self.0.lock().unwrap();
+    ///         if rows.len() == 2 {
+    ///             return Err(std::fmt::Error);
+    ///         }
+    ///         rows.push((*key, *value));
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let store = Small(Mutex::new(Vec::new()));
+    /// store.write(&1, &10)?;
+    /// store.write(&2, &20)?;
+    /// assert!(store.write(&3, &30).is_err());
+    /// assert_eq!(*store.0.lock().unwrap(), [(1, 10), (2, 20)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The store's error; the caller keeps the entry (write-back retries it).
@@ -37,7 +63,32 @@ pub trait Store<K, V>: Send + Sync {
 
     /// Writes a batch, all or nothing as far as the caller can tell: on error every entry of
     /// the batch stays dirty and is written again later, so writes must be idempotent.
-    /// The default writes one at a time.
+    /// The default writes one at a time, in order, and stops at the first error; override
+    /// it where the store has a bulk write (a multi-row insert, a pipeline).
+    ///
+    /// ```
+    /// use keel_cache::Store;
+    /// use std::sync::Mutex;
+    ///
+    /// /// Refuses key 0. Implements only `write`, so `write_batch` is the default.
+    /// struct Rows(Mutex<Vec<u32>>);
+    /// impl Store<u32, u32> for Rows {
+    ///     type Error = std::fmt::Error;
+    ///     fn write(&self, key: &u32, _value: &u32) -> Result<(), Self::Error> {
+    ///         if *key == 0 {
+    ///             return Err(std::fmt::Error);
+    ///         }
+    ///         self.0.lock().unwrap().push(*key);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let store = Rows(Mutex::new(Vec::new()));
+    /// store.write_batch(&[(1, 1), (2, 2)])?;
+    /// assert!(store.write_batch(&[(3, 3), (0, 0), (4, 4)]).is_err());
+    /// assert_eq!(*store.0.lock().unwrap(), [1, 2, 3]); // 3 was written before the error
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -23,13 +23,18 @@ struct Dirty<K, V> {
 /// updates the cache and marks the entry dirty; dirty entries are written to the store in
 /// batches when there are [`batch_size`](WriteBackBuilder::batch_size) of them, when the
 /// [`flush_interval`](WriteBackBuilder::flush_interval) has passed (checked on every
-/// operation, by the cache's clock, so no background thread is needed), and on
+/// insert and get, by the cache's clock, so no background thread is needed), and on
 /// [`flush`](WriteBack::flush) or [`shutdown`](WriteBack::shutdown).
 ///
 /// **No acknowledged write is lost:** an entry leaves the dirty set only after the store
 /// accepted that exact version. A failed batch stays dirty and is retried by the next flush;
 /// reads see dirty values even if the cache evicted them. A write made while a flush is
-/// in progress is not lost either: it has a newer version, which stays dirty.
+/// in progress is not lost either: it has a newer version, which stays dirty. This holds
+/// while the `WriteBack` lives: dropping it does not flush, so call
+/// [`shutdown`](WriteBack::shutdown) first.
+///
+/// Two concurrent inserts of one key are not ordered: the cache may keep one value while
+/// the other is the one written to the store. Serialize writes of a key if that matters.
 ///
 /// Dirty entries are kept in memory until the store takes them: if the store stays down,
 /// [`dirty_len`](WriteBack::dirty_len) grows. Deletes are not written behind.
@@ -75,6 +80,49 @@ pub struct WriteBack<K, V, St, S = foldhash::fast::RandomState> {
 }
 
 /// Configures a [`WriteBack`]. See [`WriteBack::builder`].
+///
+/// ```
+/// use keel_cache::{Cache, WriteBack};
+/// # use keel_cache::Store;
+/// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+/// # #[derive(Default)] // records each batch; `down` makes it refuse them
+/// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+/// # impl Store<u32, u32> for Db {
+/// #     type Error = std::fmt::Error;
+/// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+/// #         self.write_batch(&[(*k, *v)])
+/// #     }
+/// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+/// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+/// #         self.batches.lock().unwrap().push(b.to_vec());
+/// #         Ok(())
+/// #     }
+/// # }
+/// # impl Db { // batch sizes in order; every row written, sorted
+/// #     fn batch_sizes(&self) -> Vec<usize> {
+/// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+/// #     }
+/// #     fn rows(&self) -> Vec<(u32, u32)> {
+/// #         let mut r = self.batches.lock().unwrap().concat();
+/// #         r.sort();
+/// #         r
+/// #     }
+/// # }
+/// use keel_core::ManualClock;
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let cache = Cache::builder().max_capacity(1_000).clock(clock.clone()).build()?;
+/// let wb = WriteBack::builder(cache, Db::default())
+///     .batch_size(100)
+///     .flush_interval(Duration::from_secs(5))
+///     .build()?;
+/// wb.insert(1, 10);
+/// clock.advance(Duration::from_secs(5));
+/// wb.insert(2, 20); // 5 s since the last flush: this write flushes both
+/// assert_eq!(wb.store().batch_sizes(), [2]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct WriteBackBuilder<K, V, St, S> {
     cache: Cache<K, V, S>,
     store: St,
@@ -85,13 +133,92 @@ pub struct WriteBackBuilder<K, V, St, S> {
 impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
     /// Flush once this many entries are dirty, and write at most this many per store call
     /// (default 64).
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(2).build()?;
+    /// wb.insert(1, 10);
+    /// assert_eq!(wb.dirty_len(), 1);
+    /// wb.insert(2, 20); // the second dirty entry flushes both
+    /// assert_eq!(wb.dirty_len(), 0);
+    /// assert_eq!(wb.store().rows(), [(1, 10), (2, 20)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n;
         self
     }
 
-    /// Flush when this long has passed since the last flush (checked on every operation
-    /// and by [`flush_if_due`](WriteBack::flush_if_due)). Off by default.
+    /// Flush when this long has passed since the last flush (checked on every insert and
+    /// get, and by [`flush_if_due`](WriteBack::flush_if_due)), by the cache's clock. Off by
+    /// default.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = Cache::builder().max_capacity(100).clock(clock.clone()).build()?;
+    /// let wb = WriteBack::builder(cache, Db::default())
+    ///     .flush_interval(Duration::from_secs(10))
+    ///     .build()?;
+    /// wb.insert(1, 10);
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(wb.get(&1), Some(10)); // a read also flushes when the interval has passed
+    /// assert_eq!(wb.dirty_len(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.interval = Some(interval);
         self
@@ -211,7 +338,44 @@ where
     S: BuildHasher,
     St: Store<K, V>,
 {
-    /// Configures a write-back `cache` over `store`.
+    /// Configures a write-back `cache` over `store`: batches of 64, no flush interval.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// let wb = WriteBack::builder(Cache::new(1_000)?, Db::default()).build()?;
+    /// for k in 0..63 {
+    ///     wb.insert(k, k);
+    /// }
+    /// assert_eq!(wb.dirty_len(), 63);
+    /// wb.insert(63, 63); // the 64th dirty entry flushes them
+    /// assert_eq!((wb.dirty_len(), wb.store().batch_sizes()), (0, vec![64]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(cache: Cache<K, V, S>, store: St) -> WriteBackBuilder<K, V, St, S> {
         WriteBackBuilder {
             cache,
@@ -221,8 +385,47 @@ where
         }
     }
 
-    /// Caches `value` and marks it dirty. Once this returns, the write will reach the store
-    /// (retried until it does) unless the process dies first.
+    /// Caches `value` and marks it dirty. Once this returns, the write stays dirty until the
+    /// store takes it: a failed flush leaves it for the next one (the next batch, interval,
+    /// [`flush`](WriteBack::flush) or [`shutdown`](WriteBack::shutdown)). Nothing is
+    /// retried on its own and dropping a `WriteBack` does not flush, so dirty entries are
+    /// lost if it is dropped (or the process dies) before a flush succeeds.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
+    /// wb.insert(1, 10);
+    /// assert_eq!(wb.get(&1), Some(10)); // cached at once
+    /// assert!(wb.store().rows().is_empty()); // written later
+    /// wb.flush()?;
+    /// assert_eq!(wb.store().rows(), [(1, 10)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn insert(&self, key: K, value: V) {
         self.cache.insert(key.clone(), value.clone());
         let len = {
@@ -237,7 +440,45 @@ where
         }
     }
 
-    /// The value of `key`: cached, or dirty and not yet in the store.
+    /// The value of `key`: cached, or dirty and not yet in the store. A miss does not read
+    /// the store. With a [`flush_interval`](WriteBackBuilder::flush_interval), a read may
+    /// also flush.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// let wb = WriteBack::builder(Cache::new(1)?, Db::default()).build()?;
+    /// wb.insert(1, 10);
+    /// wb.insert(2, 20); // the cache holds one entry, so one of them was evicted
+    /// assert_eq!(wb.cache().entry_count(), 1);
+    /// assert_eq!((wb.get(&1), wb.get(&2)), (Some(10), Some(20))); // the dirty set has both
+    /// assert_eq!(wb.get(&3), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -253,22 +494,164 @@ where
         value
     }
 
-    /// Entries written to the cache but not yet to the store.
+    /// Entries written to the cache but not yet to the store (a key written twice counts
+    /// once: only its latest value is written).
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
+    /// wb.insert(1, 10);
+    /// wb.insert(1, 11);
+    /// assert_eq!(wb.dirty_len(), 1);
+    /// wb.flush()?;
+    /// assert_eq!(wb.dirty_len(), 0);
+    /// assert_eq!(wb.store().rows(), [(1, 11)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dirty_len(&self) -> usize {
         self.dirty.lock().map.len()
     }
 
-    /// Flushes that failed since the cache was built (their entries stayed dirty).
+    /// Flushes that failed since the cache was built (their entries stayed dirty),
+    /// including the automatic ones, whose errors are not returned: watch this to alert.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(1).build()?;
+    /// wb.store().down.store(true, Ordering::Relaxed);
+    /// wb.insert(1, 10); // its automatic flush fails quietly
+    /// assert!(wb.flush().is_err());
+    /// assert_eq!((wb.failed_flushes(), wb.dirty_len()), (2, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn failed_flushes(&self) -> u64 {
         self.failed_flushes.load(Ordering::Relaxed)
     }
 
-    /// The cache, for stats and loaders.
+    /// The cache, for stats and loaders. Writing to it directly bypasses the store.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
+    /// wb.insert(1, 10);
+    /// assert_eq!(wb.cache().entry_count(), 1);
+    /// assert_eq!(wb.cache().capacity(), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cache(&self) -> &Cache<K, V, S> {
         &self.cache
     }
 
     /// The store.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
+    /// wb.insert(1, 10);
+    /// wb.shutdown()?;
+    /// assert_eq!(wb.store().rows(), [(1, 10)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn store(&self) -> &St {
         &self.store
     }
@@ -281,6 +664,50 @@ where
     }
 
     /// Flushes if the interval has passed; call it from a timer if the cache can sit idle.
+    /// Returns how many entries were written (0 when not due, or always without a
+    /// [`flush_interval`](WriteBackBuilder::flush_interval)).
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// use keel_core::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = Cache::builder().max_capacity(100).clock(clock.clone()).build()?;
+    /// let wb = WriteBack::builder(cache, Db::default())
+    ///     .flush_interval(Duration::from_secs(10))
+    ///     .build()?;
+    /// wb.insert(1, 10);
+    /// assert_eq!(wb.flush_if_due()?, 0);
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(wb.flush_if_due()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -289,7 +716,8 @@ where
         if self.due() { self.flush() } else { Ok(0) }
     }
 
-    /// Flushes unless another flush is running (that one will write our entries).
+    /// Flushes unless another flush is running. That one may have taken its snapshot
+    /// before our entry; then the entry stays dirty for the next flush.
     fn opportunistic_flush(&self) {
         if let Some(guard) = self.flushing.try_lock() {
             let _ = self.flush_locked(&guard);
@@ -303,6 +731,45 @@ where
     ///
     /// The first batch the store refused; it and every later entry stay dirty and are
     /// retried by the next flush.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(2).build()?;
+    /// wb.store().down.store(true, Ordering::Relaxed);
+    /// for k in 1..=5 {
+    ///     wb.insert(k, k * 10); // automatic flushes fail: the store is down
+    /// }
+    /// wb.store().down.store(false, Ordering::Relaxed);
+    /// assert_eq!(wb.flush()?, 5);
+    /// assert_eq!(wb.store().batch_sizes(), [2, 2, 1]);
+    /// assert_eq!(wb.flush()?, 0); // nothing left
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn flush(&self) -> Result<usize, FlushError<St::Error>> {
         let guard = self.flushing.lock();
         self.flush_locked(&guard)
@@ -353,14 +820,113 @@ where
     /// # Errors
     ///
     /// As [`flush`](WriteBack::flush); the entries stay dirty, so it can be called again.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
+    /// wb.insert(1, 10);
+    /// wb.insert(2, 20);
+    /// wb.store().down.store(true, Ordering::Relaxed);
+    /// assert!(wb.shutdown().is_err());
+    /// wb.store().down.store(false, Ordering::Relaxed);
+    /// assert_eq!(wb.shutdown()?, 2);
+    /// assert_eq!(wb.store().rows(), [(1, 10), (2, 20)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown(&self) -> Result<usize, FlushError<St::Error>> {
         self.flush()
     }
 
     /// Spawns a tokio task that calls [`flush_if_due`](WriteBack::flush_if_due) every
-    /// `period`, so an idle cache still flushes on its interval. The task ends when the
-    /// last `Arc` is dropped. The store's writes run on the runtime's thread: keep them
-    /// short or make `write_batch` hand off to `spawn_blocking`.
+    /// `period`, so an idle cache still flushes on its interval. The task ends at its first
+    /// tick after the last `Arc` is dropped (it does not flush then: call
+    /// [`shutdown`](WriteBack::shutdown) before). The store's writes run on the runtime's
+    /// thread: keep them short or make `write_batch` hand off to `spawn_blocking`.
+    ///
+    /// Must be called within a tokio runtime (it uses `tokio::spawn`).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         let mut r = self.batches.lock().unwrap().concat();
+    /// #         r.sort();
+    /// #         r
+    /// #     }
+    /// # }
+    /// use keel_core::ManualClock;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// # let rt = tokio::runtime::Builder::new_current_thread()
+    /// #     .enable_time()
+    /// #     .start_paused(true) // tokio's sleeps return at once
+    /// #     .build()?;
+    /// # rt.block_on(async {
+    /// let clock = ManualClock::new();
+    /// let cache = Cache::builder().max_capacity(100).clock(clock.clone()).build()?;
+    /// let wb = WriteBack::builder(cache, Db::default())
+    ///     .flush_interval(Duration::from_secs(1))
+    ///     .build()?;
+    /// let wb = Arc::new(wb);
+    /// let task = WriteBack::spawn_flusher(&wb, Duration::from_secs(1));
+    /// wb.insert(1, 10);
+    /// clock.advance(Duration::from_secs(1)); // due, but no further call comes
+    /// tokio::time::sleep(Duration::from_secs(2)).await; // the task flushes meanwhile
+    /// assert_eq!(wb.dirty_len(), 0);
+    /// drop(wb);
+    /// tokio::time::timeout(Duration::from_secs(5), task).await??; // ends with the last Arc
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "tokio")]
     pub fn spawn_flusher(
         this: &std::sync::Arc<Self>,

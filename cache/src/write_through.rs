@@ -8,7 +8,10 @@ use crate::{Cache, Store};
 
 /// A [`Cache`] in front of a [`Store`]: [`insert`](WriteThrough::insert) writes the store
 /// first and caches the value only once the store took it, so the cache never holds a
-/// value the store does not.
+/// value the store did not take.
+///
+/// Two concurrent inserts of one key are not ordered: the store may end with one value
+/// and the cache with the other. Serialize writes of a key if that matters.
 ///
 /// ```
 /// use keel_cache::{Cache, Store, WriteThrough};
@@ -41,7 +44,30 @@ where
     S: BuildHasher,
     St: Store<K, V>,
 {
-    /// Puts `cache` in front of `store`.
+    /// Puts `cache` in front of `store`. The cache keeps its settings (capacity, expiry,
+    /// listener): an entry it evicts is still in the store.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteThrough};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each write; `down` makes it refuse them
+    /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.rows.lock().unwrap().push((*k, *v));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// let wt = WriteThrough::new(Cache::new(1)?, Db::default());
+    /// wt.insert(1, 10)?;
+    /// wt.insert(2, 20)?; // the cache holds one entry; the store has both
+    /// assert_eq!(wt.cache().entry_count(), 1);
+    /// assert_eq!(*wt.store().rows.lock().unwrap(), [(1, 10), (2, 20)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(cache: Cache<K, V, S>, store: St) -> Self {
         WriteThrough { cache, store }
     }
@@ -52,6 +78,28 @@ where
     ///
     /// The store's error. The cache then drops any value it had for `key`, since the store
     /// may or may not have applied the write.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteThrough};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each write; `down` makes it refuse them
+    /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.rows.lock().unwrap().push((*k, *v));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// let wt = WriteThrough::new(Cache::new(10)?, Db::default());
+    /// wt.insert(1, 10)?;
+    /// wt.store().down.store(true, Ordering::Relaxed);
+    /// assert!(wt.insert(1, 11).is_err());
+    /// assert_eq!(wt.get(&1), None); // not 10: the store may hold 11
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn insert(&self, key: K, value: V) -> Result<(), St::Error> {
         match self.store.write(&key, &value) {
             Ok(()) => {
@@ -65,7 +113,29 @@ where
         }
     }
 
-    /// The cached value of `key`.
+    /// The cached value of `key`. A miss does not read the store: load through
+    /// [`Cache::get_or_insert_with`] on [`cache`](WriteThrough::cache) for that.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteThrough};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each write; `down` makes it refuse them
+    /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.rows.lock().unwrap().push((*k, *v));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// let wt = WriteThrough::new(Cache::new(10)?, Db::default());
+    /// wt.insert(1, 10)?;
+    /// assert_eq!(wt.get(&1), Some(10));
+    /// assert_eq!(wt.get(&2), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -74,12 +144,54 @@ where
         self.cache.get(key)
     }
 
-    /// The cache, for reads, loaders and stats.
+    /// The cache, for reads, loaders and stats. Writing to it directly bypasses the store.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteThrough};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each write; `down` makes it refuse them
+    /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.rows.lock().unwrap().push((*k, *v));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// let wt = WriteThrough::new(Cache::new(10)?, Db::default());
+    /// wt.insert(1, 10)?;
+    /// let v = wt.cache().get_or_insert_with(2, || 20); // e.g. loaded from the store
+    /// assert_eq!(v, 20);
+    /// assert_eq!(wt.cache().entry_count(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cache(&self) -> &Cache<K, V, S> {
         &self.cache
     }
 
     /// The store.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteThrough};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # #[derive(Default)] // records each write; `down` makes it refuse them
+    /// # struct Db { rows: Mutex<Vec<(u32, u32)>>, down: AtomicBool }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         self.rows.lock().unwrap().push((*k, *v));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// let wt = WriteThrough::new(Cache::new(10)?, Db::default());
+    /// wt.insert(7, 70)?;
+    /// assert_eq!(*wt.store().rows.lock().unwrap(), [(7, 70)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn store(&self) -> &St {
         &self.store
     }
