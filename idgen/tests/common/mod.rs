@@ -7,7 +7,9 @@ use std::thread::JoinHandle;
 
 /// Joins the generating threads and checks that each one's IDs rose strictly and that no ID
 /// was issued twice across all of them; returns every ID.
-pub(crate) fn join_unique_ordered<T: Ord + Hash + Debug>(workers: Vec<JoinHandle<Vec<T>>>) -> HashSet<T> {
+pub(crate) fn join_unique_ordered<T: Ord + Hash + Debug>(
+    workers: Vec<JoinHandle<Vec<T>>>,
+) -> HashSet<T> {
     let mut all = HashSet::new();
     for worker in workers {
         let ids = worker.join().expect("no panic");
