@@ -61,19 +61,22 @@
 //! reader-writer lock, and runs this policy, chosen by replaying real traces (see the
 //! README):
 //!
-//! - **S3-FIFO** (Yang et al., SOSP 2023): newcomers enter a small FIFO (5% of the shard);
-//!   one read there promotes them to the main FIFO, where an entry read since the hand last
-//!   passed goes around again (a 2-bit CLOCK). Newcomers never read are dropped and their
-//!   hash remembered in a ghost FIFO as long as main; a key asked for again while
+//! - **S3-FIFO** (Yang et al., SOSP 2023): newcomers enter a small FIFO (7.5% of the
+//!   shard, 5% under 128 entries); two reads there promote them to the main FIFO (one is
+//!   not enough: loops and scans read their keys once more before they age out), where an
+//!   entry read since the hand last passed goes around again (a 2-bit CLOCK). Newcomers
+//!   read less are dropped unless the admission check below lets them in, and their hash
+//!   is remembered in a ghost FIFO as long as main; a key asked for again while
 //!   remembered goes straight to main (in shards under 128 entries, only if the sketch
 //!   below counts it more often than main's oldest entry: there main holds just the
 //!   hottest few dozen keys). Scans and loops therefore flow through the small queue
 //!   without flushing main.
 //! - **TinyLFU admission** (Einziger et al.): a 4-bit count-min sketch with conservative
 //!   update, its counters of one key in one 64-byte block (Caffeine's layout), halved every
-//!   10 × capacity increments. A newcomer leaving the small queue unread still displaces
-//!   main's victim if the sketch has seen it at least 3 times and more often than the
-//!   victim: this keeps frequency-skewed traces from losing to plain S3-FIFO.
+//!   10 × capacity increments. A newcomer leaving the small queue read less than twice
+//!   still displaces main's victim if the sketch has seen it at least 3 times and more
+//!   often than the victim: this keeps frequency-skewed traces from losing to plain
+//!   S3-FIFO.
 //! - **Read path:** a hit takes the shard's read lock, which writes only a counter of the
 //!   reading thread's own (readers of one shard do not share a lock word; a writer raises
 //!   a flag and waits for the shard's per-thread counts to drain). Then it does relaxed
