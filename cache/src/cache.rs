@@ -609,6 +609,11 @@ where
     V: Clone,
     S: BuildHasher,
 {
+    /// The hash the cache places `key` by (write-through stripes its key locks by it).
+    pub(crate) fn hash_key<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
     #[inline]
     fn shard_of(&self, hash: u64) -> ShardLock<'_, Shard<K, V>> {
         // High bits pick the shard; hashbrown uses the low bits and the top seven, which

@@ -33,8 +33,10 @@ struct Dirty<K, V> {
 /// while the `WriteBack` lives: dropping it does not flush, so call
 /// [`shutdown`](WriteBack::shutdown) first.
 ///
-/// Two concurrent inserts of one key are not ordered: the cache may keep one value while
-/// the other is the one written to the store. Serialize writes of a key if that matters.
+/// Two concurrent inserts of one key are ordered: the cache is updated under the lock that
+/// versions dirty entries, so the cache keeps the value whose version is written last. The
+/// cache's eviction listener therefore runs under that lock and must not call back into
+/// the `WriteBack`.
 ///
 /// Dirty entries are kept in memory until the store takes them: if the store stays down,
 /// [`dirty_len`](WriteBack::dirty_len) grows. Deletes are not written behind.
@@ -427,9 +429,11 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        self.cache.insert(key.clone(), value.clone());
         let len = {
             let mut dirty = self.dirty.lock();
+            // Under the dirty lock: the cache and the dirty set see writes of a key in the
+            // same order.
+            self.cache.insert(key.clone(), value.clone());
             let seq = dirty.next_seq;
             dirty.next_seq += 1;
             dirty.map.insert(key, (value, seq));

@@ -4,14 +4,21 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
+use parking_lot::Mutex;
+
 use crate::{Cache, Store};
+
+/// Stripes of the per-key write lock.
+const KEY_LOCKS: usize = 64;
 
 /// A [`Cache`] in front of a [`Store`]: [`insert`](WriteThrough::insert) writes the store
 /// first and caches the value only once the store took it, so the cache never holds a
 /// value the store did not take.
 ///
-/// Two concurrent inserts of one key are not ordered: the store may end with one value
-/// and the cache with the other. Serialize writes of a key if that matters.
+/// Writes of one key are serialized: a lock (one of 64 stripes, by key hash) is
+/// held across the store write and the cache update, so two concurrent inserts of a key
+/// leave the cache with the value the store took last. A slow store write therefore also
+/// delays writes of other keys on its stripe; reads never wait for it.
 ///
 /// ```
 /// use keel_cache::{Cache, Store, WriteThrough};
@@ -35,6 +42,7 @@ use crate::{Cache, Store};
 pub struct WriteThrough<K, V, St, S = foldhash::fast::RandomState> {
     cache: Cache<K, V, S>,
     store: St,
+    key_locks: Box<[Mutex<()>]>,
 }
 
 impl<K, V, St, S> WriteThrough<K, V, St, S>
@@ -69,7 +77,11 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(cache: Cache<K, V, S>, store: St) -> Self {
-        WriteThrough { cache, store }
+        WriteThrough {
+            cache,
+            store,
+            key_locks: (0..KEY_LOCKS).map(|_| Mutex::new(())).collect(),
+        }
     }
 
     /// Writes `key` to the store, then caches it.
@@ -101,6 +113,8 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn insert(&self, key: K, value: V) -> Result<(), St::Error> {
+        let stripe = self.cache.hash_key(&key) as usize % KEY_LOCKS;
+        let _writing_key = self.key_locks[stripe].lock();
         match self.store.write(&key, &value) {
             Ok(()) => {
                 self.cache.insert(key, value);

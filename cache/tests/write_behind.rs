@@ -258,3 +258,112 @@ async fn the_tokio_flusher_flushes_an_idle_cache() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(task.is_finished());
 }
+
+/// Two threads insert one key; the first one's write is held up mid-way until the second
+/// has written (or 300 ms pass, when the second is correctly made to wait).
+fn race_two_inserts(
+    first: impl FnOnce() + Send,
+    second: impl FnOnce() + Send,
+    first_held: &std::sync::mpsc::Receiver<()>,
+) {
+    std::thread::scope(|s| {
+        let a = s.spawn(first);
+        first_held
+            .recv()
+            .expect("the first insert reaches its hold");
+        let b = s.spawn(second);
+        a.join().expect("first insert");
+        b.join().expect("second insert");
+    });
+}
+
+/// A store whose write of value 1 applies, then waits for the write of value 2.
+struct StallingStore {
+    data: Mutex<HashMap<u32, u64>>,
+    held: Mutex<std::sync::mpsc::Sender<()>>,
+    second: Mutex<std::sync::mpsc::Receiver<()>>,
+    second_done: Mutex<std::sync::mpsc::Sender<()>>,
+}
+
+impl Store<u32, u64> for StallingStore {
+    type Error = Down;
+
+    fn write(&self, key: &u32, value: &u64) -> Result<(), Down> {
+        self.data.lock().unwrap().insert(*key, *value);
+        match value {
+            1 => {
+                self.held.lock().unwrap().send(()).unwrap();
+                // The second write arrives here unless the key lock holds it back.
+                let _ = self
+                    .second
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_millis(300));
+            }
+            2 => {
+                let _ = self.second_done.lock().unwrap().send(());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn write_through_orders_concurrent_writes_of_a_key() {
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (second_tx, second_rx) = std::sync::mpsc::channel();
+    let store = StallingStore {
+        data: Mutex::default(),
+        held: Mutex::new(held_tx),
+        second: Mutex::new(second_rx),
+        second_done: Mutex::new(second_tx),
+    };
+    let wt = WriteThrough::new(Cache::new(100).unwrap(), store);
+    race_two_inserts(
+        || wt.insert(7, 1).unwrap(),
+        || wt.insert(7, 2).unwrap(),
+        &held_rx,
+    );
+    let stored = wt.store().data.lock().unwrap()[&7];
+    assert_eq!(wt.get(&7), Some(stored), "cache and store disagree");
+}
+
+#[test]
+fn write_back_orders_concurrent_writes_of_a_key() {
+    // The cache's listener holds the first insert up right after it updated the cache
+    // (when it replaces value 0), until the second insert has marked its value dirty.
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let (second_tx, second_rx) = std::sync::mpsc::channel::<()>();
+    let held_tx = Mutex::new(held_tx);
+    let second_rx = Mutex::new(second_rx);
+    let cache = Cache::builder()
+        .max_capacity(100)
+        .eviction_listener(move |_k: u32, old: u64, _cause| {
+            if old == 0 {
+                held_tx.lock().unwrap().send(()).unwrap();
+                let _ = second_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_millis(300));
+            }
+        })
+        .build()
+        .unwrap();
+    let wb = WriteBack::builder(cache, FlakyStore::default())
+        .batch_size(100)
+        .build()
+        .unwrap();
+    wb.insert(7, 0);
+    race_two_inserts(
+        || wb.insert(7, 1),
+        || {
+            wb.insert(7, 2);
+            let _ = second_tx.send(());
+        },
+        &held_rx,
+    );
+    wb.flush().unwrap();
+    let stored = wb.store().data.lock().unwrap()[&7];
+    assert_eq!(wb.get(&7), Some(stored), "cache and store disagree");
+}
