@@ -204,15 +204,15 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The number of shards, a power of two. By default it grows with the machine's
-    /// parallelism but keeps at least 256 entries of capacity per shard, since each shard
-    /// runs its own policy and tiny shards choose badly.
+    /// The number of shards, a power of two. By default 16 per CPU (so threads seldom meet
+    /// in one shard), but at least 256 units of capacity per shard, since each shard runs
+    /// its own policy and tiny shards choose badly.
     ///
     /// Each shard gets `capacity / shards` of the capacity, so with a weigher the shard count
-    /// also bounds the heaviest entry (see [`InsertError::TooHeavy`]). The default counts
-    /// units of weight as entries: a small weighted cache on a machine with many CPUs gets
-    /// many shards and refuses entries a smaller machine takes. Set the shard count when
-    /// entries may be heavy.
+    /// also bounds the heaviest entry (see [`InsertError::TooHeavy`]). With a weigher the
+    /// default is therefore one shard per CPU; still, a machine with more CPUs gets more
+    /// shards and refuses entries a smaller machine takes. Set the shard count when entries
+    /// may be heavy.
     ///
     /// ```
     /// use keel_cache::{BuildError, Cache, InsertError};
@@ -503,7 +503,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
                 return Err(BuildError::BadShards(n));
             }
             Some(n) => n,
-            None => default_shards(self.capacity),
+            None => default_shards(self.capacity, self.weigher.is_some()),
         };
         // A shard indexes its entries in 28 bits. (With a weigher, a shard also evicts
         // beyond that many entries, whatever their weight.)
@@ -549,9 +549,12 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 /// 16 shards per CPU: measured with 2 threads on Zipf keys, a 90/10 get/insert mix took
 /// 34.5 ns per operation with 8 shards, 30.9 with 16, 29.1 with 32 (fewer readers meet a
 /// writer in its shard); no trace row moved by more than 0.1 point beyond run-to-run noise.
-fn default_shards(capacity: u64) -> usize {
+/// With a weigher, one per CPU: there each shard's share of the capacity is also the
+/// heaviest entry it takes, so more shards would refuse heavier entries.
+fn default_shards(capacity: u64, weighted: bool) -> usize {
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
-    let by_cpu = (cpus * 16).next_power_of_two();
+    let per_cpu = if weighted { 1 } else { 16 };
+    let by_cpu = (cpus * per_cpu).next_power_of_two();
     let by_size = (capacity / 256).max(1);
     // Largest power of two not above `by_size`.
     let by_size = 1usize << (63 - by_size.leading_zeros());

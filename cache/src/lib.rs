@@ -56,10 +56,10 @@
 //! papers equal the reference LRU simulator's exactly (see `tests/traces.rs`).
 //!
 //! **`Cache`** is split into a power-of-two number of shards by key hash (by default 16
-//! per CPU, so threads seldom meet in one shard, but never under 256 entries of capacity
-//! per shard, since each shard runs its own policy). Each shard is an index table and a dense slab of nodes behind its own
-//! reader-writer lock, and runs this policy, chosen by replaying real traces (see the
-//! README):
+//! per CPU, so threads seldom meet in one shard, or one per CPU with a weigher, but never
+//! under 256 units of capacity per shard, since each shard runs its own policy). Each
+//! shard is an index table and a dense slab of nodes behind its own reader-writer lock,
+//! and runs this policy, chosen by replaying real traces (see the README):
 //!
 //! - **S3-FIFO** (Yang et al., SOSP 2023): newcomers enter a small FIFO (7.5% of the
 //!   shard, 5% under 128 entries); two reads there promote them to the main FIFO (one is
@@ -78,8 +78,9 @@
 //!   often than the victim: this keeps frequency-skewed traces from losing to plain
 //!   S3-FIFO.
 //! - **Read path:** a hit takes the shard's read lock, which writes only a counter of the
-//!   reading thread's own (readers of one shard do not share a lock word; a writer raises
-//!   a flag and waits for the shard's per-thread counts to drain). Then it does relaxed
+//!   reading thread's own (up to twice as many threads as CPUs get one each; more share
+//!   one counter per shard, as readers of a plain `RwLock` share its word). A writer
+//!   raises a flag and waits for the shard's counts to drain. Then it does relaxed
 //!   writes only: the node's read counter (up to 4 reads between two visits of the
 //!   policy) and, for the first 2 of those, the key's sketch counters, so hot keys stop
 //!   writing. No global lock, no global counter. Hit and miss counting is opt-in

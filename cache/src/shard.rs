@@ -38,7 +38,7 @@ const GHOST_CHECKED_BELOW: u64 = 128;
 /// policy; later reads write nothing.
 const READS_COUNTED: u8 = 4;
 
-/// The most entries a shard's sketch and ghost are sized for (512 MiB of sketch).
+/// The most entries a shard's sketch and ghost are sized for (256 MiB of sketch).
 const MAX_SKETCH: u64 = 1 << 26;
 
 /// With a weigher, the entry count a shard's sketch starts sized for.

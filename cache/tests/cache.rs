@@ -296,3 +296,25 @@ fn for_each_sees_live_entries() {
     });
     assert_eq!(sum, 90);
 }
+
+#[test]
+fn a_weighted_cache_defaults_to_one_shard_per_cpu() {
+    // Each shard's share of the capacity is the heaviest entry it takes.
+    let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+    let shards = cpus.next_power_of_two() as u64;
+    let capacity = 1u64 << 24;
+    let cache = Cache::builder()
+        .max_capacity(capacity)
+        .weigher(|_k: &u32, v: &u32| *v)
+        .build()
+        .unwrap();
+    let heaviest = (capacity / shards) as u32;
+    assert_eq!(cache.try_insert(1, heaviest), Ok(()));
+    assert_eq!(
+        cache.try_insert(2, heaviest + 1),
+        Err(keel_cache::InsertError::TooHeavy {
+            weight: heaviest + 1,
+            max: u64::from(heaviest),
+        })
+    );
+}
