@@ -62,7 +62,7 @@
 //! and runs this policy, chosen by replaying real traces (see the README):
 //!
 //! - **S3-FIFO** (Yang et al., SOSP 2023): newcomers enter a small FIFO (7.5% of the
-//!   shard, 5% under 128 entries); two reads there promote them to the main FIFO (one is
+//!   shard, 2% under 128 entries); two reads there promote them to the main FIFO (one is
 //!   not enough: loops and scans read their keys once more before they age out), where an
 //!   entry read since the hand last passed goes around again (a 2-bit CLOCK). Newcomers
 //!   read less are dropped unless the admission check below lets them in, and their hash
