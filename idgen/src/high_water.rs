@@ -174,7 +174,11 @@ impl MarkStore for FileMark {
     }
 
     fn store(&self, unix_millis: u64) -> Result<(), String> {
-        let temporary = self.path.with_extension("tmp");
+        // The whole name plus ".tmp" (not `with_extension`): marks named `a.mark` and
+        // `a.hwm` in one folder must not share a temporary file.
+        let mut temporary = self.path.clone().into_os_string();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
         let write = || -> std::io::Result<()> {
             let mut file = fs::File::create(&temporary)?;
             writeln!(file, "{unix_millis}")?;

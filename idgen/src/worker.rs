@@ -186,10 +186,20 @@ impl WorkerIdProvider for EnvWorkerId {
         let value = std::env::var(&self.variable).map_err(|_| WorkerIdError::Missing {
             variable: self.variable.clone(),
         })?;
-        let ordinal = EnvWorkerId::parse(&value)?;
+        self.id_from(&value)
+    }
+}
+
+impl EnvWorkerId {
+    /// The worker id a value of the variable gives: its number plus the offset.
+    fn id_from(&self, value: &str) -> Result<WorkerId, WorkerIdError> {
+        let ordinal = EnvWorkerId::parse(value)?;
         let id = ordinal
             .checked_add(self.offset)
-            .ok_or(WorkerIdError::Unparsable { value })?;
+            .ok_or(WorkerIdError::OffsetOverflow {
+                ordinal,
+                offset: self.offset,
+            })?;
         Ok(WorkerId::fixed(id))
     }
 }
@@ -242,6 +252,13 @@ pub enum WorkerIdError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The worker number plus the provider's offset does not fit a `u64`.
+    OffsetOverflow {
+        /// The worker number read.
+        ordinal: u64,
+        /// The offset added to it.
+        offset: u64,
+    },
 }
 
 impl fmt::Display for WorkerIdError {
@@ -260,6 +277,10 @@ impl fmt::Display for WorkerIdError {
             WorkerIdError::Store { reason } => write!(f, "worker id lease store: {reason}"),
             WorkerIdError::Lost { id } => write!(f, "the lease on worker id {id} was lost"),
             WorkerIdError::Config { reason } => f.write_str(reason),
+            WorkerIdError::OffsetOverflow { ordinal, offset } => write!(
+                f,
+                "worker number {ordinal} plus offset {offset} does not fit a u64"
+            ),
         }
     }
 }
@@ -269,6 +290,27 @@ impl Error for WorkerIdError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_past_u64_is_reported_as_such() {
+        let provider = EnvWorkerId::new("UNUSED").offset(u64::MAX);
+        assert_eq!(provider.id_from("web-0").map(|id| id.id()), Ok(u64::MAX));
+        let error = provider.id_from("web-2").unwrap_err();
+        assert_eq!(
+            error,
+            WorkerIdError::OffsetOverflow {
+                ordinal: 2,
+                offset: u64::MAX
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "worker number 2 plus offset {} does not fit a u64",
+                u64::MAX
+            )
+        );
+    }
 
     #[test]
     fn ordinals_parse_and_garbage_does_not() {

@@ -341,3 +341,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn file_marks_differing_only_in_extension_do_not_share_a_temporary_file() {
+    // Two generators' marks in one folder, written at the same time: each file must only
+    // ever hold its own values (a shared temporary file swaps them, or fails the rename).
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let marks = [
+        FileMark::new(dir.path().join("orders.mark")),
+        FileMark::new(dir.path().join("orders.hwm")),
+    ];
+    std::thread::scope(|s| {
+        for (i, mark) in marks.iter().enumerate() {
+            s.spawn(move || {
+                let base = 1_000_000 * (i as u64 + 1);
+                for n in 0..300 {
+                    mark.store(base + n).expect("store");
+                }
+            });
+        }
+    });
+    for (i, mark) in marks.iter().enumerate() {
+        let base = 1_000_000 * (i as u64 + 1);
+        assert_eq!(mark.load().expect("readable"), Some(base + 299));
+    }
+}
