@@ -453,7 +453,8 @@ impl<C: Clock + Clone + 'static> RedisWorkerLeaseBuilder<C> {
         self
     }
 
-    /// How often the background task renews (default a third of the TTL).
+    /// How often the background task renews (default a third of the TTL): at least 1 ms
+    /// and below the TTL minus the safety margin, or [`acquire`](Self::acquire) refuses it.
     ///
     /// # Example
     ///
@@ -481,7 +482,7 @@ impl<C: Clock + Clone + 'static> RedisWorkerLeaseBuilder<C> {
     /// assert_eq!(
     ///     error,
     ///     WorkerIdError::Config {
-    ///         reason: "renew_every must be above zero and below the ttl minus the safety margin"
+    ///         reason: "renew_every must be at least 1 ms and below the ttl minus the safety margin"
     ///     }
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -599,9 +600,11 @@ impl<C: Clock + Clone + 'static> RedisWorkerLeaseBuilder<C> {
         if margin.is_zero() || margin >= self.ttl {
             return Err(config("safety margin must be above zero and below the ttl"));
         }
-        if renew_every.is_zero() || renew_every >= self.ttl.saturating_sub(margin) {
+        // Redis counts the TTL in milliseconds: renewing more often only loads the server.
+        if renew_every < Duration::from_millis(1) || renew_every >= self.ttl.saturating_sub(margin)
+        {
             return Err(config(
-                "renew_every must be above zero and below the ttl minus the safety margin",
+                "renew_every must be at least 1 ms and below the ttl minus the safety margin",
             ));
         }
         let manager_config = redis::aio::ConnectionManagerConfig::new()

@@ -164,7 +164,16 @@ async fn invalid_configurations_are_refused_with_a_reason() {
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "renew_every must be above zero and below the ttl minus the safety margin"
+        "renew_every must be at least 1 ms and below the ttl minus the safety margin"
+    );
+    let error = RedisWorkerLease::builder(client(&server))
+        .renew_every(Duration::from_nanos(1))
+        .acquire()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "renew_every must be at least 1 ms and below the ttl minus the safety margin"
     );
     let error = RedisWorkerLease::builder(client(&server))
         .ids(0)
