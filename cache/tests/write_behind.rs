@@ -367,3 +367,34 @@ fn write_back_orders_concurrent_writes_of_a_key() {
     let stored = wb.store().data.lock().unwrap()[&7];
     assert_eq!(wb.get(&7), Some(stored), "cache and store disagree");
 }
+
+/// A store that applies the write of value 13, then panics (a driver bug after commit).
+#[derive(Default)]
+struct PanicsAfterApplying(Mutex<HashMap<u32, u64>>);
+
+impl Store<u32, u64> for PanicsAfterApplying {
+    type Error = Down;
+
+    fn write(&self, key: &u32, value: &u64) -> Result<(), Down> {
+        self.0.lock().unwrap().insert(*key, *value);
+        assert_ne!(*value, 13, "store panics after applying the write");
+        Ok(())
+    }
+}
+
+#[test]
+fn write_through_drops_the_cached_value_when_the_store_panics() {
+    let wt = WriteThrough::new(Cache::new(100).unwrap(), PanicsAfterApplying::default());
+    wt.insert(1, 10).unwrap();
+    wt.insert(2, 20).unwrap();
+    assert_eq!(wt.get(&1), Some(10));
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wt.insert(1, 13)));
+    assert!(unwound.is_err(), "the store's panic reaches the caller");
+    // The store holds 13; the cache must not answer with the old 10.
+    assert_eq!(wt.store().0.lock().unwrap()[&1], 13);
+    assert_eq!(wt.get(&1), None);
+    // Only that key was dropped, and the key's lock was released on unwind.
+    assert_eq!(wt.get(&2), Some(20));
+    wt.insert(1, 14).unwrap();
+    assert_eq!(wt.get(&1), Some(14));
+}
