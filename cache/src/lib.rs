@@ -104,9 +104,10 @@
 //!
 //! # Crate features
 //!
-//! - `tokio`: `Cache::get_or_insert_with_async`, `Cache::try_get_or_insert_with_async`
-//!   and `WriteBack::spawn_flusher`. Off by default; the default build depends on
-//!   `keel-core`, `hashbrown`, `foldhash`, `parking_lot` and `crossbeam-utils` only.
+//! - `tokio`: `Cache::get_or_insert_with_async`, `Cache::try_get_or_insert_with_async`,
+//!   and `AsyncStore` with `WriteBackBuilder::build_async`, whose flusher is a tokio task.
+//!   Off by default; the default build depends on `keel-core`, `hashbrown`, `foldhash`,
+//!   `parking_lot` and `crossbeam-utils` only.
 
 mod error;
 pub use error::BuildError;
@@ -132,10 +133,14 @@ mod cache;
 pub use cache::{Cache, CacheBuilder, InsertError, MAX_CACHE_CAPACITY};
 
 mod store;
+#[cfg(feature = "tokio")]
+pub use store::AsyncStore;
 pub use store::Store;
 
 mod write_through;
 pub use write_through::WriteThrough;
 
+mod dirty;
+mod flusher;
 mod write_back;
-pub use write_back::{FlushError, WriteBack, WriteBackBuilder};
+pub use write_back::{FlushError, Unflushed, WriteBack, WriteBackBuilder};
