@@ -451,6 +451,49 @@ mod tokio_flusher {
         wb.close_async().await.unwrap();
     }
 
+    /// Tasks write their own keys and flush concurrently with each other and with the
+    /// flusher task; flushes are serialized, so none writes an older version after a newer
+    /// one was acknowledged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_async_flushes_keep_the_last_write() {
+        let store = Arc::new(FlakyStore::default());
+        let wb = Arc::new(
+            WriteBack::builder(Cache::new(8).unwrap(), store.clone())
+                .batch_size(3)
+                .flusher_tick(Duration::from_millis(1))
+                .build_async()
+                .unwrap(),
+        );
+        let tasks: Vec<_> = (0..4u32)
+            .map(|t| {
+                let wb = wb.clone();
+                tokio::spawn(async move {
+                    for i in 0..300u64 {
+                        wb.insert(t * 100 + (i % 7) as u32, i);
+                        if i % 5 == 0 {
+                            wb.flush_async().await.unwrap();
+                        }
+                    }
+                    wb.flush_async().await.unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let Ok(wb) = Arc::try_unwrap(wb) else {
+            panic!("the tasks are done")
+        };
+        wb.close_async().await.unwrap();
+        let data = store.data.lock().unwrap();
+        for t in 0..4u32 {
+            for k in 0..7u32 {
+                let last = (0..300u64).filter(|i| i % 7 == u64::from(k)).max().unwrap();
+                assert_eq!(data[&(t * 100 + k)], last, "task {t} key {k}");
+            }
+        }
+    }
+
     #[test]
     fn build_async_outside_a_runtime_is_an_error() {
         let err = WriteBack::builder(Cache::new(10).unwrap(), FlakyStore::default())
