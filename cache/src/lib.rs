@@ -116,6 +116,9 @@ mod lru;
 pub use lru::{Iter, Lru, MAX_LRU_CAPACITY, Pushed};
 
 mod lock;
+#[cfg(keel_loom)]
+#[doc(hidden)]
+pub use lock::{LoomLocks, loom_thread_slot};
 mod shard;
 mod sketch;
 mod striped;
