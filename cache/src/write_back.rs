@@ -17,7 +17,7 @@ use crate::{BuildError, Cache, Store};
 /// [`insert`](WriteBack::insert) updates the cache and marks the entry dirty in its shard
 /// of the dirty set; it never calls the store. A flusher, a thread started by
 /// [`build`](WriteBackBuilder::build) (or a tokio task started by
-/// [`build_async`](WriteBackBuilder::build_async) over an [`AsyncStore`](crate::AsyncStore)),
+/// `build_async` over an `AsyncStore`, feature `tokio`),
 /// writes dirty entries in batches when [`batch_size`](WriteBackBuilder::batch_size) of them
 /// are dirty and when the [`flush_interval`](WriteBackBuilder::flush_interval) has passed by
 /// the cache's clock. [`get`](WriteBack::get) never flushes or waits for the store.
@@ -1118,8 +1118,7 @@ where
 
     /// Writes every dirty entry to the store on this thread, `batch_size` per call, and
     /// returns how many were written. Waits for a flush in progress (the flusher's)
-    /// first. Needs a [`Store`]; over an [`AsyncStore`](crate::AsyncStore) use
-    /// [`flush_async`](Self::flush_async).
+    /// first. Needs a [`Store`]; over an `AsyncStore` use `flush_async` (feature `tokio`).
     ///
     /// # Errors
     ///
