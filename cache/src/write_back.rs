@@ -26,7 +26,7 @@ use crate::{BuildError, Cache, Store};
 ///
 /// # No lost writes
 ///
-/// Once `insert` returns, the write is *acknowledged*, and then exactly one of these holds:
+/// Once `insert` returns, the write is *acknowledged*, and then at least one of these holds:
 ///
 /// 1. the store took it (or a later write of the same key);
 /// 2. it is in the dirty set: readable by [`get`](WriteBack::get), counted by
@@ -36,6 +36,9 @@ use crate::{BuildError, Cache, Store};
 /// 4. the write-back was dropped without `close`, the flusher's last attempt failed, and
 ///    it was passed to the [`on_unflushed`](WriteBackBuilder::on_unflushed) hook (with no
 ///    hook, it is dropped: call `close` to be sure).
+///
+/// Dropping a `WriteBack` whose flusher is a thread waits for that thread's last attempt
+/// (as `BufWriter` flushes on drop); a flusher task is told to make it and not waited for.
 ///
 /// An entry leaves the dirty set only after the store accepted that exact version, so a
 /// failed, panicking or cancelled flush leaves its batch dirty, and a write made during a
@@ -506,6 +509,11 @@ where
     /// # Errors
     ///
     /// As [`build`](Self::build); [`BuildError::FlusherNotStarted`] outside a tokio runtime.
+    ///
+    /// If the store panics, the task ends (its `JoinHandle` is kept inside and the panic
+    /// is not re-raised); the batch stays dirty for
+    /// [`flush_async`](WriteBack::flush_async) or [`close_async`](WriteBack::close_async),
+    /// and [`failed_flushes`](WriteBack::failed_flushes) does not count it.
     ///
     /// ```
     /// use keel_cache::{AsyncStore, Cache, WriteBack};
