@@ -111,7 +111,9 @@ impl<K: Hash + Eq + Clone, V: Clone> DirtySet<K, V> {
         let seq = shard.next_seq;
         shard.next_seq += 1;
         let fresh = shard.map.insert(key, (value, seq)).is_none();
-        drop(shard);
+        // Counted under the shard's lock, so it comes before the count-down of the flush
+        // that removes this entry (counting after the unlock let that count-down go first
+        // and wrap the count below zero).
         fresh.then(|| self.len.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
@@ -143,12 +145,13 @@ impl<K: Hash + Eq + Clone, V: Clone> DirtySet<K, V> {
         if cursor.pending.rows.is_empty() {
             return None;
         }
-        let take = batch_size.min(cursor.pending.rows.len());
-        let rest = Batch {
-            rows: cursor.pending.rows.split_off(take),
-            marks: cursor.pending.marks.split_off(take),
-        };
-        Some(std::mem::replace(&mut cursor.pending, rest))
+        // From the end, so each batch moves only its own rows (a shard copied whole may
+        // hold many batches).
+        let from = cursor.pending.rows.len().saturating_sub(batch_size);
+        Some(Batch {
+            rows: cursor.pending.rows.split_off(from),
+            marks: cursor.pending.marks.split_off(from),
+        })
     }
 
     /// The store took `batch`: each entry stops being dirty unless it was written again
