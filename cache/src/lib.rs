@@ -1,5 +1,5 @@
 //! Caches for one process: an exact LRU, and a concurrent cache with a scan-resistant,
-//! high-hit-ratio policy, expiry, single-flight loaders and write-behind.
+//! high-hit-ratio policy, expiry, single-flight loaders, write-through and write-behind.
 //!
 //! # Overview
 //!
@@ -14,7 +14,9 @@
 //! - Loaders on [`Cache`]: [`get_or_insert_with`](Cache::get_or_insert_with),
 //!   [`try_get_or_insert_with`](Cache::try_get_or_insert_with) and, with the `tokio`
 //!   feature, their `_async` forms. Concurrent misses of one key run one loader.
-//! - [`WriteThrough`] and [`WriteBack`] put a [`Cache`] in front of a [`Store`].
+//! - [`WriteThrough`] and [`WriteBack`] put a [`Cache`] in front of a [`Store`] (or, with
+//!   the `tokio` feature, an `AsyncStore`). Write-back never calls the store from
+//!   [`insert`](WriteBack::insert) or [`get`](WriteBack::get): a flusher thread or task does.
 //!
 //! # Example
 //!
@@ -102,11 +104,29 @@
 //!   instead (from 1,024, doubling as they grow).
 //! - **Loaders:** one mutex-protected map of in-flight keys, touched only on misses.
 //!
+//! **`WriteThrough`** holds one of 64 key-hash stripes of locks across the store write and
+//! the cache update; if the store errors or panics, the key is dropped from the cache (a
+//! guard does it on unwind).
+//!
+//! **`WriteBack`** keeps dirty entries in shards of its own (at least four per CPU, by key hash),
+//! each a map from key to its latest value and a version number under its own mutex. An
+//! insert locks the key's shard, updates the cache under it (so cache and dirty set see a
+//! key's writes in one order) and bumps one shared atomic count only when a key becomes
+//! dirty; past the batch size it wakes the flusher once. The flusher, a thread or a tokio
+//! task, copies up to a batch of entries, writes them, then removes each entry whose
+//! version is still the one it wrote: a failed, panicking or cancelled write removes
+//! nothing, and a write made meanwhile stays dirty. Flushes run one at a time, since two at
+//! once could write a key's versions out of order. The flusher looks at the clock every
+//! [`flusher_tick`](WriteBackBuilder::flusher_tick) when a flush interval is set, and waits a
+//! tick before retrying a failed flush. See [`WriteBack`] for the exact no-lost-writes
+//! contract, including drop, [`close`](WriteBack::close) and cancellation.
+//!
 //! # Crate features
 //!
-//! - `tokio`: `Cache::get_or_insert_with_async`, `Cache::try_get_or_insert_with_async`
-//!   and `WriteBack::spawn_flusher`. Off by default; the default build depends on
-//!   `keel-core`, `hashbrown`, `foldhash`, `parking_lot` and `crossbeam-utils` only.
+//! - `tokio`: `Cache::get_or_insert_with_async`, `Cache::try_get_or_insert_with_async`,
+//!   and `AsyncStore` with `WriteBackBuilder::build_async`, whose flusher is a tokio task.
+//!   Off by default; the default build depends on `keel-core`, `hashbrown`, `foldhash`,
+//!   `parking_lot` and `crossbeam-utils` only.
 
 mod error;
 pub use error::BuildError;
@@ -115,6 +135,9 @@ mod lru;
 pub use lru::{Iter, Lru, MAX_LRU_CAPACITY, Pushed};
 
 mod lock;
+#[cfg(keel_loom)]
+#[doc(hidden)]
+pub use lock::{LoomLocks, loom_thread_slot};
 mod shard;
 mod sketch;
 mod striped;
@@ -132,10 +155,14 @@ mod cache;
 pub use cache::{Cache, CacheBuilder, InsertError, MAX_CACHE_CAPACITY};
 
 mod store;
+#[cfg(feature = "tokio")]
+pub use store::AsyncStore;
 pub use store::Store;
 
 mod write_through;
 pub use write_through::WriteThrough;
 
+mod dirty;
+mod flusher;
 mod write_back;
-pub use write_back::{FlushError, WriteBack, WriteBackBuilder};
+pub use write_back::{FlushError, Unflushed, WriteBack, WriteBackBuilder};
