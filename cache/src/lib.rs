@@ -111,6 +111,9 @@
 mod error;
 pub use error::BuildError;
 
+mod hasher;
+pub use hasher::{DefaultHashBuilder, KeyHasher};
+
 mod lru;
 pub use lru::{Iter, Lru, MAX_LRU_CAPACITY, Pushed};
 

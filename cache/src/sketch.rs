@@ -25,10 +25,6 @@ const HALF_SKETCH_FROM: usize = 2048;
 
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 
-std::thread_local! {
-    static TICKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
 impl Sketch {
     /// A sketch sized for a cache of `capacity` entries: one word (16 counters) per entry,
     /// as Caffeine sizes it, or half that from [`HALF_SKETCH_FROM`] entries up.
@@ -96,20 +92,16 @@ impl Sketch {
                     word.compare_exchange(v, v + (1 << s), Ordering::Relaxed, Ordering::Relaxed);
             }
         }
-        // Readers count their additions in sixteens, one thread-local tick at a time, so
-        // they do not all write the shared counter.
-        // (Loom replays each model on one OS thread, where a thread-local tick would differ
-        // between runs: it counts every addition instead.)
+        // Readers count their additions in fifteens, so they do not all write the shared
+        // counter: a key's read is counted when its minimum (0 to 14), offset by bits of its
+        // hash, is a multiple of 15 (one in 15 increments of each key). Derived from the
+        // hash and the counts, not from a thread-local tick, so a replay with a seeded
+        // hasher makes the same resets in every run.
         let add = if from_read && cfg!(not(keel_loom)) {
-            let due = TICKS.with(|t| {
-                let n = t.get().wrapping_add(1);
-                t.set(n);
-                n % 16 == 0
-            });
-            if !due {
+            if !(min + (hash >> 32)).is_multiple_of(15) {
                 return false;
             }
-            16
+            15
         } else {
             1
         };

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use keel_cache::{Cache, Lru};
+use keel_cache::{Cache, DefaultHashBuilder, Lru};
 
 fn traces_dir() -> Option<PathBuf> {
     match std::env::var_os("KEEL_TRACES_DIR") {
@@ -115,7 +115,7 @@ fn cache_misses(keys: &[u64], cap: usize) -> usize {
     let cache = Cache::builder()
         .max_capacity(cap as u64)
         .shards(shards)
-        .hasher(foldhash::fast::FixedState::with_seed(SEED))
+        .hasher(DefaultHashBuilder::with_seed(SEED))
         .build()
         .unwrap();
     let mut misses = 0;
