@@ -145,7 +145,11 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             // Mostly a hot set of 200 keys, sometimes one of 5,000.
-            let k = if x % 4 == 0 { x % 5_000 } else { x % 200 };
+            let k = if x.is_multiple_of(4) {
+                x % 5_000
+            } else {
+                x % 200
+            };
             if cache.get(&k).is_none() {
                 misses += 1;
                 cache.insert(k, k);

@@ -48,7 +48,7 @@ const REFERENCE: &[(&str, usize, f64, f64, f64)] = &[
     ("lirs-loop.trace.gz", 10, 1.0000, 0.9911, 0.996),
     ("lirs-loop.trace.gz", 50, 1.0000, 0.9516, 0.957),
     ("lirs-loop.trace.gz", 101, 1.0000, 0.9013, 0.908),
-    ("lirs-multi1.trace.gz", 26, 0.9897, 0.9055, 0.827),
+    ("lirs-multi1.trace.gz", 26, 0.9897, 0.9055, 0.836),
     ("lirs-multi1.trace.gz", 130, 0.7616, 0.5433, 0.544),
     ("lirs-multi1.trace.gz", 260, 0.5658, 0.5020, 0.505),
     ("lirs-sprite.trace.gz", 70, 0.8367, 0.7873, 0.759),
