@@ -41,8 +41,10 @@ const READS_COUNTED: u8 = 4;
 /// The most entries a shard's sketch and ghost are sized for (256 MiB of sketch).
 const MAX_SKETCH: u64 = 1 << 26;
 
-/// With a weigher, the entry count a shard's sketch starts sized for.
-const WEIGHTED_SKETCH_START: u64 = 1 << 10;
+/// The entry count a shard's sketch and ghost start sized for; they double as the shard
+/// holds more, so building a cache allocates little whatever its capacity (a cache of
+/// 65,536 shards would otherwise allocate every shard's full sketch up front).
+const SKETCH_START: u64 = 16;
 
 /// Of those, the reads the sketch hears of. Measured: 2 rather than 4 saves a third of
 /// the read path's compare-exchanges and lowers the miss ratio on most traces (by up to
@@ -203,13 +205,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             capacity * 3 / 40
         }
         .max(1);
-        // By entry count: sized to the capacity, or (with a weigher, where the capacity is a
-        // weight and may be bytes) grown with the entries actually held.
-        let sized = if config.weighted {
-            capacity.min(WEIGHTED_SKETCH_START)
-        } else {
-            capacity.min(MAX_SKETCH)
-        } as usize;
+        // Sized by the entries actually held, not by the capacity (which with a weigher is a
+        // weight, and may be bytes).
+        let sized = capacity.min(SKETCH_START) as usize;
         Shard {
             table: HashTable::new(),
             nodes: Vec::new(),
@@ -348,8 +346,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
             if self.weighted {
                 self.weights.push(weight);
-                self.grow_sketch();
             }
+            self.grow_sketch();
             // A key evicted lately and asked for again skips the small queue, and moves the
             // boundary toward the list it left.
             let back = self.ghost.take(hash);
@@ -392,13 +390,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
     }
 
-    /// With a weigher, doubles the sketch and the ghost once the shard holds more entries
-    /// than they were sized for (the new sketch starts empty, as Caffeine's does).
+    /// Doubles the sketch and the ghost once the shard holds more entries than they were
+    /// sized for, up to the capacity (by entry count; with a weigher, to the most entries
+    /// the shard can hold). The sketch keeps its counts as it grows.
     fn grow_sketch(&mut self) {
+        if self.nodes.len() <= self.sketch_size {
+            return;
+        }
         let limit = self.capacity.min(MAX_SKETCH) as usize;
-        if self.nodes.len() > self.sketch_size && self.sketch_size < limit {
+        if self.sketch_size < limit {
             self.sketch_size = (self.sketch_size * 2).min(limit);
-            self.sketch = Sketch::new(self.sketch_size);
+            self.sketch.grow(self.sketch_size);
             self.ghost.cap = self.sketch_size;
         }
     }
@@ -841,7 +843,7 @@ mod tests {
             idle: None,
             weighted: true,
         });
-        assert_eq!(shard.sketch_size, WEIGHTED_SKETCH_START as usize);
+        assert_eq!(shard.sketch_size, SKETCH_START as usize);
         let hash_of = |k: &u64| k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         for k in 0..3_000u64 {
             shard.insert(hash_of(&k), k, k, 1, NEVER, 0, &hash_of, &mut |_, _, _| {});
