@@ -1,5 +1,5 @@
-//! `Cache`: the concurrent cache, sharded, with S3-FIFO and TinyLFU admission, expiry and
-//! stats.
+//! `Cache`: the concurrent cache, sharded, with an adaptive S3-FIFO and TinyLFU admission,
+//! expiry and stats.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -43,8 +43,8 @@ pub const MAX_CACHE_CAPACITY: u64 = 1 << 40;
 /// The most shards a cache can be built with (each costs a lock and a policy).
 const MAX_SHARDS: usize = 1 << 16;
 
-/// A concurrent cache (`&self`, `Send + Sync`) with a scan-resistant policy (S3-FIFO with
-/// TinyLFU admission, see the crate docs), by entry count or by weight, with optional
+/// A concurrent cache (`&self`, `Send + Sync`) with a scan-resistant, adaptive policy
+/// (S3-FIFO whose small queue adapts to recency, with TinyLFU admission, see the crate docs), by entry count or by weight, with optional
 /// time-to-live, time-to-idle and per-entry expiry.
 ///
 /// Build one with [`Cache::builder`]. Values are returned by clone: store `Arc<T>` for large

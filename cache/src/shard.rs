@@ -1,5 +1,6 @@
 //! One shard of the concurrent cache: an index table, a dense slab of nodes, and the
-//! S3-FIFO policy with TinyLFU admission that decides what stays.
+//! S3-FIFO policy, with an adaptive small queue and TinyLFU admission, that decides what
+//! stays.
 //!
 //! Reads hold the shard's read lock (see `lock.rs`) and only bump the node's relaxed `hits` counter; the
 //! policy folds those counters into its lists and sketch later, under the write lock, when
@@ -194,7 +195,8 @@ pub(crate) enum Lookup<'a, V> {
 impl<K: Hash + Eq, V> Shard<K, V> {
     pub(crate) fn new(config: ShardConfig) -> Self {
         let capacity = config.capacity;
-        // The small queue's share, measured on the traces (S3-FIFO's paper uses 10%): 7.5%,
+        // The small queue's starting share (it adapts, see `adapt`), measured on the traces
+        // before it adapted (S3-FIFO's paper uses 10%): 7.5%,
         // or 2% (one or two entries) in shards under `GHOST_CHECKED_BELOW` entries, where
         // every slot of main counts (against 5% there: lirs-2_pools at 99 entries 1.3
         // points better, lirs-loop and lirs-multi1 up to 0.6 better, lirs-cs at 70 0.25
@@ -485,7 +487,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// work happens on writes, so no background thread is needed.
     ///
     /// The policy is S3-FIFO (a small FIFO for newcomers, a main FIFO with reinsertion, a
-    /// ghost of recently dropped newcomers) with TinyLFU admission: a newcomer that was not
+    /// ghost of recently evicted keys) with TinyLFU admission: a newcomer that was not
     /// read while in the small queue still enters main if the sketch says it is asked for
     /// more often than main's victim.
     fn maintain(
