@@ -105,7 +105,7 @@ use crate::{BuildError, Cache, Store};
 /// assert_eq!(db.rows_when(4).len(), 4);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct WriteBack<K, V, St, S = foldhash::fast::RandomState> {
+pub struct WriteBack<K, V, St, S = crate::DefaultHashBuilder> {
     shared: Arc<Shared<K, V, St, S>>,
     flusher: Option<Flusher>,
 }

@@ -39,7 +39,7 @@ const KEY_LOCKS: usize = 64;
 /// assert_eq!(*cache.store().0.lock().unwrap(), [(1, 10)]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct WriteThrough<K, V, St, S = foldhash::fast::RandomState> {
+pub struct WriteThrough<K, V, St, S = crate::DefaultHashBuilder> {
     cache: Cache<K, V, S>,
     store: St,
     key_locks: Box<[Mutex<()>]>,
