@@ -296,10 +296,11 @@ fuzz_target!(|input: Input| match input {
         }
     }
     Input::Ring { vnodes, weights } => {
-        // Bounded to 2^22 points: the builder accepts up to u32::MAX points (about 51 GB),
-        // which aborts on allocation (found by this target; reported, not fixed here).
-        let vnodes = vnodes % (1 << 12);
-        let weights: Vec<u32> = weights.iter().map(|w| w % (1 << 10)).collect();
+        // Bounded to 2^17 points: the builder accepts up to u32::MAX points (about 51 GB),
+        // which aborts on allocation (found by this target; reported, not fixed here), and
+        // millions of points take seconds to sort under the sanitizer.
+        let vnodes = vnodes % (1 << 8);
+        let weights: Vec<u32> = weights.iter().map(|w| w % (1 << 6)).collect();
         let Ok(mut ring) = Ring::builder().vnodes(vnodes).build() else {
             assert_eq!(vnodes, 0);
             return;
