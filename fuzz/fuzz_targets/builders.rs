@@ -267,6 +267,10 @@ fuzz_target!(|input: Input| match input {
         tti_nanos,
         keys,
     } => {
+        // Bounded: a shard's frequency sketch is allocated up front at about 4-8 bytes per
+        // unit of capacity, so the accepted maximum (2^40) asks for terabytes and aborts, and
+        // a billion takes seconds (found by this target; reported, not fixed here).
+        let capacity = capacity % (1 << 20);
         let clock = ManualClock::new();
         let mut builder = Cache::builder().max_capacity(capacity).clock(clock.clone());
         if let Some(shards) = shards {
