@@ -113,6 +113,9 @@
 //!   (`Bulkhead::acquire`).
 //! - `tower`: `Layer`s for the breaker, retry (with budget) and bulkhead; implies `tokio`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+
 mod backoff;
 mod breaker;
 mod budget;
@@ -145,3 +148,8 @@ pub use permit::OwnedPermit;
 pub use registry::BreakerRegistry;
 pub use retry::{Attempts, GiveUp, Retry, RetryBuilder, RetryError};
 pub use state::{Reason, State, Transition};
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

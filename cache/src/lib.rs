@@ -108,6 +108,8 @@
 //!   and `WriteBack::spawn_flusher`. Off by default; the default build depends on
 //!   `keel-core`, `hashbrown`, `foldhash`, `parking_lot` and `crossbeam-utils` only.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod error;
 pub use error::BuildError;
 
@@ -139,3 +141,8 @@ pub use write_through::WriteThrough;
 
 mod write_back;
 pub use write_back::{FlushError, WriteBack, WriteBackBuilder};
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -74,6 +74,9 @@
 //!
 //! The default build has no network dependency and no optional dependency.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+
 mod bounded;
 mod consistent_hash;
 mod error;
@@ -100,3 +103,8 @@ pub use multi_probe::{DEFAULT_PROBES, MultiProbe, MultiProbeBuilder};
 pub use rendezvous::Rendezvous;
 pub use ring::{DEFAULT_VNODES, Ring, RingBuilder};
 pub use shared::{Shared, Snapshot};
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -99,6 +99,8 @@
 //! - `serde`: `Serialize` and `Deserialize` as canonical text.
 //! - `redis`: `RedisWorkerLease`, worker ids leased from Redis and renewed by a tokio task.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod error;
 mod generator;
 mod high_water;
@@ -129,3 +131,8 @@ pub use uuid_v7::UuidV7;
 pub use uuid_v7_generator::UuidV7Generator;
 pub use worker::{EnvWorkerId, FixedWorkerId, WorkerIdError, WorkerIdProvider};
 pub use worker_id::{Lease, WorkerId};
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
