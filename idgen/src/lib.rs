@@ -49,10 +49,11 @@
 //!
 //! # Algorithms and their bounds
 //!
-//! **Snowflake.** The last issued `(ticks, sequence)` pair lives in one `AtomicU64` as
-//! `ticks << sequence_bits | sequence`. To issue an ID a thread reads the clock's tick `t`,
-//! proposes `max(t << sequence_bits, state + 1)` and installs it with one compare-and-swap;
-//! losers retry with the value they saw. The state only grows, so IDs from one generator are
+//! **Snowflake.** One past the last issued `(ticks, sequence)` pair lives in one `AtomicU64`
+//! as `ticks << sequence_bits | sequence`. To issue an ID a thread reads the clock's tick
+//! `t`, proposes `max(t << sequence_bits, state)` and installs the proposal plus one with one
+//! compare-and-swap; losers retry with the value they saw. Every tick's IDs start at
+//! sequence 0, the layout's first tick included: `(0, 0)` is issued too. The state only grows, so IDs from one generator are
 //! unique and strictly increasing, whatever the clock does. Throughput is capped by the
 //! layout at `2^sequence_bits` IDs per time unit per worker (4,096 per millisecond for
 //! Twitter's); the lock-free path costs one clock read and one CAS, far below that cap.
