@@ -36,6 +36,7 @@ pub(crate) const MAX_BUCKETS: u32 = 1 << 16;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Window {
     /// The last `n` calls.
     Count(u32),
@@ -76,6 +77,7 @@ pub enum Window {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum OpenWait {
     /// The same wait after every trip.
     Fixed(Duration),

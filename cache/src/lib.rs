@@ -142,6 +142,9 @@ pub use write_through::WriteThrough;
 mod write_back;
 pub use write_back::{FlushError, WriteBack, WriteBackBuilder};
 
+// Compile-time check that `Store` stays object safe.
+const _: Option<&dyn Store<(), (), Error = std::fmt::Error>> = None;
+
 // The README's example runs as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

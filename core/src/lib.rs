@@ -97,6 +97,9 @@ pub use system::{StdClock, SystemClock};
 #[cfg(feature = "tokio")]
 pub use tokio_clock::TokioClock;
 
+// Compile-time check that `Clock` stays object safe (`Arc<dyn Clock>` is supported).
+const _: Option<&dyn Clock> = None;
+
 // The README's example runs as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -133,6 +133,11 @@ pub use uuid_v7_generator::UuidV7Generator;
 pub use worker::{EnvWorkerId, FixedWorkerId, WorkerIdError, WorkerIdProvider};
 pub use worker_id::{Lease, WorkerId};
 
+// Compile-time checks that the traits meant for `dyn` stay object safe.
+const _: Option<&dyn IdGenerator<Id = u64>> = None;
+const _: Option<&dyn MarkStore> = None;
+const _: Option<&dyn WorkerIdProvider> = None;
+
 // The README's example runs as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

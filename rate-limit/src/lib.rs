@@ -120,6 +120,9 @@ pub use sliding_log::{SlidingLog, SlidingLogState};
 #[cfg(feature = "tokio")]
 pub use wait::Jitter;
 
+// Compile-time check that `RateLimit` stays object safe.
+const _: Option<&dyn RateLimit> = None;
+
 // The README's example runs as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -8,7 +8,9 @@ mod retry;
 
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
 pub use bulkhead::{BulkheadLayer, BulkheadService};
-pub use predicate::{AnyError, ErrIsFailure, FailurePredicate, RetryPredicate};
+pub use predicate::{
+    AnyError, ByClone, CloneRequest, ErrIsFailure, FailurePredicate, RetryPredicate,
+};
 pub use retry::{RetryLayer, RetryService};
 
 /// The error of the breaker and bulkhead services: the inner service's error, a
