@@ -139,9 +139,9 @@ pub use config::{CircuitBreakerBuilder, ConfigError, OpenWait, Window};
 pub use error::{CallError, Rejected};
 #[cfg(feature = "tower")]
 pub use layer::{
-    AnyError, BoxError, BoxFuture, BulkheadLayer, BulkheadService, ByClone, CircuitBreakerFuture,
-    CircuitBreakerLayer, CircuitBreakerService, CloneRequest, ErrIsFailure, FailurePredicate,
-    RetryLayer, RetryPredicate, RetryService,
+    AnyError, BoxError, BoxFuture, BulkheadFuture, BulkheadLayer, BulkheadService, ByClone,
+    CircuitBreakerFuture, CircuitBreakerLayer, CircuitBreakerService, CloneRequest, ErrIsFailure,
+    FailurePredicate, RetryLayer, RetryPredicate, RetryService,
 };
 pub use metrics::Metrics;
 pub use permit::OwnedPermit;

@@ -7,7 +7,7 @@ mod predicate;
 mod retry;
 
 pub use breaker::{CircuitBreakerFuture, CircuitBreakerLayer, CircuitBreakerService};
-pub use bulkhead::{BulkheadLayer, BulkheadService};
+pub use bulkhead::{BulkheadFuture, BulkheadLayer, BulkheadService};
 pub use predicate::{
     AnyError, ByClone, CloneRequest, ErrIsFailure, FailurePredicate, RetryPredicate,
 };
