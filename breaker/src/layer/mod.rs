@@ -36,17 +36,17 @@ pub use retry::{RetryLayer, RetryService};
 /// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A boxed, sendable future, the retry and bulkhead services' `Future` type.
+/// A boxed, sendable future, the retry service's `Future` type.
 ///
 /// ```
-/// use keel_breaker::{BoxError, BoxFuture, Bulkhead, BulkheadLayer};
+/// use keel_breaker::{BoxError, BoxFuture, Retry, RetryLayer};
 /// use std::sync::Arc;
 /// use tower::{service_fn, Layer, Service, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), BoxError> {
-/// let bulkhead = Arc::new(Bulkhead::new(4)?);
-/// let mut service = BulkheadLayer::new(bulkhead)
+/// let retry = Arc::new(Retry::builder().build()?);
+/// let mut service = RetryLayer::new(retry)
 ///     .layer(service_fn(|n: u32| async move { Ok::<_, BoxError>(n + 1) }));
 /// let future: BoxFuture<Result<u32, BoxError>> = service.ready().await?.call(1);
 /// assert_eq!(future.await?, 2);
