@@ -112,6 +112,11 @@
 //! - `tokio`: async retries (`Retry::run`) and the bulkhead's bounded wait
 //!   (`Bulkhead::acquire`).
 //! - `tower`: `Layer`s for the breaker, retry (with budget) and bulkhead; implies `tokio`.
+//! - `metrics`: each breaker emits, through the `metrics` facade and labelled with its
+//!   [`name`](CircuitBreakerBuilder::name): `keel_breaker_transitions_total` (labels `from`,
+//!   `to`), `keel_breaker_rejected_total` and the gauge `keel_breaker_state` (0 closed,
+//!   1 half-open, 2 open, 3 forced open, 4 disabled). Off, nothing is recorded and the
+//!   breaker holds no handles.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -121,6 +126,8 @@ mod breaker;
 mod budget;
 mod bulkhead;
 mod config;
+#[cfg(feature = "metrics")]
+mod emit;
 mod error;
 #[cfg(feature = "tower")]
 mod layer;

@@ -166,7 +166,7 @@
 //!
 //! - `rate-limit`, `cache`, `hashring`, `idgen`, `breaker`, `lock`: each block, as a module
 //!   of the same name (`rate_limit` for `rate-limit`).
-//! - `tokio`, `redis`, `tower`, `serde`, `uuid`: passed on to the blocks that are on and have
+//! - `tokio`, `redis`, `tower`, `serde`, `uuid`, `metrics`: passed on to the blocks that are on and have
 //!   them (for example `redis` turns on `RedisLimiter` only with `rate-limit`).
 //! - `full`: everything.
 //!
