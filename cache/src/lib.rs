@@ -143,6 +143,8 @@
 //!   Off by default; the default build depends on `keel-core`, `hashbrown`, `foldhash`,
 //!   `parking_lot` and `crossbeam-utils` only.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod error;
 pub use error::BuildError;
 
@@ -184,3 +186,11 @@ mod dirty;
 mod flusher;
 mod write_back;
 pub use write_back::{FlushError, Unflushed, WriteBack, WriteBackBuilder};
+
+// Compile-time check that `Store` stays object safe.
+const _: Option<&dyn Store<(), (), Error = std::fmt::Error>> = None;
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -49,10 +49,11 @@
 //!
 //! # Algorithms and their bounds
 //!
-//! **Snowflake.** The last issued `(ticks, sequence)` pair lives in one `AtomicU64` as
-//! `ticks << sequence_bits | sequence`. To issue an ID a thread reads the clock's tick `t`,
-//! proposes `max(t << sequence_bits, state + 1)` and installs it with one compare-and-swap;
-//! losers retry with the value they saw. The state only grows, so IDs from one generator are
+//! **Snowflake.** One past the last issued `(ticks, sequence)` pair lives in one `AtomicU64`
+//! as `ticks << sequence_bits | sequence`. To issue an ID a thread reads the clock's tick
+//! `t`, proposes `max(t << sequence_bits, state)` and installs the proposal plus one with one
+//! compare-and-swap; losers retry with the value they saw. Every tick's IDs start at
+//! sequence 0, the layout's first tick included: `(0, 0)` is issued too. The state only grows, so IDs from one generator are
 //! unique and strictly increasing, whatever the clock does. Throughput is capped by the
 //! layout at `2^sequence_bits` IDs per time unit per worker (4,096 per millisecond for
 //! Twitter's); the lock-free path costs one clock read and one CAS, far below that cap.
@@ -99,6 +100,8 @@
 //! - `serde`: `Serialize` and `Deserialize` as canonical text.
 //! - `redis`: `RedisWorkerLease`, worker ids leased from Redis and renewed by a tokio task.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod error;
 mod generator;
 mod high_water;
@@ -129,3 +132,13 @@ pub use uuid_v7::UuidV7;
 pub use uuid_v7_generator::UuidV7Generator;
 pub use worker::{EnvWorkerId, FixedWorkerId, WorkerIdError, WorkerIdProvider};
 pub use worker_id::{Lease, WorkerId};
+
+// Compile-time checks that the traits meant for `dyn` stay object safe.
+const _: Option<&dyn IdGenerator<Id = u64>> = None;
+const _: Option<&dyn MarkStore> = None;
+const _: Option<&dyn WorkerIdProvider> = None;
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

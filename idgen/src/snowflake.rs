@@ -35,7 +35,8 @@ use crate::{
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Snowflake<C = SystemClock> {
-    // The last issued `ticks << sequence_bits | sequence`.
+    // One past the last issued `ticks << sequence_bits | sequence`: the smallest value not
+    // yet issued. Starting at 0, the first tick's sequence 0 is issued too.
     state: AtomicU64,
     layout: Layout,
     worker: u64,
@@ -194,16 +195,14 @@ impl<C: Clock> Snowflake<C> {
         let mut floor = now_ticks << shift;
         let mut current = self.state.load(Ordering::Acquire);
         loop {
-            let next = current
-                .checked_add(1)
-                .ok_or(GenerateError::TimestampOverflow)?
-                .max(floor);
+            let next = current.max(floor);
             let next_ticks = next >> shift;
-            if next_ticks > self.layout.max_ticks() {
+            // `u64::MAX` itself is never issued: the state could not move past it.
+            if next_ticks > self.layout.max_ticks() || next == u64::MAX {
                 return Err(GenerateError::TimestampOverflow);
             }
             let lead = next_ticks - now_ticks;
-            let last_ticks = current >> shift;
+            let last_ticks = current.saturating_sub(1) >> shift;
             let limit = if last_ticks > now_ticks {
                 self.lead_limit
             } else {
@@ -238,7 +237,7 @@ impl<C: Clock> Snowflake<C> {
             }
             match self.state.compare_exchange_weak(
                 current,
-                next,
+                next + 1,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -672,7 +671,7 @@ impl<C: Clock> SnowflakeBuilder<C> {
                         // shift below would drop its high bits and start over at zero.
                         u64::MAX
                     } else {
-                        (first_free << layout.sequence_bits()).saturating_sub(1)
+                        first_free << layout.sequence_bits()
                     };
                     reserved = first_free.saturating_sub(1);
                 }

@@ -477,3 +477,22 @@ fn millions_of_ids_from_four_threads_are_unique_and_ordered() {
 fn millions_of_ids_under_repeated_steps_back_are_unique_and_ordered() {
     hammer(3, 400_000, 7);
 }
+
+/// The first tick issues sequence 0 like every other tick: (0, 0) is an ID.
+#[test]
+fn first_tick_issues_sequence_zero() {
+    let layout = Layout::twitter();
+    let clock = ManualClock::at_unix_millis(layout.epoch_unix_millis());
+    let generator = Snowflake::builder(layout, 5)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let parts: Vec<_> = (0..3)
+        .map(|_| generator.decode(generator.next_id().unwrap()))
+        .map(|p| (p.ticks, p.sequence))
+        .collect();
+    assert_eq!(parts, [(0, 0), (0, 1), (0, 2)]);
+    clock.advance(Duration::from_millis(1));
+    let next = generator.decode(generator.next_id().unwrap());
+    assert_eq!((next.ticks, next.sequence), (1, 0));
+}

@@ -113,6 +113,9 @@
 //! tokio (`sync`, `time`, `rt`) is always a dependency: waiting, keep-alive and the lost-lease
 //! signal are built on its timer, task and watch channel.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+
 mod error;
 mod fence;
 mod guard;
@@ -140,3 +143,8 @@ pub use redis_fence::RedisFence;
 pub use redis_service::{RedisLockService, RedisLockServiceBuilder};
 pub use service::LockService;
 pub use token::FencingToken;
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

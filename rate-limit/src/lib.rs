@@ -68,6 +68,8 @@
 //!   `429` with `Retry-After` and the rate-limit headers, or passes the decision on. Clones
 //!   share one limiter. See `examples/axum.rs`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 mod algorithm;
@@ -117,3 +119,11 @@ pub use sliding_counter::{SlidingCounter, SlidingCounterState};
 pub use sliding_log::{SlidingLog, SlidingLogState};
 #[cfg(feature = "tokio")]
 pub use wait::Jitter;
+
+// Compile-time check that `RateLimit` stays object safe.
+const _: Option<&dyn RateLimit> = None;
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -29,6 +29,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod counting_allocator;
 mod error;
 mod redis_server;
@@ -38,3 +40,8 @@ pub use counting_allocator::CountingAllocator;
 pub use error::TestkitError;
 pub use redis_server::{Persistence, RedisServer, RedisServerBuilder};
 pub use resp::Reply;
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
