@@ -18,7 +18,7 @@
 //! | [`InMemoryLockService`] | one process: sharded tables, tokens per shard counter |
 //! | `RedisLockService` (feature `redis`) | many processes, one Redis server: one Lua script per operation |
 //! | [`KeepAlive`] / [`LeaseGuard`] | renews a lease in the background; releases on drop (best effort) |
-//! | [`LostLease`] | fires as soon as a renewal fails or the lease is known gone |
+//! | [`LostLease`] | fires as soon as a renewal fails or the lease is known gone; reads the clock, so a holder past its expiry sees it lost at once |
 //! | [`Fence`] | the resource side: atomic check-and-advance of the highest token seen |
 //! | `RedisFence` (feature `redis`) | the same check inside a Redis write, in one Lua script |
 //!
