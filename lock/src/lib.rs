@@ -14,6 +14,7 @@
 //! | piece | what it is |
 //! |---|---|
 //! | [`LockService`] | the async trait: [`try_acquire`](LockService::try_acquire), [`acquire`](LockService::acquire) waiting up to a limit, [`extend`](LockService::extend), [`release`](LockService::release) |
+//! | [`DynLockService`] | the object-safe twin of [`LockService`] (boxed futures), for a backend chosen at run time; `Box`/`Arc<dyn DynLockService>` are `LockService`s again |
 //! | [`Lease`] | what a grant is: name, [`FencingToken`], expiry |
 //! | [`InMemoryLockService`] | one process: sharded tables, tokens per shard counter |
 //! | `RedisLockService` (feature `redis`) | many processes, one Redis server: one Lua script per operation |
@@ -113,6 +114,7 @@
 //! tokio (`sync`, `time`, `rt`) is always a dependency: waiting, keep-alive and the lost-lease
 //! signal are built on its timer, task and watch channel.
 
+mod dyn_service;
 mod error;
 mod fence;
 mod guard;
@@ -127,6 +129,7 @@ mod redis_service;
 mod service;
 mod token;
 
+pub use dyn_service::{DynLockService, LockFuture};
 pub use error::{ConfigError, LockError};
 pub use fence::{Fence, StaleToken};
 pub use guard::LeaseGuard;
