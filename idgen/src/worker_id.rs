@@ -3,8 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use keel_core::{Clock, Instant};
+
+use crate::GenerateError;
 
 /// The worker field a generator stamps into its IDs, and the lease it is held under, if any.
 ///
@@ -116,12 +119,21 @@ impl From<u64> for WorkerId {
     }
 }
 
-/// The validity of a leased worker id: a deadline on a monotonic [`Clock`], moved forward by
-/// each renewal and checked by the generator before every ID.
+/// The validity of a leased worker id, checked by the generator before every ID.
 ///
-/// Clones share the deadline. The holder extends it only to a time it knows the lease still
-/// holds (the time a renewal was *sent* plus the lease's TTL, minus a safety margin), so the
-/// generator stops before any other process can be granted the id.
+/// Two kinds:
+///
+/// - **A deadline** ([`Lease::new`]): a time on a monotonic [`Clock`], moved forward by
+///   [`extend_to`](Lease::extend_to) and ended by [`revoke`](Lease::revoke), for a lease
+///   kept by code of your own. The holder extends it only to a time it knows the lease still
+///   holds (the time a renewal was *sent* plus the lease's TTL, minus a safety margin), so
+///   the generator stops before any other process can be granted the id.
+/// - **A keel-lock lease** (from `WorkerLease`, feature `lease`): valid from one TTL after
+///   the grant until the lock lease's expiry (as renewed by its keep-alive) minus a safety
+///   margin, read on the lock service's clock, and invalid at once when keel-lock's lost
+///   signal fires.
+///
+/// Clones share the state. A check costs a clock reading and one or two atomic loads.
 ///
 /// # Example
 ///
@@ -145,8 +157,19 @@ pub struct Lease {
 }
 
 struct LeaseState {
-    clock: Arc<dyn Clock>,
+    now: Box<dyn Fn() -> Instant + Send + Sync>,
     deadline: AtomicU64,
+    /// Not valid before this reading of the clock (nanoseconds).
+    not_before: u64,
+    #[cfg(feature = "lease")]
+    held: Option<Held>,
+}
+
+/// A keel-lock lease the id is held under, and how long before its expiry to stop.
+#[cfg(feature = "lease")]
+struct Held {
+    lost: keel_lock::LostLease,
+    margin: Duration,
 }
 
 impl Lease {
@@ -171,13 +194,79 @@ impl Lease {
     pub fn new(clock: impl Clock + 'static) -> Lease {
         Lease {
             shared: Arc::new(LeaseState {
-                clock: Arc::new(clock),
+                now: Box::new(move || clock.now()),
                 deadline: AtomicU64::new(0),
+                not_before: 0,
+                #[cfg(feature = "lease")]
+                held: None,
             }),
         }
     }
 
-    /// Whether the deadline is still ahead.
+    /// Valid from `not_before` while `lost` has not fired and its expiry is more than
+    /// `margin` away, all read from `now` (the lock service's clock).
+    #[cfg(feature = "lease")]
+    pub(crate) fn held(
+        lost: keel_lock::LostLease,
+        margin: Duration,
+        not_before: Instant,
+        now: Box<dyn Fn() -> Instant + Send + Sync>,
+    ) -> Lease {
+        Lease {
+            shared: Arc::new(LeaseState {
+                now,
+                // The keel-lock lease decides; this only records a revocation.
+                deadline: AtomicU64::new(REVOKED - 1),
+                not_before: not_before.as_nanos(),
+                held: Some(Held { lost, margin }),
+            }),
+        }
+    }
+
+    /// Why no ID may be stamped now, if that is so.
+    #[inline]
+    pub(crate) fn check(&self) -> Result<(), GenerateError> {
+        let state = &*self.shared;
+        let now = (state.now)().as_nanos();
+        if now < state.not_before {
+            return Err(GenerateError::LeaseNotYetValid {
+                retry_after: Duration::from_nanos(state.not_before - now),
+            });
+        }
+        let deadline = state.deadline.load(Ordering::Acquire);
+        if deadline == REVOKED || now >= deadline {
+            return Err(GenerateError::LeaseExpired);
+        }
+        #[cfg(feature = "lease")]
+        if let Some(held) = &state.held
+            && held.lost.remaining() <= held.margin
+        {
+            return Err(GenerateError::LeaseExpired);
+        }
+        Ok(())
+    }
+
+    /// The first reading of the lease's clock at which the id may be used: for a worker id
+    /// newly granted by `WorkerLease` (feature `lease`), one TTL after the grant; for a
+    /// lease made with [`Lease::new`], [`Instant::ZERO`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Instant, ManualClock};
+    /// use keel_idgen::Lease;
+    ///
+    /// let lease = Lease::new(ManualClock::new());
+    /// assert_eq!(lease.valid_from(), Instant::ZERO);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn valid_from(&self) -> Instant {
+        Instant::from_nanos(self.shared.not_before)
+    }
+
+    /// Whether the id may be used now: the lease is past its start, its deadline (or the
+    /// keel-lock lease's expiry minus the margin) is still ahead, and it is neither revoked
+    /// nor lost.
     ///
     /// # Example
     ///
@@ -199,12 +288,11 @@ impl Lease {
     /// ```
     #[inline]
     pub fn is_valid(&self) -> bool {
-        let deadline = self.shared.deadline.load(Ordering::Acquire);
-        deadline != REVOKED && self.shared.clock.now().as_nanos() < deadline
+        self.check().is_ok()
     }
 
-    /// The current deadline on the lease's clock.
-    /// A revoked lease's deadline is [`Instant::ZERO`].
+    /// The current deadline on the lease's clock: for a keel-lock lease, its latest expiry
+    /// minus the safety margin. A revoked or lost lease's deadline is [`Instant::ZERO`].
     ///
     /// # Example
     ///
@@ -223,10 +311,19 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn deadline(&self) -> Instant {
-        match self.shared.deadline.load(Ordering::Acquire) {
-            REVOKED => Instant::ZERO,
+        let deadline = match self.shared.deadline.load(Ordering::Acquire) {
+            REVOKED => return Instant::ZERO,
             nanos => Instant::from_nanos(nanos),
+        };
+        #[cfg(feature = "lease")]
+        if let Some(held) = &self.shared.held {
+            if held.lost.is_lost() {
+                return Instant::ZERO;
+            }
+            let expires_at = held.lost.lease().expires_at();
+            return expires_at.saturating_sub(held.margin);
         }
+        deadline
     }
 
     /// The lease's clock reading, to compute deadlines from.
@@ -245,10 +342,11 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn now(&self) -> Instant {
-        self.shared.clock.now()
+        (self.shared.now)()
     }
 
-    /// Moves the deadline to `deadline` if that is later; a revoked lease stays revoked.
+    /// Moves the deadline to `deadline` if that is later; a revoked lease stays revoked. A
+    /// keel-lock lease is renewed by its keep-alive, so this does nothing to it.
     ///
     /// # Example
     ///
@@ -299,7 +397,8 @@ impl Lease {
         self.shared.deadline.store(REVOKED, Ordering::Release);
     }
 
-    /// Whether [`revoke`](Lease::revoke) was called.
+    /// Whether [`revoke`](Lease::revoke) was called, or a keel-lock lease's lost signal
+    /// fired for a reason other than the clock passing its expiry.
     ///
     /// # Example
     ///
@@ -320,6 +419,15 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_revoked(&self) -> bool {
+        #[cfg(feature = "lease")]
+        if let Some(held) = &self.shared.held
+            && held
+                .lost
+                .reason()
+                .is_some_and(|reason| !matches!(reason, keel_lock::LostReason::Expired))
+        {
+            return true;
+        }
         self.shared.deadline.load(Ordering::Acquire) == REVOKED
     }
 }
