@@ -176,30 +176,40 @@ fn a_restart_without_persistence_issues_no_duplicate_ids() {
         Err(GenerateError::LeaseNotYetValid { .. })
     ));
     runtime.block_on(b.ready()).expect("ready");
+    // B issues at full rate at once, side by side with A if A were still issuing.
+    let needed = Arc::new(AtomicUsize::new(usize::MAX));
+    let b_thread = std::thread::spawn({
+        let needed = needed.clone();
+        move || {
+            let mut ids = Vec::with_capacity(TOTAL);
+            while ids.len() < needed.load(Ordering::Acquire) {
+                ids.push(b_generator.next_id().expect("B"));
+            }
+            ids
+        }
+    });
 
     let a_ids = a_thread.join().expect("A");
     assert!(a.lost().is_lost(), "A's lease is lost");
-    let mut all: HashSet<u64> = a_ids.iter().copied().collect();
-    assert_eq!(all.len(), a_ids.len(), "A repeated itself");
-    let mut b_ids = Vec::with_capacity(TOTAL);
-    while a_ids.len() + b_ids.len() < TOTAL {
-        b_ids.push(b_generator.next_id().expect("B"));
-    }
-    for id in &b_ids {
-        assert!(all.insert(*id), "duplicate id {id}");
-    }
-    assert_eq!(all.len(), TOTAL);
+    needed.store(TOTAL - a_ids.len(), Ordering::Release);
+    let b_ids = b_thread.join().expect("B");
+    let b_ids = &b_ids[..TOTAL - a_ids.len()];
+    let mut all = HashSet::with_capacity(TOTAL);
+    let duplicates = a_ids
+        .iter()
+        .chain(b_ids)
+        .filter(|id| !all.insert(**id))
+        .count();
     let last_a = a_ids.iter().map(|id| layout.decode(*id).unix_millis).max();
     let first_b = b_ids.iter().map(|id| layout.decode(*id).unix_millis).min();
-    assert!(
-        last_a < first_b,
-        "A stopped before B started: {last_a:?} < {first_b:?}"
-    );
     println!(
-        "A issued {}, B issued {}, A's last ms {last_a:?}, B's first ms {first_b:?}",
+        "A issued {}, B issued {}, duplicates {duplicates}, A's last ms {last_a:?}, B's first ms {first_b:?}",
         a_ids.len(),
         b_ids.len()
     );
+    assert_eq!(duplicates, 0);
+    assert_eq!(all.len(), TOTAL);
+    assert!(last_a < first_b, "A stopped before B started");
     drop(runtime);
 }
 
