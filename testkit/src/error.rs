@@ -4,8 +4,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-/// An error from a test server: [`RedisServer`](crate::RedisServer) or
-/// [`RedisCluster`](crate::RedisCluster).
+/// An error from a test server: [`RedisServer`](crate::RedisServer),
+/// [`RedisCluster`](crate::RedisCluster) or [`RedisSentinel`](crate::RedisSentinel).
 ///
 /// # Example
 ///

@@ -77,7 +77,6 @@ pub struct RedisServerBuilder {
 impl RedisServerBuilder {
     /// Runs the server in Sentinel mode (`redis-server sentinel.conf --sentinel`, the same
     /// program as Debian's `redis-sentinel`), starting from this configuration.
-    #[allow(dead_code)] // RedisSentinel's, next
     pub(crate) fn sentinel(mut self, config: String) -> RedisServerBuilder {
         self.sentinel_config = Some(config);
         self
