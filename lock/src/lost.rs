@@ -1,11 +1,13 @@
 //! `LostLease`: the signal that a held lease can no longer be relied on.
 
 use std::fmt;
+use std::sync::Arc;
+// std's, not keel_core::sync's: loom checks the lease table and the fence, not this cell,
+// and a loom atomic cannot be used outside a loom model.
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keel_core::Instant;
-use keel_core::sync::Arc;
-use keel_core::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 
 use crate::{Lease, LockError};
