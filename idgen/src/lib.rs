@@ -134,6 +134,6 @@ pub use ulid_generator::{UlidGenerator, UlidOverflow};
 pub use uuid_v7::UuidV7;
 pub use uuid_v7_generator::UuidV7Generator;
 pub use worker::{EnvWorkerId, FixedWorkerId, WorkerIdError, WorkerIdProvider};
-pub use worker_id::{Lease, WorkerId};
+pub use worker_id::{LeaseValidity, WorkerId};
 #[cfg(feature = "lease")]
 pub use worker_lease::{WorkerLease, WorkerLeaseBuilder};

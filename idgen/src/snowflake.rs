@@ -9,8 +9,8 @@ use keel_core::sync::atomic::{AtomicU64, Ordering};
 use keel_core::{Clock, SystemClock};
 
 use crate::{
-    ClockBackwards, ConfigError, GenerateError, IdGenerator, Layout, Lease, MarkStore, Parts,
-    SequenceExhausted, StoreError, WorkerId,
+    ClockBackwards, ConfigError, GenerateError, IdGenerator, Layout, LeaseValidity, MarkStore,
+    Parts, SequenceExhausted, StoreError, WorkerId,
 };
 
 /// A Snowflake generator: unique, increasing 64-bit IDs, shared across threads by `&self`.
@@ -48,7 +48,7 @@ pub struct Snowflake<C = SystemClock> {
     ahead_limit: u64,
     // The longest a blocking call waits, in total.
     max_block: Duration,
-    lease: Option<Lease>,
+    lease: Option<LeaseValidity>,
     mark: Option<Reservation>,
 }
 

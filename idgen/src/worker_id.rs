@@ -12,7 +12,7 @@ use crate::GenerateError;
 /// The worker field a generator stamps into its IDs, and the lease it is held under, if any.
 ///
 /// A plain `u64` converts into a `WorkerId` with no lease. A [`WorkerIdProvider`] that leases
-/// ids (such as the Redis lease) returns one with a [`Lease`], and a generator built from it
+/// ids (such as the Redis lease) returns one with a [`LeaseValidity`], and a generator built from it
 /// stops issuing IDs ([`GenerateError::LeaseExpired`](crate::GenerateError::LeaseExpired))
 /// once the lease's deadline has passed.
 ///
@@ -22,11 +22,11 @@ use crate::GenerateError;
 ///
 /// ```
 /// use keel_core::{Clock, ManualClock};
-/// use keel_idgen::{GenerateError, Layout, Lease, Snowflake, WorkerId};
+/// use keel_idgen::{GenerateError, Layout, LeaseValidity, Snowflake, WorkerId};
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new();
-/// let lease = Lease::new(clock.clone());
+/// let lease = LeaseValidity::new(clock.clone());
 /// lease.extend_to(clock.now() + Duration::from_secs(10));
 /// let worker = WorkerId::leased(6, lease);
 /// let generator = Snowflake::builder(Layout::twitter(), worker).clock(clock.clone()).build()?;
@@ -38,7 +38,7 @@ use crate::GenerateError;
 #[derive(Clone, Debug)]
 pub struct WorkerId {
     id: u64,
-    lease: Option<Lease>,
+    lease: Option<LeaseValidity>,
 }
 
 impl WorkerId {
@@ -65,16 +65,16 @@ impl WorkerId {
     ///
     /// ```
     /// use keel_core::ManualClock;
-    /// use keel_idgen::{Lease, WorkerId};
+    /// use keel_idgen::{LeaseValidity, WorkerId};
     ///
-    /// let lease = Lease::new(ManualClock::new());
+    /// let lease = LeaseValidity::new(ManualClock::new());
     /// let worker = WorkerId::leased(7, lease);
     /// assert_eq!(worker.id(), 7);
     /// // The lease is not valid until extended.
-    /// assert_eq!(worker.lease().map(Lease::is_valid), Some(false));
+    /// assert_eq!(worker.lease().map(LeaseValidity::is_valid), Some(false));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn leased(id: u64, lease: Lease) -> WorkerId {
+    pub fn leased(id: u64, lease: LeaseValidity) -> WorkerId {
         WorkerId {
             id,
             lease: Some(lease),
@@ -101,14 +101,14 @@ impl WorkerId {
     ///
     /// ```
     /// use keel_core::ManualClock;
-    /// use keel_idgen::{Lease, WorkerId};
+    /// use keel_idgen::{LeaseValidity, WorkerId};
     ///
     /// assert!(WorkerId::fixed(1).lease().is_none());
-    /// let leased = WorkerId::leased(1, Lease::new(ManualClock::new()));
+    /// let leased = WorkerId::leased(1, LeaseValidity::new(ManualClock::new()));
     /// assert!(leased.lease().is_some());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn lease(&self) -> Option<&Lease> {
+    pub fn lease(&self) -> Option<&LeaseValidity> {
         self.lease.as_ref()
     }
 }
@@ -123,8 +123,8 @@ impl From<u64> for WorkerId {
 ///
 /// Two kinds:
 ///
-/// - **A deadline** ([`Lease::new`]): a time on a monotonic [`Clock`], moved forward by
-///   [`extend_to`](Lease::extend_to) and ended by [`revoke`](Lease::revoke), for a lease
+/// - **A deadline** ([`LeaseValidity::new`]): a time on a monotonic [`Clock`], moved forward by
+///   [`extend_to`](LeaseValidity::extend_to) and ended by [`revoke`](LeaseValidity::revoke), for a lease
 ///   kept by code of your own. The holder extends it only to a time it knows the lease still
 ///   holds (the time a renewal was *sent* plus the lease's TTL, minus a safety margin), so
 ///   the generator stops before any other process can be granted the id.
@@ -139,11 +139,11 @@ impl From<u64> for WorkerId {
 ///
 /// ```
 /// use keel_core::{Clock, ManualClock};
-/// use keel_idgen::Lease;
+/// use keel_idgen::LeaseValidity;
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new();
-/// let lease = Lease::new(clock.clone());
+/// let lease = LeaseValidity::new(clock.clone());
 /// assert!(!lease.is_valid());
 /// lease.extend_to(clock.now() + Duration::from_secs(10));
 /// assert!(lease.is_valid());
@@ -152,7 +152,7 @@ impl From<u64> for WorkerId {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
-pub struct Lease {
+pub struct LeaseValidity {
     shared: Arc<LeaseState>,
 }
 
@@ -172,27 +172,27 @@ struct Held {
     margin: Duration,
 }
 
-impl Lease {
-    /// A lease that is not valid until [`extend_to`](Lease::extend_to) is called.
+impl LeaseValidity {
+    /// A lease that is not valid until [`extend_to`](LeaseValidity::extend_to) is called.
     ///
     /// # Example
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use keel_core::Instant;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// assert!(!lease.is_valid());
     /// assert_eq!(lease.deadline(), Instant::ZERO);
     /// lease.extend_to(clock.now() + Duration::from_secs(1));
     /// assert!(lease.is_valid());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(clock: impl Clock + 'static) -> Lease {
-        Lease {
+    pub fn new(clock: impl Clock + 'static) -> LeaseValidity {
+        LeaseValidity {
             shared: Arc::new(LeaseState {
                 now: Box::new(move || clock.now()),
                 deadline: AtomicU64::new(0),
@@ -211,8 +211,8 @@ impl Lease {
         margin: Duration,
         not_before: Instant,
         now: Box<dyn Fn() -> Instant + Send + Sync>,
-    ) -> Lease {
-        Lease {
+    ) -> LeaseValidity {
+        LeaseValidity {
             shared: Arc::new(LeaseState {
                 now,
                 // The keel-lock lease decides; this only records a revocation.
@@ -248,15 +248,15 @@ impl Lease {
 
     /// The first reading of the lease's clock at which the id may be used: for a worker id
     /// newly granted by `WorkerLease` (feature `lease`), one TTL after the grant; for a
-    /// lease made with [`Lease::new`], [`Instant::ZERO`].
+    /// lease made with [`LeaseValidity::new`], [`Instant::ZERO`].
     ///
     /// # Example
     ///
     /// ```
     /// use keel_core::{Instant, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     ///
-    /// let lease = Lease::new(ManualClock::new());
+    /// let lease = LeaseValidity::new(ManualClock::new());
     /// assert_eq!(lease.valid_from(), Instant::ZERO);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -272,11 +272,11 @@ impl Lease {
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// lease.extend_to(clock.now() + Duration::from_millis(100));
     /// assert!(lease.is_valid());
     /// clock.advance(Duration::from_millis(99));
@@ -298,11 +298,11 @@ impl Lease {
     ///
     /// ```
     /// use keel_core::{Clock, Instant, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// let deadline = clock.now() + Duration::from_secs(3);
     /// lease.extend_to(deadline);
     /// assert_eq!(lease.deadline(), deadline);
@@ -332,11 +332,11 @@ impl Lease {
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// clock.advance(Duration::from_secs(2));
     /// assert_eq!(lease.now(), clock.now());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -352,11 +352,11 @@ impl Lease {
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// let later = clock.now() + Duration::from_secs(10);
     /// lease.extend_to(later);
     /// // An earlier deadline (a slow renewal's answer arriving late) does not shorten it.
@@ -380,11 +380,11 @@ impl Lease {
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// let generator_copy = lease.clone();
     /// lease.extend_to(clock.now() + Duration::from_secs(10));
     /// lease.revoke();
@@ -397,18 +397,18 @@ impl Lease {
         self.shared.deadline.store(REVOKED, Ordering::Release);
     }
 
-    /// Whether [`revoke`](Lease::revoke) was called, or a keel-lock lease's lost signal
+    /// Whether [`revoke`](LeaseValidity::revoke) was called, or a keel-lock lease's lost signal
     /// fired for a reason other than the clock passing its expiry.
     ///
     /// # Example
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// lease.extend_to(clock.now() + Duration::from_secs(1));
     /// clock.advance(Duration::from_secs(1));
     /// // Lapsed is not revoked: a renewal may still extend it.
@@ -435,9 +435,9 @@ impl Lease {
 // A revoked lease must not be extended again, so revocation is a value no deadline takes.
 const REVOKED: u64 = u64::MAX;
 
-impl fmt::Debug for Lease {
+impl fmt::Debug for LeaseValidity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lease")
+        f.debug_struct("LeaseValidity")
             .field("deadline", &self.deadline())
             .field("valid", &self.is_valid())
             .finish()
@@ -454,7 +454,7 @@ mod tests {
     fn extend_only_moves_forward_and_revoke_is_final() {
         let clock = ManualClock::new();
         clock.advance(Duration::from_secs(1));
-        let lease = Lease::new(clock.clone());
+        let lease = LeaseValidity::new(clock.clone());
         lease.extend_to(clock.now() + Duration::from_secs(5));
         lease.extend_to(clock.now() + Duration::from_secs(1));
         assert_eq!(lease.deadline(), clock.now() + Duration::from_secs(5));

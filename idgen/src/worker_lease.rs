@@ -6,7 +6,7 @@ use std::time::Duration;
 use keel_core::Instant;
 use keel_lock::{FencingToken, KeepAlive, LeaseGuard, LockError, LockService, LostLease};
 
-use crate::{Lease, StoreError, WorkerId, WorkerIdError, WorkerIdProvider};
+use crate::{LeaseValidity, StoreError, WorkerId, WorkerIdError, WorkerIdProvider};
 
 /// A worker id leased from a keel-lock [`LockService`] (feature `lease`): in memory, Redis
 /// (feature `redis`), or any other backend, including a `Box<dyn DynLockService>` chosen at
@@ -116,7 +116,7 @@ pub struct WorkerLease<S: LockService + Clone + 'static> {
     service: S,
     guard: LeaseGuard<S>,
     lost: LostLease,
-    validity: Lease,
+    validity: LeaseValidity,
 }
 
 impl<S: LockService + Clone + 'static> WorkerLease<S> {
@@ -203,14 +203,14 @@ impl<S: LockService + Clone + 'static> WorkerLease<S> {
     /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
     /// let locks = InMemoryLockService::with_clock(TokioClock::new());
     /// let lease = WorkerLease::builder(locks).ttl(Duration::from_secs(10)).acquire().await?;
-    /// assert!(!lease.lease().is_valid()); // not before one TTL
+    /// assert!(!lease.validity().is_valid()); // not before one TTL
     /// tokio::time::sleep(Duration::from_secs(10)).await; // paused time; renewed meanwhile
-    /// assert!(lease.lease().is_valid());
+    /// assert!(lease.validity().is_valid());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn lease(&self) -> &Lease {
+    pub fn validity(&self) -> &LeaseValidity {
         &self.validity
     }
 
@@ -322,7 +322,7 @@ impl<S: LockService + Clone + 'static> WorkerLease<S> {
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
     /// let locks = InMemoryLockService::new();
     /// let lease = WorkerLease::builder(locks.clone()).acquire().await?;
-    /// let validity = lease.lease().clone();
+    /// let validity = lease.validity().clone();
     /// lease.release().await?;
     /// assert!(!validity.is_valid());
     /// let next = WorkerLease::builder(locks).acquire().await?;
@@ -512,7 +512,7 @@ impl<S: LockService + Clone + 'static> WorkerLeaseBuilder<S> {
     ///     .safety_margin(Duration::from_secs(3))
     ///     .acquire()
     ///     .await?;
-    /// assert_eq!(lease.lease().deadline(), clock.now() + Duration::from_secs(7));
+    /// assert_eq!(lease.validity().deadline(), clock.now() + Duration::from_secs(7));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -577,7 +577,7 @@ impl<S: LockService + Clone + 'static> WorkerLeaseBuilder<S> {
             };
             let lost = guard.lost();
             let clock = self.service.clone();
-            let validity = Lease::held(
+            let validity = LeaseValidity::held(
                 lost.clone(),
                 margin,
                 ready_at,

@@ -118,7 +118,7 @@ async fn a_new_id_waits_one_ttl_and_a_stalled_holder_stops_a_margin_before_expir
         .await
         .expect("lease");
     assert_eq!(next.id(), 0);
-    assert!(!next.lease().is_valid());
+    assert!(!next.validity().is_valid());
 }
 
 #[tokio::test(start_paused = true)]
@@ -147,7 +147,7 @@ async fn renewals_keep_the_id_and_a_lease_taken_away_stops_the_generator() {
     let reason = lease.lost().wait().await; // the next renewal finds out
     assert!(matches!(reason, keel_lock::LostReason::NotHeld), "{reason}");
     assert_eq!(generator.next_id(), Err(GenerateError::LeaseExpired));
-    assert!(lease.lease().is_revoked());
+    assert!(lease.validity().is_revoked());
 }
 
 #[tokio::test(start_paused = true)]
@@ -163,7 +163,7 @@ async fn the_next_holder_starts_after_the_previous_one_stopped() {
         .await
         .expect("lease");
     a.ready().await.expect("ready");
-    let a_validity = a.lease().clone();
+    let a_validity = a.validity().clone();
     // The store forgets A's lease (a restart without persistence would).
     locks.release(&a.lost().lease()).await.expect("forget");
     let b = WorkerLease::builder(locks.clone())
@@ -174,9 +174,9 @@ async fn the_next_holder_starts_after_the_previous_one_stopped() {
     assert_eq!(b.id(), a.id(), "the store handed out the same id");
     // Until B may start, A is either stopped or B is not ready: never both issuing.
     let step = Duration::from_millis(50);
-    while !b.lease().is_valid() {
+    while !b.validity().is_valid() {
         assert!(
-            !(a_validity.is_valid() && b.lease().is_valid()),
+            !(a_validity.is_valid() && b.validity().is_valid()),
             "both valid at {:?}",
             clock.now()
         );
