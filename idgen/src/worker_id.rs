@@ -237,11 +237,16 @@ impl LeaseValidity {
         if deadline == REVOKED || now >= deadline {
             return Err(GenerateError::LeaseExpired);
         }
+        // One clock reading for both ends: the keel-lock lease's expiry is compared with it.
         #[cfg(feature = "lease")]
-        if let Some(held) = &state.held
-            && held.lost.remaining() <= held.margin
-        {
-            return Err(GenerateError::LeaseExpired);
+        if let Some(held) = &state.held {
+            let valid = held
+                .lost
+                .expires_at()
+                .is_some_and(|expires_at| now < expires_at.saturating_sub(held.margin).as_nanos());
+            if !valid {
+                return Err(GenerateError::LeaseExpired);
+            }
         }
         Ok(())
     }

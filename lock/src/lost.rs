@@ -103,6 +103,14 @@ impl Validity {
         (self.now)()
     }
 
+    /// The latest expiry; `None` once marked lost.
+    pub(crate) fn expires_at(&self) -> Option<Instant> {
+        match self.expires_at.load(Ordering::Acquire) {
+            LOST => None,
+            nanos => Some(Instant::from_nanos(nanos)),
+        }
+    }
+
     /// A renewal moved the expiry; a lease already lost stays lost.
     pub(crate) fn renewed(&self, lease: &Lease) {
         let nanos = lease.expires_at().as_nanos().max(1);
@@ -233,6 +241,36 @@ impl LostLease {
             return Duration::ZERO;
         }
         self.validity.remaining()
+    }
+
+    /// The lease's latest expiry on the service's clock, or `None` once the lease is known
+    /// lost for a reason other than the clock (released, taken over, a failed renewal, the
+    /// renewal task stopped). Lock-free: for callers that compare it with a clock reading
+    /// they already have, such as a check made before every ID.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_lock::{InMemoryLockService, KeepAlive, LockService};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let clock = ManualClock::new();
+    /// let service = InMemoryLockService::with_clock(clock.clone());
+    /// let lease = service.acquire("backup", Duration::from_secs(30), Duration::ZERO).await?;
+    /// let guard = KeepAlive::new().start(service.clone(), lease.clone())?;
+    /// let lost = guard.lost();
+    /// assert_eq!(lost.expires_at(), Some(lease.expires_at()));
+    /// guard.release().await?;
+    /// assert_eq!(lost.expires_at(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn expires_at(&self) -> Option<Instant> {
+        if self.status.has_changed().is_err() {
+            return None;
+        }
+        self.validity.expires_at()
     }
 
     /// Why the lease was lost, or `None` while it is held.
