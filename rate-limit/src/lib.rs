@@ -62,8 +62,10 @@
 //!   cancellation-safe.
 //! - `redis` (implies `tokio`): `RedisLimiter`, one quota shared by many processes. GCRA,
 //!   fixed window, sliding log and sliding counter run as Lua scripts (one `EVALSHA` per
-//!   decision, Redis server time, hash-tagged keys that expire when idle), with a timeout on
-//!   every call and a `FailurePolicy` (fail open, fail closed, or a local limiter).
+//!   decision, Redis server time, keys that expire when idle and share one cluster slot for
+//!   any key), with a timeout on every call and a `FailurePolicy` (fail open, fail closed, or
+//!   a local limiter). Generic over the connection through `keel-redis`: one server,
+//!   Sentinel's master, or a Redis Cluster.
 //! - `tower`: `RateLimitLayer`, middleware keyed by a function of the request that answers
 //!   `429` with `Retry-After` and the rate-limit headers, or passes the decision on. Clones
 //!   share one limiter. See `examples/axum.rs`.
