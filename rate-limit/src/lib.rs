@@ -14,6 +14,8 @@
 //!   overrides and bounded memory, without a background task.
 //! - With feature `redis`, a `RedisLimiter` keeps the state in Redis so many processes
 //!   share one quota.
+//! - [`KeyedRateLimit`] is the async trait both keyed limiters answer, so middleware (the
+//!   tower `RateLimitLayer`) and user code take either one.
 //! - [`Decision::headers`] renders the IETF `RateLimit`/`RateLimit-Policy` fields, legacy
 //!   `X-RateLimit-*` headers and `Retry-After`.
 //!
@@ -79,6 +81,7 @@ mod fixed_window;
 mod gcra;
 mod headers;
 mod keyed;
+mod keyed_rate_limit;
 #[cfg(feature = "tower")]
 mod layer;
 mod leaky_bucket;
@@ -102,6 +105,7 @@ pub use fixed_window::{FixedWindow, FixedWindowState};
 pub use gcra::{Gcra, GcraState};
 pub use headers::HeaderStyle;
 pub use keyed::{KeyedLimiter, KeyedLimiterBuilder, KeyedLimiterError};
+pub use keyed_rate_limit::KeyedRateLimit;
 #[cfg(feature = "tower")]
 pub use layer::{DenialMode, RateLimitLayer, RateLimitService, ResponseFuture};
 pub use leaky_bucket::{LeakyBucket, LeakyBucketState};
