@@ -112,7 +112,7 @@ where
         let reply = self.deadline(operation, command.query_async(&mut connection));
         reply
             .await?
-            .map_err(|error| Error::from_redis(operation, error, false))
+            .map_err(|error| Error::from_redis(operation, error, false, self.timeout))
     }
 
     /// Runs a script invocation (`EVALSHA`, loading the script on `NOSCRIPT`) and converts
@@ -144,7 +144,7 @@ where
         let reply = self.deadline(operation, invocation.inner().invoke_async(&mut connection));
         reply
             .await?
-            .map_err(|error| Error::from_redis(operation, error, true))
+            .map_err(|error| Error::from_redis(operation, error, true, self.timeout))
     }
 
     /// The connection, to run commands keel does not wrap.
@@ -195,7 +195,7 @@ where
     ) -> Result<F::Output, Error> {
         tokio::time::timeout(self.timeout, call)
             .await
-            .map_err(|_| Error::timeout(operation, self.timeout))
+            .map_err(|_| Error::timed_out(operation, self.timeout))
     }
 }
 

@@ -79,27 +79,39 @@ pub struct Error {
 
 #[derive(Debug)]
 enum Cause {
-    Timeout(Duration),
+    /// The deadline ran out: the seam's own, or the connection's (then with its error).
+    Timeout(Duration, Option<RedisError>),
     Redis(RedisError),
     Reply(String),
 }
 
 impl Error {
     /// A timeout after `after`.
-    pub(crate) fn timeout(operation: &'static str, after: Duration) -> Error {
+    pub(crate) fn timed_out(operation: &'static str, after: Duration) -> Error {
         Error {
             kind: ErrorKind::Timeout,
             operation,
-            cause: Cause::Timeout(after),
+            cause: Cause::Timeout(after, None),
         }
     }
 
-    /// Classifies a `redis` crate error; `script` says whether it came from a script call,
-    /// where a generic server error is the script's own.
-    pub(crate) fn from_redis(operation: &'static str, error: RedisError, script: bool) -> Error {
-        let kind = if error.is_timeout() {
-            ErrorKind::Timeout
-        } else if error.is_io_error()
+    /// Classifies a `redis` crate error from a call with deadline `after`; `script` says
+    /// whether it came from a script call, where a generic server error is the script's own.
+    pub(crate) fn from_redis(
+        operation: &'static str,
+        error: RedisError,
+        script: bool,
+        after: Duration,
+    ) -> Error {
+        if error.is_timeout() {
+            // The connection's own response timeout ran out first: still a timeout.
+            return Error {
+                kind: ErrorKind::Timeout,
+                operation,
+                cause: Cause::Timeout(after, Some(error)),
+            };
+        }
+        let kind = if error.is_io_error()
             || error.is_connection_refusal()
             || error.is_connection_dropped()
         {
@@ -178,7 +190,33 @@ impl Error {
     /// ```
     pub fn redis_error(&self) -> Option<&RedisError> {
         match &self.cause {
-            Cause::Redis(error) => Some(error),
+            Cause::Redis(error) | Cause::Timeout(_, Some(error)) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The call timeout that ran out, for an error of kind [`ErrorKind::Timeout`].
+    ///
+    /// ```
+    /// use keel_redis::{ErrorKind, Redis};
+    /// use std::time::Duration;
+    ///
+    /// # let mut server = keel_testkit::RedisServer::start()?;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let client = redis::Client::open(server.url())?;
+    /// let redis = Redis::new(client.get_multiplexed_async_connection().await?, Duration::from_millis(100))?;
+    /// server.pause()?; // connected, but never answers
+    /// let err = redis.query::<String>("ping", &redis::cmd("PING")).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Timeout);
+    /// assert_eq!(err.timeout(), Some(Duration::from_millis(100)));
+    /// # server.resume()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn timeout(&self) -> Option<Duration> {
+        match &self.cause {
+            Cause::Timeout(after, _) => Some(*after),
             _ => None,
         }
     }
@@ -188,7 +226,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let operation = self.operation;
         match &self.cause {
-            Cause::Timeout(after) => {
+            Cause::Timeout(after, _) => {
                 write!(f, "redis {operation}: no answer within {after:?}")
             }
             Cause::Redis(error) => {
@@ -210,7 +248,7 @@ impl fmt::Display for Error {
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match &self.cause {
-            Cause::Redis(error) => Some(error),
+            Cause::Redis(error) | Cause::Timeout(_, Some(error)) => Some(error),
             _ => None,
         }
     }
@@ -220,30 +258,32 @@ impl StdError for Error {
 mod tests {
     use super::*;
 
+    const SECOND: Duration = Duration::from_secs(1);
+
     #[test]
     fn classifies_server_errors() {
         let cross = RedisError::from((RedisKind::Server(ServerErrorKind::CrossSlot), "CROSSSLOT"));
-        let err = Error::from_redis("gcra", cross, true);
+        let err = Error::from_redis("gcra", cross, true, SECOND);
         assert_eq!(err.kind(), ErrorKind::CrossSlot);
         assert!(err.source().is_some());
 
         let lua = || RedisError::from((RedisKind::Server(ServerErrorKind::ResponseError), "ERR"));
         assert_eq!(
-            Error::from_redis("s", lua(), true).kind(),
+            Error::from_redis("s", lua(), true, SECOND).kind(),
             ErrorKind::Script
         );
         assert_eq!(
-            Error::from_redis("s", lua(), false).kind(),
+            Error::from_redis("s", lua(), false, SECOND).kind(),
             ErrorKind::Server
         );
 
         let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert_eq!(
-            Error::from_redis("s", io, true).kind(),
+            Error::from_redis("s", io, true, SECOND).kind(),
             ErrorKind::Connection
         );
 
-        let timeout = Error::timeout("s", Duration::from_millis(5));
+        let timeout = Error::timed_out("s", Duration::from_millis(5));
         assert_eq!(timeout.kind(), ErrorKind::Timeout);
         assert!(timeout.source().is_none());
         assert_eq!(timeout.to_string(), "redis s: no answer within 5ms");
