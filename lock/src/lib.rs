@@ -108,8 +108,10 @@
 //!
 //! # Crate features
 //!
-//! - `redis`: `RedisLockService` and `RedisFence`, on the `redis` crate's tokio
-//!   `ConnectionManager`. The default build has no network dependency.
+//! - `redis`: `RedisLockService` and `RedisFence`, through `keel-redis`: generic over the
+//!   connection (`ConnectionManager` by default; multiplexed, Sentinel's master or a Redis
+//!   Cluster), names escaped so a lock's keys share one cluster slot, errors that keep their
+//!   source. The default build has no network dependency.
 //!
 //! tokio (`sync`, `time`, `rt`) is always a dependency: waiting, keep-alive and the lost-lease
 //! signal are built on its timer, task and watch channel.

@@ -5,7 +5,8 @@ use std::io;
 use std::path::PathBuf;
 
 /// An error from a test server: [`RedisServer`](crate::RedisServer),
-/// [`RedisCluster`](crate::RedisCluster) or [`RedisSentinel`](crate::RedisSentinel).
+/// [`RedisCluster`](crate::RedisCluster), [`RedisSentinel`](crate::RedisSentinel) or
+/// [`EtcdCluster`](crate::EtcdCluster).
 ///
 /// # Example
 ///

@@ -1,5 +1,5 @@
 //! Test helpers for keel: real servers for each test (a `redis-server`, a Redis Cluster, a
-//! Sentinel group), and a counting allocator.
+//! Sentinel group, an etcd cluster), and a counting allocator.
 //!
 //! # Overview
 //!
@@ -17,6 +17,10 @@
 //! [`RedisSentinel::start`] runs a master, its replicas and three Sentinels (quorum 2), with
 //! [`RedisSentinel::kill_master`] and [`RedisSentinel::pause_master`] waiting until the
 //! Sentinels have promoted a replica.
+//!
+//! [`EtcdCluster::start`] runs a real three-member etcd cluster (Debian's `etcd-server`), with
+//! kill, pause, resume and restart of any member, [`EtcdCluster::leader`], and
+//! [`EtcdCluster::kill_leader`] and [`EtcdCluster::pause_leader`] waiting for the next leader.
 //!
 //! If `redis-server` is not installed, [`RedisServer::start`] returns
 //! [`TestkitError::NotInstalled`], whose message names the Debian package to install. Set
@@ -40,6 +44,8 @@
 
 mod counting_allocator;
 mod error;
+mod etcd_cluster;
+mod process;
 mod redis_cluster;
 mod redis_sentinel;
 mod redis_server;
@@ -47,6 +53,7 @@ mod resp;
 
 pub use counting_allocator::CountingAllocator;
 pub use error::TestkitError;
+pub use etcd_cluster::{EtcdCluster, EtcdClusterBuilder, EtcdMember};
 pub use redis_cluster::{RedisCluster, RedisClusterBuilder};
 pub use redis_sentinel::{RedisSentinel, RedisSentinelBuilder};
 pub use redis_server::{Persistence, RedisServer, RedisServerBuilder};
