@@ -94,6 +94,8 @@
 //! | acquire + release, one Redis on loopback | `RedisLockService` | `SET NX PX` + `DEL` | 1.33x, 1.23x |
 //! | fenced write, one Redis | `RedisFence::set` | `SET` | 1.22x, 1.31x |
 //! | fence check-and-advance, newer token | [`Fence::advance`] | `AtomicU64::fetch_max` | 1.95x, 1.47x |
+//! | acquire + release, in memory, as `dyn` | `Arc<dyn DynLockService>` | the same, static | 1.31x, 1.27x |
+//! | is the lease still held? | [`LostLease::is_lost`] (reads the clock) | `SystemClock::now` alone | 1.03x, 1.36x |
 //!
 //! # Why there is no Redlock
 //!
