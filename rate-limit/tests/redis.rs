@@ -3,6 +3,8 @@
 //! policies when the server stops or freezes mid-stream.
 #![cfg(feature = "redis")]
 
+mod suite;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -438,4 +440,19 @@ async fn a_frozen_server_times_out_instead_of_hanging() -> Result<(), BoxError> 
     until_redis_answers(&limiter, "k").await?;
     assert!(limiter.check_key("k").await.is_allowed());
     Ok(())
+}
+
+/// The checks tests/cluster.rs and tests/sentinel.rs run, here on one server and on both
+/// single-server connection kinds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_passes_on_one_server() -> Result<(), BoxError> {
+    let server = RedisServer::start()?;
+    suite::all(connect(&server).await?, connect(&server).await?).await?;
+    let client = redis::Client::open(server.url())?;
+    server.command(&["FLUSHALL"])?;
+    suite::all(
+        client.get_multiplexed_async_connection().await?,
+        client.get_multiplexed_async_connection().await?,
+    )
+    .await
 }

@@ -10,6 +10,7 @@
 //! | [`KeyBuilder`] | `<prefix>{<tag>}<suffix>` keys: one hash slot per name, for *any* name |
 //! | [`Error`] / [`ErrorKind`] | one error for every call, with the `redis` crate's error as its source |
 //! | [`ConfigError`] | a zero timeout or a prefix with a brace, refused when built |
+//! | [`SentinelConnection`] | a connection to the master the Sentinels name, following failovers |
 //!
 //! This is the one documented place where types of the [`redis`] crate appear in keel's
 //! public signatures: a block generic over a connection names `C` here and takes a
@@ -25,7 +26,8 @@
 //! - [`ClusterConnection`](redis::cluster_async::ClusterConnection): Redis Cluster. Each
 //!   call goes to the node owning its keys' slot, so all keys of one script must share a
 //!   slot; [`KeyBuilder`] makes sure they do.
-//! - Sentinel: ask the sentinels for the master's client and connect to it as above.
+//! - [`SentinelConnection`]: the master a group of Sentinels names, found again after a
+//!   failover.
 //!
 //! # Example: one server
 //!
@@ -79,26 +81,21 @@
 //!
 //! # Example: Sentinel
 //!
-//! The sentinels name the current master; connect to it. After a failover, build the
-//! connection again from the sentinels (calls to the old master fail with
-//! [`ErrorKind::Connection`] or, once it is a replica, [`ErrorKind::Server`] `READONLY`).
+//! [`SentinelConnection`] asks the Sentinels for the master, and asks again after a call
+//! fails because the master went away or became a replica, so it follows a failover.
 //!
-//! ```no_run
-//! use keel_redis::Redis;
-//! use redis::sentinel::{SentinelClient, SentinelServerType};
+//! ```
+//! use keel_redis::{Redis, Script, SentinelConnection};
 //! use std::time::Duration;
 //!
+//! # let group = keel_testkit::RedisSentinel::start()?;
+//! # let sentinel_urls = group.sentinel_urls();
+//! # let master_name = group.master_name().to_string();
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-//! let mut sentinels = SentinelClient::build(
-//!     vec!["redis://127.0.0.1:26379/"],
-//!     "mymaster".to_string(),
-//!     None,
-//!     SentinelServerType::Master,
-//! )?;
-//! let master = sentinels.async_get_client().await?;
-//! let redis = Redis::new(redis::aio::ConnectionManager::new(master).await?, Duration::from_secs(1))?;
-//! let pong: String = redis.query("ping", &redis::cmd("PING")).await?;
-//! assert_eq!(pong, "PONG");
+//! let connection = SentinelConnection::new(sentinel_urls, &master_name)?;
+//! let redis = Redis::new(connection, Duration::from_secs(1))?;
+//! let incr = Script::new("incr", "return redis.call('INCR', KEYS[1])");
+//! assert_eq!(redis.invoke::<i64>(&incr.key("n")).await?, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -117,12 +114,14 @@ mod config;
 mod error;
 mod keys;
 mod script;
+mod sentinel;
 
 pub use call::Redis;
 pub use config::ConfigError;
 pub use error::{Error, ErrorKind};
 pub use keys::{KeyBuilder, tag};
 pub use script::{Invocation, Script};
+pub use sentinel::SentinelConnection;
 
 /// The `redis` crate this seam is built on, so users name the same version.
 pub use redis;
