@@ -413,7 +413,7 @@ fn run(ops: &[Op]) -> Vec<Step> {
                     matches!(ready, Poll::Ready(Ok(()))),
                     "a bulkhead without a wait is always ready"
                 );
-                let mut future: Fut = service.call(id);
+                let mut future: Fut = Box::pin(service.call(id));
                 // The breaker decides in `call`: the inner service is called iff admitted.
                 let reached = inner.calls.lock().unwrap().contains(&id);
                 let mut refused_by_bulkhead = false;

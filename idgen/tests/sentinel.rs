@@ -16,9 +16,12 @@ type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// A lock service on the master the Sentinels name now.
 async fn master_locks(group: &RedisSentinel) -> Result<RedisLockService> {
+    // An owned name fits both signatures of `build` (`String`, or `AsRef<str>` when
+    // another crate turns on redis's TLS feature).
+    let master_name: String = group.master_name().into();
     let mut sentinels = SentinelClient::build(
         group.sentinel_urls(),
-        group.master_name().to_owned(),
+        master_name,
         None,
         SentinelServerType::Master,
     )?;
