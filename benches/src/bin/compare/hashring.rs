@@ -1,5 +1,6 @@
 //! `compare hashring`: lookup cost, balance, keys moved and memory of each consistent
-//! hashing implementation at 10, 100 and 1,000 nodes.
+//! hashing implementation at 10, 100 and 1,000 nodes. An argument keeps the
+//! implementations whose name contains it (`compare hashring Maglev`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -82,9 +83,11 @@ fn row(imp: &Implementation, n: u32, balance_keys: &[u64]) -> String {
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    if let Some(extra) = args.first() {
-        return Err(format!("takes no options, got `{extra}`"));
+    // An optional argument keeps the implementations whose name contains it.
+    if let Some(extra) = args.get(1) {
+        return Err(format!("takes at most one filter, got `{extra}` too"));
     }
+    let filter = args.first().map(String::as_str).unwrap_or("");
     let balance_keys = keys(BALANCE_KEYS);
     println!(
         "Keys are 64-bit integers; balance over {BALANCE_KEYS} keys, time and movement over \
@@ -98,7 +101,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             "| implementation | ns/lookup | peak/mean | std dev | moved on add | moved on remove | bytes/node | weights | replicas | removal |"
         );
         println!("|---|---|---|---|---|---|---|---|---|---|");
-        for imp in implementations() {
+        for imp in implementations()
+            .into_iter()
+            .filter(|imp| imp.name.contains(filter))
+        {
             if n >= 1000 && !imp.scales_to_1000 {
                 println!(
                     "| {} | not run: its build holds an n × M permutation table (500 MB at 1,000 nodes) | | | | | | | | |",
@@ -110,7 +116,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
         println!();
     }
-    multi_probe_table();
+    if "keel MultiProbe".contains(filter) {
+        multi_probe_table();
+    }
     Ok(())
 }
 
