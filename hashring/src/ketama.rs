@@ -141,6 +141,9 @@ pub struct Ketama<N> {
     /// binary-searches only a couple of points.
     index: Vec<u32>,
     shift: u32,
+    /// Servers with at least one point: a replica walk stops once it has found them all,
+    /// instead of walking the whole continuum when some server has none.
+    placed: usize,
 }
 
 /// The first four little-endian bytes of the MD5 of `key`: ketama's key hash.
@@ -263,6 +266,7 @@ impl<N> Ketama<N> {
             owners: Vec::new(),
             index: Vec::new(),
             shift: 32,
+            placed: 0,
         }
     }
 
@@ -514,8 +518,11 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
         let n = self.servers.len();
         let mut pairs: Vec<(u32, u32)> = Vec::new();
         let mut label = String::new();
+        self.placed = 0;
         for (i, (server, &weight)) in self.servers.iter().zip(&self.weights).enumerate() {
-            for d in 0..digests(self.variant, weight, total, n) {
+            let count = digests(self.variant, weight, total, n);
+            self.placed += usize::from(count > 0);
+            for d in 0..count {
                 label.clear();
                 label.push_str(server.as_ref());
                 label.push('-');
@@ -570,7 +577,7 @@ impl<N> ConsistentHash for Ketama<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn replicas_for_hash<'a>(&'a self, hash: KetamaHash, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.servers.len());
+        let mut distinct = Distinct::new(out, self.placed);
         if self.points.is_empty() {
             return 0;
         }
@@ -630,6 +637,35 @@ mod tests {
         assert_eq!(KetamaHash::of("abc").get(), ketama_hash(b"abc"));
         // MD5("abc") = 900150983cd24fb0...
         assert_eq!(ketama_hash(b"abc"), 0x9850_0190);
+    }
+
+    /// With an unplaced server the walk stops after the placed ones, and gives what walking
+    /// the whole continuum gives.
+    #[test]
+    fn replica_walk_stops_after_the_placed_servers() {
+        let mut k = Ketama::new(KetamaVariant::Libketama);
+        k.extend([("a:1", 500), ("b:1", 400), ("c:1", 300), ("light:1", 1)])
+            .unwrap();
+        assert_eq!((k.len(), k.placed), (4, 3));
+        let mut out = [None; 4];
+        for i in 0..3_000u32 {
+            let hash = KetamaHash::from_raw(i.wrapping_mul(0x9e37_79b9));
+            let start = k.position(hash.get());
+            let mut reference: Vec<&&str> = Vec::new();
+            for step in 0..k.points.len() {
+                let server = &k.servers[k.owners[(start + step) % k.points.len()] as usize];
+                if !reference.contains(&server) {
+                    reference.push(server);
+                }
+            }
+            assert_eq!(k.replicas_for_hash(hash, &mut out), 3);
+            let got: Vec<&&str> = out.iter().flatten().copied().collect();
+            assert_eq!(got, reference);
+        }
+        assert!(k.remove(&"light:1"));
+        assert_eq!(k.placed, 3);
+        assert!(k.remove(&"a:1") && k.remove(&"b:1") && k.remove(&"c:1"));
+        assert_eq!(k.placed, 0);
     }
 
     #[test]
