@@ -60,6 +60,8 @@ pub const MAX_POINTS: u64 = 1 << 24;
 /// * With `v` points per node the heaviest node's share exceeds the mean by about
 ///   `sqrt(2 ln n / v)`; with 160 points (the default, as in ketama) that is about 24 % at
 ///   100 nodes (`sqrt(2 ln 100 / 160) ≈ 0.24`).
+/// * A ring holds at most [`MAX_POINTS`] points (2^24, about 200 MiB), so no configuration
+///   it accepts can abort on allocation; changes past it fail with [`Error::TooManyPoints`].
 ///
 /// # Example
 ///
