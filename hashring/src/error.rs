@@ -47,6 +47,13 @@ pub enum Error {
         /// The size given.
         size: u64,
     },
+    /// A fixed Maglev table larger than [`MAX_TABLE_SIZE`](crate::MAX_TABLE_SIZE) slots.
+    TableTooLarge {
+        /// The size given.
+        size: u64,
+        /// The largest table size taken.
+        max: u64,
+    },
     /// A Maglev table with fewer slots than nodes.
     TableTooSmall {
         /// The table size.
@@ -56,6 +63,14 @@ pub enum Error {
     },
     /// Multi-probe hashing was configured with 0 probes.
     ZeroProbes,
+    /// Multi-probe hashing was configured with more than [`MAX_PROBES`](crate::MAX_PROBES)
+    /// probes (each lookup does one binary search per probe).
+    TooManyProbes {
+        /// The probes asked for.
+        probes: u64,
+        /// The most probes taken.
+        max: u64,
+    },
     /// A bounded-load factor that is not a finite number >= 1.
     InvalidLoadFactor {
         /// The factor given.
@@ -83,10 +98,19 @@ impl fmt::Display for Error {
             Error::TableSizeNotPrime { size } => {
                 write!(f, "table size {size} is not prime")
             }
+            Error::TableTooLarge { size, max } => {
+                write!(
+                    f,
+                    "table size {size} is larger than the limit of {max} slots"
+                )
+            }
             Error::TableTooSmall { size, nodes } => {
                 write!(f, "table size {size} is smaller than the {nodes} nodes")
             }
             Error::ZeroProbes => f.write_str("probes must be > 0"),
+            Error::TooManyProbes { probes, max } => {
+                write!(f, "{probes} probes is more than the limit of {max}")
+            }
             Error::InvalidLoadFactor { factor } => {
                 write!(f, "load factor {factor} must be a finite number >= 1")
             }
@@ -126,6 +150,18 @@ mod tests {
             }
             .to_string(),
             "20 virtual nodes per weight is more than the 16 points a ring holds"
+        );
+        assert_eq!(
+            Error::TableTooLarge { size: 20, max: 16 }.to_string(),
+            "table size 20 is larger than the limit of 16 slots"
+        );
+        assert_eq!(
+            Error::TooManyProbes {
+                probes: 20,
+                max: 16
+            }
+            .to_string(),
+            "20 probes is more than the limit of 16"
         );
         fn assert_send_sync<T: Send + Sync + std::error::Error>() {}
         assert_send_sync::<Error>();

@@ -20,6 +20,22 @@ use crate::members::Members;
 /// ```
 pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
 
+/// The largest fixed table size [`MaglevBuilder::table_size`] takes: 2^24 slots, a 64 MiB
+/// table, twice the largest automatic size (8,388,739). The table is allocated whole at the
+/// first membership change, so the bound keeps every accepted size allocatable.
+///
+/// ```
+/// use keel_hashring::{Error, MAX_TABLE_SIZE, Maglev};
+///
+/// // 16,777,259 is prime, but over the limit.
+/// assert_eq!(
+///     Maglev::<&str>::builder().table_size(16_777_259).build().unwrap_err(),
+///     Error::TableTooLarge { size: 16_777_259, max: MAX_TABLE_SIZE }
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const MAX_TABLE_SIZE: u64 = 1 << 24;
+
 /// Slots per squared node a table sized with the node count keeps at least: the extra keys
 /// a change moves shrink as `n² / M`, and from 5 on an added node moves under 2× the ideal
 /// `1/(n+1)` (measured 1.0–1.6× from 10 to 1,000 nodes).
@@ -163,8 +179,9 @@ impl<N> MaglevBuilder<N> {
     ///
     /// # Errors
     ///
-    /// [`Error::TableSizeNotPrime`] if a fixed size is not a prime below `2^32`, and
-    /// [`Error::TableTooSmall`] if it is smaller than the expected nodes.
+    /// [`Error::TableTooLarge`] if a fixed size is over [`MAX_TABLE_SIZE`],
+    /// [`Error::TableSizeNotPrime`] if it is not prime, and [`Error::TableTooSmall`] if it is
+    /// smaller than the expected nodes.
     ///
     /// # Example
     ///
@@ -187,7 +204,13 @@ impl<N> MaglevBuilder<N> {
                 table: Vec::new(),
             });
         };
-        if size > u64::from(u32::MAX) || !is_prime(size) {
+        if size > MAX_TABLE_SIZE {
+            return Err(Error::TableTooLarge {
+                size,
+                max: MAX_TABLE_SIZE,
+            });
+        }
+        if !is_prime(size) {
             return Err(Error::TableSizeNotPrime { size });
         }
         if size < self.expected_nodes {

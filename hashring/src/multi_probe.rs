@@ -20,6 +20,22 @@ use crate::members::Members;
 /// ```
 pub const DEFAULT_PROBES: u32 = 21;
 
+/// The most probes [`MultiProbeBuilder::probes`] takes. Each lookup does one binary search
+/// per probe, so the bound keeps a lookup's cost bounded; past a few dozen probes the
+/// balance barely improves (see [`MultiProbe`]).
+///
+/// ```
+/// use keel_hashring::{Error, MAX_PROBES, MultiProbe};
+///
+/// assert_eq!(MultiProbe::<&str>::builder().probes(MAX_PROBES).build()?.probes(), MAX_PROBES);
+/// assert_eq!(
+///     MultiProbe::<&str>::builder().probes(MAX_PROBES + 1).build().unwrap_err(),
+///     Error::TooManyProbes { probes: u64::from(MAX_PROBES) + 1, max: u64::from(MAX_PROBES) }
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const MAX_PROBES: u32 = 1_024;
+
 /// Multi-probe consistent hashing (Appleton and O'Reilly, 2015).
 ///
 /// Each node sits at one point on the circle; a key is hashed `k` times and goes to the
@@ -145,7 +161,8 @@ impl<N> MultiProbeBuilder<N> {
     ///
     /// # Errors
     ///
-    /// [`Error::ZeroProbes`] if `probes` is 0.
+    /// [`Error::ZeroProbes`] if `probes` is 0, and [`Error::TooManyProbes`] if it is over
+    /// [`MAX_PROBES`].
     ///
     /// # Example
     ///
@@ -159,6 +176,12 @@ impl<N> MultiProbeBuilder<N> {
     pub fn build(self) -> Result<MultiProbe<N>, Error> {
         if self.probes == 0 {
             return Err(Error::ZeroProbes);
+        }
+        if self.probes > MAX_PROBES {
+            return Err(Error::TooManyProbes {
+                probes: u64::from(self.probes),
+                max: u64::from(MAX_PROBES),
+            });
         }
         Ok(MultiProbe {
             members: Members::default(),
