@@ -1,4 +1,5 @@
-//! Test helpers for keel: a real `redis-server` for each test, and a counting allocator.
+//! Test helpers for keel: real servers for each test (a `redis-server`, a Redis Cluster, a
+//! Sentinel group, an etcd cluster), and a counting allocator.
 //!
 //! # Overview
 //!
@@ -8,6 +9,18 @@
 //! [`kill`](RedisServer::kill) it, [`restart`](RedisServer::restart) it on the same port and data
 //! directory, or [`pause`](RedisServer::pause) and [`resume`](RedisServer::resume) it with
 //! `SIGSTOP`/`SIGCONT`. The server is killed when the value drops, also when the test panics.
+//!
+//! [`RedisCluster::start`] runs six such servers as a real Redis Cluster (three masters, one
+//! replica each, joined by `redis-cli --cluster create`), with faults by node index and waits
+//! for a replica's promotion ([`RedisCluster::kill_master`], [`RedisCluster::wait_for_failover`]).
+//!
+//! [`RedisSentinel::start`] runs a master, its replicas and three Sentinels (quorum 2), with
+//! [`RedisSentinel::kill_master`] and [`RedisSentinel::pause_master`] waiting until the
+//! Sentinels have promoted a replica.
+//!
+//! [`EtcdCluster::start`] runs a real three-member etcd cluster (Debian's `etcd-server`), with
+//! kill, pause, resume and restart of any member, [`EtcdCluster::leader`], and
+//! [`EtcdCluster::kill_leader`] and [`EtcdCluster::pause_leader`] waiting for the next leader.
 //!
 //! If `redis-server` is not installed, [`RedisServer::start`] returns
 //! [`TestkitError::NotInstalled`], whose message names the Debian package to install. Set
@@ -31,10 +44,17 @@
 
 mod counting_allocator;
 mod error;
+mod etcd_cluster;
+mod process;
+mod redis_cluster;
+mod redis_sentinel;
 mod redis_server;
 mod resp;
 
 pub use counting_allocator::CountingAllocator;
 pub use error::TestkitError;
+pub use etcd_cluster::{EtcdCluster, EtcdClusterBuilder, EtcdMember};
+pub use redis_cluster::{RedisCluster, RedisClusterBuilder};
+pub use redis_sentinel::{RedisSentinel, RedisSentinelBuilder};
 pub use redis_server::{Persistence, RedisServer, RedisServerBuilder};
 pub use resp::Reply;

@@ -70,9 +70,18 @@ pub struct RedisServerBuilder {
     persistence: Persistence,
     config: Vec<(String, String)>,
     binary: Option<PathBuf>,
+    /// Sentinel mode: the first `sentinel.conf`, written once (Sentinel rewrites it).
+    sentinel_config: Option<String>,
 }
 
 impl RedisServerBuilder {
+    /// Runs the server in Sentinel mode (`redis-server sentinel.conf --sentinel`, the same
+    /// program as Debian's `redis-sentinel`), starting from this configuration.
+    pub(crate) fn sentinel(mut self, config: String) -> RedisServerBuilder {
+        self.sentinel_config = Some(config);
+        self
+    }
+
     /// Sets what the server persists. The default is [`Persistence::None`].
     ///
     /// ```
@@ -339,6 +348,40 @@ impl RedisServer {
         self.child.is_some()
     }
 
+    /// Whether the process is running but frozen by [`pause`](RedisServer::pause).
+    ///
+    /// ```
+    /// use keel_testkit::RedisServer;
+    ///
+    /// let mut server = RedisServer::start()?;
+    /// assert!(!server.is_paused());
+    /// server.pause()?;
+    /// assert!(server.is_paused());
+    /// server.resume()?;
+    /// assert!(!server.is_paused());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_paused(&self) -> bool {
+        self.child.is_some() && self.paused
+    }
+
+    /// Whether the process runs and is not paused, so it can answer.
+    pub(crate) fn is_up(&self) -> bool {
+        self.child.is_some() && !self.paused
+    }
+
+    /// [`command`](RedisServer::command) with a timeout of the caller's choice, for polls.
+    pub(crate) fn command_within(
+        &self,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<Reply, TestkitError> {
+        if self.child.is_none() {
+            return Err(TestkitError::NotRunning);
+        }
+        resp::command(self.port, args, timeout)
+    }
+
     /// Sends one command on a fresh connection and returns the reply. Error replies come back
     /// as [`Reply::Error`]; every step times out after 2 s.
     ///
@@ -545,18 +588,27 @@ impl RedisServer {
 
     fn arguments(&self) -> Vec<String> {
         let dir = self.dir.path().display().to_string();
-        let mut args: Vec<String> = [
-            ("port", self.port.to_string()),
-            ("bind", "127.0.0.1".to_owned()),
-            ("dir", dir),
-            ("daemonize", "no".to_owned()),
-            ("logfile", "redis.log".to_owned()),
-            ("protected-mode", "no".to_owned()),
-            ("databases", "16".to_owned()),
-        ]
-        .into_iter()
-        .flat_map(|(name, value)| [format!("--{name}"), value])
-        .collect();
+        // Sentinel mode takes its (rewritable) config file first, then `--sentinel`.
+        let mut args: Vec<String> = match self.builder.sentinel_config {
+            Some(_) => vec![
+                self.sentinel_path().display().to_string(),
+                "--sentinel".into(),
+            ],
+            None => Vec::new(),
+        };
+        args.extend(
+            [
+                ("port", self.port.to_string()),
+                ("bind", "127.0.0.1".to_owned()),
+                ("dir", dir),
+                ("daemonize", "no".to_owned()),
+                ("logfile", "redis.log".to_owned()),
+                ("protected-mode", "no".to_owned()),
+                ("databases", "16".to_owned()),
+            ]
+            .into_iter()
+            .flat_map(|(name, value)| [format!("--{name}"), value]),
+        );
         let persistence: &[(&str, &str)] = match self.builder.persistence {
             Persistence::None => &[("save", ""), ("appendonly", "no")],
             Persistence::SnapshotOnShutdown => &[("save", "3600 1"), ("appendonly", "no")],
@@ -582,7 +634,19 @@ impl RedisServer {
         args
     }
 
+    fn sentinel_path(&self) -> PathBuf {
+        self.dir.path().join("sentinel.conf")
+    }
+
     fn spawn(&mut self) -> Result<(), TestkitError> {
+        if let Some(config) = &self.builder.sentinel_config {
+            // Written once: on a restart Sentinel reads back what it rewrote (epochs, peers).
+            let path = self.sentinel_path();
+            if !path.exists() {
+                std::fs::write(&path, config)
+                    .map_err(|e| TestkitError::io("writing sentinel.conf", e))?;
+            }
+        }
         let mut child = Command::new(&self.binary)
             .args(self.arguments())
             .stdin(Stdio::null())
