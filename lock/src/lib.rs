@@ -18,10 +18,12 @@
 //! | [`Lease`] | what a grant is: name, [`FencingToken`], expiry |
 //! | [`InMemoryLockService`] | one process: sharded tables, tokens per shard counter |
 //! | `RedisLockService` (feature `redis`) | many processes, one Redis server: one Lua script per operation |
+//! | `EtcdLockService` (feature `etcd`) | many processes, an etcd cluster (Raft): an etcd lease per grant, the key's create revision as token |
 //! | [`KeepAlive`] / [`LeaseGuard`] | renews a lease in the background; releases on drop (best effort) |
 //! | [`LostLease`] | fires as soon as a renewal fails or the lease is known gone; reads the clock, so a holder past its expiry sees it lost at once |
 //! | [`Fence`] | the resource side: atomic check-and-advance of the highest token seen |
 //! | `RedisFence` (feature `redis`) | the same check inside a Redis write, in one Lua script |
+//! | `EtcdFence` (feature `etcd`) | the same check inside an etcd write, in one transaction |
 //!
 //! Time comes from a [`keel_core::Clock`], so tests drive expiry with `ManualClock` (or
 //! `TokioClock` and paused tokio time) instead of sleeping.
@@ -114,12 +116,18 @@
 //!   connection (`ConnectionManager` by default; multiplexed, Sentinel's master or a Redis
 //!   Cluster), names escaped so a lock's keys share one cluster slot, errors that keep their
 //!   source. The default build has no network dependency.
+//! - `etcd`: `EtcdLockService` and `EtcdFence`, on the `etcd-client` crate (its build runs
+//!   `protoc`).
 //!
 //! tokio (`sync`, `time`, `rt`) is always a dependency: waiting, keep-alive and the lost-lease
 //! signal are built on its timer, task and watch channel.
 
 mod dyn_service;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd_fence;
+#[cfg(feature = "etcd")]
+mod etcd_service;
 mod fence;
 mod guard;
 mod keep_alive;
@@ -135,6 +143,10 @@ mod token;
 
 pub use dyn_service::{DynLockService, LockFuture};
 pub use error::{ConfigError, LockError};
+#[cfg(feature = "etcd")]
+pub use etcd_fence::EtcdFence;
+#[cfg(feature = "etcd")]
+pub use etcd_service::{EtcdLockService, EtcdLockServiceBuilder};
 pub use fence::{Fence, StaleToken};
 pub use guard::LeaseGuard;
 pub use keep_alive::KeepAlive;
