@@ -22,6 +22,9 @@
 //! kill, pause, resume and restart of any member, [`EtcdCluster::leader`], and
 //! [`EtcdCluster::kill_leader`] and [`EtcdCluster::pause_leader`] waiting for the next leader.
 //!
+//! [`FaultProxy`] sits between a client and any of these servers and injects network faults:
+//! latency, a blackhole, a half-open connection, and a reset of every connection mid-call.
+//!
 //! If `redis-server` is not installed, [`RedisServer::start`] returns
 //! [`TestkitError::NotInstalled`], whose message names the Debian package to install. Set
 //! `KEEL_REDIS_SERVER` to use a binary that is not on `PATH`.
@@ -45,6 +48,7 @@
 mod counting_allocator;
 mod error;
 mod etcd_cluster;
+mod fault_proxy;
 mod process;
 mod redis_cluster;
 mod redis_sentinel;
@@ -54,6 +58,7 @@ mod resp;
 pub use counting_allocator::CountingAllocator;
 pub use error::TestkitError;
 pub use etcd_cluster::{EtcdCluster, EtcdClusterBuilder, EtcdMember};
+pub use fault_proxy::{Direction, FaultProxy};
 pub use redis_cluster::{RedisCluster, RedisClusterBuilder};
 pub use redis_sentinel::{RedisSentinel, RedisSentinelBuilder};
 pub use redis_server::{Persistence, RedisServer, RedisServerBuilder};
