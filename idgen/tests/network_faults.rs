@@ -43,8 +43,8 @@ async fn locks(url: &str, call_timeout: Duration) -> Result<RedisLockService<Sys
 
 async fn run(fault: Fault) -> Result {
     let server = RedisServer::start()?;
-    let proxy = Arc::new(FaultProxy::start(("127.0.0.1", server.port()))?);
-    let faulty = locks(&proxy.redis_url(), CALL_TIMEOUT).await?;
+    let proxy = Arc::new(FaultProxy::start(server.port())?);
+    let faulty = locks(&proxy.url(), CALL_TIMEOUT).await?;
     let healthy = locks(&server.url(), Duration::from_secs(2)).await?;
 
     let lease = WorkerLease::builder(faulty.clone())
@@ -98,17 +98,17 @@ async fn run(fault: Fault) -> Result {
     tokio::time::sleep(TTL / 2).await;
 
     match fault {
-        Fault::Partition => proxy.blackhole(Direction::Both),
+        Fault::Partition => proxy.blackhole(),
         Fault::Latency => proxy.set_latency(CALL_TIMEOUT + Duration::from_millis(250)),
-        Fault::HalfOpen => proxy.cut(Direction::ToClient),
+        Fault::HalfOpen => proxy.cut(Direction::Downstream),
         Fault::ResetMidScript => {
-            proxy.blackhole(Direction::ToClient);
+            proxy.hold(Direction::Downstream);
             let waiting = Arc::clone(&proxy);
             tokio::task::spawn_blocking(move || {
-                waiting.wait_for_held(Direction::ToClient, 1, BOUND)
+                waiting.wait_for_held(Direction::Downstream, 1, BOUND)
             })
             .await??;
-            assert_eq!(proxy.reset_all(), 1);
+            assert_eq!(proxy.reset_connections(), 1);
         }
     }
     // A call through the faulty path, while the fault is in force, returns in time.

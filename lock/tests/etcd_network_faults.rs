@@ -46,10 +46,10 @@ async fn contend(locks: EtcdLockService) -> Result<(FencingToken, Instant)> {
 async fn run(fault: Fault) -> Result {
     let cluster = EtcdCluster::builder().members(1)?.start()?;
     let member = cluster.member(0)?;
-    let proxy = FaultProxy::start(("127.0.0.1", member.client_port()))?;
+    let proxy = FaultProxy::start(member.client_port())?;
     let locks = EtcdLockService::builder()
         .call_timeout(CALL_TIMEOUT)
-        .connect(&[format!("http://{}", proxy.addr())])
+        .connect(&[proxy.endpoint()])
         .await?;
     let other = EtcdLockService::builder()
         .call_timeout(Duration::from_secs(3))
@@ -73,8 +73,8 @@ async fn run(fault: Fault) -> Result {
     };
     let contender = tokio::spawn(contend(other.clone()));
     match fault {
-        Fault::Partition => proxy.blackhole(Direction::Both),
-        Fault::HalfOpen => proxy.cut(Direction::ToClient),
+        Fault::Partition => proxy.blackhole(),
+        Fault::HalfOpen => proxy.cut(Direction::Downstream),
     }
     let reason = tokio::time::timeout(BOUND, watcher).await??;
     let lost_at = lost_at.lock().expect("no panic").ok_or("lost instant")?;

@@ -53,7 +53,7 @@ async fn holder(proxy: &FaultProxy) -> Result<RedisLockService> {
     Ok(RedisLockService::builder()
         .call_timeout(CALL_TIMEOUT)
         .backoff(Duration::from_millis(1), Duration::from_millis(20))
-        .connect(&proxy.redis_url())
+        .connect(&proxy.url())
         .await?)
 }
 
@@ -92,7 +92,7 @@ async fn probe(locks: &RedisLockService, calls: usize) -> Duration {
 
 async fn run(fault: Fault) -> Result<Outcome> {
     let server = RedisServer::start()?;
-    let proxy = Arc::new(FaultProxy::start(("127.0.0.1", server.port()))?);
+    let proxy = Arc::new(FaultProxy::start(server.port())?);
     let locks = holder(&proxy).await?;
     let other = healthy(&server).await?;
 
@@ -116,18 +116,18 @@ async fn run(fault: Fault) -> Result<Outcome> {
     let contender = tokio::spawn(contend(other.clone()));
 
     match fault {
-        Fault::Partition => proxy.blackhole(Direction::Both),
+        Fault::Partition => proxy.blackhole(),
         Fault::Latency => proxy.set_latency(CALL_TIMEOUT + Duration::from_millis(250)),
-        Fault::HalfOpen => proxy.cut(Direction::ToClient),
+        Fault::HalfOpen => proxy.cut(Direction::Downstream),
         Fault::ResetMidScript => {
-            proxy.blackhole(Direction::ToClient);
+            proxy.hold(Direction::Downstream);
             let waiting = Arc::clone(&proxy);
             // The next renewal's reply reaches the proxy: its script has run on the server.
             tokio::task::spawn_blocking(move || {
-                waiting.wait_for_held(Direction::ToClient, 1, BOUND)
+                waiting.wait_for_held(Direction::Downstream, 1, BOUND)
             })
             .await??;
-            assert_eq!(proxy.reset_all(), 1);
+            assert_eq!(proxy.reset_connections(), 1);
         }
     }
 
@@ -270,13 +270,13 @@ async fn a_half_open_connection_fires_lost_before_a_regrant() -> Result {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acquire_reset_mid_script_orphans_the_lease_for_one_ttl_and_no_more() -> Result {
     let server = RedisServer::start()?;
-    let proxy = Arc::new(FaultProxy::start(("127.0.0.1", server.port()))?);
+    let proxy = Arc::new(FaultProxy::start(server.port())?);
     let locks = holder(&proxy).await?;
     let other = healthy(&server).await?;
     // Warm the connection so the acquire below is the only request in flight.
     assert!(locks.try_acquire("warm", TTL).await?.is_some());
 
-    proxy.blackhole(Direction::ToClient);
+    proxy.hold(Direction::Downstream);
     let acquiring = {
         let locks = locks.clone();
         tokio::spawn(async move {
@@ -285,10 +285,10 @@ async fn an_acquire_reset_mid_script_orphans_the_lease_for_one_ttl_and_no_more()
         })
     };
     let waiting = Arc::clone(&proxy);
-    tokio::task::spawn_blocking(move || waiting.wait_for_held(Direction::ToClient, 1, BOUND))
+    tokio::task::spawn_blocking(move || waiting.wait_for_held(Direction::Downstream, 1, BOUND))
         .await??;
     let ran_at = Instant::now();
-    proxy.reset_all();
+    proxy.reset_connections();
     proxy.heal();
     let (answer, elapsed) = acquiring.await?;
     assert!(

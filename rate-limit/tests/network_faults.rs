@@ -107,8 +107,8 @@ async fn settled(server: &RedisServer, proxy: &FaultProxy, key: &str) -> Result<
 
 async fn run(fault: Fault) -> Result {
     let server = RedisServer::start()?;
-    let proxy = FaultProxy::start(("127.0.0.1", server.port()))?;
-    let through = connection(&proxy.redis_url()).await?;
+    let proxy = FaultProxy::start(server.port())?;
+    let through = connection(&proxy.url()).await?;
     let open = limiter(through.clone(), POLICY_LIMIT, FailurePolicy::FailOpen).await?;
     let closed = limiter(through.clone(), POLICY_LIMIT, FailurePolicy::FailClosed).await?;
     let local = limiter(through.clone(), POLICY_LIMIT, FailurePolicy::Local).await?;
@@ -119,9 +119,9 @@ async fn run(fault: Fault) -> Result {
     assert_eq!(charged(&server, "counted")?, 2);
 
     match fault {
-        Fault::Partition => proxy.blackhole(Direction::Both),
+        Fault::Partition => proxy.blackhole(),
         Fault::Latency => proxy.set_latency(CALL_TIMEOUT * 2),
-        Fault::HalfOpen => proxy.cut(Direction::ToClient),
+        Fault::HalfOpen => proxy.cut(Direction::Downstream),
     }
     let (
         (open_allowed, _, w1),
@@ -219,10 +219,10 @@ async fn a_half_open_connection_applies_each_policy_and_counts_nothing_twice() -
 async fn a_reset_mid_script_charges_once_and_a_retrying_caller_twice() -> Result {
     const ROUNDS: usize = 5;
     let server = RedisServer::start()?;
-    let proxy = Arc::new(FaultProxy::start(("127.0.0.1", server.port()))?);
+    let proxy = Arc::new(FaultProxy::start(server.port())?);
     let limiter = Arc::new(
         limiter(
-            connection(&proxy.redis_url()).await?,
+            connection(&proxy.url()).await?,
             1000,
             FailurePolicy::FailClosed,
         )
@@ -239,7 +239,7 @@ async fn a_reset_mid_script_charges_once_and_a_retrying_caller_twice() -> Result
                 assert!(Instant::now() < ready, "never reconnected");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            proxy.blackhole(Direction::ToClient);
+            proxy.hold(Direction::Downstream);
             let call = {
                 let limiter = Arc::clone(&limiter);
                 tokio::spawn(async move {
@@ -250,10 +250,10 @@ async fn a_reset_mid_script_charges_once_and_a_retrying_caller_twice() -> Result
             };
             let waiting = Arc::clone(&proxy);
             tokio::task::spawn_blocking(move || {
-                waiting.wait_for_held(Direction::ToClient, 1, BOUND)
+                waiting.wait_for_held(Direction::Downstream, 1, BOUND)
             })
             .await??;
-            assert_eq!(proxy.reset_all(), 1);
+            assert_eq!(proxy.reset_connections(), 1);
             proxy.heal();
             let (answer, elapsed) = call.await?;
             assert!(

@@ -7,7 +7,8 @@
 //! - **Per connection and deterministic.** A fault applies to the bytes of the connections
 //!   through this proxy only, from the moment it is set, and the proxy counts what it held
 //!   and dropped, so a test waits for "the reply reached the proxy" instead of guessing
-//!   with a sleep; netem drops by probability on a whole interface.
+//!   with a sleep; netem drops by probability on a whole interface (on a shared loopback it
+//!   would slow every other test on the machine).
 //! - **Reset mid-script.** The proxy can hold a server's reply and then reset both sides
 //!   with an RST (`SO_LINGER` 0), the fault a script retried after a reset needs; netem
 //!   drops or delays packets but cannot make a TCP stack send an RST.
@@ -32,15 +33,15 @@ use crate::TestkitError;
 /// ```
 /// use keel_testkit::Direction;
 ///
-/// assert!(Direction::Both.includes(Direction::ToServer));
-/// assert!(!Direction::ToClient.includes(Direction::ToServer));
+/// assert!(Direction::Both.includes(Direction::Upstream));
+/// assert!(!Direction::Downstream.includes(Direction::Upstream));
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Direction {
     /// From the client to the server: requests.
-    ToServer,
+    Upstream,
     /// From the server to the client: replies.
-    ToClient,
+    Downstream,
     /// Both ways.
     Both,
 }
@@ -51,8 +52,8 @@ impl Direction {
     /// ```
     /// use keel_testkit::Direction;
     ///
-    /// assert!(Direction::ToClient.includes(Direction::ToClient));
-    /// assert!(Direction::Both.includes(Direction::ToClient));
+    /// assert!(Direction::Downstream.includes(Direction::Downstream));
+    /// assert!(Direction::Both.includes(Direction::Downstream));
     /// ```
     pub fn includes(self, way: Direction) -> bool {
         self == Direction::Both || self == way
@@ -60,7 +61,7 @@ impl Direction {
 
     fn index(self) -> usize {
         match self {
-            Direction::ToServer => 0,
+            Direction::Upstream => 0,
             _ => 1,
         }
     }
@@ -74,6 +75,8 @@ struct Faults {
     blackhole: [bool; 2],
     /// Per way: bytes are read and dropped for good (half-open).
     cut: [bool; 2],
+    /// New connections are reset at once.
+    refuse: bool,
 }
 
 struct Shared {
@@ -172,7 +175,7 @@ fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
 /// use std::time::Duration;
 ///
 /// let server = RedisServer::start()?;
-/// let proxy = FaultProxy::start(("127.0.0.1", server.port()))?;
+/// let proxy = FaultProxy::start(server.port())?;
 /// let mut client = std::net::TcpStream::connect(proxy.addr())?;
 /// client.set_read_timeout(Some(Duration::from_secs(5)))?;
 /// client.write_all(b"PING\r\n")?;
@@ -181,9 +184,9 @@ fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
 /// assert_eq!(&reply, b"+PONG\r\n");
 ///
 /// // Replies are held: the server answers, the client hears nothing.
-/// proxy.blackhole(Direction::ToClient);
+/// proxy.hold(Direction::Downstream);
 /// client.write_all(b"INCR n\r\n")?;
-/// proxy.wait_for_held(Direction::ToClient, 4, Duration::from_secs(5))?; // ":1\r\n"
+/// proxy.wait_for_held(Direction::Downstream, 4, Duration::from_secs(5))?; // ":1\r\n"
 /// assert_eq!(server.command(&["GET", "n"])?, Reply::Bulk(Some(b"1".to_vec())));
 /// proxy.heal(); // and now it arrives, as TCP would deliver it after a short partition
 /// let mut reply = [0; 4];
@@ -199,7 +202,28 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// Listens on a free loopback port and relays each connection to `target`.
+    /// Listens on a free loopback port and relays each connection to `target_port` on
+    /// loopback, where keel-testkit's servers run.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Io`] if no port can be bound.
+    ///
+    /// ```
+    /// use keel_testkit::{FaultProxy, RedisServer, Reply};
+    ///
+    /// let server = RedisServer::start()?;
+    /// let proxy = FaultProxy::start(server.port())?;
+    /// assert_ne!(proxy.port(), server.port());
+    /// assert_eq!(proxy.target().port(), server.port());
+    /// assert_eq!(proxy.command(&["PING"])?, Reply::Simple("PONG".into()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start(target_port: u16) -> Result<FaultProxy, TestkitError> {
+        FaultProxy::start_to((Ipv4Addr::LOCALHOST, target_port))
+    }
+
+    /// Listens on a free loopback port and relays each connection to `target`, any address.
     ///
     /// # Errors
     ///
@@ -209,13 +233,12 @@ impl FaultProxy {
     /// use keel_testkit::{FaultProxy, RedisServer};
     ///
     /// let server = RedisServer::start()?;
-    /// let proxy = FaultProxy::start(("127.0.0.1", server.port()))?;
-    /// assert_ne!(proxy.addr().port(), server.port());
+    /// let proxy = FaultProxy::start_to(("localhost", server.port()))?;
     /// assert_eq!(proxy.target().port(), server.port());
-    /// assert!(FaultProxy::start("no-such-host.invalid:1").is_err());
+    /// assert!(FaultProxy::start_to("no-such-host.invalid:1").is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn start(target: impl ToSocketAddrs) -> Result<FaultProxy, TestkitError> {
+    pub fn start_to(target: impl ToSocketAddrs) -> Result<FaultProxy, TestkitError> {
         let target = target
             .to_socket_addrs()
             .map_err(|error| TestkitError::io("resolving the proxy's target", error))?
@@ -259,7 +282,7 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// assert!(proxy.addr().ip().is_loopback());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -271,7 +294,7 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// assert_eq!(proxy.target().port(), server.port());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -279,16 +302,62 @@ impl FaultProxy {
         self.target
     }
 
+    /// The proxy's port on loopback.
+    ///
+    /// ```
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// let proxy = keel_testkit::FaultProxy::start(server.port())?;
+    /// assert_eq!(proxy.port(), proxy.addr().port());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// A `redis://` URL for the proxy, for a Redis target.
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
-    /// assert_eq!(proxy.redis_url(), format!("redis://127.0.0.1:{}", proxy.addr().port()));
+    /// let proxy = keel_testkit::FaultProxy::start(server.port())?;
+    /// assert_eq!(proxy.url(), format!("redis://127.0.0.1:{}/", proxy.port()));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn redis_url(&self) -> String {
-        format!("redis://{}", self.addr)
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.addr.port())
+    }
+
+    /// An `http://` endpoint for the proxy, for an etcd target.
+    ///
+    /// ```
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// let proxy = keel_testkit::FaultProxy::start(server.port())?;
+    /// assert_eq!(proxy.endpoint(), format!("http://127.0.0.1:{}", proxy.port()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// Sends one Redis command through the proxy on a new connection (2 s timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Io`] when the connection fails or the reply does not come in time;
+    /// [`TestkitError::Protocol`] for a malformed reply.
+    ///
+    /// ```
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// use keel_testkit::{Direction, Reply};
+    ///
+    /// let proxy = keel_testkit::FaultProxy::start(server.port())?;
+    /// assert_eq!(proxy.command(&["INCR", "n"])?, Reply::Integer(1));
+    /// proxy.cut(Direction::Upstream);
+    /// assert!(proxy.command(&["INCR", "n"]).is_err()); // swallowed: it never ran
+    /// assert_eq!(server.command(&["GET", "n"])?, Reply::Bulk(Some(b"1".to_vec())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn command(&self, args: &[&str]) -> Result<crate::Reply, TestkitError> {
+        crate::resp::command(self.addr.port(), args, Duration::from_secs(2))
     }
 
     /// Delays every byte read from now on by `latency`, both ways (zero turns it off).
@@ -296,7 +365,7 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// use std::io::{Read, Write};
     /// use std::time::{Duration, Instant};
     ///
@@ -312,32 +381,71 @@ impl FaultProxy {
         self.shared.faults().latency = latency;
     }
 
-    /// Reads and holds the bytes travelling `way`, forwarding nothing until
-    /// [`heal`](FaultProxy::heal), which delivers them as TCP would after a partition
-    /// shorter than its retransmission timeout. To model a longer one, call
-    /// [`reset_all`](FaultProxy::reset_all) before healing.
+    /// A partition: reads and holds the bytes travelling both ways, forwarding nothing
+    /// until [`heal`](FaultProxy::heal). New connections are accepted and held too.
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// use keel_testkit::Direction;
     /// use std::io::Write;
     /// use std::time::Duration;
     ///
-    /// proxy.blackhole(Direction::Both);
+    /// proxy.blackhole();
     /// let mut client = std::net::TcpStream::connect(proxy.addr())?;
     /// client.write_all(b"SET k v\r\n")?;
-    /// proxy.wait_for_held(Direction::ToServer, 9, Duration::from_secs(5))?;
+    /// proxy.wait_for_held(Direction::Upstream, 9, Duration::from_secs(5))?;
     /// assert_eq!(server.command(&["EXISTS", "k"])?, keel_testkit::Reply::Integer(0));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn blackhole(&self, way: Direction) {
+    pub fn blackhole(&self) {
+        self.hold(Direction::Both);
+    }
+
+    /// Reads and holds the bytes travelling `way`, forwarding nothing until
+    /// [`heal`](FaultProxy::heal), which delivers them as TCP would after a partition
+    /// shorter than its retransmission timeout. To model a longer one, call
+    /// [`reset_connections`](FaultProxy::reset_connections) before healing. Holding
+    /// [`Downstream`](Direction::Downstream) lets a request run on the server while its
+    /// reply waits here: the moment to reset a connection mid-script.
+    ///
+    /// ```
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
+    /// use keel_testkit::{Direction, Reply};
+    /// use std::io::Write;
+    /// use std::time::Duration;
+    ///
+    /// proxy.hold(Direction::Downstream);
+    /// let mut client = std::net::TcpStream::connect(proxy.addr())?;
+    /// client.write_all(b"SET k v\r\n")?;
+    /// proxy.wait_for_held(Direction::Downstream, 5, Duration::from_secs(5))?; // "+OK\r\n"
+    /// assert_eq!(server.command(&["GET", "k"])?, Reply::Bulk(Some(b"v".to_vec())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn hold(&self, way: Direction) {
         let mut faults = self.shared.faults();
-        for one in [Direction::ToServer, Direction::ToClient] {
+        for one in [Direction::Upstream, Direction::Downstream] {
             if way.includes(one) {
                 faults.blackhole[one.index()] = true;
             }
         }
+    }
+
+    /// Refuses new connections (accepted, then reset at once) while `refuse` is true;
+    /// open connections are left alone.
+    ///
+    /// ```
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
+    /// proxy.refuse(true);
+    /// assert!(proxy.command(&["PING"]).is_err());
+    /// proxy.refuse(false);
+    /// assert!(proxy.command(&["PING"]).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn refuse(&self, refuse: bool) {
+        self.shared.faults().refuse = refuse;
     }
 
     /// Half-open: bytes travelling `way` are read and dropped for good, while the other
@@ -346,21 +454,21 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// use keel_testkit::{Direction, Reply};
     /// use std::io::Write;
     /// use std::time::Duration;
     ///
-    /// proxy.cut(Direction::ToClient); // requests arrive, replies never do
+    /// proxy.cut(Direction::Downstream); // requests arrive, replies never do
     /// let mut client = std::net::TcpStream::connect(proxy.addr())?;
     /// client.write_all(b"SET k v\r\n")?;
-    /// proxy.wait_for_dropped(Direction::ToClient, 5, Duration::from_secs(5))?; // "+OK\r\n"
+    /// proxy.wait_for_dropped(Direction::Downstream, 5, Duration::from_secs(5))?; // "+OK\r\n"
     /// assert_eq!(server.command(&["GET", "k"])?, Reply::Bulk(Some(b"v".to_vec())));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cut(&self, way: Direction) {
         let mut faults = self.shared.faults();
-        for one in [Direction::ToServer, Direction::ToClient] {
+        for one in [Direction::Upstream, Direction::Downstream] {
             if way.includes(one) {
                 faults.cut[one.index()] = true;
             }
@@ -372,18 +480,18 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// use std::io::{Read, Write};
     ///
     /// let mut client = std::net::TcpStream::connect(proxy.addr())?;
     /// client.write_all(b"PING\r\n")?;
     /// client.read_exact(&mut [0; 7])?;
-    /// assert_eq!(proxy.reset_all(), 1);
+    /// assert_eq!(proxy.reset_connections(), 1);
     /// let error = client.read(&mut [0; 1]).unwrap_err();
     /// assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn reset_all(&self) -> usize {
+    pub fn reset_connections(&self) -> usize {
         let live = self.shared.live();
         for connection in &live {
             connection.kill(&self.shared);
@@ -404,11 +512,11 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// use keel_testkit::Direction;
     /// use std::io::{Read, Write};
     ///
-    /// proxy.blackhole(Direction::Both);
+    /// proxy.blackhole();
     /// proxy.heal();
     /// let mut client = std::net::TcpStream::connect(proxy.addr())?;
     /// client.write_all(b"PING\r\n")?;
@@ -429,27 +537,44 @@ impl FaultProxy {
         }
     }
 
-    /// Connections accepted so far.
+    /// Connections open now.
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
-    /// let _client = std::net::TcpStream::connect(proxy.addr())?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
+    /// let client = std::net::TcpStream::connect(proxy.addr())?;
     /// proxy.wait_for_connections(1, std::time::Duration::from_secs(5))?;
     /// assert_eq!(proxy.connections(), 1);
+    /// assert_eq!(proxy.reset_connections(), 1);
+    /// assert_eq!((proxy.connections(), proxy.accepted()), (0, 1));
+    /// # drop(client);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connections(&self) -> usize {
+        self.shared.live().len()
+    }
+
+    /// Connections accepted so far, open or not.
+    ///
+    /// ```
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
+    /// proxy.command(&["PING"])?;
+    /// proxy.command(&["PING"])?;
+    /// assert_eq!(proxy.accepted(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accepted(&self) -> usize {
         self.shared.accepted.load(Ordering::Acquire)
     }
 
-    /// Connections reset so far, by [`reset_all`](FaultProxy::reset_all) or by
+    /// Connections reset so far, by [`reset_connections`](FaultProxy::reset_connections) or by
     /// [`heal`](FaultProxy::heal) after a cut.
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
-    /// assert_eq!(proxy.reset_all(), 0);
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
+    /// assert_eq!(proxy.reset_connections(), 0);
     /// assert_eq!(proxy.resets(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -461,15 +586,15 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// use keel_testkit::Direction;
     /// use std::io::{Read, Write};
     ///
     /// let mut client = std::net::TcpStream::connect(proxy.addr())?;
     /// client.write_all(b"PING\r\n")?;
     /// client.read_exact(&mut [0; 7])?;
-    /// assert_eq!(proxy.forwarded(Direction::ToServer), 6);
-    /// assert_eq!(proxy.forwarded(Direction::ToClient), 7);
+    /// assert_eq!(proxy.forwarded(Direction::Upstream), 6);
+    /// assert_eq!(proxy.forwarded(Direction::Downstream), 7);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn forwarded(&self, way: Direction) -> u64 {
@@ -480,7 +605,7 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// assert_eq!(proxy.held(keel_testkit::Direction::Both), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -492,7 +617,7 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// assert_eq!(proxy.dropped(keel_testkit::Direction::Both), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -509,11 +634,11 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// use keel_testkit::{Direction, TestkitError};
     /// use std::time::Duration;
     ///
-    /// let waited = proxy.wait_for_held(Direction::ToClient, 1, Duration::from_millis(20));
+    /// let waited = proxy.wait_for_held(Direction::Downstream, 1, Duration::from_millis(20));
     /// assert!(matches!(waited, Err(TestkitError::Timeout { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -539,11 +664,11 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// use keel_testkit::Direction;
     /// use std::time::Duration;
     ///
-    /// assert!(proxy.wait_for_dropped(Direction::ToServer, 1, Duration::from_millis(20)).is_err());
+    /// assert!(proxy.wait_for_dropped(Direction::Upstream, 1, Duration::from_millis(20)).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_for_dropped(
@@ -560,7 +685,7 @@ impl FaultProxy {
         )
     }
 
-    /// Waits, at most `timeout`, until at least `count` connections were accepted.
+    /// Waits, at most `timeout`, until at least `count` connections were accepted in all.
     ///
     /// # Errors
     ///
@@ -568,7 +693,7 @@ impl FaultProxy {
     ///
     /// ```
     /// # let server = keel_testkit::RedisServer::start()?;
-    /// # let proxy = keel_testkit::FaultProxy::start(("127.0.0.1", server.port()))?;
+    /// # let proxy = keel_testkit::FaultProxy::start(server.port())?;
     /// use std::time::Duration;
     ///
     /// assert!(proxy.wait_for_connections(1, Duration::from_millis(20)).is_err());
@@ -613,7 +738,7 @@ impl FaultProxy {
 }
 
 fn sum(counters: &[AtomicU64; 2], way: Direction) -> u64 {
-    [Direction::ToServer, Direction::ToClient]
+    [Direction::Upstream, Direction::Downstream]
         .into_iter()
         .filter(|one| way.includes(*one))
         .map(|one| counters[one.index()].load(Ordering::Acquire))
@@ -626,7 +751,7 @@ impl fmt::Debug for FaultProxy {
             .field("addr", &self.addr)
             .field("target", &self.target)
             .field("faults", &*self.shared.faults())
-            .field("connections", &self.connections())
+            .field("accepted", &self.accepted())
             .finish()
     }
 }
@@ -651,6 +776,10 @@ fn accept(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
             return;
         }
         let Ok(client) = client else { continue };
+        if shared.faults().refuse {
+            let _ = set_linger_zero(&client);
+            continue;
+        }
         let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(2)) else {
             // Target down: the client sees its connection reset, as a refused one would.
             let _ = set_linger_zero(&client);
@@ -669,7 +798,7 @@ fn accept(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(Arc::downgrade(&connection));
-        for way in [Direction::ToServer, Direction::ToClient] {
+        for way in [Direction::Upstream, Direction::Downstream] {
             let queue = Arc::new(Queue::default());
             let (reader, writer) = (Arc::clone(&connection), Arc::clone(&connection));
             let (read_shared, write_shared) = (Arc::clone(&shared), Arc::clone(&shared));
@@ -697,7 +826,7 @@ struct Queue {
 
 fn ends(connection: &Connection, way: Direction) -> (&TcpStream, &TcpStream) {
     match way {
-        Direction::ToServer => (&connection.client, &connection.server),
+        Direction::Upstream => (&connection.client, &connection.server),
         _ => (&connection.server, &connection.client),
     }
 }

@@ -1,5 +1,5 @@
 //! Test helpers for keel: real servers for each test (a `redis-server`, a Redis Cluster, a
-//! Sentinel group, an etcd cluster), and a counting allocator.
+//! Sentinel group, an etcd cluster), a network fault proxy, and a counting allocator.
 //!
 //! # Overview
 //!
@@ -23,7 +23,8 @@
 //! [`EtcdCluster::kill_leader`] and [`EtcdCluster::pause_leader`] waiting for the next leader.
 //!
 //! [`FaultProxy`] sits between a client and any of these servers and injects network faults:
-//! latency, a blackhole, a half-open connection, and a reset of every connection mid-call.
+//! latency, a blackhole (partition), one direction cut (half-open), refused connections, and
+//! a reset of every open connection.
 //!
 //! If `redis-server` is not installed, [`RedisServer::start`] returns
 //! [`TestkitError::NotInstalled`], whose message names the Debian package to install. Set
