@@ -68,9 +68,11 @@
 //!   any key), with a timeout on every call and a `FailurePolicy` (fail open, fail closed, or
 //!   a local limiter). Generic over the connection through `keel-redis`: one server,
 //!   Sentinel's master, or a Redis Cluster.
-//! - `tower`: `RateLimitLayer`, middleware keyed by a function of the request that answers
-//!   `429` with `Retry-After` and the rate-limit headers, or passes the decision on. Clones
-//!   share one limiter. See `examples/axum.rs`.
+//! - `tower`: `RateLimitLayer`, middleware over any [`KeyedRateLimit`] (local, or Redis for a
+//!   fleet), keyed by a function of the request, that answers `429` with `Retry-After` and the
+//!   rate-limit headers, or passes the decision on. Clones share one limiter. See
+//!   `examples/axum.rs`, and `examples/axum_redis.rs` for two server processes sharing one
+//!   quota through Redis.
 
 #![doc(test(attr(deny(warnings))))]
 

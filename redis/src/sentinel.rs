@@ -68,9 +68,12 @@ impl SentinelConnection {
         sentinel_urls: Vec<T>,
         master_name: &str,
     ) -> Result<SentinelConnection, RedisError> {
+        // An owned name fits both signatures of `build` (`String`, or `AsRef<str>` when
+        // another crate turns on redis's TLS feature).
+        let service_name: String = master_name.into();
         let client = SentinelClient::build(
             sentinel_urls,
-            master_name.to_string(),
+            service_name,
             None,
             SentinelServerType::Master,
         )?;
