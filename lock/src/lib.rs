@@ -115,9 +115,9 @@
 //! - `redis`: `RedisLockService` and `RedisFence`, through `keel-redis`: generic over the
 //!   connection (`ConnectionManager` by default; multiplexed, Sentinel's master or a Redis
 //!   Cluster), names escaped so a lock's keys share one cluster slot, errors that keep their
-//!   source. The default build has no network dependency.
+//!   source.
 //! - `etcd`: `EtcdLockService` and `EtcdFence`, on the `etcd-client` crate (its build runs
-//!   `protoc`).
+//!   `protoc`). The default build has no network dependency.
 //!
 //! tokio (`sync`, `time`, `rt`) is always a dependency: waiting, keep-alive and the lost-lease
 //! signal are built on its timer, task and watch channel.
