@@ -4,7 +4,11 @@
 //! `cargo bench -p keel-benches --bench lock`
 //!
 //! The Redis groups start their own `redis-server` through keel-testkit (Debian package
-//! `redis-server`); they are skipped with a message when it is missing.
+//! `redis-server`); they are skipped with a message when it is missing. The engine group
+//! puts in-memory, one Redis and a 3-member etcd cluster (Debian package `etcd-server`) side
+//! by side, in one run:
+//!
+//! `cargo bench -p keel-benches --bench lock -- "by engine"`
 
 // criterion_group! generates an undocumented pub fn.
 #![allow(missing_docs)]
@@ -19,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use keel_lock::{
-    DynLockService, Fence, FencingToken, InMemoryLockService, KeepAlive, LockService,
-    RedisLockService,
+    DynLockService, EtcdLockService, Fence, FencingToken, InMemoryLockService, KeepAlive,
+    LockService, RedisLockService,
 };
-use keel_testkit::RedisServer;
+use keel_testkit::{EtcdCluster, RedisServer};
 
 const TTL: Duration = Duration::from_secs(30);
 
@@ -351,11 +355,57 @@ fn dyn_and_lost(c: &mut Criterion) {
     group.finish();
 }
 
+/// What strength costs: the same acquire+release on each engine, through the same trait, on
+/// one tokio runtime. etcd's runs four Raft writes (grant, create, delete, revoke).
+fn engines(c: &mut Criterion) {
+    let (server, cluster) = match (RedisServer::start(), EtcdCluster::start()) {
+        (Ok(server), Ok(cluster)) => (server, cluster),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("skipping the lock engine benches: {error}");
+            return;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let memory = InMemoryLockService::new();
+    let redis = runtime
+        .block_on(RedisLockService::connect(&server.url()))
+        .expect("connect redis");
+    let etcd = runtime
+        .block_on(EtcdLockService::connect(&cluster.endpoints()))
+        .expect("connect etcd");
+
+    async fn cycle<S: LockService>(locks: &S) {
+        let lease = locks
+            .try_acquire("orders", TTL)
+            .await
+            .expect("server up")
+            .expect("free");
+        locks.release(&lease).await.expect("held");
+    }
+
+    let mut group = c.benchmark_group("lock acquire+release, one name, uncontended, by engine");
+    let op = "acquire+release";
+    group.bench_function(BenchmarkId::new(op, "in memory"), |b| {
+        b.iter(|| runtime.block_on(cycle(&memory)))
+    });
+    group.bench_function(BenchmarkId::new(op, "Redis, one server"), |b| {
+        b.iter(|| runtime.block_on(cycle(&redis)))
+    });
+    group.bench_function(BenchmarkId::new(op, "etcd, 3 members"), |b| {
+        b.iter(|| runtime.block_on(cycle(&etcd)))
+    });
+    group.finish();
+    drop((server, cluster));
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_millis(1500));
-    targets = in_memory, fence, redis, dyn_and_lost
+    targets = in_memory, fence, redis, dyn_and_lost, engines
 }
 criterion_main!(benches);

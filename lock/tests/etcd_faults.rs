@@ -241,3 +241,69 @@ fn holder_paused_past_its_ttl() -> Result {
     })?;
     Ok(())
 }
+
+/// The holder's client is partitioned from etcd (through keel-testkit's fault proxy) for
+/// longer than its TTL: its lost signal fires before anyone else is granted the lock, and
+/// once the partition heals its late write is refused by the fence.
+#[test]
+fn partitioned_holder_learns_it_lost_before_anyone_else_is_granted() -> Result {
+    use keel_lock::KeepAlive;
+    use keel_testkit::FaultProxy;
+
+    let cluster = EtcdCluster::builder().members(1)?.start()?;
+    let proxy = FaultProxy::start(cluster.member(0)?.client_port())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let through_proxy = EtcdLockService::builder()
+            .call_timeout(Duration::from_millis(300))
+            .connect(&[proxy.endpoint()])
+            .await?;
+        let direct = EtcdLockService::connect(&cluster.endpoints()).await?;
+        let ttl = Duration::from_secs(2);
+        let lease = through_proxy.acquire("part", ttl, Duration::ZERO).await?;
+        let guard = KeepAlive::new().start(through_proxy.clone(), lease.clone())?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!guard.is_lost());
+
+        proxy.blackhole();
+        let lost = guard.lost();
+        let lost_at = tokio::spawn(async move {
+            let reason = lost.wait().await;
+            (tokio::time::Instant::now(), reason)
+        });
+        let next = direct
+            .acquire("part", Duration::from_secs(10), Duration::from_secs(20))
+            .await?;
+        let granted_at = tokio::time::Instant::now();
+        let (lost_at, reason) = lost_at.await?;
+        eprintln!(
+            "lost ({reason:?}) {:?} before the next grant",
+            granted_at - lost_at
+        );
+        assert!(lost_at <= granted_at, "the old holder learned too late");
+        assert!(next.token() > lease.token());
+
+        let fence = direct.fence("part/fence");
+        fence.set(next.token(), "part/data", "new").await?;
+        proxy.heal();
+        let late = through_proxy.fence("part/fence");
+        let mut refused = false;
+        for _ in 0..50 {
+            match late.set(lease.token(), "part/data", "late").await {
+                Err(LockError::Stale(_)) => {
+                    refused = true;
+                    break;
+                }
+                Ok(()) => return Err("a stale write was accepted".into()),
+                // The proxied connection is coming back.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        assert!(refused, "the late write never reached the fence");
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}

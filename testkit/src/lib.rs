@@ -1,5 +1,5 @@
 //! Test helpers for keel: real servers for each test (a `redis-server`, a Redis Cluster, a
-//! Sentinel group, an etcd cluster), and a counting allocator.
+//! Sentinel group, an etcd cluster), a network fault proxy, and a counting allocator.
 //!
 //! # Overview
 //!
@@ -21,6 +21,10 @@
 //! [`EtcdCluster::start`] runs a real three-member etcd cluster (Debian's `etcd-server`), with
 //! kill, pause, resume and restart of any member, [`EtcdCluster::leader`], and
 //! [`EtcdCluster::kill_leader`] and [`EtcdCluster::pause_leader`] waiting for the next leader.
+//!
+//! [`FaultProxy`] sits between a client and any of these servers and injects network faults:
+//! latency, a blackhole (partition), one direction cut (half-open), refused connections, and
+//! a reset of every open connection.
 //!
 //! If `redis-server` is not installed, [`RedisServer::start`] returns
 //! [`TestkitError::NotInstalled`], whose message names the Debian package to install. Set
@@ -47,6 +51,7 @@
 mod counting_allocator;
 mod error;
 mod etcd_cluster;
+mod fault_proxy;
 mod process;
 mod redis_cluster;
 mod redis_sentinel;
@@ -56,6 +61,7 @@ mod resp;
 pub use counting_allocator::CountingAllocator;
 pub use error::TestkitError;
 pub use etcd_cluster::{EtcdCluster, EtcdClusterBuilder, EtcdMember};
+pub use fault_proxy::{Direction, FaultProxy};
 pub use redis_cluster::{RedisCluster, RedisClusterBuilder};
 pub use redis_sentinel::{RedisSentinel, RedisSentinelBuilder};
 pub use redis_server::{Persistence, RedisServer, RedisServerBuilder};

@@ -881,7 +881,12 @@ impl RedisCluster {
 
     /// Records the slots `index` serves now, before a fault hides them.
     fn remember_slots(&mut self, index: usize) -> Result<(), TestkitError> {
-        let port = self.node(index)?.port();
+        let node = self.node(index)?;
+        if !node.is_up() {
+            // Already down: keep what it held before its first fault.
+            return Ok(());
+        }
+        let port = node.port();
         let slots = self
             .healthy_view()
             .ok()

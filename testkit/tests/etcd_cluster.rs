@@ -1,7 +1,7 @@
 //! A real etcd cluster: it starts with one leader, survives a killed or paused leader and a
 //! restarted member, and an etcd client reads its writes across those faults.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use etcd_client::Client;
 use keel_testkit::{EtcdCluster, TestkitError};
@@ -43,16 +43,32 @@ fn writes_survive_a_killed_leader_and_a_restarted_member() -> Result {
     eprintln!("etcd leader change in {:?}", started.elapsed());
     assert_ne!(old, new);
 
-    // The client fails over to a live member; the write is there and revisions go on.
-    let (value, revision) = runtime.block_on(async {
-        let got = client.get("fence", None).await?;
-        let value = got
-            .kvs()
-            .first()
-            .map(|kv| kv.value_str().map(str::to_owned));
-        let put = client.put("fence", "2", None).await?;
-        Ok::<_, etcd_client::Error>((value, put.header().map(|h| h.revision())))
-    })?;
+    // The client fails over to a live member; the write is there and revisions go on. A call
+    // that the client still routes to the dead member fails ("transport error"): etcd-client
+    // balances over every endpoint, so allow a few bounded tries.
+    let mut outcome = Err(None);
+    for _ in 0..20 {
+        let attempt = runtime.block_on(async {
+            let got = client.get("fence", None).await?;
+            let value = got
+                .kvs()
+                .first()
+                .map(|kv| kv.value_str().map(str::to_owned));
+            let put = client.put("fence", "2", None).await?;
+            Ok::<_, etcd_client::Error>((value, put.header().map(|h| h.revision())))
+        });
+        match attempt {
+            Ok(done) => {
+                outcome = Ok(done);
+                break;
+            }
+            Err(error) => {
+                outcome = Err(Some(error));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    let (value, revision) = outcome.map_err(|e| format!("the client did not fail over: {e:?}"))?;
     assert_eq!(value.transpose()?.as_deref(), Some("1"));
     assert!(revision.unwrap_or_default() > first_revision);
 
