@@ -38,9 +38,12 @@ fn starts_with_a_master_two_replicas_and_three_sentinels() -> Result {
 fn sentinel_client_follows_a_killed_master() -> Result {
     let mut group = RedisSentinel::start()?;
     let runtime = runtime()?;
+    // A String fits both signatures of `build` (String, or AsRef<str> under redis's TLS
+    // features, which the workspace may unify in).
+    let name = String::from(group.master_name());
     let mut client = SentinelClient::build(
         group.sentinel_urls(),
-        group.master_name().to_owned(),
+        name,
         None,
         SentinelServerType::Master,
     )?;
