@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use keel_lock::{
-    EtcdLockService, Fence, FencingToken, InMemoryLockService, LockService, RedisLockService,
+    DynLockService, EtcdLockService, Fence, FencingToken, InMemoryLockService, KeepAlive,
+    LockService, RedisLockService,
 };
 use keel_testkit::{EtcdCluster, RedisServer};
 
@@ -207,6 +208,55 @@ fn redis(c: &mut Criterion) {
     drop(server);
 }
 
+/// What the run-time backend and the clock-read lost signal cost.
+fn dyn_and_lost(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lock acquire+release, one name, in memory, static or dyn");
+    let op = "acquire+release";
+    let locks = InMemoryLockService::new();
+    group.bench_function(BenchmarkId::new(op, "keel InMemoryLockService"), |b| {
+        b.iter(|| {
+            let lease = ready(locks.try_acquire(black_box("orders"), TTL))
+                .expect("valid")
+                .expect("free");
+            ready(locks.release(&lease)).expect("held");
+        })
+    });
+    let boxed: std::sync::Arc<dyn DynLockService> = std::sync::Arc::new(locks.clone());
+    group.bench_function(BenchmarkId::new(op, "keel Arc<dyn DynLockService>"), |b| {
+        b.iter(|| {
+            let lease = ready(boxed.try_acquire(black_box("orders"), TTL))
+                .expect("valid")
+                .expect("free");
+            ready(boxed.release(&lease)).expect("held");
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("lease still valid?, one thread");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _entered = runtime.enter();
+    let lease = locks
+        .try_acquire_now("held", TTL)
+        .expect("valid")
+        .expect("free");
+    let guard = KeepAlive::new()
+        .start(locks.clone(), lease)
+        .expect("runtime");
+    let lost = guard.lost();
+    group.bench_function(BenchmarkId::new("check", "keel LostLease::is_lost"), |b| {
+        b.iter(|| black_box(&lost).is_lost())
+    });
+    let clock = keel_core::SystemClock;
+    group.bench_function(
+        BenchmarkId::new("check", "SystemClock::now alone (floor)"),
+        |b| b.iter(|| keel_core::Clock::now(black_box(&clock))),
+    );
+    group.finish();
+}
+
 /// What strength costs: the same acquire+release on each engine, through the same trait, on
 /// one tokio runtime. etcd's runs four Raft writes (grant, create, delete, revoke).
 fn engines(c: &mut Criterion) {
@@ -258,6 +308,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_millis(1500));
-    targets = in_memory, fence, redis, engines
+    targets = in_memory, fence, redis, dyn_and_lost, engines
 }
 criterion_main!(benches);

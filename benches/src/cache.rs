@@ -59,6 +59,8 @@ pub struct Workload {
     pub keys: Vec<u64>,
     /// Distinct keys among them (cache sizes are given as a share of this).
     pub distinct: usize,
+    /// Cache sizes to replay it at instead of 1%, 5% and 10% of `distinct`.
+    pub sizes: Option<Vec<usize>>,
 }
 
 impl Workload {
@@ -69,12 +71,65 @@ impl Workload {
             name: name.into(),
             keys,
             distinct,
+            sizes: None,
         }
+    }
+
+    /// Replayed at these cache sizes only.
+    pub fn at_sizes(mut self, sizes: &[usize]) -> Workload {
+        self.sizes = Some(sizes.to_vec());
+        self
     }
 }
 
+/// The recency probe: fresh keys, each requested once more two requests later
+/// (`a b a b c d c d …`). Every second request can hit, so LRU misses half; a cache that
+/// keeps newcomers only in a tiny window, or admits them only when they look frequent,
+/// misses them all.
+pub fn recency_probe(requests: usize) -> Vec<u64> {
+    (0..requests as u64)
+        .map(|i| scramble((1 << 41) + (i / 4) * 2 + i % 2))
+        .collect()
+}
+
+/// Zigzag: phases of `phase` requests that alternate between frequency (Zipf 1.0 over
+/// 100,000 keys) and recency (fresh keys in groups of 200, each group requested once in
+/// order and once more shuffled, so every key comes back within 400 requests and never
+/// after). A fixed policy suits one phase or the other; an adaptive one must follow.
+pub fn zigzag(requests: usize, phase: usize, seed: u64) -> Vec<u64> {
+    let mut zipf = Zipf::new(100_000, 1.0, seed);
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5a5a);
+    let mut keys = Vec::with_capacity(requests + 400);
+    let mut fresh = 1u64 << 42;
+    let mut frequency = true;
+    while keys.len() < requests {
+        let end = keys.len() + phase;
+        while keys.len() < end {
+            if frequency {
+                keys.push(zipf.next_key());
+            } else {
+                let group: Vec<u64> = (0..200)
+                    .map(|_| {
+                        fresh += 1;
+                        scramble(fresh)
+                    })
+                    .collect();
+                keys.extend(&group);
+                let mut again = group;
+                for i in (1..again.len()).rev() {
+                    again.swap(i, rng.random_range(0..=i));
+                }
+                keys.extend(again);
+            }
+        }
+        frequency = !frequency;
+    }
+    keys.truncate(requests);
+    keys
+}
+
 /// The built-in workloads of `compare cache`: Zipf 0.8, 1.0 and 1.2, Zipf with scans
-/// mixed in, and a loop.
+/// mixed in, a loop, the [`recency_probe`] and [`zigzag`].
 pub fn synthetic(requests: usize) -> Vec<Workload> {
     let n = 100_000;
     let mut out = Vec::new();
@@ -102,6 +157,11 @@ pub fn synthetic(requests: usize) -> Vec<Workload> {
         .map(|i| scramble((i % 10_000) as u64))
         .collect();
     out.push(Workload::new("loop 10k", keys));
+    out.push(Workload::new("recency probe", recency_probe(requests)).at_sizes(&[20, 50, 500]));
+    out.push(Workload::new(
+        "zigzag (Zipf / recency, 25k phases)",
+        zigzag(requests, 25_000, 5),
+    ));
     out
 }
 
@@ -147,13 +207,24 @@ pub const POLICIES: &[&str] = &[
     "lru",
 ];
 
+/// The hash seed `compare cache` replays with unless told otherwise (the one
+/// `keel-cache`'s trace test uses).
+pub const DEFAULT_SEED: u64 = 0x6b65_656c;
+
 /// Replays `keys` through the policy named `policy` with `capacity` entries (get, and
-/// insert on a miss); returns the miss ratio.
-pub fn miss_ratio(policy: &str, keys: &[u64], capacity: usize) -> f64 {
+/// insert on a miss); returns the miss ratio. Every cache hashes with a hasher seeded by
+/// `seed` (keel's, moka's and quick_cache's hashers are otherwise random per cache), so a
+/// replay gives the same ratio every run.
+pub fn miss_ratio(policy: &str, keys: &[u64], capacity: usize, seed: u64) -> f64 {
+    let hasher = || keel_cache::DefaultHashBuilder::with_seed(seed);
     let mut misses = 0usize;
     match policy {
         "keel Cache" => {
-            let cache = keel_cache::Cache::new(capacity as u64).expect("capacity > 0");
+            let cache = keel_cache::Cache::builder()
+                .max_capacity(capacity as u64)
+                .hasher(hasher())
+                .build()
+                .expect("capacity > 0");
             for &k in keys {
                 if cache.get(&k).is_none() {
                     misses += 1;
@@ -162,7 +233,7 @@ pub fn miss_ratio(policy: &str, keys: &[u64], capacity: usize) -> f64 {
             }
         }
         "keel Lru" => {
-            let mut lru = keel_cache::Lru::new(capacity).expect("capacity > 0");
+            let mut lru = keel_cache::Lru::with_hasher(capacity, hasher()).expect("capacity > 0");
             for &k in keys {
                 if lru.get(&k).is_none() {
                     misses += 1;
@@ -171,7 +242,9 @@ pub fn miss_ratio(policy: &str, keys: &[u64], capacity: usize) -> f64 {
             }
         }
         "moka" => {
-            let cache = moka::sync::Cache::new(capacity as u64);
+            let cache = moka::sync::Cache::builder()
+                .max_capacity(capacity as u64)
+                .build_with_hasher(hasher());
             for &k in keys {
                 if cache.get(&k).is_none() {
                     misses += 1;
@@ -180,7 +253,9 @@ pub fn miss_ratio(policy: &str, keys: &[u64], capacity: usize) -> f64 {
             }
         }
         "moka, at capacity" => {
-            let cache = moka::sync::Cache::new(capacity as u64);
+            let cache = moka::sync::Cache::builder()
+                .max_capacity(capacity as u64)
+                .build_with_hasher(hasher());
             for &k in keys {
                 if cache.get(&k).is_none() {
                     misses += 1;
@@ -190,7 +265,13 @@ pub fn miss_ratio(policy: &str, keys: &[u64], capacity: usize) -> f64 {
             }
         }
         "quick_cache" => {
-            let mut cache = quick_cache::unsync::Cache::new(capacity);
+            let mut cache = quick_cache::unsync::Cache::with(
+                capacity,
+                capacity as u64,
+                quick_cache::UnitWeighter,
+                hasher(),
+                quick_cache::unsync::DefaultLifecycle::default(),
+            );
             for &k in keys {
                 if cache.get(&k).is_none() {
                     misses += 1;

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use keel_breaker::{
-    Backoff, BoxError, Bulkhead, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer, OpenWait,
-    Rejected, Retry, RetryBudget, RetryLayer, Window,
+    Backoff, BoxError, Bulkhead, BulkheadLayer, CallError, CircuitBreaker, CircuitBreakerLayer,
+    OpenWait, Retry, RetryBudget, RetryLayer, Window,
 };
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
@@ -65,7 +65,11 @@ async fn main() -> Result<(), BoxError> {
     // Outermost first: retry wraps the breaker, which wraps the bulkhead. A rejection by the
     // breaker is not worth retrying, so the predicate skips it.
     let client = ServiceBuilder::new()
-        .layer(RetryLayer::new(retry).with_predicate(|error: &BoxError| !error.is::<Rejected>()))
+        .layer(
+            RetryLayer::new(retry).with_predicate(|error: &CallError<BoxError>| {
+                !matches!(error, CallError::Rejected(_))
+            }),
+        )
         .layer(CircuitBreakerLayer::new(breaker.clone()))
         .layer(BulkheadLayer::new(bulkhead))
         .service(flaky);
@@ -74,7 +78,7 @@ async fn main() -> Result<(), BoxError> {
     for id in 0..100 {
         match client.clone().oneshot(id).await {
             Ok(_) => ok += 1,
-            Err(error) if error.is::<Rejected>() => rejected += 1,
+            Err(CallError::Rejected(_)) => rejected += 1,
             Err(_) => failed += 1,
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

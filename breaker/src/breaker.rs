@@ -84,6 +84,8 @@ pub struct CircuitBreaker<C = SystemClock> {
     /// Whether a rate condition reads the window; without one, calls skip it entirely.
     rates: bool,
     slow_threshold: Option<Duration>,
+    #[cfg(feature = "metrics")]
+    emitter: crate::emit::Emitter,
     config: Config,
     clock: C,
 }
@@ -133,9 +135,24 @@ impl<C: Clock> CircuitBreaker<C> {
             window,
             transitions: Mutex::new(0),
             slow_threshold,
+            #[cfg(feature = "metrics")]
+            emitter: crate::emit::Emitter::new(config.name.clone(), State::Closed),
             config,
             clock,
         }
+    }
+
+    /// The name given with [`CircuitBreakerBuilder::name`](crate::CircuitBreakerBuilder::name),
+    /// the `name` label of its metrics; `"default"` if none was.
+    ///
+    /// ```
+    /// use keel_breaker::CircuitBreaker;
+    ///
+    /// assert_eq!(CircuitBreaker::builder().build()?.name(), "default");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.config.name
     }
 
     /// The current state.
@@ -507,6 +524,8 @@ impl<C: Clock> CircuitBreaker<C> {
 
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.emitter.rejected();
         Rejected::new(state, retry_after)
     }
 
@@ -806,6 +825,8 @@ impl<C: Clock> CircuitBreaker<C> {
             _ => {}
         }
         drop(trips_since_closed);
+        #[cfg(feature = "metrics")]
+        self.emitter.transition(from, to);
         if !self.config.listeners.is_empty() {
             let event = Transition {
                 from,

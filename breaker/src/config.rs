@@ -36,6 +36,7 @@ pub(crate) const MAX_BUCKETS: u32 = 1 << 16;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Window {
     /// The last `n` calls.
     Count(u32),
@@ -76,6 +77,7 @@ pub enum Window {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum OpenWait {
     /// The same wait after every trip.
     Fixed(Duration),
@@ -241,6 +243,7 @@ pub(crate) struct Config {
     pub(crate) half_open_probes: u32,
     pub(crate) probe_timeout: Duration,
     pub(crate) listeners: Vec<Listener>,
+    pub(crate) name: Arc<str>,
 }
 
 impl fmt::Debug for Config {
@@ -255,6 +258,7 @@ impl fmt::Debug for Config {
             .field("half_open_probes", &self.half_open_probes)
             .field("probe_timeout", &self.probe_timeout)
             .field("listeners", &self.listeners.len())
+            .field("name", &self.name)
             .finish()
     }
 }
@@ -271,6 +275,7 @@ impl Default for Config {
             half_open_probes: 3,
             probe_timeout: Duration::from_secs(30),
             listeners: Vec::new(),
+            name: Arc::from("default"),
         }
     }
 }
@@ -648,6 +653,21 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
     /// ```
     pub fn probe_timeout(mut self, timeout: Duration) -> Self {
         self.config.probe_timeout = timeout;
+        self
+    }
+
+    /// Names the breaker: the `name` label of its metrics (feature `metrics`), so several
+    /// breakers in one process are told apart. Defaults to `"default"`.
+    ///
+    /// ```
+    /// use keel_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().name("payments-api").build()?;
+    /// assert_eq!(breaker.name(), "payments-api");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = Arc::from(name.into());
         self
     }
 

@@ -95,6 +95,7 @@ impl std::error::Error for Rejected {}
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CallError<E> {
     /// The breaker did not run the call.
     Rejected(Rejected),

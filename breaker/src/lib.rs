@@ -112,12 +112,22 @@
 //! - `tokio`: async retries (`Retry::run`) and the bulkhead's bounded wait
 //!   (`Bulkhead::acquire`).
 //! - `tower`: `Layer`s for the breaker, retry (with budget) and bulkhead; implies `tokio`.
+//! - `metrics`: each breaker emits, through the `metrics` facade and labelled with its
+//!   [`name`](CircuitBreakerBuilder::name): `keel_breaker_transitions_total` (labels `from`,
+//!   `to`), `keel_breaker_rejected_total` and the gauge `keel_breaker_state` (0 closed,
+//!   1 half-open, 2 open, 3 forced open, 4 disabled). Off, nothing is recorded and the
+//!   breaker holds no handles.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 mod backoff;
 mod breaker;
 mod budget;
 mod bulkhead;
 mod config;
+#[cfg(feature = "metrics")]
+mod emit;
 mod error;
 #[cfg(feature = "tower")]
 mod layer;
@@ -136,12 +146,17 @@ pub use config::{CircuitBreakerBuilder, ConfigError, OpenWait, Window};
 pub use error::{CallError, Rejected};
 #[cfg(feature = "tower")]
 pub use layer::{
-    AnyError, BoxError, BoxFuture, BulkheadLayer, BulkheadService, CircuitBreakerLayer,
-    CircuitBreakerService, ErrIsFailure, FailurePredicate, RetryLayer, RetryPredicate,
-    RetryService,
+    AnyError, BoxError, BoxFuture, BulkheadFuture, BulkheadLayer, BulkheadService, ByClone,
+    CircuitBreakerFuture, CircuitBreakerLayer, CircuitBreakerService, CloneRequest, ErrIsFailure,
+    FailurePredicate, RetryLayer, RetryPredicate, RetryService,
 };
 pub use metrics::Metrics;
 pub use permit::OwnedPermit;
 pub use registry::BreakerRegistry;
 pub use retry::{Attempts, GiveUp, Retry, RetryBuilder, RetryError};
 pub use state::{Reason, State, Transition};
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -122,3 +122,145 @@ fn a_reset_racing_a_record_leaves_consistent_counts() {
         assert_eq!(breaker.state(), State::Closed);
     });
 }
+
+/// Transitions seen by a listener, checked as a chain: ordered by generation, each one
+/// leaves the state the previous one entered, along an edge of the state machine.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<keel_breaker::Transition>>>;
+
+fn recorded(
+    probes: u32,
+    probe_timeout: Duration,
+) -> (Arc<CircuitBreaker<ManualClock>>, ManualClock, Seen) {
+    let clock = ManualClock::new();
+    let seen: Seen = Default::default();
+    let log = seen.clone();
+    let breaker = CircuitBreaker::builder()
+        .no_failure_rate()
+        .consecutive_failures(1)
+        .open_wait(OpenWait::Fixed(Duration::from_secs(1)))
+        .half_open_probes(probes)
+        .probe_timeout(probe_timeout)
+        .on_state_change(move |t| log.lock().unwrap().push(*t))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    breaker.try_acquire().unwrap().failure();
+    clock.advance(Duration::from_secs(1));
+    (Arc::new(breaker), clock, seen)
+}
+
+fn check_chain(seen: &Seen, breaker: &CircuitBreaker<ManualClock>) {
+    use keel_breaker::Reason;
+    let mut chain = seen.lock().unwrap().clone();
+    chain.sort_by_key(|t| t.generation);
+    let mut state = State::Closed;
+    for (i, t) in chain.iter().enumerate() {
+        assert_eq!(
+            t.generation,
+            i as u64 + 1,
+            "a generation was skipped: {chain:?}"
+        );
+        assert_eq!(t.from, state, "{chain:?}");
+        let edge_ok = match (t.from, t.to, t.reason) {
+            (_, _, Reason::Operator) => true,
+            (
+                State::Closed,
+                State::Open,
+                Reason::ConsecutiveFailures(_) | Reason::FailureRate | Reason::SlowCallRate,
+            ) => true,
+            (State::Open, State::HalfOpen, Reason::WaitElapsed) => true,
+            (State::HalfOpen, State::Open, Reason::ProbeFailed | Reason::ProbeTimedOut) => true,
+            (State::HalfOpen, State::Closed, Reason::ProbesSucceeded) => true,
+            _ => false,
+        };
+        assert!(edge_ok, "illegal transition {t:?} in {chain:?}");
+        state = t.to;
+    }
+    assert_eq!(
+        breaker.state(),
+        state,
+        "the breaker is not where its history ends"
+    );
+}
+
+/// A probe hangs past the probe timeout; a caller finds every slot held and reopens, and
+/// after the open wait a fresh probe gets in, while the hung probe's late success arrives.
+/// Whoever wins, the history is one legal chain, and a late answer from an old generation
+/// never counts for the fresh probe (it would close the breaker behind its back).
+#[test]
+fn a_hung_probe_and_its_late_answer_settle_once() {
+    model(|| {
+        let (breaker, clock, seen) = recorded(1, Duration::from_secs(1));
+        let probe = breaker.try_acquire_owned().unwrap();
+        clock.advance(Duration::from_secs(1));
+        let late = loom::thread::spawn(move || probe.success());
+        let asked = breaker.try_acquire_owned();
+        let reopened = asked.is_err();
+        drop(asked);
+        clock.advance(Duration::from_secs(1));
+        let fresh = breaker.try_acquire_owned();
+        late.join().unwrap();
+        check_chain(&seen, &breaker);
+        let fresh_probe = fresh.as_ref().is_ok_and(|p| p.is_probe());
+        if reopened {
+            // This caller reopened it (or saw it reopened): only the fresh probe decides.
+            assert!(fresh_probe);
+        }
+        if fresh_probe {
+            assert_eq!(breaker.state(), State::HalfOpen, "a late answer closed it");
+            assert_eq!(breaker.metrics().probes_in_flight, 1);
+            fresh.unwrap().success();
+            assert_eq!(breaker.state(), State::Closed);
+        } else {
+            assert_eq!(breaker.state(), State::Closed);
+        }
+        check_chain(&seen, &breaker);
+        assert_eq!(breaker.metrics().probes_in_flight, 0);
+    });
+}
+
+/// An operator resets the breaker while one probe fails and another succeeds: the breaker
+/// never ends half-open with a probe counted in flight, and the history is one legal chain.
+#[test]
+fn a_reset_racing_probe_outcomes_leaves_no_probe_in_flight() {
+    model(|| {
+        let (breaker, _clock, seen) = recorded(2, Duration::from_secs(30));
+        let first = breaker.try_acquire_owned().unwrap();
+        let second = breaker.try_acquire_owned().unwrap();
+        let failer = loom::thread::spawn(move || first.failure());
+        let operator = {
+            let breaker = breaker.clone();
+            loom::thread::spawn(move || breaker.reset())
+        };
+        second.success();
+        failer.join().unwrap();
+        operator.join().unwrap();
+        check_chain(&seen, &breaker);
+        assert_ne!(breaker.state(), State::HalfOpen);
+        assert_eq!(breaker.metrics().probes_in_flight, 0);
+    });
+}
+
+/// Probes cancelled (dropped unreported) on two threads while a third takes a slot: once
+/// every permit is gone, no slot has leaked, so exactly `probes` new probes get in.
+#[test]
+fn cancelled_probes_never_leak_a_slot() {
+    model(|| {
+        let (breaker, _clock, seen) = recorded(2, Duration::from_secs(30));
+        let held = breaker.try_acquire_owned().unwrap();
+        let canceller = {
+            let breaker = breaker.clone();
+            loom::thread::spawn(move || drop(breaker.try_acquire_owned()))
+        };
+        let dropper = loom::thread::spawn(move || drop(held));
+        let third = breaker.try_acquire_owned();
+        canceller.join().unwrap();
+        dropper.join().unwrap();
+        drop(third);
+        check_chain(&seen, &breaker);
+        assert_eq!(breaker.state(), State::HalfOpen);
+        assert_eq!(breaker.metrics().probes_in_flight, 0, "a probe slot leaked");
+        let again: Vec<_> = (0..3).map(|_| breaker.try_acquire_owned().ok()).collect();
+        assert_eq!(again.iter().flatten().count(), 2);
+    });
+}

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use keel_breaker::{
-    Backoff, BoxError, Bulkhead, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer, OpenWait,
-    Rejected, Retry, RetryBudget, RetryLayer, State,
+    Backoff, BoxError, Bulkhead, BulkheadLayer, CallError, CircuitBreaker, CircuitBreakerLayer,
+    OpenWait, Retry, RetryBudget, RetryLayer, State,
 };
 use keel_core::TokioClock;
-use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
 #[tokio::test(start_paused = true)]
 async fn breaker_rejects_and_probes_through_the_layer() {
@@ -45,7 +45,7 @@ async fn breaker_rejects_and_probes_through_the_layer() {
     }
     assert_eq!(breaker.state(), State::Open);
     let error = service.clone().oneshot(()).await.unwrap_err();
-    assert!(error.is::<Rejected>());
+    assert!(matches!(error, CallError::Rejected(_)));
     assert_eq!(
         calls.load(Ordering::SeqCst),
         2,
@@ -100,7 +100,7 @@ async fn layer_with_a_predicate_clones() {
     assert_eq!(cloned.oneshot(503).await.unwrap(), 503);
     assert_eq!(breaker.state(), State::Open); // and the same breaker
     let error = original.oneshot(200).await.unwrap_err();
-    assert!(error.is::<Rejected>());
+    assert!(matches!(error, CallError::Rejected(_)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -185,4 +185,47 @@ fn layers_and_services_with_closure_predicates_print() {
         assert!(printed.contains("predicate"), "{printed}");
     }
     assert!(format!("{retry_service:?}").contains("\"inner\""));
+}
+
+/// The layer's named future keeps the breaker's cancellation rule: dropped before the inner
+/// call completes, it records nothing and gives the probe slot back.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_probe_future_gives_its_slot_back() {
+    let breaker = Arc::new(
+        CircuitBreaker::builder()
+            .consecutive_failures(1)
+            .open_wait(OpenWait::Fixed(Duration::from_secs(5)))
+            .half_open_probes(1)
+            .clock(TokioClock::new())
+            .build()
+            .unwrap(),
+    );
+    let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let h = hang.clone();
+    let mut service = CircuitBreakerLayer::new(breaker.clone()).layer(service_fn(move |_: ()| {
+        let hang = h.load(Ordering::SeqCst);
+        async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            Err::<(), _>(std::io::Error::other("down"))
+        }
+    }));
+    let error = service.ready().await.unwrap().call(()).await.unwrap_err();
+    assert!(matches!(error, CallError::Inner(e) if e.to_string() == "down")); // not boxed
+    assert_eq!(breaker.state(), State::Open);
+
+    tokio::time::advance(Duration::from_secs(5)).await;
+    hang.store(true, Ordering::SeqCst);
+    let probe = service.ready().await.unwrap().call(());
+    assert_eq!(breaker.state(), State::HalfOpen);
+    drop(probe); // cancelled: no outcome, the slot comes back
+
+    hang.store(false, Ordering::SeqCst);
+    let error = service.ready().await.unwrap().call(()).await.unwrap_err();
+    assert!(
+        matches!(error, CallError::Inner(_)),
+        "the next probe is admitted: {error:?}"
+    );
+    assert_eq!(breaker.state(), State::Open); // and its failure reopens the breaker
 }

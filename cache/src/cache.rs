@@ -1,5 +1,5 @@
-//! `Cache`: the concurrent cache, sharded, with S3-FIFO and TinyLFU admission, expiry and
-//! stats.
+//! `Cache`: the concurrent cache, sharded, with an adaptive S3-FIFO and TinyLFU admission,
+//! expiry and stats.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -11,7 +11,7 @@ use keel_core::{Clock, SystemClock};
 
 use crate::lock::{ShardLock, ShardLocks};
 use crate::shard::{Lookup, MAX_SHARD_ENTRIES, NEVER, Shard, ShardConfig};
-use crate::{BuildError, CacheStats, RemovalCause};
+use crate::{BuildError, CacheStats, DefaultHashBuilder, RemovalCause};
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Arc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
@@ -43,8 +43,8 @@ pub const MAX_CACHE_CAPACITY: u64 = 1 << 40;
 /// The most shards a cache can be built with (each costs a lock and a policy).
 const MAX_SHARDS: usize = 1 << 16;
 
-/// A concurrent cache (`&self`, `Send + Sync`) with a scan-resistant policy (S3-FIFO with
-/// TinyLFU admission, see the crate docs), by entry count or by weight, with optional
+/// A concurrent cache (`&self`, `Send + Sync`) with a scan-resistant, adaptive policy
+/// (S3-FIFO whose small queue adapts to recency, with TinyLFU admission, see the crate docs), by entry count or by weight, with optional
 /// time-to-live, time-to-idle and per-entry expiry.
 ///
 /// Build one with [`Cache::builder`]. Values are returned by clone: store `Arc<T>` for large
@@ -66,7 +66,7 @@ const MAX_SHARDS: usize = 1 << 16;
 /// assert_eq!((stats.hits, stats.misses), (1, 1));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Cache<K, V, S = foldhash::fast::RandomState> {
+pub struct Cache<K, V, S = DefaultHashBuilder> {
     shards: Shards<K, V>,
     shift: u32,
     hasher: S,
@@ -122,7 +122,7 @@ pub struct Cache<K, V, S = foldhash::fast::RandomState> {
 /// assert_eq!(evicted.load(Ordering::Relaxed), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct CacheBuilder<K, V, S = foldhash::fast::RandomState> {
+pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
     capacity: u64,
     shards: Option<usize>,
     hasher: S,
@@ -153,7 +153,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         CacheBuilder {
             capacity: 0,
             shards: None,
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: DefaultHashBuilder::random(),
             clock: Arc::new(SystemClock),
             ttl: None,
             tti: None,
@@ -419,8 +419,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// Hashes keys with `hasher` instead of foldhash (a randomly seeded foldhash by
-    /// default). The hash picks a key's shard and its sketch counters.
+    /// Hashes keys with `hasher` instead of the default, a [`DefaultHashBuilder`] seeded at
+    /// random. The hash picks a key's shard and its sketch counters, so with a fixed seed
+    /// ([`DefaultHashBuilder::with_seed`]) a replay of the same requests evicts the same
+    /// entries in every run.
     ///
     /// ```
     /// use keel_cache::Cache;

@@ -37,6 +37,9 @@ pub enum BuildError {
     ZeroDuration(&'static str),
     /// A write-back batch size of zero was given.
     ZeroBatch,
+    /// The write-back flusher could not be started: the operating system refused a
+    /// thread, or `build_async` was called outside a tokio runtime.
+    FlusherNotStarted(String),
 }
 
 impl fmt::Display for BuildError {
@@ -54,6 +57,9 @@ impl fmt::Display for BuildError {
             }
             BuildError::ZeroDuration(what) => write!(f, "{what} must be > 0"),
             BuildError::ZeroBatch => f.write_str("write-back batch size must be > 0"),
+            BuildError::FlusherNotStarted(why) => {
+                write!(f, "the write-back flusher did not start: {why}")
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Caches for one process: an exact LRU, and a concurrent cache with a scan-resistant,
-//! high-hit-ratio policy, expiry, single-flight loaders and write-behind.
+//! high-hit-ratio policy, expiry, single-flight loaders, write-through and write-behind.
 //!
 //! # Overview
 //!
@@ -14,7 +14,9 @@
 //! - Loaders on [`Cache`]: [`get_or_insert_with`](Cache::get_or_insert_with),
 //!   [`try_get_or_insert_with`](Cache::try_get_or_insert_with) and, with the `tokio`
 //!   feature, their `_async` forms. Concurrent misses of one key run one loader.
-//! - [`WriteThrough`] and [`WriteBack`] put a [`Cache`] in front of a [`Store`].
+//! - [`WriteThrough`] and [`WriteBack`] put a [`Cache`] in front of a [`Store`] (or, with
+//!   the `tokio` feature, an `AsyncStore`). Write-back never calls the store from
+//!   [`insert`](WriteBack::insert) or [`get`](WriteBack::get): a flusher thread or task does.
 //!
 //! # Example
 //!
@@ -61,19 +63,29 @@
 //! shard is an index table and a dense slab of nodes behind its own reader-writer lock,
 //! and runs this policy, chosen by replaying real traces (see the README):
 //!
-//! - **S3-FIFO** (Yang et al., SOSP 2023): newcomers enter a small FIFO (7.5% of the
-//!   shard, 2% under 128 entries); two reads there promote them to the main FIFO (one is
-//!   not enough: loops and scans read their keys once more before they age out), where an
-//!   entry read since the hand last passed goes around again (a 2-bit CLOCK). Newcomers
-//!   read less are dropped unless the admission check below lets them in, and their hash
-//!   is remembered in a ghost FIFO as long as main; a key asked for again while
-//!   remembered goes straight to main (in shards under 128 entries, only if the sketch
-//!   below counts it more often than main's oldest entry: there main holds just the
-//!   hottest few dozen keys). Scans and loops therefore flow through the small queue
-//!   without flushing main.
+//! - **S3-FIFO** (Yang et al., SOSP 2023): newcomers enter a small FIFO; two reads there
+//!   promote them to the main FIFO (one is not enough: loops and scans read their keys
+//!   once more before they age out), where an entry read since the hand last passed goes
+//!   around again (a 2-bit CLOCK). Newcomers read less are dropped unless the admission
+//!   check below lets them in. A ghost FIFO as long as the shard remembers the hashes of
+//!   entries evicted from either queue; a key dropped from the small queue and asked for
+//!   again while remembered goes straight to main (in shards under 128 entries, only if
+//!   the sketch below counts it more often than main's oldest entry: there main holds
+//!   just the hottest few dozen keys). Scans and loops therefore flow through the small
+//!   queue without flushing main.
+//! - **Adaptive small queue**: the small queue starts at 7.5% of the shard (2% under 128
+//!   entries) and moves by one entry each time a key comes back from the ghost soon after
+//!   it left: toward the small queue if it left there within half the queue's length of
+//!   evictions, toward main if it left main within the queue's length. Such a key would
+//!   have hit had its list been a little longer, so the boundary settles where one more
+//!   slot is worth as much on either side (as ARC moves its target, and in the spirit of
+//!   Caffeine's hill-climbed window, Einziger et al., Middleware 2018). A
+//!   recency-biased workload (keys asked for again a few requests later) grows the small
+//!   queue until it holds them, up to 90% of the shard; a frequency-biased one shrinks it
+//!   to one entry. It costs the read path nothing: the ghost is touched on writes only.
 //! - **TinyLFU admission** (Einziger et al.): a 4-bit count-min sketch with conservative
 //!   update, its counters of one key in one 64-byte block (Caffeine's layout), halved every
-//!   10 × capacity increments. A newcomer leaving the small queue read less than twice
+//!   10 × (entries it is sized for) increments. A newcomer leaving the small queue read less than twice
 //!   still displaces main's victim if the sketch has seen it at least 3 times and more
 //!   often than the victim: this keeps frequency-skewed traces from losing to plain
 //!   S3-FIFO.
@@ -96,25 +108,56 @@
 //!   per write, by eviction, or by [`Cache::purge_expired`]: no background thread.
 //! - **Memory:** a `u64 → u64` node is 24 bytes (the next index, list and read count share
 //!   one 32-bit word, so a shard holds at most 2^28 − 2 entries); with the index table and
-//!   the sketch (8 bytes per entry of capacity, 4 in shards of 2,048 entries or more) that
-//!   measured 38.7 bytes per entry at 1M entries, 46.7 with expiry. With a weigher the
-//!   capacity is a weight, so the sketch and ghost are sized by the entries actually held
-//!   instead (from 1,024, doubling as they grow).
+//!   the sketch (8 bytes per entry, 4 in shards of 2,048 entries or more) that measured
+//!   38.7 bytes per entry at 1M entries, 46.7 with expiry. The sketch and the ghost are
+//!   sized by the entries a shard holds, not by its capacity: they start at 16 entries and
+//!   double as the shard fills (the sketch keeps its counts as it grows), up to the
+//!   capacity. Building a cache therefore allocates by its shard count only (about 640
+//!   bytes a shard): `Cache::new(8_000_000_000)` takes 38 KB until entries arrive.
+//! - **Hashing:** keys hash with [`DefaultHashBuilder`] (foldhash), seeded at random per
+//!   cache; [`DefaultHashBuilder::with_seed`] fixes the seed, so a replay of the same
+//!   requests makes the same decisions and gives the same hit ratio in every run.
 //! - **Loaders:** one mutex-protected map of in-flight keys, touched only on misses.
+//!
+//! **`WriteThrough`** holds one of 64 key-hash stripes of locks across the store write and
+//! the cache update; if the store errors or panics, the key is dropped from the cache (a
+//! guard does it on unwind).
+//!
+//! **`WriteBack`** keeps dirty entries in shards of its own (at least four per CPU, by key hash),
+//! each a map from key to its latest value and a version number under its own mutex. An
+//! insert locks the key's shard, updates the cache under it (so cache and dirty set see a
+//! key's writes in one order) and bumps one shared atomic count only when a key becomes
+//! dirty; past the batch size it wakes the flusher once. The flusher, a thread or a tokio
+//! task, copies up to a batch of entries, writes them, then removes each entry whose
+//! version is still the one it wrote: a failed, panicking or cancelled write removes
+//! nothing, and a write made meanwhile stays dirty. Flushes run one at a time, since two at
+//! once could write a key's versions out of order. The flusher looks at the clock every
+//! [`flusher_tick`](WriteBackBuilder::flusher_tick) when a flush interval is set, and waits a
+//! tick before retrying a failed flush. See [`WriteBack`] for the exact no-lost-writes
+//! contract, including drop, [`close`](WriteBack::close) and cancellation.
 //!
 //! # Crate features
 //!
-//! - `tokio`: `Cache::get_or_insert_with_async`, `Cache::try_get_or_insert_with_async`
-//!   and `WriteBack::spawn_flusher`. Off by default; the default build depends on
-//!   `keel-core`, `hashbrown`, `foldhash`, `parking_lot` and `crossbeam-utils` only.
+//! - `tokio`: `Cache::get_or_insert_with_async`, `Cache::try_get_or_insert_with_async`,
+//!   and `AsyncStore` with `WriteBackBuilder::build_async`, whose flusher is a tokio task.
+//!   Off by default; the default build depends on `keel-core`, `hashbrown`, `foldhash`,
+//!   `parking_lot` and `crossbeam-utils` only.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 pub use error::BuildError;
+
+mod hasher;
+pub use hasher::{DefaultHashBuilder, KeyHasher};
 
 mod lru;
 pub use lru::{Iter, Lru, MAX_LRU_CAPACITY, Pushed};
 
 mod lock;
+#[cfg(keel_loom)]
+#[doc(hidden)]
+pub use lock::{LoomLocks, loom_thread_slot};
 mod shard;
 mod sketch;
 mod striped;
@@ -132,10 +175,22 @@ mod cache;
 pub use cache::{Cache, CacheBuilder, InsertError, MAX_CACHE_CAPACITY};
 
 mod store;
+#[cfg(feature = "tokio")]
+pub use store::AsyncStore;
 pub use store::Store;
 
 mod write_through;
 pub use write_through::WriteThrough;
 
+mod dirty;
+mod flusher;
 mod write_back;
-pub use write_back::{FlushError, WriteBack, WriteBackBuilder};
+pub use write_back::{FlushError, Unflushed, WriteBack, WriteBackBuilder};
+
+// Compile-time check that `Store` stays object safe.
+const _: Option<&dyn Store<(), (), Error = std::fmt::Error>> = None;
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -133,7 +133,7 @@ impl<'a, T> ShardLock<'a, T> {
             Some(slot) if slot < locks.owned => Counted::Own(locks.readers_of(slot, self.index)),
             _ => Counted::Shared(locks.readers_of(locks.owned, self.index)),
         };
-        let backoff = crossbeam_utils::Backoff::new();
+        let backoff = ReaderWait::new();
         loop {
             hold.count_in();
             loom_fence();
@@ -146,11 +146,6 @@ impl<'a, T> ShardLock<'a, T> {
             // A writer is in or on its way: back out, and wait a little for it (writes are
             // short; parking costs a system call on each side).
             hold.count_out();
-            // Under loom the retry would multiply the interleavings without adding any
-            // the mutex path does not already cover.
-            if cfg!(keel_loom) {
-                break;
-            }
             // `snooze` spins, then yields, then reports completion: a long write parks us.
             while cell.writing.load(Ordering::Relaxed) && !backoff.is_completed() {
                 backoff.snooze();
@@ -192,6 +187,50 @@ impl<'a, T> ShardLock<'a, T> {
             writing: &cell.writing,
             _writers: writers,
         }
+    }
+}
+
+/// How a reader that found a writer waits before retrying or parking on the mutex.
+#[cfg(not(keel_loom))]
+struct ReaderWait(crossbeam_utils::Backoff);
+
+#[cfg(not(keel_loom))]
+impl ReaderWait {
+    #[inline]
+    fn new() -> Self {
+        ReaderWait(crossbeam_utils::Backoff::new())
+    }
+
+    #[inline]
+    fn snooze(&self) {
+        self.0.snooze();
+    }
+
+    #[inline]
+    fn is_completed(&self) -> bool {
+        self.0.is_completed()
+    }
+}
+
+/// Under loom: one yield, then completion. Both outcomes of the wait stay reachable (the
+/// writer gone, so the reader counts in again; or still there, so it takes the mutex);
+/// more spins would only repeat states.
+#[cfg(keel_loom)]
+struct ReaderWait(std::cell::Cell<bool>);
+
+#[cfg(keel_loom)]
+impl ReaderWait {
+    fn new() -> Self {
+        ReaderWait(std::cell::Cell::new(false))
+    }
+
+    fn snooze(&self) {
+        self.0.set(true);
+        keel_core::sync::spin_loop();
+    }
+
+    fn is_completed(&self) -> bool {
+        self.0.get()
     }
 }
 
@@ -373,6 +412,44 @@ impl<T> DerefMut for WriteGuard<'_, T> {
             self.value.deref()
         }
     }
+}
+
+/// The shard locks, exposed under `--cfg keel_loom` only, for the models in
+/// `tests/loom.rs`; not part of the API and outside semver.
+#[cfg(keel_loom)]
+#[doc(hidden)]
+pub struct LoomLocks<T>(ShardLocks<T>);
+
+#[cfg(keel_loom)]
+impl<T> std::fmt::Debug for LoomLocks<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoomLocks").finish_non_exhaustive()
+    }
+}
+
+#[cfg(keel_loom)]
+impl<T> LoomLocks<T> {
+    /// Locks for `values` with own reader counters for up to `owned` thread slots.
+    pub fn with_owned(values: Vec<T>, owned: usize) -> Self {
+        LoomLocks(ShardLocks::with_owned(values, owned))
+    }
+
+    /// Runs `f` under shard `index`'s read lock.
+    pub fn read<R>(&self, index: usize, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.0.get(index).read())
+    }
+
+    /// Runs `f` under shard `index`'s write lock.
+    pub fn write<R>(&self, index: usize, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.0.get(index).write())
+    }
+}
+
+/// The calling thread's slot, for the loom models.
+#[cfg(keel_loom)]
+#[doc(hidden)]
+pub fn loom_thread_slot() -> Option<usize> {
+    thread_slot()
 }
 
 #[cfg(all(test, not(keel_loom)))]

@@ -61,7 +61,7 @@ struct Node<K, V> {
 /// assert_eq!(order, ["c", "a"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Lru<K, V, S = foldhash::fast::RandomState> {
+pub struct Lru<K, V, S = crate::DefaultHashBuilder> {
     table: HashTable<u32>,
     nodes: Vec<Node<K, V>>,
     /// Most recently used.
@@ -87,7 +87,7 @@ impl<K: Hash + Eq, V> Lru<K, V> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(capacity: usize) -> Result<Self, BuildError> {
-        Self::with_hasher(capacity, foldhash::fast::RandomState::default())
+        Self::with_hasher(capacity, crate::DefaultHashBuilder::random())
     }
 }
 

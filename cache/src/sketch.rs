@@ -25,26 +25,45 @@ const HALF_SKETCH_FROM: usize = 2048;
 
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 
-std::thread_local! {
-    static TICKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
 impl Sketch {
     /// A sketch sized for a cache of `capacity` entries: one word (16 counters) per entry,
     /// as Caffeine sizes it, or half that from [`HALF_SKETCH_FROM`] entries up.
     pub(crate) fn new(capacity: usize) -> Sketch {
-        let words = capacity.max(8).next_power_of_two();
-        let words = if capacity >= HALF_SKETCH_FROM {
-            words / 2
-        } else {
-            words
-        };
+        let words = Self::words_for(capacity);
         Sketch {
             words: (0..words).map(|_| AtomicU64::new(0)).collect(),
             block_mask: (words / 8) as u64 - 1,
             additions: AtomicU32::new(0),
-            sample: (capacity.max(16) * 10).min(u32::MAX as usize / 2) as u32,
+            sample: Self::sample_for(capacity),
         }
+    }
+
+    fn words_for(capacity: usize) -> usize {
+        let words = capacity.max(8).next_power_of_two();
+        if capacity >= HALF_SKETCH_FROM {
+            words / 2
+        } else {
+            words
+        }
+    }
+
+    fn sample_for(capacity: usize) -> u32 {
+        (capacity.max(16) * 10).min(u32::MAX as usize / 2) as u32
+    }
+
+    /// Resizes for a cache of `capacity` entries (under the shard's write lock), keeping
+    /// every key's counts: a key's block is the low bits of its hash, so each new block
+    /// starts as a copy of the old block its keys came from.
+    pub(crate) fn grow(&mut self, capacity: usize) {
+        let words = Self::words_for(capacity);
+        let old = self.words.len();
+        if words > old {
+            self.words = (0..words)
+                .map(|w| AtomicU64::new(self.words[w & (old - 1)].load(Ordering::Relaxed)))
+                .collect();
+            self.block_mask = (words / 8) as u64 - 1;
+        }
+        self.sample = Self::sample_for(capacity);
     }
 
     /// The (word index, bit shift) of each of `hash`'s four counters.
@@ -96,20 +115,16 @@ impl Sketch {
                     word.compare_exchange(v, v + (1 << s), Ordering::Relaxed, Ordering::Relaxed);
             }
         }
-        // Readers count their additions in sixteens, one thread-local tick at a time, so
-        // they do not all write the shared counter.
-        // (Loom replays each model on one OS thread, where a thread-local tick would differ
-        // between runs: it counts every addition instead.)
+        // Readers count their additions in fifteens, so they do not all write the shared
+        // counter: a key's read is counted when its minimum (0 to 14), offset by bits of its
+        // hash, is a multiple of 15 (one in 15 increments of each key). Derived from the
+        // hash and the counts, not from a thread-local tick, so a replay with a seeded
+        // hasher makes the same resets in every run.
         let add = if from_read && cfg!(not(keel_loom)) {
-            let due = TICKS.with(|t| {
-                let n = t.get().wrapping_add(1);
-                t.set(n);
-                n % 16 == 0
-            });
-            if !due {
+            if !(min + (hash >> 32)).is_multiple_of(15) {
                 return false;
             }
-            16
+            15
         } else {
             1
         };
@@ -164,6 +179,24 @@ mod tests {
         assert_eq!(Sketch::new(HALF_SKETCH_FROM - 1).words.len(), 2_048);
         assert_eq!(Sketch::new(HALF_SKETCH_FROM).words.len(), 1_024);
         assert_eq!(Sketch::new(125_000).words.len(), 65_536);
+    }
+
+    #[test]
+    fn growing_keeps_every_count() {
+        let mut s = Sketch::new(16);
+        let keys: Vec<u64> = (0..40u64)
+            .map(|k| k.wrapping_mul(0x2545_f491_4f6c_dd1d))
+            .collect();
+        for (i, &h) in keys.iter().enumerate() {
+            for _ in 0..i % 5 {
+                s.increment_exclusive(h);
+            }
+        }
+        let before: Vec<u8> = keys.iter().map(|&h| s.estimate(h)).collect();
+        s.grow(5_000);
+        assert_eq!(s.words.len(), Sketch::new(5_000).words.len());
+        let after: Vec<u8> = keys.iter().map(|&h| s.estimate(h)).collect();
+        assert_eq!(before, after);
     }
 
     #[test]

@@ -1,68 +1,95 @@
 //! Thread slots: a small number that only the calling thread holds while it lives, so a
 //! counter indexed by it has one writer and needs no locked read-modify-write to count down.
+//!
+//! Under loom the same claim and give-back run on loom's atomics, with the registry a
+//! `loom::lazy_static` (fresh in every run of a model, so runs replay) and the held slot a
+//! `loom::thread_local` (given back when the model thread ends). Loom has two slots, so a
+//! model with three reading threads runs out and exercises the shared-counter fallback.
+
+use keel_core::sync::atomic::{AtomicU64, Ordering};
 
 /// How many slots exist; threads beyond this many alive at once get none.
+#[cfg(not(keel_loom))]
 pub(crate) const SLOTS: usize = 64;
+/// How many slots exist under loom: few, so models can exhaust them.
+#[cfg(keel_loom)]
+pub(crate) const SLOTS: usize = 2;
 
 /// This thread's slot, claimed on first use and given back when the thread exits; `None`
 /// while every slot is held by other live threads (or during thread teardown).
-#[cfg(not(keel_loom))]
 #[inline]
 pub(crate) fn thread_slot() -> Option<usize> {
-    HELD.try_with(|held| held.0).ok().flatten()
+    HELD.try_with(|held| held.slot).ok().flatten()
 }
 
-/// Under loom: the model thread's number, unique among the model's threads and the same in
-/// every run of the model (a global registry would differ between runs and break replay).
-#[cfg(keel_loom)]
-pub(crate) fn thread_slot() -> Option<usize> {
-    let id = format!("{:?}", loom::thread::current().id());
-    let n = id
-        .chars()
-        .filter(char::is_ascii_digit)
-        .fold(0, |n, c| n * 10 + c as usize - '0' as usize);
-    (n < SLOTS).then_some(n)
-}
-
+/// Bit `s` is set while slot `s` is held.
 #[cfg(not(keel_loom))]
-static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+
+// Behind an `Arc` each holder keeps: loom frees its statics before the model's main thread
+// gives its slot back.
+#[cfg(keel_loom)]
+loom::lazy_static! {
+    static ref TAKEN: keel_core::sync::Arc<AtomicU64> = keel_core::sync::Arc::new(AtomicU64::new(0));
+}
 
 #[cfg(not(keel_loom))]
 std::thread_local! {
     static HELD: Held = Held::claim();
 }
 
-#[cfg(not(keel_loom))]
-struct Held(Option<usize>);
+#[cfg(keel_loom)]
+loom::thread_local! {
+    static HELD: Held = Held::claim();
+}
 
-#[cfg(not(keel_loom))]
+struct Held {
+    slot: Option<usize>,
+    #[cfg(keel_loom)]
+    taken: keel_core::sync::Arc<AtomicU64>,
+}
+
 impl Held {
     fn claim() -> Held {
-        use std::sync::atomic::Ordering;
-        let mut taken = TAKEN.load(Ordering::Relaxed);
-        while taken != u64::MAX {
-            let slot = (!taken).trailing_zeros();
+        #[cfg(keel_loom)]
+        let taken_bits = (*TAKEN).clone();
+        #[cfg(not(keel_loom))]
+        let taken_bits = &TAKEN;
+        let mut taken = taken_bits.load(Ordering::Relaxed);
+        let mut slot = None;
+        while (taken.count_ones() as usize) < SLOTS {
+            let free = (!taken).trailing_zeros();
             // Acquire: the counters of a slot given back were last written by the thread
             // that held it; this thread continues from their values.
-            match TAKEN.compare_exchange_weak(
+            match taken_bits.compare_exchange_weak(
                 taken,
-                taken | 1 << slot,
+                taken | 1 << free,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Held(Some(slot as usize)),
+                Ok(_) => {
+                    slot = Some(free as usize);
+                    break;
+                }
                 Err(now) => taken = now,
             }
         }
-        Held(None)
+        Held {
+            slot,
+            #[cfg(keel_loom)]
+            taken: taken_bits,
+        }
     }
 }
 
-#[cfg(not(keel_loom))]
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(slot) = self.0 {
-            TAKEN.fetch_and(!(1 << slot), std::sync::atomic::Ordering::Release);
+        #[cfg(keel_loom)]
+        let taken_bits = &*self.taken;
+        #[cfg(not(keel_loom))]
+        let taken_bits = &TAKEN;
+        if let Some(slot) = self.slot {
+            taken_bits.fetch_and(!(1 << slot), Ordering::Release);
         }
     }
 }

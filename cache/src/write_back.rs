@@ -1,128 +1,176 @@
-//! `WriteBack`: writes land in the cache at once and reach the store later, in batches.
+//! `WriteBack`: writes land in the cache at once and reach the store later, in batches,
+//! written by a flusher thread (or tokio task) rather than by the caller.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use keel_core::sync::atomic::{AtomicU64, Ordering};
-use parking_lot::Mutex;
-
+use crate::dirty::DirtySet;
+use crate::flusher::{self, FlushLock, Shared, UnflushedHook};
 use crate::{BuildError, Cache, Store};
 
-/// Entries written to the cache but not yet to the store. Each carries the sequence number
-/// of its write, so a flush removes only the version it wrote: a newer write made during
-/// the flush stays dirty.
-struct Dirty<K, V> {
-    map: HashMap<K, (V, u64), foldhash::fast::RandomState>,
-    next_seq: u64,
-}
-
-/// A [`Cache`] in front of a [`Store`] that writes behind: [`insert`](WriteBack::insert)
-/// updates the cache and marks the entry dirty; dirty entries are written to the store in
-/// batches when there are [`batch_size`](WriteBackBuilder::batch_size) of them, when the
-/// [`flush_interval`](WriteBackBuilder::flush_interval) has passed (checked on every
-/// insert and get, by the cache's clock, so no background thread is needed), and on
-/// [`flush`](WriteBack::flush) or [`shutdown`](WriteBack::shutdown).
+/// A [`Cache`] in front of a [`Store`] that writes behind.
 ///
-/// **No acknowledged write is lost:** an entry leaves the dirty set only after the store
-/// accepted that exact version. A failed batch stays dirty and is retried by the next flush;
-/// reads see dirty values even if the cache evicted them. A write made while a flush is
-/// in progress is not lost either: it has a newer version, which stays dirty. This holds
-/// while the `WriteBack` lives: dropping it does not flush, so call
-/// [`shutdown`](WriteBack::shutdown) first.
+/// [`insert`](WriteBack::insert) updates the cache and marks the entry dirty in its shard
+/// of the dirty set; it never calls the store. A flusher, a thread started by
+/// [`build`](WriteBackBuilder::build) (or a tokio task started by
+/// `build_async` over an `AsyncStore`, feature `tokio`),
+/// writes dirty entries in batches when [`batch_size`](WriteBackBuilder::batch_size) of them
+/// are dirty and when the [`flush_interval`](WriteBackBuilder::flush_interval) has passed by
+/// the cache's clock. [`get`](WriteBack::get) never flushes or waits for the store.
+/// [`flush`](WriteBack::flush) and [`close`](WriteBack::close) write on the calling thread,
+/// for callers that need the store up to date now.
 ///
-/// Two concurrent inserts of one key are ordered: the cache is updated under the lock that
-/// versions dirty entries, so the cache keeps the value whose version is written last. The
+/// # No lost writes
+///
+/// Once `insert` returns, the write is *acknowledged*, and then at least one of these holds:
+///
+/// 1. the store took it (or a later write of the same key);
+/// 2. it is in the dirty set: readable by [`get`](WriteBack::get), counted by
+///    [`dirty_len`](WriteBack::dirty_len), and written by the next successful flush;
+/// 3. [`close`](WriteBack::close) handed it back in [`Unflushed::entries`], because the
+///    store refused it;
+/// 4. the write-back was dropped without `close`, the flusher's last attempt failed, and
+///    it was passed to the [`on_unflushed`](WriteBackBuilder::on_unflushed) hook (with no
+///    hook, it is dropped: call `close` to be sure).
+///
+/// Dropping a `WriteBack` whose flusher is a thread waits for that thread's last attempt
+/// (as `BufWriter` flushes on drop); a flusher task is told to make it and not waited for.
+///
+/// An entry leaves the dirty set only after the store accepted that exact version, so a
+/// failed, panicking or cancelled flush leaves its batch dirty, and a write made during a
+/// flush stays dirty too (it has a newer version). Cancelling the flusher (a tokio runtime
+/// shutting down mid-write, or the task being dropped) is case 2 while the `WriteBack`
+/// lives: the entries wait for [`flush`](WriteBack::flush) or `close`. Case 4 happens when
+/// the state shared by the `WriteBack` and its flusher is freed, whichever goes last. A
+/// process that exits without `close` or drop loses what is dirty.
+///
+/// Two concurrent inserts of one key are ordered: the cache is updated under the lock of
+/// the key's dirty shard, so the cache keeps the value whose version is written last. The
 /// cache's eviction listener therefore runs under that lock and must not call back into
-/// the `WriteBack`.
-///
-/// Dirty entries are kept in memory until the store takes them: if the store stays down,
-/// [`dirty_len`](WriteBack::dirty_len) grows. Deletes are not written behind.
-///
-/// ```
-/// use keel_cache::{Cache, Store, WriteBack};
-/// use std::sync::Mutex;
-///
-/// #[derive(Default)]
-/// struct Batches(Mutex<Vec<usize>>);
-/// impl Store<u32, u32> for Batches {
-///     type Error = std::convert::Infallible;
-///     fn write(&self, _: &u32, _: &u32) -> Result<(), Self::Error> { Ok(()) }
-///     fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
-///         self.0.lock().unwrap().push(batch.len());
-///         Ok(())
-///     }
-/// }
-///
-/// let wb = WriteBack::builder(Cache::new(1_000)?, Batches::default())
-///     .batch_size(3)
-///     .build()?;
-/// wb.insert(1, 1);
-/// wb.insert(2, 2);
-/// assert_eq!(wb.dirty_len(), 2);
-/// wb.insert(3, 3); // the third dirty entry triggers a batch
-/// assert_eq!(wb.dirty_len(), 0);
-/// wb.insert(4, 4);
-/// wb.shutdown()?;
-/// assert_eq!(*wb.store().0.lock().unwrap(), [3, 1]);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct WriteBack<K, V, St, S = foldhash::fast::RandomState> {
-    cache: Cache<K, V, S>,
-    store: St,
-    dirty: Mutex<Dirty<K, V>>,
-    /// One flush at a time.
-    flushing: Mutex<()>,
-    batch_size: usize,
-    interval: Option<u64>,
-    last_flush: AtomicU64,
-    failed_flushes: AtomicU64,
-}
-
-/// Configures a [`WriteBack`]. See [`WriteBack::builder`].
+/// the `WriteBack`. Flushes run one at a time. Dirty entries are kept in memory until the
+/// store takes them: if the store stays down, [`dirty_len`](WriteBack::dirty_len) grows.
+/// Deletes are not written behind.
 ///
 /// ```
 /// use keel_cache::{Cache, WriteBack};
+/// use std::sync::Arc;
 /// # use keel_cache::Store;
-/// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+/// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
 /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-/// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+/// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
 /// # impl Store<u32, u32> for Db {
 /// #     type Error = std::fmt::Error;
 /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
 /// #         self.write_batch(&[(*k, *v)])
 /// #     }
 /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-/// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+/// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+/// #             return Err(std::fmt::Error);
+/// #         }
 /// #         self.batches.lock().unwrap().push(b.to_vec());
+/// #         self.wrote.notify_all();
 /// #         Ok(())
 /// #     }
 /// # }
-/// # impl Db { // batch sizes in order; every row written, sorted
+/// # impl Db {
+/// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+/// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+/// #         let b = self.batches.lock().unwrap();
+/// #         let wait = std::time::Duration::from_secs(10);
+/// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+/// #         let mut rows = b.concat();
+/// #         rows.sort();
+/// #         rows
+/// #     }
+/// #     fn rows(&self) -> Vec<(u32, u32)> {
+/// #         self.rows_when(0)
+/// #     }
 /// #     fn batch_sizes(&self) -> Vec<usize> {
 /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
 /// #     }
-/// #     fn rows(&self) -> Vec<(u32, u32)> {
-/// #         let mut r = self.batches.lock().unwrap().concat();
-/// #         r.sort();
-/// #         r
+/// # }
+/// let db = Arc::new(Db::default());
+/// let wb = WriteBack::builder(Cache::new(1_000)?, db.clone()).batch_size(3).build()?;
+/// wb.insert(1, 10);
+/// wb.insert(2, 20);
+/// assert_eq!(wb.get(&1), Some(10)); // cached at once, written later
+/// wb.insert(3, 30); // a batch is due: the flusher thread writes it
+/// assert_eq!(db.rows_when(3), [(1, 10), (2, 20), (3, 30)]);
+/// wb.insert(4, 40);
+/// wb.close()?; // stops the flusher and writes what is left
+/// assert_eq!(db.rows_when(4).len(), 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct WriteBack<K, V, St, S = crate::DefaultHashBuilder> {
+    shared: Arc<Shared<K, V, St, S>>,
+    flusher: Option<Flusher>,
+}
+
+enum Flusher {
+    Thread(std::thread::JoinHandle<()>),
+    #[cfg(feature = "tokio")]
+    Task(tokio::task::JoinHandle<()>),
+}
+
+/// Configures a [`WriteBack`]. See [`WriteBack::builder`].
+///
+/// ```
+/// use keel_cache::{Cache, WriteBack};
+/// use keel_core::ManualClock;
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// # use keel_cache::Store;
+/// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
+/// # #[derive(Default)] // records each batch; `down` makes it refuse them
+/// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
+/// # impl Store<u32, u32> for Db {
+/// #     type Error = std::fmt::Error;
+/// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+/// #         self.write_batch(&[(*k, *v)])
+/// #     }
+/// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+/// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+/// #             return Err(std::fmt::Error);
+/// #         }
+/// #         self.batches.lock().unwrap().push(b.to_vec());
+/// #         self.wrote.notify_all();
+/// #         Ok(())
 /// #     }
 /// # }
-/// use keel_core::ManualClock;
-/// use std::time::Duration;
-///
+/// # impl Db {
+/// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+/// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+/// #         let b = self.batches.lock().unwrap();
+/// #         let wait = std::time::Duration::from_secs(10);
+/// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+/// #         let mut rows = b.concat();
+/// #         rows.sort();
+/// #         rows
+/// #     }
+/// #     fn rows(&self) -> Vec<(u32, u32)> {
+/// #         self.rows_when(0)
+/// #     }
+/// #     fn batch_sizes(&self) -> Vec<usize> {
+/// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+/// #     }
+/// # }
 /// let clock = ManualClock::new();
 /// let cache = Cache::builder().max_capacity(1_000).clock(clock.clone()).build()?;
-/// let wb = WriteBack::builder(cache, Db::default())
+/// let db = Arc::new(Db::default());
+/// let wb = WriteBack::builder(cache, db.clone())
 ///     .batch_size(100)
 ///     .flush_interval(Duration::from_secs(5))
+///     .flusher_tick(Duration::from_millis(1))
 ///     .build()?;
 /// wb.insert(1, 10);
-/// clock.advance(Duration::from_secs(5));
-/// wb.insert(2, 20); // 5 s since the last flush: this write flushes both
-/// assert_eq!(wb.store().batch_sizes(), [2]);
+/// wb.insert(2, 20);
+/// assert_eq!(wb.dirty_len(), 2); // neither a batch nor the interval is due
+/// clock.advance(Duration::from_secs(5)); // now the flusher's next look finds it due
+/// assert_eq!(db.rows_when(2), [(1, 10), (2, 20)]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct WriteBackBuilder<K, V, St, S> {
@@ -130,45 +178,64 @@ pub struct WriteBackBuilder<K, V, St, S> {
     store: St,
     batch_size: usize,
     interval: Option<Duration>,
+    tick: Option<Duration>,
+    on_unflushed: Option<UnflushedHook<K, V>>,
 }
 
-impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
-    /// Flush once this many entries are dirty, and write at most this many per store call
-    /// (default 64).
+impl<K, V, St, S> WriteBackBuilder<K, V, St, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+    St: Send + Sync + 'static,
+{
+    /// Wake the flusher once this many entries are dirty, and write at most this many per
+    /// store call (default 64).
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::Arc;
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
     /// #     fn batch_sizes(&self) -> Vec<usize> {
     /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
     /// # }
-    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(2).build()?;
+    /// let db = Arc::new(Db::default());
+    /// let wb = WriteBack::builder(Cache::new(100)?, db.clone()).batch_size(2).build()?;
     /// wb.insert(1, 10);
-    /// assert_eq!(wb.dirty_len(), 1);
-    /// wb.insert(2, 20); // the second dirty entry flushes both
-    /// assert_eq!(wb.dirty_len(), 0);
-    /// assert_eq!(wb.store().rows(), [(1, 10), (2, 20)]);
+    /// assert_eq!(wb.dirty_len(), 1); // one is not a batch: it waits
+    /// wb.insert(2, 20); // two are: the flusher writes them
+    /// assert_eq!(db.rows_when(2), [(1, 10), (2, 20)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn batch_size(mut self, n: usize) -> Self {
@@ -176,49 +243,59 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
         self
     }
 
-    /// Flush when this long has passed since the last flush (checked on every insert and
-    /// get, and by [`flush_if_due`](WriteBack::flush_if_due)), by the cache's clock. Off by
-    /// default.
+    /// Flush whatever is dirty once this long has passed since the last flush, by the
+    /// cache's clock. Off by default (then only full batches, `flush` and `close` write).
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
+    /// use keel_core::ManualClock;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
     /// #     fn batch_sizes(&self) -> Vec<usize> {
     /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
     /// # }
-    /// use keel_core::ManualClock;
-    /// use std::time::Duration;
-    ///
     /// let clock = ManualClock::new();
     /// let cache = Cache::builder().max_capacity(100).clock(clock.clone()).build()?;
-    /// let wb = WriteBack::builder(cache, Db::default())
+    /// let db = Arc::new(Db::default());
+    /// let wb = WriteBack::builder(cache, db.clone())
     ///     .flush_interval(Duration::from_secs(10))
+    ///     .flusher_tick(Duration::from_millis(1))
     ///     .build()?;
     /// wb.insert(1, 10);
     /// clock.advance(Duration::from_secs(10));
-    /// assert_eq!(wb.get(&1), Some(10)); // a read also flushes when the interval has passed
-    /// assert_eq!(wb.dirty_len(), 0);
+    /// assert_eq!(db.rows_when(1), [(1, 10)]); // the flusher saw the clock pass 10 s
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush_interval(mut self, interval: Duration) -> Self {
@@ -226,12 +303,176 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
         self
     }
 
-    /// Builds the write-back cache.
+    /// How often the flusher reads the clock to see whether the interval passed, and how
+    /// long it waits before retrying after a failed flush (real time; default a quarter
+    /// of the interval, at most 1 s, or 1 s without an interval). Without an interval the
+    /// flusher sleeps until a batch is due, unless a flush failed.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::{atomic::Ordering, Arc};
+    /// use std::time::Duration;
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// # }
+    /// let db = Arc::new(Db::default());
+    /// db.down.store(true, Ordering::Relaxed);
+    /// let wb = WriteBack::builder(Cache::new(100)?, db.clone())
+    ///     .batch_size(1)
+    ///     .flusher_tick(Duration::from_millis(1))
+    ///     .build()?;
+    /// wb.insert(1, 10); // the flusher fails, and retries every millisecond
+    /// db.down.store(false, Ordering::Relaxed);
+    /// assert_eq!(db.rows_when(1), [(1, 10)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flusher_tick(mut self, tick: Duration) -> Self {
+        self.tick = Some(tick);
+        self
+    }
+
+    /// Called with the entries the store has not taken when the write-back ends without
+    /// [`close`](WriteBack::close): after the `WriteBack` is dropped and its flusher's last
+    /// flush failed, or when a tokio flusher is cancelled after the `WriteBack` is gone.
+    /// It runs on whichever thread frees the write-back's state last. Without a hook such
+    /// entries are dropped.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::{atomic::Ordering, Arc};
+    /// # use keel_cache::Store;
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
+    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
+    /// # impl Store<u32, u32> for Db {
+    /// #     type Error = std::fmt::Error;
+    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+    /// #         self.write_batch(&[(*k, *v)])
+    /// #     }
+    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
+    /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// #     }
+    /// # }
+    /// let db = Arc::new(Db::default());
+    /// db.down.store(true, Ordering::Relaxed);
+    /// let spilled = Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// let spill = spilled.clone();
+    /// let wb = WriteBack::builder(Cache::new(100)?, db.clone())
+    ///     .on_unflushed(move |rows: Vec<(u32, u32)>| spill.lock().unwrap().extend(rows))
+    ///     .build()?;
+    /// wb.insert(1, 10);
+    /// drop(wb); // the flusher's last attempt fails: the entry goes to the hook
+    /// assert_eq!(*spilled.lock().unwrap(), [(1, 10)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_unflushed(mut self, hook: impl Fn(Vec<(K, V)>) + Send + Sync + 'static) -> Self {
+        self.on_unflushed = Some(Box::new(hook));
+        self
+    }
+
+    fn validate(&self) -> Result<(), BuildError> {
+        if self.batch_size == 0 {
+            return Err(BuildError::ZeroBatch);
+        }
+        if self.interval == Some(Duration::ZERO) {
+            return Err(BuildError::ZeroDuration("flush interval"));
+        }
+        if self.tick == Some(Duration::ZERO) {
+            return Err(BuildError::ZeroDuration("flusher tick"));
+        }
+        Ok(())
+    }
+
+    fn into_shared(self) -> Arc<Shared<K, V, St, S>> {
+        let tick = self.tick.unwrap_or_else(|| {
+            self.interval.map_or(Duration::from_secs(1), |i| {
+                (i / 4).clamp(Duration::from_millis(1), Duration::from_secs(1))
+            })
+        });
+        let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let now = self.cache.clock.now().as_nanos();
+        Arc::new(Shared {
+            cache: self.cache,
+            store: self.store,
+            dirty: DirtySet::new(cpus * 4),
+            batch_size: self.batch_size,
+            interval: self
+                .interval
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            tick,
+            last_flush: AtomicU64::new(now),
+            failed_flushes: AtomicU64::new(0),
+            flushing: FlushLock::new(),
+            wake_pending: AtomicBool::new(false),
+            state: AtomicU8::new(flusher::RUN),
+            thread: OnceLock::new(),
+            #[cfg(feature = "tokio")]
+            notify: tokio::sync::Notify::new(),
+            on_unflushed: self.on_unflushed,
+        })
+    }
+
+    /// Builds the write-back cache and starts its flusher thread.
     ///
     /// # Errors
     ///
     /// [`BuildError::ZeroBatch`] for a batch size of 0, [`BuildError::ZeroDuration`] for a
-    /// zero interval.
+    /// zero interval or tick, [`BuildError::FlusherNotStarted`] if no thread could be
+    /// started.
     ///
     /// ```
     /// use keel_cache::{BuildError, Cache, Store, WriteBack};
@@ -246,31 +487,81 @@ impl<K, V, St, S> WriteBackBuilder<K, V, St, S> {
     /// ```
     pub fn build(self) -> Result<WriteBack<K, V, St, S>, BuildError>
     where
-        K: Hash + Eq + Clone,
-        V: Clone,
-        S: BuildHasher,
+        St: Store<K, V>,
     {
-        if self.batch_size == 0 {
-            return Err(BuildError::ZeroBatch);
-        }
-        if self.interval == Some(Duration::ZERO) {
-            return Err(BuildError::ZeroDuration("flush interval"));
-        }
-        let now = self.cache.clock.now().as_nanos();
+        self.validate()?;
+        let shared = self.into_shared();
+        let for_thread = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("keel-write-back".into())
+            .spawn(move || flusher::run_thread(for_thread))
+            .map_err(|e| BuildError::FlusherNotStarted(e.to_string()))?;
+        let _ = shared.thread.set(handle.thread().clone());
         Ok(WriteBack {
-            cache: self.cache,
-            store: self.store,
-            dirty: Mutex::new(Dirty {
-                map: HashMap::default(),
-                next_seq: 0,
-            }),
-            flushing: Mutex::new(()),
-            batch_size: self.batch_size,
-            interval: self
-                .interval
-                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-            last_flush: AtomicU64::new(now),
-            failed_flushes: AtomicU64::new(0),
+            shared,
+            flusher: Some(Flusher::Thread(handle)),
+        })
+    }
+
+    /// Builds the write-back cache over an [`AsyncStore`](crate::AsyncStore) and spawns its
+    /// flusher as a task on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build); [`BuildError::FlusherNotStarted`] outside a tokio runtime.
+    ///
+    /// If the store panics, the task ends (its `JoinHandle` is kept inside and the panic
+    /// is not re-raised); the batch stays dirty for
+    /// [`flush_async`](WriteBack::flush_async) or [`close_async`](WriteBack::close_async),
+    /// and [`failed_flushes`](WriteBack::failed_flushes) does not count it.
+    ///
+    /// ```
+    /// use keel_cache::{AsyncStore, Cache, WriteBack};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// #[derive(Default)]
+    /// struct Remote(Mutex<Vec<(u32, u32)>>);
+    /// impl AsyncStore<u32, u32> for Remote {
+    ///     type Error = std::convert::Infallible;
+    ///     async fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    ///         self.0.lock().unwrap().extend_from_slice(batch);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let remote = Arc::new(Remote::default());
+    /// let outside = WriteBack::builder(Cache::new(100)?, remote.clone()).build_async();
+    /// assert!(outside.is_err()); // no runtime here
+    ///
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    /// # rt.block_on(async {
+    /// let wb = WriteBack::builder(Cache::new(100)?, remote.clone())
+    ///     .batch_size(2)
+    ///     .build_async()?;
+    /// wb.insert(1, 10);
+    /// wb.insert(2, 20); // a batch: the flusher task writes it when it next runs
+    /// wb.insert(3, 30);
+    /// wb.close_async().await?;
+    /// let mut rows = remote.0.lock().unwrap().clone();
+    /// rows.sort();
+    /// assert_eq!(rows, [(1, 10), (2, 20), (3, 30)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn build_async(self) -> Result<WriteBack<K, V, St, S>, BuildError>
+    where
+        St: crate::AsyncStore<K, V>,
+    {
+        self.validate()?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| BuildError::FlusherNotStarted(e.to_string()))?;
+        let shared = self.into_shared();
+        let task = runtime.spawn(flusher::run_task(shared.clone()));
+        Ok(WriteBack {
+            shared,
+            flusher: Some(Flusher::Task(task)),
         })
     }
 }
@@ -333,49 +624,146 @@ impl<E: std::error::Error + 'static> std::error::Error for FlushError<E> {
     }
 }
 
+/// [`close`](WriteBack::close) could not write everything: the entries the store did not
+/// take are handed back here, so none is lost unseen.
+///
+/// ```
+/// use keel_cache::{Cache, WriteBack};
+/// use std::sync::{atomic::Ordering, Arc};
+/// # use keel_cache::Store;
+/// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
+/// # #[derive(Default)] // records each batch; `down` makes it refuse them
+/// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
+/// # impl Store<u32, u32> for Db {
+/// #     type Error = std::fmt::Error;
+/// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+/// #         self.write_batch(&[(*k, *v)])
+/// #     }
+/// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
+/// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+/// #             return Err(std::fmt::Error);
+/// #         }
+/// #         self.batches.lock().unwrap().push(b.to_vec());
+/// #         self.wrote.notify_all();
+/// #         Ok(())
+/// #     }
+/// # }
+/// # impl Db {
+/// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+/// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+/// #         let b = self.batches.lock().unwrap();
+/// #         let wait = std::time::Duration::from_secs(10);
+/// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+/// #         let mut rows = b.concat();
+/// #         rows.sort();
+/// #         rows
+/// #     }
+/// #     fn rows(&self) -> Vec<(u32, u32)> {
+/// #         self.rows_when(0)
+/// #     }
+/// #     fn batch_sizes(&self) -> Vec<usize> {
+/// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+/// #     }
+/// # }
+/// let db = Arc::new(Db::default());
+/// let wb = WriteBack::builder(Cache::new(100)?, db.clone()).build()?;
+/// db.down.store(true, Ordering::Relaxed);
+/// wb.insert(1, 10);
+/// let err = wb.close().unwrap_err();
+/// assert_eq!(err.entries, [(1, 10)]);
+/// assert_eq!(err.error.pending, 1);
+/// assert!(err.to_string().starts_with("write-back closed with 1 entries unwritten: "));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Unflushed<K, V, E> {
+    /// Every entry the store has not taken, with its latest value.
+    pub entries: Vec<(K, V)>,
+    /// Why the last flush failed.
+    pub error: FlushError<E>,
+}
+
+impl<K, V, E: fmt::Debug> fmt::Debug for Unflushed<K, V, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unflushed")
+            .field("entries", &self.entries.len())
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl<K, V, E: fmt::Display> fmt::Display for Unflushed<K, V, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "write-back closed with {} entries unwritten: {}",
+            self.entries.len(),
+            self.error
+        )
+    }
+}
+
+impl<K, V, E: std::error::Error + 'static> std::error::Error for Unflushed<K, V, E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 impl<K, V, St, S> WriteBack<K, V, St, S>
 where
-    K: Hash + Eq + Clone,
-    V: Clone,
-    S: BuildHasher,
-    St: Store<K, V>,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+    St: Send + Sync + 'static,
 {
     /// Configures a write-back `cache` over `store`: batches of 64, no flush interval.
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::Arc;
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
     /// #     fn batch_sizes(&self) -> Vec<usize> {
     /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
     /// # }
-    /// let wb = WriteBack::builder(Cache::new(1_000)?, Db::default()).build()?;
+    /// let db = Arc::new(Db::default());
+    /// let wb = WriteBack::builder(Cache::new(1_000)?, db.clone()).build()?;
     /// for k in 0..63 {
     ///     wb.insert(k, k);
     /// }
-    /// assert_eq!(wb.dirty_len(), 63);
-    /// wb.insert(63, 63); // the 64th dirty entry flushes them
-    /// assert_eq!((wb.dirty_len(), wb.store().batch_sizes()), (0, vec![64]));
+    /// assert_eq!(wb.dirty_len(), 63); // under a batch: nothing is written yet
+    /// wb.insert(63, 63); // the 64th dirty entry wakes the flusher
+    /// assert_eq!(db.rows_when(64).len(), 64);
+    /// assert_eq!(db.batch_sizes(), [64]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn builder(cache: Cache<K, V, S>, store: St) -> WriteBackBuilder<K, V, St, S> {
@@ -384,98 +772,116 @@ where
             store,
             batch_size: 64,
             interval: None,
+            tick: None,
+            on_unflushed: None,
         }
     }
 
-    /// Caches `value` and marks it dirty. Once this returns, the write stays dirty until the
-    /// store takes it: a failed flush leaves it for the next one (the next batch, interval,
-    /// [`flush`](WriteBack::flush) or [`shutdown`](WriteBack::shutdown)). Nothing is
-    /// retried on its own and dropping a `WriteBack` does not flush, so dirty entries are
-    /// lost if it is dropped (or the process dies) before a flush succeeds.
+    /// Caches `value` and marks it dirty; the flusher writes it later. Never calls the
+    /// store: it takes the lock of the key's dirty shard, updates the cache under it, and
+    /// wakes the flusher if a batch is due. See [No lost writes](WriteBack#no-lost-writes)
+    /// for what happens to the write then.
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::Arc;
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
     /// #     fn batch_sizes(&self) -> Vec<usize> {
     /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
     /// # }
-    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
+    /// let db = Arc::new(Db::default());
+    /// let wb = WriteBack::builder(Cache::new(100)?, db.clone()).build()?;
     /// wb.insert(1, 10);
     /// assert_eq!(wb.get(&1), Some(10)); // cached at once
-    /// assert!(wb.store().rows().is_empty()); // written later
+    /// assert!(db.rows().is_empty()); // written later
     /// wb.flush()?;
-    /// assert_eq!(wb.store().rows(), [(1, 10)]);
+    /// assert_eq!(db.rows(), [(1, 10)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        let len = {
-            let mut dirty = self.dirty.lock();
-            // Under the dirty lock: the cache and the dirty set see writes of a key in the
-            // same order.
-            self.cache.insert(key.clone(), value.clone());
-            let seq = dirty.next_seq;
-            dirty.next_seq += 1;
-            dirty.map.insert(key, (value, seq));
-            dirty.map.len()
-        };
-        if len >= self.batch_size || self.due() {
-            self.opportunistic_flush();
+        let shared = &*self.shared;
+        let hash = shared.cache.hash_key(&key);
+        let fresh = shared
+            .dirty
+            .insert(hash, key, value, |k, v| shared.cache.insert(k, v));
+        if let Some(len) = fresh {
+            shared.written(len);
         }
     }
 
     /// The value of `key`: cached, or dirty and not yet in the store. A miss does not read
-    /// the store. With a [`flush_interval`](WriteBackBuilder::flush_interval), a read may
-    /// also flush.
+    /// the store, and a read never flushes.
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::Arc;
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
     /// #     fn batch_sizes(&self) -> Vec<usize> {
     /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
     /// # }
-    /// let wb = WriteBack::builder(Cache::new(1)?, Db::default()).build()?;
+    /// let wb = WriteBack::builder(Cache::new(1)?, Arc::new(Db::default())).build()?;
     /// wb.insert(1, 10);
     /// wb.insert(2, 20); // the cache holds one entry, so one of them was evicted
     /// assert_eq!(wb.cache().entry_count(), 1);
@@ -488,14 +894,11 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let value = match self.cache.get(key) {
-            Some(v) => Some(v),
-            None => self.dirty.lock().map.get(key).map(|(v, _)| v.clone()),
-        };
-        if self.due() {
-            self.opportunistic_flush();
-        }
-        value
+        let shared = &*self.shared;
+        shared
+            .cache
+            .get(key)
+            .or_else(|| shared.dirty.get(shared.cache.hash_key(key), key))
     }
 
     /// Entries written to the cache but not yet to the store (a key written twice counts
@@ -503,122 +906,159 @@ where
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::Arc;
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
     /// #     fn batch_sizes(&self) -> Vec<usize> {
     /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
     /// # }
-    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
+    /// let db = Arc::new(Db::default());
+    /// let wb = WriteBack::builder(Cache::new(100)?, db.clone()).build()?;
     /// wb.insert(1, 10);
     /// wb.insert(1, 11);
     /// assert_eq!(wb.dirty_len(), 1);
     /// wb.flush()?;
     /// assert_eq!(wb.dirty_len(), 0);
-    /// assert_eq!(wb.store().rows(), [(1, 11)]);
+    /// assert_eq!(db.rows(), [(1, 11)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dirty_len(&self) -> usize {
-        self.dirty.lock().map.len()
+        self.shared.dirty.len()
     }
 
     /// Flushes that failed since the cache was built (their entries stayed dirty),
-    /// including the automatic ones, whose errors are not returned: watch this to alert.
+    /// including the flusher's, whose errors are not returned: watch this to alert. A
+    /// store that panicked in the flusher thread counts as a failed flush.
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::{atomic::Ordering, Arc};
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
     /// #     fn batch_sizes(&self) -> Vec<usize> {
     /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
     /// # }
-    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(1).build()?;
-    /// wb.store().down.store(true, Ordering::Relaxed);
-    /// wb.insert(1, 10); // its automatic flush fails quietly
+    /// let db = Arc::new(Db::default());
+    /// let wb = WriteBack::builder(Cache::new(100)?, db.clone()).build()?;
+    /// db.down.store(true, Ordering::Relaxed);
+    /// wb.insert(1, 10);
     /// assert!(wb.flush().is_err());
-    /// assert_eq!((wb.failed_flushes(), wb.dirty_len()), (2, 1));
+    /// assert!(wb.failed_flushes() >= 1);
+    /// assert_eq!(wb.dirty_len(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn failed_flushes(&self) -> u64 {
-        self.failed_flushes.load(Ordering::Relaxed)
+        self.shared.failed_flushes.load(Ordering::Relaxed)
     }
 
     /// The cache, for stats and loaders. Writing to it directly bypasses the store.
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::Arc;
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
     /// #     fn batch_sizes(&self) -> Vec<usize> {
     /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
     /// # }
-    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
+    /// let wb = WriteBack::builder(Cache::new(100)?, Arc::new(Db::default())).build()?;
     /// wb.insert(1, 10);
     /// assert_eq!(wb.cache().entry_count(), 1);
     /// assert_eq!(wb.cache().capacity(), 100);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cache(&self) -> &Cache<K, V, S> {
-        &self.cache
+        &self.shared.cache
     }
 
     /// The store.
@@ -626,110 +1066,67 @@ where
     /// ```
     /// use keel_cache::{Cache, WriteBack};
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
     /// #     }
     /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
+    /// #         self.rows_when(0)
+    /// #     }
+    /// #     fn batch_sizes(&self) -> Vec<usize> {
+    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
     /// # }
     /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
     /// wb.insert(1, 10);
-    /// wb.shutdown()?;
+    /// wb.flush()?;
     /// assert_eq!(wb.store().rows(), [(1, 10)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn store(&self) -> &St {
-        &self.store
+        &self.shared.store
     }
 
-    fn due(&self) -> bool {
-        self.interval.is_some_and(|interval| {
-            let now = self.cache.clock.now().as_nanos();
-            now.saturating_sub(self.last_flush.load(Ordering::Relaxed)) >= interval
-        })
+    /// Tells the flusher to end without a last flush (the closing caller does it).
+    fn end_flusher(&mut self) -> Option<Flusher> {
+        self.shared.state.store(flusher::END, Ordering::Release);
+        self.shared.wake();
+        self.flusher.take()
     }
 
-    /// Flushes if the interval has passed; call it from a timer if the cache can sit idle.
-    /// Returns how many entries were written (0 when not due, or always without a
-    /// [`flush_interval`](WriteBackBuilder::flush_interval)).
-    ///
-    /// ```
-    /// use keel_cache::{Cache, WriteBack};
-    /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
-    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
-    /// # impl Store<u32, u32> for Db {
-    /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(b.to_vec());
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
-    /// # }
-    /// use keel_core::ManualClock;
-    /// use std::time::Duration;
-    ///
-    /// let clock = ManualClock::new();
-    /// let cache = Cache::builder().max_capacity(100).clock(clock.clone()).build()?;
-    /// let wb = WriteBack::builder(cache, Db::default())
-    ///     .flush_interval(Duration::from_secs(10))
-    ///     .build()?;
-    /// wb.insert(1, 10);
-    /// assert_eq!(wb.flush_if_due()?, 0);
-    /// clock.advance(Duration::from_secs(10));
-    /// assert_eq!(wb.flush_if_due()?, 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As [`flush`](WriteBack::flush).
-    pub fn flush_if_due(&self) -> Result<usize, FlushError<St::Error>> {
-        if self.due() { self.flush() } else { Ok(0) }
-    }
-
-    /// Flushes unless another flush is running. That one may have taken its snapshot
-    /// before our entry; then the entry stays dirty for the next flush.
-    fn opportunistic_flush(&self) {
-        if let Some(guard) = self.flushing.try_lock() {
-            let _ = self.flush_locked(&guard);
+    fn unflushed<E>(&self, error: FlushError<E>) -> Unflushed<K, V, E> {
+        Unflushed {
+            entries: self.shared.dirty.drain(),
+            error,
         }
     }
 
-    /// Writes every dirty entry to the store, `batch_size` per call; returns how many were
-    /// written. Waits for a flush in progress.
+    /// Writes every dirty entry to the store on this thread, `batch_size` per call, and
+    /// returns how many were written. Waits for a flush in progress (the flusher's)
+    /// first. Needs a [`Store`]; over an `AsyncStore` use `flush_async` (feature `tokio`).
     ///
     /// # Errors
     ///
@@ -738,227 +1135,259 @@ where
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::{atomic::Ordering, Arc};
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
     /// #     fn batch_sizes(&self) -> Vec<usize> {
     /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
     /// # }
-    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).batch_size(2).build()?;
-    /// wb.store().down.store(true, Ordering::Relaxed);
+    /// let db = Arc::new(Db::default());
+    /// let wb = WriteBack::builder(Cache::new(100)?, db.clone()).batch_size(2).build()?;
+    /// db.down.store(true, Ordering::Relaxed);
     /// for k in 1..=5 {
-    ///     wb.insert(k, k * 10); // automatic flushes fail: the store is down
+    ///     wb.insert(k, k * 10); // the flusher's attempts fail: the store is down
     /// }
-    /// wb.store().down.store(false, Ordering::Relaxed);
-    /// assert_eq!(wb.flush()?, 5);
-    /// assert_eq!(wb.store().batch_sizes(), [2, 2, 1]);
+    /// assert!(wb.flush().is_err());
+    /// db.down.store(false, Ordering::Relaxed);
+    /// wb.flush()?;
+    /// assert_eq!(wb.dirty_len(), 0);
+    /// assert_eq!(db.rows(), [(1, 10), (2, 20), (3, 30), (4, 40), (5, 50)]);
     /// assert_eq!(wb.flush()?, 0); // nothing left
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn flush(&self) -> Result<usize, FlushError<St::Error>> {
-        let guard = self.flushing.lock();
-        self.flush_locked(&guard)
+    pub fn flush(&self) -> Result<usize, FlushError<St::Error>>
+    where
+        St: Store<K, V>,
+    {
+        self.shared.flush()
     }
 
-    fn flush_locked(
-        &self,
-        _guard: &parking_lot::MutexGuard<'_, ()>,
-    ) -> Result<usize, FlushError<St::Error>> {
-        self.last_flush
-            .store(self.cache.clock.now().as_nanos(), Ordering::Relaxed);
-        let snapshot: Vec<(K, V, u64)> = {
-            let dirty = self.dirty.lock();
-            dirty
-                .map
-                .iter()
-                .map(|(k, (v, seq))| (k.clone(), v.clone(), *seq))
-                .collect()
-        };
-        let mut written = 0;
-        for chunk in snapshot.chunks(self.batch_size) {
-            let batch: Vec<(K, V)> = chunk
-                .iter()
-                .map(|(k, v, _)| (k.clone(), v.clone()))
-                .collect();
-            if let Err(source) = self.store.write_batch(&batch) {
-                self.failed_flushes.fetch_add(1, Ordering::Relaxed);
-                return Err(FlushError {
-                    written,
-                    pending: self.dirty_len(),
-                    source,
-                });
-            }
-            let mut dirty = self.dirty.lock();
-            for (k, _, seq) in chunk {
-                // Only the version we wrote: a newer write stays dirty.
-                if dirty.map.get(k).is_some_and(|(_, s)| s == seq) {
-                    dirty.map.remove(k);
-                }
-            }
-            written += chunk.len();
-        }
-        Ok(written)
-    }
-
-    /// Flushes everything; call before dropping to know the store has every write.
+    /// Stops the flusher (waiting for its batch in progress), then flushes everything on
+    /// this thread. Call it before dropping to know the store has every write.
     ///
     /// # Errors
     ///
-    /// As [`flush`](WriteBack::flush); the entries stay dirty, so it can be called again.
+    /// If the store refuses a batch, [`Unflushed`] hands back every entry it has not taken,
+    /// with the error.
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
+    /// use std::sync::{atomic::Ordering, Arc};
     /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    /// # use std::sync::{atomic::AtomicBool, Condvar, Mutex};
     /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
+    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool, wrote: Condvar }
     /// # impl Store<u32, u32> for Db {
     /// #     type Error = std::fmt::Error;
     /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
     /// #         self.write_batch(&[(*k, *v)])
     /// #     }
     /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
+    /// #         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+    /// #             return Err(std::fmt::Error);
+    /// #         }
     /// #         self.batches.lock().unwrap().push(b.to_vec());
+    /// #         self.wrote.notify_all();
     /// #         Ok(())
     /// #     }
     /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
+    /// # impl Db {
+    /// #     /// Every row written, sorted, once there are `n` (waits for the flusher up to 10 s).
+    /// #     fn rows_when(&self, n: usize) -> Vec<(u32, u32)> {
+    /// #         let b = self.batches.lock().unwrap();
+    /// #         let wait = std::time::Duration::from_secs(10);
+    /// #         let (b, _) = self.wrote.wait_timeout_while(b, wait, |b| b.concat().len() < n).unwrap();
+    /// #         let mut rows = b.concat();
+    /// #         rows.sort();
+    /// #         rows
+    /// #     }
+    /// #     fn rows(&self) -> Vec<(u32, u32)> {
+    /// #         self.rows_when(0)
+    /// #     }
     /// #     fn batch_sizes(&self) -> Vec<usize> {
     /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
     /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
     /// # }
-    /// let wb = WriteBack::builder(Cache::new(100)?, Db::default()).build()?;
+    /// let db = Arc::new(Db::default());
+    /// let wb = WriteBack::builder(Cache::new(100)?, db.clone()).build()?;
     /// wb.insert(1, 10);
     /// wb.insert(2, 20);
-    /// wb.store().down.store(true, Ordering::Relaxed);
-    /// assert!(wb.shutdown().is_err());
-    /// wb.store().down.store(false, Ordering::Relaxed);
-    /// assert_eq!(wb.shutdown()?, 2);
-    /// assert_eq!(wb.store().rows(), [(1, 10), (2, 20)]);
+    /// wb.close()?;
+    /// assert_eq!(db.rows(), [(1, 10), (2, 20)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn shutdown(&self) -> Result<usize, FlushError<St::Error>> {
-        self.flush()
+    pub fn close(mut self) -> Result<usize, Unflushed<K, V, St::Error>>
+    where
+        St: Store<K, V>,
+    {
+        match self.end_flusher() {
+            Some(Flusher::Thread(t)) => {
+                // A panicking flusher left its batch dirty; the flush below writes it.
+                let _ = t.join();
+            }
+            #[cfg(feature = "tokio")]
+            Some(Flusher::Task(t)) => t.abort(),
+            None => {}
+        }
+        self.shared.flush().map_err(|e| self.unflushed(e))
     }
 
-    /// Spawns a tokio task that calls [`flush_if_due`](WriteBack::flush_if_due) every
-    /// `period`, so an idle cache still flushes on its interval. The task ends at its first
-    /// tick after the last `Arc` is dropped (it does not flush then: call
-    /// [`shutdown`](WriteBack::shutdown) before). The store's writes run on the runtime's
-    /// thread: keep them short or make `write_batch` hand off to `spawn_blocking`.
+    /// As [`flush`](Self::flush), through an [`AsyncStore`](crate::AsyncStore). Dropping
+    /// the future before it completes leaves every entry not yet acknowledged dirty.
     ///
-    /// Must be called within a tokio runtime (it uses `tokio::spawn`).
+    /// # Errors
     ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime.
+    /// As [`flush`](Self::flush).
     ///
     /// ```
-    /// use keel_cache::{Cache, WriteBack};
-    /// # use keel_cache::Store;
-    /// # use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
-    /// # #[derive(Default)] // records each batch; `down` makes it refuse them
-    /// # struct Db { batches: Mutex<Vec<Vec<(u32, u32)>>>, down: AtomicBool }
-    /// # impl Store<u32, u32> for Db {
-    /// #     type Error = std::fmt::Error;
-    /// #     fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
-    /// #         self.write_batch(&[(*k, *v)])
-    /// #     }
-    /// #     fn write_batch(&self, b: &[(u32, u32)]) -> Result<(), Self::Error> {
-    /// #         if self.down.load(Ordering::Relaxed) { return Err(std::fmt::Error); }
-    /// #         self.batches.lock().unwrap().push(b.to_vec());
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # impl Db { // batch sizes in order; every row written, sorted
-    /// #     fn batch_sizes(&self) -> Vec<usize> {
-    /// #         self.batches.lock().unwrap().iter().map(Vec::len).collect()
-    /// #     }
-    /// #     fn rows(&self) -> Vec<(u32, u32)> {
-    /// #         let mut r = self.batches.lock().unwrap().concat();
-    /// #         r.sort();
-    /// #         r
-    /// #     }
-    /// # }
-    /// use keel_core::ManualClock;
-    /// use std::sync::Arc;
-    /// use std::time::Duration;
+    /// use keel_cache::{AsyncStore, Cache, WriteBack};
+    /// use std::sync::Mutex;
     ///
-    /// # let rt = tokio::runtime::Builder::new_current_thread()
-    /// #     .enable_time()
-    /// #     .start_paused(true) // tokio's sleeps return at once
-    /// #     .build()?;
+    /// #[derive(Default)]
+    /// struct Remote(Mutex<Vec<(u32, u32)>>);
+    /// impl AsyncStore<u32, u32> for Remote {
+    ///     type Error = std::convert::Infallible;
+    ///     async fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    ///         self.0.lock().unwrap().extend_from_slice(batch);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     /// # rt.block_on(async {
-    /// let clock = ManualClock::new();
-    /// let cache = Cache::builder().max_capacity(100).clock(clock.clone()).build()?;
-    /// let wb = WriteBack::builder(cache, Db::default())
-    ///     .flush_interval(Duration::from_secs(1))
-    ///     .build()?;
-    /// let wb = Arc::new(wb);
-    /// let task = WriteBack::spawn_flusher(&wb, Duration::from_secs(1));
+    /// let wb = WriteBack::builder(Cache::new(100)?, Remote::default()).build_async()?;
     /// wb.insert(1, 10);
-    /// clock.advance(Duration::from_secs(1)); // due, but no further call comes
-    /// tokio::time::sleep(Duration::from_secs(2)).await; // the task flushes meanwhile
-    /// assert_eq!(wb.dirty_len(), 0);
-    /// drop(wb);
-    /// tokio::time::timeout(Duration::from_secs(5), task).await??; // ends with the last Arc
+    /// assert_eq!(wb.flush_async().await?, 1);
+    /// assert_eq!(*wb.store().0.lock().unwrap(), [(1, 10)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "tokio")]
-    pub fn spawn_flusher(
-        this: &std::sync::Arc<Self>,
-        period: Duration,
-    ) -> tokio::task::JoinHandle<()>
+    pub async fn flush_async(&self) -> Result<usize, FlushError<St::Error>>
     where
-        K: Send + Sync + 'static,
-        V: Send + Sync + 'static,
-        St: 'static,
-        S: Send + Sync + 'static,
+        St: crate::AsyncStore<K, V>,
     {
-        let weak = std::sync::Arc::downgrade(this);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(period).await;
-                let Some(wb) = weak.upgrade() else { break };
-                let _ = wb.flush_if_due();
+        self.shared.flush_async().await
+    }
+
+    /// As [`close`](Self::close), through an [`AsyncStore`](crate::AsyncStore): stops the
+    /// flusher task (waiting for it to end, or finding it cancelled), then flushes.
+    ///
+    /// # Errors
+    ///
+    /// As [`close`](Self::close).
+    ///
+    /// ```
+    /// use keel_cache::{AsyncStore, Cache, WriteBack};
+    /// use std::sync::{atomic::{AtomicBool, Ordering}, Arc};
+    ///
+    /// #[derive(Default)]
+    /// struct Remote(AtomicBool); // down while set
+    /// impl AsyncStore<u32, u32> for Remote {
+    ///     type Error = std::fmt::Error;
+    ///     async fn write_batch(&self, _: &[(u32, u32)]) -> Result<(), Self::Error> {
+    ///         if self.0.load(Ordering::Relaxed) { Err(std::fmt::Error) } else { Ok(()) }
+    ///     }
+    /// }
+    ///
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    /// # rt.block_on(async {
+    /// let remote = Arc::new(Remote::default());
+    /// let wb = WriteBack::builder(Cache::new(100)?, remote.clone()).build_async()?;
+    /// remote.0.store(true, Ordering::Relaxed);
+    /// wb.insert(1, 10);
+    /// let err = wb.close_async().await.unwrap_err();
+    /// assert_eq!(err.entries, [(1, 10)]); // handed back, not lost
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn close_async(mut self) -> Result<usize, Unflushed<K, V, St::Error>>
+    where
+        St: crate::AsyncStore<K, V>,
+    {
+        match self.end_flusher() {
+            Some(Flusher::Task(t)) => {
+                // Ends at its next look at the state; cancelled or panicked, it left its
+                // batch dirty.
+                let _ = t.await;
             }
-        })
+            Some(Flusher::Thread(t)) => {
+                let _ = t.join();
+            }
+            None => {}
+        }
+        self.shared
+            .flush_async()
+            .await
+            .map_err(|e| self.unflushed(e))
+    }
+}
+
+impl<K, V, St, S> Drop for WriteBack<K, V, St, S> {
+    fn drop(&mut self) {
+        if self.flusher.is_none() {
+            return;
+        }
+        // The flusher makes a last attempt; what it cannot write goes to the hook when the
+        // shared state is freed.
+        self.shared
+            .state
+            .store(flusher::FINAL_FLUSH, Ordering::Release);
+        if let Some(t) = self.shared.thread.get() {
+            t.unpark();
+        }
+        match self.flusher.take() {
+            // Joined, as `BufWriter` flushes on drop: the writes are in the store (or the
+            // hook) when drop returns.
+            Some(Flusher::Thread(t)) => {
+                let _ = t.join();
+            }
+            #[cfg(feature = "tokio")]
+            Some(Flusher::Task(_)) => self.shared.notify.notify_one(),
+            None => {}
+        }
     }
 }
 
 impl<K, V, St, S> fmt::Debug for WriteBack<K, V, St, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriteBack")
-            .field("cache", &self.cache)
-            .field("batch_size", &self.batch_size)
-            .field("dirty", &self.dirty.lock().map.len())
+            .field("cache", &self.shared.cache)
+            .field("batch_size", &self.shared.batch_size)
+            .field("dirty", &self.shared.dirty.len())
             .finish_non_exhaustive()
     }
 }
@@ -968,6 +1397,7 @@ impl<K, V, St, S> fmt::Debug for WriteBackBuilder<K, V, St, S> {
         f.debug_struct("WriteBackBuilder")
             .field("batch_size", &self.batch_size)
             .field("interval", &self.interval)
+            .field("tick", &self.tick)
             .finish_non_exhaustive()
     }
 }

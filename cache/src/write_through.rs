@@ -39,7 +39,7 @@ const KEY_LOCKS: usize = 64;
 /// assert_eq!(*cache.store().0.lock().unwrap(), [(1, 10)]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct WriteThrough<K, V, St, S = foldhash::fast::RandomState> {
+pub struct WriteThrough<K, V, St, S = crate::DefaultHashBuilder> {
     cache: Cache<K, V, S>,
     store: St,
     key_locks: Box<[Mutex<()>]>,
@@ -91,6 +91,12 @@ where
     /// The store's error. The cache then drops any value it had for `key`, since the store
     /// may or may not have applied the write.
     ///
+    /// # Panics
+    ///
+    /// If the store's `write` panics, the panic goes on to the caller; on the way the cache
+    /// drops any value it had for `key` (as for an error), so it never serves a value older
+    /// than one the store may hold. Other keys, and later writes of `key`, are unaffected.
+    ///
     /// ```
     /// use keel_cache::{Cache, WriteThrough};
     /// # use keel_cache::Store;
@@ -115,7 +121,15 @@ where
     pub fn insert(&self, key: K, value: V) -> Result<(), St::Error> {
         let stripe = self.cache.hash_key(&key) as usize % KEY_LOCKS;
         let _writing_key = self.key_locks[stripe].lock();
-        match self.store.write(&key, &value) {
+        // Declared after the key lock, so it runs (if armed) while the lock is still held.
+        let invalidate = InvalidateOnUnwind {
+            cache: &self.cache,
+            key: &key,
+            armed: true,
+        };
+        let written = self.store.write(&key, &value);
+        invalidate.disarm();
+        match written {
             Ok(()) => {
                 self.cache.insert(key, value);
                 Ok(())
@@ -208,6 +222,44 @@ where
     /// ```
     pub fn store(&self) -> &St {
         &self.store
+    }
+}
+
+/// Drops `key` from the cache if the store write it guards unwinds: the store may have
+/// applied the write before panicking, so the cached value may be stale.
+struct InvalidateOnUnwind<'a, K, V, S>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher,
+{
+    cache: &'a Cache<K, V, S>,
+    key: &'a K,
+    armed: bool,
+}
+
+impl<K, V, S> InvalidateOnUnwind<'_, K, V, S>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher,
+{
+    /// The store call returned: the caller handles the outcome.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl<K, V, S> Drop for InvalidateOnUnwind<'_, K, V, S>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher,
+{
+    fn drop(&mut self) {
+        if self.armed {
+            self.cache.remove(self.key);
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use keel_cache::{BuildError, Cache, Store, WriteBack, WriteThrough};
@@ -21,22 +21,64 @@ impl std::fmt::Display for Down {
 
 impl std::error::Error for Down {}
 
-/// A map that refuses writes while `failing` is set, and counts batches.
+/// A map that refuses writes while `failing` is set, panics while `panicking` is set,
+/// counts batches and remembers which threads wrote; tests wait on `wrote` for the flusher.
 #[derive(Default)]
 struct FlakyStore {
     data: Mutex<HashMap<u32, u64>>,
+    wrote: Condvar,
     failing: AtomicBool,
+    panicking: AtomicBool,
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    stalling: AtomicBool,
+    panics: AtomicUsize,
     batches: AtomicUsize,
+    writer_threads: Mutex<Vec<std::thread::ThreadId>>,
+}
+
+impl FlakyStore {
+    /// Waits (up to 10 s, failing the test after) until the stored data satisfies `done`.
+    fn wait_for(&self, done: impl Fn(&HashMap<u32, u64>) -> bool) {
+        let data = self.data.lock().unwrap();
+        let (data, _) = self
+            .wrote
+            .wait_timeout_while(data, Duration::from_secs(10), |d| !done(d))
+            .unwrap();
+        assert!(done(&data), "the flusher did not write in 10 s: {data:?}");
+    }
+
+    /// Waits (up to 10 s) until the store has panicked `n` times.
+    fn wait_for_panics(&self, n: usize) {
+        let data = self.data.lock().unwrap();
+        let _ = self
+            .wrote
+            .wait_timeout_while(data, Duration::from_secs(10), |_| {
+                self.panics.load(Ordering::SeqCst) < n
+            })
+            .unwrap();
+        assert!(self.panics.load(Ordering::SeqCst) >= n);
+    }
 }
 
 impl Store<u32, u64> for FlakyStore {
     type Error = Down;
 
     fn write(&self, key: &u32, value: &u64) -> Result<(), Down> {
-        self.write_batch(&[(*key, *value)])
+        Store::write_batch(self, &[(*key, *value)])
     }
 
     fn write_batch(&self, batch: &[(u32, u64)]) -> Result<(), Down> {
+        self.writer_threads
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
+        if self.panicking.load(Ordering::SeqCst) {
+            self.panics.fetch_add(1, Ordering::SeqCst);
+            let _data = self.data.lock().unwrap();
+            self.wrote.notify_all();
+            drop(_data);
+            panic!("store panics");
+        }
         if self.failing.load(Ordering::SeqCst) {
             return Err(Down);
         }
@@ -45,6 +87,7 @@ impl Store<u32, u64> for FlakyStore {
         for (k, v) in batch {
             data.insert(*k, *v);
         }
+        self.wrote.notify_all();
         Ok(())
     }
 }
@@ -63,66 +106,98 @@ fn write_through_writes_the_store_before_the_cache() {
 }
 
 #[test]
-fn builder_rejects_zero_batch_and_interval() {
+fn builder_rejects_zero_batch_interval_and_tick() {
     let err = WriteBack::builder(Cache::new(10).unwrap(), FlakyStore::default())
         .flush_interval(Duration::ZERO)
         .build()
         .unwrap_err();
     assert_eq!(err, BuildError::ZeroDuration("flush interval"));
     assert_eq!(err.to_string(), "flush interval must be > 0");
+    let err = WriteBack::builder(Cache::new(10).unwrap(), FlakyStore::default())
+        .flusher_tick(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "flusher tick must be > 0");
 }
 
 #[test]
-fn flushes_on_size() {
-    let wb = WriteBack::builder(Cache::new(1_000).unwrap(), FlakyStore::default())
+fn the_flusher_writes_a_full_batch_and_only_then() {
+    let store = Arc::new(FlakyStore::default());
+    let wb = WriteBack::builder(Cache::new(1_000).unwrap(), store.clone())
         .batch_size(10)
         .build()
         .unwrap();
     for k in 0..9 {
         wb.insert(k, 1);
     }
-    assert_eq!(wb.store().batches.load(Ordering::SeqCst), 0);
+    // Under a batch and no interval: the flusher has no reason to write.
+    assert_eq!(wb.dirty_len(), 9);
     wb.insert(9, 1);
-    assert_eq!(wb.store().batches.load(Ordering::SeqCst), 1);
-    assert_eq!(wb.store().data.lock().unwrap().len(), 10);
-    assert_eq!(wb.dirty_len(), 0);
+    store.wait_for(|data| data.len() == 10);
+    // `close` waits for the flusher to acknowledge its batch: nothing is left to write.
+    assert_eq!(wb.close().unwrap(), 0);
+    assert_eq!(store.batches.load(Ordering::SeqCst), 1);
 }
 
 #[test]
-fn flushes_on_interval_by_the_clock() {
+fn store_io_never_runs_on_the_callers_thread() {
+    let store = Arc::new(FlakyStore::default());
+    let wb = WriteBack::builder(Cache::new(16).unwrap(), store.clone())
+        .batch_size(4)
+        .build()
+        .unwrap();
+    for k in 0..200u32 {
+        wb.insert(k, u64::from(k));
+        assert_eq!(wb.get(&k), Some(u64::from(k)));
+        let _ = wb.get(&(k / 2));
+    }
+    // Every full batch reaches the store; only a remainder under 4 may stay dirty.
+    store.wait_for(|data| data.len() >= 197);
+    let me = std::thread::current().id();
+    let writers = store.writer_threads.lock().unwrap();
+    assert!(!writers.is_empty());
+    assert!(
+        writers.iter().all(|t| *t != me),
+        "insert or get wrote the store"
+    );
+}
+
+#[test]
+fn the_flusher_flushes_on_the_interval_by_the_clock() {
     let clock = ManualClock::new();
     let cache = Cache::builder()
         .max_capacity(100)
         .clock(clock.clone())
         .build()
         .unwrap();
-    let wb = WriteBack::builder(cache, FlakyStore::default())
+    let store = Arc::new(FlakyStore::default());
+    let wb = WriteBack::builder(cache, store.clone())
         .flush_interval(Duration::from_secs(1))
+        .flusher_tick(Duration::from_millis(1))
         .build()
         .unwrap();
     wb.insert(1, 1);
     clock.advance(Duration::from_millis(999));
-    assert_eq!(wb.flush_if_due().unwrap(), 0);
+    // Not due by the clock, however often the flusher looks.
     assert_eq!(wb.dirty_len(), 1);
     clock.advance(Duration::from_millis(1));
-    // Any operation notices the interval passed.
+    store.wait_for(|data| data.get(&1) == Some(&1));
     assert_eq!(wb.get(&1), Some(1));
-    assert_eq!(wb.dirty_len(), 0);
-    assert_eq!(wb.store().data.lock().unwrap()[&1], 1);
 }
 
 #[test]
 fn a_failed_flush_keeps_entries_dirty_and_retries() {
-    let wb = WriteBack::builder(Cache::new(4).unwrap(), FlakyStore::default())
+    let store = Arc::new(FlakyStore::default());
+    let wb = WriteBack::builder(Cache::new(4).unwrap(), store.clone())
         .batch_size(3)
+        .flusher_tick(Duration::from_millis(1))
         .build()
         .unwrap();
-    wb.store().failing.store(true, Ordering::SeqCst);
+    store.failing.store(true, Ordering::SeqCst);
     for k in 0..20 {
         wb.insert(k, u64::from(k) * 10);
     }
     assert_eq!(wb.dirty_len(), 20);
-    assert!(wb.failed_flushes() > 0);
     // The cache evicted most of them, but reads still see every acknowledged write.
     for k in 0..20 {
         assert_eq!(wb.get(&k), Some(u64::from(k) * 10));
@@ -133,29 +208,53 @@ fn a_failed_flush_keeps_entries_dirty_and_retries() {
         err.to_string(),
         "write-back flush failed after 0 entries, 20 still dirty: store is down"
     );
-    wb.store().failing.store(false, Ordering::SeqCst);
-    assert_eq!(wb.shutdown().unwrap(), 20);
-    let data = wb.store().data.lock().unwrap();
-    assert_eq!(data.len(), 20);
+    assert!(wb.failed_flushes() >= 1);
+    // The flusher retries on its tick once the store is back.
+    store.failing.store(false, Ordering::SeqCst);
+    store.wait_for(|data| data.len() == 20);
+    wb.close().unwrap();
+    let data = store.data.lock().unwrap();
     assert!((0..20).all(|k| data[&k] == u64::from(k) * 10));
 }
 
 #[test]
+fn a_panicking_store_fails_one_flush_and_the_flusher_carries_on() {
+    let store = Arc::new(FlakyStore::default());
+    let wb = WriteBack::builder(Cache::new(100).unwrap(), store.clone())
+        .batch_size(1)
+        .flusher_tick(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    store.panicking.store(true, Ordering::SeqCst);
+    wb.insert(1, 10);
+    store.wait_for_panics(1);
+    assert_eq!(wb.get(&1), Some(10));
+    store.panicking.store(false, Ordering::SeqCst);
+    store.wait_for(|data| data.get(&1) == Some(&10));
+    assert!(wb.failed_flushes() >= 1);
+    wb.insert(2, 20);
+    store.wait_for(|data| data.get(&2) == Some(&20));
+}
+
+#[test]
 fn concurrent_writers_lose_nothing() {
+    let store = Arc::new(FlakyStore::default());
     let wb = Arc::new(
-        WriteBack::builder(Cache::new(64).unwrap(), FlakyStore::default())
+        WriteBack::builder(Cache::new(64).unwrap(), store.clone())
             .batch_size(8)
+            .flusher_tick(Duration::from_millis(1))
             .build()
             .unwrap(),
     );
     let threads: Vec<_> = (0..4u32)
         .map(|t| {
             let wb = wb.clone();
+            let store = store.clone();
             std::thread::spawn(move || {
                 for i in 0..2_000u64 {
                     if t == 0 && i % 100 == 0 {
                         let fail = (i / 100) % 2 == 0;
-                        wb.store().failing.store(fail, Ordering::SeqCst);
+                        store.failing.store(fail, Ordering::SeqCst);
                     }
                     // Each thread owns its keys, so its last write per key is the truth.
                     wb.insert(t * 1_000 + (i % 50) as u32, i);
@@ -166,9 +265,12 @@ fn concurrent_writers_lose_nothing() {
     for t in threads {
         t.join().unwrap();
     }
-    wb.store().failing.store(false, Ordering::SeqCst);
-    wb.shutdown().unwrap();
-    let data = wb.store().data.lock().unwrap();
+    store.failing.store(false, Ordering::SeqCst);
+    let Ok(wb) = Arc::try_unwrap(wb) else {
+        panic!("the threads are joined")
+    };
+    wb.close().unwrap();
+    let data = store.data.lock().unwrap();
     for t in 0..4u32 {
         for k in 0..50u32 {
             let last = (0..2_000u64)
@@ -187,21 +289,27 @@ enum Op {
     Flush,
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
-    /// After any mix of writes, store outages and flushes, one successful shutdown leaves
-    /// the store holding the last acknowledged value of every key.
-    #[test]
-    fn no_acknowledged_write_is_lost(
-        batch in 1usize..6,
-        ops in proptest::collection::vec(prop_oneof![
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(
+        prop_oneof![
             6 => (0u8..16, any::<u64>()).prop_map(|(k, v)| Op::Insert(k, v)),
             1 => any::<bool>().prop_map(Op::Fail),
             1 => Just(Op::Flush),
-        ], 1..120),
-    ) {
-        let wb = WriteBack::builder(Cache::new(4).unwrap(), FlakyStore::default())
+        ],
+        1..120,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// After any mix of writes, store outages and flushes, racing the flusher thread, one
+    /// successful close leaves the store holding the last acknowledged value of every key.
+    #[test]
+    fn no_acknowledged_write_is_lost(batch in 1usize..6, ops in ops()) {
+        let store = Arc::new(FlakyStore::default());
+        let wb = WriteBack::builder(Cache::new(4).unwrap(), store.clone())
             .batch_size(batch)
+            .flusher_tick(Duration::from_millis(1))
             .build()
             .unwrap();
         let mut model = HashMap::new();
@@ -211,7 +319,7 @@ proptest! {
                     wb.insert(u32::from(k), v);
                     model.insert(u32::from(k), v);
                 }
-                Op::Fail(f) => wb.store().failing.store(f, Ordering::SeqCst),
+                Op::Fail(f) => store.failing.store(f, Ordering::SeqCst),
                 Op::Flush => {
                     let _ = wb.flush();
                 }
@@ -221,42 +329,252 @@ proptest! {
                 match wb.get(k) {
                     Some(got) => prop_assert_eq!(got, *v),
                     None => {
-                        let stored = wb.store().data.lock().unwrap().get(k).copied();
+                        let stored = store.data.lock().unwrap().get(k).copied();
                         prop_assert_eq!(stored, Some(*v));
                     }
                 }
             }
         }
-        wb.store().failing.store(false, Ordering::SeqCst);
-        wb.shutdown().unwrap();
-        prop_assert_eq!(&*wb.store().data.lock().unwrap(), &model);
-        prop_assert_eq!(wb.dirty_len(), 0);
+        store.failing.store(false, Ordering::SeqCst);
+        wb.close().unwrap();
+        prop_assert_eq!(&*store.data.lock().unwrap(), &model);
+    }
+
+    /// The write-back ends with the store down, by `close` or by drop: every acknowledged
+    /// write is in the store, handed back by `close`, or given to the `on_unflushed` hook,
+    /// and what is handed back is the key's latest value.
+    #[test]
+    fn ending_with_the_store_down_hands_back_every_unwritten_write(
+        batch in 1usize..6,
+        ops in ops(),
+        by_close in any::<bool>(),
+    ) {
+        let store = Arc::new(FlakyStore::default());
+        let spilled = Arc::new(Mutex::new(Vec::new()));
+        let spill = spilled.clone();
+        let wb = WriteBack::builder(Cache::new(4).unwrap(), store.clone())
+            .batch_size(batch)
+            .flusher_tick(Duration::from_millis(1))
+            .on_unflushed(move |rows| spill.lock().unwrap().extend(rows))
+            .build()
+            .unwrap();
+        let mut model = HashMap::new();
+        for op in ops {
+            match op {
+                Op::Insert(k, v) => {
+                    wb.insert(u32::from(k), v);
+                    model.insert(u32::from(k), v);
+                }
+                Op::Fail(f) => store.failing.store(f, Ordering::SeqCst),
+                Op::Flush => {
+                    let _ = wb.flush();
+                }
+            }
+        }
+        store.failing.store(true, Ordering::SeqCst);
+        let handed_back = if by_close {
+            match wb.close() {
+                Ok(_) => Vec::new(),
+                Err(e) => e.entries,
+            }
+        } else {
+            drop(wb);
+            std::mem::take(&mut *spilled.lock().unwrap())
+        };
+        prop_assert!(by_close || spilled.lock().unwrap().is_empty());
+        check_accounted(&model, &store.data.lock().unwrap(), &handed_back)?;
     }
 }
 
+/// Every key of `model` has its last value handed back, or (when not handed back) in the
+/// store; nothing is handed back twice.
+fn check_accounted(
+    model: &HashMap<u32, u64>,
+    stored: &HashMap<u32, u64>,
+    handed_back: &[(u32, u64)],
+) -> Result<(), TestCaseError> {
+    let back: HashMap<u32, u64> = handed_back.iter().copied().collect();
+    prop_assert_eq!(back.len(), handed_back.len(), "a key handed back twice");
+    for (k, v) in model {
+        match back.get(k) {
+            Some(b) => prop_assert_eq!(b, v, "key {} handed back stale", k),
+            None => prop_assert_eq!(stored.get(k), Some(v), "key {} lost", k),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(feature = "tokio")]
-#[tokio::test(start_paused = true)]
-async fn the_tokio_flusher_flushes_an_idle_cache() {
-    let clock = keel_core::TokioClock::new();
-    let cache = Cache::builder()
-        .max_capacity(10)
-        .clock(clock)
-        .build()
-        .unwrap();
-    let wb = Arc::new(
-        WriteBack::builder(cache, FlakyStore::default())
-            .flush_interval(Duration::from_secs(1))
+mod tokio_flusher {
+    use super::*;
+    use keel_cache::AsyncStore;
+
+    /// The async face of `FlakyStore`; with `stalling` set, a write applies its batch and
+    /// then never completes, so cancelling the flusher cuts it mid-write.
+    impl AsyncStore<u32, u64> for FlakyStore {
+        type Error = Down;
+
+        async fn write_batch(&self, batch: &[(u32, u64)]) -> Result<(), Down> {
+            tokio::task::yield_now().await;
+            let stall = self.stalling.load(Ordering::SeqCst);
+            let result = Store::write_batch(self, batch);
+            if stall {
+                std::future::pending::<()>().await;
+            }
+            result
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_flusher_task_flushes_an_idle_cache_by_the_clock() {
+        let clock = ManualClock::new();
+        let cache = Cache::builder()
+            .max_capacity(10)
+            .clock(clock.clone())
             .build()
-            .unwrap(),
-    );
-    let task = WriteBack::spawn_flusher(&wb, Duration::from_millis(250));
-    wb.insert(1, 1);
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
-    assert_eq!(wb.dirty_len(), 0);
-    assert_eq!(wb.store().data.lock().unwrap()[&1], 1);
-    drop(wb);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(task.is_finished());
+            .unwrap();
+        let store = Arc::new(FlakyStore::default());
+        let wb = WriteBack::builder(cache, store.clone())
+            .flush_interval(Duration::from_secs(1))
+            .build_async()
+            .unwrap();
+        wb.insert(1, 1);
+        clock.advance(Duration::from_secs(1));
+        // The task looks at the clock on its tick (tokio's paused time moves it on).
+        for _ in 0..1_000 {
+            if wb.dirty_len() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(store.data.lock().unwrap().get(&1), Some(&1));
+        wb.close_async().await.unwrap();
+    }
+
+    /// Tasks write their own keys and flush concurrently with each other and with the
+    /// flusher task; flushes are serialized, so none writes an older version after a newer
+    /// one was acknowledged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_async_flushes_keep_the_last_write() {
+        let store = Arc::new(FlakyStore::default());
+        let wb = Arc::new(
+            WriteBack::builder(Cache::new(8).unwrap(), store.clone())
+                .batch_size(3)
+                .flusher_tick(Duration::from_millis(1))
+                .build_async()
+                .unwrap(),
+        );
+        let tasks: Vec<_> = (0..4u32)
+            .map(|t| {
+                let wb = wb.clone();
+                tokio::spawn(async move {
+                    for i in 0..300u64 {
+                        wb.insert(t * 100 + (i % 7) as u32, i);
+                        if i % 5 == 0 {
+                            wb.flush_async().await.unwrap();
+                        }
+                    }
+                    wb.flush_async().await.unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let Ok(wb) = Arc::try_unwrap(wb) else {
+            panic!("the tasks are done")
+        };
+        wb.close_async().await.unwrap();
+        let data = store.data.lock().unwrap();
+        for t in 0..4u32 {
+            for k in 0..7u32 {
+                let last = (0..300u64).filter(|i| i % 7 == u64::from(k)).max().unwrap();
+                assert_eq!(data[&(t * 100 + k)], last, "task {t} key {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn build_async_outside_a_runtime_is_an_error() {
+        let err = WriteBack::builder(Cache::new(10).unwrap(), FlakyStore::default())
+            .build_async()
+            .unwrap_err();
+        assert!(matches!(err, BuildError::FlusherNotStarted(_)), "{err}");
+    }
+
+    #[derive(Debug, Clone)]
+    enum AsyncOp {
+        Insert(u8, u64),
+        Fail(bool),
+        Stall(bool),
+        Yield,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The flusher task is cancelled at a random point (its runtime shuts down, maybe
+        /// mid-write with the batch applied but not acknowledged). Then the write-back
+        /// either closes on a new runtime, or is dropped with the store down. Every
+        /// acknowledged write ends in the store, handed back by `close_async`, or in the
+        /// `on_unflushed` hook.
+        #[test]
+        fn cancelling_the_flusher_task_loses_no_write(
+            batch in 1usize..6,
+            ops in proptest::collection::vec(prop_oneof![
+                6 => (0u8..16, any::<u64>()).prop_map(|(k, v)| AsyncOp::Insert(k, v)),
+                1 => any::<bool>().prop_map(AsyncOp::Fail),
+                1 => any::<bool>().prop_map(AsyncOp::Stall),
+                2 => Just(AsyncOp::Yield),
+            ], 1..80),
+            end_with_close in any::<bool>(),
+            store_up_at_end in any::<bool>(),
+        ) {
+            let store = Arc::new(FlakyStore::default());
+            let spilled = Arc::new(Mutex::new(Vec::new()));
+            let spill = spilled.clone();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            let wb = rt.block_on(async {
+                WriteBack::builder(Cache::new(4).unwrap(), store.clone())
+                    .batch_size(batch)
+                    .flusher_tick(Duration::from_millis(1))
+                    .on_unflushed(move |rows| spill.lock().unwrap().extend(rows))
+                    .build_async()
+                    .unwrap()
+            });
+            let mut model = HashMap::new();
+            rt.block_on(async {
+                for op in ops {
+                    match op {
+                        AsyncOp::Insert(k, v) => {
+                            wb.insert(u32::from(k), v);
+                            model.insert(u32::from(k), v);
+                        }
+                        AsyncOp::Fail(f) => store.failing.store(f, Ordering::SeqCst),
+                        AsyncOp::Stall(s) => store.stalling.store(s, Ordering::SeqCst),
+                        // Lets the flusher task run.
+                        AsyncOp::Yield => tokio::task::yield_now().await,
+                    }
+                }
+            });
+            drop(rt); // cancels the flusher wherever it is
+            store.stalling.store(false, Ordering::SeqCst);
+            store.failing.store(!store_up_at_end, Ordering::SeqCst);
+            let handed_back = if end_with_close {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+                match rt.block_on(wb.close_async()) {
+                    Ok(_) => Vec::new(),
+                    Err(e) => e.entries,
+                }
+            } else {
+                drop(wb);
+                std::mem::take(&mut *spilled.lock().unwrap())
+            };
+            if store_up_at_end && end_with_close {
+                prop_assert!(handed_back.is_empty());
+            }
+            check_accounted(&model, &store.data.lock().unwrap(), &handed_back)?;
+        }
+    }
 }
 
 /// Two threads insert one key; the first one's write is held up mid-way until the second
@@ -350,7 +668,8 @@ fn write_back_orders_concurrent_writes_of_a_key() {
         })
         .build()
         .unwrap();
-    let wb = WriteBack::builder(cache, FlakyStore::default())
+    let store = Arc::new(FlakyStore::default());
+    let wb = WriteBack::builder(cache, store.clone())
         .batch_size(100)
         .build()
         .unwrap();
@@ -364,6 +683,37 @@ fn write_back_orders_concurrent_writes_of_a_key() {
         &held_rx,
     );
     wb.flush().unwrap();
-    let stored = wb.store().data.lock().unwrap()[&7];
+    let stored = store.data.lock().unwrap()[&7];
     assert_eq!(wb.get(&7), Some(stored), "cache and store disagree");
+}
+
+/// A store that applies the write of value 13, then panics (a driver bug after commit).
+#[derive(Default)]
+struct PanicsAfterApplying(Mutex<HashMap<u32, u64>>);
+
+impl Store<u32, u64> for PanicsAfterApplying {
+    type Error = Down;
+
+    fn write(&self, key: &u32, value: &u64) -> Result<(), Down> {
+        self.0.lock().unwrap().insert(*key, *value);
+        assert_ne!(*value, 13, "store panics after applying the write");
+        Ok(())
+    }
+}
+
+#[test]
+fn write_through_drops_the_cached_value_when_the_store_panics() {
+    let wt = WriteThrough::new(Cache::new(100).unwrap(), PanicsAfterApplying::default());
+    wt.insert(1, 10).unwrap();
+    wt.insert(2, 20).unwrap();
+    assert_eq!(wt.get(&1), Some(10));
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wt.insert(1, 13)));
+    assert!(unwound.is_err(), "the store's panic reaches the caller");
+    // The store holds 13; the cache must not answer with the old 10.
+    assert_eq!(wt.store().0.lock().unwrap()[&1], 13);
+    assert_eq!(wt.get(&1), None);
+    // Only that key was dropped, and the key's lock was released on unwind.
+    assert_eq!(wt.get(&2), Some(20));
+    wt.insert(1, 14).unwrap();
+    assert_eq!(wt.get(&1), Some(14));
 }

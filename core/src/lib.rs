@@ -79,6 +79,9 @@
 //!
 //! Under `RUSTFLAGS="--cfg keel_loom"`, [`sync`] re-exports loom's types instead of std's.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+
 mod clock;
 mod instant;
 mod manual;
@@ -93,3 +96,11 @@ pub use manual::ManualClock;
 pub use system::{StdClock, SystemClock};
 #[cfg(feature = "tokio")]
 pub use tokio_clock::TokioClock;
+
+// Compile-time check that `Clock` stays object safe (`Arc<dyn Clock>` is supported).
+const _: Option<&dyn Clock> = None;
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,13 +1,18 @@
 //! The one trait every algorithm implements.
 
-use crate::key::{StableHash, hash_key};
+use crate::key::StableHash;
+use crate::placement_hash::PlacementHash;
 
 /// Maps a key to a node, and to `n` distinct nodes for replicas, with minimal churn when
 /// membership changes.
 ///
-/// Lookups take the key's 64-bit hash ([`hash_key`]); the provided [`node`](Self::node) and
-/// [`replicas`](Self::replicas) hash the key for you. Replicas are written into a buffer the
+/// Lookups take the key's hash, of the placement's own [`Hash`](Self::Hash) type (see
+/// [`PlacementHash`]); the provided [`node`](Self::node) and [`replicas`](Self::replicas)
+/// hash the key for you, and so do `node_of` and `replicas_of` on a
+/// `dyn ConsistentHash<Node = N, Hash = H>`. Replicas are written into a buffer the
 /// caller owns, so no lookup allocates.
+///
+/// The trait is object safe: a compile-time check in the crate keeps it so.
 ///
 /// # Example
 ///
@@ -33,6 +38,12 @@ use crate::key::{StableHash, hash_key};
 pub trait ConsistentHash {
     /// The node type: anything the caller names members by.
     type Node;
+
+    /// The hash keys are placed by: `u64` ([`hash_key`](crate::hash_key)) for every
+    /// algorithm but [`Ketama`](crate::Ketama), which maps by
+    /// [`KetamaHash`](crate::KetamaHash) (MD5). The lookups below take only this type, so no
+    /// call path can hand a placement a hash made by another function.
+    type Hash: PlacementHash;
 
     /// The number of member nodes.
     ///
@@ -73,7 +84,7 @@ pub trait ConsistentHash {
     /// assert_eq!(ring.node_for_hash(hash), ring.node("user:42"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn node_for_hash(&self, hash: u64) -> Option<&Self::Node>;
+    fn node_for_hash(&self, hash: Self::Hash) -> Option<&Self::Node>;
 
     /// Writes up to `out.len()` distinct nodes for a key with this hash into `out`, the
     /// owner first, and returns how many it wrote: `min(out.len(), self.len())`. The slots
@@ -90,26 +101,11 @@ pub trait ConsistentHash {
     /// assert_eq!(out[3], None);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a Self::Node>]) -> usize;
-
-    /// The hash this algorithm places `key` by: [`hash_key`] unless the algorithm fixes its
-    /// own (ketama hashes with MD5).
-    ///
-    /// ```
-    /// use keel_hashring::{ConsistentHash, Ketama, KetamaVariant, Ring, hash_key, ketama_hash};
-    ///
-    /// let ring: Ring<&str> = Ring::new();
-    /// let ketama: Ketama<&str> = Ketama::new(KetamaVariant::Libketama);
-    /// assert_eq!(ring.key_hash("k"), hash_key("k"));
-    /// assert_eq!(ketama.key_hash("k"), u64::from(ketama_hash(b"k")));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn key_hash<K: StableHash + ?Sized>(&self, key: &K) -> u64
-    where
-        Self: Sized,
-    {
-        hash_key(key)
-    }
+    fn replicas_for_hash<'a>(
+        &'a self,
+        hash: Self::Hash,
+        out: &mut [Option<&'a Self::Node>],
+    ) -> usize;
 
     /// The node that owns `key`, or `None` with no members.
     ///
@@ -126,7 +122,7 @@ pub trait ConsistentHash {
     where
         Self: Sized,
     {
-        self.node_for_hash(self.key_hash(key))
+        self.node_for_hash(Self::Hash::of(key))
     }
 
     /// Writes up to `out.len()` distinct nodes for `key`, the owner first; see
@@ -153,9 +149,65 @@ pub trait ConsistentHash {
     where
         Self: Sized,
     {
-        self.replicas_for_hash(self.key_hash(key), out)
+        self.replicas_for_hash(Self::Hash::of(key), out)
     }
 }
+
+// `node` and `replicas` are generic over the key, so the trait's own are not callable on a
+// trait object; these give `dyn` callers the same lookups, hashing by the object's `Hash`.
+// Other names than the trait's, which a trait object also sees and would make ambiguous.
+macro_rules! dyn_lookups {
+    ($($bounds:tt)*) => {
+        impl<'p, N, H: PlacementHash> dyn ConsistentHash<Node = N, Hash = H> $($bounds)* + 'p {
+            /// [`ConsistentHash::node`] for a trait object: the node that owns `key`, hashed by
+            /// this placement's own hash function.
+            ///
+            /// ```
+            /// use keel_hashring::{ConsistentHash, Ketama, KetamaHash, KetamaVariant};
+            ///
+            /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
+            /// ketama.extend([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
+            /// let want = ketama.node("user:42").copied();
+            /// let placement: &dyn ConsistentHash<Node = &str, Hash = KetamaHash> = &ketama;
+            /// assert_eq!(placement.node_of("user:42").copied(), want); // MD5, as libketama
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn node_of<K: StableHash + ?Sized>(&self, key: &K) -> Option<&N> {
+                self.node_for_hash(H::of(key))
+            }
+
+            /// [`ConsistentHash::replicas`] for a trait object: writes up to `out.len()`
+            /// distinct nodes for `key`, the owner first.
+            ///
+            /// ```
+            /// use keel_hashring::{ConsistentHash, Ring};
+            ///
+            /// let mut ring = Ring::new();
+            /// ring.extend_weighted([("a", 1), ("b", 1)])?;
+            /// let placement: Box<dyn ConsistentHash<Node = &str, Hash = u64>> = Box::new(ring);
+            /// let mut out = [None; 2];
+            /// assert_eq!(placement.replicas_of("k", &mut out), 2);
+            /// assert_eq!(out[0], placement.node_of("k"));
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn replicas_of<'a, K: StableHash + ?Sized>(
+                &'a self,
+                key: &K,
+                out: &mut [Option<&'a N>],
+            ) -> usize {
+                self.replicas_for_hash(H::of(key), out)
+            }
+        }
+    };
+}
+
+dyn_lookups!();
+dyn_lookups!(+ Send);
+dyn_lookups!(+ Sync);
+dyn_lookups!(+ Send + Sync);
+
+// Compile-time check that the trait stays object safe.
+const _: Option<&dyn ConsistentHash<Node = (), Hash = u64>> = None;
 
 /// A replica buffer being filled with distinct nodes, compared by address.
 pub(crate) struct Distinct<'a, 'o, N> {

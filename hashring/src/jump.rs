@@ -61,9 +61,31 @@ impl<N> Default for JumpHash<N> {
     }
 }
 
-/// The jump function: the bucket in `0..buckets` for `key`. `buckets` must be > 0.
+/// Lamping and Veach's jump function, exactly as published: the bucket in `0..buckets` for
+/// `key`, or `None` when `buckets` is 0.
+///
+/// This is the raw function, for interop with other implementations (the paper's C++, Go's
+/// `go-jump` and ClickHouse's `jumpConsistentHash` agree with it; Guava's `consistentHash`
+/// does not). The key is used as given: hash it first, for example with
+/// [`hash_key`](crate::hash_key), which is what [`JumpHash`] does. `O(ln buckets)` steps,
+/// no memory.
+///
+/// ```
+/// use keel_hashring::jump;
+///
+/// assert_eq!(jump(256, 1024), Some(520)); // the paper's reference implementation
+/// assert_eq!(jump(42, 57), Some(43));
+/// assert_eq!(jump(42, 0), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[inline]
-pub(crate) fn jump(mut key: u64, buckets: u32) -> u32 {
+pub fn jump(key: u64, buckets: u32) -> Option<u32> {
+    (buckets > 0).then(|| jump_in(key, buckets))
+}
+
+/// [`jump`] for `buckets > 0`.
+#[inline]
+pub(crate) fn jump_in(mut key: u64, buckets: u32) -> u32 {
     let mut b: i64 = -1;
     let mut j: i64 = 0;
     while j < i64::from(buckets) {
@@ -162,12 +184,12 @@ impl<N> JumpHash<N> {
             return None;
         }
         let buckets = self.slots.len() as u32;
-        let mut b = jump(hash, buckets);
+        let mut b = jump_in(hash, buckets);
         if self.slots[b as usize].is_some() {
             return Some(b);
         }
         for attempt in 1..=MAX_REHASH {
-            b = jump(combine(hash, attempt), buckets);
+            b = jump_in(combine(hash, attempt), buckets);
             if self.slots[b as usize].is_some() {
                 return Some(b);
             }
@@ -326,6 +348,7 @@ impl<N: StableHash + Eq> JumpHash<N> {
 
 impl<N> ConsistentHash for JumpHash<N> {
     type Node = N;
+    type Hash = u64;
 
     fn len(&self) -> usize {
         self.live
@@ -379,11 +402,11 @@ mod tests {
     fn jump_matches_published_vectors() {
         // The test vectors of the Go port github.com/dgryski/go-jump (jump_test.go), which
         // reproduce the C++ function of Lamping and Veach (arXiv:1406.2294).
-        assert_eq!(jump(1, 1), 0);
-        assert_eq!(jump(42, 57), 43);
-        assert_eq!(jump(0xDEAD_10CC, 1), 0);
-        assert_eq!(jump(0xDEAD_10CC, 666), 361);
-        assert_eq!(jump(256, 1024), 520);
+        assert_eq!(jump(1, 1), Some(0));
+        assert_eq!(jump(42, 57), Some(43));
+        assert_eq!(jump(0xDEAD_10CC, 1), Some(0));
+        assert_eq!(jump(0xDEAD_10CC, 666), Some(361));
+        assert_eq!(jump(256, 1024), Some(520));
     }
 
     #[test]

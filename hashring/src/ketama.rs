@@ -7,6 +7,7 @@ use md5::{Digest, Md5};
 use crate::consistent_hash::{ConsistentHash, Distinct};
 use crate::error::Error;
 use crate::key::StableHash;
+use crate::placement_hash::PlacementHash;
 
 /// Which implementation's point counts to reproduce.
 ///
@@ -50,11 +51,15 @@ pub enum KetamaVariant {
     /// default port 11211 and `host:port` otherwise (see [`libmemcached_label`]).
     Libmemcached,
     /// twemproxy (nutcracker) with `distribution: ketama` and `hash: md5`; labels are the
-    /// server's name in the pool configuration, `host:port` unless one is given.
+    /// server's name in the pool configuration (`host:port:weight name`) when one is given.
+    /// Without a name, twemproxy hashes `host` when the port is 11211 and `host:port`
+    /// otherwise, as libmemcached does: [`libmemcached_label`] gives that label.
     Twemproxy,
 }
 
 /// The label libmemcached hashes for a server: `host` on port 11211, else `host:port`.
+///
+/// twemproxy hashes the same label for a server configured without a name.
 ///
 /// ```
 /// use keel_hashring::libmemcached_label;
@@ -77,8 +82,9 @@ pub fn libmemcached_label(host: &str, port: u16) -> String {
 /// Servers are kept in the order added, as the C libraries keep their server list; that
 /// order only breaks ties between equal points (rare: 32-bit points), which are kept in
 /// server order as glibc's merge-sort `qsort` keeps them. Keys hash with MD5 here, not
-/// SipHash: [`ConsistentHash::key_hash`] is overridden, so [`ConsistentHash::node`] on a
-/// string key gives the libraries' answer. Any membership change rebuilds the continuum,
+/// SipHash: the trait's [`Hash`](ConsistentHash::Hash) is [`KetamaHash`], so
+/// [`ConsistentHash::node`] on a string key gives the libraries' answer, and a SipHash
+/// cannot be passed by mistake, also not through `dyn ConsistentHash`. Any membership change rebuilds the continuum,
 /// since every server's point count depends on `n` and the total weight: at equal weights
 /// only the changed server's keys move, but with unequal weights a change also shifts a
 /// few points between the other servers, exactly as in the C libraries.
@@ -122,6 +128,61 @@ pub fn ketama_hash(key: &[u8]) -> u32 {
     u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
+/// A key's ketama hash: MD5 of its stable bytes, first four bytes little-endian. The only
+/// hash a [`Ketama`] looks up by, so a SipHash (`u64`) cannot reach it by mistake.
+///
+/// For `str` and `[u8]` keys this is exactly libketama's, libmemcached's and twemproxy's key
+/// hash ([`ketama_hash`]).
+///
+/// ```
+/// use keel_hashring::{KetamaHash, PlacementHash, ketama_hash};
+///
+/// let hash = KetamaHash::of("user:42");
+/// assert_eq!(hash.get(), ketama_hash(b"user:42"));
+/// assert_eq!(KetamaHash::from_raw(hash.get()), hash); // e.g. a hash from a C client
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KetamaHash(u32);
+
+impl KetamaHash {
+    /// A ketama hash computed elsewhere (by a C client, or [`ketama_hash`]).
+    ///
+    /// ```
+    /// use keel_hashring::{KetamaHash, PlacementHash};
+    ///
+    /// assert_eq!(KetamaHash::from_raw(0x9850_0190), KetamaHash::of("abc"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub const fn from_raw(hash: u32) -> Self {
+        Self(hash)
+    }
+
+    /// The 32-bit value: a position on the continuum.
+    ///
+    /// ```
+    /// use keel_hashring::{KetamaHash, PlacementHash};
+    ///
+    /// // MD5("abc") = 900150983cd24fb0...
+    /// assert_eq!(KetamaHash::of("abc").get(), 0x9850_0190);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl PlacementHash for KetamaHash {
+    fn of<K: StableHash + ?Sized>(key: &K) -> Self {
+        let mut state = Md5Hasher(Md5::new());
+        key.stable_hash(&mut state);
+        let digest = state.0.finalize();
+        Self(u32::from_le_bytes([
+            digest[0], digest[1], digest[2], digest[3],
+        ]))
+    }
+}
+
 /// Feeds a key's stable bytes to MD5.
 struct Md5Hasher(Md5);
 
@@ -130,6 +191,7 @@ impl Hasher for Md5Hasher {
         self.0.update(bytes);
     }
 
+    // Never called: `KetamaHash::of` finalizes the digest itself.
     fn finish(&self) -> u64 {
         let digest = self.0.clone().finalize();
         u64::from(u32::from_le_bytes([
@@ -218,6 +280,30 @@ impl<N> Ketama<N> {
     /// ```
     pub fn points(&self) -> usize {
         self.points.len()
+    }
+
+    /// The continuum, read-only: every point in ascending order with the server that owns
+    /// it, for comparing with another implementation's continuum when debugging interop.
+    /// Equal points keep server order, as glibc's `qsort` keeps them.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ketama, KetamaHash, KetamaVariant};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
+    /// ketama.extend([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
+    /// let continuum: Vec<(u32, &&str)> = ketama.continuum().collect();
+    /// assert_eq!(continuum.len(), ketama.points());
+    /// assert!(continuum.windows(2).all(|w| w[0].0 <= w[1].0));
+    /// // A key belongs to the first point at or after its hash, wrapping to the first.
+    /// let (point, owner) = continuum[10];
+    /// assert_eq!(ketama.node_for_hash(KetamaHash::from_raw(point)), Some(owner));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn continuum(&self) -> impl ExactSizeIterator<Item = (u32, &N)> + '_ {
+        self.points
+            .iter()
+            .zip(&self.owners)
+            .map(|(&point, &owner)| (point, &self.servers[owner as usize]))
     }
 
     /// Heap bytes held.
@@ -392,35 +478,28 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
 
 impl<N> ConsistentHash for Ketama<N> {
     type Node = N;
+    /// MD5: ketama's key hash, so [`ConsistentHash::node`] gives the C libraries' answer.
+    type Hash = KetamaHash;
 
     fn len(&self) -> usize {
         self.servers.len()
     }
 
-    /// MD5 of the key's stable bytes, first four bytes little-endian: for `str` and
-    /// `[u8]` keys this is exactly ketama's key hash.
-    fn key_hash<K: StableHash + ?Sized>(&self, key: &K) -> u64 {
-        let mut state = Md5Hasher(Md5::new());
-        key.stable_hash(&mut state);
-        state.finish()
-    }
-
-    /// `hash` is a ketama hash ([`ketama_hash`]); bits above the low 32 are ignored.
     #[inline]
-    fn node_for_hash(&self, hash: u64) -> Option<&N> {
+    fn node_for_hash(&self, hash: KetamaHash) -> Option<&N> {
         if self.points.is_empty() {
             return None;
         }
-        let pos = self.position(hash as u32);
+        let pos = self.position(hash.get());
         Some(&self.servers[self.owners[pos] as usize])
     }
 
-    fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
+    fn replicas_for_hash<'a>(&'a self, hash: KetamaHash, out: &mut [Option<&'a N>]) -> usize {
         let mut distinct = Distinct::new(out, self.servers.len());
         if self.points.is_empty() {
             return 0;
         }
-        let start = self.position(hash as u32);
+        let start = self.position(hash.get());
         let len = self.points.len();
         for step in 0..len {
             if distinct.full() {
@@ -473,8 +552,7 @@ mod tests {
 
     #[test]
     fn key_hash_is_md5_of_the_key_bytes() {
-        let ketama: Ketama<&str> = Ketama::new(KetamaVariant::Libketama);
-        assert_eq!(ketama.key_hash("abc"), u64::from(ketama_hash(b"abc")));
+        assert_eq!(KetamaHash::of("abc").get(), ketama_hash(b"abc"));
         // MD5("abc") = 900150983cd24fb0...
         assert_eq!(ketama_hash(b"abc"), 0x9850_0190);
     }

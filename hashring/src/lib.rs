@@ -8,7 +8,13 @@
 //!
 //! Keys and nodes are hashed with SipHash-1-3 under fixed keys ([`hash_key`]), never with
 //! `RandomState` or `DefaultHasher`, so every process, platform and release places a key on
-//! the same node. A test freezes a table of key → node results for each algorithm.
+//! the same node. A test freezes a table of key → node results for each algorithm. [`Ketama`]
+//! hashes keys with MD5, as the C libraries do; each placement names the hash it maps by
+//! ([`PlacementHash`]: `u64` or [`KetamaHash`]), so no call path, generic or `dyn`, can hand
+//! it a hash made by the other function.
+//!
+//! For interop debugging, [`jump`] is the raw jump function and [`Ketama::continuum`]
+//! lists the continuum's points and their owners.
 //!
 //! # Example
 //!
@@ -74,6 +80,9 @@
 //!
 //! The default build has no network dependency and no optional dependency.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+
 mod bounded;
 mod consistent_hash;
 mod error;
@@ -85,6 +94,7 @@ mod members;
 mod multi_probe;
 #[cfg(feature = "serde")]
 mod persist;
+mod placement_hash;
 mod rendezvous;
 mod ring;
 mod shared;
@@ -92,11 +102,17 @@ mod shared;
 pub use bounded::BoundedLoads;
 pub use consistent_hash::ConsistentHash;
 pub use error::Error;
-pub use jump::JumpHash;
-pub use ketama::{Ketama, KetamaVariant, ketama_hash, libmemcached_label};
+pub use jump::{JumpHash, jump};
+pub use ketama::{Ketama, KetamaHash, KetamaVariant, ketama_hash, libmemcached_label};
 pub use key::{StableHash, hash_key};
 pub use maglev::{DEFAULT_TABLE_SIZE, Maglev, MaglevBuilder};
 pub use multi_probe::{DEFAULT_PROBES, MultiProbe, MultiProbeBuilder};
+pub use placement_hash::PlacementHash;
 pub use rendezvous::Rendezvous;
 pub use ring::{DEFAULT_VNODES, Ring, RingBuilder};
 pub use shared::{Shared, Snapshot};
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -418,6 +418,7 @@ impl<N: StableHash + Eq> Maglev<N> {
 
 impl<N> ConsistentHash for Maglev<N> {
     type Node = N;
+    type Hash = u64;
 
     fn len(&self) -> usize {
         self.members.len()

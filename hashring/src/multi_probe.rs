@@ -371,6 +371,7 @@ impl<N: StableHash + Eq> MultiProbe<N> {
 
 impl<N> ConsistentHash for MultiProbe<N> {
     type Node = N;
+    type Hash = u64;
 
     fn len(&self) -> usize {
         self.members.len()

@@ -231,6 +231,7 @@ impl<N: StableHash + Eq> Rendezvous<N> {
 
 impl<N> ConsistentHash for Rendezvous<N> {
     type Node = N;
+    type Hash = u64;
 
     fn len(&self) -> usize {
         self.members.len()

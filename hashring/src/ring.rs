@@ -525,6 +525,7 @@ impl<N: StableHash + Eq> Ring<N> {
 
 impl<N> ConsistentHash for Ring<N> {
     type Node = N;
+    type Hash = u64;
 
     fn len(&self) -> usize {
         self.members.len()

@@ -3,7 +3,11 @@
 use keel_hashring::{ConsistentHash, Maglev, MultiProbe, hash_key};
 
 /// Peak-to-mean load of `keys` sampled keys.
-fn peak_to_mean<H: ConsistentHash<Node = u32>>(placement: &H, nodes: usize, keys: u64) -> f64 {
+fn peak_to_mean<H: ConsistentHash<Node = u32, Hash = u64>>(
+    placement: &H,
+    nodes: usize,
+    keys: u64,
+) -> f64 {
     let mut counts = vec![0u64; nodes];
     for k in 0..keys {
         let node = placement.node_for_hash(hash_key(&k)).expect("members");

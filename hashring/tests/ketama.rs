@@ -12,7 +12,10 @@
 //!   `distribution: ketama`, `hash: md5`, by writing each key through the proxy to local
 //!   redis backends and reading back which backend holds it.
 
-use keel_hashring::{ConsistentHash, Ketama, KetamaVariant, ketama_hash, libmemcached_label};
+use keel_hashring::{
+    ConsistentHash, Ketama, KetamaHash, KetamaVariant, PlacementHash, Ring, hash_key, ketama_hash,
+    libmemcached_label,
+};
 
 fn picks(ketama: &Ketama<String>, labels: &[String]) -> Vec<usize> {
     (0..64)
@@ -110,6 +113,86 @@ fn twemproxy_weighted_seven_servers() {
 fn key_hash_matches_md5_test_vectors() {
     // RFC 1321 appendix A.5: MD5("message digest") = f96b697d7cb7938d...
     assert_eq!(ketama_hash(b"message digest"), 0x7d69_6bf9);
-    let ketama: Ketama<String> = Ketama::new(KetamaVariant::Libketama);
-    assert_eq!(ketama.key_hash("message digest"), 0x7d69_6bf9);
+    assert_eq!(KetamaHash::of("message digest").get(), 0x7d69_6bf9);
+}
+
+/// Servers on port 11211 without a name: twemproxy hashes `host`, not `host:port`, as
+/// libmemcached does. Recorded from nutcracker 0.5.0 (Debian bookworm) with
+/// `distribution: ketama`, `hash: md5`, `redis: true`, servers `127.0.0.2:11211:1`,
+/// `127.0.0.3:11211:2`, `127.0.0.4:11211:3` and `127.0.0.5:30021:1` (redis-server bound to
+/// each), by writing `key-0` .. `key-63` through the proxy and reading back which backend
+/// holds each key.
+#[test]
+fn twemproxy_unnamed_servers_on_11211_hash_the_host_only() {
+    const POOL: [(&str, u16, u32); 4] = [
+        ("127.0.0.2", 11211, 1),
+        ("127.0.0.3", 11211, 2),
+        ("127.0.0.4", 11211, 3),
+        ("127.0.0.5", 30021, 1),
+    ];
+    let recorded = digits("0111020022101122132210002112022011211120122210223231210110022221");
+
+    let labels: Vec<String> = POOL
+        .iter()
+        .map(|(host, port, _)| libmemcached_label(host, *port))
+        .collect();
+    assert_eq!(labels[0], "127.0.0.2");
+    assert_eq!(labels[3], "127.0.0.5:30021");
+    let mut ketama = Ketama::new(KetamaVariant::Twemproxy);
+    for (label, (_, _, weight)) in labels.iter().zip(POOL) {
+        ketama.add(label.clone(), weight).unwrap();
+    }
+    assert_eq!(picks(&ketama, &labels), recorded);
+
+    // `host:port` labels, as the docs once said, place keys differently.
+    let wrong: Vec<String> = POOL.iter().map(|(h, p, _)| format!("{h}:{p}")).collect();
+    let mut ketama = Ketama::new(KetamaVariant::Twemproxy);
+    for (label, (_, _, weight)) in wrong.iter().zip(POOL) {
+        ketama.add(label.clone(), weight).unwrap();
+    }
+    assert_ne!(picks(&ketama, &wrong), recorded);
+}
+
+/// Through `dyn ConsistentHash`, ketama still hashes keys with MD5: the recorded libmemcached
+/// answers come back, by the trait object's `node_of` and `replicas_of`, and by a hash made
+/// once with `KetamaHash::of`.
+#[test]
+fn ketama_through_dyn_uses_its_own_hash() {
+    let mut ketama = Ketama::new(KetamaVariant::Libmemcached);
+    let labels: Vec<String> = (1..=100).map(|i| format!("10.0.2.{i}")).collect();
+    for label in &labels {
+        ketama.add(label.clone(), 1).unwrap();
+    }
+    let want = picks(&ketama, &labels);
+    assert_eq!(&want[..4], [56, 38, 88, 71]); // the recorded answers, as above
+
+    let boxed: Box<dyn ConsistentHash<Node = String, Hash = KetamaHash> + Send + Sync> =
+        Box::new(ketama.clone());
+    let by_ref: &dyn ConsistentHash<Node = String, Hash = KetamaHash> = &ketama;
+    let mut out = [None; 3];
+    for (k, &want) in want.iter().enumerate() {
+        let key = format!("key-{k}");
+        let index = |node: Option<&String>| labels.iter().position(|l| Some(l) == node);
+        assert_eq!(index(boxed.node_of(key.as_str())), Some(want));
+        assert_eq!(index(by_ref.node_of(key.as_str())), Some(want));
+        assert_eq!(
+            index(by_ref.node_for_hash(KetamaHash::of(key.as_str()))),
+            Some(want)
+        );
+        assert_eq!(boxed.replicas_of(key.as_str(), &mut out), 3);
+        assert_eq!(index(out[0]), Some(want));
+    }
+
+    // Hash once per function for placements of different kinds; each gets its own type.
+    let mut ring = Ring::new();
+    ring.extend_weighted(labels.iter().map(|l| (l.clone(), 1)))
+        .unwrap();
+    let placements: [&dyn ConsistentHash<Node = String, Hash = u64>; 1] = [&ring];
+    let sip = u64::of("key-0");
+    assert_eq!(sip, hash_key("key-0"));
+    assert_eq!(placements[0].node_for_hash(sip), ring.node("key-0"));
+    assert_eq!(
+        by_ref.node_for_hash(KetamaHash::of("key-0")),
+        Some(&labels[want[0]])
+    );
 }

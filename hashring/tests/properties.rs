@@ -8,8 +8,8 @@
 //! next to each.
 
 use keel_hashring::{
-    BoundedLoads, ConsistentHash, JumpHash, Ketama, KetamaVariant, Maglev, MultiProbe, Rendezvous,
-    Ring, hash_key,
+    BoundedLoads, ConsistentHash, JumpHash, Ketama, KetamaHash, KetamaVariant, Maglev, MultiProbe,
+    Rendezvous, Ring, hash_key,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -34,7 +34,7 @@ fn ops(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Op>> {
 }
 
 /// The operations a property needs from a placement.
-trait Placement: ConsistentHash<Node = u32> + Clone {
+trait Placement: ConsistentHash<Node = u32, Hash = u64> + Clone {
     fn put(&mut self, node: u32, weight: u32);
     fn take(&mut self, node: u32);
     /// Whether the placement honours weights (else every node counts as weight 1).
@@ -97,12 +97,17 @@ struct KetamaIds(Ketama<String>);
 
 impl ConsistentHash for KetamaIds {
     type Node = u32;
+    // The properties feed SipHashes; each is used as a uniform position on the continuum,
+    // explicitly, through `KetamaHash::from_raw`.
+    type Hash = u64;
     fn len(&self) -> usize {
         self.0.len()
     }
     fn node_for_hash(&self, hash: u64) -> Option<&u32> {
         // Map the label back to a leaked id only in tests: keep a stable table instead.
-        self.0.node_for_hash(hash).map(|label| id_of(label))
+        self.0
+            .node_for_hash(KetamaHash::from_raw(hash as u32))
+            .map(|label| id_of(label))
     }
     fn replicas_for_hash<'a>(&'a self, _: u64, _: &mut [Option<&'a u32>]) -> usize {
         unreachable!("not used by these properties")
@@ -133,7 +138,7 @@ fn key_hashes(n: u64) -> Vec<u64> {
     (0..n).map(|k| hash_key(&k)).collect()
 }
 
-fn owners<H: ConsistentHash<Node = u32>>(h: &H, hashes: &[u64]) -> Vec<u32> {
+fn owners<H: ConsistentHash<Node = u32, Hash = u64>>(h: &H, hashes: &[u64]) -> Vec<u32> {
     hashes
         .iter()
         .map(|&x| *h.node_for_hash(x).expect("members"))

@@ -2,7 +2,107 @@
 
 use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A failure of a store a generator relies on (the worker-id lease's lock service, a
+/// [`MarkStore`](crate::MarkStore)), with its cause kept as a typed error.
+///
+/// It displays as its cause and [`source`](Error::source) leads on from the cause's own
+/// source; [`get_ref`](StoreError::get_ref) and [`downcast_ref`](StoreError::downcast_ref)
+/// reach the cause itself. It is `Clone` (the cause is shared), and two `StoreError`s are
+/// equal when they share the same cause, not when their messages match.
+///
+/// # Example
+///
+/// ```
+/// use keel_idgen::StoreError;
+/// use std::io;
+///
+/// let error = StoreError::new(io::Error::new(io::ErrorKind::TimedOut, "no answer in 1s"));
+/// assert_eq!(error.to_string(), "no answer in 1s");
+/// let io = error.downcast_ref::<io::Error>().ok_or("an io::Error")?;
+/// assert_eq!(io.kind(), io::ErrorKind::TimedOut);
+/// assert_eq!(error.clone(), error); // clones share the cause
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct StoreError {
+    cause: Arc<dyn Error + Send + Sync>,
+}
+
+impl StoreError {
+    /// Wraps the store's own error.
+    ///
+    /// ```
+    /// use keel_idgen::StoreError;
+    /// use std::io;
+    ///
+    /// let error = StoreError::new(io::Error::other("disk full"));
+    /// assert!(error.get_ref().is::<io::Error>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(cause: impl Error + Send + Sync + 'static) -> StoreError {
+        StoreError {
+            cause: Arc::new(cause),
+        }
+    }
+
+    /// The cause.
+    ///
+    /// ```
+    /// use keel_idgen::StoreError;
+    /// use std::io;
+    ///
+    /// let error = StoreError::new(io::Error::other("disk full"));
+    /// assert_eq!(error.get_ref().to_string(), "disk full");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_ref(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &*self.cause
+    }
+
+    /// The cause as an `E`, if it is one.
+    ///
+    /// ```
+    /// use keel_idgen::StoreError;
+    /// use std::io;
+    ///
+    /// let error = StoreError::new(io::Error::from(io::ErrorKind::PermissionDenied));
+    /// assert_eq!(error.downcast_ref::<io::Error>().map(io::Error::kind), Some(io::ErrorKind::PermissionDenied));
+    /// assert!(error.downcast_ref::<std::fmt::Error>().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn downcast_ref<E: Error + 'static>(&self) -> Option<&E> {
+        self.cause.downcast_ref::<E>()
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("StoreError").field(&self.cause).finish()
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.cause, f)
+    }
+}
+
+impl Error for StoreError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.cause.source()
+    }
+}
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &StoreError) -> bool {
+        Arc::ptr_eq(&self.cause, &other.cause)
+    }
+}
+
+impl Eq for StoreError {}
 
 /// A layout or generator configuration that cannot work, from a builder.
 ///
@@ -64,8 +164,8 @@ pub enum ConfigError {
     },
     /// The high-water mark could not be loaded.
     HighWaterMark {
-        /// What the store reported.
-        reason: String,
+        /// The store's error.
+        source: StoreError,
     },
 }
 
@@ -95,14 +195,21 @@ impl fmt::Display for ConfigError {
                 f,
                 "the layout's timestamps ran out at {ended} ms since 1970; the clock reads {unix_millis}"
             ),
-            ConfigError::HighWaterMark { reason } => {
-                write!(f, "cannot load the high-water mark: {reason}")
+            ConfigError::HighWaterMark { source } => {
+                write!(f, "cannot load the high-water mark: {source}")
             }
         }
     }
 }
 
-impl Error for ConfigError {}
+impl Error for ConfigError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            ConfigError::HighWaterMark { source } => Some(source.get_ref()),
+            _ => None,
+        }
+    }
+}
 
 /// Why a generator did not return an ID.
 ///
@@ -165,14 +272,20 @@ pub enum GenerateError {
     /// A ULID generator set to fail on overflow used up the random part within one
     /// millisecond.
     Overflow,
-    /// The worker id's lease could not be renewed in time, so this generator may no longer
-    /// use it.
+    /// The worker id's lease could not be renewed in time, or is known lost, so this
+    /// generator may no longer use it.
     LeaseExpired,
+    /// The worker id was newly granted and may be used only once a previous holder of it
+    /// must have stopped: one lease TTL after the grant (see `WorkerLease`, feature `lease`).
+    LeaseNotYetValid {
+        /// How long until the id may be used, on the lease's clock.
+        retry_after: Duration,
+    },
     /// The high-water mark could not be persisted, so no ID beyond the last persisted mark is
     /// issued.
     HighWaterMark {
-        /// What the store reported.
-        reason: String,
+        /// The store's error.
+        source: StoreError,
     },
 }
 
@@ -203,14 +316,25 @@ impl fmt::Display for GenerateError {
             GenerateError::LeaseExpired => {
                 f.write_str("the worker id lease expired; the generator stopped issuing")
             }
-            GenerateError::HighWaterMark { reason } => {
-                write!(f, "could not persist the high-water mark: {reason}")
+            GenerateError::LeaseNotYetValid { retry_after } => write!(
+                f,
+                "the worker id was just granted; a previous holder may still be using it for another {retry_after:?}"
+            ),
+            GenerateError::HighWaterMark { source } => {
+                write!(f, "could not persist the high-water mark: {source}")
             }
         }
     }
 }
 
-impl Error for GenerateError {}
+impl Error for GenerateError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            GenerateError::HighWaterMark { source } => Some(source.get_ref()),
+            _ => None,
+        }
+    }
+}
 
 /// A malformed ULID or UUID string: what is wrong and where.
 ///

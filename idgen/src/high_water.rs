@@ -1,10 +1,13 @@
 //! A persisted high-water mark, so a restarted process with an earlier clock does not reissue
 //! IDs.
 
+use std::error::Error;
 use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::StoreError;
 
 /// Where a [`Snowflake`](crate::Snowflake) persists its high-water mark.
 ///
@@ -23,25 +26,26 @@ use std::path::{Path, PathBuf};
 ///
 /// ```
 /// use keel_core::ManualClock;
-/// use keel_idgen::{Layout, MarkStore, Snowflake};
-/// use std::sync::{Arc, Mutex};
+/// use keel_idgen::{Layout, MarkStore, Snowflake, StoreError};
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
 /// use std::time::Duration;
 ///
-/// // A store in memory (a real one must be durable, as `FileMark` is).
+/// // A store in memory (a real one must be durable, as `FileMark` is); 0 is "no mark".
 /// #[derive(Debug, Default)]
-/// struct Memory(Arc<Mutex<Option<u64>>>);
+/// struct Memory(Arc<AtomicU64>);
 ///
 /// impl MarkStore for Memory {
-///     fn load(&self) -> Result<Option<u64>, String> {
-///         Ok(*self.0.lock().map_err(|e| e.to_string())?)
+///     fn load(&self) -> Result<Option<u64>, StoreError> {
+///         Ok(Some(self.0.load(Ordering::Acquire)).filter(|mark| *mark != 0))
 ///     }
-///     fn store(&self, unix_millis: u64) -> Result<(), String> {
-///         *self.0.lock().map_err(|e| e.to_string())? = Some(unix_millis);
+///     fn store(&self, unix_millis: u64) -> Result<(), StoreError> {
+///         self.0.store(unix_millis, Ordering::Release);
 ///         Ok(())
 ///     }
 /// }
 ///
-/// let mark = Arc::new(Mutex::new(None));
+/// let mark = Arc::new(AtomicU64::new(0));
 /// let clock = ManualClock::new();
 /// let generator = Snowflake::builder(Layout::twitter(), 1)
 ///     .clock(clock.clone())
@@ -50,7 +54,7 @@ use std::path::{Path, PathBuf};
 /// generator.next_id()?;
 /// // The first ID reserved a second ahead: the mark is just past it.
 /// let now = keel_core::Clock::unix_millis(&clock);
-/// assert_eq!(*mark.lock().map_err(|e| e.to_string())?, Some(now + 1_001));
+/// assert_eq!(mark.load(Ordering::Acquire), now + 1_001);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait MarkStore: Send + Sync + fmt::Debug {
@@ -58,7 +62,7 @@ pub trait MarkStore: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     ///
-    /// A message saying why the mark could not be read.
+    /// A [`StoreError`] with the cause (for [`FileMark`], the I/O or parse error).
     ///
     /// # Example
     ///
@@ -74,14 +78,14 @@ pub trait MarkStore: Send + Sync + fmt::Debug {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn load(&self) -> Result<Option<u64>, String>;
+    fn load(&self) -> Result<Option<u64>, StoreError>;
 
     /// Durably replaces the mark.
     ///
     /// # Errors
     ///
-    /// A message saying why the mark could not be written; the generator then refuses to issue
-    /// IDs beyond the previous mark.
+    /// A [`StoreError`] with the cause; the generator then refuses to issue IDs beyond the
+    /// previous mark.
     ///
     /// # Example
     ///
@@ -97,7 +101,7 @@ pub trait MarkStore: Send + Sync + fmt::Debug {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn store(&self, unix_millis: u64) -> Result<(), String>;
+    fn store(&self, unix_millis: u64) -> Result<(), StoreError>;
 }
 
 /// A [`MarkStore`] in a small file, replaced atomically (write, sync, rename) on each store.
@@ -161,19 +165,25 @@ impl FileMark {
 }
 
 impl MarkStore for FileMark {
-    fn load(&self) -> Result<Option<u64>, String> {
+    fn load(&self) -> Result<Option<u64>, StoreError> {
         match fs::read_to_string(&self.path) {
-            Ok(text) => {
-                text.trim().parse::<u64>().map(Some).map_err(|error| {
-                    format!("{} does not hold a mark: {error}", self.path.display())
+            Ok(text) => text.trim().parse::<u64>().map(Some).map_err(|error| {
+                StoreError::new(FileMarkError {
+                    action: "does not hold a mark",
+                    path: self.path.clone(),
+                    cause: Box::new(error),
                 })
-            }
+            }),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(format!("cannot read {}: {error}", self.path.display())),
+            Err(error) => Err(StoreError::new(FileMarkError {
+                action: "cannot be read",
+                path: self.path.clone(),
+                cause: Box::new(error),
+            })),
         }
     }
 
-    fn store(&self, unix_millis: u64) -> Result<(), String> {
+    fn store(&self, unix_millis: u64) -> Result<(), StoreError> {
         // The whole name plus ".tmp" (not `with_extension`): marks named `a.mark` and
         // `a.hwm` in one folder must not share a temporary file.
         let mut temporary = self.path.clone().into_os_string();
@@ -190,7 +200,39 @@ impl MarkStore for FileMark {
             }
             Ok(())
         };
-        write().map_err(|error| format!("cannot write {}: {error}", self.path.display()))
+        write().map_err(|error| {
+            StoreError::new(FileMarkError {
+                action: "cannot be written",
+                path: self.path.clone(),
+                cause: Box::new(error),
+            })
+        })
+    }
+}
+
+/// A [`FileMark`] failure: which file, what went wrong, and the I/O or parse error under it.
+#[derive(Debug)]
+struct FileMarkError {
+    action: &'static str,
+    path: PathBuf,
+    cause: Box<dyn Error + Send + Sync>,
+}
+
+impl fmt::Display for FileMarkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "mark file {} {}: {}",
+            self.path.display(),
+            self.action,
+            self.cause
+        )
+    }
+}
+
+impl Error for FileMarkError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.cause)
     }
 }
 
@@ -204,6 +246,13 @@ mod tests {
         let path = dir.path().join("mark");
         fs::write(&path, "not a number").expect("write");
         let error = FileMark::new(&path).load().unwrap_err();
-        assert!(error.contains("does not hold a mark"), "{error}");
+        assert!(
+            error.to_string().contains("does not hold a mark"),
+            "{error}"
+        );
+        let parse = error
+            .source()
+            .and_then(|cause| cause.downcast_ref::<std::num::ParseIntError>());
+        assert!(parse.is_some(), "the parse error is kept: {error:?}");
     }
 }

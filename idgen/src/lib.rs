@@ -17,8 +17,9 @@
 //! - Parsing never panics: a malformed string gives a [`ParseError`] saying what is wrong and
 //!   at which position.
 //! - Worker ids come from a [`WorkerIdProvider`]: [`FixedWorkerId`], [`EnvWorkerId`] (a
-//!   StatefulSet ordinal), or a lease in Redis (feature `redis`) that stops the generator
-//!   before the lease can expire.
+//!   StatefulSet ordinal), or `WorkerLease` (feature `lease`), a keel-lock lease on any lock
+//!   service (in memory, Redis with feature `redis`) that stops the generator before the id
+//!   can be granted to anyone else.
 //! - A [`MarkStore`] (such as [`FileMark`]) persists a high-water mark, so a restarted
 //!   process whose clock is earlier does not reissue IDs.
 //!
@@ -49,10 +50,11 @@
 //!
 //! # Algorithms and their bounds
 //!
-//! **Snowflake.** The last issued `(ticks, sequence)` pair lives in one `AtomicU64` as
-//! `ticks << sequence_bits | sequence`. To issue an ID a thread reads the clock's tick `t`,
-//! proposes `max(t << sequence_bits, state + 1)` and installs it with one compare-and-swap;
-//! losers retry with the value they saw. The state only grows, so IDs from one generator are
+//! **Snowflake.** One past the last issued `(ticks, sequence)` pair lives in one `AtomicU64`
+//! as `ticks << sequence_bits | sequence`. To issue an ID a thread reads the clock's tick
+//! `t`, proposes `max(t << sequence_bits, state)` and installs the proposal plus one with one
+//! compare-and-swap; losers retry with the value they saw. Every tick's IDs start at
+//! sequence 0, the layout's first tick included: `(0, 0)` is issued too. The state only grows, so IDs from one generator are
 //! unique and strictly increasing, whatever the clock does. Throughput is capped by the
 //! layout at `2^sequence_bits` IDs per time unit per worker (4,096 per millisecond for
 //! Twitter's); the lock-free path costs one clock read and one CAS, far below that cap.
@@ -86,10 +88,15 @@
 //! (at least 32,768 per millisecond before it moves to the next one) and the other 58 bits of
 //! `rand_b` are fresh random bits per UUID.
 //!
-//! **Worker-id leases.** `RedisWorkerLease` claims the first free id with one Lua script
-//! (`SET NX PX` per id), renews it from a tokio task, and sets a [`Lease`] deadline of
-//! *send time + TTL - margin*, which Redis cannot have passed; the generator checks it before
-//! every ID, so it stops before another process can be granted the id.
+//! **Worker-id leases.** `WorkerLease` is keel-lock's lease under another name: worker id
+//! `n` is the lock `<prefix><n>`, claimed with `try_acquire` on `0..ids` in order, renewed by
+//! keel-lock's `KeepAlive` (the one renewal loop) and watched through its lost signal, which
+//! reads the lock service's clock. The generator checks before every ID that the lease is
+//! not lost and that its expiry is more than a safety margin away, so it stops before the
+//! id can be granted to anyone else, also when the renewal task cannot run. A newly granted
+//! id waits one TTL before its first ID ([`GenerateError::LeaseNotYetValid`] until then),
+//! because a store that lost state (a Redis restart without persistence, a failover) can
+//! grant an id whose previous holder is still issuing; after one TTL that holder has stopped.
 //!
 //! # Crate features
 //!
@@ -97,7 +104,11 @@
 //!
 //! - `uuid`: conversions to and from `uuid::Uuid`.
 //! - `serde`: `Serialize` and `Deserialize` as canonical text.
-//! - `redis`: `RedisWorkerLease`, worker ids leased from Redis and renewed by a tokio task.
+//! - `lease`: `WorkerLease`, worker ids leased from any keel-lock `LockService` (adds
+//!   keel-lock and tokio).
+//! - `redis`: `lease` plus keel-lock's Redis backend, to lease worker ids from Redis.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod generator;
@@ -105,8 +116,6 @@ mod high_water;
 mod layout;
 mod millis_counter;
 mod policy;
-#[cfg(feature = "redis")]
-mod redis_lease;
 mod snowflake;
 mod ulid;
 mod ulid_generator;
@@ -114,18 +123,30 @@ mod uuid_v7;
 mod uuid_v7_generator;
 mod worker;
 mod worker_id;
+#[cfg(feature = "lease")]
+mod worker_lease;
 
-pub use error::{ConfigError, GenerateError, ParseError};
+pub use error::{ConfigError, GenerateError, ParseError, StoreError};
 pub use generator::IdGenerator;
 pub use high_water::{FileMark, MarkStore};
 pub use layout::{FieldOrder, Layout, LayoutBuilder, Parts};
 pub use policy::{ClockBackwards, SequenceExhausted};
-#[cfg(feature = "redis")]
-pub use redis_lease::{RedisWorkerLease, RedisWorkerLeaseBuilder};
 pub use snowflake::{Snowflake, SnowflakeBuilder};
 pub use ulid::Ulid;
 pub use ulid_generator::{UlidGenerator, UlidOverflow};
 pub use uuid_v7::UuidV7;
 pub use uuid_v7_generator::UuidV7Generator;
 pub use worker::{EnvWorkerId, FixedWorkerId, WorkerIdError, WorkerIdProvider};
-pub use worker_id::{Lease, WorkerId};
+pub use worker_id::{LeaseValidity, WorkerId};
+#[cfg(feature = "lease")]
+pub use worker_lease::{WorkerLease, WorkerLeaseBuilder};
+
+// Compile-time checks that the traits meant for `dyn` stay object safe.
+const _: Option<&dyn IdGenerator<Id = u64>> = None;
+const _: Option<&dyn MarkStore> = None;
+const _: Option<&dyn WorkerIdProvider> = None;
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -9,8 +9,8 @@ use keel_core::sync::atomic::{AtomicU64, Ordering};
 use keel_core::{Clock, SystemClock};
 
 use crate::{
-    ClockBackwards, ConfigError, GenerateError, IdGenerator, Layout, Lease, MarkStore, Parts,
-    SequenceExhausted, WorkerId,
+    ClockBackwards, ConfigError, GenerateError, IdGenerator, Layout, LeaseValidity, MarkStore,
+    Parts, SequenceExhausted, StoreError, WorkerId,
 };
 
 /// A Snowflake generator: unique, increasing 64-bit IDs, shared across threads by `&self`.
@@ -35,7 +35,8 @@ use crate::{
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Snowflake<C = SystemClock> {
-    // The last issued `ticks << sequence_bits | sequence`.
+    // One past the last issued `ticks << sequence_bits | sequence`: the smallest value not
+    // yet issued. Starting at 0, the first tick's sequence 0 is issued too.
     state: AtomicU64,
     layout: Layout,
     worker: u64,
@@ -48,7 +49,7 @@ pub struct Snowflake<C = SystemClock> {
     ahead_limit: u64,
     // The longest a blocking call waits, in total.
     max_block: Duration,
-    lease: Option<Lease>,
+    lease: Option<LeaseValidity>,
     mark: Option<Reservation>,
 }
 
@@ -102,7 +103,8 @@ impl<C: Clock> Snowflake<C> {
     /// accepts, [`GenerateError::WaitTimedOut`] if the wait outlasts its bound,
     /// [`GenerateError::BeforeEpoch`] or [`GenerateError::TimestampOverflow`] if the clock is
     /// outside the layout's range, [`GenerateError::LeaseExpired`] if the worker id's lease
-    /// lapsed, and [`GenerateError::HighWaterMark`] if the mark could not be persisted.
+    /// lapsed or was lost, [`GenerateError::LeaseNotYetValid`] if it was granted less than
+    /// one TTL ago, and [`GenerateError::HighWaterMark`] if the mark could not be persisted.
     ///
     /// # Example
     ///
@@ -183,10 +185,8 @@ impl<C: Clock> Snowflake<C> {
     /// ```
     pub fn try_next_id(&self) -> Result<u64, GenerateError> {
         // A lapsed lease fails at once, before any waiting...
-        if let Some(lease) = &self.lease
-            && !lease.is_valid()
-        {
-            return Err(GenerateError::LeaseExpired);
+        if let Some(lease) = &self.lease {
+            lease.check()?;
         }
         let mut unix_millis = self.clock.unix_millis();
         let mut now_ticks = self.ticks(unix_millis)?;
@@ -194,16 +194,14 @@ impl<C: Clock> Snowflake<C> {
         let mut floor = now_ticks << shift;
         let mut current = self.state.load(Ordering::Acquire);
         loop {
-            let next = current
-                .checked_add(1)
-                .ok_or(GenerateError::TimestampOverflow)?
-                .max(floor);
+            let next = current.max(floor);
             let next_ticks = next >> shift;
-            if next_ticks > self.layout.max_ticks() {
+            // `u64::MAX` itself is never issued: the state could not move past it.
+            if next_ticks > self.layout.max_ticks() || next == u64::MAX {
                 return Err(GenerateError::TimestampOverflow);
             }
             let lead = next_ticks - now_ticks;
-            let last_ticks = current >> shift;
+            let last_ticks = current.saturating_sub(1) >> shift;
             let limit = if last_ticks > now_ticks {
                 self.lead_limit
             } else {
@@ -231,14 +229,12 @@ impl<C: Clock> Snowflake<C> {
             }
             // ...and is checked again after the last clock reading, so a pause between the
             // first check and the reading cannot stamp an ID after the lease's deadline.
-            if let Some(lease) = &self.lease
-                && !lease.is_valid()
-            {
-                return Err(GenerateError::LeaseExpired);
+            if let Some(lease) = &self.lease {
+                lease.check()?;
             }
             match self.state.compare_exchange_weak(
                 current,
-                next,
+                next + 1,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -376,7 +372,7 @@ impl<C: Clock> Snowflake<C> {
             .writing
             .lock()
             .map_err(|_| GenerateError::HighWaterMark {
-                reason: "a thread panicked while persisting the mark".to_string(),
+                source: StoreError::new(PanickedWriter),
             })?;
         if ticks <= mark.reserved.load(Ordering::Acquire) {
             return Ok(());
@@ -392,7 +388,7 @@ impl<C: Clock> Snowflake<C> {
             .saturating_add(reserved.saturating_add(1).saturating_mul(unit));
         mark.store
             .store(unix_millis)
-            .map_err(|reason| GenerateError::HighWaterMark { reason })?;
+            .map_err(|source| GenerateError::HighWaterMark { source })?;
         mark.reserved.store(reserved, Ordering::Release);
         Ok(())
     }
@@ -661,7 +657,7 @@ impl<C: Clock> SnowflakeBuilder<C> {
                 }
                 let loaded = store
                     .load()
-                    .map_err(|reason| ConfigError::HighWaterMark { reason })?;
+                    .map_err(|source| ConfigError::HighWaterMark { source })?;
                 let mut reserved = 0;
                 if let Some(mark) = loaded {
                     // IDs may be issued only at ticks starting at or after the mark.
@@ -672,7 +668,7 @@ impl<C: Clock> SnowflakeBuilder<C> {
                         // shift below would drop its high bits and start over at zero.
                         u64::MAX
                     } else {
-                        (first_free << layout.sequence_bits()).saturating_sub(1)
+                        first_free << layout.sequence_bits()
                     };
                     reserved = first_free.saturating_sub(1);
                 }
@@ -710,6 +706,19 @@ impl<C: fmt::Debug> fmt::Debug for SnowflakeBuilder<C> {
             .finish_non_exhaustive()
     }
 }
+
+/// A thread panicked while it held the mark's writing lock, so whether the mark was
+/// persisted is unknown.
+#[derive(Debug)]
+struct PanickedWriter;
+
+impl fmt::Display for PanickedWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a thread panicked while persisting the mark")
+    }
+}
+
+impl std::error::Error for PanickedWriter {}
 
 #[cfg(test)]
 mod tests {

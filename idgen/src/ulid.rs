@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::ParseError;
+use crate::{GenerateError, ParseError};
 
 /// A ULID: a 128-bit ID whose top 48 bits are milliseconds since the Unix epoch and whose low
 /// 80 bits are random, sorted the same way as numbers, bytes (big-endian) and text.
@@ -191,6 +191,36 @@ impl Ulid {
     /// ```
     pub const fn random(self) -> u128 {
         self.0 & RANDOM_MASK
+    }
+
+    /// The specification's monotonic step: the same timestamp, with the random part plus
+    /// one. A generator issuing several ULIDs in one millisecond issues them this way.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerateError::Overflow`] when the random part is already all ones (2^80 − 1): the
+    /// specification says generation fails then, rather than carrying into the timestamp.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_idgen::{GenerateError, Ulid};
+    ///
+    /// let ulid: Ulid = "01ARZ3NDEKTSV4RRFFQ69G5FAV".parse()?;
+    /// let next = ulid.increment()?;
+    /// assert_eq!(next.to_string(), "01ARZ3NDEKTSV4RRFFQ69G5FAW");
+    /// assert_eq!(next.timestamp_ms(), ulid.timestamp_ms());
+    ///
+    /// let last = Ulid::from_parts(ulid.timestamp_ms(), (1 << 80) - 1);
+    /// assert_eq!(last.increment(), Err(GenerateError::Overflow));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn increment(self) -> Result<Ulid, GenerateError> {
+        if self.random() == RANDOM_MASK {
+            Err(GenerateError::Overflow)
+        } else {
+            Ok(Ulid(self.0 + 1))
+        }
     }
 
     /// Writes the 26 characters into `buffer` and returns them as a `str`, without

@@ -3,14 +3,15 @@
 use std::error::Error;
 use std::fmt;
 
-use crate::WorkerId;
+use crate::{StoreError, WorkerId};
 
 /// A source of worker ids for generators in a fleet.
 ///
 /// Every process that issues Snowflake IDs with the same layout needs a distinct worker id.
 /// Implementations: [`FixedWorkerId`] (configured by hand), [`EnvWorkerId`] (a Kubernetes
-/// StatefulSet ordinal such as `web-3`, or a number), and `RedisWorkerLease` (feature
-/// `redis`), which leases a free id and revokes it if it cannot renew the lease.
+/// StatefulSet ordinal such as `web-3`, or a number), and `WorkerLease` (feature `lease`),
+/// which leases a free id from any keel-lock `LockService` and stops the generator as soon
+/// as the lease is in doubt.
 ///
 /// # Example
 ///
@@ -237,10 +238,10 @@ pub enum WorkerIdError {
         /// How many ids the range has.
         ids: u64,
     },
-    /// The lease store failed.
+    /// The lease store (the lock service) failed.
     Store {
-        /// What it reported.
-        reason: String,
+        /// The store's error; with keel-lock, a `keel_lock::LockError`.
+        source: StoreError,
     },
     /// The lease could not be confirmed: it expired or was taken by another process.
     Lost {
@@ -274,7 +275,7 @@ impl fmt::Display for WorkerIdError {
             WorkerIdError::NoFreeId { ids } => {
                 write!(f, "all {ids} worker ids are leased by other processes")
             }
-            WorkerIdError::Store { reason } => write!(f, "worker id lease store: {reason}"),
+            WorkerIdError::Store { source } => write!(f, "worker id lease store: {source}"),
             WorkerIdError::Lost { id } => write!(f, "the lease on worker id {id} was lost"),
             WorkerIdError::Config { reason } => f.write_str(reason),
             WorkerIdError::OffsetOverflow { ordinal, offset } => write!(
@@ -285,7 +286,14 @@ impl fmt::Display for WorkerIdError {
     }
 }
 
-impl Error for WorkerIdError {}
+impl Error for WorkerIdError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            WorkerIdError::Store { source } => Some(source.get_ref()),
+            _ => None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,13 +3,16 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use keel_core::{Clock, Instant};
+
+use crate::GenerateError;
 
 /// The worker field a generator stamps into its IDs, and the lease it is held under, if any.
 ///
 /// A plain `u64` converts into a `WorkerId` with no lease. A [`WorkerIdProvider`] that leases
-/// ids (such as the Redis lease) returns one with a [`Lease`], and a generator built from it
+/// ids (such as the Redis lease) returns one with a [`LeaseValidity`], and a generator built from it
 /// stops issuing IDs ([`GenerateError::LeaseExpired`](crate::GenerateError::LeaseExpired))
 /// once the lease's deadline has passed.
 ///
@@ -19,11 +22,11 @@ use keel_core::{Clock, Instant};
 ///
 /// ```
 /// use keel_core::{Clock, ManualClock};
-/// use keel_idgen::{GenerateError, Layout, Lease, Snowflake, WorkerId};
+/// use keel_idgen::{GenerateError, Layout, LeaseValidity, Snowflake, WorkerId};
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new();
-/// let lease = Lease::new(clock.clone());
+/// let lease = LeaseValidity::new(clock.clone());
 /// lease.extend_to(clock.now() + Duration::from_secs(10));
 /// let worker = WorkerId::leased(6, lease);
 /// let generator = Snowflake::builder(Layout::twitter(), worker).clock(clock.clone()).build()?;
@@ -35,7 +38,7 @@ use keel_core::{Clock, Instant};
 #[derive(Clone, Debug)]
 pub struct WorkerId {
     id: u64,
-    lease: Option<Lease>,
+    lease: Option<LeaseValidity>,
 }
 
 impl WorkerId {
@@ -62,16 +65,16 @@ impl WorkerId {
     ///
     /// ```
     /// use keel_core::ManualClock;
-    /// use keel_idgen::{Lease, WorkerId};
+    /// use keel_idgen::{LeaseValidity, WorkerId};
     ///
-    /// let lease = Lease::new(ManualClock::new());
+    /// let lease = LeaseValidity::new(ManualClock::new());
     /// let worker = WorkerId::leased(7, lease);
     /// assert_eq!(worker.id(), 7);
     /// // The lease is not valid until extended.
-    /// assert_eq!(worker.lease().map(Lease::is_valid), Some(false));
+    /// assert_eq!(worker.lease().map(LeaseValidity::is_valid), Some(false));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn leased(id: u64, lease: Lease) -> WorkerId {
+    pub fn leased(id: u64, lease: LeaseValidity) -> WorkerId {
         WorkerId {
             id,
             lease: Some(lease),
@@ -98,14 +101,14 @@ impl WorkerId {
     ///
     /// ```
     /// use keel_core::ManualClock;
-    /// use keel_idgen::{Lease, WorkerId};
+    /// use keel_idgen::{LeaseValidity, WorkerId};
     ///
     /// assert!(WorkerId::fixed(1).lease().is_none());
-    /// let leased = WorkerId::leased(1, Lease::new(ManualClock::new()));
+    /// let leased = WorkerId::leased(1, LeaseValidity::new(ManualClock::new()));
     /// assert!(leased.lease().is_some());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn lease(&self) -> Option<&Lease> {
+    pub fn lease(&self) -> Option<&LeaseValidity> {
         self.lease.as_ref()
     }
 }
@@ -116,22 +119,31 @@ impl From<u64> for WorkerId {
     }
 }
 
-/// The validity of a leased worker id: a deadline on a monotonic [`Clock`], moved forward by
-/// each renewal and checked by the generator before every ID.
+/// The validity of a leased worker id, checked by the generator before every ID.
 ///
-/// Clones share the deadline. The holder extends it only to a time it knows the lease still
-/// holds (the time a renewal was *sent* plus the lease's TTL, minus a safety margin), so the
-/// generator stops before any other process can be granted the id.
+/// Two kinds:
+///
+/// - **A deadline** ([`LeaseValidity::new`]): a time on a monotonic [`Clock`], moved forward by
+///   [`extend_to`](LeaseValidity::extend_to) and ended by [`revoke`](LeaseValidity::revoke), for a lease
+///   kept by code of your own. The holder extends it only to a time it knows the lease still
+///   holds (the time a renewal was *sent* plus the lease's TTL, minus a safety margin), so
+///   the generator stops before any other process can be granted the id.
+/// - **A keel-lock lease** (from `WorkerLease`, feature `lease`): valid from one TTL after
+///   the grant until the lock lease's expiry (as renewed by its keep-alive) minus a safety
+///   margin, read on the lock service's clock, and invalid at once when keel-lock's lost
+///   signal fires.
+///
+/// Clones share the state. A check costs a clock reading and one or two atomic loads.
 ///
 /// # Example
 ///
 /// ```
 /// use keel_core::{Clock, ManualClock};
-/// use keel_idgen::Lease;
+/// use keel_idgen::LeaseValidity;
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new();
-/// let lease = Lease::new(clock.clone());
+/// let lease = LeaseValidity::new(clock.clone());
 /// assert!(!lease.is_valid());
 /// lease.extend_to(clock.now() + Duration::from_secs(10));
 /// assert!(lease.is_valid());
@@ -140,54 +152,136 @@ impl From<u64> for WorkerId {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
-pub struct Lease {
+pub struct LeaseValidity {
     shared: Arc<LeaseState>,
 }
 
 struct LeaseState {
-    clock: Arc<dyn Clock>,
+    now: Box<dyn Fn() -> Instant + Send + Sync>,
     deadline: AtomicU64,
+    /// Not valid before this reading of the clock (nanoseconds).
+    not_before: u64,
+    #[cfg(feature = "lease")]
+    held: Option<Held>,
 }
 
-impl Lease {
-    /// A lease that is not valid until [`extend_to`](Lease::extend_to) is called.
+/// A keel-lock lease the id is held under, and how long before its expiry to stop.
+#[cfg(feature = "lease")]
+struct Held {
+    lost: keel_lock::LostLease,
+    margin: Duration,
+}
+
+impl LeaseValidity {
+    /// A lease that is not valid until [`extend_to`](LeaseValidity::extend_to) is called.
     ///
     /// # Example
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use keel_core::Instant;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// assert!(!lease.is_valid());
     /// assert_eq!(lease.deadline(), Instant::ZERO);
     /// lease.extend_to(clock.now() + Duration::from_secs(1));
     /// assert!(lease.is_valid());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(clock: impl Clock + 'static) -> Lease {
-        Lease {
+    pub fn new(clock: impl Clock + 'static) -> LeaseValidity {
+        LeaseValidity {
             shared: Arc::new(LeaseState {
-                clock: Arc::new(clock),
+                now: Box::new(move || clock.now()),
                 deadline: AtomicU64::new(0),
+                not_before: 0,
+                #[cfg(feature = "lease")]
+                held: None,
             }),
         }
     }
 
-    /// Whether the deadline is still ahead.
+    /// Valid from `not_before` while `lost` has not fired and its expiry is more than
+    /// `margin` away, all read from `now` (the lock service's clock).
+    #[cfg(feature = "lease")]
+    pub(crate) fn held(
+        lost: keel_lock::LostLease,
+        margin: Duration,
+        not_before: Instant,
+        now: Box<dyn Fn() -> Instant + Send + Sync>,
+    ) -> LeaseValidity {
+        LeaseValidity {
+            shared: Arc::new(LeaseState {
+                now,
+                // The keel-lock lease decides; this only records a revocation.
+                deadline: AtomicU64::new(REVOKED - 1),
+                not_before: not_before.as_nanos(),
+                held: Some(Held { lost, margin }),
+            }),
+        }
+    }
+
+    /// Why no ID may be stamped now, if that is so.
+    #[inline]
+    pub(crate) fn check(&self) -> Result<(), GenerateError> {
+        let state = &*self.shared;
+        let now = (state.now)().as_nanos();
+        if now < state.not_before {
+            return Err(GenerateError::LeaseNotYetValid {
+                retry_after: Duration::from_nanos(state.not_before - now),
+            });
+        }
+        let deadline = state.deadline.load(Ordering::Acquire);
+        if deadline == REVOKED || now >= deadline {
+            return Err(GenerateError::LeaseExpired);
+        }
+        // One clock reading for both ends: the keel-lock lease's expiry is compared with it.
+        #[cfg(feature = "lease")]
+        if let Some(held) = &state.held {
+            let valid = held
+                .lost
+                .expires_at()
+                .is_some_and(|expires_at| now < expires_at.saturating_sub(held.margin).as_nanos());
+            if !valid {
+                return Err(GenerateError::LeaseExpired);
+            }
+        }
+        Ok(())
+    }
+
+    /// The first reading of the lease's clock at which the id may be used: for a worker id
+    /// newly granted by `WorkerLease` (feature `lease`), one TTL after the grant; for a
+    /// lease made with [`LeaseValidity::new`], [`Instant::ZERO`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_core::{Instant, ManualClock};
+    /// use keel_idgen::LeaseValidity;
+    ///
+    /// let lease = LeaseValidity::new(ManualClock::new());
+    /// assert_eq!(lease.valid_from(), Instant::ZERO);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn valid_from(&self) -> Instant {
+        Instant::from_nanos(self.shared.not_before)
+    }
+
+    /// Whether the id may be used now: the lease is past its start, its deadline (or the
+    /// keel-lock lease's expiry minus the margin) is still ahead, and it is neither revoked
+    /// nor lost.
     ///
     /// # Example
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// lease.extend_to(clock.now() + Duration::from_millis(100));
     /// assert!(lease.is_valid());
     /// clock.advance(Duration::from_millis(99));
@@ -199,22 +293,21 @@ impl Lease {
     /// ```
     #[inline]
     pub fn is_valid(&self) -> bool {
-        let deadline = self.shared.deadline.load(Ordering::Acquire);
-        deadline != REVOKED && self.shared.clock.now().as_nanos() < deadline
+        self.check().is_ok()
     }
 
-    /// The current deadline on the lease's clock.
-    /// A revoked lease's deadline is [`Instant::ZERO`].
+    /// The current deadline on the lease's clock: for a keel-lock lease, its latest expiry
+    /// minus the safety margin. A revoked or lost lease's deadline is [`Instant::ZERO`].
     ///
     /// # Example
     ///
     /// ```
     /// use keel_core::{Clock, Instant, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// let deadline = clock.now() + Duration::from_secs(3);
     /// lease.extend_to(deadline);
     /// assert_eq!(lease.deadline(), deadline);
@@ -223,10 +316,19 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn deadline(&self) -> Instant {
-        match self.shared.deadline.load(Ordering::Acquire) {
-            REVOKED => Instant::ZERO,
+        let deadline = match self.shared.deadline.load(Ordering::Acquire) {
+            REVOKED => return Instant::ZERO,
             nanos => Instant::from_nanos(nanos),
+        };
+        #[cfg(feature = "lease")]
+        if let Some(held) = &self.shared.held {
+            if held.lost.is_lost() {
+                return Instant::ZERO;
+            }
+            let expires_at = held.lost.lease().expires_at();
+            return expires_at.saturating_sub(held.margin);
         }
+        deadline
     }
 
     /// The lease's clock reading, to compute deadlines from.
@@ -235,30 +337,31 @@ impl Lease {
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// clock.advance(Duration::from_secs(2));
     /// assert_eq!(lease.now(), clock.now());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn now(&self) -> Instant {
-        self.shared.clock.now()
+        (self.shared.now)()
     }
 
-    /// Moves the deadline to `deadline` if that is later; a revoked lease stays revoked.
+    /// Moves the deadline to `deadline` if that is later; a revoked lease stays revoked. A
+    /// keel-lock lease is renewed by its keep-alive, so this does nothing to it.
     ///
     /// # Example
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// let later = clock.now() + Duration::from_secs(10);
     /// lease.extend_to(later);
     /// // An earlier deadline (a slow renewal's answer arriving late) does not shorten it.
@@ -282,11 +385,11 @@ impl Lease {
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// let generator_copy = lease.clone();
     /// lease.extend_to(clock.now() + Duration::from_secs(10));
     /// lease.revoke();
@@ -299,17 +402,18 @@ impl Lease {
         self.shared.deadline.store(REVOKED, Ordering::Release);
     }
 
-    /// Whether [`revoke`](Lease::revoke) was called.
+    /// Whether [`revoke`](LeaseValidity::revoke) was called, or a keel-lock lease's lost signal
+    /// fired for a reason other than the clock passing its expiry.
     ///
     /// # Example
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
-    /// use keel_idgen::Lease;
+    /// use keel_idgen::LeaseValidity;
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new();
-    /// let lease = Lease::new(clock.clone());
+    /// let lease = LeaseValidity::new(clock.clone());
     /// lease.extend_to(clock.now() + Duration::from_secs(1));
     /// clock.advance(Duration::from_secs(1));
     /// // Lapsed is not revoked: a renewal may still extend it.
@@ -320,6 +424,15 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_revoked(&self) -> bool {
+        #[cfg(feature = "lease")]
+        if let Some(held) = &self.shared.held
+            && held
+                .lost
+                .reason()
+                .is_some_and(|reason| !matches!(reason, keel_lock::LostReason::Expired))
+        {
+            return true;
+        }
         self.shared.deadline.load(Ordering::Acquire) == REVOKED
     }
 }
@@ -327,9 +440,9 @@ impl Lease {
 // A revoked lease must not be extended again, so revocation is a value no deadline takes.
 const REVOKED: u64 = u64::MAX;
 
-impl fmt::Debug for Lease {
+impl fmt::Debug for LeaseValidity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lease")
+        f.debug_struct("LeaseValidity")
             .field("deadline", &self.deadline())
             .field("valid", &self.is_valid())
             .finish()
@@ -346,7 +459,7 @@ mod tests {
     fn extend_only_moves_forward_and_revoke_is_final() {
         let clock = ManualClock::new();
         clock.advance(Duration::from_secs(1));
-        let lease = Lease::new(clock.clone());
+        let lease = LeaseValidity::new(clock.clone());
         lease.extend_to(clock.now() + Duration::from_secs(5));
         lease.extend_to(clock.now() + Duration::from_secs(1));
         assert_eq!(lease.deadline(), clock.now() + Duration::from_secs(5));

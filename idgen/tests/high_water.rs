@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel_core::ManualClock;
-use keel_idgen::{ClockBackwards, FileMark, GenerateError, Layout, MarkStore, Snowflake};
+use keel_idgen::{
+    ClockBackwards, FileMark, GenerateError, Layout, MarkStore, Snowflake, StoreError,
+};
 use proptest::prelude::*;
 
 /// A store in memory that counts its writes and can be made to fail.
@@ -20,18 +22,20 @@ struct Memory {
 }
 
 impl MarkStore for Memory {
-    fn load(&self) -> Result<Option<u64>, String> {
-        Ok(*self.mark.lock().map_err(|e| e.to_string())?)
+    fn load(&self) -> Result<Option<u64>, StoreError> {
+        Ok(*self.mark.lock().expect("lock"))
     }
 
-    fn store(&self, unix_millis: u64) -> Result<(), String> {
-        if *self.failing.lock().map_err(|e| e.to_string())? {
-            return Err("disk full".to_string());
+    fn store(&self, unix_millis: u64) -> Result<(), StoreError> {
+        if *self.failing.lock().expect("lock") {
+            return Err(StoreError::new(std::io::Error::from(
+                std::io::ErrorKind::StorageFull,
+            )));
         }
-        *self.writes.lock().map_err(|e| e.to_string())? += 1;
-        let mut mark = self.mark.lock().map_err(|e| e.to_string())?;
+        *self.writes.lock().expect("lock") += 1;
+        let mut mark = self.mark.lock().expect("lock");
         if mark.is_some_and(|old| unix_millis < old) {
-            *self.regressed.lock().map_err(|e| e.to_string())? = true;
+            *self.regressed.lock().expect("lock") = true;
         }
         *mark = Some(unix_millis);
         Ok(())
@@ -157,12 +161,14 @@ fn a_failing_store_stops_issuing_beyond_the_last_mark() {
     clock.advance(Duration::from_millis(500));
     assert!(generator.next_id().is_ok());
     clock.advance(Duration::from_millis(600));
-    assert_eq!(
-        generator.next_id(),
-        Err(GenerateError::HighWaterMark {
-            reason: "disk full".to_string()
-        })
-    );
+    let Err(GenerateError::HighWaterMark { source }) = generator.next_id() else {
+        panic!("an unsaved mark must stop the generator");
+    };
+    // The store's own error is kept, typed.
+    let kind = source
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind);
+    assert_eq!(kind, Some(std::io::ErrorKind::StorageFull));
     *store.failing.lock().expect("lock") = false;
     let id = generator.next_id().expect("id once the store works");
     assert!(generator.decode(id).unix_millis >= mark);
@@ -282,11 +288,11 @@ fn concurrent_reservations_keep_every_id_below_the_stored_mark() {
 struct Loaded(u64);
 
 impl MarkStore for Loaded {
-    fn load(&self) -> Result<Option<u64>, String> {
+    fn load(&self) -> Result<Option<u64>, StoreError> {
         Ok(Some(self.0))
     }
 
-    fn store(&self, _: u64) -> Result<(), String> {
+    fn store(&self, _: u64) -> Result<(), StoreError> {
         Ok(())
     }
 }

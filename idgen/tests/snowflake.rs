@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keel_core::{Clock, Instant, ManualClock};
 use keel_idgen::{
-    ClockBackwards, GenerateError, Layout, Lease, SequenceExhausted, Snowflake, WorkerId,
+    ClockBackwards, GenerateError, Layout, LeaseValidity, SequenceExhausted, Snowflake, WorkerId,
 };
 
 const STEPS: [Duration; 4] = [
@@ -318,7 +318,7 @@ fn borrow_ahead_serves_a_step_back_within_its_bound_even_under_the_error_policy(
 #[test]
 fn a_lapsed_lease_stops_the_generator() {
     let clock = ManualClock::new();
-    let lease = Lease::new(clock.clone());
+    let lease = LeaseValidity::new(clock.clone());
     lease.extend_to(clock.now() + Duration::from_secs(10));
     let generator = Snowflake::builder(Layout::twitter(), WorkerId::leased(4, lease.clone()))
         .clock(clock.clone())
@@ -355,7 +355,7 @@ impl Clock for SlowWallClock {
 #[test]
 fn no_id_is_stamped_after_its_lease_deadline() {
     let clock = ManualClock::new();
-    let lease = Lease::new(clock.clone());
+    let lease = LeaseValidity::new(clock.clone());
     lease.extend_to(clock.now() + Duration::from_secs(5));
     // The wall time at the lease's deadline: another process may be granted the id after it.
     let deadline_wall = clock.unix_millis() + 5_000;
@@ -476,4 +476,23 @@ fn millions_of_ids_from_four_threads_are_unique_and_ordered() {
 #[test]
 fn millions_of_ids_under_repeated_steps_back_are_unique_and_ordered() {
     hammer(3, 400_000, 7);
+}
+
+/// The first tick issues sequence 0 like every other tick: (0, 0) is an ID.
+#[test]
+fn first_tick_issues_sequence_zero() {
+    let layout = Layout::twitter();
+    let clock = ManualClock::at_unix_millis(layout.epoch_unix_millis());
+    let generator = Snowflake::builder(layout, 5)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let parts: Vec<_> = (0..3)
+        .map(|_| generator.decode(generator.next_id().unwrap()))
+        .map(|p| (p.ticks, p.sequence))
+        .collect();
+    assert_eq!(parts, [(0, 0), (0, 1), (0, 2)]);
+    clock.advance(Duration::from_millis(1));
+    let next = generator.decode(generator.next_id().unwrap());
+    assert_eq!((next.ticks, next.sequence), (1, 0));
 }

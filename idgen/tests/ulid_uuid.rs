@@ -175,3 +175,36 @@ fn generated_ulids_carry_the_clock() {
         .expect("uuid");
     assert_eq!(uuid.unix_millis(), clock.unix_millis());
 }
+
+mod increment {
+    use keel_idgen::{GenerateError, Ulid};
+    use proptest::prelude::*;
+
+    const RANDOM_MAX: u128 = (1 << 80) - 1;
+
+    proptest! {
+        /// Against the model: the same timestamp, the random part plus one, and the text
+        /// form sorts after the original.
+        #[test]
+        fn adds_one_to_the_random_part(ms in 0u64..(1 << 48), random in 0..RANDOM_MAX) {
+            let ulid = Ulid::from_parts(ms, random);
+            let next = ulid.increment().unwrap();
+            prop_assert_eq!(next, Ulid::from_parts(ms, random + 1));
+            prop_assert!(next.to_string() > ulid.to_string());
+        }
+
+        #[test]
+        fn fails_when_the_random_part_is_all_ones(ms in 0u64..(1 << 48)) {
+            let last = Ulid::from_parts(ms, RANDOM_MAX);
+            prop_assert_eq!(last.increment(), Err(GenerateError::Overflow));
+        }
+    }
+
+    #[test]
+    fn carries_through_the_random_part_only() {
+        let ulid = Ulid::from_parts(7, (1 << 40) - 1);
+        assert_eq!(ulid.increment().unwrap(), Ulid::from_parts(7, 1 << 40));
+        assert_eq!(Ulid::MIN.increment().unwrap().to_u128(), 1);
+        assert_eq!(Ulid::MAX.increment(), Err(GenerateError::Overflow));
+    }
+}

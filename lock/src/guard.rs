@@ -8,7 +8,7 @@ use std::task::{Context, Waker};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::lost::Status;
+use crate::lost::{Status, Validity, mark_lost};
 use crate::{FencingToken, Lease, LockError, LockService, LostLease, LostReason};
 
 /// A held lease, renewed in the background by [`KeepAlive`](crate::KeepAlive), with a
@@ -46,6 +46,7 @@ use crate::{FencingToken, Lease, LockError, LockService, LostLease, LostReason};
 pub struct LeaseGuard<S: LockService + Clone + 'static> {
     service: S,
     status: Arc<watch::Sender<Status>>,
+    validity: Arc<Validity>,
     renewals: JoinHandle<()>,
     released: bool,
 }
@@ -54,11 +55,13 @@ impl<S: LockService + Clone + 'static> LeaseGuard<S> {
     pub(crate) fn new(
         service: S,
         status: Arc<watch::Sender<Status>>,
+        validity: Arc<Validity>,
         renewals: JoinHandle<()>,
     ) -> LeaseGuard<S> {
         LeaseGuard {
             service,
             status,
+            validity,
             renewals,
             released: false,
         }
@@ -129,10 +132,12 @@ impl<S: LockService + Clone + 'static> LeaseGuard<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lost(&self) -> LostLease {
-        LostLease::new(self.status.subscribe())
+        LostLease::new(self.status.subscribe(), self.validity.clone())
     }
 
-    /// Whether the lease is lost (see [`LostReason`]).
+    /// Whether the lease is lost (see [`LostReason`]). Like [`LostLease::is_lost`], it reads
+    /// the service's clock: past the lease's expiry it is `true` at once, whether or not the
+    /// renewal task has run.
     ///
     /// ```
     /// use keel_core::TokioClock;
@@ -152,7 +157,7 @@ impl<S: LockService + Clone + 'static> LeaseGuard<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_lost(&self) -> bool {
-        self.status.borrow().lost.is_some()
+        self.validity.remaining().is_zero()
     }
 
     /// Stops renewing and releases the lease; the lost signal fires with
@@ -187,13 +192,9 @@ impl<S: LockService + Clone + 'static> LeaseGuard<S> {
     /// Stops the renewal task, marks the lease released, and returns the last lease.
     fn stop(&mut self) -> Lease {
         // Marked before the abort, so the task's own stop marker finds a reason already set.
-        let mut lease = None;
-        self.status.send_modify(|status| {
-            status.lost.get_or_insert(LostReason::Released);
-            lease = Some(status.lease.clone());
-        });
+        mark_lost(&self.status, &self.validity, LostReason::Released);
         self.renewals.abort();
-        lease.unwrap_or_else(|| self.status.borrow().lease.clone())
+        self.status.borrow().lease.clone()
     }
 }
 
@@ -202,10 +203,11 @@ impl<S: LockService + Clone + 'static> Drop for LeaseGuard<S> {
         if self.released {
             return;
         }
+        let lease = self.status.borrow().lease.clone();
         let known_gone = matches!(
             self.status.borrow().lost,
             Some(LostReason::Expired | LostReason::NotHeld)
-        );
+        ) || lease.is_expired(self.validity.now());
         let lease = self.stop();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::lost::Status;
+use crate::lost::{Status, Validity, mark_lost};
 use crate::{ConfigError, Lease, LeaseGuard, LockError, LockService, LostReason};
 
 /// How a [`LeaseGuard`] renews its lease: every `fraction` of the lease's time to live.
@@ -131,15 +131,23 @@ impl KeepAlive {
             lost: None,
         });
         let status = Arc::new(sender);
+        let clock = service.clone();
+        let validity = Arc::new(Validity::new(&lease, Box::new(move || clock.now())));
         // Owned by the task from the start, so it fires however the task ends: unpolled and
         // dropped by a runtime shutting down, unwound by a panic, or finished.
-        let stopped = Stopped(status.clone());
-        let renewals = renew(service.clone(), lease, self.fraction, status.clone());
+        let stopped = Stopped(status.clone(), validity.clone());
+        let renewals = renew(
+            service.clone(),
+            lease,
+            self.fraction,
+            status.clone(),
+            validity.clone(),
+        );
         let task = runtime.spawn(async move {
             let _stopped = stopped;
             renewals.await;
         });
-        Ok(LeaseGuard::new(service, status, task))
+        Ok(LeaseGuard::new(service, status, validity, task))
     }
 }
 
@@ -154,12 +162,9 @@ async fn renew<S: LockService>(
     mut lease: Lease,
     fraction: f64,
     status: Arc<watch::Sender<Status>>,
+    validity: Arc<Validity>,
 ) {
-    let lost = |reason: LostReason| {
-        status.send_modify(|status| {
-            status.lost.get_or_insert(reason);
-        });
-    };
+    let lost = |reason: LostReason| mark_lost(&status, &validity, reason);
     loop {
         let renew_at = lease.expires_at() - lease.ttl().mul_f64(1.0 - fraction);
         let now = service.now();
@@ -176,6 +181,7 @@ async fn renew<S: LockService>(
             Ok(Err(error)) => return lost(LostReason::RenewFailed(error)),
             Ok(Ok(renewed)) => {
                 lease = renewed;
+                validity.renewed(&lease);
                 status.send_modify(|status| status.lease = lease.clone());
             }
         }
@@ -184,13 +190,11 @@ async fn renew<S: LockService>(
 
 /// Marks the lease lost with [`LostReason::Stopped`] when the renewal task ends without
 /// having set a reason.
-struct Stopped(Arc<watch::Sender<Status>>);
+struct Stopped(Arc<watch::Sender<Status>>, Arc<Validity>);
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        self.0.send_modify(|status| {
-            status.lost.get_or_insert(LostReason::Stopped);
-        });
+        mark_lost(&self.0, &self.1, LostReason::Stopped);
     }
 }
 

@@ -1,12 +1,14 @@
 //! `RedisFence`: the fence check and the write it guards, in one Redis script.
 
 use std::fmt;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use redis::{Script, ToRedisArgs, Value};
+use keel_redis::{Redis, Script};
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{ToRedisArgs, Value};
 
-use crate::redis_service::{unexpected, with_timeout};
+use crate::redis_service::{lock_error, unexpected};
 use crate::{ConfigError, FencingToken, LockError, StaleToken};
 
 /// Checks the token against the fence key and, if it is not older, raises the fence and runs
@@ -24,6 +26,9 @@ end
 return {1, seen or '00000000000000000000'}
 ";
 
+static FENCED_SET_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new("fenced write", FENCED_SET));
+
 /// A [`Fence`](crate::Fence) kept in Redis: a write to a Redis key that is accepted only with
 /// a fencing token at least as high as any the fence has accepted.
 ///
@@ -31,7 +36,9 @@ return {1, seen or '00000000000000000000'}
 /// slip between them: a holder that paused past its lease and writes after a newer holder is
 /// rejected with [`LockError::Stale`] and its value is not written. The fence key keeps the
 /// highest token accepted; in Redis Cluster, put the fence key and the data keys in one slot
-/// with a hash tag (`{orders}:fence`, `{orders}:total`).
+/// with a hash tag (`{orders}:fence`, `{orders}:total`; `keel_redis::KeyBuilder` makes such
+/// keys for any name). `R` is the connection, as for
+/// [`RedisLockService`](crate::RedisLockService).
 ///
 /// # Example
 ///
@@ -58,14 +65,15 @@ return {1, seen or '00000000000000000000'}
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
-pub struct RedisFence {
-    connection: ConnectionManager,
+pub struct RedisFence<R = ConnectionManager> {
+    redis: Redis<R>,
     fence_key: String,
-    call_timeout: Duration,
-    script: Script,
 }
 
-impl RedisFence {
+impl<R> RedisFence<R>
+where
+    R: ConnectionLike + Clone + Send + Sync + 'static,
+{
     /// A fence on `fence_key`, calling through `connection` with `call_timeout` per call.
     ///
     /// # Errors
@@ -89,31 +97,20 @@ impl RedisFence {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(
-        connection: ConnectionManager,
+        connection: R,
         fence_key: impl Into<String>,
         call_timeout: Duration,
-    ) -> Result<RedisFence, ConfigError> {
-        if call_timeout.is_zero() {
-            return Err(ConfigError::new("fence call timeout must be > 0"));
-        }
-        Ok(RedisFence::from_checked(
-            connection,
-            fence_key,
-            call_timeout,
-        ))
+    ) -> Result<RedisFence<R>, ConfigError> {
+        let redis = Redis::new(connection, call_timeout)
+            .map_err(|_| ConfigError::new("fence call timeout must be > 0"))?;
+        Ok(RedisFence::from_redis(redis, fence_key))
     }
 
-    /// [`new`](Self::new) for a timeout already checked (the lock service's own).
-    pub(crate) fn from_checked(
-        connection: ConnectionManager,
-        fence_key: impl Into<String>,
-        call_timeout: Duration,
-    ) -> RedisFence {
+    /// A fence calling through `redis` (the lock service's connection and timeout).
+    pub(crate) fn from_redis(redis: Redis<R>, fence_key: impl Into<String>) -> RedisFence<R> {
         RedisFence {
-            connection,
+            redis,
             fence_key: fence_key.into(),
-            call_timeout,
-            script: Script::new(FENCED_SET),
         }
     }
 
@@ -201,19 +198,13 @@ impl RedisFence {
         token: FencingToken,
         write: Option<(&str, V)>,
     ) -> Result<FencingToken, LockError> {
-        let mut connection = self.connection.clone();
         let padded = pad(token);
-        let mut invocation = self.script.key(&self.fence_key);
+        let mut invocation = FENCED_SET_SCRIPT.key(&self.fence_key);
         invocation.arg(&padded);
         if let Some((key, value)) = write {
             invocation.key(key).arg(value);
         }
-        let reply: Value = with_timeout(
-            "fenced write",
-            self.call_timeout,
-            invocation.invoke_async(&mut connection),
-        )
-        .await?;
+        let reply: Value = self.redis.invoke(&invocation).await.map_err(lock_error)?;
         let parse = |value: &Value| match value {
             Value::BulkString(bytes) => std::str::from_utf8(bytes)
                 .ok()
@@ -237,11 +228,11 @@ impl RedisFence {
     }
 }
 
-impl fmt::Debug for RedisFence {
+impl<R> fmt::Debug for RedisFence<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisFence")
             .field("fence_key", &self.fence_key)
-            .field("call_timeout", &self.call_timeout)
+            .field("redis", &self.redis)
             .finish_non_exhaustive()
     }
 }

@@ -1,14 +1,14 @@
 //! `RedisLockService`: leases kept in one Redis server, each operation one Lua script.
 
 use std::fmt;
-use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use keel_core::{Clock, Instant, SystemClock};
+use keel_redis::{ErrorKind, KeyBuilder, Redis, Script};
 use rand::Rng;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Script, Value};
+use redis::Value;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 
 use crate::memory::{check_name, check_ttl};
 use crate::{ConfigError, FencingToken, Lease, LockError, LockService, RedisFence};
@@ -51,16 +51,26 @@ end
 return 0
 ";
 
+static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new("acquire", ACQUIRE));
+static EXTEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new("extend", EXTEND));
+static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new("release", RELEASE));
+
 /// Tokens above this lose precision in Lua's doubles; the micro-second floor reaches it in 2255.
 const MAX_EXACT_TOKEN: u64 = 1 << 53;
 
-/// A lock service on one Redis server, shared by every process that connects to it.
+/// A lock service on one Redis server (or the master a Sentinel names, or a Redis Cluster),
+/// shared by every process that connects to it.
+///
+/// `R` is the connection: a [`ConnectionManager`] (the default, and what
+/// [`connect`](RedisLockServiceBuilder::connect) makes), a `MultiplexedConnection`, a cluster
+/// connection, or any `redis::aio::ConnectionLike + Clone + Send + Sync`; see `keel_redis`.
 ///
 /// # Protocol
 ///
 /// A lock `name` is the key `<prefix>{name}` holding the holder's token, with the lease's
-/// TTL as its expiry; its token counter is `<prefix>{name}:token` (the braces put both in one
-/// cluster slot). Each operation is one Lua script, so one round trip and atomic:
+/// TTL as its expiry; its token counter is `<prefix>{name}:token`. The braces put both in one
+/// cluster slot; `{`, `}` and `%` in a name are escaped (`%7B`, `%7D`, `%25`) so that holds
+/// for every name. Each operation is one Lua script, so one round trip and atomic:
 ///
 /// - **acquire**: if the key is absent, `INCR` the counter, raise it to at least the server's
 ///   `TIME` in microseconds, and `SET key token NX PX ttl`; else return the key's `PTTL`.
@@ -126,20 +136,16 @@ const MAX_EXACT_TOKEN: u64 = 1 << 53;
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct RedisLockService<C: Clock = SystemClock> {
-    connection: ConnectionManager,
+pub struct RedisLockService<C: Clock = SystemClock, R = ConnectionManager> {
+    redis: Redis<R>,
     shared: Arc<Shared<C>>,
 }
 
 struct Shared<C> {
     clock: C,
-    prefix: String,
-    call_timeout: Duration,
+    keys: KeyBuilder,
     min_backoff: Duration,
     max_backoff: Duration,
-    acquire: Script,
-    extend: Script,
-    release: Script,
 }
 
 /// Configures a [`RedisLockService`]: key prefix, call timeout, backoff and clock.
@@ -241,6 +247,8 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
     /// let locks = RedisLockService::builder().prefix("billing:").connect(&url).await?;
     /// assert_eq!(locks.lock_key("invoices"), "billing:{invoices}");
+    /// // A brace in the prefix would take the hash tag away from the name.
+    /// assert!(RedisLockService::builder().prefix("{billing}:").connect(&url).await.is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -340,27 +348,37 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     /// # let url = server.url();
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
     /// let client = redis::Client::open(url.as_str())?;
-    /// let connection = redis::aio::ConnectionManager::new(client).await?; // shared with other code
+    /// let connection = redis::aio::ConnectionManager::new(client.clone()).await?; // shared with other code
     /// let locks = RedisLockService::builder().build(connection.clone())?;
     /// assert!(locks.try_acquire("jobs", Duration::from_secs(10)).await?.is_some());
     /// assert!(RedisLockService::builder().call_timeout(Duration::ZERO).build(connection).is_err());
+    ///
+    /// // Any async connection: here a multiplexed one, and a name that starts with `}`.
+    /// let multiplexed = client.get_multiplexed_async_connection().await?;
+    /// let locks = RedisLockService::builder().build(multiplexed)?;
+    /// let lease = locks.try_acquire("}report", Duration::from_secs(10)).await?.ok_or("held")?;
+    /// assert_eq!(locks.lock_key("}report"), "keel:lock:{%7Dreport}");
+    /// locks.release(&lease).await?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn build(self, connection: ConnectionManager) -> Result<RedisLockService<C>, ConfigError> {
+    pub fn build<R>(self, connection: R) -> Result<RedisLockService<C, R>, ConfigError>
+    where
+        R: ConnectionLike + Clone + Send + Sync + 'static,
+    {
         self.validate()?;
+        let redis = Redis::new(connection, self.call_timeout)
+            .map_err(|error| ConfigError::new(error.to_string()))?;
+        let keys =
+            KeyBuilder::new(self.prefix).map_err(|error| ConfigError::new(error.to_string()))?;
         Ok(RedisLockService {
-            connection,
+            redis,
             shared: Arc::new(Shared {
                 clock: self.clock,
-                prefix: self.prefix,
-                call_timeout: self.call_timeout,
+                keys,
                 min_backoff: self.min_backoff,
                 max_backoff: self.max_backoff,
-                acquire: Script::new(ACQUIRE),
-                extend: Script::new(EXTEND),
-                release: Script::new(RELEASE),
             }),
         })
     }
@@ -368,6 +386,12 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.call_timeout.is_zero() {
             return Err(ConfigError::new("call timeout must be > 0"));
+        }
+        if self.prefix.contains(['{', '}']) {
+            return Err(ConfigError::new(format!(
+                "key prefix {:?} must not contain '{{' or '}}'",
+                self.prefix
+            )));
         }
         if self.min_backoff.is_zero() {
             return Err(ConfigError::new("minimum backoff must be > 0"));
@@ -408,21 +432,38 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     pub async fn connect(self, url: &str) -> Result<RedisLockService<C>, LockError> {
         self.validate().map_err(LockError::Config)?;
         let call_timeout = self.call_timeout;
-        let client = redis::Client::open(url).map_err(backend)?;
+        let client =
+            redis::Client::open(url).map_err(|error| LockError::Backend(Arc::new(error)))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(call_timeout))
             .set_response_timeout(Some(call_timeout));
-        let connection = with_timeout(
-            "connect",
+        let connection = tokio::time::timeout(
             call_timeout,
             ConnectionManager::new_with_config(client, config),
         )
-        .await?;
+        .await
+        .map_err(|_| LockError::Timeout {
+            operation: "connect",
+            after: call_timeout,
+        })?
+        .map_err(|error| {
+            if error.is_timeout() {
+                LockError::Timeout {
+                    operation: "connect",
+                    after: call_timeout,
+                }
+            } else {
+                LockError::Backend(Arc::new(error))
+            }
+        })?;
         self.build(connection).map_err(LockError::Config)
     }
 }
 
-impl<C: Clock> RedisLockService<C> {
+impl<C: Clock, R> RedisLockService<C, R>
+where
+    R: ConnectionLike + Clone + Send + Sync + 'static,
+{
     /// A [`RedisFence`] on `fence_key`, sharing this service's connection and call timeout.
     ///
     /// ```
@@ -441,8 +482,8 @@ impl<C: Clock> RedisLockService<C> {
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn fence(&self, fence_key: impl Into<String>) -> RedisFence {
-        RedisFence::from_checked(self.connection.clone(), fence_key, self.shared.call_timeout)
+    pub fn fence(&self, fence_key: impl Into<String>) -> RedisFence<R> {
+        RedisFence::from_redis(self.redis.clone(), fence_key)
     }
 
     /// The connection the service uses.
@@ -463,8 +504,8 @@ impl<C: Clock> RedisLockService<C> {
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn connection(&self) -> &ConnectionManager {
-        &self.connection
+    pub fn connection(&self) -> &R {
+        self.redis.connection()
     }
 
     /// The Redis key holding `name`'s lease.
@@ -482,7 +523,7 @@ impl<C: Clock> RedisLockService<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock_key(&self, name: &str) -> String {
-        format!("{}{{{name}}}", self.shared.prefix)
+        self.shared.keys.key(name)
     }
 
     /// The Redis key holding `name`'s token counter.
@@ -500,19 +541,13 @@ impl<C: Clock> RedisLockService<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn counter_key(&self, name: &str) -> String {
-        format!("{}{{{name}}}:token", self.shared.prefix)
+        self.shared.keys.key_with(name, ":token")
     }
 
     async fn attempt(&self, name: &str, ttl_ms: u64) -> Result<Attempt, LockError> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.shared.acquire.key(self.lock_key(name));
+        let mut invocation = ACQUIRE_SCRIPT.key(self.lock_key(name));
         invocation.key(self.counter_key(name)).arg(ttl_ms);
-        let reply: Value = with_timeout(
-            "acquire",
-            self.shared.call_timeout,
-            invocation.invoke_async(&mut connection),
-        )
-        .await?;
+        let reply: Value = self.redis.invoke(&invocation).await.map_err(lock_error)?;
         match reply {
             Value::Array(items) => match items.as_slice() {
                 [Value::Int(1), token] => {
@@ -531,23 +566,17 @@ impl<C: Clock> RedisLockService<C> {
 
     async fn compare_and(
         &self,
-        operation: &'static str,
         script: &Script,
         lease: &Lease,
         ttl_ms: Option<u64>,
     ) -> Result<(), LockError> {
-        let mut connection = self.connection.clone();
+        let operation = script.name();
         let mut invocation = script.key(self.lock_key(lease.name()));
         invocation.arg(lease.token().get());
         if let Some(ttl_ms) = ttl_ms {
             invocation.arg(ttl_ms);
         }
-        let reply: Value = with_timeout(
-            operation,
-            self.shared.call_timeout,
-            invocation.invoke_async(&mut connection),
-        )
-        .await?;
+        let reply: Value = self.redis.invoke(&invocation).await.map_err(lock_error)?;
         match reply {
             Value::Int(1) => Ok(()),
             Value::Int(0) => Err(LockError::NotHeld {
@@ -564,7 +593,10 @@ impl<C: Clock> RedisLockService<C> {
     }
 }
 
-impl<C: Clock> LockService for RedisLockService<C> {
+impl<C: Clock, R> LockService for RedisLockService<C, R>
+where
+    R: ConnectionLike + Clone + Send + Sync + 'static,
+{
     async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, LockError> {
         check_name(name)?;
         let ttl_ms = ttl_millis(ttl)?;
@@ -610,8 +642,7 @@ impl<C: Clock> LockService for RedisLockService<C> {
     async fn extend(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
         let ttl_ms = ttl_millis(ttl)?;
         let start = self.shared.clock.now();
-        let script = &self.shared.extend;
-        self.compare_and("extend", script, lease, Some(ttl_ms))
+        self.compare_and(&EXTEND_SCRIPT, lease, Some(ttl_ms))
             .await?;
         Ok(Lease::new(
             lease.shared_name().clone(),
@@ -622,8 +653,7 @@ impl<C: Clock> LockService for RedisLockService<C> {
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), LockError> {
-        let script = &self.shared.release;
-        self.compare_and("release", script, lease, None).await
+        self.compare_and(&RELEASE_SCRIPT, lease, None).await
     }
 
     fn now(&self) -> Instant {
@@ -631,20 +661,20 @@ impl<C: Clock> LockService for RedisLockService<C> {
     }
 }
 
-impl<C: Clock> Clone for RedisLockService<C> {
-    fn clone(&self) -> RedisLockService<C> {
+impl<C: Clock, R: Clone> Clone for RedisLockService<C, R> {
+    fn clone(&self) -> RedisLockService<C, R> {
         RedisLockService {
-            connection: self.connection.clone(),
+            redis: self.redis.clone(),
             shared: self.shared.clone(),
         }
     }
 }
 
-impl<C: Clock> fmt::Debug for RedisLockService<C> {
+impl<C: Clock, R> fmt::Debug for RedisLockService<C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLockService")
-            .field("prefix", &self.shared.prefix)
-            .field("call_timeout", &self.shared.call_timeout)
+            .field("prefix", &self.shared.keys.prefix())
+            .field("redis", &self.redis)
             .field(
                 "backoff",
                 &(self.shared.min_backoff..=self.shared.max_backoff),
@@ -682,40 +712,26 @@ fn parse_token(value: &Value) -> Result<u64, LockError> {
         .ok_or_else(|| unexpected("acquire", value))
 }
 
-pub(crate) async fn with_timeout<T>(
-    operation: &'static str,
-    after: Duration,
-    call: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, LockError> {
-    match tokio::time::timeout(after, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) if error.is_timeout() => Err(LockError::Timeout { operation, after }),
-        Ok(Err(error)) => Err(backend(error)),
-        Err(_elapsed) => Err(LockError::Timeout { operation, after }),
+/// A seam error as a lock error: a timeout keeps its own variant, the rest is the backend's
+/// (with the seam's error, and the `redis` error under it, as the source).
+pub(crate) fn lock_error(error: keel_redis::Error) -> LockError {
+    if error.kind() == ErrorKind::Timeout
+        && let Some(after) = error.timeout()
+    {
+        return LockError::Timeout {
+            operation: error.operation(),
+            after,
+        };
     }
-}
-
-pub(crate) fn backend(error: redis::RedisError) -> LockError {
     LockError::Backend(Arc::new(error))
 }
 
-pub(crate) fn unexpected(operation: &str, reply: &dyn fmt::Debug) -> LockError {
-    LockError::Backend(Arc::new(UnexpectedReply(format!(
-        "unexpected reply to {operation}: {reply:?}"
-    ))))
+pub(crate) fn unexpected(operation: &'static str, reply: &dyn fmt::Debug) -> LockError {
+    LockError::Backend(Arc::new(keel_redis::Error::unexpected_reply(
+        operation,
+        format_args!("{reply:?}"),
+    )))
 }
-
-/// The server answered a script with something the script cannot return.
-#[derive(Debug)]
-struct UnexpectedReply(String);
-
-impl fmt::Display for UnexpectedReply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UnexpectedReply {}
 
 #[cfg(test)]
 mod tests {

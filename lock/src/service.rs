@@ -17,7 +17,12 @@ use crate::{Lease, LockError};
 ///   An expired lease cannot be extended, even if nobody has taken the lock since.
 ///
 /// Implementations: [`InMemoryLockService`](crate::InMemoryLockService) (one process) and,
-/// with the `redis` feature, `RedisLockService`. Wrap a lease in a
+/// with the `redis` feature, `RedisLockService`; `&S`, `Box<S>` and `Arc<S>` forward to `S`.
+///
+/// The methods return `impl Future`, so a call costs no allocation, but the trait cannot be
+/// a trait object. To choose a backend at run time, use its object-safe twin
+/// [`DynLockService`](crate::DynLockService): every `LockService` is one, and
+/// `Arc<dyn DynLockService>` is a `LockService` again. Wrap a lease in a
 /// [`LeaseGuard`](crate::LeaseGuard) (through [`KeepAlive`](crate::KeepAlive)) to renew it in
 /// the background and learn at once when it is lost.
 ///

@@ -143,3 +143,78 @@ fn fence_accepts_nothing_older_than_what_it_accepted() {
         assert!(fence.advance(FencingToken::new(2)).is_err());
     });
 }
+
+/// A store that checks the fence under its own lock, as `Fence` documents: a paused holder
+/// (token 1) and the new holder (token 2) write at once while a reader watches. The value
+/// never goes back to an older token, and the newer write always survives.
+#[test]
+fn fenced_writes_under_the_store_lock_never_go_back() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let store = Arc::new((Fence::new(), Mutex::new(0u64)));
+        let write = |store: &(Fence, Mutex<u64>), token: u64| {
+            let mut value = store.1.lock().unwrap();
+            let accepted = store.0.advance(FencingToken::new(token)).is_ok();
+            if accepted {
+                *value = token;
+            }
+            accepted
+        };
+        let writers: Vec<_> = [1u64, 2]
+            .into_iter()
+            .map(|token| {
+                let store = store.clone();
+                thread::spawn(move || (token, write(&store, token)))
+            })
+            .collect();
+        let first = *store.1.lock().unwrap();
+        let second = *store.1.lock().unwrap();
+        assert!(
+            second >= first,
+            "the value went back from {first} to {second}"
+        );
+        let outcomes: Vec<(u64, bool)> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        assert!(
+            outcomes.contains(&(2, true)),
+            "the newest holder was refused"
+        );
+        assert_eq!(*store.1.lock().unwrap(), 2);
+        assert_eq!(store.0.highest(), FencingToken::new(2));
+        // A retry with the current token is accepted again; the old one never is.
+        assert!(write(&store, 2));
+        assert!(!write(&store, 1));
+    });
+}
+
+/// Why the check must sit inside the store's critical section: checked first and written
+/// after, outside it, a paused old holder's write lands over the new holder's. Loom must find
+/// that interleaving (this model proves the documented rule is needed, and that loom sees
+/// these atomics).
+#[test]
+fn a_check_outside_the_store_lock_lets_a_stale_write_land() {
+    let outcomes = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let seen = outcomes.clone();
+    loom::model(move || {
+        let store = Arc::new((Fence::new(), AtomicUsize::new(0)));
+        let old = {
+            let store = store.clone();
+            thread::spawn(move || {
+                if store.0.advance(FencingToken::new(1)).is_ok() {
+                    store.1.store(1, Ordering::SeqCst);
+                }
+            })
+        };
+        if store.0.advance(FencingToken::new(2)).is_ok() {
+            store.1.store(2, Ordering::SeqCst);
+        }
+        old.join().unwrap();
+        seen.lock().unwrap().insert(store.1.load(Ordering::SeqCst));
+    });
+    let outcomes = outcomes.lock().unwrap();
+    assert!(
+        outcomes.contains(&1),
+        "loom must find the stale write: {outcomes:?}"
+    );
+    assert!(outcomes.contains(&2));
+}

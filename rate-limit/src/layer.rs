@@ -1,19 +1,17 @@
-//! `RateLimitLayer`: tower middleware, one keyed limiter shared by every clone.
+//! `RateLimitLayer`: tower middleware, one keyed limiter (local or in Redis) shared by every
+//! clone.
 
 use std::fmt;
 use std::future::Future;
-use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use keel_core::{Clock, SystemClock};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Algorithm, Decision, Gcra, HeaderStyle, KeyedLimiter};
+use crate::{Decision, HeaderStyle, KeyedRateLimit};
 
 /// What the middleware does with a denial.
 ///
@@ -57,8 +55,11 @@ pub enum DenialMode {
 /// A tower [`Layer`] that rate-limits requests by a key computed from each request (peer IP,
 /// a header, the route).
 ///
-/// Every clone of the layer and of the services it makes shares one [`KeyedLimiter`], so all
-/// connections draw from the same quotas (tower's own `RateLimit` is per service instance).
+/// The limiter is any [`KeyedRateLimit`]: a [`KeyedLimiter`](crate::KeyedLimiter) for one
+/// process, or (feature `redis`) a `RedisLimiter`, so every server of a fleet draws from one
+/// quota. Every clone of the layer and of the services it makes shares that one limiter, so
+/// all connections draw from the same quotas (tower's own `RateLimit` is per service
+/// instance). The decision is made when the response future is first polled.
 /// Admitted requests carry their [`Decision`] in the request extensions and get the
 /// rate-limit headers on their response; denied ones are answered `429` or passed on,
 /// depending on the [`DenialMode`].
@@ -88,26 +89,18 @@ pub enum DenialMode {
 /// assert_eq!(second.headers()["retry-after"], "60");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct RateLimitLayer<K, F, A: Algorithm = Gcra, C: Clock = SystemClock>
-where
-    K: Hash + Eq,
-{
-    shared: Arc<Shared<K, F, A, C>>,
+pub struct RateLimitLayer<L, F> {
+    shared: Arc<Shared<L, F>>,
 }
 
-struct Shared<K: Hash + Eq, F, A: Algorithm, C: Clock> {
-    limiter: KeyedLimiter<K, A, C>,
+struct Shared<L, F> {
+    limiter: L,
     key: F,
     style: HeaderStyle,
     mode: DenialMode,
 }
 
-impl<K, F, A, C> RateLimitLayer<K, F, A, C>
-where
-    K: Hash + Eq + Send + Sync,
-    A: Algorithm,
-    C: Clock,
-{
+impl<L, F> RateLimitLayer<L, F> {
     /// A layer limiting by `key(&request)` with `limiter`, rejecting denials with `429` and
     /// IETF headers.
     ///
@@ -136,7 +129,7 @@ where
     /// assert_eq!(get("/home")?.status(), StatusCode::OK); // another key
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(limiter: KeyedLimiter<K, A, C>, key: F) -> Self {
+    pub fn new(limiter: L, key: F) -> Self {
         RateLimitLayer::with_options(limiter, key, HeaderStyle::Ietf, DenialMode::Reject)
     }
 
@@ -165,12 +158,7 @@ where
     /// assert_eq!(denied.status(), StatusCode::TOO_MANY_REQUESTS);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn with_options(
-        limiter: KeyedLimiter<K, A, C>,
-        key: F,
-        style: HeaderStyle,
-        mode: DenialMode,
-    ) -> Self {
+    pub fn with_options(limiter: L, key: F, style: HeaderStyle, mode: DenialMode) -> Self {
         RateLimitLayer {
             shared: Arc::new(Shared {
                 limiter,
@@ -196,12 +184,12 @@ where
     /// assert_eq!(layer.clone().limiter().quota_for("key-42"), Quota::per_minute(6_000)?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn limiter(&self) -> &KeyedLimiter<K, A, C> {
+    pub fn limiter(&self) -> &L {
         &self.shared.limiter
     }
 }
 
-impl<K: Hash + Eq, F, A: Algorithm, C: Clock> Clone for RateLimitLayer<K, F, A, C> {
+impl<L, F> Clone for RateLimitLayer<L, F> {
     fn clone(&self) -> Self {
         RateLimitLayer {
             shared: self.shared.clone(),
@@ -209,8 +197,8 @@ impl<K: Hash + Eq, F, A: Algorithm, C: Clock> Clone for RateLimitLayer<K, F, A, 
     }
 }
 
-impl<S, K: Hash + Eq, F, A: Algorithm, C: Clock> Layer<S> for RateLimitLayer<K, F, A, C> {
-    type Service = RateLimitService<S, K, F, A, C>;
+impl<S, L, F> Layer<S> for RateLimitLayer<L, F> {
+    type Service = RateLimitService<S, L, F>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RateLimitService {
@@ -242,15 +230,12 @@ impl<S, K: Hash + Eq, F, A: Algorithm, C: Clock> Layer<S> for RateLimitLayer<K, 
 /// assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::TOO_MANY_REQUESTS));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct RateLimitService<S, K, F, A: Algorithm = Gcra, C: Clock = SystemClock>
-where
-    K: Hash + Eq,
-{
+pub struct RateLimitService<S, L, F> {
     inner: S,
-    shared: Arc<Shared<K, F, A, C>>,
+    shared: Arc<Shared<L, F>>,
 }
 
-impl<S: Clone, K: Hash + Eq, F, A: Algorithm, C: Clock> Clone for RateLimitService<S, K, F, A, C> {
+impl<S: Clone, L, F> Clone for RateLimitService<S, L, F> {
     fn clone(&self) -> Self {
         RateLimitService {
             inner: self.inner.clone(),
@@ -270,126 +255,88 @@ fn add_headers(headers: &mut http::HeaderMap, decision: &Decision, style: Header
     }
 }
 
-impl<S, K, F, A, C, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimitService<S, K, F, A, C>
+impl<S, L, F, K, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimitService<S, L, F>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default,
-    K: Hash + Eq + Clone + Send + Sync,
-    F: Fn(&Request<ReqBody>) -> K,
-    A: Algorithm,
-    C: Clock,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+    L: KeyedRateLimit<K> + Send + Sync + 'static,
+    F: Fn(&Request<ReqBody>) -> K + Send + Sync + 'static,
+    K: Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<Response<ResBody>, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let shared = &self.shared;
+        let shared = self.shared.clone();
         let key = (shared.key)(&request);
-        let decision = shared.limiter.check_key(&key);
-        if decision.is_denied() && shared.mode == DenialMode::Reject {
-            let mut response = Response::new(ResBody::default());
-            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-            add_headers(response.headers_mut(), &decision, shared.style);
-            return ResponseFuture {
-                kind: Kind::Denied {
-                    response: Some(response),
-                },
-            };
-        }
-        request.extensions_mut().insert(decision);
+        // The readied service goes into the future; a fresh clone waits for the next
+        // `poll_ready` (tower's rule for services called from a future).
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
         ResponseFuture {
-            kind: Kind::Inner {
-                future: self.inner.call(request),
-                decision,
-                style: shared.style,
-            },
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`RateLimitService`]: the inner service's response with the
-    /// rate-limit headers added, or the ready `429`.
-    ///
-    /// ```
-    /// use http::{Request, Response, StatusCode};
-    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota, RateLimitLayer};
-    /// use std::convert::Infallible;
-    /// use tower::{Layer, Service, ServiceExt, service_fn};
-    ///
-    /// let layer = RateLimitLayer::new(
-    ///     KeyedLimiter::<(), Gcra>::new(Quota::per_hour(1)?),
-    ///     |_: &Request<()>| (),
-    /// );
-    /// let mut service = layer.layer(service_fn(|_: Request<()>| async {
-    ///     Ok::<_, Infallible>(Response::new(()))
-    /// }));
-    /// # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    /// // `call` decides at once; the future yields the response.
-    /// let admitted = runtime.block_on(service.ready())?.call(Request::new(()));
-    /// let denied = runtime.block_on(service.ready())?.call(Request::new(()));
-    /// assert_eq!(runtime.block_on(denied)?.status(), StatusCode::TOO_MANY_REQUESTS);
-    /// let response = runtime.block_on(admitted)?;
-    /// assert_eq!(response.status(), StatusCode::OK);
-    /// assert_eq!(response.headers()["ratelimit-policy"], "\"default\";q=1;w=3600");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub struct ResponseFuture<Fut, B> {
-        #[pin]
-        kind: Kind<Fut, B>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<Fut, B> {
-        Inner {
-            #[pin]
-            future: Fut,
-            decision: Decision,
-            style: HeaderStyle,
-        },
-        Denied {
-            response: Option<Response<B>>,
-        },
-    }
-}
-
-impl<Fut, B, E> Future for ResponseFuture<Fut, B>
-where
-    Fut: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner {
-                future,
-                decision,
-                style,
-            } => match future.poll(cx) {
-                Poll::Ready(Ok(mut response)) => {
-                    add_headers(response.headers_mut(), decision, *style);
-                    Poll::Ready(Ok(response))
+            future: Box::pin(async move {
+                let decision = shared.limiter.check_key(&key).await;
+                if decision.is_denied() && shared.mode == DenialMode::Reject {
+                    let mut response = Response::new(ResBody::default());
+                    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                    add_headers(response.headers_mut(), &decision, shared.style);
+                    return Ok(response);
                 }
-                other => other,
-            },
-            KindProj::Denied { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                // Polled again after completion: a contract breach by the caller; stay pending
-                // rather than panic.
-                None => Poll::Pending,
-            },
+                request.extensions_mut().insert(decision);
+                let mut response = inner.call(request).await?;
+                add_headers(response.headers_mut(), &decision, shared.style);
+                Ok(response)
+            }),
         }
     }
 }
 
-impl<K: Hash + Eq, F, A: Algorithm, C: Clock> fmt::Debug for RateLimitLayer<K, F, A, C> {
+/// The response future of [`RateLimitService`]: the limiter's decision, then the inner
+/// service's response with the rate-limit headers added, or a `429`.
+///
+/// ```
+/// use http::{Request, Response, StatusCode};
+/// use keel_rate_limit::{Gcra, KeyedLimiter, Quota, RateLimitLayer};
+/// use std::convert::Infallible;
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+///
+/// let layer = RateLimitLayer::new(
+///     KeyedLimiter::<(), Gcra>::new(Quota::per_hour(1)?),
+///     |_: &Request<()>| (),
+/// );
+/// let mut service = layer.layer(service_fn(|_: Request<()>| async {
+///     Ok::<_, Infallible>(Response::new(()))
+/// }));
+/// # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+/// // `call` returns at once; the decision is made when the future runs.
+/// let first = runtime.block_on(service.ready())?.call(Request::new(()));
+/// let second = runtime.block_on(service.ready())?.call(Request::new(()));
+/// let response = runtime.block_on(first)?;
+/// assert_eq!(response.status(), StatusCode::OK);
+/// assert_eq!(response.headers()["ratelimit-policy"], "\"default\";q=1;w=3600");
+/// assert_eq!(runtime.block_on(second)?.status(), StatusCode::TOO_MANY_REQUESTS);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ResponseFuture<T, E> {
+    future: Pin<Box<dyn Future<Output = Result<T, E>> + Send>>,
+}
+
+impl<T, E> Future for ResponseFuture<T, E> {
+    type Output = Result<T, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl<L: fmt::Debug, F> fmt::Debug for RateLimitLayer<L, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayer")
             .field("limiter", &self.shared.limiter)
@@ -399,9 +346,7 @@ impl<K: Hash + Eq, F, A: Algorithm, C: Clock> fmt::Debug for RateLimitLayer<K, F
     }
 }
 
-impl<S: fmt::Debug, K: Hash + Eq, F, A: Algorithm, C: Clock> fmt::Debug
-    for RateLimitService<S, K, F, A, C>
-{
+impl<S: fmt::Debug, L: fmt::Debug, F> fmt::Debug for RateLimitService<S, L, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitService")
             .field("inner", &self.inner)
@@ -410,14 +355,8 @@ impl<S: fmt::Debug, K: Hash + Eq, F, A: Algorithm, C: Clock> fmt::Debug
     }
 }
 
-impl<Fut, B> fmt::Debug for ResponseFuture<Fut, B> {
+impl<T, E> fmt::Debug for ResponseFuture<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Kind::Inner { decision, .. } => f
-                .debug_struct("ResponseFuture")
-                .field("decision", decision)
-                .finish_non_exhaustive(),
-            Kind::Denied { .. } => f.write_str("ResponseFuture(429)"),
-        }
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }

@@ -14,6 +14,8 @@
 //!   overrides and bounded memory, without a background task.
 //! - With feature `redis`, a `RedisLimiter` keeps the state in Redis so many processes
 //!   share one quota.
+//! - [`KeyedRateLimit`] is the async trait both keyed limiters answer, so middleware (the
+//!   tower `RateLimitLayer`) and user code take either one.
 //! - [`Decision::headers`] renders the IETF `RateLimit`/`RateLimit-Policy` fields, legacy
 //!   `X-RateLimit-*` headers and `Retry-After`.
 //!
@@ -62,12 +64,18 @@
 //!   cancellation-safe.
 //! - `redis` (implies `tokio`): `RedisLimiter`, one quota shared by many processes. GCRA,
 //!   fixed window, sliding log and sliding counter run as Lua scripts (one `EVALSHA` per
-//!   decision, Redis server time, hash-tagged keys that expire when idle), with a timeout on
-//!   every call and a `FailurePolicy` (fail open, fail closed, or a local limiter).
-//! - `tower`: `RateLimitLayer`, middleware keyed by a function of the request that answers
-//!   `429` with `Retry-After` and the rate-limit headers, or passes the decision on. Clones
-//!   share one limiter. See `examples/axum.rs`.
+//!   decision, Redis server time, keys that expire when idle and share one cluster slot for
+//!   any key), with a timeout on every call and a `FailurePolicy` (fail open, fail closed, or
+//!   a local limiter). Generic over the connection through `keel-redis`: one server,
+//!   Sentinel's master, or a Redis Cluster.
+//! - `tower`: `RateLimitLayer`, middleware over any [`KeyedRateLimit`] (local, or Redis for a
+//!   fleet), keyed by a function of the request, that answers `429` with `Retry-After` and the
+//!   rate-limit headers, or passes the decision on. Clones share one limiter. See
+//!   `examples/axum.rs`, and `examples/axum_redis.rs` for two server processes sharing one
+//!   quota through Redis.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 mod algorithm;
@@ -77,6 +85,7 @@ mod fixed_window;
 mod gcra;
 mod headers;
 mod keyed;
+mod keyed_rate_limit;
 #[cfg(feature = "tower")]
 mod layer;
 mod leaky_bucket;
@@ -100,6 +109,7 @@ pub use fixed_window::{FixedWindow, FixedWindowState};
 pub use gcra::{Gcra, GcraState};
 pub use headers::HeaderStyle;
 pub use keyed::{KeyedLimiter, KeyedLimiterBuilder, KeyedLimiterError};
+pub use keyed_rate_limit::KeyedRateLimit;
 #[cfg(feature = "tower")]
 pub use layer::{DenialMode, RateLimitLayer, RateLimitService, ResponseFuture};
 pub use leaky_bucket::{LeakyBucket, LeakyBucketState};
@@ -117,3 +127,11 @@ pub use sliding_counter::{SlidingCounter, SlidingCounterState};
 pub use sliding_log::{SlidingLog, SlidingLogState};
 #[cfg(feature = "tokio")]
 pub use wait::Jitter;
+
+// Compile-time check that `RateLimit` stays object safe.
+const _: Option<&dyn RateLimit> = None;
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

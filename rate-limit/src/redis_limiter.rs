@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keel_core::{Clock, Instant, SystemClock};
-use redis::Script;
-use redis::aio::ConnectionManager;
+use keel_redis::{KeyBuilder, Redis, Script};
+use redis::aio::{ConnectionLike, ConnectionManager};
 
 use crate::quota_cell::QuotaCell;
 use crate::{
@@ -15,13 +15,13 @@ use crate::{
     SlidingCounter, SlidingLog,
 };
 
-static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/gcra.lua")));
+static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new("gcra", include_str!("lua/gcra.lua")));
 static FIXED_WINDOW: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/fixed_window.lua")));
+    LazyLock::new(|| Script::new("fixed window", include_str!("lua/fixed_window.lua")));
 static SLIDING_LOG: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/sliding_log.lua")));
+    LazyLock::new(|| Script::new("sliding log", include_str!("lua/sliding_log.lua")));
 static SLIDING_COUNTER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/sliding_counter.lua")));
+    LazyLock::new(|| Script::new("sliding counter", include_str!("lua/sliding_counter.lua")));
 
 /// An [`Algorithm`] that also runs in Redis, as a Lua script: [`Gcra`], [`FixedWindow`],
 /// [`SlidingLog`] and [`SlidingCounter`].
@@ -69,7 +69,7 @@ pub trait RedisAlgorithm: Algorithm {
     /// use keel_rate_limit::{Gcra, Quota, RedisAlgorithm, RedisLimiter, SlidingCounter};
     /// use keel_testkit::Reply;
     ///
-    /// assert_ne!(Gcra::script().get_hash(), SlidingCounter::script().get_hash());
+    /// assert_ne!(Gcra::script().hash(), SlidingCounter::script().hash());
     /// # let server = keel_testkit::RedisServer::start()?;
     /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     /// # runtime.block_on(async {
@@ -79,7 +79,7 @@ pub trait RedisAlgorithm: Algorithm {
     ///     .build(connection)?;
     /// assert!(limiter.check_key("k").await.is_allowed());
     /// // The first decision loaded the script into Redis, under its SHA-1.
-    /// let loaded = server.command(&["SCRIPT", "EXISTS", Gcra::script().get_hash()])?;
+    /// let loaded = server.command(&["SCRIPT", "EXISTS", Gcra::script().hash()])?;
     /// assert_eq!(loaded, Reply::Array(Some(vec![Reply::Integer(1)])));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
@@ -87,16 +87,21 @@ pub trait RedisAlgorithm: Algorithm {
     /// ```
     fn script() -> &'static Script;
 
-    /// The Redis keys one decision touches, all with the same hash tag `{key}`, so a Redis
-    /// Cluster serves them from one slot.
+    /// The Redis keys one decision touches, all with the same hash tag (the key, escaped by
+    /// [`KeyBuilder`]), so a Redis Cluster serves them from one slot whatever the key.
     /// ```
     /// use keel_rate_limit::{Gcra, RedisAlgorithm, SlidingLog};
+    /// use keel_redis::KeyBuilder;
     ///
-    /// assert_eq!(Gcra::keys("rl:", "user-7"), ["rl:{user-7}"]);
-    /// assert_eq!(SlidingLog::keys("rl:", "user-7"), ["rl:{user-7}:log", "rl:{user-7}:meta"]);
+    /// let keys = KeyBuilder::new("rl:")?;
+    /// assert_eq!(Gcra::keys(&keys, "user-7"), ["rl:{user-7}"]);
+    /// assert_eq!(SlidingLog::keys(&keys, "user-7"), ["rl:{user-7}:log", "rl:{user-7}:meta"]);
+    /// // A key that would close the hash tag early is escaped.
+    /// assert_eq!(SlidingLog::keys(&keys, "}x"), ["rl:{%7Dx}:log", "rl:{%7Dx}:meta"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn keys(prefix: &str, key: &str) -> Vec<String> {
-        vec![format!("{prefix}{{{key}}}")]
+    fn keys(keys: &KeyBuilder, key: &str) -> Vec<String> {
+        vec![keys.key(key)]
     }
 
     /// The script's arguments after the quota's, beyond `n`: the interval (µs) and the count.
@@ -140,11 +145,8 @@ impl RedisAlgorithm for SlidingLog {
     fn script() -> &'static Script {
         &SLIDING_LOG
     }
-    fn keys(prefix: &str, key: &str) -> Vec<String> {
-        vec![
-            format!("{prefix}{{{key}}}:log"),
-            format!("{prefix}{{{key}}}:meta"),
-        ]
+    fn keys(keys: &KeyBuilder, key: &str) -> Vec<String> {
+        vec![keys.key_with(key, ":log"), keys.key_with(key, ":meta")]
     }
     fn args(quota: &Quota) -> (u64, u64) {
         (micros_ceil(quota.period_nanos()), u64::from(quota.limit()))
@@ -226,7 +228,8 @@ pub enum FailurePolicy {
 /// assert_eq!(err.to_string(), "asked for 11 cells at once but the limiter holds at most 10");
 /// server.stop()?;
 /// let err = limiter.try_check_key_n("k", 1).await.unwrap_err();
-/// assert!(matches!(err, RedisLimitError::Redis(_) | RedisLimitError::Timeout(_)));
+/// let RedisLimitError::Redis(cause) = err else { panic!("a Redis failure, got {err:?}") };
+/// assert!(cause.kind().is_transient()); // down: connection refused or timed out
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -236,23 +239,16 @@ pub enum FailurePolicy {
 pub enum RedisLimitError {
     /// `n` exceeds what the quota could ever admit at once.
     InsufficientCapacity(InsufficientCapacity),
-    /// Redis answered with an error, or the connection failed.
-    Redis(redis::RedisError),
-    /// Redis did not answer within the call timeout.
-    Timeout(Duration),
-    /// The script answered something other than four integers.
-    BadReply,
+    /// Redis failed: a timeout, a broken connection, an error reply, or a reply that is not
+    /// four integers. [`keel_redis::Error::kind`] says which.
+    Redis(keel_redis::Error),
 }
 
 impl fmt::Display for RedisLimitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RedisLimitError::InsufficientCapacity(err) => err.fmt(f),
-            RedisLimitError::Redis(err) => write!(f, "redis call failed: {err}"),
-            RedisLimitError::Timeout(after) => write!(f, "redis did not answer within {after:?}"),
-            RedisLimitError::BadReply => {
-                f.write_str("rate limit script returned an unexpected reply")
-            }
+            RedisLimitError::Redis(err) => err.fmt(f),
         }
     }
 }
@@ -262,7 +258,6 @@ impl std::error::Error for RedisLimitError {
         match self {
             RedisLimitError::InsufficientCapacity(err) => Some(err),
             RedisLimitError::Redis(err) => Some(err),
-            _ => None,
         }
     }
 }
@@ -293,6 +288,11 @@ pub enum RedisLimiterError {
     ZeroTimeout,
     /// The local fallback's key cap was zero.
     ZeroFallbackKeys,
+    /// The key prefix held `{` or `}`, which would take the hash tag away from the key.
+    BraceInPrefix {
+        /// The prefix given.
+        prefix: String,
+    },
 }
 
 impl fmt::Display for RedisLimiterError {
@@ -301,6 +301,9 @@ impl fmt::Display for RedisLimiterError {
             RedisLimiterError::ZeroTimeout => f.write_str("redis call timeout must be > 0"),
             RedisLimiterError::ZeroFallbackKeys => {
                 f.write_str("local fallback max_keys must be > 0")
+            }
+            RedisLimiterError::BraceInPrefix { prefix } => {
+                write!(f, "key prefix {prefix:?} must not contain '{{' or '}}'")
             }
         }
     }
@@ -315,7 +318,11 @@ impl std::error::Error for RedisLimiterError {}
 ///   script (loaded on first use, and again if Redis was restarted), atomic in Redis.
 /// - **Redis time.** Scripts read `TIME` on the server, so skew between app servers does not
 ///   matter. Resolution is one microsecond; the quota's intervals are rounded up to it.
-/// - **Cluster-safe.** A decision touches one key, or keys sharing the hash tag `{key}`.
+/// - **Any connection.** `R` is any `redis::aio::ConnectionLike + Clone + Send + Sync`: a
+///   [`ConnectionManager`] (the default type), a `MultiplexedConnection`, a Redis Cluster
+///   connection, or a connection to the master a Sentinel names (see `keel_redis`).
+/// - **Cluster-safe.** A decision touches one key, or keys sharing one hash tag built from
+///   the key by [`KeyBuilder`], which escapes `{`, `}` and `%`, so any key stays in one slot.
 /// - **Idle keys expire** once they are fresh, so Redis holds only keys that are limiting.
 /// - **Failures.** Every call has a timeout; on an error or timeout the [`FailurePolicy`]
 ///   decides (and [`failures`](RedisLimiter::failures) counts it). Nothing panics or hangs,
@@ -354,11 +361,10 @@ impl std::error::Error for RedisLimiterError {}
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct RedisLimiter<A: RedisAlgorithm = Gcra, C: Clock = SystemClock> {
-    connection: ConnectionManager,
+pub struct RedisLimiter<A: RedisAlgorithm = Gcra, C: Clock = SystemClock, R = ConnectionManager> {
+    redis: Redis<R>,
     quota: QuotaCell,
-    prefix: String,
-    timeout: Duration,
+    keys: KeyBuilder,
     policy: FailurePolicy,
     local: KeyedLimiter<String, A, C>,
     failures: AtomicU64,
@@ -474,7 +480,7 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
     /// server.pause()?; // frozen: connected, but never answers
     /// assert!(matches!(
     ///     limiter.try_check_key_n("k", 1).await,
-    ///     Err(RedisLimitError::Timeout(after)) if after == Duration::from_millis(50)
+    ///     Err(RedisLimitError::Redis(err)) if err.kind() == keel_redis::ErrorKind::Timeout
     /// ));
     /// # server.resume()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -578,7 +584,28 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
         }
     }
 
-    /// Builds the limiter over `connection` (which reconnects on its own after failures).
+    /// Builds the limiter over `connection`: a [`ConnectionManager`] (which reconnects on its
+    /// own after failures), a `MultiplexedConnection`, a cluster connection, or any other
+    /// `redis::aio::ConnectionLike + Clone + Send + Sync`.
+    /// ```
+    /// use keel_rate_limit::{Quota, RedisLimiter, SlidingLog};
+    ///
+    /// # let server = keel_testkit::RedisServer::start()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// let client = redis::Client::open(server.url())?;
+    /// let multiplexed = client.get_multiplexed_async_connection().await?;
+    /// let limiter = RedisLimiter::<SlidingLog>::builder(Quota::per_minute(1)?)
+    /// #     .timeout(std::time::Duration::from_secs(2))
+    ///     .build(multiplexed)?;
+    /// assert!(limiter.check_key("}odd{").await.is_allowed());
+    /// assert!(limiter.check_key("}odd{").await.is_denied());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A zero timeout is refused:
     /// ```
     /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
     /// use std::time::Duration;
@@ -601,24 +628,31 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
     ///
     /// # Errors
     ///
-    /// [`RedisLimiterError`] if the timeout or the fallback key cap is zero.
-    pub fn build(
-        self,
-        connection: ConnectionManager,
-    ) -> Result<RedisLimiter<A, C>, RedisLimiterError> {
-        if self.timeout.is_zero() {
-            return Err(RedisLimiterError::ZeroTimeout);
-        }
+    /// [`RedisLimiterError`] if the timeout or the fallback key cap is zero, or the prefix
+    /// holds a brace.
+    pub fn build<R>(self, connection: R) -> Result<RedisLimiter<A, C, R>, RedisLimiterError>
+    where
+        R: ConnectionLike + Clone + Send + Sync + 'static,
+    {
+        let redis =
+            Redis::new(connection, self.timeout).map_err(|_| RedisLimiterError::ZeroTimeout)?;
+        let keys = KeyBuilder::new(self.prefix).map_err(|err| match err {
+            keel_redis::ConfigError::BraceInPrefix { prefix } => {
+                RedisLimiterError::BraceInPrefix { prefix }
+            }
+            _ => RedisLimiterError::BraceInPrefix {
+                prefix: String::new(),
+            },
+        })?;
         let local = KeyedLimiter::<String, A>::builder(self.quota)
             .max_keys(self.fallback_keys)
             .clock(self.clock)
             .build()
             .map_err(|_| RedisLimiterError::ZeroFallbackKeys)?;
         Ok(RedisLimiter {
-            connection,
+            redis,
             quota: QuotaCell::new(self.quota),
-            prefix: self.prefix,
-            timeout: self.timeout,
+            keys,
             policy: self.policy,
             local,
             failures: AtomicU64::new(0),
@@ -626,7 +660,12 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
     }
 }
 
-impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
+impl<A, C, R> RedisLimiter<A, C, R>
+where
+    A: RedisAlgorithm,
+    C: Clock,
+    R: ConnectionLike + Clone + Send + Sync + 'static,
+{
     /// Decides `n` cells for `key` in Redis; if Redis fails or times out, the
     /// [`FailurePolicy`] decides.
     /// ```
@@ -668,7 +707,8 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
                         Ok(Decision::allow(&quota, u64::from(remaining), reset))
                     }
                     FailurePolicy::FailClosed => {
-                        let retry = u64::try_from(self.timeout.as_nanos()).unwrap_or(u64::MAX);
+                        let retry =
+                            u64::try_from(self.redis.timeout().as_nanos()).unwrap_or(u64::MAX);
                         Ok(Decision::deny(&quota, 0, 0, retry))
                     }
                     FailurePolicy::Local => self.local.check_key_n(key, n),
@@ -730,7 +770,7 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
     /// // The failure itself, where `check_key_n` would have let the local limiter decide.
     /// assert!(matches!(
     ///     limiter.try_check_key_n("k", 1).await,
-    ///     Err(RedisLimitError::Redis(_) | RedisLimitError::Timeout(_))
+    ///     Err(RedisLimitError::Redis(_))
     /// ));
     /// assert_eq!(limiter.failures(), 0); // not counted: no policy was applied
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -750,19 +790,22 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
             ));
         }
         let (interval, count) = A::args(&quota);
-        let mut invocation = A::script().prepare_invoke();
-        for redis_key in A::keys(&self.prefix, key) {
+        let script = A::script();
+        let mut invocation = script.prepare();
+        for redis_key in A::keys(&self.keys, key) {
             invocation.key(redis_key);
         }
         invocation.arg(interval).arg(count).arg(n);
-        let mut connection = self.connection.clone();
-        let reply: Vec<i64> =
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-                .await
-                .map_err(|_| RedisLimitError::Timeout(self.timeout))?
-                .map_err(RedisLimitError::Redis)?;
+        let reply: Vec<i64> = self
+            .redis
+            .invoke(&invocation)
+            .await
+            .map_err(RedisLimitError::Redis)?;
         let [allowed, remaining, reset, retry] = reply[..] else {
-            return Err(RedisLimitError::BadReply);
+            return Err(RedisLimitError::Redis(keel_redis::Error::unexpected_reply(
+                script.name(),
+                format_args!("expected 4 integers, got {reply:?}"),
+            )));
         };
         let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
         Ok(Decision::from_parts(
@@ -865,20 +908,20 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiter<A, C> {
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn connection(&self) -> &ConnectionManager {
-        &self.connection
+    pub fn connection(&self) -> &R {
+        self.redis.connection()
     }
 }
 
-impl<A: RedisAlgorithm, C: Clock> fmt::Debug for RedisLimiter<A, C> {
+impl<A: RedisAlgorithm, C: Clock, R> fmt::Debug for RedisLimiter<A, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLimiter")
             .field("algorithm", &std::any::type_name::<A>())
             .field("quota", &self.quota.load())
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
+            .field("prefix", &self.keys.prefix())
+            .field("redis", &self.redis)
             .field("policy", &self.policy)
-            .field("failures", &self.failures())
+            .field("failures", &self.failures.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }

@@ -87,3 +87,43 @@ async fn pass_on_mode_lets_the_inner_service_decide() -> Result<(), BoxError> {
     );
     Ok(())
 }
+
+/// Two layers (two servers of a fleet) over one Redis draw from one quota.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_limiter_shares_one_quota_between_layers() -> Result<(), BoxError> {
+    use keel_rate_limit::RedisLimiter;
+
+    let server = keel_testkit::RedisServer::start()?;
+    let client = redis::Client::open(server.url())?;
+    let mut services = Vec::new();
+    for _ in 0..2 {
+        // Each "process" has its own connection and its own limiter instance.
+        let connection = client.get_multiplexed_async_connection().await?;
+        let limiter = RedisLimiter::<SlidingLog>::builder(Quota::per_hour(3)?)
+            .prefix("fleet:")
+            .timeout(std::time::Duration::from_secs(2))
+            .build(connection)?;
+        services.push(RateLimitLayer::new(limiter, key).layer(service_fn(echo_decision)));
+    }
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let response = services[i % 2].clone().oneshot(request("k")?).await?;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
+    let other = services[1].clone().oneshot(request("other")?).await?;
+    assert_eq!(
+        other.headers()["ratelimit-policy"],
+        "\"default\";q=3;w=3600"
+    );
+    assert_eq!(
+        services[0]
+            .clone()
+            .oneshot(request("}odd")?)
+            .await?
+            .status(),
+        200
+    );
+    Ok(())
+}

@@ -7,6 +7,17 @@ use keel_core::sync::Arc;
 use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
 use loom::thread;
 
+/// The quota cell's readers and writers spin while a writer holds the odd stamp, and loom
+/// lets a spinning relaxed load read the stale stamp again and again; two preemptions and a
+/// larger branch budget keep these models finite (they leave out schedules that preempt a
+/// thread more than twice).
+fn bounded() -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.max_branches = 20_000;
+    builder
+}
+
 fn admitted(limiter: &Limiter<Gcra, ManualClock>, n: u32) -> u32 {
     match limiter.check_n(n) {
         Ok(decision) if decision.is_allowed() => n,
@@ -69,5 +80,62 @@ fn a_check_racing_set_quota_sees_one_whole_quota() {
             "{policy:?}"
         );
         assert_eq!(limiter.quota(), b);
+    });
+}
+
+/// Two operators change the quota at once while a check runs: the writers take turns on the
+/// quota cell, so whatever order they land in, the limiter ends with one of the two whole
+/// quotas, and the check saw one whole quota (never limit of one, burst of the other).
+#[test]
+fn two_quota_changes_racing_a_check_never_tear() {
+    bounded().check(|| {
+        let a = Quota::per_second(10).unwrap().with_burst(2).unwrap();
+        let b = Quota::per_hour(7).unwrap();
+        let c = Quota::per_minute(3).unwrap().with_burst(1).unwrap();
+        let limiter = Arc::new(Limiter::<Gcra, _>::with_clock(a, ManualClock::new()));
+        let writers: Vec<_> = [b, c]
+            .into_iter()
+            .map(|quota| {
+                let limiter = limiter.clone();
+                thread::spawn(move || limiter.set_quota(quota))
+            })
+            .collect();
+        let decision = limiter.check();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let policy = (decision.limit(), decision.window());
+        assert!(
+            [a, b, c].iter().any(|q| policy == (q.limit(), q.period())),
+            "{policy:?}"
+        );
+        let last = limiter.quota();
+        assert!(last == b || last == c, "torn quota {last:?}");
+    });
+}
+
+/// Checks race a change that lowers the burst from 2 to 1: at one instant no more than the
+/// larger burst is admitted, at least one caller always is, and afterwards the cell is full
+/// under the new quota.
+#[test]
+fn checks_racing_a_lower_burst_never_over_admit() {
+    bounded().check(|| {
+        let a = Quota::per_second(10).unwrap().with_burst(2).unwrap();
+        let b = Quota::per_second(10).unwrap().with_burst(1).unwrap();
+        let limiter = Arc::new(Limiter::<Gcra, _>::with_clock(a, ManualClock::new()));
+        let changer = {
+            let limiter = limiter.clone();
+            thread::spawn(move || limiter.set_quota(b))
+        };
+        let checker = {
+            let limiter = limiter.clone();
+            thread::spawn(move || admitted(&limiter, 1))
+        };
+        let mine = admitted(&limiter, 1);
+        let total = mine + checker.join().unwrap();
+        changer.join().unwrap();
+        assert!((1..=2).contains(&total), "{total} admitted");
+        assert_eq!(limiter.quota(), b);
+        assert!(limiter.check().is_denied());
     });
 }

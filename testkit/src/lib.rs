@@ -46,6 +46,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod counting_allocator;
 mod error;
 mod etcd_cluster;
@@ -64,3 +66,8 @@ pub use redis_cluster::{RedisCluster, RedisClusterBuilder};
 pub use redis_sentinel::{RedisSentinel, RedisSentinelBuilder};
 pub use redis_server::{Persistence, RedisServer, RedisServerBuilder};
 pub use resp::Reply;
+
+// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -38,12 +38,12 @@ fn starts_with_a_master_two_replicas_and_three_sentinels() -> Result {
 fn sentinel_client_follows_a_killed_master() -> Result {
     let mut group = RedisSentinel::start()?;
     let runtime = runtime()?;
-    // A String fits both signatures of `build` (String, or AsRef<str> under redis's TLS
-    // features, which the workspace may unify in).
-    let name = String::from(group.master_name());
+    // An owned name fits both signatures of `build` (`String`, or `AsRef<str>` when
+    // another crate turns on redis's TLS feature).
+    let master_name: String = group.master_name().into();
     let mut client = SentinelClient::build(
         group.sentinel_urls(),
-        name,
+        master_name,
         None,
         SentinelServerType::Master,
     )?;

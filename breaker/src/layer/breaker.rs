@@ -1,21 +1,25 @@
 //! `CircuitBreakerLayer`: rejects requests while the breaker is open.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use keel_core::Clock;
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{BoxError, BoxFuture, ErrIsFailure, FailurePredicate};
-use crate::CircuitBreaker;
+use super::{ErrIsFailure, FailurePredicate};
+use crate::{CallError, CircuitBreaker, OwnedPermit, Rejected};
 
-/// Wraps a service in a [`CircuitBreaker`]: while it is open, requests fail at once with a
-/// boxed [`Rejected`](crate::Rejected) without reaching the service.
+/// Wraps a service in a [`CircuitBreaker`]: while it is open, requests fail at once with
+/// [`CallError::Rejected`] without reaching the service. The inner service's error is kept,
+/// as [`CallError::Inner`], not boxed; the future is named, [`CircuitBreakerFuture`].
 ///
 /// ```
-/// use keel_breaker::{CircuitBreaker, CircuitBreakerLayer, Rejected};
+/// use keel_breaker::{CallError, CircuitBreaker, CircuitBreakerLayer};
 /// use std::sync::Arc;
 /// use tower::{service_fn, ServiceBuilder, ServiceExt};
 ///
@@ -27,7 +31,7 @@ use crate::CircuitBreaker;
 ///     .service(service_fn(|_: ()| async { Err::<(), _>("down") }));
 /// assert!(service.clone().oneshot(()).await.is_err()); // trips the breaker
 /// let error = service.oneshot(()).await.unwrap_err();
-/// assert!(error.is::<Rejected>());
+/// assert!(matches!(error, CallError::Rejected(_)));
 /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 /// # }
 /// ```
@@ -73,7 +77,7 @@ impl<C: Clock> CircuitBreakerLayer<C, ErrIsFailure> {
     /// let service = ServiceBuilder::new()
     ///     .layer(CircuitBreakerLayer::new(breaker.clone()))
     ///     .service(service_fn(|ok: bool| async move { if ok { Ok(1) } else { Err("down") } }));
-    /// assert_eq!(service.clone().oneshot(true).await?, 1);
+    /// assert_eq!(service.clone().oneshot(true).await, Ok(1));
     /// for _ in 0..2 {
     ///     let _ = service.clone().oneshot(false).await;
     /// }
@@ -103,9 +107,9 @@ impl<C: Clock> CircuitBreakerLayer<C, ErrIsFailure> {
     /// let service = ServiceBuilder::new()
     ///     .layer(layer)
     ///     .service(service_fn(|status: u16| async move { Ok::<_, BoxError>(status) }));
-    /// assert_eq!(service.clone().oneshot(404).await?, 404);
+    /// assert_eq!(service.clone().oneshot(404).await.ok(), Some(404));
     /// assert_eq!(breaker.state(), State::Closed);
-    /// assert_eq!(service.clone().oneshot(503).await?, 503); // an `Ok` that counts as a failure
+    /// assert_eq!(service.clone().oneshot(503).await.ok(), Some(503)); // an `Ok` counted as a failure
     /// assert_eq!(breaker.state(), State::Open);
     /// # Ok::<(), BoxError>(())
     /// # }
@@ -142,7 +146,7 @@ impl<S, C: Clock, P: Clone> Layer<S> for CircuitBreakerLayer<C, P> {
 /// let breaker = Arc::new(CircuitBreaker::builder().build()?);
 /// let inner = service_fn(|name: &'static str| async move { Ok::<_, BoxError>(name.len()) });
 /// let service: CircuitBreakerService<_, _> = CircuitBreakerLayer::new(breaker).layer(inner);
-/// assert_eq!(service.oneshot("keel").await?, 4);
+/// assert_eq!(service.oneshot("keel").await.ok(), Some(4));
 /// # Ok::<(), BoxError>(())
 /// # }
 /// ```
@@ -179,32 +183,107 @@ impl<S: Clone, C, P: Clone> Clone for CircuitBreakerService<S, C, P> {
 impl<S, Req, C, P> Service<Req> for CircuitBreakerService<S, C, P>
 where
     S: Service<Req>,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
-    S::Error: Into<BoxError>,
-    C: Clock + 'static,
-    P: FailurePredicate<S::Response, S::Error> + Clone + Send + 'static,
+    C: Clock,
+    P: FailurePredicate<S::Response, S::Error> + Clone,
 {
     type Response = S::Response;
-    type Error = BoxError;
-    type Future = BoxFuture<Result<S::Response, BoxError>>;
+    type Error = CallError<S::Error>;
+    type Future = CircuitBreakerFuture<S::Future, C, P>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx).map_err(CallError::Inner)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        match self.breaker.try_acquire_owned() {
-            Err(rejected) => Box::pin(std::future::ready(Err(rejected.into()))),
-            Ok(permit) => {
-                let call = self.inner.call(request);
-                let predicate = self.predicate.clone();
-                // Dropping this future drops the permit unreported: a probe slot comes back.
-                Box::pin(async move {
-                    let result = call.await;
+        let state = match self.breaker.try_acquire_owned() {
+            Err(rejected) => CallState::Rejected { rejected },
+            Ok(permit) => CallState::Called {
+                call: self.inner.call(request),
+                permit: Some(permit),
+                predicate: self.predicate.clone(),
+            },
+        };
+        CircuitBreakerFuture { state }
+    }
+}
+
+pin_project! {
+    /// The future of [`CircuitBreakerService`]: the inner call, whose outcome it records on
+    /// the breaker, or a rejection, ready at once. Dropped before it completes, it records
+    /// nothing and gives a probe slot back.
+    ///
+    /// ```
+    /// use keel_breaker::{CallError, CircuitBreaker, CircuitBreakerFuture, CircuitBreakerLayer};
+    /// use std::future::Ready;
+    /// use std::sync::Arc;
+    /// use tower::{service_fn, Layer, Service};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = Arc::new(CircuitBreaker::builder().build()?);
+    /// let mut service = CircuitBreakerLayer::new(breaker)
+    ///     .layer(service_fn(|n: u32| std::future::ready(Ok::<_, std::io::Error>(n + 1))));
+    /// // Named, not boxed, and the inner error type is kept.
+    /// let future: CircuitBreakerFuture<Ready<Result<u32, std::io::Error>>, _> = service.call(1);
+    /// let result: Result<u32, CallError<std::io::Error>> = future.await;
+    /// assert_eq!(result.ok(), Some(2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }
+    /// ```
+    pub struct CircuitBreakerFuture<F, C: Clock, P = ErrIsFailure> {
+        #[pin]
+        state: CallState<F, C, P>,
+    }
+}
+
+pin_project! {
+    #[project = CallStateProj]
+    enum CallState<F, C: Clock, P> {
+        Rejected { rejected: Rejected },
+        Called {
+            #[pin]
+            call: F,
+            permit: Option<OwnedPermit<C>>,
+            predicate: P,
+        },
+    }
+}
+
+impl<F, C: Clock, P> fmt::Debug for CircuitBreakerFuture<F, C, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            CallState::Rejected { .. } => "rejected",
+            CallState::Called { .. } => "called",
+        };
+        f.debug_struct("CircuitBreakerFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, T, E, C, P> Future for CircuitBreakerFuture<F, C, P>
+where
+    F: Future<Output = Result<T, E>>,
+    C: Clock,
+    P: FailurePredicate<T, E>,
+{
+    type Output = Result<T, CallError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            CallStateProj::Rejected { rejected } => {
+                Poll::Ready(Err(CallError::Rejected(*rejected)))
+            }
+            CallStateProj::Called {
+                call,
+                permit,
+                predicate,
+            } => {
+                let result = ready!(call.poll(cx));
+                if let Some(permit) = permit.take() {
                     permit.record(predicate.is_failure(&result));
-                    result.map_err(Into::into)
-                })
+                }
+                Poll::Ready(result.map_err(CallError::Inner))
             }
         }
     }

@@ -1,8 +1,11 @@
 //! `BulkheadLayer`: caps the requests in flight through a service.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -132,13 +135,11 @@ impl<S: std::fmt::Debug> std::fmt::Debug for BulkheadService<S> {
 impl<S, Req> Service<Req> for BulkheadService<S>
 where
     S: Service<Req>,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
     S::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = BoxFuture<Result<S::Response, BoxError>>;
+    type Future = BulkheadFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         loop {
@@ -166,21 +167,89 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        match std::mem::replace(&mut self.slot, Slot::Empty) {
-            Slot::Held(permit) => {
-                let call = self.inner.call(request);
-                Box::pin(async move {
-                    let result = call.await;
-                    drop(permit);
-                    result.map_err(Into::into)
-                })
-            }
-            Slot::Refused(full) => Box::pin(std::future::ready(Err(full.into()))),
-            Slot::Empty | Slot::Waiting(_) => {
-                // `call` without a successful `poll_ready` breaks the Service contract; fail
-                // the request rather than exceed the limit.
-                let full = BulkheadFull::unready(self.bulkhead.max_concurrent());
-                Box::pin(std::future::ready(Err(full.into())))
+        let state = match std::mem::replace(&mut self.slot, Slot::Empty) {
+            Slot::Held(permit) => FutureState::Called {
+                call: self.inner.call(request),
+                permit: Some(permit),
+            },
+            Slot::Refused(full) => FutureState::Refused { full },
+            // `call` without a successful `poll_ready` breaks the Service contract; fail the
+            // request rather than exceed the limit.
+            Slot::Empty | Slot::Waiting(_) => FutureState::Refused {
+                full: BulkheadFull::unready(self.bulkhead.max_concurrent()),
+            },
+        };
+        BulkheadFuture { state }
+    }
+}
+
+pin_project! {
+    /// The future of [`BulkheadService`]: the inner call, holding its slot until the call
+    /// completes or the future is dropped, or a refusal, ready at once.
+    ///
+    /// ```
+    /// use keel_breaker::{BoxError, Bulkhead, BulkheadFuture, BulkheadLayer};
+    /// use std::future::Ready;
+    /// use std::sync::Arc;
+    /// use tower::{service_fn, Layer, Service, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BoxError> {
+    /// let bulkhead = Arc::new(Bulkhead::new(1)?);
+    /// let mut service = BulkheadLayer::new(bulkhead.clone())
+    ///     .layer(service_fn(|n: u32| std::future::ready(Ok::<_, BoxError>(n * 2))));
+    /// let future: BulkheadFuture<Ready<Result<u32, BoxError>>> = service.ready().await?.call(4);
+    /// assert_eq!(bulkhead.in_use(), 1); // the slot travels with the future
+    /// assert_eq!(future.await?, 8);
+    /// assert_eq!(bulkhead.in_use(), 0);
+    /// # Ok::<(), BoxError>(())
+    /// # }
+    /// ```
+    pub struct BulkheadFuture<F> {
+        #[pin]
+        state: FutureState<F>,
+    }
+}
+
+pin_project! {
+    #[project = FutureStateProj]
+    enum FutureState<F> {
+        Refused { full: BulkheadFull },
+        Called {
+            #[pin]
+            call: F,
+            permit: Option<OwnedBulkheadPermit>,
+        },
+    }
+}
+
+impl<F> std::fmt::Debug for BulkheadFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            FutureState::Refused { .. } => "refused",
+            FutureState::Called { .. } => "called",
+        };
+        f.debug_struct("BulkheadFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, T, E> Future for BulkheadFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            FutureStateProj::Refused { full } => Poll::Ready(Err((*full).into())),
+            FutureStateProj::Called { call, permit } => {
+                let result = ready!(call.poll(cx));
+                // The slot is free as soon as the call is done.
+                permit.take();
+                Poll::Ready(result.map_err(Into::into))
             }
         }
     }

@@ -6,14 +6,16 @@ mod bulkhead;
 mod predicate;
 mod retry;
 
-pub use breaker::{CircuitBreakerLayer, CircuitBreakerService};
-pub use bulkhead::{BulkheadLayer, BulkheadService};
-pub use predicate::{AnyError, ErrIsFailure, FailurePredicate, RetryPredicate};
+pub use breaker::{CircuitBreakerFuture, CircuitBreakerLayer, CircuitBreakerService};
+pub use bulkhead::{BulkheadFuture, BulkheadLayer, BulkheadService};
+pub use predicate::{
+    AnyError, ByClone, CloneRequest, ErrIsFailure, FailurePredicate, RetryPredicate,
+};
 pub use retry::{RetryLayer, RetryService};
 
-/// The error of the breaker and bulkhead services: the inner service's error, a
-/// [`Rejected`](crate::Rejected) or a [`BulkheadFull`](crate::BulkheadFull), boxed as tower
-/// does.
+/// The error of the bulkhead service: the inner service's error or a
+/// [`BulkheadFull`](crate::BulkheadFull), boxed as tower does. (The breaker service keeps the
+/// inner error, in a [`CallError`](crate::CallError).)
 ///
 /// ```
 /// use keel_breaker::{BoxError, Bulkhead, BulkheadFull, BulkheadLayer};
@@ -34,19 +36,19 @@ pub use retry::{RetryLayer, RetryService};
 /// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A boxed, sendable future, the services' `Future` type.
+/// A boxed, sendable future, the retry service's `Future` type.
 ///
 /// ```
-/// use keel_breaker::{BoxError, BoxFuture, CircuitBreaker, CircuitBreakerLayer};
+/// use keel_breaker::{BoxError, BoxFuture, Retry, RetryLayer};
 /// use std::sync::Arc;
-/// use tower::{service_fn, Layer, Service};
+/// use tower::{service_fn, Layer, Service, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), BoxError> {
-/// let breaker = Arc::new(CircuitBreaker::builder().build()?);
-/// let mut service = CircuitBreakerLayer::new(breaker)
+/// let retry = Arc::new(Retry::builder().build()?);
+/// let mut service = RetryLayer::new(retry)
 ///     .layer(service_fn(|n: u32| async move { Ok::<_, BoxError>(n + 1) }));
-/// let future: BoxFuture<Result<u32, BoxError>> = service.call(1);
+/// let future: BoxFuture<Result<u32, BoxError>> = service.ready().await?.call(1);
 /// assert_eq!(future.await?, 2);
 /// # Ok::<(), BoxError>(())
 /// # }

@@ -117,3 +117,60 @@ impl<E, F: Fn(&E) -> bool> RetryPredicate<E> for F {
         self(error)
     }
 }
+
+/// Makes the copy of a request that the next attempt sends, as tower's
+/// `Policy::clone_request` does, so requests that are not `Clone` (an `http::Request`) can be
+/// retried: clone what can be cloned, or return `None` to send the request once.
+///
+/// Implemented by [`ByClone`] (the default, for `Req: Clone`) and by any
+/// `Fn(&Req) -> Option<Req>`.
+///
+/// ```
+/// use keel_breaker::CloneRequest;
+///
+/// // Not `Clone`: say how to copy it, and which requests may be sent twice.
+/// struct Request { method: &'static str, body: Vec<u8> }
+/// let idempotent = |r: &Request| {
+///     (r.method != "POST").then(|| Request { method: r.method, body: r.body.clone() })
+/// };
+/// let get = Request { method: "GET", body: Vec::new() };
+/// assert!(idempotent.clone_request(&get).is_some());
+/// let post = Request { method: "POST", body: b"order".to_vec() };
+/// assert!(idempotent.clone_request(&post).is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait CloneRequest<Req> {
+    /// A copy of `request` for one more attempt, or `None` if it cannot be sent again; then
+    /// the attempt in flight is the last, whatever its error.
+    ///
+    /// ```
+    /// use keel_breaker::{ByClone, CloneRequest};
+    ///
+    /// assert_eq!(ByClone.clone_request(&"GET /"), Some("GET /"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn clone_request(&self, request: &Req) -> Option<Req>;
+}
+
+/// Copies requests with their `Clone`: the default [`CloneRequest`].
+///
+/// ```
+/// use keel_breaker::{ByClone, CloneRequest};
+///
+/// assert_eq!(ByClone.clone_request(&vec![1, 2]), Some(vec![1, 2]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Copy, Clone, Debug, Default)]
+pub struct ByClone;
+
+impl<Req: Clone> CloneRequest<Req> for ByClone {
+    fn clone_request(&self, request: &Req) -> Option<Req> {
+        Some(request.clone())
+    }
+}
+
+impl<Req, F: Fn(&Req) -> Option<Req>> CloneRequest<Req> for F {
+    fn clone_request(&self, request: &Req) -> Option<Req> {
+        self(request)
+    }
+}

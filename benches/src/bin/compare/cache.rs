@@ -1,18 +1,27 @@
 //! `compare cache`: miss ratios of keel's caches beside moka, quick_cache and lru.
 //!
-//! `compare cache [--requests N] [--trace PATH]... [--size N]...`: the built-in synthetic
-//! workloads, then every trace given (one integer key per line, gzip or plain), each at 1%,
-//! 5% and 10% of its distinct keys and at every `--size` given (e.g. 2000 and 10000 for
-//! arc-oltp, the sizes published comparisons use).
+//! `compare cache [--requests N] [--trace PATH]... [--size N]... [--seed N] [--policy NAME]...`:
+//! the built-in synthetic workloads, then every trace given (one integer key per line, gzip
+//! or plain), each at 1%, 5% and 10% of its distinct keys and at every `--size` given (e.g.
+//! 2000 and 10000 for arc-oltp, the sizes published comparisons use). Every cache hashes
+//! with a hasher seeded by `--seed` (default [`DEFAULT_SEED`]), so two runs print the same
+//! table. `--policy` (repeatable) replays only the named policies; `--no-synthetic` skips
+//! the built-in workloads.
 
 use std::path::PathBuf;
 
-use keel_benches::cache::{POLICIES, Workload, miss_ratio, read_trace, synthetic};
+use keel_benches::cache::{DEFAULT_SEED, POLICIES, Workload, miss_ratio, read_trace, synthetic};
+
+const USAGE: &str = "usage: compare cache [--requests N] [--trace PATH]... [--size N]... \
+                     [--seed N] [--policy NAME]... [--no-synthetic]";
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let mut traces = Vec::new();
     let mut requests = 300_000usize;
     let mut sizes = Vec::new();
+    let mut seed = DEFAULT_SEED;
+    let mut policies: Vec<&'static str> = Vec::new();
+    let mut with_synthetic = true;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -35,19 +44,36 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 }
                 sizes.push(n);
             }
-            other => {
-                return Err(format!(
-                    "unknown option {other}; usage: compare cache [--requests N] [--trace PATH]... [--size N]..."
-                ));
+            "--seed" => {
+                let n = args.next().ok_or("--seed needs a number")?;
+                seed = n.parse().map_err(|e| format!("--seed {n}: {e}"))?;
             }
+            "--policy" => {
+                let name = args.next().ok_or("--policy needs a name")?;
+                let p = POLICIES
+                    .iter()
+                    .find(|p| **p == name.as_str())
+                    .ok_or_else(|| {
+                        format!("unknown policy {name:?}; one of {}", POLICIES.join(", "))
+                    })?;
+                policies.push(p);
+            }
+            "--no-synthetic" => with_synthetic = false,
+            other => return Err(format!("unknown option {other}; {USAGE}")),
         }
     }
+    if policies.is_empty() {
+        policies = POLICIES.to_vec();
+    }
     println!(
-        "Miss ratio (lower is better): get, and insert on a miss, one thread. Sizes are 1%, 5% \
-         and 10% of each workload's distinct keys. Best of the row in bold.\n"
+        "Miss ratio (lower is better): get, and insert on a miss, one thread, hash seed {seed}. \
+         Sizes are 1%, 5% and 10% of each workload's distinct keys (the recency probe: 20, 50 \
+         and 500 entries). Best of the row in bold.\n"
     );
-    println!("### Synthetic workloads ({requests} requests each, 100,000-key Zipf)\n");
-    table(&synthetic(requests), &[]);
+    if with_synthetic {
+        println!("### Synthetic workloads ({requests} requests each, 100,000-key Zipf)\n");
+        table(&synthetic(requests), &[], &policies, seed);
+    }
     if !traces.is_empty() {
         let mut loaded = Vec::new();
         for path in &traces {
@@ -59,36 +85,40 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             loaded.push(Workload::new(name, keys));
         }
         println!("\n### Traces\n");
-        table(&loaded, &sizes);
+        table(&loaded, &sizes, &policies, seed);
     }
     Ok(())
 }
 
-fn table(workloads: &[Workload], extra_sizes: &[usize]) {
+fn table(workloads: &[Workload], extra_sizes: &[usize], policies: &[&str], seed: u64) {
     print!("| workload | size |");
-    for p in POLICIES {
+    for p in policies {
         print!(" {p} |");
     }
     println!();
     print!("|---|---|");
-    for _ in POLICIES {
+    for _ in policies {
         print!("---|");
     }
     println!();
     for w in workloads {
-        let sizes = [1, 5, 10]
-            .map(|pct| ((w.distinct * pct / 100).max(1), format!("{pct}%")))
-            .into_iter()
-            .chain(
-                extra_sizes
-                    .iter()
-                    .filter(|&&n| n < w.distinct / 2)
-                    .map(|&n| (n, "fixed".to_string())),
-            );
+        let sizes: Vec<(usize, String)> = match &w.sizes {
+            Some(fixed) => fixed.iter().map(|&n| (n, "fixed".to_string())).collect(),
+            None => [1, 5, 10]
+                .map(|pct| ((w.distinct * pct / 100).max(1), format!("{pct}%")))
+                .into_iter()
+                .chain(
+                    extra_sizes
+                        .iter()
+                        .filter(|&&n| n < w.distinct / 2)
+                        .map(|&n| (n, "fixed".to_string())),
+                )
+                .collect(),
+        };
         for (size, label) in sizes {
-            let ratios: Vec<f64> = POLICIES
+            let ratios: Vec<f64> = policies
                 .iter()
-                .map(|p| miss_ratio(p, &w.keys, size))
+                .map(|p| miss_ratio(p, &w.keys, size, seed))
                 .collect();
             let best = ratios.iter().copied().fold(f64::INFINITY, f64::min);
             print!("| {} | {size} ({label}) |", w.name);
