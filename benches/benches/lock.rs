@@ -17,10 +17,11 @@ use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use keel_lock::{
     DynLockService, EtcdLockService, Fence, FencingToken, InMemoryLockService, KeepAlive,
     LockService, RedisLockService,
@@ -41,19 +42,56 @@ fn ready<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// Runs `iters` rounds of `op` inside one task of a current-thread tokio runtime, as users
+/// run the async API, and times them.
+fn in_runtime<F, Fut>(runtime: &tokio::runtime::Runtime, iters: u64, op: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    runtime.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            op().await;
+        }
+        start.elapsed()
+    })
+}
+
 fn in_memory(c: &mut Criterion) {
     let mut group = c.benchmark_group("lock acquire+release, one name, uncontended, in memory");
     let op = "acquire+release";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
 
     let locks = InMemoryLockService::new();
-    group.bench_function(BenchmarkId::new(op, "keel InMemoryLockService"), |b| {
-        b.iter(|| {
-            let lease = ready(locks.try_acquire(black_box("orders"), TTL))
-                .expect("valid")
-                .expect("free");
-            ready(locks.release(&lease)).expect("held");
-        })
-    });
+    group.bench_function(
+        BenchmarkId::new(op, "keel InMemoryLockService (in a runtime)"),
+        |b| {
+            b.iter_custom(|iters| {
+                in_runtime(&runtime, iters, || async {
+                    let lease = locks
+                        .acquire(black_box("orders"), TTL, Duration::ZERO)
+                        .await
+                        .expect("free");
+                    locks.release(&lease).await.expect("held");
+                })
+            })
+        },
+    );
+    let mutex = tokio::sync::Mutex::new(0u64);
+    group.bench_function(
+        BenchmarkId::new(op, "tokio::sync::Mutex (in a runtime)"),
+        |b| {
+            b.iter_custom(|iters| {
+                in_runtime(&runtime, iters, || async {
+                    *black_box(&mutex).lock().await += 1;
+                })
+            })
+        },
+    );
     group.bench_function(
         BenchmarkId::new(op, "keel InMemoryLockService (sync twins)"),
         |b| {
@@ -70,11 +108,71 @@ fn in_memory(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new(op, "parking_lot::Mutex"), |b| {
         b.iter(|| *black_box(&mutex).lock() += 1)
     });
-    let mutex = tokio::sync::Mutex::new(0u64);
-    group.bench_function(BenchmarkId::new(op, "tokio::sync::Mutex"), |b| {
-        b.iter(|| *ready(black_box(&mutex).lock()) += 1)
+    let mutex = std::sync::Mutex::new(0u64);
+    group.bench_function(BenchmarkId::new(op, "std::sync::Mutex"), |b| {
+        b.iter(|| *black_box(&mutex).lock().expect("not poisoned") += 1)
     });
+    // Polled once with no runtime: what the lock's own code costs, without tokio's.
+    group.bench_function(
+        BenchmarkId::new(op, "keel InMemoryLockService (polled, no runtime)"),
+        |b| {
+            b.iter(|| {
+                let lease = ready(locks.try_acquire(black_box("orders"), TTL))
+                    .expect("valid")
+                    .expect("free");
+                ready(locks.release(&lease)).expect("held");
+            })
+        },
+    );
     group.finish();
+
+    // Two threads taking and releasing one name as fast as they can: elements/s is the pair's
+    // throughput of grants (a failed try counts nothing).
+    let mut group = c.benchmark_group("lock, one name, 2 threads, sync");
+    group.throughput(Throughput::Elements(2));
+    let locks = Arc::new(InMemoryLockService::new());
+    group.bench_function(
+        BenchmarkId::new("acquire+release", "keel InMemoryLockService (sync twins)"),
+        |b| {
+            b.iter_custom(|iters| {
+                on_two_threads(iters, || {
+                    loop {
+                        if let Some(lease) = locks.try_acquire_now("orders", TTL).expect("valid") {
+                            locks.release_now(&lease).expect("held");
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+        },
+    );
+    let mutex = Arc::new(parking_lot::Mutex::new(0u64));
+    group.bench_function(
+        BenchmarkId::new("acquire+release", "parking_lot::Mutex"),
+        |b| b.iter_custom(|iters| on_two_threads(iters, || *mutex.lock() += 1)),
+    );
+    group.finish();
+}
+
+/// Runs `op` `iters` times on each of two threads and times the pair.
+fn on_two_threads(iters: u64, op: impl Fn() + Sync) -> Duration {
+    let barrier = Barrier::new(3);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                barrier.wait();
+                for _ in 0..iters {
+                    op();
+                }
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        // The scope joins both threads before it returns.
+        start
+    })
+    .elapsed()
 }
 
 fn fence(c: &mut Criterion) {

@@ -52,9 +52,21 @@ pub fn keel_rendezvous(nodes: &[u32]) -> Rendezvous<u32> {
     hrw
 }
 
-/// keel's Maglev with the default 65,537-slot table.
+/// keel's Maglev with its default table, sized with the node count.
 pub fn keel_maglev(nodes: &[u32]) -> Maglev<u32> {
     let mut maglev = Maglev::new();
+    maglev
+        .extend_weighted(nodes.iter().map(|&n| (n, 1)))
+        .expect("fewer nodes than slots");
+    maglev
+}
+
+/// keel's Maglev with a fixed 65,537-slot table, its size before it grew with the nodes.
+pub fn keel_maglev_fixed(nodes: &[u32]) -> Maglev<u32> {
+    let mut maglev = Maglev::builder()
+        .table_size(65_537)
+        .build()
+        .expect("a prime size");
     maglev
         .extend_weighted(nodes.iter().map(|&n| (n, 1)))
         .expect("fewer nodes than slots");
@@ -120,7 +132,7 @@ pub fn peer_consistent_hash_ring(nodes: &[u32]) -> consistent_hash_ring::Ring<u3
         .build()
 }
 
-/// The `maglev` crate with a 65,537-slot table like keel's (its default, the prime after
+/// The `maglev` crate with a 65,537-slot table like keel's smallest (its default, the prime after
 /// 100 × nodes, changes size and so remaps nearly every key whenever a node comes or goes).
 pub fn peer_maglev(nodes: &[u32]) -> maglev::Maglev<u32> {
     maglev::Maglev::with_capacity(nodes.iter().copied(), 65_537)
@@ -400,8 +412,15 @@ pub fn implementations() -> Vec<Implementation> {
             "any",
         ),
         row(
-            "keel Maglev (65,537)",
+            "keel Maglev (sized with nodes)",
             |n| Box::new(keel_maglev(n)),
+            true,
+            "into a buffer",
+            "any",
+        ),
+        row(
+            "keel Maglev (fixed 65,537)",
+            |n| Box::new(keel_maglev_fixed(n)),
             true,
             "into a buffer",
             "any",

@@ -118,6 +118,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 Windowed::Time(TimeWindow::new(
                     buckets,
                     u64::try_from(bucket_nanos).unwrap_or(u64::MAX),
+                    config.minimum_calls,
                 ))
             }
         };
@@ -681,7 +682,7 @@ impl<C: Clock> CircuitBreaker<C> {
                     Some(window.counts())
                 }
             }
-            Windowed::Time(window) => Some(window.record(now, outcome)),
+            Windowed::Time(window) => window.record(now, outcome),
         };
         if failed {
             if let Some(run) = self.extend_failure_run(ticket.word)

@@ -6,7 +6,7 @@
 //!
 //! | piece | what it does | cost when nothing fails |
 //! |---|---|---|
-//! | [`CircuitBreaker`] | stops calling a dependency that keeps failing, probes it, resumes | one atomic load to admit; one atomic RMW to record a success (count window), none with consecutive failures only; a time window adds a short lock and a clock read |
+//! | [`CircuitBreaker`] | stops calling a dependency that keeps failing, probes it, resumes | one atomic load to admit; one atomic RMW to record a success (count window), none with consecutive failures only; a time window adds a clock read, and a short lock only for failures, slow calls and a new bucket |
 //! | [`Retry`] | retries transient errors with exponential backoff and jitter, within attempt and time limits | no clock read, RNG seeding or allocation until the first failure |
 //! | [`RetryBudget`] | caps retries at a percentage of recent requests plus a floor per second | one short lock per request |
 //! | [`Bulkhead`] | caps concurrent calls; rejects or waits a bounded time when full | two atomic RMWs |
@@ -65,7 +65,9 @@
 //! shared cache lines across threads. Totals are tagged with an epoch, so emptying the
 //! window on close cannot be corrupted by a racing writer. [`Window::Time`] holds buckets
 //! of `length / buckets` with running totals behind a short lock: O(1) per call (a bucket
-//! is cleared once per lap), plus one clock read per call. A breaker with no rate condition (only
+//! is cleared once per lap), plus one clock read per call. A success that cannot trip a rate
+//! (no failure in the window, or the minimum of calls reached, and the same bucket as the
+//! last locked call) skips the lock and adds one to a counter of its thread's own. A breaker with no rate condition (only
 //! `consecutive_failures`) keeps no window at all: a success is two atomic loads.
 //!
 //! **State word.** The state, the probes in flight, the probe successes and a generation

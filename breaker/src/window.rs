@@ -2,7 +2,7 @@
 
 use keel_core::Instant;
 use keel_core::sync::Mutex;
-use keel_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use keel_core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Outcome bits stored per call.
 pub(crate) const FAILED: u32 = 1;
@@ -183,15 +183,39 @@ impl CountWindow {
     }
 }
 
+/// Success counters a time window keeps beside its ring: a power of two, so a thread's slot
+/// picks one with a mask.
+const STRIPES: usize = 8;
+
+thread_local! {
+    /// This thread's stripe, assigned round-robin on first use.
+    static STRIPE: usize = {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & (STRIPES - 1)
+    };
+}
+
 /// The outcomes of the last `buckets` × `bucket_nanos` of time, in a ring of buckets with
-/// running totals: a call costs one short lock and O(1) work (amortized: a bucket is cleared
-/// once per lap).
+/// running totals behind a short lock (O(1) work, amortized: a bucket is cleared once per
+/// lap).
+///
+/// A success that can change no decision skips the lock: it adds one to its thread's
+/// stripe, a counter on a cache line of its own, and the stripes are folded into the ring
+/// under the lock by the next call that takes it. That holds while the bucket stays the
+/// same (nothing expires) and the window is `quiet`: no failure or slow call in it, or at
+/// least the minimum of calls already, so a success can only lower a rate.
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
     bucket_nanos: u64,
     /// `floor(2^64 / bucket_nanos)`, to find a bucket with a multiplication.
     reciprocal: u64,
+    minimum_calls: u64,
     inner: Mutex<TimeRing>,
+    /// The bucket the stripes count for (`u64::MAX`: none).
+    current: AtomicU64,
+    /// Whether a success in `current` can skip the rate check.
+    quiet: AtomicBool,
+    stripes: Box<[Padded<AtomicUsize>]>,
 }
 
 #[derive(Debug)]
@@ -221,26 +245,42 @@ impl TimeRing {
 }
 
 impl TimeWindow {
-    pub(crate) fn new(buckets: u32, bucket_nanos: u64) -> TimeWindow {
+    pub(crate) fn new(buckets: u32, bucket_nanos: u64, minimum_calls: u32) -> TimeWindow {
         TimeWindow {
             bucket_nanos,
             reciprocal: (u128::from(u64::MAX) + 1)
                 .checked_div(u128::from(bucket_nanos))
                 .map_or(0, |r| u64::try_from(r).unwrap_or(u64::MAX)),
+            minimum_calls: u64::from(minimum_calls),
             inner: Mutex::new(TimeRing {
                 buckets: vec![Counts::default(); buckets as usize].into_boxed_slice(),
                 newest: 0,
                 totals: Counts::default(),
             }),
+            current: AtomicU64::new(u64::MAX),
+            quiet: AtomicBool::new(false),
+            stripes: (0..STRIPES).map(|_| Padded(AtomicUsize::new(0))).collect(),
         }
     }
 
+    /// Runs `f` on the ring under its lock, after folding the stripes' successes in.
     fn with<R>(&self, f: impl FnOnce(&mut TimeRing) -> R) -> R {
         // Nothing panics while the lock is held, so a poisoned lock still guards good data.
         let mut ring = self
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut successes = 0u64;
+        for stripe in self.stripes.iter() {
+            successes += stripe.swap(0, Ordering::AcqRel) as u64;
+        }
+        let current = self.current.load(Ordering::Acquire);
+        let len = ring.buckets.len() as u64;
+        // Successes of a bucket that has left the window meanwhile are gone with it.
+        if successes > 0 && current <= ring.newest && ring.newest - current < len {
+            ring.buckets[(current % len) as usize].calls += successes;
+            ring.totals.calls += successes;
+        }
         f(&mut ring)
     }
 
@@ -257,9 +297,24 @@ impl TimeWindow {
         }
     }
 
-    /// Records an outcome observed at `now` and returns the window's counts after it.
-    pub(crate) fn record(&self, now: Instant, outcome: u32) -> Counts {
+    /// Records an outcome observed at `now` and returns the window's counts after it, or
+    /// `None` for a success that cannot trip a rate (see the type's docs).
+    #[inline]
+    pub(crate) fn record(&self, now: Instant, outcome: u32) -> Option<Counts> {
         let index = self.bucket_of(now);
+        if outcome == 0
+            && self.quiet.load(Ordering::Acquire)
+            && self.current.load(Ordering::Acquire) == index
+        {
+            let stripe = STRIPE.with(|stripe| *stripe);
+            self.stripes[stripe].fetch_add(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(self.record_locked(index, outcome))
+    }
+
+    #[inline(never)]
+    fn record_locked(&self, index: u64, outcome: u32) -> Counts {
         self.with(|ring| {
             ring.advance(index);
             let len = ring.buckets.len() as u64;
@@ -276,13 +331,24 @@ impl TimeWindow {
                 ring.totals.failed += failed;
                 ring.totals.slow += slow;
             }
+            self.settle(ring);
             ring.totals
         })
+    }
+
+    /// Points the stripes at the ring's newest bucket and says whether successes there may
+    /// skip the lock; the ring is locked and its stripes folded in.
+    fn settle(&self, ring: &TimeRing) {
+        let totals = ring.totals;
+        let quiet = (totals.failed == 0 && totals.slow == 0) || totals.calls >= self.minimum_calls;
+        self.current.store(ring.newest, Ordering::Release);
+        self.quiet.store(quiet, Ordering::Release);
     }
 
     pub(crate) fn counts(&self, now: Instant) -> Counts {
         self.with(|ring| {
             ring.advance(self.bucket_of(now));
+            self.settle(ring);
             ring.totals
         })
     }
@@ -291,6 +357,7 @@ impl TimeWindow {
         self.with(|ring| {
             ring.buckets.iter_mut().for_each(|b| *b = Counts::default());
             ring.totals = Counts::default();
+            self.settle(ring);
         });
     }
 }
@@ -370,7 +437,7 @@ mod tests {
             u64::MAX / 3,
             u64::MAX,
         ] {
-            let window = TimeWindow::new(1, bucket_nanos);
+            let window = TimeWindow::new(1, bucket_nanos, 1);
             for nanos in [
                 0u64,
                 1,
@@ -393,7 +460,7 @@ mod tests {
     proptest! {
         #[test]
         fn bucket_of_is_a_quotient(nanos in any::<u64>(), bucket_nanos in 1u64..) {
-            let window = TimeWindow::new(1, bucket_nanos);
+            let window = TimeWindow::new(1, bucket_nanos, 1);
             prop_assert_eq!(window.bucket_of(Instant::from_nanos(nanos)), nanos / bucket_nanos);
         }
     }
@@ -436,7 +503,7 @@ mod tests {
 
     #[test]
     fn time_window_expires_buckets() {
-        let window = TimeWindow::new(4, 1_000);
+        let window = TimeWindow::new(4, 1_000, 1);
         window.record(Instant::from_nanos(0), FAILED);
         window.record(Instant::from_nanos(1_500), 0);
         assert_eq!(window.counts(Instant::from_nanos(3_999)).calls, 2);
@@ -452,6 +519,32 @@ mod tests {
             window.counts(Instant::from_nanos(100_000)),
             Counts::default()
         );
+    }
+
+    #[test]
+    fn successes_skip_the_lock_only_when_they_cannot_trip() {
+        let window = TimeWindow::new(4, 1_000, 3);
+        let at = Instant::from_nanos;
+        // A failure below the minimum: the next successes must be checked.
+        assert!(window.record(at(0), FAILED).is_some());
+        assert_eq!(window.record(at(1), 0).map(|c| c.calls), Some(2));
+        assert_eq!(window.record(at(2), 0).map(|c| c.calls), Some(3));
+        // At the minimum a success can only lower the rate: it takes the stripe.
+        assert_eq!(window.record(at(3), 0), None);
+        assert_eq!(window.record(at(4), 0), None);
+        // A new bucket may expire outcomes, so its first call is checked; folding is exact.
+        let counts = window
+            .record(at(1_000), 0)
+            .expect("a new bucket is checked");
+        assert_eq!((counts.calls, counts.failed), (6, 1));
+        assert_eq!(window.record(at(1_001), 0), None);
+        assert_eq!(
+            window.counts(at(4_000)).calls,
+            2,
+            "bucket 0 expired, 1 kept"
+        );
+        window.reset();
+        assert_eq!(window.counts(at(4_000)), Counts::default());
     }
 
     #[derive(Clone, Debug)]
@@ -496,9 +589,10 @@ mod tests {
         fn time_window_matches_a_list_of_timestamps(
             buckets in 1u32..8,
             bucket_nanos in 1u64..50,
+            minimum in 1u32..6,
             steps in proptest::collection::vec((0u64..40, 0u32..4, any::<bool>()), 0..150),
         ) {
-            let window = TimeWindow::new(buckets, bucket_nanos);
+            let window = TimeWindow::new(buckets, bucket_nanos, minimum);
             let mut model: Vec<(u64, u32)> = Vec::new();
             let mut now = 0u64;
             for (advance, outcome, reset) in steps {

@@ -19,7 +19,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use keel_breaker::{
-    Bulkhead, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer, OpenWait, Rejected, State, Window,
+    Bulkhead, BulkheadLayer, CallError, CircuitBreaker, CircuitBreakerLayer, OpenWait, State,
+    Window,
 };
 use keel_core::ManualClock;
 use proptest::prelude::*;
@@ -430,7 +431,11 @@ fn run(ops: &[Op]) -> Vec<Step> {
                         Poll::Ready(Err(error)) => {
                             assert!(!reached, "{error}");
                             refused_by_bulkhead = error.is::<keel_breaker::BulkheadFull>();
-                            assert!(refused_by_bulkhead || error.is::<Rejected>(), "{error}");
+                            let rejected_by_breaker = matches!(
+                                error.downcast_ref::<CallError<std::io::Error>>(),
+                                Some(CallError::Rejected(_))
+                            );
+                            assert!(refused_by_bulkhead || rejected_by_breaker, "{error}");
                         }
                     }
                 }

@@ -88,7 +88,10 @@ pub trait ConsistentHash {
 
     /// Writes up to `out.len()` distinct nodes for a key with this hash into `out`, the
     /// owner first, and returns how many it wrote: `min(out.len(), self.len())`. The slots
-    /// past that are set to `None`.
+    /// past that are set to `None`. One exception, kept for interop: a [`Ketama`](crate::Ketama) server
+    /// whose weight is under `1 / (40 × n)` of the total has no points and is never written,
+    /// so Ketama can return fewer (see
+    /// [Light servers get no points](crate::Ketama#light-servers-get-no-points)).
     ///
     /// ```
     /// use keel_hashring::{ConsistentHash, Ring, hash_key};
@@ -125,8 +128,9 @@ pub trait ConsistentHash {
         self.node_for_hash(Self::Hash::of(key))
     }
 
-    /// Writes up to `out.len()` distinct nodes for `key`, the owner first; see
-    /// [`replicas_for_hash`](Self::replicas_for_hash).
+    /// Writes up to `out.len()` distinct nodes for `key`, the owner first, and returns
+    /// `min(out.len(), self.len())`; see [`replicas_for_hash`](Self::replicas_for_hash),
+    /// including why a [`Ketama`](crate::Ketama) with very light servers returns fewer.
     ///
     /// ```
     /// use keel_hashring::{ConsistentHash, Rendezvous};

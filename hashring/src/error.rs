@@ -22,10 +22,20 @@ pub enum Error {
     DuplicateNode,
     /// A ring was configured with 0 virtual nodes per unit of weight.
     ZeroVirtualNodes,
-    /// The ring would hold more points than it can index (`u32::MAX`).
+    /// A ring was configured with more virtual nodes per unit of weight than a whole ring may
+    /// hold ([`MAX_POINTS`](crate::MAX_POINTS)), so no node could be added.
+    TooManyVirtualNodes {
+        /// The virtual nodes per unit of weight asked for.
+        vnodes: u64,
+        /// The most points a ring holds.
+        max: u64,
+    },
+    /// The ring would hold more points than its limit ([`MAX_POINTS`](crate::MAX_POINTS)).
     TooManyPoints {
-        /// Points the change would need.
+        /// Points the ring would hold after the change.
         points: u64,
+        /// The most points a ring holds.
+        max: u64,
     },
     /// Membership would exceed what the algorithm can index.
     TooManyNodes {
@@ -61,10 +71,13 @@ impl fmt::Display for Error {
             Error::ZeroWeight => f.write_str("weight must be > 0"),
             Error::DuplicateNode => f.write_str("node is already a member"),
             Error::ZeroVirtualNodes => f.write_str("virtual nodes per weight must be > 0"),
-            Error::TooManyPoints { points } => write!(
+            Error::TooManyVirtualNodes { vnodes, max } => write!(
                 f,
-                "ring would hold {points} points, more than {} it can index",
-                u32::MAX
+                "{vnodes} virtual nodes per weight is more than the {max} points a ring holds"
+            ),
+            Error::TooManyPoints { points, max } => write!(
+                f,
+                "ring would hold {points} points, more than the limit of {max}"
             ),
             Error::TooManyNodes { max } => write!(f, "membership is limited to {max} nodes"),
             Error::TableSizeNotPrime { size } => {
@@ -97,6 +110,22 @@ mod tests {
         assert_eq!(
             Error::InvalidLoadFactor { factor: 0.5 }.to_string(),
             "load factor 0.5 must be a finite number >= 1"
+        );
+        assert_eq!(
+            Error::TooManyPoints {
+                points: 20,
+                max: 16
+            }
+            .to_string(),
+            "ring would hold 20 points, more than the limit of 16"
+        );
+        assert_eq!(
+            Error::TooManyVirtualNodes {
+                vnodes: 20,
+                max: 16
+            }
+            .to_string(),
+            "20 virtual nodes per weight is more than the 16 points a ring holds"
         );
         fn assert_send_sync<T: Send + Sync + std::error::Error>() {}
         assert_send_sync::<Error>();

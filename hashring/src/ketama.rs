@@ -89,6 +89,33 @@ pub fn libmemcached_label(host: &str, port: u16) -> String {
 /// only the changed server's keys move, but with unequal weights a change also shifts a
 /// few points between the other servers, exactly as in the C libraries.
 ///
+/// # Light servers get no points
+///
+/// A server of weight `w` out of total `W` with `n` servers gets
+/// `floor(w / W × 40 × n)` digests (in the C libraries' float arithmetic, see
+/// [`KetamaVariant`]), so a server whose weight is under `W / (40 × n)`, one fortieth of the
+/// mean weight, gets **no points**. It stays a member (it counts in
+/// [`len`](ConsistentHash::len), `n` and `W`) but never receives a key, and
+/// [`replicas`](ConsistentHash::replicas) never returns it, so it returns fewer than
+/// `min(out.len(), len())` servers when `out` has room for a pointless one. libketama,
+/// libmemcached and twemproxy do exactly the same, and keeping it is what keeps keys on the
+/// same servers as they do; [`unplaced`](Self::unplaced) lists such servers so a caller can
+/// warn or raise their weights. At least one server always has points, so a non-empty
+/// continuum always has an owner.
+///
+/// ```
+/// use keel_hashring::{ConsistentHash, Ketama, KetamaVariant};
+///
+/// let mut ketama = Ketama::new(KetamaVariant::Libketama);
+/// // 1 × 40 × 3 / 2001 < 1: the light server gets no digests.
+/// ketama.extend([("a:11211", 1000), ("b:11211", 1000), ("light:11211", 1)])?;
+/// assert_eq!(ketama.unplaced().collect::<Vec<_>>(), [&"light:11211"]);
+/// let mut out = [None; 3];
+/// assert_eq!(ketama.replicas("user:42", &mut out), 2); // not min(3, 3)
+/// assert_eq!(out[2], None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Example
 ///
 /// ```
@@ -114,6 +141,9 @@ pub struct Ketama<N> {
     /// binary-searches only a couple of points.
     index: Vec<u32>,
     shift: u32,
+    /// Servers with at least one point: a replica walk stops once it has found them all,
+    /// instead of walking the whole continuum when some server has none.
+    placed: usize,
 }
 
 /// The first four little-endian bytes of the MD5 of `key`: ketama's key hash.
@@ -236,6 +266,7 @@ impl<N> Ketama<N> {
             owners: Vec::new(),
             index: Vec::new(),
             shift: 32,
+            placed: 0,
         }
     }
 
@@ -306,6 +337,32 @@ impl<N> Ketama<N> {
             .map(|(&point, &owner)| (point, &self.servers[owner as usize]))
     }
 
+    /// Servers with no points on the continuum, in the order added: their weight is under
+    /// `W / (40 × n)` (see [Light servers get no points](Self#light-servers-get-no-points)),
+    /// so they never receive a key nor appear among replicas. Empty at equal weights.
+    ///
+    /// ```
+    /// use keel_hashring::{Ketama, KetamaVariant};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Twemproxy);
+    /// ketama.extend([("a", 100), ("b", 100)])?;
+    /// assert_eq!(ketama.unplaced().count(), 0);
+    /// ketama.add("tiny", 1)?; // 1 × 40 × 3 / 201 < 1
+    /// assert_eq!(ketama.unplaced().collect::<Vec<_>>(), [&"tiny"]);
+    /// ketama.add("tiny2", 2)?; // n = 4 now: 2 × 160 / 203 >= 1, but 1 × 160 / 203 < 1
+    /// assert_eq!(ketama.unplaced().collect::<Vec<_>>(), [&"tiny"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn unplaced(&self) -> impl Iterator<Item = &N> + '_ {
+        let total: u64 = self.weights.iter().map(|&w| u64::from(w)).sum();
+        let n = self.servers.len();
+        self.servers
+            .iter()
+            .zip(&self.weights)
+            .filter(move |&(_, &w)| digests(self.variant, w, total, n) == 0)
+            .map(|(server, _)| server)
+    }
+
     /// Heap bytes held.
     ///
     /// ```
@@ -362,6 +419,11 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     /// Adds `server` (its label is the string hashed, see [`KetamaVariant`]) with `weight`
     /// (libketama's memory, or the configured weight) and rebuilds the continuum.
     ///
+    /// A server (this one or another) whose weight ends up under `W / (40 × n)` is accepted
+    /// but gets no points, as in the C libraries: see
+    /// [Light servers get no points](Self#light-servers-get-no-points) and
+    /// [`unplaced`](Self::unplaced).
+    ///
     /// # Errors
     ///
     /// [`Error::ZeroWeight`], [`Error::EmptyServerName`] or [`Error::DuplicateNode`].
@@ -383,6 +445,7 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     }
 
     /// Adds every `(server, weight)` in order and rebuilds once. On error nothing is added.
+    /// As with [`add`](Self::add), a server lighter than `W / (40 × n)` gets no points.
     ///
     /// # Errors
     ///
@@ -455,8 +518,11 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
         let n = self.servers.len();
         let mut pairs: Vec<(u32, u32)> = Vec::new();
         let mut label = String::new();
+        self.placed = 0;
         for (i, (server, &weight)) in self.servers.iter().zip(&self.weights).enumerate() {
-            for d in 0..digests(self.variant, weight, total, n) {
+            let count = digests(self.variant, weight, total, n);
+            self.placed += usize::from(count > 0);
+            for d in 0..count {
                 label.clear();
                 label.push_str(server.as_ref());
                 label.push('-');
@@ -494,8 +560,24 @@ impl<N> ConsistentHash for Ketama<N> {
         Some(&self.servers[self.owners[pos] as usize])
     }
 
+    /// Distinct servers in continuum order from the key's point, the owner first. A server
+    /// with no points ([`unplaced`](Ketama::unplaced)) is never written, so this returns
+    /// `min(out.len(), len() - unplaced().count())`, which is less than
+    /// `min(out.len(), len())` when `out` has room for an unplaced server; libketama-based
+    /// clients walking the continuum give the same servers.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Ketama, KetamaHash, KetamaVariant, PlacementHash};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Libmemcached);
+    /// ketama.extend([("a", 1000), ("b", 1000), ("light", 1)])?;
+    /// let mut out = [None; 3];
+    /// assert_eq!(ketama.replicas_for_hash(KetamaHash::of("k"), &mut out), 2);
+    /// assert!(!out.contains(&Some(&"light")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn replicas_for_hash<'a>(&'a self, hash: KetamaHash, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.servers.len());
+        let mut distinct = Distinct::new(out, self.placed);
         if self.points.is_empty() {
             return 0;
         }
@@ -555,6 +637,35 @@ mod tests {
         assert_eq!(KetamaHash::of("abc").get(), ketama_hash(b"abc"));
         // MD5("abc") = 900150983cd24fb0...
         assert_eq!(ketama_hash(b"abc"), 0x9850_0190);
+    }
+
+    /// With an unplaced server the walk stops after the placed ones, and gives what walking
+    /// the whole continuum gives.
+    #[test]
+    fn replica_walk_stops_after_the_placed_servers() {
+        let mut k = Ketama::new(KetamaVariant::Libketama);
+        k.extend([("a:1", 500), ("b:1", 400), ("c:1", 300), ("light:1", 1)])
+            .unwrap();
+        assert_eq!((k.len(), k.placed), (4, 3));
+        let mut out = [None; 4];
+        for i in 0..3_000u32 {
+            let hash = KetamaHash::from_raw(i.wrapping_mul(0x9e37_79b9));
+            let start = k.position(hash.get());
+            let mut reference: Vec<&&str> = Vec::new();
+            for step in 0..k.points.len() {
+                let server = &k.servers[k.owners[(start + step) % k.points.len()] as usize];
+                if !reference.contains(&server) {
+                    reference.push(server);
+                }
+            }
+            assert_eq!(k.replicas_for_hash(hash, &mut out), 3);
+            let got: Vec<&&str> = out.iter().flatten().copied().collect();
+            assert_eq!(got, reference);
+        }
+        assert!(k.remove(&"light:1"));
+        assert_eq!(k.placed, 3);
+        assert!(k.remove(&"a:1") && k.remove(&"b:1") && k.remove(&"c:1"));
+        assert_eq!(k.placed, 0);
     }
 
     #[test]

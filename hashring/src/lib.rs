@@ -109,7 +109,7 @@ pub use maglev::{DEFAULT_TABLE_SIZE, Maglev, MaglevBuilder};
 pub use multi_probe::{DEFAULT_PROBES, MultiProbe, MultiProbeBuilder};
 pub use placement_hash::PlacementHash;
 pub use rendezvous::Rendezvous;
-pub use ring::{DEFAULT_VNODES, Ring, RingBuilder};
+pub use ring::{DEFAULT_VNODES, MAX_POINTS, Ring, RingBuilder};
 pub use shared::{Shared, Snapshot};
 
 // The README's example runs as a doctest, so it cannot drift from the API.

@@ -8,7 +8,8 @@ use crate::error::Error;
 use crate::key::{StableHash, combine};
 use crate::members::Members;
 
-/// The table size unless configured otherwise, as in the Maglev paper.
+/// The smallest table: the size of an empty or small table sized with the node count, as in
+/// the Maglev paper.
 ///
 /// ```
 /// use keel_hashring::{DEFAULT_TABLE_SIZE, Maglev};
@@ -19,24 +20,51 @@ use crate::members::Members;
 /// ```
 pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
 
+/// Slots per squared node a table sized with the node count keeps at least: the extra keys
+/// a change moves shrink as `n² / M`, and from 5 on an added node moves under 2× the ideal
+/// `1/(n+1)` (measured 1.0–1.6× from 10 to 1,000 nodes).
+const SLOTS_PER_NODE_SQUARED: u64 = 5;
+/// Automatic sizes are the primes just above `65,537 × 2^k`, up to this `k`: 8,388,739
+/// slots (32 MB), enough for 1,295 nodes at the ratio above; larger memberships keep it.
+const MAX_GROWTH_STEP: u32 = 7;
+
+/// How the table's size is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sizing {
+    /// Grows with the membership (never shrinks).
+    Auto,
+    /// Set by [`MaglevBuilder::table_size`].
+    Fixed,
+}
+
 /// Google's Maglev hashing (Eisenbud et al., NSDI 2016).
 ///
 /// Every node walks its own permutation of the `M` table slots (offset and skip from its
 /// hash; `M` prime so every skip generates all slots), and nodes take turns claiming their
 /// next free slot until the table is full. A lookup is one multiply and one table read.
 ///
+/// * **Table size:** by default `M` grows with the membership, as the paper asks (`M ≫ N`):
+///   it is the smallest prime above `65,537 × 2^k` that holds `5 n²` slots, from 65,537
+///   (up to 114 nodes) to 8,388,739 (32 MB, up to 1,295 nodes; larger memberships keep
+///   that size). A growth step rebuilds a bigger table and so moves almost every key, once
+///   per `√2` growth of the membership; a table never shrinks. To avoid growth steps, size
+///   it once with [`MaglevBuilder::expected_nodes`], or fix it with
+///   [`MaglevBuilder::table_size`].
 /// * **Balance:** each node owns `⌊M/n⌋` or `⌈M/n⌉` slots, so shares differ by at most
-///   one slot (`n / M`, 1.5 % at 1,000 nodes with the default 65,537). With weights, node
-///   `i` claims `w_i` slots per turn, so its share is `w_i / W` within the same granularity.
-/// * **Build:** `O(M log M)` expected, independent of weights: 1,000 nodes into 65,537
-///   slots build in about a millisecond.
-/// * **Disruption:** removing one of `n` nodes moves its own `1/n` of the keys plus a few
-///   more whose slots another node claims first in the new fill order. With the default
-///   table this extra is at most 1 % of all keys (measured 0.3 – 0.65 % from 10 to 1,000
-///   nodes; 1.3 % with a 10,007-slot table at 30 nodes), and the property tests hold
-///   Maglev to `ideal + 1 %`. Use [`Ring`](crate::Ring) or [`Rendezvous`](crate::Rendezvous)
-///   where only the ideal movement will do.
-/// * Results depend only on the membership, not on the order nodes were added.
+///   one slot. With weights, node `i` claims `w_i` slots per turn, so its share is
+///   `w_i / W` within the same granularity.
+/// * **Build:** `O(M log M)` expected, independent of weights: 100 nodes into 65,537
+///   slots build in about a millisecond; 1,000 nodes into 8,388,739 slots in about a
+///   second (probes read a bitmap of free slots, which stays in cache).
+/// * **Disruption:** adding or removing one of `n` nodes moves its own `1/n` of the keys
+///   plus some whose slots another node claims first in the new fill order; that extra
+///   shrinks as `n² / M`. Within one table size it stays under the ideal itself: adding a
+///   node moves 1.0–1.6× the ideal `1/(n+1)` from 10 to 1,000 nodes (`compare hashring`).
+///   A fixed 65,537-slot table moves 1.5× at 100 nodes but 6.9× at 1,000. Use
+///   [`Ring`](crate::Ring) or [`Rendezvous`](crate::Rendezvous) where only the ideal
+///   movement will do.
+/// * Results depend only on the membership and the table size, not on the order nodes were
+///   added.
 ///
 /// # Example
 ///
@@ -53,6 +81,7 @@ pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
 pub struct Maglev<N> {
     members: Members<N>,
     size: u32,
+    sizing: Sizing,
     table: Vec<u32>,
 }
 
@@ -70,7 +99,8 @@ pub struct Maglev<N> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct MaglevBuilder<N> {
-    size: u64,
+    size: Option<u64>,
+    expected_nodes: u64,
     _nodes: PhantomData<fn() -> N>,
 }
 
@@ -78,6 +108,7 @@ impl<N> fmt::Debug for MaglevBuilder<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MaglevBuilder")
             .field("size", &self.size)
+            .field("expected_nodes", &self.expected_nodes)
             .finish()
     }
 }
@@ -86,14 +117,16 @@ impl<N> Clone for MaglevBuilder<N> {
     fn clone(&self) -> Self {
         Self {
             size: self.size,
+            expected_nodes: self.expected_nodes,
             _nodes: PhantomData,
         }
     }
 }
 
 impl<N> MaglevBuilder<N> {
-    /// The number of table slots, a prime (default [`DEFAULT_TABLE_SIZE`]). Keep it at
-    /// least 100 × the number of nodes for balance within 1 %.
+    /// Fixes the number of table slots, a prime at least the number of nodes; the table
+    /// then never grows. Keys moved per change stay under 2× the ideal while the size is at
+    /// least `5 n²`; by default the size grows with the membership instead.
     ///
     /// ```
     /// use keel_hashring::Maglev;
@@ -103,7 +136,26 @@ impl<N> MaglevBuilder<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn table_size(mut self, size: u64) -> Self {
-        self.size = size;
+        self.size = Some(size);
+        self
+    }
+
+    /// Sizes the growing table for `nodes` members from the start, so adding nodes up to
+    /// that count never takes a growth step (which moves almost every key). With
+    /// [`table_size`](MaglevBuilder::table_size), checks that the fixed size holds them.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Maglev};
+    ///
+    /// let mut maglev = Maglev::builder().expected_nodes(1_000).build()?;
+    /// let size = maglev.table_size();
+    /// assert!(u64::from(size) >= 5 * 1_000 * 1_000);
+    /// maglev.extend_weighted((0..1_000u32).map(|n| (n, 1)))?;
+    /// assert_eq!(maglev.table_size(), size); // no growth step on the way
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn expected_nodes(mut self, nodes: u64) -> Self {
+        self.expected_nodes = nodes;
         self
     }
 
@@ -111,7 +163,8 @@ impl<N> MaglevBuilder<N> {
     ///
     /// # Errors
     ///
-    /// [`Error::TableSizeNotPrime`] if the size is not a prime below `2^32`.
+    /// [`Error::TableSizeNotPrime`] if a fixed size is not a prime below `2^32`, and
+    /// [`Error::TableTooSmall`] if it is smaller than the expected nodes.
     ///
     /// # Example
     ///
@@ -126,15 +179,52 @@ impl<N> MaglevBuilder<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn build(self) -> Result<Maglev<N>, Error> {
-        if self.size > u64::from(u32::MAX) || !is_prime(self.size) {
-            return Err(Error::TableSizeNotPrime { size: self.size });
+        let Some(size) = self.size else {
+            return Ok(Maglev {
+                members: Members::default(),
+                size: auto_size(self.expected_nodes),
+                sizing: Sizing::Auto,
+                table: Vec::new(),
+            });
+        };
+        if size > u64::from(u32::MAX) || !is_prime(size) {
+            return Err(Error::TableSizeNotPrime { size });
+        }
+        if size < self.expected_nodes {
+            return Err(Error::TableTooSmall {
+                size,
+                nodes: self.expected_nodes,
+            });
         }
         Ok(Maglev {
             members: Members::default(),
-            size: self.size as u32,
+            size: size as u32,
+            sizing: Sizing::Fixed,
             table: Vec::new(),
         })
     }
+}
+
+/// The automatic table size for `nodes` members: the first growth step with at least
+/// `5 n²` slots, or the last step.
+fn auto_size(nodes: u64) -> u32 {
+    let want = nodes
+        .saturating_mul(nodes)
+        .saturating_mul(SLOTS_PER_NODE_SQUARED);
+    let mut step = 0;
+    while step < MAX_GROWTH_STEP && u64::from(growth_step(step)) < want {
+        step += 1;
+    }
+    growth_step(step)
+}
+
+/// The prime just above `65,537 × 2^step`, listed so no search runs on a hot membership
+/// change (checked against `is_prime` in the tests).
+fn growth_step(step: u32) -> u32 {
+    const STEPS: [u32; MAX_GROWTH_STEP as usize + 1] = [
+        65_537, 131_101, 262_151, 524_309, 1_048_601, 2_097_211, 4_194_371, 8_388_739,
+    ];
+    STEPS[step.min(MAX_GROWTH_STEP) as usize]
 }
 
 /// Trial division; table sizes are below `2^32`, so at most 65,536 divisions.
@@ -162,7 +252,7 @@ impl<N> Default for Maglev<N> {
 }
 
 impl<N> Maglev<N> {
-    /// An empty table of [`DEFAULT_TABLE_SIZE`] slots.
+    /// An empty table of [`DEFAULT_TABLE_SIZE`] slots that grows with the membership.
     ///
     /// ```
     /// use keel_hashring::{ConsistentHash, Maglev};
@@ -176,11 +266,12 @@ impl<N> Maglev<N> {
         Self {
             members: Members::default(),
             size: DEFAULT_TABLE_SIZE,
+            sizing: Sizing::Auto,
             table: Vec::new(),
         }
     }
 
-    /// A builder to choose the table size.
+    /// A builder to choose the table size, or the membership to size it for.
     ///
     /// ```
     /// use keel_hashring::{DEFAULT_TABLE_SIZE, Maglev};
@@ -192,7 +283,8 @@ impl<N> Maglev<N> {
     pub fn builder() -> MaglevBuilder<N> {
         MaglevBuilder {
             _nodes: PhantomData,
-            size: u64::from(DEFAULT_TABLE_SIZE),
+            size: None,
+            expected_nodes: 0,
         }
     }
 
@@ -204,6 +296,10 @@ impl<N> Maglev<N> {
     /// let mut maglev = Maglev::builder().table_size(101).build()?;
     /// maglev.extend_weighted([("a", 1), ("b", 1)])?;
     /// assert_eq!(maglev.table_size(), 101);
+    ///
+    /// let mut growing = Maglev::new();
+    /// growing.extend_weighted((0..200u32).map(|n| (n, 1)))?;
+    /// assert_eq!(growing.table_size(), 262_151); // at least 5 × 200² slots
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn table_size(&self) -> u32 {
@@ -263,19 +359,22 @@ impl<N> Maglev<N> {
             next.push(combine(h, 1) % m);
             skip.push(combine(h, 2) % (m - 1) + 1);
         }
-        const EMPTY: u32 = u32::MAX;
-        self.table.resize(self.size as usize, EMPTY);
+        self.table.resize(self.size as usize, 0);
+        // Probes read a bitmap of free slots (1 MB at the largest automatic size, so it
+        // stays in cache) rather than the table, 32 times its size.
+        let mut free = vec![u64::MAX; self.table.len().div_ceil(64)];
         let mut filled = 0u64;
         'fill: loop {
             for i in 0..n {
                 for _ in 0..self.members.weights[i] {
                     let mut c = next[i];
-                    while self.table[c as usize] != EMPTY {
+                    while free[(c >> 6) as usize] & (1 << (c & 63)) == 0 {
                         c += skip[i];
                         if c >= m {
                             c -= m;
                         }
                     }
+                    free[(c >> 6) as usize] &= !(1 << (c & 63));
                     self.table[c as usize] = i as u32;
                     c += skip[i];
                     if c >= m {
@@ -383,8 +482,12 @@ impl<N: StableHash + Eq> Maglev<N> {
                 return Err(e);
             }
         }
-        if self.members.len() as u64 > u64::from(self.size) {
-            let nodes = self.members.len() as u64;
+        let nodes = self.members.len() as u64;
+        if self.sizing == Sizing::Auto {
+            // Grow only: a smaller table would move keys again when nodes come back.
+            self.size = self.size.max(auto_size(nodes));
+        }
+        if nodes > u64::from(self.size) {
             self.members.restore(before);
             return Err(Error::TableTooSmall {
                 size: u64::from(self.size),
@@ -459,6 +562,50 @@ mod tests {
         assert!(is_prime(65_537));
         assert!(!is_prime(65_536));
         assert!(is_prime(4_294_967_291)); // largest prime below 2^32
+    }
+
+    #[test]
+    fn growth_steps_are_primes_above_doublings() {
+        for step in 0..=MAX_GROWTH_STEP {
+            let size = u64::from(growth_step(step));
+            let floor = 65_537u64 << step;
+            assert!(is_prime(size), "{size}");
+            assert!((floor..floor + 200).contains(&size), "{size}");
+            assert!(
+                ((floor + 1)..size).all(|n| !is_prime(n)),
+                "{size} is not the next"
+            );
+        }
+        assert_eq!(auto_size(0), DEFAULT_TABLE_SIZE);
+        assert_eq!(auto_size(114), DEFAULT_TABLE_SIZE);
+        assert_eq!(auto_size(115), 131_101);
+        assert_eq!(auto_size(1_000), 8_388_739);
+        assert_eq!(auto_size(1 << 40), 8_388_739);
+    }
+
+    #[test]
+    fn a_growing_table_never_shrinks() {
+        let mut m = Maglev::new();
+        m.extend_weighted((0..200u32).map(|n| (n, 1))).unwrap();
+        assert_eq!(m.table_size(), 262_151);
+        for n in 0..150 {
+            assert!(m.remove(&n));
+        }
+        assert_eq!(m.table_size(), 262_151);
+    }
+
+    #[test]
+    fn expected_nodes_is_checked_against_a_fixed_size() {
+        assert_eq!(
+            Maglev::<u8>::builder()
+                .table_size(7)
+                .expected_nodes(8)
+                .build()
+                .unwrap_err(),
+            Error::TableTooSmall { size: 7, nodes: 8 }
+        );
+        let m = Maglev::<u8>::builder().expected_nodes(300).build().unwrap();
+        assert_eq!(m.table_size(), 524_309);
     }
 
     #[test]

@@ -21,6 +21,30 @@ use crate::members::Members;
 /// ```
 pub const DEFAULT_VNODES: u32 = 160;
 
+/// The most points a [`Ring`] holds, across all its nodes: 2^24 (16,777,216).
+///
+/// A node of weight `w` takes `w × vnodes` points, so this bounds each node and the sum over
+/// nodes. It bounds memory: a point costs 12 bytes (its hash and its owner), so a full ring
+/// holds at most 192 MiB of points plus a 16 MiB prefix table, and a membership change briefly
+/// needs at most 40 bytes a point (640 MiB) while it merges. With [`DEFAULT_VNODES`] that is a
+/// total weight of 104,857, say 1,000 nodes of weight up to 104. Changes past it fail with
+/// [`Error::TooManyPoints`], and [`RingBuilder::build`] rejects a `vnodes` above it with
+/// [`Error::TooManyVirtualNodes`], rather than abort on allocation.
+///
+/// ```
+/// use keel_hashring::{Error, MAX_POINTS, Ring};
+///
+/// let mut ring = Ring::builder().vnodes(1 << 20).build()?;
+/// ring.add_weighted("a", 2)?;
+/// assert_eq!(
+///     ring.add_weighted("b", 15), // 17 × 2^20 points in all
+///     Err(Error::TooManyPoints { points: 17 << 20, max: MAX_POINTS })
+/// );
+/// assert_eq!(ring.points(), 2 << 20); // unchanged
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const MAX_POINTS: u64 = 1 << 24;
+
 /// A consistent hashing ring (Karger et al.) with weighted virtual nodes.
 ///
 /// Each node of weight `w` is hashed to `w × vnodes` points on a 64-bit circle; a key belongs
@@ -36,6 +60,8 @@ pub const DEFAULT_VNODES: u32 = 160;
 /// * With `v` points per node the heaviest node's share exceeds the mean by about
 ///   `sqrt(2 ln n / v)`; with 160 points (the default, as in ketama) that is about 24 % at
 ///   100 nodes (`sqrt(2 ln 100 / 160) ≈ 0.24`).
+/// * A ring holds at most [`MAX_POINTS`] points (2^24, about 200 MiB), so no configuration
+///   it accepts can abort on allocation; changes past it fail with [`Error::TooManyPoints`].
 ///
 /// # Example
 ///
@@ -100,7 +126,8 @@ impl<N> Clone for RingBuilder<N> {
 }
 
 impl<N> RingBuilder<N> {
-    /// Points per unit of weight (default [`DEFAULT_VNODES`]).
+    /// Points per unit of weight (default [`DEFAULT_VNODES`]); at most [`MAX_POINTS`], which
+    /// [`build`](Self::build) checks.
     ///
     /// ```
     /// use keel_hashring::Ring;
@@ -119,20 +146,31 @@ impl<N> RingBuilder<N> {
     ///
     /// # Errors
     ///
-    /// [`Error::ZeroVirtualNodes`] if `vnodes` is 0.
+    /// [`Error::ZeroVirtualNodes`] if `vnodes` is 0; [`Error::TooManyVirtualNodes`] if it is
+    /// above [`MAX_POINTS`], since then not even a node of weight 1 would fit.
     ///
     /// # Example
     ///
     /// ```
-    /// use keel_hashring::{Error, Ring};
+    /// use keel_hashring::{Error, MAX_POINTS, Ring};
     ///
     /// assert_eq!(Ring::<&str>::builder().vnodes(10).build()?.vnodes(), 10);
     /// assert_eq!(Ring::<&str>::builder().vnodes(0).build().unwrap_err(), Error::ZeroVirtualNodes);
+    /// assert_eq!(
+    ///     Ring::<&str>::builder().vnodes(u32::MAX).build().unwrap_err(),
+    ///     Error::TooManyVirtualNodes { vnodes: u64::from(u32::MAX), max: MAX_POINTS }
+    /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn build(self) -> Result<Ring<N>, Error> {
         if self.vnodes == 0 {
             return Err(Error::ZeroVirtualNodes);
+        }
+        if u64::from(self.vnodes) > MAX_POINTS {
+            return Err(Error::TooManyVirtualNodes {
+                vnodes: u64::from(self.vnodes),
+                max: MAX_POINTS,
+            });
         }
         Ok(Ring {
             members: Members::default(),
@@ -342,8 +380,8 @@ impl<N: StableHash + Eq> Ring<N> {
     ///
     /// # Errors
     ///
-    /// [`Error::DuplicateNode`] if it is already a member, [`Error::TooManyPoints`] if the
-    /// ring would exceed `u32::MAX` points.
+    /// [`Error::DuplicateNode`] if it is already a member; [`Error::TooManyPoints`] if the
+    /// ring would hold more than [`MAX_POINTS`] points. On error the ring is unchanged.
     ///
     /// # Example
     ///
@@ -365,7 +403,9 @@ impl<N: StableHash + Eq> Ring<N> {
     ///
     /// # Errors
     ///
-    /// [`Error::ZeroWeight`], [`Error::DuplicateNode`], or [`Error::TooManyPoints`].
+    /// [`Error::ZeroWeight`] if `weight` is 0; [`Error::DuplicateNode`] if `node` is already
+    /// a member; [`Error::TooManyPoints`] if the ring would hold more than [`MAX_POINTS`]
+    /// points (`weight × vnodes` plus those it has). On error the ring is unchanged.
     ///
     /// # Example
     ///
@@ -388,10 +428,13 @@ impl<N: StableHash + Eq> Ring<N> {
     pub(crate) fn insert_weighted(&mut self, node: N, weight: u32) -> Result<usize, Error> {
         let added = u64::from(weight) * u64::from(self.vnodes);
         let points = self.points.len() as u64 + added;
-        if points > u64::from(u32::MAX) {
-            return Err(Error::TooManyPoints { points });
+        if points > MAX_POINTS {
+            return Err(Error::TooManyPoints {
+                points,
+                max: MAX_POINTS,
+            });
         }
-        // Fewer than u32::MAX points means fewer than u32::MAX members, so owners fit.
+        // At most MAX_POINTS points means fewer than u32::MAX members, so owners fit.
         let at = self.members.insert(node, weight)?;
         let hash = self.members.hashes[at];
         let mut fresh: Vec<(u64, u32)> =
@@ -434,7 +477,10 @@ impl<N: StableHash + Eq> Ring<N> {
     ///
     /// # Errors
     ///
-    /// [`Error::ZeroWeight`], [`Error::DuplicateNode`], or [`Error::TooManyPoints`].
+    /// [`Error::ZeroWeight`] if a weight is 0; [`Error::DuplicateNode`] if a node is already
+    /// a member or appears twice; [`Error::TooManyPoints`] if the ring would hold more than
+    /// [`MAX_POINTS`] points. The first error found is returned, after reading the input only
+    /// up to it.
     ///
     /// # Example
     ///
@@ -455,9 +501,14 @@ impl<N: StableHash + Eq> Ring<N> {
         let before = self.members.clone_shape();
         let mut points = self.points.len() as u64;
         for (node, weight) in nodes {
+            // Cannot overflow: `points` stays <= MAX_POINTS until it fails, and one node adds
+            // at most 2^32 × MAX_POINTS.
             points += u64::from(weight) * u64::from(self.vnodes);
-            let inserted = if points > u64::from(u32::MAX) {
-                Err(Error::TooManyPoints { points })
+            let inserted = if points > MAX_POINTS {
+                Err(Error::TooManyPoints {
+                    points,
+                    max: MAX_POINTS,
+                })
             } else {
                 self.members.insert(node, weight).map(drop)
             };
@@ -466,6 +517,9 @@ impl<N: StableHash + Eq> Ring<N> {
                 return Err(e);
             }
         }
+        // Free the old points before building the new ones, to bound the peak.
+        self.points = Vec::new();
+        self.owners = Vec::new();
         let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(points as usize);
         for (i, (&hash, &weight)) in self
             .members
@@ -479,7 +533,7 @@ impl<N: StableHash + Eq> Ring<N> {
         }
         pairs.sort_unstable();
         self.points = pairs.iter().map(|p| p.0).collect();
-        self.owners = pairs.iter().map(|p| p.1).collect();
+        self.owners = pairs.into_iter().map(|p| p.1).collect();
         self.rebuild_index();
         Ok(())
     }
@@ -646,12 +700,58 @@ mod tests {
             Ring::<u8>::builder().vnodes(0).build().unwrap_err(),
             Error::ZeroVirtualNodes
         );
-        let mut big = Ring::builder().vnodes(u32::MAX).build().unwrap();
-        assert!(matches!(
-            big.add_weighted(1u8, 2),
-            Err(Error::TooManyPoints { .. })
-        ));
+        assert_eq!(
+            Ring::<u8>::builder().vnodes(u32::MAX).build().unwrap_err(),
+            Error::TooManyVirtualNodes {
+                vnodes: u64::from(u32::MAX),
+                max: MAX_POINTS
+            }
+        );
+        let mut big = Ring::builder().vnodes(MAX_POINTS as u32).build().unwrap();
+        assert_eq!(
+            big.add_weighted(1u8, u32::MAX),
+            Err(Error::TooManyPoints {
+                points: u64::from(u32::MAX) * MAX_POINTS,
+                max: MAX_POINTS
+            })
+        );
         assert!(big.is_empty());
+    }
+
+    /// Every path that adds points stops at MAX_POINTS exactly, says what was asked, and
+    /// leaves the ring as it was.
+    #[test]
+    fn points_are_bounded_on_every_path() {
+        let quarter = (MAX_POINTS / 4) as u32;
+        let mut ring = Ring::builder().vnodes(quarter).build().unwrap();
+        ring.extend_weighted([(0u32, 1)]).unwrap();
+        let before = (ring.points.clone(), ring.owners.clone(), ring.index.clone());
+        let over = Err(Error::TooManyPoints {
+            points: MAX_POINTS + u64::from(quarter),
+            max: MAX_POINTS,
+        });
+        assert_eq!(ring.add_weighted(1, 4), over);
+        assert_eq!(ring.extend_weighted([(1, 2), (2, 2)]), over);
+        // The sum over nodes is checked as it grows, so it cannot overflow.
+        assert_eq!(
+            ring.extend_weighted([(1, 1), (2, u32::MAX)]),
+            Err(Error::TooManyPoints {
+                points: 2 * u64::from(quarter) + u64::from(u32::MAX) * u64::from(quarter),
+                max: MAX_POINTS
+            })
+        );
+        assert_eq!(ring.len(), 1);
+        assert_eq!(
+            (ring.points.clone(), ring.owners.clone(), ring.index.clone()),
+            before
+        );
+        // Exactly the limit is accepted, and the memory stays within the documented bound.
+        ring.add_weighted(1, 3).unwrap();
+        assert_eq!(ring.points() as u64, MAX_POINTS);
+        assert!(ring.points.windows(2).all(|w| w[0] <= w[1]));
+        let index_bytes = 4 * ((1u64 << 22) + 1);
+        assert!(ring.heap_bytes() as u64 <= 12 * MAX_POINTS + index_bytes + 1024);
+        assert_eq!(ring.add(2), over);
     }
 
     #[test]

@@ -196,3 +196,43 @@ fn ketama_through_dyn_uses_its_own_hash() {
         Some(&labels[want[0]])
     );
 }
+
+/// As in libketama (`floorf(pct * 40.0 * numservers)`), a server under a fortieth of the mean
+/// weight gets no digests: it is a member but never owns a key nor appears among replicas,
+/// and the other servers' placement is what the C libraries compute for the same list.
+#[test]
+fn a_server_under_a_fortieth_of_the_mean_weight_gets_no_points() {
+    for variant in [
+        KetamaVariant::Libketama,
+        KetamaVariant::Libmemcached,
+        KetamaVariant::Twemproxy,
+    ] {
+        // Mean weight 2001 / 3 = 667, a fortieth of it 16.7: weight 16 gets no points, 17 does.
+        let mut ketama = Ketama::new(variant);
+        let servers = ["a:11211", "b:11211", "light:11211"];
+        ketama
+            .extend([(servers[0], 1000), (servers[1], 985), (servers[2], 16)])
+            .unwrap();
+        assert_eq!(ketama.len(), 3);
+        assert_eq!(ketama.unplaced().collect::<Vec<_>>(), [&"light:11211"]);
+        assert!(ketama.continuum().all(|(_, s)| *s != "light:11211"));
+        let mut out = [None; 3];
+        for k in 0..2_000 {
+            let key = format!("key-{k}");
+            assert_ne!(ketama.node(key.as_str()), Some(&"light:11211"));
+            assert_eq!(ketama.replicas(key.as_str(), &mut out), 2, "{variant:?}");
+            assert_eq!(out[0], ketama.node(key.as_str()));
+            assert_eq!(out[2], None);
+        }
+        // One unit more and it is placed, with keys and a replica slot of its own.
+        let mut heavier = Ketama::new(variant);
+        heavier
+            .extend([(servers[0], 1000), (servers[1], 984), (servers[2], 17)])
+            .unwrap();
+        assert_eq!(heavier.unplaced().count(), 0);
+        assert_eq!(heavier.replicas("key-0", &mut out), 3);
+        assert!(
+            (0..2_000).any(|k| heavier.node(format!("key-{k}").as_str()) == Some(&"light:11211"))
+        );
+    }
+}

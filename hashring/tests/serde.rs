@@ -2,7 +2,8 @@
 #![cfg(feature = "serde")]
 
 use keel_hashring::{
-    ConsistentHash, JumpHash, Ketama, KetamaVariant, Maglev, MultiProbe, Rendezvous, Ring,
+    ConsistentHash, JumpHash, Ketama, KetamaVariant, MAX_POINTS, Maglev, MultiProbe, Rendezvous,
+    Ring,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -76,4 +77,28 @@ fn invalid_saved_state_is_rejected_with_the_reason() {
     assert!(err.to_string().contains("already a member"), "{err}");
     let err = serde_json::from_str::<Rendezvous<String>>(r#"{"nodes":[["a",0]]}"#).unwrap_err();
     assert!(err.to_string().contains("weight"), "{err}");
+}
+
+/// A saved ring is restored through the same bound as a built one: oversized state is an
+/// error naming the limit, never an allocation abort.
+#[test]
+fn oversized_saved_ring_is_rejected_before_allocating() {
+    let err = serde_json::from_str::<Ring<String>>(r#"{"vnodes":4294967295,"nodes":[["a",1]]}"#)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("4294967295 virtual nodes per weight is more than the 16777216 points"),
+        "{err}"
+    );
+    let err = serde_json::from_str::<Ring<String>>(
+        r#"{"vnodes":160,"nodes":[["a",100000],["b",4294967295]]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "ring would hold {} points, more than the limit of {MAX_POINTS}",
+            160 * (100_000 + u64::from(u32::MAX))
+        )),
+        "{err}"
+    );
 }

@@ -78,20 +78,21 @@
 //!   remaining TTL or an exponential backoff with jitter, whichever is sooner.
 //! - **The fence** is one compare-and-swap loop on an `AtomicU64` (loom-verified: once a
 //!   token is accepted, no lower one is).
-//! - **Waiting and fairness.** In memory, a lock released while acquirers wait is handed to
-//!   them: for up to 10 ms only an acquirer that was already waiting may take it (the first
-//!   to run wins; not FIFO), so a holder that releases and re-acquires cannot starve them. In
-//!   Redis, waiters are not queued.
+//! - **Waiting and fairness.** In memory, waiters queue first come, first served, and a
+//!   release hands the lock to the next waiter only, reserved for it for up to 10 ms, so a
+//!   holder that releases and re-acquires cannot starve them; a waiter too slow to run in
+//!   that time loses its turn to whoever asks next. In Redis, waiters are not queued.
 //!
 //! # What it costs
 //!
 //! Measured on the project's machine (2 cores, shared with other builds) with
-//! `cargo bench -p keel-benches --bench lock`, two runs, as ratios to a peer in the same run:
+//! `cargo bench -p keel-benches --bench lock`, two runs, as ratios to a peer in the same run;
+//! the in-memory rows run inside a tokio runtime, as users run them:
 //!
 //! | operation | keel | beside | ratio (two runs) |
 //! |---|---|---|---|
-//! | acquire + release, in memory, uncontended | [`InMemoryLockService`] | `tokio::sync::Mutex` lock + unlock | 1.6x, 1.8x |
-//! | acquire + release, in memory, uncontended | [`InMemoryLockService`] | `parking_lot::Mutex` lock + unlock | 8.0x, 6.5x |
+//! | acquire + release, in memory, uncontended | [`InMemoryLockService`] | `tokio::sync::Mutex` lock + unlock | 2.88x, 2.86x |
+//! | `try_acquire_now` + `release_now`, in memory, uncontended | [`InMemoryLockService`] | `parking_lot::Mutex` lock + unlock | 6.2x, 6.4x |
 //! | acquire + release, one Redis on loopback | `RedisLockService` | rslock (Redlock, one server) | 1.12x, 1.45x |
 //! | acquire + release, one Redis on loopback | `RedisLockService` | `SET NX PX` + `DEL` | 1.33x, 1.23x |
 //! | fenced write, one Redis | `RedisFence::set` | `SET` | 1.22x, 1.31x |

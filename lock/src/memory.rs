@@ -1,16 +1,16 @@
 //! `InMemoryLockService`: leases for the tasks and threads of one process.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::ops::DerefMut;
-use std::pin::pin;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use keel_core::sync::Mutex;
 use keel_core::{Clock, Instant, SystemClock};
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 
 use crate::{FencingToken, Lease, LockError, LockService};
 
@@ -18,18 +18,17 @@ use crate::{FencingToken, Lease, LockError, LockService};
 const SHARDS: usize = 32;
 /// A shard sweeps expired entries after at least this many new names.
 const MIN_SWEEP_INTERVAL: usize = 64;
-/// How long a released lock is kept for the acquirers that were waiting for it.
+/// How long a lock released to a waiter stays reserved for it before anyone may take it.
 const HANDOFF: Duration = Duration::from_millis(10);
 
 /// A lock service inside one process: leases on names, with strictly increasing fencing tokens.
 ///
 /// Names are spread over 32 shards, each a small mutex-guarded table, so unrelated names
 /// rarely contend and every decision (grant, extend, release) is one short critical section
-/// with one hash lookup (foldhash, randomly seeded) that reads the clock, compares and writes:
-/// no allocation once a name has been seen, and nothing held across an `.await`. A release
-/// wakes waiters only when some acquirer in the shard is waiting. Tokens come from a counter
-/// per shard, so
-/// they are strictly increasing per name (a name always maps to the same shard) and never
+/// that reads the clock, compares and writes: the name is hashed once (foldhash, seeded at
+/// random per service) for both the shard and the table, no allocation once a name has been
+/// seen, and nothing held across an `.await`. Tokens come from a counter per shard, so they
+/// are strictly increasing per name (a name always maps to the same shard) and never
 /// reused, also after a name's entry is swept away.
 ///
 /// Expiry is read from the [`Clock`]: a lease whose `expires_at` has passed is free for the
@@ -37,19 +36,21 @@ const HANDOFF: Duration = Duration::from_millis(10);
 /// are swept lazily (a shard sweeps once it has added as many new names as it kept at its
 /// last sweep), so memory stays proportional to the names held recently.
 ///
-/// [`acquire`](LockService::acquire) waits without polling: it sleeps until a release in its
-/// shard wakes it, or until the holder's lease runs out, or until its own limit. Waiting
-/// needs a tokio runtime with timers: an `acquire` that has to wait anywhere else fails with
-/// [`LockError::NoRuntime`].
+/// [`acquire`](LockService::acquire) waits without polling, in a first-come, first-served
+/// queue per name: it sleeps until a release hands it the lock, or until the holder's lease
+/// runs out, or until its own limit. Waiting needs a tokio runtime with timers: an `acquire`
+/// that has to wait anywhere else fails with [`LockError::NoRuntime`].
 ///
-/// A lock released while acquirers wait for it is handed to them: for up to 10 ms only an
-/// acquirer that was already waiting may take it (the first of them to run wins), so a holder
-/// that releases and at once acquires again cannot starve the waiters. During that window
-/// [`try_acquire`](LockService::try_acquire) by anyone else finds the lock busy. A lease that
-/// simply expires is not handed over. Those
-/// sleeps use tokio's timer, so with a [`ManualClock`](keel_core::ManualClock) the service
-/// only wakes on releases; use `TokioClock` (keel-core feature `tokio`) with paused tokio time
-/// to test waiting for expiry.
+/// A release with acquirers waiting hands the lock to the longest-waiting one and wakes only
+/// that one, so a holder that releases and at once acquires again goes to the back of the
+/// queue and cannot starve the waiters. The lock stays reserved for that waiter for up to
+/// 10 ms (it takes the lease with its own TTL when it runs); during that time
+/// [`try_acquire`](LockService::try_acquire) by anyone else finds the lock busy, and after
+/// it a waiter too slow to run loses the reservation to whoever asks next. A lease that
+/// simply expires is not handed over: the first to ask takes it. Those sleeps use tokio's
+/// timer, so with a [`ManualClock`](keel_core::ManualClock) the service only wakes on
+/// releases; use `TokioClock` (keel-core feature `tokio`) with paused tokio time to test
+/// waiting for expiry.
 ///
 /// Besides the async [`LockService`] methods, which never wait except in `acquire`, the
 /// service has synchronous twins ([`try_acquire_now`](InMemoryLockService::try_acquire_now),
@@ -85,23 +86,113 @@ pub struct InMemoryLockService<C: Clock = SystemClock> {
 
 struct Inner<C> {
     clock: C,
+    /// Seeds the one hash of a name (random per service; fixed under loom, which replays).
+    hasher: foldhash::fast::FixedState,
     shards: Box<[Shard]>,
 }
 
 struct Shard {
     table: Mutex<Table>,
-    released: Notify,
 }
 
+/// The names of one shard, keyed by their 64-bit hash, so a decision hashes the name once.
 #[derive(Default)]
 struct Table {
-    held: HashMap<Arc<str>, Held, foldhash::fast::RandomState>,
+    held: HashMap<u64, Held, BuildHasherDefault<KeyIsHash>>,
+    /// Names whose hash another name of the shard already has (rare: 2^-64 per pair).
+    collided: Vec<Held>,
     /// The last token issued for a name in this shard.
     last_token: u64,
+    /// Numbers the waiters of this shard.
+    last_waiter: u64,
     new_names_since_sweep: usize,
     /// Sweep after this many new names: the size after the last sweep, so a sweep's cost is
     /// paid for by the inserts before it.
     sweep_after: usize,
+}
+
+/// The table's keys are already hashes: passes them through.
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in rather than panic.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+impl Table {
+    fn find(&mut self, hash: u64, name: &str) -> Option<&mut Held> {
+        match self.held.get_mut(&hash) {
+            Some(held) if *held.name == *name => Some(held),
+            Some(_) => self.collided.iter_mut().find(|held| *held.name == *name),
+            None => None,
+        }
+    }
+
+    fn next_token(&mut self, name: &str) -> Result<u64, LockError> {
+        let token = self
+            .last_token
+            .checked_add(1)
+            .ok_or_else(|| LockError::TokensExhausted { name: name.into() })?;
+        self.last_token = token;
+        Ok(token)
+    }
+
+    /// Sweeps expired entries once the shard has added as many new names as it kept at
+    /// its last sweep.
+    #[inline]
+    fn sweep_now_and_then(&mut self, now: Instant) {
+        if self.new_names_since_sweep < self.sweep_after.max(MIN_SWEEP_INTERVAL) {
+            return;
+        }
+        let live = |held: &Held| now < held.expires_at || !held.queue.is_empty();
+        self.held.retain(|_, held| live(held));
+        self.collided.retain(live);
+        self.new_names_since_sweep = 0;
+        self.sweep_after = self.held.len() + self.collided.len();
+    }
+}
+
+/// `name`'s entry, added if it has none, in one lookup; a free function over the fields it
+/// needs, so the caller can still use the table's counters.
+fn entry<'t>(
+    held: &'t mut HashMap<u64, Held, BuildHasherDefault<KeyIsHash>>,
+    collided: &'t mut Vec<Held>,
+    new_names: &mut usize,
+    hash: u64,
+    name: &str,
+) -> &'t mut Held {
+    let fresh = || Held {
+        name: Arc::from(name),
+        token: 0,
+        expires_at: Instant::ZERO,
+        queue: VecDeque::new(),
+    };
+    match held.entry(hash) {
+        Entry::Occupied(occupied) if *occupied.get().name == *name => occupied.into_mut(),
+        Entry::Occupied(_) => match collided.iter().position(|held| *held.name == *name) {
+            Some(position) => &mut collided[position],
+            None => {
+                *new_names += 1;
+                collided.push(fresh());
+                collided.last_mut().expect("just pushed")
+            }
+        },
+        Entry::Vacant(vacant) => {
+            *new_names += 1;
+            vacant.insert(fresh())
+        }
+    }
 }
 
 /// A name's last grant. Released entries stay (with `expires_at` zero) until a sweep, so
@@ -109,36 +200,49 @@ struct Table {
 struct Held {
     name: Arc<str>,
     token: u64,
+    /// When the lease (or a waiter's reservation) ends.
     expires_at: Instant,
-    /// Acquirers waiting for this name.
-    waiting: u32,
-    /// Releases that found acquirers waiting; a waiter that registered before the latest one
-    /// is owed the lock.
-    handoffs: u64,
-    /// Until then, only a waiter owed the lock may take it (zero: no handoff).
-    handoff_until: Instant,
+    /// Acquirers waiting for this name, longest-waiting first.
+    queue: VecDeque<Queued>,
 }
 
-/// An acquirer waiting in [`LockService::acquire`]: counted on its name until it returns or
-/// is dropped.
-struct Waiter<'a> {
-    shard: &'a Shard,
+/// A waiter's place in a name's queue.
+struct Queued {
+    id: u64,
+    /// Where a release sends the token it reserved for this waiter.
+    grant: oneshot::Sender<u64>,
+}
+
+/// An acquirer in a queue, from [`LockService::acquire`]: leaves the queue when dropped,
+/// and gives back a reservation it was handed but never took.
+struct Waiter<'a, C: Clock> {
+    service: &'a InMemoryLockService<C>,
+    hash: u64,
     name: &'a str,
-    /// The name's `handoffs` when it started waiting; `None` before its first failed attempt.
-    since: Option<u64>,
+    id: u64,
+    granted: oneshot::Receiver<u64>,
 }
 
-impl Drop for Waiter<'_> {
+impl<C: Clock> Drop for Waiter<'_, C> {
     fn drop(&mut self) {
-        if self.since.is_none() {
+        let shard = self.service.shard(self.hash);
+        let mut table = lock(&shard.table);
+        let Some(held) = table.find(self.hash, self.name) else {
+            return;
+        };
+        if let Some(position) = held.queue.iter().position(|queued| queued.id == self.id) {
+            held.queue.remove(position);
             return;
         }
-        let mut table = lock(&self.shard.table);
-        if let Some(held) = table.held.get_mut(self.name) {
-            held.waiting = held.waiting.saturating_sub(1);
-            if held.waiting == 0 {
-                // Nobody left to hand the lock to.
-                held.handoff_until = Instant::ZERO;
+        // Out of the queue: a release reserved the lock for this waiter. Hand it on.
+        if let Ok(token) = self.granted.try_recv()
+            && held.token == token
+        {
+            let now = self.service.inner.clock.now();
+            if now < held.expires_at {
+                held.expires_at = Instant::ZERO;
+                self.service
+                    .hand_over(&mut table, self.hash, self.name, now);
             }
         }
     }
@@ -147,7 +251,8 @@ impl Drop for Waiter<'_> {
 /// What one attempt found.
 enum Attempt {
     Granted(Lease),
-    HeldUntil(Instant),
+    /// Busy until then; the id of the waiter queued by the attempt, if it was asked to.
+    HeldUntil(Instant, Option<u64>),
 }
 
 impl InMemoryLockService<SystemClock> {
@@ -194,11 +299,14 @@ impl<C: Clock> InMemoryLockService<C> {
         let shards = (0..SHARDS)
             .map(|_| Shard {
                 table: Mutex::new(Table::default()),
-                released: Notify::new(),
             })
             .collect();
         InMemoryLockService {
-            inner: Arc::new(Inner { clock, shards }),
+            inner: Arc::new(Inner {
+                clock,
+                hasher: foldhash::fast::FixedState::with_seed(seed()),
+                shards,
+            }),
         }
     }
 
@@ -240,9 +348,9 @@ impl<C: Clock> InMemoryLockService<C> {
     pub fn try_acquire_now(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, LockError> {
         check_name(name)?;
         check_ttl(ttl)?;
-        match self.attempt(name, ttl, None)? {
+        match self.attempt(self.hash(name), name, ttl, None, None, None)? {
             Attempt::Granted(lease) => Ok(Some(lease)),
-            Attempt::HeldUntil(_) => Ok(None),
+            Attempt::HeldUntil(..) => Ok(None),
         }
     }
 
@@ -270,11 +378,11 @@ impl<C: Clock> InMemoryLockService<C> {
     /// ```
     pub fn extend_now(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
         check_ttl(ttl)?;
-        let shard = self.shard(lease.name());
-        let mut table = lock(&shard.table);
+        let hash = self.hash(lease.name());
+        let mut table = lock(&self.shard(hash).table);
         let now = self.inner.clock.now();
         let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
-        match table.held.get_mut(lease.name()) {
+        match table.find(hash, lease.name()) {
             Some(held) if held.token == lease.token().get() && now < held.expires_at => {
                 held.expires_at = expires_at;
                 Ok(Lease::new(
@@ -308,18 +416,14 @@ impl<C: Clock> InMemoryLockService<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release_now(&self, lease: &Lease) -> Result<(), LockError> {
-        let shard = self.shard(lease.name());
-        let mut table = lock(&shard.table);
+        let hash = self.hash(lease.name());
+        let mut table = lock(&self.shard(hash).table);
         let now = self.inner.clock.now();
-        match table.held.get_mut(lease.name()) {
+        match table.find(hash, lease.name()) {
             Some(held) if held.token == lease.token().get() && now < held.expires_at => {
                 held.expires_at = Instant::ZERO;
-                if held.waiting > 0 {
-                    // Keep it for the waiters, so the releaser cannot barge straight back in.
-                    held.handoffs += 1;
-                    held.handoff_until = now + HANDOFF;
-                    drop(table);
-                    shard.released.notify_waiters();
+                if !held.queue.is_empty() {
+                    self.hand_over(&mut table, hash, lease.name(), now);
                 }
                 Ok(())
             }
@@ -342,88 +446,110 @@ impl<C: Clock> InMemoryLockService<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn holder(&self, name: &str) -> Option<FencingToken> {
-        let table = lock(&self.shard(name).table);
+        let hash = self.hash(name);
+        let mut table = lock(&self.shard(hash).table);
         let now = self.inner.clock.now();
         table
-            .held
-            .get(name)
+            .find(hash, name)
             .filter(|held| now < held.expires_at)
             .map(|held| FencingToken::new(held.token))
     }
 
-    fn shard(&self, name: &str) -> &Shard {
-        // A fixed seed: shard choice must not vary between runs (loom replays them).
-        let hash = foldhash::fast::FixedState::default().hash_one(name);
-        &self.inner.shards[(hash as usize) & (SHARDS - 1)]
+    fn hash(&self, name: &str) -> u64 {
+        self.inner.hasher.hash_one(name)
     }
 
+    fn shard(&self, hash: u64) -> &Shard {
+        // Bits the table's probing uses least (it takes the low bits and the top seven).
+        &self.inner.shards[((hash >> 32) as usize) & (SHARDS - 1)]
+    }
+
+    /// Reserves the free lock of `name` for the longest-waiting acquirer still listening,
+    /// for [`HANDOFF`]; the table is locked and the name's entry exists.
+    fn hand_over(&self, table: &mut Table, hash: u64, name: &str, now: Instant) {
+        loop {
+            let Some(held) = table.find(hash, name) else {
+                return;
+            };
+            let Some(queued) = held.queue.pop_front() else {
+                return;
+            };
+            if queued.grant.is_closed() {
+                continue;
+            }
+            let Ok(token) = table.next_token(name) else {
+                return; // no token left to reserve with: the lock stays free
+            };
+            let held = table.find(hash, name).expect("found above");
+            if queued.grant.send(token).is_ok() {
+                held.token = token;
+                held.expires_at = now.saturating_add(HANDOFF);
+                return;
+            }
+        }
+    }
+
+    /// One decision for `name`: a grant, or when the holder's lease ends. A waiter handed
+    /// a reservation (the token `reserved`) takes it; a `queued` waiter granted otherwise
+    /// leaves its queue. When busy, queues `enqueue` in the same critical section, so no
+    /// release can slip in between.
     fn attempt(
         &self,
+        hash: u64,
         name: &str,
         ttl: Duration,
-        waiter: Option<&mut Waiter<'_>>,
+        queued: Option<u64>,
+        reserved: Option<u64>,
+        enqueue: Option<oneshot::Sender<u64>>,
     ) -> Result<Attempt, LockError> {
-        let shard = self.shard(name);
-        let mut table = lock(&shard.table);
+        let mut table = lock(&self.shard(hash).table);
         // Read inside the critical section, so readings follow the order of decisions.
         let now = self.inner.clock.now();
         let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
-        if let Some(held) = table.held.get_mut(name) {
-            let owed = waiter
-                .as_ref()
-                .and_then(|waiter| waiter.since)
-                .is_some_and(|since| since < held.handoffs);
-            let busy_until = if now < held.expires_at {
-                Some(held.expires_at)
-            } else if now < held.handoff_until && !owed {
-                Some(held.handoff_until)
-            } else {
-                None
-            };
-            if let Some(busy_until) = busy_until {
-                if let Some(waiter) = waiter.filter(|waiter| waiter.since.is_none()) {
-                    waiter.since = Some(held.handoffs);
-                    held.waiting += 1;
-                }
-                return Ok(Attempt::HeldUntil(busy_until));
+        let table = &mut *table;
+        table.sweep_now_and_then(now);
+        let held = entry(
+            &mut table.held,
+            &mut table.collided,
+            &mut table.new_names_since_sweep,
+            hash,
+            name,
+        );
+        if now < held.expires_at {
+            if reserved == Some(held.token) {
+                // Our reservation: take it with our own TTL, under its token.
+                held.expires_at = expires_at;
+                return Ok(Attempt::Granted(Lease::new(
+                    held.name.clone(),
+                    FencingToken::new(held.token),
+                    expires_at,
+                    ttl,
+                )));
             }
+            let id = enqueue.map(|grant| {
+                table.last_waiter += 1;
+                held.queue.push_back(Queued {
+                    id: table.last_waiter,
+                    grant,
+                });
+                table.last_waiter
+            });
+            return Ok(Attempt::HeldUntil(held.expires_at, id));
         }
         let token = table
             .last_token
             .checked_add(1)
             .ok_or_else(|| LockError::TokensExhausted { name: name.into() })?;
         table.last_token = token;
-        let name = match table.held.get_mut(name) {
-            Some(held) => {
-                held.token = token;
-                held.expires_at = expires_at;
-                held.handoff_until = Instant::ZERO;
-                held.name.clone()
-            }
-            None => {
-                table.new_names_since_sweep += 1;
-                if table.new_names_since_sweep >= table.sweep_after.max(MIN_SWEEP_INTERVAL) {
-                    table
-                        .held
-                        .retain(|_, held| now < held.expires_at || held.waiting > 0);
-                    table.new_names_since_sweep = 0;
-                    table.sweep_after = table.held.len();
-                }
-                let name: Arc<str> = Arc::from(name);
-                let held = Held {
-                    name: name.clone(),
-                    token,
-                    expires_at,
-                    waiting: 0,
-                    handoffs: 0,
-                    handoff_until: Instant::ZERO,
-                };
-                table.held.insert(name.clone(), held);
-                name
-            }
-        };
+        if let Some(id) = queued
+            && let Some(position) = held.queue.iter().position(|queued| queued.id == id)
+        {
+            held.queue.remove(position);
+        }
+        held.token = token;
+        held.expires_at = expires_at;
         Ok(Attempt::Granted(Lease::new(
-            name,
+            held.name.clone(),
             FencingToken::new(token),
             expires_at,
             ttl,
@@ -440,22 +566,18 @@ impl<C: Clock> LockService for InMemoryLockService<C> {
         check_name(name)?;
         check_ttl(ttl)?;
         let clock = &self.inner.clock;
-        let shard = self.shard(name);
+        let hash = self.hash(name);
         let start = clock.now();
         let deadline = start.saturating_add(wait);
-        let mut waiter = Waiter {
-            shard,
-            name,
-            since: None,
-        };
+        let mut waiter: Option<Waiter<'_, C>> = None;
+        let mut reserved = None;
         loop {
-            // Registered before the attempt, so a release right after it is not missed.
-            let mut released = pin!(shard.released.notified());
-            released.as_mut().enable();
-            let held_until = match self.attempt(name, ttl, Some(&mut waiter))? {
-                Attempt::Granted(lease) => return Ok(lease),
-                Attempt::HeldUntil(expires_at) => expires_at,
-            };
+            let queued = waiter.as_ref().map(|waiter| waiter.id);
+            let mut held_until =
+                match self.attempt(hash, name, ttl, queued, reserved.take(), None)? {
+                    Attempt::Granted(lease) => return Ok(lease),
+                    Attempt::HeldUntil(expires_at, _) => expires_at,
+                };
             let now = clock.now();
             if now >= deadline {
                 return Err(LockError::Busy {
@@ -467,9 +589,35 @@ impl<C: Clock> LockService for InMemoryLockService<C> {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(LockError::NoRuntime);
             }
+            let queued = match &mut waiter {
+                Some(queued) => queued,
+                None => {
+                    // Try again and queue in one step, so a release in between is not missed.
+                    let (grant, granted) = oneshot::channel();
+                    match self.attempt(hash, name, ttl, None, None, Some(grant))? {
+                        Attempt::Granted(lease) => return Ok(lease),
+                        Attempt::HeldUntil(expires_at, id) => {
+                            held_until = expires_at;
+                            waiter.insert(Waiter {
+                                service: self,
+                                hash,
+                                name,
+                                id: id.expect("queued when busy"),
+                                granted,
+                            })
+                        }
+                    }
+                }
+            };
             let wake = held_until.min(deadline);
             tokio::select! {
-                () = released => {}
+                biased;
+                granted = &mut queued.granted => {
+                    // Out of the queue either way: with a reservation to take, or (rarely)
+                    // without one, to queue again if the lock is still busy.
+                    waiter = None;
+                    reserved = granted.ok();
+                }
                 () = tokio::time::sleep(wake - now) => {}
             }
         }
@@ -502,6 +650,15 @@ impl<C: Clock> fmt::Debug for InMemoryLockService<C> {
             .field("clock", &self.inner.clock)
             .field("shards", &self.inner.shards.len())
             .finish()
+    }
+}
+
+/// The seed of a service's name hash: random, except under loom, whose runs must replay.
+fn seed() -> u64 {
+    if cfg!(keel_loom) {
+        0
+    } else {
+        foldhash::fast::RandomState::default().hash_one(0u64)
     }
 }
 
@@ -599,7 +756,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn waiters_are_counted_until_they_return_or_are_dropped() -> Result<(), LockError> {
+    async fn waiters_queue_until_they_return_or_are_dropped() -> Result<(), LockError> {
         let service = InMemoryLockService::with_clock(keel_core::TokioClock::new());
         let held = service.try_acquire_now("a", TTL)?.expect("free");
         let waiter = tokio::spawn({
@@ -608,10 +765,10 @@ mod tests {
         });
         tokio::task::yield_now().await;
         let waiting = |service: &InMemoryLockService<_>| {
-            lock(&service.shard("a").table)
-                .held
-                .get("a")
-                .map(|held| held.waiting)
+            let hash = service.hash("a");
+            lock(&service.shard(hash).table)
+                .find(hash, "a")
+                .map(|held| held.queue.len())
         };
         assert_eq!(waiting(&service), Some(1));
         waiter.abort();
@@ -620,6 +777,61 @@ mod tests {
         // With nobody waiting, a release hands nothing over: the lock is free at once.
         service.release_now(&held)?;
         assert!(service.try_acquire_now("a", TTL)?.is_some());
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_are_served_first_come_first_served() -> Result<(), LockError> {
+        let service = InMemoryLockService::with_clock(keel_core::TokioClock::new());
+        let mut lease = service.try_acquire_now("a", TTL)?.expect("free");
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let (service, order) = (service.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let lease = service.acquire("a", TTL, TTL).await?;
+                order.lock().expect("order").push((i, lease.token()));
+                service.release(&lease).await
+            }));
+            // Each waiter queues before the next one starts.
+            tokio::task::yield_now().await;
+        }
+        service.release_now(&lease)?;
+        for task in tasks {
+            task.await.expect("task")?;
+        }
+        let order = order.lock().expect("order").clone();
+        assert_eq!(
+            order.iter().map(|&(i, _)| i).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        assert!(order.windows(2).all(|pair| pair[0].1 < pair[1].1));
+        lease = service.try_acquire_now("a", TTL)?.expect("free again");
+        assert!(lease.token() > order[3].1);
+        Ok(())
+    }
+
+    #[test]
+    fn names_with_one_hash_keep_separate_entries() -> Result<(), LockError> {
+        let service = InMemoryLockService::with_clock(ManualClock::new());
+        let mut table = Table::default();
+        let now = Instant::ZERO;
+        let mut added = 0;
+        entry(&mut table.held, &mut table.collided, &mut added, 7, "a").expires_at = now + TTL;
+        entry(&mut table.held, &mut table.collided, &mut added, 7, "b");
+        entry(&mut table.held, &mut table.collided, &mut added, 7, "b");
+        assert_eq!(added, 2);
+        assert_eq!(table.collided.len(), 1);
+        assert_eq!(
+            table.find(7, "a").map(|held| held.expires_at),
+            Some(now + TTL)
+        );
+        assert_eq!(
+            table.find(7, "b").map(|held| held.expires_at),
+            Some(Instant::ZERO)
+        );
+        assert!(table.find(7, "c").is_none());
+        drop(service);
         Ok(())
     }
 
@@ -635,7 +847,10 @@ mod tests {
             .inner
             .shards
             .iter()
-            .map(|shard| lock(&shard.table).held.len())
+            .map(|shard| {
+                let table = lock(&shard.table);
+                table.held.len() + table.collided.len()
+            })
             .sum();
         // Only names of the last TTL (500 of them) must stay, plus what sweeps have not reached.
         assert!(

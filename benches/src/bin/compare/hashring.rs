@@ -1,5 +1,6 @@
 //! `compare hashring`: lookup cost, balance, keys moved and memory of each consistent
-//! hashing implementation at 10, 100 and 1,000 nodes.
+//! hashing implementation at 10, 100 and 1,000 nodes. An argument keeps the
+//! implementations whose name contains it (`compare hashring Maglev`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -82,9 +83,11 @@ fn row(imp: &Implementation, n: u32, balance_keys: &[u64]) -> String {
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    if let Some(extra) = args.first() {
-        return Err(format!("takes no options, got `{extra}`"));
+    // An optional argument keeps the implementations whose name contains it.
+    if let Some(extra) = args.get(1) {
+        return Err(format!("takes at most one filter, got `{extra}` too"));
     }
+    let filter = args.first().map(String::as_str).unwrap_or("");
     let balance_keys = keys(BALANCE_KEYS);
     println!(
         "Keys are 64-bit integers; balance over {BALANCE_KEYS} keys, time and movement over \
@@ -98,7 +101,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             "| implementation | ns/lookup | peak/mean | std dev | moved on add | moved on remove | bytes/node | weights | replicas | removal |"
         );
         println!("|---|---|---|---|---|---|---|---|---|---|");
-        for imp in implementations() {
+        for imp in implementations()
+            .into_iter()
+            .filter(|imp| imp.name.contains(filter))
+        {
             if n >= 1000 && !imp.scales_to_1000 {
                 println!(
                     "| {} | not run: its build holds an n × M permutation table (500 MB at 1,000 nodes) | | | | | | | | |",
@@ -110,7 +116,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
         println!();
     }
-    multi_probe_table();
+    if "keel MultiProbe".contains(filter) {
+        multi_probe_table();
+        multi_probe_tail();
+    }
     Ok(())
 }
 
@@ -134,6 +143,53 @@ fn multi_probe_table() {
             .collect();
         let (peak, _) = balance(&owners, NODES as usize);
         println!("| {probes} | {peak:.3} | {floor_peak:.3} |");
+    }
+    println!();
+}
+
+/// Multi-probe's light tail beside what one point per node predicts (see `MultiProbe`'s
+/// docs): a node whose point follows its predecessor's by `x / n` of the circle gets
+/// `(1 - e^(-k x)) (k + 1) / k` of the mean, with `x` exponential.
+fn multi_probe_tail() {
+    const PROBES: u32 = 21;
+    const KEYS_PER_NODE: usize = 10_000;
+    let k = f64::from(PROBES);
+    // The predictions for gaps x ~ Exp(1).
+    let mean_share = k / (k + 1.0);
+    let cv = ((1.0 - 2.0 / (k + 1.0) + 1.0 / (2.0 * k + 1.0)) / mean_share.powi(2) - 1.0).sqrt();
+    let half_gap = -(1.0 - mean_share / 2.0).ln() / k;
+    let under_half = 1.0 - (-half_gap).exp();
+    println!("### Multi-probe's light tail, {PROBES} probes, {KEYS_PER_NODE} keys per node\n");
+    println!(
+        "| nodes | min/mean | predicted E[min/mean] = (k+1)/(n+k) | nodes under half the mean | predicted | std dev | predicted (with the sampling floor) | peak/mean | predicted bound (k+1)/k |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for nodes in [100u32, 1000] {
+        let n = f64::from(nodes);
+        let mut mp = MultiProbe::builder()
+            .probes(PROBES)
+            .build()
+            .expect("probes > 0");
+        mp.extend(0..nodes).expect("distinct nodes");
+        let keys = KEYS_PER_NODE * nodes as usize;
+        let mut counts = vec![0f64; nodes as usize];
+        for key in 0..keys as u64 {
+            counts[*mp.node(&key).expect("members") as usize] += 1.0;
+        }
+        let mean = keys as f64 / n;
+        let min = counts.iter().copied().fold(f64::MAX, f64::min) / mean;
+        let max = counts.iter().copied().fold(0.0, f64::max) / mean;
+        let under = counts.iter().filter(|&&c| c < mean / 2.0).count();
+        let sd = (counts.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / n).sqrt() / mean;
+        let (_, floor) = sampling_floor(keys, nodes as usize);
+        println!(
+            "| {nodes} | {min:.3} | {:.3} | {under} | {:.1} | {:.1} % | {:.1} % | {max:.3} | {:.3} |",
+            (k + 1.0) / (n + k),
+            under_half * n,
+            sd * 100.0,
+            (cv * cv + floor * floor).sqrt() * 100.0,
+            (k + 1.0) / k,
+        );
     }
     println!();
 }
