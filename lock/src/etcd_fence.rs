@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 
-use crate::etcd_service::{unexpected, with_timeout};
+use crate::etcd_service::{retrying, unexpected};
 use crate::{ConfigError, FencingToken, LockError, StaleToken};
 
 /// A [`Fence`](crate::Fence) kept in etcd: a write to an etcd key that is accepted only with a
@@ -193,8 +193,13 @@ impl EtcdFence {
             .when([Compare::value(fence, CompareOp::Greater, padded.as_str())])
             .and_then([TxnOp::get(fence, None)])
             .or_else(writes);
-        let mut client = self.client.clone();
-        let reply = with_timeout("fenced write", self.call_timeout, client.txn(txn)).await?;
+        // Safe to repeat: a retry of a write that landed finds its own token, which is not
+        // greater, and writes the same again.
+        let reply = retrying(&self.client, self.call_timeout, "fenced write", |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await?;
         let responses = reply.op_responses();
         let seen = match responses.first() {
             Some(TxnOpResponse::Get(got)) => got.kvs().first().map(|kv| kv.value().to_vec()),

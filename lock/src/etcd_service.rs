@@ -15,6 +15,8 @@ use crate::{ConfigError, EtcdFence, FencingToken, Lease, LockError, LockService}
 
 /// etcd refuses a lease TTL above this many seconds (`MaxLeaseTTL`).
 const MAX_TTL_SECS: u64 = 9_000_000_000;
+/// The pause before a call that failed to reach etcd is sent again.
+const RETRY_PAUSE: Duration = Duration::from_millis(10);
 
 /// Grants named leases from an etcd cluster; the fencing token is the lock key's **create
 /// revision**.
@@ -357,20 +359,23 @@ impl<C: Clock> EtcdLockService<C> {
         format!("{}{name}", self.shared.prefix)
     }
 
-    fn call<'a, T: Send + 'a>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, etcd_client::Error>> + Send + 'a,
-    ) -> impl Future<Output = Result<T, LockError>> + Send + 'a {
-        with_timeout(operation, self.shared.call_timeout, call)
+    async fn call<T, F, Fut>(&self, operation: &'static str, call: F) -> Result<T, LockError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        retrying(&self.client, self.shared.call_timeout, operation, call).await
     }
 
     /// Grants an etcd lease and creates the key on it if the key is absent, in one
     /// transaction; revokes the lease if the key was there.
     async fn attempt(&self, key: &str, ttl: Duration) -> Result<Attempt, LockError> {
-        let mut client = self.client.clone();
+        let secs = ttl_secs(ttl)?;
         let lease_id = self
-            .call("grant", client.lease_grant(ttl_secs(ttl)?, None))
+            .call(
+                "grant",
+                |mut c| async move { c.lease_grant(secs, None).await },
+            )
             .await?
             .id();
         let txn = Txn::new()
@@ -379,20 +384,47 @@ impl<C: Clock> EtcdLockService<C> {
                 key,
                 lease_id.to_string(),
                 Some(PutOptions::new().with_lease(lease_id)),
-            )]);
+            )])
+            .or_else([TxnOp::get(key, None)]);
         // On an error the put may or may not have landed; if it did, the lease runs out by
         // its TTL.
-        let reply = self.call("acquire", client.txn(txn)).await?;
+        let reply = self
+            .call("acquire", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
         let revision = reply.header().map(|h| h.revision()).unwrap_or(0);
-        if reply.succeeded() {
-            let token = u64::try_from(revision)
+        let token = |revision: i64| {
+            u64::try_from(revision)
                 .ok()
                 .filter(|&r| r > 0)
-                .ok_or_else(|| unexpected("acquire", &revision))?;
-            return Ok(Attempt::Granted(FencingToken::new(token)));
+                .map(FencingToken::new)
+                .ok_or_else(|| unexpected("acquire", &revision))
+        };
+        if reply.succeeded() {
+            return token(revision).map(Attempt::Granted);
+        }
+        let holder = reply.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(got) => got
+                .kvs()
+                .first()
+                .map(|kv| (kv.lease(), kv.create_revision())),
+            _ => None,
+        });
+        if let Some((holder_lease, created)) = holder
+            && holder_lease == lease_id
+        {
+            // A retried call whose first try had landed: the key is ours.
+            return token(created).map(Attempt::Granted);
         }
         // Nothing holds this lease now; give it back at once rather than after its TTL.
-        let _ = self.call("revoke", client.lease_revoke(lease_id)).await;
+        let _ = self
+            .call(
+                "revoke",
+                |mut c| async move { c.lease_revoke(lease_id).await },
+            )
+            .await;
         Ok(Attempt::Held { revision })
     }
 
@@ -403,11 +435,15 @@ impl<C: Clock> EtcdLockService<C> {
         revision: i64,
         wait: Duration,
     ) -> Result<(), LockError> {
-        let mut client = self.client.clone();
         let options = WatchOptions::new()
             .with_start_revision(revision + 1)
             .with_filters([WatchFilterType::NoPut]);
-        let mut stream = self.call("watch", client.watch(key, Some(options))).await?;
+        let mut stream = self
+            .call("watch", |mut c| {
+                let options = options.clone();
+                async move { c.watch(key, Some(options)).await }
+            })
+            .await?;
         let deleted = async {
             loop {
                 match stream.message().await {
@@ -484,9 +520,11 @@ impl<C: Clock> LockService for EtcdLockService<C> {
         let secs = ttl_secs(ttl)?;
         let start = self.shared.clock.now();
         let key = self.lock_key(lease.name());
-        let mut client = self.client.clone();
+        let key = key.as_str();
         let token = i64::try_from(lease.token().get()).map_err(|_| Self::not_held(lease))?;
-        let found = self.call("extend", client.get(key.as_str(), None)).await?;
+        let found = self
+            .call("extend", |mut c| async move { c.get(key, None).await })
+            .await?;
         let Some(kv) = found
             .kvs()
             .first()
@@ -495,14 +533,13 @@ impl<C: Clock> LockService for EtcdLockService<C> {
             return Err(Self::not_held(lease));
         };
         let old_lease = kv.lease();
-        let (mut keeper, mut replies) = self
-            .call("extend", client.lease_keep_alive(old_lease))
+        let granted = self
+            .call("extend", |mut c| async move {
+                let (mut keeper, mut replies) = c.lease_keep_alive(old_lease).await?;
+                keeper.keep_alive().await?;
+                Ok(replies.message().await?.map_or(0, |reply| reply.ttl()))
+            })
             .await?;
-        self.call("extend", keeper.keep_alive()).await?;
-        let granted = match self.call("extend", replies.message()).await? {
-            Some(reply) => reply.ttl(),
-            None => 0,
-        };
         if granted <= 0 {
             return Err(Self::not_held(lease));
         }
@@ -510,23 +547,30 @@ impl<C: Clock> LockService for EtcdLockService<C> {
             // A longer TTL than the etcd lease has: move the key to a new lease, if it is
             // still ours. A put keeps the create revision, so the token stays.
             let new_lease = self
-                .call("extend", client.lease_grant(secs, None))
+                .call(
+                    "extend",
+                    |mut c| async move { c.lease_grant(secs, None).await },
+                )
                 .await?
                 .id();
             let txn = Txn::new()
-                .when([Compare::create_revision(
-                    key.as_str(),
-                    CompareOp::Equal,
-                    token,
-                )])
+                .when([Compare::create_revision(key, CompareOp::Equal, token)])
                 .and_then([TxnOp::put(
-                    key.as_str(),
+                    key,
                     new_lease.to_string(),
                     Some(PutOptions::new().with_lease(new_lease)),
                 )]);
-            let moved = self.call("extend", client.txn(txn)).await?.succeeded();
+            let moved = self
+                .call("extend", |mut c| {
+                    let txn = txn.clone();
+                    async move { c.txn(txn).await }
+                })
+                .await?
+                .succeeded();
             let stale = if moved { old_lease } else { new_lease };
-            let _ = self.call("revoke", client.lease_revoke(stale)).await;
+            let _ = self
+                .call("revoke", |mut c| async move { c.lease_revoke(stale).await })
+                .await;
             if !moved {
                 return Err(Self::not_held(lease));
             }
@@ -541,19 +585,19 @@ impl<C: Clock> LockService for EtcdLockService<C> {
 
     async fn release(&self, lease: &Lease) -> Result<(), LockError> {
         let key = self.lock_key(lease.name());
-        let mut client = self.client.clone();
+        let key = key.as_str();
         let token = i64::try_from(lease.token().get()).map_err(|_| Self::not_held(lease))?;
         let txn = Txn::new()
-            .when([Compare::create_revision(
-                key.as_str(),
-                CompareOp::Equal,
-                token,
-            )])
-            .and_then([
-                TxnOp::get(key.as_str(), None),
-                TxnOp::delete(key.as_str(), None),
-            ]);
-        let reply = self.call("release", client.txn(txn)).await?;
+            .when([Compare::create_revision(key, CompareOp::Equal, token)])
+            .and_then([TxnOp::get(key, None), TxnOp::delete(key, None)]);
+        // A retry after a first try that landed finds the key gone: NotHeld, and the lock is
+        // free either way.
+        let reply = self
+            .call("release", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
         if !reply.succeeded() {
             return Err(Self::not_held(lease));
         }
@@ -564,7 +608,9 @@ impl<C: Clock> LockService for EtcdLockService<C> {
         if let Some(id) = etcd_lease.filter(|&id| id != 0) {
             // The key is gone, so the lock is free either way; a failed revoke only leaves
             // an empty etcd lease to run out.
-            let _ = self.call("revoke", client.lease_revoke(id)).await;
+            let _ = self
+                .call("revoke", |mut c| async move { c.lease_revoke(id).await })
+                .await;
         }
         Ok(())
     }
@@ -612,7 +658,35 @@ fn ttl_secs(ttl: Duration) -> Result<i64, LockError> {
     }
 }
 
-pub(crate) async fn with_timeout<T>(
+/// Runs `call` on a clone of `client`, again while it fails at the transport (the client
+/// still routes some calls to a member that is down), all within `after`. Every call made
+/// through it is safe to repeat even if a failed try had landed: see `attempt` and `release`
+/// for the two that must look at what the first try did.
+pub(crate) async fn retrying<T, F, Fut>(
+    client: &Client,
+    after: Duration,
+    operation: &'static str,
+    mut call: F,
+) -> Result<T, LockError>
+where
+    F: FnMut(Client) -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + after;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, call(client.clone())).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) if not_sent(&error) && left > RETRY_PAUSE => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Ok(Err(error)) => return Err(backend(error)),
+            Err(_elapsed) => return Err(LockError::Timeout { operation, after }),
+        }
+    }
+}
+
+async fn with_timeout<T>(
     operation: &'static str,
     after: Duration,
     call: impl Future<Output = Result<T, etcd_client::Error>>,
@@ -621,6 +695,19 @@ pub(crate) async fn with_timeout<T>(
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(backend(error)),
         Err(_elapsed) => Err(LockError::Timeout { operation, after }),
+    }
+}
+
+/// Whether the call failed at the transport: no connection, or a broken one to a member that
+/// is down (gRPC `UNAVAILABLE`, or `UNKNOWN` "transport error"). Another member may answer.
+fn not_sent(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => {
+            let code = i32::from(status.code());
+            code == 14 || (code == 2 && status.message().contains("transport error"))
+        }
+        _ => false,
     }
 }
 
