@@ -267,9 +267,9 @@ fuzz_target!(|input: Input| match input {
         tti_nanos,
         keys,
     } => {
-        // Bounded: a shard's frequency sketch is allocated up front at about 4-8 bytes per
-        // unit of capacity, so the accepted maximum (2^40) asks for terabytes and aborts, and
-        // a billion takes seconds (found by this target; reported, not fixed here).
+        // Bounded for speed only. This target found that each shard's frequency sketch was
+        // allocated up front by capacity (2^40 asked for terabytes); the sketch now grows with
+        // the entries held.
         let capacity = capacity % (1 << 20);
         let clock = ManualClock::new();
         let mut builder = Cache::builder().max_capacity(capacity).clock(clock.clone());
@@ -300,9 +300,9 @@ fuzz_target!(|input: Input| match input {
         }
     }
     Input::Ring { vnodes, weights } => {
-        // Bounded to 2^17 points: the builder accepts up to u32::MAX points (about 51 GB),
-        // which aborts on allocation (found by this target; reported, not fixed here), and
-        // millions of points take seconds to sort under the sanitizer.
+        // Bounded to 2^17 points for speed: millions of points take seconds to sort under the
+        // sanitizer. This target found that rings took up to u32::MAX points (about 51 GB);
+        // a ring now holds at most MAX_POINTS (2^24) and says so in an error.
         let vnodes = vnodes % (1 << 8);
         let weights: Vec<u32> = weights.iter().map(|w| w % (1 << 6)).collect();
         let Ok(mut ring) = Ring::builder().vnodes(vnodes).build() else {
@@ -319,7 +319,8 @@ fuzz_target!(|input: Input| match input {
         table_size,
         weights,
     } => {
-        // Bounded for the same reason: any prime below 2^32 is accepted (16 GB of table).
+        // Bounded for speed. This target found that any prime below 2^32 was accepted (16 GB
+        // of table); a fixed table is now at most MAX_TABLE_SIZE (2^24) slots.
         let table_size = table_size % (1 << 20);
         let Ok(mut maglev) = Maglev::builder().table_size(table_size).build() else {
             return;
@@ -331,8 +332,9 @@ fuzz_target!(|input: Input| match input {
         }
     }
     Input::MultiProbe { probes, nodes } => {
-        // Bounded: the builder accepts any count up to u32::MAX, and a lookup does one binary
-        // search per probe, so 4e9 probes take hours a lookup (found by this target).
+        // This target found that any count up to u32::MAX was accepted, with one binary search
+        // per probe a lookup (hours for 4e9); the builder now refuses more than MAX_PROBES.
+        // 1,025 covers the limit and one past it.
         let probes = probes % 1025;
         let Ok(mut mp) = MultiProbe::builder().probes(probes).build() else {
             assert_eq!(probes, 0);
