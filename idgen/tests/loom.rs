@@ -135,10 +135,10 @@ fn concurrent_uuids_are_unique_and_ordered_per_thread() {
 struct Mark(Arc<keel_core::sync::Mutex<Option<u64>>>);
 
 impl keel_idgen::MarkStore for Mark {
-    fn load(&self) -> Result<Option<u64>, String> {
+    fn load(&self) -> Result<Option<u64>, keel_idgen::StoreError> {
         Ok(*self.0.lock().unwrap())
     }
-    fn store(&self, unix_millis: u64) -> Result<(), String> {
+    fn store(&self, unix_millis: u64) -> Result<(), keel_idgen::StoreError> {
         *self.0.lock().unwrap() = Some(unix_millis);
         Ok(())
     }
