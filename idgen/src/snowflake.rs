@@ -397,7 +397,7 @@ impl<C: Clock> Snowflake<C> {
 impl<C: Clock> IdGenerator for Snowflake<C> {
     type Id = u64;
 
-    fn generate(&self) -> Result<u64, GenerateError> {
+    fn next_id(&self) -> Result<u64, GenerateError> {
         self.next_id()
     }
 }
