@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use keel_breaker::{
-    Backoff, Bulkhead, CircuitBreaker, BackoffJitter, OpenWait, Retry, RetryBudget, Window,
+    Backoff, BackoffJitter, Bulkhead, CircuitBreaker, OpenWait, Retry, RetryBudget, Window,
 };
 use keel_cache::{Cache, Lru};
 use keel_core::ManualClock;

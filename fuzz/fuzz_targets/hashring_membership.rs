@@ -226,7 +226,7 @@ fuzz_target!(|ops: Vec<(u8, Op)>| {
             4 => {
                 // Ketama breaks ties between equal points by server order, as libketama does.
                 let mut fresh = Ketama::new(KetamaVariant::Libketama);
-                fresh.extend(members.iter().cloned()).unwrap();
+                fresh.extend_weighted(members.iter().cloned()).unwrap();
                 agree(&*ketama.load(), &fresh, &names);
             }
             _ => {
