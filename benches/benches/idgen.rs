@@ -81,7 +81,7 @@ fn ulid_monotonic(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let keel = UlidGenerator::new();
     group.bench_function(BenchmarkId::new("generate", "keel UlidGenerator"), |b| {
-        b.iter(|| black_box(keel.next_ulid()))
+        b.iter(|| black_box(keel.next_id()))
     });
     let mut peer = ulid::Generator::new();
     group.bench_function(BenchmarkId::new("generate", "ulid Generator (&mut)"), |b| {
@@ -100,7 +100,7 @@ fn uuid_v7(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let keel = UuidV7Generator::new();
     group.bench_function(BenchmarkId::new("generate", "keel UuidV7Generator"), |b| {
-        b.iter(|| black_box(keel.next_uuid()))
+        b.iter(|| black_box(keel.next_id()))
     });
     group.bench_function(BenchmarkId::new("generate", "uuid now_v7"), |b| {
         b.iter(|| black_box(uuid::Uuid::now_v7()))
@@ -169,7 +169,7 @@ fn two_threads(c: &mut Criterion) {
         b.iter_custom(|iters| {
             on_threads(2, iters.div_ceil(2), |n| {
                 for _ in 0..n {
-                    black_box(ulids.next_ulid().ok());
+                    black_box(ulids.next_id().ok());
                 }
             })
         })
@@ -192,7 +192,7 @@ fn two_threads(c: &mut Criterion) {
         b.iter_custom(|iters| {
             on_threads(2, iters.div_ceil(2), |n| {
                 for _ in 0..n {
-                    black_box(uuids.next_uuid().ok());
+                    black_box(uuids.next_id().ok());
                 }
             })
         })

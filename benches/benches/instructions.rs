@@ -285,7 +285,7 @@ fn cases() -> Vec<Case> {
             setup: || {
                 let generator = UlidGenerator::new();
                 Box::new(move || {
-                    black_box(generator.next_ulid().ok());
+                    black_box(generator.next_id().ok());
                 })
             },
         },
@@ -296,7 +296,7 @@ fn cases() -> Vec<Case> {
             setup: || {
                 let generator = UuidV7Generator::new();
                 Box::new(move || {
-                    black_box(generator.next_uuid().ok());
+                    black_box(generator.next_id().ok());
                 })
             },
         },

@@ -91,20 +91,20 @@ fn single_key(c: &mut Criterion) {
         BenchmarkId::new("check", "keel Gcra, governor's clock read"),
         |b| b.iter(|| black_box(gcra_raw.check().is_allowed())),
     );
-    let leaky = Limiter::<LeakyBucket>::new(keel_quota());
+    let leaky = Limiter::with_algorithm(keel_quota(), LeakyBucket);
     group.bench_function(BenchmarkId::new("check", "keel LeakyBucket"), |b| {
         b.iter(|| black_box(leaky.check().is_allowed()))
     });
-    let fixed = Limiter::<FixedWindow>::new(keel_quota());
+    let fixed = Limiter::with_algorithm(keel_quota(), FixedWindow);
     group.bench_function(BenchmarkId::new("check", "keel FixedWindow"), |b| {
         b.iter(|| black_box(fixed.check().is_allowed()))
     });
-    let counter = Limiter::<SlidingCounter>::new(keel_quota());
+    let counter = Limiter::with_algorithm(keel_quota(), SlidingCounter);
     group.bench_function(BenchmarkId::new("check", "keel SlidingCounter"), |b| {
         b.iter(|| black_box(counter.check().is_allowed()))
     });
     // The log holds one entry per admission instant; a modest quota keeps it short.
-    let log = Limiter::<SlidingLog>::new(Quota::per_second(1_000_000).expect("quota"));
+    let log = Limiter::with_algorithm(Quota::per_second(1_000_000).expect("quota"), SlidingLog);
     group.bench_function(BenchmarkId::new("check", "keel SlidingLog (1M/s)"), |b| {
         b.iter(|| black_box(log.check().is_allowed()))
     });

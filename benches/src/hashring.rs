@@ -107,7 +107,7 @@ pub fn server(id: u32) -> Server {
 pub fn keel_ketama(nodes: &[u32]) -> Ketama<Server> {
     let mut ketama = Ketama::new(KetamaVariant::Libketama);
     ketama
-        .extend(nodes.iter().map(|&id| (server(id), 1)))
+        .extend_weighted(nodes.iter().map(|&id| (server(id), 1)))
         .expect("distinct labels");
     ketama
 }
@@ -243,7 +243,7 @@ impl Placed for Ketama<Server> {
         self.node(&k).expect("members").id
     }
     fn add(&mut self, id: u32) {
-        Ketama::add(self, server(id), 1).expect("new server");
+        Ketama::add_weighted(self, server(id), 1).expect("new server");
     }
     fn remove(&mut self, id: u32) {
         Ketama::remove(self, &server(id));

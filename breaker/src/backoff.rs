@@ -10,22 +10,22 @@ use rand::Rng;
 /// With `d = min(max, base × multiplier^n)` for the n-th retry (0-based):
 ///
 /// ```
-/// use keel_breaker::{Backoff, Jitter};
+/// use keel_breaker::{Backoff, BackoffJitter};
 /// use rand::SeedableRng;
 /// use std::time::Duration;
 ///
 /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
 /// let ms = Duration::from_millis;
 /// let backoff = Backoff::exponential(ms(100)); // retry 2: d = 400 ms
-/// assert_eq!(backoff.jitter(Jitter::None).delay(2, ms(0), &mut rng), ms(400));
-/// assert!(backoff.jitter(Jitter::Full).delay(2, ms(0), &mut rng) <= ms(400));
-/// let equal = backoff.jitter(Jitter::Equal).delay(2, ms(0), &mut rng);
+/// assert_eq!(backoff.jitter(BackoffJitter::None).delay(2, ms(0), &mut rng), ms(400));
+/// assert!(backoff.jitter(BackoffJitter::Full).delay(2, ms(0), &mut rng) <= ms(400));
+/// let equal = backoff.jitter(BackoffJitter::Equal).delay(2, ms(0), &mut rng);
 /// assert!(equal >= ms(200) && equal <= ms(400));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Jitter {
+pub enum BackoffJitter {
     /// Wait exactly `d`. Clients that failed together stay in lockstep.
     None,
     /// Wait uniformly in `[0, d]` ("full jitter"): the least total work in AWS's study.
@@ -38,17 +38,17 @@ pub enum Jitter {
     Decorrelated,
 }
 
-/// The wait before each retry: constant, or exponential with a [`Jitter`].
+/// The wait before each retry: constant, or exponential with a [`BackoffJitter`].
 ///
 /// ```
-/// use keel_breaker::{Backoff, Jitter};
+/// use keel_breaker::{Backoff, BackoffJitter};
 /// use rand::SeedableRng;
 /// use std::time::Duration;
 ///
 /// let backoff = Backoff::exponential(Duration::from_millis(100))
 ///     .multiplier(2.0)
 ///     .max(Duration::from_secs(5))
-///     .jitter(Jitter::None);
+///     .jitter(BackoffJitter::None);
 /// let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
 /// let waits: Vec<_> = (0..4).map(|n| backoff.delay(n, Duration::ZERO, &mut rng)).collect();
 /// assert_eq!(waits, [100, 200, 400, 800].map(Duration::from_millis));
@@ -59,7 +59,7 @@ pub struct Backoff {
     pub(crate) base: Duration,
     pub(crate) multiplier: f64,
     pub(crate) max: Duration,
-    pub(crate) jitter: Jitter,
+    pub(crate) jitter: BackoffJitter,
 }
 
 impl Backoff {
@@ -81,14 +81,14 @@ impl Backoff {
             base: wait,
             multiplier: 1.0,
             max: wait,
-            jitter: Jitter::None,
+            jitter: BackoffJitter::None,
         }
     }
 
     /// Exponential from `base`, doubling, capped at 30 s, with full jitter.
     ///
     /// ```
-    /// use keel_breaker::{Backoff, Jitter};
+    /// use keel_breaker::{Backoff, BackoffJitter};
     /// use rand::SeedableRng;
     /// use std::time::Duration;
     ///
@@ -96,7 +96,7 @@ impl Backoff {
     /// let spelled_out = Backoff::exponential(Duration::from_millis(100))
     ///     .multiplier(2.0)
     ///     .max(Duration::from_secs(30))
-    ///     .jitter(Jitter::Full);
+    ///     .jitter(BackoffJitter::Full);
     /// assert_eq!(backoff, spelled_out);
     ///
     /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
@@ -109,21 +109,21 @@ impl Backoff {
             base,
             multiplier: 2.0,
             max: Duration::from_secs(30).max(base),
-            jitter: Jitter::Full,
+            jitter: BackoffJitter::Full,
         }
     }
 
     /// The growth per retry (at least 1; checked when the [`Retry`](crate::Retry) is built).
     ///
     /// ```
-    /// use keel_breaker::{Backoff, Jitter};
+    /// use keel_breaker::{Backoff, BackoffJitter};
     /// use rand::SeedableRng;
     /// use std::time::Duration;
     ///
     /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
     /// let backoff = Backoff::exponential(Duration::from_millis(100))
     ///     .multiplier(3.0)
-    ///     .jitter(Jitter::None);
+    ///     .jitter(BackoffJitter::None);
     /// let waits: Vec<_> = (0..3).map(|n| backoff.delay(n, Duration::ZERO, &mut rng)).collect();
     /// assert_eq!(waits, [100, 300, 900].map(Duration::from_millis));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -136,14 +136,14 @@ impl Backoff {
     /// The longest wait.
     ///
     /// ```
-    /// use keel_breaker::{Backoff, Jitter};
+    /// use keel_breaker::{Backoff, BackoffJitter};
     /// use rand::SeedableRng;
     /// use std::time::Duration;
     ///
     /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
     /// let backoff = Backoff::exponential(Duration::from_millis(100))
     ///     .max(Duration::from_millis(250))
-    ///     .jitter(Jitter::None);
+    ///     .jitter(BackoffJitter::None);
     /// let waits: Vec<_> = (0..4).map(|n| backoff.delay(n, Duration::ZERO, &mut rng)).collect();
     /// assert_eq!(waits, [100, 200, 250, 250].map(Duration::from_millis));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -156,33 +156,33 @@ impl Backoff {
     /// How waits are randomized.
     ///
     /// ```
-    /// use keel_breaker::{Backoff, Jitter};
+    /// use keel_breaker::{Backoff, BackoffJitter};
     /// use rand::SeedableRng;
     /// use std::time::Duration;
     ///
     /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
-    /// let exact = Backoff::exponential(Duration::from_millis(100)).jitter(Jitter::None);
+    /// let exact = Backoff::exponential(Duration::from_millis(100)).jitter(BackoffJitter::None);
     /// assert_eq!(exact.delay(1, Duration::ZERO, &mut rng), Duration::from_millis(200));
-    /// let equal = exact.jitter(Jitter::Equal).delay(1, Duration::ZERO, &mut rng);
+    /// let equal = exact.jitter(BackoffJitter::Equal).delay(1, Duration::ZERO, &mut rng);
     /// assert!(equal >= Duration::from_millis(100) && equal <= Duration::from_millis(200));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn jitter(mut self, jitter: Jitter) -> Backoff {
+    pub fn jitter(mut self, jitter: BackoffJitter) -> Backoff {
         self.jitter = jitter;
         self
     }
 
     /// The wait before retry number `retry` (0 for the first retry); `previous` is the wait
-    /// before the previous retry, used by [`Jitter::Decorrelated`] (pass zero at first).
+    /// before the previous retry, used by [`BackoffJitter::Decorrelated`] (pass zero at first).
     ///
     /// ```
-    /// use keel_breaker::{Backoff, Jitter};
+    /// use keel_breaker::{Backoff, BackoffJitter};
     /// use rand::SeedableRng;
     /// use std::time::Duration;
     ///
     /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
     /// let ms = Duration::from_millis;
-    /// let backoff = Backoff::exponential(ms(100)).max(ms(10_000)).jitter(Jitter::Decorrelated);
+    /// let backoff = Backoff::exponential(ms(100)).max(ms(10_000)).jitter(BackoffJitter::Decorrelated);
     /// // Decorrelated jitter grows from the previous wait: here within [100 ms, 3 × 200 ms].
     /// let wait = backoff.delay(4, ms(200), &mut rng);
     /// assert!(wait >= ms(100) && wait <= ms(600));
@@ -202,10 +202,10 @@ impl Backoff {
             grown.clamp(base, max)
         };
         let nanos = match self.jitter {
-            Jitter::None => capped,
-            Jitter::Full => rng.random_range(0.0..=capped),
-            Jitter::Equal => capped / 2.0 + rng.random_range(0.0..=capped / 2.0),
-            Jitter::Decorrelated => {
+            BackoffJitter::None => capped,
+            BackoffJitter::Full => rng.random_range(0.0..=capped),
+            BackoffJitter::Equal => capped / 2.0 + rng.random_range(0.0..=capped / 2.0),
+            BackoffJitter::Decorrelated => {
                 // The first wait draws from [base, 3 × base], as AWS's formula starts there.
                 let upper = (previous.as_nanos() as f64).max(base) * 3.0;
                 rng.random_range(base..=upper.clamp(base, max))
@@ -229,16 +229,16 @@ mod tests {
         for retry in 0..12 {
             let cap = ms(10 * (1u64 << retry)).min(ms(1_000));
             let full = exponential
-                .jitter(Jitter::Full)
+                .jitter(BackoffJitter::Full)
                 .delay(retry, ms(0), &mut rng);
             assert!(full <= cap);
             let equal = exponential
-                .jitter(Jitter::Equal)
+                .jitter(BackoffJitter::Equal)
                 .delay(retry, ms(0), &mut rng);
             assert!(equal >= cap / 2 && equal <= cap);
             let previous = ms(7 * u64::from(retry) + 1);
             let decorrelated = exponential
-                .jitter(Jitter::Decorrelated)
+                .jitter(BackoffJitter::Decorrelated)
                 .delay(retry, previous, &mut rng);
             assert!(decorrelated >= ms(10));
             assert!(decorrelated <= (previous.max(ms(10)) * 3).min(ms(1_000)));
@@ -247,7 +247,7 @@ mod tests {
         let first: std::collections::BTreeSet<_> = (0..20)
             .map(|_| {
                 exponential
-                    .jitter(Jitter::Decorrelated)
+                    .jitter(BackoffJitter::Decorrelated)
                     .delay(0, ms(0), &mut rng)
             })
             .collect();
@@ -259,10 +259,10 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(3);
         let ms = Duration::from_millis;
         let jitters = [
-            Jitter::None,
-            Jitter::Full,
-            Jitter::Equal,
-            Jitter::Decorrelated,
+            BackoffJitter::None,
+            BackoffJitter::Full,
+            BackoffJitter::Equal,
+            BackoffJitter::Decorrelated,
         ];
         let odd = [
             Backoff::exponential(ms(10)).max(ms(1)),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use keel_core::sync::Mutex;
 use keel_core::{Clock, SystemClock};
 
-use crate::ConfigError;
+use crate::BreakerConfigError;
 
 const BUCKETS: usize = 10;
 
@@ -291,25 +291,25 @@ impl<C: Clock> RetryBudgetBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a percentage outside `[0, 100]` or a ttl under 10 ns.
+    /// [`BreakerConfigError`] for a percentage outside `[0, 100]` or a ttl under 10 ns.
     ///
     /// ```
-    /// use keel_breaker::{ConfigError, RetryBudget};
+    /// use keel_breaker::{BreakerConfigError, RetryBudget};
     ///
     /// assert!(RetryBudget::builder().percent(0.0).build().is_ok()); // the reserve alone
     /// let error = RetryBudget::builder().percent(120.0).build().unwrap_err();
-    /// assert_eq!(error, ConfigError::BudgetPercent { value: 120.0 });
+    /// assert_eq!(error, BreakerConfigError::BudgetPercent { value: 120.0 });
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn build(self) -> Result<RetryBudget<C>, ConfigError> {
+    pub fn build(self) -> Result<RetryBudget<C>, BreakerConfigError> {
         // Zero is allowed: a budget of the reserve alone. `!(..)` also rejects NaN.
         if !(self.percent >= 0.0 && self.percent <= 100.0) {
-            return Err(ConfigError::BudgetPercent {
+            return Err(BreakerConfigError::BudgetPercent {
                 value: self.percent,
             });
         }
         if self.ttl.as_nanos() < BUCKETS as u128 {
-            return Err(ConfigError::Zero {
+            return Err(BreakerConfigError::Zero {
                 setting: "retry budget ttl",
             });
         }

@@ -113,17 +113,17 @@ impl Bulkhead {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Zero`](crate::ConfigError::Zero) if `max_concurrent` is 0.
+    /// [`BreakerConfigError::Zero`](crate::BreakerConfigError::Zero) if `max_concurrent` is 0.
     ///
     /// ```
-    /// use keel_breaker::{Bulkhead, ConfigError};
+    /// use keel_breaker::{Bulkhead, BreakerConfigError};
     ///
     /// let bulkhead = Bulkhead::new(8)?;
     /// assert_eq!((bulkhead.in_use(), bulkhead.max_concurrent()), (0, 8));
-    /// assert!(matches!(Bulkhead::new(0), Err(ConfigError::Zero { .. })));
+    /// assert!(matches!(Bulkhead::new(0), Err(BreakerConfigError::Zero { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(max_concurrent: usize) -> Result<Bulkhead, crate::ConfigError> {
+    pub fn new(max_concurrent: usize) -> Result<Bulkhead, crate::BreakerConfigError> {
         Bulkhead::with_max_wait(max_concurrent, Duration::ZERO)
     }
 
@@ -132,7 +132,7 @@ impl Bulkhead {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Zero`](crate::ConfigError::Zero) if `max_concurrent` is 0.
+    /// [`BreakerConfigError::Zero`](crate::BreakerConfigError::Zero) if `max_concurrent` is 0.
     ///
     /// ```
     /// use keel_breaker::Bulkhead;
@@ -148,9 +148,9 @@ impl Bulkhead {
     pub fn with_max_wait(
         max_concurrent: usize,
         max_wait: Duration,
-    ) -> Result<Bulkhead, crate::ConfigError> {
+    ) -> Result<Bulkhead, crate::BreakerConfigError> {
         if max_concurrent == 0 {
-            return Err(crate::ConfigError::Zero {
+            return Err(crate::BreakerConfigError::Zero {
                 setting: "bulkhead max concurrent calls",
             });
         }

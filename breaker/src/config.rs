@@ -119,19 +119,19 @@ impl OpenWait {
 /// A configuration the builder refused, saying which setting is wrong and why.
 ///
 /// ```
-/// use keel_breaker::{CircuitBreaker, ConfigError};
+/// use keel_breaker::{CircuitBreaker, BreakerConfigError};
 ///
 /// let error = CircuitBreaker::builder().failure_rate(150.0).build().unwrap_err();
 /// assert_eq!(
 ///     error,
-///     ConfigError::Percentage { setting: "failure rate threshold", value: 150.0 }
+///     BreakerConfigError::Percentage { setting: "failure rate threshold", value: 150.0 }
 /// );
 /// assert_eq!(error.to_string(), "failure rate threshold must be a percentage in (0, 100], got 150");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum BreakerConfigError {
     /// A percentage outside `(0, 100]`.
     Percentage {
         /// The setting.
@@ -182,35 +182,35 @@ pub enum ConfigError {
     BudgetBeforeClock,
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for BreakerConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Percentage { setting, value } => {
+            BreakerConfigError::Percentage { setting, value } => {
                 write!(f, "{setting} must be a percentage in (0, 100], got {value}")
             }
-            ConfigError::Zero { setting } => write!(f, "{setting} must be > 0"),
-            ConfigError::TooLarge {
+            BreakerConfigError::Zero { setting } => write!(f, "{setting} must be > 0"),
+            BreakerConfigError::TooLarge {
                 setting,
                 value,
                 max,
             } => write!(f, "{setting} must be at most {max}, got {value}"),
-            ConfigError::WindowShorterThanBuckets { length, buckets } => write!(
+            BreakerConfigError::WindowShorterThanBuckets { length, buckets } => write!(
                 f,
                 "time window of {length:?} is too short for {buckets} buckets"
             ),
-            ConfigError::Multiplier { setting, value } => {
+            BreakerConfigError::Multiplier { setting, value } => {
                 write!(
                     f,
                     "{setting} multiplier must be a finite number >= 1, got {value}"
                 )
             }
-            ConfigError::BudgetPercent { value } => {
+            BreakerConfigError::BudgetPercent { value } => {
                 write!(f, "retry budget percent must be in [0, 100], got {value}")
             }
-            ConfigError::MaxBelowInitial { setting } => {
+            BreakerConfigError::MaxBelowInitial { setting } => {
                 write!(f, "{setting}: max must be >= initial")
             }
-            ConfigError::BudgetBeforeClock => write!(
+            BreakerConfigError::BudgetBeforeClock => write!(
                 f,
                 "the retry budget was set before the clock, which dropped it: set the clock \
                  first, then a budget built with the same clock"
@@ -219,12 +219,15 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for BreakerConfigError {}
 
-pub(crate) fn check_percentage(setting: &'static str, value: f64) -> Result<(), ConfigError> {
+pub(crate) fn check_percentage(
+    setting: &'static str,
+    value: f64,
+) -> Result<(), BreakerConfigError> {
     // `!(x > 0)` also rejects NaN.
     if !(value > 0.0 && value <= 100.0) {
-        return Err(ConfigError::Percentage { setting, value });
+        return Err(BreakerConfigError::Percentage { setting, value });
     }
     Ok(())
 }
@@ -281,9 +284,9 @@ impl Default for Config {
 }
 
 impl Config {
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), BreakerConfigError> {
         if self.consecutive_failures == Some(0) {
-            return Err(ConfigError::Zero {
+            return Err(BreakerConfigError::Zero {
                 setting: "consecutive failures",
             });
         }
@@ -293,19 +296,19 @@ impl Config {
         if let Some((rate, threshold)) = self.slow_call {
             check_percentage("slow call rate threshold", rate)?;
             if threshold.is_zero() {
-                return Err(ConfigError::Zero {
+                return Err(BreakerConfigError::Zero {
                     setting: "slow call duration threshold",
                 });
             }
         }
         match self.window {
             Window::Count(0) => {
-                return Err(ConfigError::Zero {
+                return Err(BreakerConfigError::Zero {
                     setting: "count window",
                 });
             }
             Window::Count(n) if n > MAX_COUNT_WINDOW => {
-                return Err(ConfigError::TooLarge {
+                return Err(BreakerConfigError::TooLarge {
                     setting: "count window",
                     value: u64::from(n),
                     max: u64::from(MAX_COUNT_WINDOW),
@@ -314,35 +317,35 @@ impl Config {
             Window::Count(_) => {}
             Window::Time { length, buckets } => {
                 if length.is_zero() {
-                    return Err(ConfigError::Zero {
+                    return Err(BreakerConfigError::Zero {
                         setting: "time window",
                     });
                 }
                 if buckets == 0 {
-                    return Err(ConfigError::Zero {
+                    return Err(BreakerConfigError::Zero {
                         setting: "time window buckets",
                     });
                 }
                 if buckets > MAX_BUCKETS {
-                    return Err(ConfigError::TooLarge {
+                    return Err(BreakerConfigError::TooLarge {
                         setting: "time window buckets",
                         value: u64::from(buckets),
                         max: u64::from(MAX_BUCKETS),
                     });
                 }
                 if length.as_nanos() < u128::from(buckets) {
-                    return Err(ConfigError::WindowShorterThanBuckets { length, buckets });
+                    return Err(BreakerConfigError::WindowShorterThanBuckets { length, buckets });
                 }
             }
         }
         if self.minimum_calls == 0 {
-            return Err(ConfigError::Zero {
+            return Err(BreakerConfigError::Zero {
                 setting: "minimum calls",
             });
         }
         match self.open_wait {
             OpenWait::Fixed(wait) if wait.is_zero() => {
-                return Err(ConfigError::Zero {
+                return Err(BreakerConfigError::Zero {
                     setting: "open wait",
                 });
             }
@@ -353,37 +356,37 @@ impl Config {
                 max,
             } => {
                 if initial.is_zero() {
-                    return Err(ConfigError::Zero {
+                    return Err(BreakerConfigError::Zero {
                         setting: "open wait",
                     });
                 }
                 if !(multiplier.is_finite() && multiplier >= 1.0) {
-                    return Err(ConfigError::Multiplier {
+                    return Err(BreakerConfigError::Multiplier {
                         setting: "open wait",
                         value: multiplier,
                     });
                 }
                 if max < initial {
-                    return Err(ConfigError::MaxBelowInitial {
+                    return Err(BreakerConfigError::MaxBelowInitial {
                         setting: "open wait",
                     });
                 }
             }
         }
         if self.half_open_probes == 0 {
-            return Err(ConfigError::Zero {
+            return Err(BreakerConfigError::Zero {
                 setting: "half-open probes",
             });
         }
         if self.half_open_probes > MAX_PROBES {
-            return Err(ConfigError::TooLarge {
+            return Err(BreakerConfigError::TooLarge {
                 setting: "half-open probes",
                 value: u64::from(self.half_open_probes),
                 max: u64::from(MAX_PROBES),
             });
         }
         if self.probe_timeout.is_zero() {
-            return Err(ConfigError::Zero {
+            return Err(BreakerConfigError::Zero {
                 setting: "probe timeout",
             });
         }
@@ -732,32 +735,32 @@ impl<C: Clock> CircuitBreakerBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] names the first invalid setting:
+    /// [`BreakerConfigError`] names the first invalid setting:
     ///
-    /// * [`Percentage`](ConfigError::Percentage): a failure-rate or slow-call threshold
+    /// * [`Percentage`](BreakerConfigError::Percentage): a failure-rate or slow-call threshold
     ///   outside (0, 100];
-    /// * [`Zero`](ConfigError::Zero): a consecutive-failure count, slow-call duration,
+    /// * [`Zero`](BreakerConfigError::Zero): a consecutive-failure count, slow-call duration,
     ///   count window, time window length, bucket count, minimum calls, open wait (fixed or
     ///   initial), half-open probe count or probe timeout of zero;
-    /// * [`TooLarge`](ConfigError::TooLarge): a count window above 2,097,151 calls, more
+    /// * [`TooLarge`](BreakerConfigError::TooLarge): a count window above 2,097,151 calls, more
     ///   than 65,536 time-window buckets, or more than 65,535 half-open probes;
-    /// * [`WindowShorterThanBuckets`](ConfigError::WindowShorterThanBuckets): a time window
+    /// * [`WindowShorterThanBuckets`](BreakerConfigError::WindowShorterThanBuckets): a time window
     ///   shorter than one nanosecond per bucket;
-    /// * [`Multiplier`](ConfigError::Multiplier): an exponential open-wait multiplier below 1
+    /// * [`Multiplier`](BreakerConfigError::Multiplier): an exponential open-wait multiplier below 1
     ///   or not finite;
-    /// * [`MaxBelowInitial`](ConfigError::MaxBelowInitial): an exponential open wait whose
+    /// * [`MaxBelowInitial`](BreakerConfigError::MaxBelowInitial): an exponential open wait whose
     ///   max is below its initial wait.
     ///
     /// ```
-    /// use keel_breaker::{CircuitBreaker, ConfigError, Window};
+    /// use keel_breaker::{CircuitBreaker, BreakerConfigError, Window};
     ///
     /// assert!(CircuitBreaker::builder().build().is_ok());
     /// let error = CircuitBreaker::builder().window(Window::Count(0)).build().unwrap_err();
-    /// assert_eq!(error, ConfigError::Zero { setting: "count window" });
+    /// assert_eq!(error, BreakerConfigError::Zero { setting: "count window" });
     /// assert_eq!(error.to_string(), "count window must be > 0");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn build(self) -> Result<CircuitBreaker<C>, ConfigError> {
+    pub fn build(self) -> Result<CircuitBreaker<C>, BreakerConfigError> {
         self.config.validate()?;
         Ok(CircuitBreaker::from_config(self.config, self.clock))
     }

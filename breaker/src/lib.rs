@@ -140,11 +140,11 @@ mod retry;
 mod state;
 mod window;
 
-pub use backoff::{Backoff, Jitter};
+pub use backoff::{Backoff, BackoffJitter};
 pub use breaker::{CircuitBreaker, Permit};
 pub use budget::{RetryBudget, RetryBudgetBuilder};
 pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadPermit, OwnedBulkheadPermit};
-pub use config::{CircuitBreakerBuilder, ConfigError, OpenWait, Window};
+pub use config::{BreakerConfigError, CircuitBreakerBuilder, OpenWait, Window};
 pub use error::{CallError, Rejected};
 #[cfg(feature = "tower")]
 pub use layer::{

@@ -9,7 +9,7 @@ use dashmap::DashMap;
 use keel_core::{Clock, SystemClock};
 
 use crate::config::Config;
-use crate::{CircuitBreaker, CircuitBreakerBuilder, ConfigError};
+use crate::{BreakerConfigError, CircuitBreaker, CircuitBreakerBuilder};
 
 /// Breakers by key, all built from one template, so each downstream host trips on its own.
 ///
@@ -38,19 +38,19 @@ impl<K: Hash + Eq, C: Clock + Clone> BreakerRegistry<K, C> {
     ///
     /// # Errors
     ///
-    /// The template's [`ConfigError`], checked once here.
+    /// The template's [`BreakerConfigError`], checked once here.
     ///
     /// ```
-    /// use keel_breaker::{BreakerRegistry, CircuitBreaker, ConfigError};
+    /// use keel_breaker::{BreakerRegistry, CircuitBreaker, BreakerConfigError};
     ///
     /// let registry: BreakerRegistry<String> =
     ///     BreakerRegistry::new(CircuitBreaker::builder().consecutive_failures(3))?;
     /// assert!(registry.is_empty());
     /// let bad = BreakerRegistry::<String>::new(CircuitBreaker::builder().consecutive_failures(0));
-    /// assert_eq!(bad.unwrap_err(), ConfigError::Zero { setting: "consecutive failures" });
+    /// assert_eq!(bad.unwrap_err(), BreakerConfigError::Zero { setting: "consecutive failures" });
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(template: CircuitBreakerBuilder<C>) -> Result<Self, ConfigError> {
+    pub fn new(template: CircuitBreakerBuilder<C>) -> Result<Self, BreakerConfigError> {
         template.config.validate()?;
         Ok(BreakerRegistry {
             breakers: DashMap::new(),

@@ -8,7 +8,7 @@ use keel_core::{Clock, Instant, SystemClock};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use crate::{Backoff, ConfigError, RetryBudget};
+use crate::{Backoff, BreakerConfigError, RetryBudget};
 
 /// A retry policy: how many attempts, for how long, how far apart, and within which budget.
 ///
@@ -236,7 +236,7 @@ impl<C: Clock> Attempts<'_, C> {
     /// [`GiveUp`] when the request should fail with the last attempt's error.
     ///
     /// ```
-    /// use keel_breaker::{Backoff, GiveUp, Jitter, Retry};
+    /// use keel_breaker::{Backoff, GiveUp, BackoffJitter, Retry};
     /// use keel_core::ManualClock;
     /// use std::time::Duration;
     ///
@@ -244,7 +244,7 @@ impl<C: Clock> Attempts<'_, C> {
     /// let retry = Retry::builder()
     ///     .max_attempts(10)
     ///     .max_elapsed(Duration::from_secs(1))
-    ///     .backoff(Backoff::exponential(Duration::from_millis(300)).jitter(Jitter::None))
+    ///     .backoff(Backoff::exponential(Duration::from_millis(300)).jitter(BackoffJitter::None))
     ///     .clock(clock.clone())
     ///     .build()?;
     /// let mut attempts = retry.start();
@@ -491,12 +491,12 @@ impl<C: Clock> RetryBuilder<C> {
     /// The waits between attempts.
     ///
     /// ```
-    /// use keel_breaker::{Backoff, Jitter, Retry};
+    /// use keel_breaker::{Backoff, BackoffJitter, Retry};
     /// use std::time::Duration;
     ///
     /// let retry = Retry::builder()
     ///     .max_attempts(4)
-    ///     .backoff(Backoff::exponential(Duration::from_millis(50)).jitter(Jitter::None))
+    ///     .backoff(Backoff::exponential(Duration::from_millis(50)).jitter(BackoffJitter::None))
     ///     .build()?;
     /// let mut attempts = retry.start();
     /// let waits: Vec<_> = std::iter::from_fn(|| attempts.next_delay(true).ok()).collect();
@@ -531,10 +531,10 @@ impl<C: Clock> RetryBuilder<C> {
 
     /// Reads time from `clock`. Call it before [`budget`](Self::budget): a budget set
     /// earlier belongs to the old clock type, and [`build`](Self::build) then fails with
-    /// [`ConfigError::BudgetBeforeClock`] rather than silently run without it.
+    /// [`BreakerConfigError::BudgetBeforeClock`] rather than silently run without it.
     ///
     /// ```
-    /// use keel_breaker::{ConfigError, Retry, RetryBudget};
+    /// use keel_breaker::{BreakerConfigError, Retry, RetryBudget};
     /// use keel_core::ManualClock;
     /// use std::sync::Arc;
     ///
@@ -547,7 +547,7 @@ impl<C: Clock> RetryBuilder<C> {
     ///     .budget(Arc::new(RetryBudget::builder().build()?))
     ///     .clock(clock)
     ///     .build();
-    /// assert_eq!(wrong_order.unwrap_err(), ConfigError::BudgetBeforeClock);
+    /// assert_eq!(wrong_order.unwrap_err(), BreakerConfigError::BudgetBeforeClock);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn clock<C2: Clock>(self, clock: C2) -> RetryBuilder<C2> {
@@ -565,16 +565,16 @@ impl<C: Clock> RetryBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for zero attempts, a zero base wait, a multiplier below 1, a
+    /// [`BreakerConfigError`] for zero attempts, a zero base wait, a multiplier below 1, a
     /// maximum wait below the base, or a budget set before the clock.
     ///
     /// ```
-    /// use keel_breaker::{Backoff, ConfigError, Retry};
+    /// use keel_breaker::{Backoff, BreakerConfigError, Retry};
     /// use std::time::Duration;
     ///
     /// assert!(Retry::builder().build().is_ok());
     /// let error = Retry::builder().max_attempts(0).build().unwrap_err();
-    /// assert_eq!(error, ConfigError::Zero { setting: "max attempts" });
+    /// assert_eq!(error, BreakerConfigError::Zero { setting: "max attempts" });
     /// let error = Retry::builder()
     ///     .backoff(Backoff::exponential(Duration::from_millis(10)).multiplier(0.5))
     ///     .build()
@@ -582,29 +582,29 @@ impl<C: Clock> RetryBuilder<C> {
     /// assert_eq!(error.to_string(), "backoff multiplier must be a finite number >= 1, got 0.5");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn build(self) -> Result<Retry<C>, ConfigError> {
+    pub fn build(self) -> Result<Retry<C>, BreakerConfigError> {
         if self.dropped_budget {
-            return Err(ConfigError::BudgetBeforeClock);
+            return Err(BreakerConfigError::BudgetBeforeClock);
         }
         if self.max_attempts == 0 {
-            return Err(ConfigError::Zero {
+            return Err(BreakerConfigError::Zero {
                 setting: "max attempts",
             });
         }
         let backoff = self.backoff;
         if backoff.base.is_zero() {
-            return Err(ConfigError::Zero {
+            return Err(BreakerConfigError::Zero {
                 setting: "backoff base",
             });
         }
         if !(backoff.multiplier.is_finite() && backoff.multiplier >= 1.0) {
-            return Err(ConfigError::Multiplier {
+            return Err(BreakerConfigError::Multiplier {
                 setting: "backoff",
                 value: backoff.multiplier,
             });
         }
         if backoff.max < backoff.base {
-            return Err(ConfigError::MaxBelowInitial { setting: "backoff" });
+            return Err(BreakerConfigError::MaxBelowInitial { setting: "backoff" });
         }
         Ok(Retry {
             max_attempts: self.max_attempts,

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel_breaker::{
-    CallError, CircuitBreaker, CircuitBreakerBuilder, ConfigError, OpenWait, Reason, State,
+    BreakerConfigError, CallError, CircuitBreaker, CircuitBreakerBuilder, OpenWait, Reason, State,
     Transition, Window,
 };
 use keel_core::{Clock, ManualClock};
@@ -471,7 +471,7 @@ fn bad_configuration_is_rejected_with_a_reason() {
         ),
     ];
     for (builder, message) in cases {
-        let error: ConfigError = builder.build().unwrap_err();
+        let error: BreakerConfigError = builder.build().unwrap_err();
         assert_eq!(error.to_string(), message);
     }
 }

@@ -1,7 +1,7 @@
 //! Every public error type works with `?` into `Box<dyn Error + Send + Sync>`: it implements
 //! `std::error::Error` and is `Send + Sync + 'static`.
 
-use keel_breaker::{BulkheadFull, CallError, ConfigError, GiveUp, Rejected, RetryError};
+use keel_breaker::{BreakerConfigError, BulkheadFull, CallError, GiveUp, Rejected, RetryError};
 
 fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
 
@@ -10,7 +10,7 @@ fn public_errors_are_send_sync_errors() {
     is_error::<GiveUp>();
     is_error::<BulkheadFull>();
     is_error::<Rejected>();
-    is_error::<ConfigError>();
+    is_error::<BreakerConfigError>();
     is_error::<CallError<std::io::Error>>();
     is_error::<RetryError<std::io::Error>>();
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use keel_breaker::{Backoff, GiveUp, Jitter, Retry, RetryBudget};
+use keel_breaker::{Backoff, BackoffJitter, GiveUp, Retry, RetryBudget};
 use keel_core::{Clock, TokioClock};
 
 fn ms(n: u64) -> Duration {
@@ -17,7 +17,7 @@ async fn waits_follow_the_backoff_on_paused_time() {
     let clock = TokioClock::new();
     let retry = Retry::builder()
         .max_attempts(4)
-        .backoff(Backoff::exponential(ms(100)).jitter(Jitter::None))
+        .backoff(Backoff::exponential(ms(100)).jitter(BackoffJitter::None))
         .clock(clock)
         .build()
         .unwrap();
@@ -131,7 +131,7 @@ async fn a_shared_budget_caps_retries_across_requests() {
 async fn succeeds_once_the_dependency_recovers() {
     let retry = Retry::builder()
         .max_attempts(5)
-        .backoff(Backoff::exponential(ms(10)).jitter(Jitter::Decorrelated))
+        .backoff(Backoff::exponential(ms(10)).jitter(BackoffJitter::Decorrelated))
         .build()
         .unwrap();
     let value = retry
@@ -174,7 +174,7 @@ fn a_budget_set_before_the_clock_is_an_error_not_silently_dropped() {
         .clock(clock.clone())
         .build()
         .unwrap_err();
-    assert_eq!(error, keel_breaker::ConfigError::BudgetBeforeClock);
+    assert_eq!(error, keel_breaker::BreakerConfigError::BudgetBeforeClock);
     assert!(error.to_string().contains("set the clock first"), "{error}");
     // In the right order the budget is kept.
     let budget = Arc::new(RetryBudget::builder().clock(clock.clone()).build().unwrap());

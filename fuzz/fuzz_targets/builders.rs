@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use keel_breaker::{
-    Backoff, Bulkhead, CircuitBreaker, Jitter, OpenWait, Retry, RetryBudget, Window,
+    Backoff, BackoffJitter, Bulkhead, CircuitBreaker, OpenWait, Retry, RetryBudget, Window,
 };
 use keel_cache::{Cache, Lru};
 use keel_core::ManualClock;
@@ -220,10 +220,10 @@ fuzz_target!(|input: Input| match input {
     } => {
         let clock = ManualClock::new();
         let jitter = match jitter % 4 {
-            0 => Jitter::None,
-            1 => Jitter::Full,
-            2 => Jitter::Equal,
-            _ => Jitter::Decorrelated,
+            0 => BackoffJitter::None,
+            1 => BackoffJitter::Full,
+            2 => BackoffJitter::Equal,
+            _ => BackoffJitter::Decorrelated,
         };
         let backoff = Backoff::exponential(Duration::from_nanos(base_nanos))
             .multiplier(multiplier)

@@ -113,7 +113,7 @@ fuzz_target!(|ops: Vec<(u8, Op)>| {
                     ring.update(|r| r.add_weighted(node.clone(), w)).is_ok(),
                     hrw.update(|r| r.add_weighted(node.clone(), w)).is_ok(),
                     maglev.update(|r| r.add_weighted(node.clone(), w)).is_ok(),
-                    ketama.update(|r| r.add(node.clone(), w)).is_ok(),
+                    ketama.update(|r| r.add_weighted(node.clone(), w)).is_ok(),
                 ];
                 assert_eq!(results, [ok; 4], "add {node} weight {w}");
                 // Multi-probe takes no weight either.
@@ -183,7 +183,7 @@ fuzz_target!(|ops: Vec<(u8, Op)>| {
                         .update(|r| r.extend([new.clone(), existing.clone()]))
                         .is_err(),
                     4 => ketama
-                        .update(|r| r.extend([(new.clone(), 1), (existing.clone(), 1)]))
+                        .update(|r| r.extend_weighted([(new.clone(), 1), (existing.clone(), 1)]))
                         .is_err(),
                     _ => jumps
                         .update(|r| {
@@ -226,7 +226,7 @@ fuzz_target!(|ops: Vec<(u8, Op)>| {
             4 => {
                 // Ketama breaks ties between equal points by server order, as libketama does.
                 let mut fresh = Ketama::new(KetamaVariant::Libketama);
-                fresh.extend(members.iter().cloned()).unwrap();
+                fresh.extend_weighted(members.iter().cloned()).unwrap();
                 agree(&*ketama.load(), &fresh, &names);
             }
             _ => {

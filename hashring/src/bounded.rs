@@ -354,6 +354,21 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
         self.add_weighted(node, 1)
     }
 
+    /// Whether `node` is a member of the ring.
+    ///
+    /// ```
+    /// use keel_hashring::{BoundedLoads, Ring};
+    ///
+    /// let mut bounded = BoundedLoads::new(Ring::new(), 1.25)?;
+    /// bounded.add("a")?;
+    /// assert!(bounded.contains(&"a"));
+    /// assert!(!bounded.contains(&"b"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn contains(&self, node: &N) -> bool {
+        self.ring.contains(node)
+    }
+
     /// Removes `node` and drops its load; returns how many keys it held, or `None` if it
     /// was not a member. Those keys must be assigned again.
     ///

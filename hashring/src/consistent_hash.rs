@@ -170,7 +170,7 @@ macro_rules! dyn_lookups {
             /// use keel_hashring::{ConsistentHash, Ketama, KetamaHash, KetamaVariant};
             ///
             /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
-            /// ketama.extend([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
+            /// ketama.extend_weighted([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
             /// let want = ketama.node("user:42").copied();
             /// let placement: &dyn ConsistentHash<Node = &str, Hash = KetamaHash> = &ketama;
             /// assert_eq!(placement.node_of("user:42").copied(), want); // MD5, as libketama

@@ -299,6 +299,21 @@ impl<N: StableHash + Eq> JumpHash<N> {
         Ok(bucket as u32)
     }
 
+    /// Whether `node` is a member.
+    ///
+    /// ```
+    /// use keel_hashring::JumpHash;
+    ///
+    /// let mut jump = JumpHash::new();
+    /// jump.add("s0")?;
+    /// assert!(jump.contains(&"s0"));
+    /// assert!(!jump.contains(&"s1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn contains(&self, node: &N) -> bool {
+        self.bucket_of(node).is_some()
+    }
+
     /// Removes `node`; returns whether it was a member. The last bucket is dropped, any
     /// other becomes a tombstone (see the type's docs).
     ///

@@ -34,9 +34,9 @@ use crate::placement_hash::PlacementHash;
 /// // 100 servers of equal weight: libketama gives each 40 digests, libmemcached 39.
 /// let servers: Vec<String> = (0..100).map(|i| format!("10.0.0.{i}:11211")).collect();
 /// let mut libketama = Ketama::new(KetamaVariant::Libketama);
-/// libketama.extend(servers.iter().map(|s| (s.as_str(), 1)))?;
+/// libketama.extend_weighted(servers.iter().map(|s| (s.as_str(), 1)))?;
 /// let mut libmemcached = Ketama::new(KetamaVariant::Libmemcached);
-/// libmemcached.extend(servers.iter().map(|s| (s.as_str(), 1)))?;
+/// libmemcached.extend_weighted(servers.iter().map(|s| (s.as_str(), 1)))?;
 /// assert_eq!(libketama.points(), 100 * 40 * 4);
 /// assert_eq!(libmemcached.points(), 100 * 39 * 4);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -108,7 +108,7 @@ pub fn libmemcached_label(host: &str, port: u16) -> String {
 ///
 /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
 /// // 1 × 40 × 3 / 2001 < 1: the light server gets no digests.
-/// ketama.extend([("a:11211", 1000), ("b:11211", 1000), ("light:11211", 1)])?;
+/// ketama.extend_weighted([("a:11211", 1000), ("b:11211", 1000), ("light:11211", 1)])?;
 /// assert_eq!(ketama.unplaced().collect::<Vec<_>>(), [&"light:11211"]);
 /// let mut out = [None; 3];
 /// assert_eq!(ketama.replicas("user:42", &mut out), 2); // not min(3, 3)
@@ -122,9 +122,9 @@ pub fn libmemcached_label(host: &str, port: u16) -> String {
 /// use keel_hashring::{ConsistentHash, Ketama, KetamaVariant};
 ///
 /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
-/// ketama.add("10.0.1.1:11211", 600)?;
-/// ketama.add("10.0.1.2:11211", 300)?;
-/// ketama.add("10.0.1.3:11211", 200)?;
+/// ketama.add_weighted("10.0.1.1:11211", 600)?;
+/// ketama.add_weighted("10.0.1.2:11211", 300)?;
+/// ketama.add_weighted("10.0.1.3:11211", 200)?;
 /// let server = ketama.node("user:42").ok_or("no servers")?;
 /// assert!(server.starts_with("10.0.1."));
 /// assert_eq!(ketama.points(), 4 * (65 + 32 + 21)); // floorf(w/W * 40 * 3) digests each
@@ -289,8 +289,8 @@ impl<N> Ketama<N> {
     /// use keel_hashring::{Ketama, KetamaVariant};
     ///
     /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
-    /// ketama.add("10.0.1.2:11211", 2)?;
-    /// ketama.add("10.0.1.1:11211", 1)?;
+    /// ketama.add_weighted("10.0.1.2:11211", 2)?;
+    /// ketama.add_weighted("10.0.1.1:11211", 1)?;
     /// let servers: Vec<_> = ketama.iter().collect();
     /// assert_eq!(servers, [(&"10.0.1.2:11211", 2), (&"10.0.1.1:11211", 1)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -305,7 +305,7 @@ impl<N> Ketama<N> {
     /// use keel_hashring::{Ketama, KetamaVariant};
     ///
     /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
-    /// ketama.extend([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
+    /// ketama.extend_weighted([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
     /// assert_eq!(ketama.points(), 2 * 40 * 4); // 40 digests of 4 points per server
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -321,7 +321,7 @@ impl<N> Ketama<N> {
     /// use keel_hashring::{ConsistentHash, Ketama, KetamaHash, KetamaVariant};
     ///
     /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
-    /// ketama.extend([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
+    /// ketama.extend_weighted([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
     /// let continuum: Vec<(u32, &&str)> = ketama.continuum().collect();
     /// assert_eq!(continuum.len(), ketama.points());
     /// assert!(continuum.windows(2).all(|w| w[0].0 <= w[1].0));
@@ -345,11 +345,11 @@ impl<N> Ketama<N> {
     /// use keel_hashring::{Ketama, KetamaVariant};
     ///
     /// let mut ketama = Ketama::new(KetamaVariant::Twemproxy);
-    /// ketama.extend([("a", 100), ("b", 100)])?;
+    /// ketama.extend_weighted([("a", 100), ("b", 100)])?;
     /// assert_eq!(ketama.unplaced().count(), 0);
-    /// ketama.add("tiny", 1)?; // 1 × 40 × 3 / 201 < 1
+    /// ketama.add_weighted("tiny", 1)?; // 1 × 40 × 3 / 201 < 1
     /// assert_eq!(ketama.unplaced().collect::<Vec<_>>(), [&"tiny"]);
-    /// ketama.add("tiny2", 2)?; // n = 4 now: 2 × 160 / 203 >= 1, but 1 × 160 / 203 < 1
+    /// ketama.add_weighted("tiny2", 2)?; // n = 4 now: 2 × 160 / 203 >= 1, but 1 × 160 / 203 < 1
     /// assert_eq!(ketama.unplaced().collect::<Vec<_>>(), [&"tiny"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -370,7 +370,7 @@ impl<N> Ketama<N> {
     ///
     /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
     /// assert_eq!(ketama.heap_bytes(), 0);
-    /// ketama.add("10.0.1.1:11211", 1)?;
+    /// ketama.add_weighted("10.0.1.1:11211", 1)?;
     /// assert!(ketama.heap_bytes() >= ketama.points() * 8); // a point and its owner
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -434,18 +434,55 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     /// use keel_hashring::{ConsistentHash, Error, Ketama, KetamaVariant, libmemcached_label};
     ///
     /// let mut ketama = Ketama::new(KetamaVariant::Libmemcached);
-    /// ketama.add(libmemcached_label("10.0.1.1", 11211), 1)?;
+    /// ketama.add_weighted(libmemcached_label("10.0.1.1", 11211), 1)?;
     /// assert_eq!(ketama.node("user:42").map(String::as_str), Some("10.0.1.1"));
-    /// assert_eq!(ketama.add(String::new(), 1), Err(Error::EmptyServerName));
-    /// assert_eq!(ketama.add("10.0.1.2".to_owned(), 0), Err(Error::ZeroWeight));
+    /// assert_eq!(ketama.add_weighted(String::new(), 1), Err(Error::EmptyServerName));
+    /// assert_eq!(ketama.add_weighted("10.0.1.2".to_owned(), 0), Err(Error::ZeroWeight));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn add(&mut self, server: N, weight: u32) -> Result<(), Error> {
-        self.extend([(server, weight)])
+    pub fn add_weighted(&mut self, server: N, weight: u32) -> Result<(), Error> {
+        self.extend_weighted([(server, weight)])
+    }
+
+    /// Adds `server` with weight 1, as [`add_weighted`](Self::add_weighted)`(server, 1)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyServerName`] or [`Error::DuplicateNode`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Ketama, KetamaVariant};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Twemproxy);
+    /// ketama.add("cache-a")?;
+    /// assert_eq!(ketama.node("user:42"), Some(&"cache-a"));
+    /// assert_eq!(ketama.add("cache-a"), Err(Error::DuplicateNode));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add(&mut self, server: N) -> Result<(), Error> {
+        self.add_weighted(server, 1)
+    }
+
+    /// Whether `server` is a member (it may still hold no points: see
+    /// [`unplaced`](Self::unplaced)).
+    ///
+    /// ```
+    /// use keel_hashring::{Ketama, KetamaVariant};
+    ///
+    /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
+    /// ketama.add("10.0.1.1:11211")?;
+    /// assert!(ketama.contains(&"10.0.1.1:11211"));
+    /// assert!(!ketama.contains(&"10.0.1.2:11211"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn contains(&self, server: &N) -> bool {
+        self.servers.contains(server)
     }
 
     /// Adds every `(server, weight)` in order and rebuilds once. On error nothing is added.
-    /// As with [`add`](Self::add), a server lighter than `W / (40 × n)` gets no points.
+    /// As with [`add_weighted`](Self::add_weighted), a server lighter than `W / (40 × n)` gets no points.
     ///
     /// # Errors
     ///
@@ -457,17 +494,20 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     /// use keel_hashring::{ConsistentHash, Error, Ketama, KetamaVariant};
     ///
     /// let mut ketama = Ketama::new(KetamaVariant::Twemproxy);
-    /// ketama.extend([("cache-a", 1), ("cache-b", 1)])?;
+    /// ketama.extend_weighted([("cache-a", 1), ("cache-b", 1)])?;
     /// assert_eq!(ketama.len(), 2);
     /// // One bad entry and nothing is added.
     /// assert_eq!(
-    ///     ketama.extend([("cache-c", 1), ("cache-a", 1)]),
+    ///     ketama.extend_weighted([("cache-c", 1), ("cache-a", 1)]),
     ///     Err(Error::DuplicateNode)
     /// );
     /// assert_eq!(ketama.len(), 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn extend<I: IntoIterator<Item = (N, u32)>>(&mut self, servers: I) -> Result<(), Error> {
+    pub fn extend_weighted<I: IntoIterator<Item = (N, u32)>>(
+        &mut self,
+        servers: I,
+    ) -> Result<(), Error> {
         let before = self.servers.len();
         for (server, weight) in servers {
             let problem = if weight == 0 {
@@ -497,7 +537,7 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     /// use keel_hashring::{ConsistentHash, Ketama, KetamaVariant};
     ///
     /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
-    /// ketama.extend([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
+    /// ketama.extend_weighted([("10.0.1.1:11211", 1), ("10.0.1.2:11211", 1)])?;
     /// assert!(ketama.remove(&"10.0.1.1:11211"));
     /// assert!(!ketama.remove(&"10.0.1.1:11211"));
     /// assert_eq!(ketama.node("user:42"), Some(&"10.0.1.2:11211"));
@@ -570,7 +610,7 @@ impl<N> ConsistentHash for Ketama<N> {
     /// use keel_hashring::{ConsistentHash, Ketama, KetamaHash, KetamaVariant, PlacementHash};
     ///
     /// let mut ketama = Ketama::new(KetamaVariant::Libmemcached);
-    /// ketama.extend([("a", 1000), ("b", 1000), ("light", 1)])?;
+    /// ketama.extend_weighted([("a", 1000), ("b", 1000), ("light", 1)])?;
     /// let mut out = [None; 3];
     /// assert_eq!(ketama.replicas_for_hash(KetamaHash::of("k"), &mut out), 2);
     /// assert!(!out.contains(&Some(&"light")));
@@ -617,7 +657,7 @@ mod tests {
     #[test]
     fn prefix_index_agrees_with_a_plain_binary_search() {
         let mut k = Ketama::new(KetamaVariant::Libketama);
-        k.extend((0..40).map(|i| (format!("10.0.0.{i}:11211"), 1)))
+        k.extend_weighted((0..40).map(|i| (format!("10.0.0.{i}:11211"), 1)))
             .unwrap();
         for h in (0..20_000u32).map(|i| i.wrapping_mul(0x9e37_79b9)).chain([
             0,
@@ -644,7 +684,7 @@ mod tests {
     #[test]
     fn replica_walk_stops_after_the_placed_servers() {
         let mut k = Ketama::new(KetamaVariant::Libketama);
-        k.extend([("a:1", 500), ("b:1", 400), ("c:1", 300), ("light:1", 1)])
+        k.extend_weighted([("a:1", 500), ("b:1", 400), ("c:1", 300), ("light:1", 1)])
             .unwrap();
         assert_eq!((k.len(), k.placed), (4, 3));
         let mut out = [None; 4];
@@ -671,10 +711,10 @@ mod tests {
     #[test]
     fn rejects_bad_servers() {
         let mut k = Ketama::new(KetamaVariant::Twemproxy);
-        assert_eq!(k.add("", 1), Err(Error::EmptyServerName));
-        assert_eq!(k.add("a:1", 0), Err(Error::ZeroWeight));
-        k.add("a:1", 1).unwrap();
-        assert_eq!(k.add("a:1", 2), Err(Error::DuplicateNode));
+        assert_eq!(k.add_weighted("", 1), Err(Error::EmptyServerName));
+        assert_eq!(k.add_weighted("a:1", 0), Err(Error::ZeroWeight));
+        k.add_weighted("a:1", 1).unwrap();
+        assert_eq!(k.add_weighted("a:1", 2), Err(Error::DuplicateNode));
         assert!(k.remove(&"a:1"));
         assert!(!k.remove(&"a:1"));
         assert_eq!(k.node("x"), None);

@@ -190,7 +190,9 @@ impl<'de, N: Deserialize<'de> + AsRef<str> + Eq> Deserialize<'de> for Ketama<N> 
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let saved = Servers::<N>::deserialize(deserializer)?;
         let mut ketama = Ketama::new(saved.variant);
-        ketama.extend(saved.servers).map_err(D::Error::custom)?;
+        ketama
+            .extend_weighted(saved.servers)
+            .map_err(D::Error::custom)?;
         Ok(ketama)
     }
 }

@@ -23,7 +23,7 @@ use crate::key::{StableHash, hash_key};
 /// let mut ring = Ring::new();
 /// ring.add("a")?;
 /// let mut ketama = Ketama::new(KetamaVariant::Libketama);
-/// ketama.add("a", 1)?;
+/// ketama.add_weighted("a", 1)?;
 ///
 /// // Hash once per function, look up in every placement that maps by it.
 /// let sip = u64::of("user:42");

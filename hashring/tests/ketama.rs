@@ -43,7 +43,7 @@ fn libketama_weighted_five_servers() {
     let mut ketama = Ketama::new(KetamaVariant::Libketama);
     let labels: Vec<String> = (1..=5).map(|i| format!("10.0.1.{i}:11211")).collect();
     for (label, (_, _, weight)) in labels.iter().zip(FIVE) {
-        ketama.add(label.clone(), weight).unwrap();
+        ketama.add_weighted(label.clone(), weight).unwrap();
     }
     assert_eq!(ketama.points(), 788);
     assert_eq!(
@@ -60,7 +60,7 @@ fn libmemcached_weighted_five_servers_mixed_ports() {
         .map(|(host, port, _)| libmemcached_label(host, *port))
         .collect();
     for (label, (_, _, weight)) in labels.iter().zip(FIVE) {
-        ketama.add(label.clone(), weight).unwrap();
+        ketama.add_weighted(label.clone(), weight).unwrap();
     }
     assert_eq!(
         picks(&ketama, &labels),
@@ -74,7 +74,7 @@ fn libmemcached_hundred_equal_servers_float_rounding() {
     let mut ketama = Ketama::new(KetamaVariant::Libmemcached);
     let labels: Vec<String> = (1..=100).map(|i| format!("10.0.2.{i}")).collect();
     for label in &labels {
-        ketama.add(label.clone(), 1).unwrap();
+        ketama.add_weighted(label.clone(), 1).unwrap();
     }
     assert_eq!(ketama.points(), 100 * 156);
     let want: [usize; 64] = [
@@ -88,7 +88,7 @@ fn libmemcached_hundred_equal_servers_float_rounding() {
     // libketama's double-precision product keeps 40 digests at the same membership.
     let mut classic = Ketama::new(KetamaVariant::Libketama);
     for label in &labels {
-        classic.add(label.clone(), 1).unwrap();
+        classic.add_weighted(label.clone(), 1).unwrap();
     }
     assert_eq!(classic.points(), 100 * 160);
 }
@@ -101,7 +101,7 @@ fn twemproxy_weighted_seven_servers() {
         .collect();
     for (i, label) in labels.iter().enumerate() {
         let i = i as u32 + 1;
-        ketama.add(label.clone(), i * i + 3).unwrap();
+        ketama.add_weighted(label.clone(), i * i + 3).unwrap();
     }
     assert_eq!(
         picks(&ketama, &labels),
@@ -140,7 +140,7 @@ fn twemproxy_unnamed_servers_on_11211_hash_the_host_only() {
     assert_eq!(labels[3], "127.0.0.5:30021");
     let mut ketama = Ketama::new(KetamaVariant::Twemproxy);
     for (label, (_, _, weight)) in labels.iter().zip(POOL) {
-        ketama.add(label.clone(), weight).unwrap();
+        ketama.add_weighted(label.clone(), weight).unwrap();
     }
     assert_eq!(picks(&ketama, &labels), recorded);
 
@@ -148,7 +148,7 @@ fn twemproxy_unnamed_servers_on_11211_hash_the_host_only() {
     let wrong: Vec<String> = POOL.iter().map(|(h, p, _)| format!("{h}:{p}")).collect();
     let mut ketama = Ketama::new(KetamaVariant::Twemproxy);
     for (label, (_, _, weight)) in wrong.iter().zip(POOL) {
-        ketama.add(label.clone(), weight).unwrap();
+        ketama.add_weighted(label.clone(), weight).unwrap();
     }
     assert_ne!(picks(&ketama, &wrong), recorded);
 }
@@ -161,7 +161,7 @@ fn ketama_through_dyn_uses_its_own_hash() {
     let mut ketama = Ketama::new(KetamaVariant::Libmemcached);
     let labels: Vec<String> = (1..=100).map(|i| format!("10.0.2.{i}")).collect();
     for label in &labels {
-        ketama.add(label.clone(), 1).unwrap();
+        ketama.add_weighted(label.clone(), 1).unwrap();
     }
     let want = picks(&ketama, &labels);
     assert_eq!(&want[..4], [56, 38, 88, 71]); // the recorded answers, as above
@@ -211,7 +211,7 @@ fn a_server_under_a_fortieth_of_the_mean_weight_gets_no_points() {
         let mut ketama = Ketama::new(variant);
         let servers = ["a:11211", "b:11211", "light:11211"];
         ketama
-            .extend([(servers[0], 1000), (servers[1], 985), (servers[2], 16)])
+            .extend_weighted([(servers[0], 1000), (servers[1], 985), (servers[2], 16)])
             .unwrap();
         assert_eq!(ketama.len(), 3);
         assert_eq!(ketama.unplaced().collect::<Vec<_>>(), [&"light:11211"]);
@@ -227,7 +227,7 @@ fn a_server_under_a_fortieth_of_the_mean_weight_gets_no_points() {
         // One unit more and it is placed, with keys and a replica slot of its own.
         let mut heavier = Ketama::new(variant);
         heavier
-            .extend([(servers[0], 1000), (servers[1], 984), (servers[2], 17)])
+            .extend_weighted([(servers[0], 1000), (servers[1], 984), (servers[2], 17)])
             .unwrap();
         assert_eq!(heavier.unplaced().count(), 0);
         assert_eq!(heavier.replicas("key-0", &mut out), 3);

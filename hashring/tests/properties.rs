@@ -126,7 +126,7 @@ fn id_of(label: &str) -> &'static u32 {
 /// in the C libraries.
 impl Placement for KetamaIds {
     fn put(&mut self, node: u32, _: u32) {
-        self.0.add(node.to_string(), 1).unwrap();
+        self.0.add_weighted(node.to_string(), 1).unwrap();
     }
     fn take(&mut self, node: u32) {
         assert!(self.0.remove(&node.to_string()));

@@ -59,7 +59,7 @@ fn every_placement_round_trips() {
 
     let mut ketama = Ketama::new(KetamaVariant::Twemproxy);
     ketama
-        .extend(names(6).map(|n| (format!("{n}:11211"), 2)))
+        .extend_weighted(names(6).map(|n| (format!("{n}:11211"), 2)))
         .unwrap();
     assert_eq!(round_trip(&ketama).variant(), KetamaVariant::Twemproxy);
 }

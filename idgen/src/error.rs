@@ -111,16 +111,16 @@ impl Eq for StoreError {}
 /// # Example
 ///
 /// ```
-/// use keel_idgen::{ConfigError, Layout, Snowflake};
+/// use keel_idgen::{IdConfigError, Layout, Snowflake};
 ///
 /// let error = Snowflake::builder(Layout::twitter(), 1_200).build().unwrap_err();
-/// assert_eq!(error, ConfigError::WorkerTooLarge { worker: 1_200, bits: 10 });
+/// assert_eq!(error, IdConfigError::WorkerTooLarge { worker: 1_200, bits: 10 });
 /// assert_eq!(error.to_string(), "worker id 1200 does not fit in 10 bits");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum IdConfigError {
     /// The timestamp, worker and sequence fields need more than 64 bits.
     TooManyBits {
         /// The sum of the three widths.
@@ -169,43 +169,43 @@ pub enum ConfigError {
     },
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for IdConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::TooManyBits { total } => write!(
+            IdConfigError::TooManyBits { total } => write!(
                 f,
                 "timestamp, worker and sequence bits add up to {total}, more than 64"
             ),
-            ConfigError::EmptyField { field } => {
+            IdConfigError::EmptyField { field } => {
                 write!(f, "the {field} field needs at least 1 bit")
             }
-            ConfigError::BadTimeUnit { unit } => write!(
+            IdConfigError::BadTimeUnit { unit } => write!(
                 f,
                 "time unit {unit:?} is not a whole, positive number of milliseconds"
             ),
-            ConfigError::WorkerTooLarge { worker, bits } => {
+            IdConfigError::WorkerTooLarge { worker, bits } => {
                 write!(f, "worker id {worker} does not fit in {bits} bits")
             }
-            ConfigError::Invalid { reason } => f.write_str(reason),
-            ConfigError::EpochInFuture { epoch, unix_millis } => write!(
+            IdConfigError::Invalid { reason } => f.write_str(reason),
+            IdConfigError::EpochInFuture { epoch, unix_millis } => write!(
                 f,
                 "the layout's epoch {epoch} is after the clock's time {unix_millis} (ms since 1970)"
             ),
-            ConfigError::LifetimeOver { ended, unix_millis } => write!(
+            IdConfigError::LifetimeOver { ended, unix_millis } => write!(
                 f,
                 "the layout's timestamps ran out at {ended} ms since 1970; the clock reads {unix_millis}"
             ),
-            ConfigError::HighWaterMark { source } => {
+            IdConfigError::HighWaterMark { source } => {
                 write!(f, "cannot load the high-water mark: {source}")
             }
         }
     }
 }
 
-impl Error for ConfigError {
+impl Error for IdConfigError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            ConfigError::HighWaterMark { source } => Some(source.get_ref()),
+            IdConfigError::HighWaterMark { source } => Some(source.get_ref()),
             _ => None,
         }
     }
@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn messages_say_what_is_wrong() {
-        let error = ConfigError::WorkerTooLarge {
+        let error = IdConfigError::WorkerTooLarge {
             worker: 1200,
             bits: 10,
         };
@@ -423,7 +423,7 @@ mod tests {
         };
         assert_eq!(parse.to_string(), "invalid character 'U' at position 3");
         fn is_send_sync<T: Error + Send + Sync + 'static>() {}
-        is_send_sync::<ConfigError>();
+        is_send_sync::<IdConfigError>();
         is_send_sync::<GenerateError>();
         is_send_sync::<ParseError>();
     }

@@ -14,7 +14,7 @@ use crate::GenerateError;
 /// use keel_idgen::{IdGenerator, Layout, Snowflake, UlidGenerator};
 ///
 /// fn three<G: IdGenerator>(generator: &G) -> Result<Vec<G::Id>, keel_idgen::GenerateError> {
-///     (0..3).map(|_| generator.generate()).collect()
+///     (0..3).map(|_| generator.next_id()).collect()
 /// }
 ///
 /// let snowflakes = three(&Snowflake::builder(Layout::twitter(), 1).build()?)?;
@@ -42,10 +42,10 @@ pub trait IdGenerator: Send + Sync {
     ///
     /// let clock = ManualClock::new();
     /// let generator = UuidV7Generator::with_clock(clock.clone());
-    /// let id = generator.generate()?;
+    /// let id = generator.next_id()?;
     /// assert_eq!(id.unix_millis(), keel_core::Clock::unix_millis(&clock));
-    /// assert!(generator.generate()? > id);
+    /// assert!(generator.next_id()? > id);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn generate(&self) -> Result<Self::Id, GenerateError>;
+    fn next_id(&self) -> Result<Self::Id, GenerateError>;
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::ConfigError;
+use crate::IdConfigError;
 
 /// The order of the two low fields under the timestamp.
 ///
@@ -450,35 +450,35 @@ impl Layout {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] or [`ConfigError::WorkerTooLarge`] if a field does not fit.
+    /// [`IdConfigError::Invalid`] or [`IdConfigError::WorkerTooLarge`] if a field does not fit.
     ///
     /// # Example
     ///
     /// ```
-    /// use keel_idgen::{ConfigError, Layout};
+    /// use keel_idgen::{IdConfigError, Layout};
     ///
     /// let layout = Layout::twitter();
     /// assert_eq!(layout.compose(1, 2, 3)?, (1 << 22) | (2 << 12) | 3);
     /// assert_eq!(
     ///     layout.compose(0, 1_200, 0),
-    ///     Err(ConfigError::WorkerTooLarge { worker: 1_200, bits: 10 })
+    ///     Err(IdConfigError::WorkerTooLarge { worker: 1_200, bits: 10 })
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn compose(&self, ticks: u64, worker: u64, sequence: u64) -> Result<u64, ConfigError> {
+    pub fn compose(&self, ticks: u64, worker: u64, sequence: u64) -> Result<u64, IdConfigError> {
         if ticks > self.max_ticks() {
-            return Err(ConfigError::Invalid {
+            return Err(IdConfigError::Invalid {
                 reason: "the timestamp does not fit the timestamp field",
             });
         }
         if worker > self.max_worker() {
-            return Err(ConfigError::WorkerTooLarge {
+            return Err(IdConfigError::WorkerTooLarge {
                 worker,
                 bits: self.worker_bits,
             });
         }
         if sequence > self.max_sequence() {
-            return Err(ConfigError::Invalid {
+            return Err(IdConfigError::Invalid {
                 reason: "the sequence number does not fit the sequence field",
             });
         }
@@ -567,12 +567,12 @@ impl LayoutBuilder {
     /// # Example
     ///
     /// ```
-    /// use keel_idgen::{ConfigError, Layout};
+    /// use keel_idgen::{IdConfigError, Layout};
     ///
     /// assert_eq!(Layout::builder().timestamp_bits(40).build()?.max_ticks(), (1 << 40) - 1);
     /// assert_eq!(
     ///     Layout::builder().timestamp_bits(0).build(),
-    ///     Err(ConfigError::EmptyField { field: "timestamp" })
+    ///     Err(IdConfigError::EmptyField { field: "timestamp" })
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -586,14 +586,14 @@ impl LayoutBuilder {
     /// # Example
     ///
     /// ```
-    /// use keel_idgen::{ConfigError, Layout};
+    /// use keel_idgen::{IdConfigError, Layout};
     ///
     /// // One generator alone needs no worker field.
     /// let single = Layout::builder().worker_bits(0).build()?;
     /// assert_eq!(single.max_worker(), 0);
     /// assert_eq!(
     ///     Layout::builder().worker_bits(12).build(),
-    ///     Err(ConfigError::TooManyBits { total: 65 })
+    ///     Err(IdConfigError::TooManyBits { total: 65 })
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -607,12 +607,12 @@ impl LayoutBuilder {
     /// # Example
     ///
     /// ```
-    /// use keel_idgen::{ConfigError, Layout};
+    /// use keel_idgen::{IdConfigError, Layout};
     ///
     /// assert_eq!(Layout::builder().sequence_bits(8).build()?.max_sequence(), 255);
     /// assert_eq!(
     ///     Layout::builder().sequence_bits(0).build(),
-    ///     Err(ConfigError::EmptyField { field: "sequence" })
+    ///     Err(IdConfigError::EmptyField { field: "sequence" })
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -642,7 +642,7 @@ impl LayoutBuilder {
     /// # Example
     ///
     /// ```
-    /// use keel_idgen::{ConfigError, Layout};
+    /// use keel_idgen::{IdConfigError, Layout};
     /// use std::time::Duration;
     ///
     /// let layout = Layout::builder().time_unit(Duration::from_millis(10)).build()?;
@@ -650,7 +650,7 @@ impl LayoutBuilder {
     /// let half = Duration::from_micros(500);
     /// assert_eq!(
     ///     Layout::builder().time_unit(half).build(),
-    ///     Err(ConfigError::BadTimeUnit { unit: half })
+    ///     Err(IdConfigError::BadTimeUnit { unit: half })
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -685,7 +685,7 @@ impl LayoutBuilder {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] saying what is wrong: more than 64 bits, an empty timestamp or
+    /// An [`IdConfigError`] saying what is wrong: more than 64 bits, an empty timestamp or
     /// sequence field, or a time unit that is not a whole, positive number of milliseconds.
     ///
     /// # Example
@@ -702,20 +702,20 @@ impl LayoutBuilder {
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn build(self) -> Result<Layout, ConfigError> {
+    pub fn build(self) -> Result<Layout, IdConfigError> {
         let layout = self.layout;
         if layout.timestamp_bits == 0 {
-            return Err(ConfigError::EmptyField { field: "timestamp" });
+            return Err(IdConfigError::EmptyField { field: "timestamp" });
         }
         if layout.sequence_bits == 0 {
-            return Err(ConfigError::EmptyField { field: "sequence" });
+            return Err(IdConfigError::EmptyField { field: "sequence" });
         }
         let total = layout.total_bits();
         if total > 64 {
-            return Err(ConfigError::TooManyBits { total });
+            return Err(IdConfigError::TooManyBits { total });
         }
         if let Some(unit) = self.bad_unit {
-            return Err(ConfigError::BadTimeUnit { unit });
+            return Err(IdConfigError::BadTimeUnit { unit });
         }
         Ok(layout)
     }
@@ -805,7 +805,7 @@ mod tests {
         let layout = Layout::twitter();
         assert_eq!(
             layout.compose(0, 1200, 0),
-            Err(ConfigError::WorkerTooLarge {
+            Err(IdConfigError::WorkerTooLarge {
                 worker: 1200,
                 bits: 10
             })

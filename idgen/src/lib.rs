@@ -126,7 +126,7 @@ mod worker_id;
 #[cfg(feature = "lease")]
 mod worker_lease;
 
-pub use error::{ConfigError, GenerateError, ParseError, StoreError};
+pub use error::{GenerateError, IdConfigError, ParseError, StoreError};
 pub use generator::IdGenerator;
 pub use high_water::{FileMark, MarkStore};
 pub use layout::{FieldOrder, Layout, LayoutBuilder, Parts};

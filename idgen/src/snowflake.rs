@@ -9,7 +9,7 @@ use keel_core::sync::atomic::{AtomicU64, Ordering};
 use keel_core::{Clock, SystemClock};
 
 use crate::{
-    ClockBackwards, ConfigError, GenerateError, IdGenerator, Layout, LeaseValidity, MarkStore,
+    ClockBackwards, GenerateError, IdConfigError, IdGenerator, Layout, LeaseValidity, MarkStore,
     Parts, SequenceExhausted, StoreError, WorkerId,
 };
 
@@ -397,7 +397,7 @@ impl<C: Clock> Snowflake<C> {
 impl<C: Clock> IdGenerator for Snowflake<C> {
     type Id = u64;
 
-    fn generate(&self) -> Result<u64, GenerateError> {
+    fn next_id(&self) -> Result<u64, GenerateError> {
         self.next_id()
     }
 }
@@ -580,35 +580,35 @@ impl<C: Clock> SnowflakeBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::WorkerTooLarge`] if the worker id does not fit the layout,
-    /// [`ConfigError::EpochInFuture`] or [`ConfigError::LifetimeOver`] if the clock reads
-    /// outside the layout's range, [`ConfigError::Invalid`] for a high-water window shorter than one time unit, and
-    /// [`ConfigError::HighWaterMark`] if the stored mark cannot be read.
+    /// [`IdConfigError::WorkerTooLarge`] if the worker id does not fit the layout,
+    /// [`IdConfigError::EpochInFuture`] or [`IdConfigError::LifetimeOver`] if the clock reads
+    /// outside the layout's range, [`IdConfigError::Invalid`] for a high-water window shorter than one time unit, and
+    /// [`IdConfigError::HighWaterMark`] if the stored mark cannot be read.
     ///
     /// # Example
     ///
     /// ```
     /// use keel_core::ManualClock;
-    /// use keel_idgen::{ConfigError, Layout, Snowflake};
+    /// use keel_idgen::{IdConfigError, Layout, Snowflake};
     ///
     /// assert!(Snowflake::builder(Layout::twitter(), 1_023).build().is_ok());
     /// assert_eq!(
     ///     Snowflake::builder(Layout::twitter(), 1_024).build().unwrap_err(),
-    ///     ConfigError::WorkerTooLarge { worker: 1_024, bits: 10 }
+    ///     IdConfigError::WorkerTooLarge { worker: 1_024, bits: 10 }
     /// );
     /// // A clock before the layout's epoch could never stamp an ID.
     /// let error = Snowflake::builder(Layout::twitter(), 1)
     ///     .clock(ManualClock::at_unix_millis(0))
     ///     .build()
     ///     .unwrap_err();
-    /// assert_eq!(error, ConfigError::EpochInFuture { epoch: 1_288_834_974_657, unix_millis: 0 });
+    /// assert_eq!(error, IdConfigError::EpochInFuture { epoch: 1_288_834_974_657, unix_millis: 0 });
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn build(self) -> Result<Snowflake<C>, ConfigError> {
+    pub fn build(self) -> Result<Snowflake<C>, IdConfigError> {
         let layout = self.layout;
         let worker = self.worker.id();
         if worker > layout.max_worker() {
-            return Err(ConfigError::WorkerTooLarge {
+            return Err(IdConfigError::WorkerTooLarge {
                 worker,
                 bits: layout.worker_bits(),
             });
@@ -618,12 +618,12 @@ impl<C: Clock> SnowflakeBuilder<C> {
         let unix_millis = self.clock.unix_millis();
         let epoch = layout.epoch_unix_millis();
         if unix_millis < epoch {
-            return Err(ConfigError::EpochInFuture { epoch, unix_millis });
+            return Err(IdConfigError::EpochInFuture { epoch, unix_millis });
         }
         if (unix_millis - epoch) / layout.unit_millis() > layout.max_ticks() {
             let ended = u128::from(layout.max_ticks()) + 1;
             let ended = u128::from(epoch) + ended * u128::from(layout.unit_millis());
-            return Err(ConfigError::LifetimeOver {
+            return Err(IdConfigError::LifetimeOver {
                 ended: u64::try_from(ended).unwrap_or(u64::MAX),
                 unix_millis,
             });
@@ -651,13 +651,13 @@ impl<C: Clock> SnowflakeBuilder<C> {
             Some((store, window)) => {
                 let window_ticks = ticks_in(window, &layout);
                 if window_ticks == 0 {
-                    return Err(ConfigError::Invalid {
+                    return Err(IdConfigError::Invalid {
                         reason: "the high-water window must be at least one time unit",
                     });
                 }
                 let loaded = store
                     .load()
-                    .map_err(|source| ConfigError::HighWaterMark { source })?;
+                    .map_err(|source| IdConfigError::HighWaterMark { source })?;
                 let mut reserved = 0;
                 if let Some(mark) = loaded {
                     // IDs may be issued only at ticks starting at or after the mark.

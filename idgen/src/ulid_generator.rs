@@ -24,12 +24,12 @@ use crate::{GenerateError, IdGenerator, Ulid};
 /// let strict = UlidGenerator::with_clock(clock.clone()).on_overflow(UlidOverflow::Error);
 /// let mut last = None;
 /// for _ in 0..65_536 {
-///     last = Some(rolling.next_ulid()?);
-///     strict.next_ulid()?;
+///     last = Some(rolling.next_id()?);
+///     strict.next_id()?;
 /// }
 /// // The 65,537th ULID of a millisecond: the next millisecond, or an error.
-/// assert_eq!(rolling.next_ulid()?.timestamp_ms(), clock.unix_millis() + 1);
-/// assert_eq!(strict.next_ulid(), Err(GenerateError::Overflow));
+/// assert_eq!(rolling.next_id()?.timestamp_ms(), clock.unix_millis() + 1);
+/// assert_eq!(strict.next_id(), Err(GenerateError::Overflow));
 /// assert_eq!(last.map(|ulid| ulid.timestamp_ms()), Some(clock.unix_millis()));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -72,13 +72,13 @@ pub enum UlidOverflow {
 /// use keel_idgen::{GenerateError, UlidGenerator, UlidOverflow};
 ///
 /// let generator = UlidGenerator::with_clock(ManualClock::new());
-/// let a = generator.next_ulid()?;
-/// let b = generator.next_ulid()?;
+/// let a = generator.next_id()?;
+/// let b = generator.next_id()?;
 /// assert_eq!(b.to_u128(), a.to_u128() + 1);
 /// assert_eq!(b.timestamp_ms(), a.timestamp_ms());
 ///
 /// let strict = UlidGenerator::with_clock(ManualClock::new()).on_overflow(UlidOverflow::Error);
-/// let outcome = (0..70_000).map(|_| strict.next_ulid()).find(|r| r.is_err());
+/// let outcome = (0..70_000).map(|_| strict.next_id()).find(|r| r.is_err());
 /// assert_eq!(outcome, Some(Err(GenerateError::Overflow)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -106,8 +106,8 @@ impl UlidGenerator<SystemClock> {
     /// use keel_idgen::UlidGenerator;
     ///
     /// let generator = UlidGenerator::new();
-    /// let a = generator.next_ulid()?;
-    /// let b = generator.next_ulid()?;
+    /// let a = generator.next_id()?;
+    /// let b = generator.next_id()?;
     /// assert!(b > a);
     /// assert!(b.to_string() > a.to_string());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -134,7 +134,7 @@ impl<C: Clock> UlidGenerator<C> {
     ///
     /// let clock = ManualClock::at_unix_millis(1_469_922_850_259);
     /// let generator = UlidGenerator::with_clock(clock);
-    /// let ulid = generator.next_ulid()?;
+    /// let ulid = generator.next_id()?;
     /// assert_eq!(ulid.timestamp_ms(), 1_469_922_850_259);
     /// assert!(ulid.to_string().starts_with("01ARZ3NDEK"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -157,9 +157,9 @@ impl<C: Clock> UlidGenerator<C> {
     /// use keel_idgen::{GenerateError, UlidGenerator, UlidOverflow};
     ///
     /// let generator = UlidGenerator::with_clock(ManualClock::new()).on_overflow(UlidOverflow::Error);
-    /// let issued = (0..70_000).take_while(|_| generator.next_ulid().is_ok()).count();
+    /// let issued = (0..70_000).take_while(|_| generator.next_id().is_ok()).count();
     /// assert_eq!(issued, 65_536);
-    /// assert_eq!(generator.next_ulid(), Err(GenerateError::Overflow));
+    /// assert_eq!(generator.next_id(), Err(GenerateError::Overflow));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn on_overflow(mut self, rule: UlidOverflow) -> UlidGenerator<C> {
@@ -183,16 +183,16 @@ impl<C: Clock> UlidGenerator<C> {
     ///
     /// let clock = ManualClock::new();
     /// let generator = UlidGenerator::with_clock(clock.clone());
-    /// let a = generator.next_ulid()?;
+    /// let a = generator.next_id()?;
     /// // Within a millisecond the random part goes up by one.
-    /// assert_eq!(generator.next_ulid()?.random(), a.random() + 1);
+    /// assert_eq!(generator.next_id()?.random(), a.random() + 1);
     /// // A step back keeps the last millisecond, so ULIDs still increase.
     /// clock.step_wall_back(Duration::from_secs(1));
-    /// let c = generator.next_ulid()?;
+    /// let c = generator.next_id()?;
     /// assert_eq!((c.timestamp_ms(), c.random()), (a.timestamp_ms(), a.random() + 2));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn next_ulid(&self) -> Result<Ulid, GenerateError> {
+    pub fn next_id(&self) -> Result<Ulid, GenerateError> {
         let roll_over = self.overflow == UlidOverflow::NextMillisecond;
         let (ms, counter) = self.counter.next(self.clock.unix_millis(), 0, roll_over)?;
         Ok(Ulid::from_parts(ms, self.start(ms) + u128::from(counter)))
@@ -207,7 +207,7 @@ impl<C: Clock> UlidGenerator<C> {
     /// use keel_idgen::UlidGenerator;
     ///
     /// let generator = UlidGenerator::with_clock(ManualClock::new());
-    /// assert_eq!(generator.next_ulid()?.timestamp_ms(), generator.clock().unix_millis());
+    /// assert_eq!(generator.next_id()?.timestamp_ms(), generator.clock().unix_millis());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn clock(&self) -> &C {
@@ -237,8 +237,8 @@ impl<C: Clock> UlidGenerator<C> {
 impl<C: Clock> IdGenerator for UlidGenerator<C> {
     type Id = Ulid;
 
-    fn generate(&self) -> Result<Ulid, GenerateError> {
-        self.next_ulid()
+    fn next_id(&self) -> Result<Ulid, GenerateError> {
+        self.next_id()
     }
 }
 
@@ -261,9 +261,9 @@ mod tests {
     fn a_new_millisecond_starts_from_a_fresh_random_part() {
         let clock = ManualClock::new();
         let generator = UlidGenerator::with_clock(clock.clone());
-        let a = generator.next_ulid().expect("ulid");
+        let a = generator.next_id().expect("ulid");
         clock.advance(Duration::from_millis(1));
-        let b = generator.next_ulid().expect("ulid");
+        let b = generator.next_id().expect("ulid");
         assert_eq!(a.timestamp_ms(), clock.unix_millis() - 1);
         assert_eq!(b.timestamp_ms(), clock.unix_millis());
         assert_ne!(b.random(), a.random() + 1);
@@ -273,9 +273,9 @@ mod tests {
     fn next_millisecond_rule_never_fails_and_stays_increasing() {
         let clock = ManualClock::new();
         let generator = UlidGenerator::with_clock(clock.clone());
-        let mut last = generator.next_ulid().expect("ulid");
+        let mut last = generator.next_id().expect("ulid");
         for _ in 0..70_000 {
-            let next = generator.next_ulid().expect("ulid");
+            let next = generator.next_id().expect("ulid");
             assert!(next > last);
             last = next;
         }
@@ -286,9 +286,9 @@ mod tests {
     fn a_clock_step_back_keeps_the_last_millisecond() {
         let clock = ManualClock::new();
         let generator = UlidGenerator::with_clock(clock.clone());
-        let a = generator.next_ulid().expect("ulid");
+        let a = generator.next_id().expect("ulid");
         clock.step_wall_back(Duration::from_secs(5));
-        let b = generator.next_ulid().expect("ulid");
+        let b = generator.next_id().expect("ulid");
         assert_eq!(b.to_u128(), a.to_u128() + 1);
     }
 }

@@ -24,8 +24,8 @@ use crate::{GenerateError, IdGenerator, UuidV7};
 /// use keel_idgen::UuidV7Generator;
 ///
 /// let generator = UuidV7Generator::new();
-/// let a = generator.next_uuid()?;
-/// let b = generator.next_uuid()?;
+/// let a = generator.next_id()?;
+/// let b = generator.next_id()?;
 /// assert!(b > a);
 /// assert_eq!(a.to_string().as_bytes()[14], b'7');
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -48,7 +48,7 @@ impl UuidV7Generator<SystemClock> {
     /// use keel_idgen::{UuidV7, UuidV7Generator};
     ///
     /// let generator = UuidV7Generator::new();
-    /// let uuid = generator.next_uuid()?;
+    /// let uuid = generator.next_id()?;
     /// // Every UUID parses back as a version 7 UUID.
     /// assert_eq!(uuid.to_string().parse::<UuidV7>()?, uuid);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -74,7 +74,7 @@ impl<C: Clock> UuidV7Generator<C> {
     /// use keel_idgen::UuidV7Generator;
     ///
     /// let generator = UuidV7Generator::with_clock(ManualClock::at_unix_millis(1_645_557_742_000));
-    /// assert!(generator.next_uuid()?.to_string().starts_with("017f22e2-79b0-7"));
+    /// assert!(generator.next_id()?.to_string().starts_with("017f22e2-79b0-7"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_clock(clock: C) -> UuidV7Generator<C> {
@@ -99,16 +99,16 @@ impl<C: Clock> UuidV7Generator<C> {
     ///
     /// let clock = ManualClock::new();
     /// let generator = UuidV7Generator::with_clock(clock.clone());
-    /// let a = generator.next_uuid()?;
-    /// let b = generator.next_uuid()?;
+    /// let a = generator.next_id()?;
+    /// let b = generator.next_id()?;
     /// // The 16-bit counter (rand_a, then rand_b's top 4 bits) goes up by one.
     /// let counter = |u: keel_idgen::UuidV7| (u64::from(u.rand_a()) << 4) | (u.rand_b() >> 58);
     /// assert_eq!(counter(b), counter(a) + 1);
     /// clock.step_wall_back(Duration::from_secs(1));
-    /// assert!(generator.next_uuid()? > b);
+    /// assert!(generator.next_id()? > b);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn next_uuid(&self) -> Result<UuidV7, GenerateError> {
+    pub fn next_id(&self) -> Result<UuidV7, GenerateError> {
         let random: u64 = rand::random();
         let (ms, counter) =
             self.counter
@@ -128,7 +128,7 @@ impl<C: Clock> UuidV7Generator<C> {
     /// use keel_idgen::UuidV7Generator;
     ///
     /// let generator = UuidV7Generator::with_clock(ManualClock::new());
-    /// assert_eq!(generator.next_uuid()?.unix_millis(), generator.clock().unix_millis());
+    /// assert_eq!(generator.next_id()?.unix_millis(), generator.clock().unix_millis());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn clock(&self) -> &C {
@@ -139,8 +139,8 @@ impl<C: Clock> UuidV7Generator<C> {
 impl<C: Clock> IdGenerator for UuidV7Generator<C> {
     type Id = UuidV7;
 
-    fn generate(&self) -> Result<UuidV7, GenerateError> {
-        self.next_uuid()
+    fn next_id(&self) -> Result<UuidV7, GenerateError> {
+        self.next_id()
     }
 }
 
@@ -162,14 +162,14 @@ mod tests {
     fn counter_increments_within_a_millisecond_and_reseeds_after() {
         let clock = ManualClock::new();
         let generator = UuidV7Generator::with_clock(clock.clone());
-        let a = generator.next_uuid().expect("uuid");
-        let b = generator.next_uuid().expect("uuid");
+        let a = generator.next_id().expect("uuid");
+        let b = generator.next_id().expect("uuid");
         let counter = |u: UuidV7| (u64::from(u.rand_a()) << 4) | (u.rand_b() >> 58);
         assert_eq!(a.unix_millis(), clock.unix_millis());
         assert!(counter(a) <= SEED_MASK, "seeded with the top bit clear");
         assert_eq!(counter(b), counter(a) + 1);
         clock.advance(Duration::from_millis(1));
-        let c = generator.next_uuid().expect("uuid");
+        let c = generator.next_id().expect("uuid");
         assert_eq!(c.unix_millis(), clock.unix_millis());
         assert!(c > b);
     }
@@ -178,14 +178,14 @@ mod tests {
     fn overflow_moves_to_the_next_millisecond_and_a_step_back_keeps_the_last() {
         let clock = ManualClock::new();
         let generator = UuidV7Generator::with_clock(clock.clone());
-        let mut last = generator.next_uuid().expect("uuid");
+        let mut last = generator.next_id().expect("uuid");
         for _ in 0..70_000 {
-            let next = generator.next_uuid().expect("uuid");
+            let next = generator.next_id().expect("uuid");
             assert!(next > last);
             last = next;
         }
         assert!(last.unix_millis() > clock.unix_millis());
         clock.step_wall_back(Duration::from_secs(1));
-        assert!(generator.next_uuid().expect("uuid") > last);
+        assert!(generator.next_id().expect("uuid") > last);
     }
 }

@@ -117,7 +117,7 @@ fn millis_counter_model<T: Ord + Copy + std::fmt::Debug + Send + 'static>(
 fn concurrent_ulids_are_unique_and_ordered_per_thread() {
     millis_counter_model(|clock| {
         let generator = keel_idgen::UlidGenerator::with_clock(clock);
-        Box::new(move || generator.next_ulid().expect("ulid"))
+        Box::new(move || generator.next_id().expect("ulid"))
     });
 }
 
@@ -125,7 +125,7 @@ fn concurrent_ulids_are_unique_and_ordered_per_thread() {
 fn concurrent_uuids_are_unique_and_ordered_per_thread() {
     millis_counter_model(|clock| {
         let generator = keel_idgen::UuidV7Generator::with_clock(clock);
-        Box::new(move || generator.next_uuid().expect("uuid"))
+        Box::new(move || generator.next_id().expect("uuid"))
     });
 }
 

@@ -241,8 +241,8 @@ proptest! {
                 Move::Generate(count) => {
                     for _ in 0..count {
                         let now = clock.unix_millis();
-                        let ulid = ulids.next_ulid().expect("ulid");
-                        let uuid = uuids.next_uuid().expect("uuid");
+                        let ulid = ulids.next_id().expect("ulid");
+                        let uuid = uuids.next_id().expect("uuid");
                         prop_assert_eq!(UuidV7::from_u128(uuid.to_u128()), Ok(uuid));
                         let previous_ulid_ms = last_ulid.map_or(0, |u: Ulid| u.timestamp_ms());
                         let previous_uuid_ms = last_uuid.map_or(0, |u: UuidV7| u.unix_millis());

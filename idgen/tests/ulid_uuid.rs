@@ -46,10 +46,10 @@ fn ulid_spec_monotonic_example() {
     // an earlier time (here 100000 ms, as in the spec).
     let clock = ManualClock::new();
     let generator = UlidGenerator::with_clock(clock.clone());
-    let first = generator.next_ulid().expect("ulid");
-    let second = generator.next_ulid().expect("ulid");
+    let first = generator.next_id().expect("ulid");
+    let second = generator.next_id().expect("ulid");
     clock.set_unix_millis(100_000);
-    let third = generator.next_ulid().expect("ulid");
+    let third = generator.next_id().expect("ulid");
     assert_eq!(second.to_u128(), first.to_u128() + 1);
     assert_eq!(third.to_u128(), second.to_u128() + 1);
     assert_eq!(third.timestamp_ms(), first.timestamp_ms());
@@ -136,7 +136,7 @@ where
             let generator = Arc::clone(&generator);
             std::thread::spawn(move || {
                 (0..per_thread)
-                    .map(|_| generator.generate().expect("id"))
+                    .map(|_| generator.next_id().expect("id"))
                     .collect::<Vec<T>>()
             })
         })
@@ -168,10 +168,10 @@ fn uuids_from_threads_are_unique_and_ordered() {
 fn generated_ulids_carry_the_clock() {
     let clock = ManualClock::new();
     let generator = UlidGenerator::with_clock(clock.clone());
-    let ulid = generator.next_ulid().expect("ulid");
+    let ulid = generator.next_id().expect("ulid");
     assert_eq!(ulid.timestamp_ms(), clock.unix_millis());
     let uuid = UuidV7Generator::with_clock(clock.clone())
-        .next_uuid()
+        .next_id()
         .expect("uuid");
     assert_eq!(uuid.unix_millis(), clock.unix_millis());
 }

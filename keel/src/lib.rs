@@ -105,7 +105,7 @@
 //! assert_eq!(snowflake.decode(b).worker, 7);
 //!
 //! let ulids = UlidGenerator::new();
-//! let (x, y) = (ulids.next_ulid()?, ulids.next_ulid()?);
+//! let (x, y) = (ulids.next_id()?, ulids.next_id()?);
 //! assert!(y > x && y.to_string() > x.to_string()); // sortable as text too
 //! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())

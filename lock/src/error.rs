@@ -1,4 +1,4 @@
-//! What can go wrong: `LockError` for operations, `ConfigError` for builders.
+//! What can go wrong: `LockError` for operations, `LockConfigError` for builders.
 
 use std::error::Error;
 use std::fmt;
@@ -73,7 +73,7 @@ pub enum LockError {
         name: Arc<str>,
     },
     /// A builder's configuration is invalid.
-    Config(ConfigError),
+    Config(LockConfigError),
     /// A [`KeepAlive`](crate::KeepAlive) was started, or an in-memory
     /// [`acquire`](crate::LockService::acquire) had to wait, outside a tokio runtime.
     NoRuntime,
@@ -170,25 +170,25 @@ impl From<StaleToken> for LockError {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
+pub struct LockConfigError {
     message: String,
 }
 
-impl ConfigError {
-    pub(crate) fn new(message: impl Into<String>) -> ConfigError {
-        ConfigError {
+impl LockConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> LockConfigError {
+        LockConfigError {
             message: message.into(),
         }
     }
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for LockConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl Error for ConfigError {}
+impl Error for LockConfigError {}
 
 #[cfg(test)]
 mod tests {

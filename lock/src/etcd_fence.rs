@@ -6,7 +6,7 @@ use std::time::Duration;
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 
 use crate::etcd_service::{retrying, unexpected};
-use crate::{ConfigError, FencingToken, LockError, StaleToken};
+use crate::{FencingToken, LockConfigError, LockError, StaleToken};
 
 /// A [`Fence`](crate::Fence) kept in etcd: a write to an etcd key that is accepted only with a
 /// fencing token at least as high as any the fence has accepted.
@@ -52,7 +52,7 @@ impl EtcdFence {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] when `call_timeout` is zero.
+    /// [`LockConfigError`] when `call_timeout` is zero.
     ///
     /// # Example
     ///
@@ -74,9 +74,9 @@ impl EtcdFence {
         client: Client,
         fence_key: impl Into<String>,
         call_timeout: Duration,
-    ) -> Result<EtcdFence, ConfigError> {
+    ) -> Result<EtcdFence, LockConfigError> {
         if call_timeout.is_zero() {
-            return Err(ConfigError::new("fence call timeout must be > 0"));
+            return Err(LockConfigError::new("fence call timeout must be > 0"));
         }
         Ok(EtcdFence::from_checked(client, fence_key, call_timeout))
     }

@@ -11,7 +11,7 @@ use etcd_client::{
 };
 use keel_core::{Clock, Instant, SystemClock};
 
-use crate::{ConfigError, EtcdFence, FencingToken, Lease, LockError, LockService};
+use crate::{EtcdFence, FencingToken, Lease, LockConfigError, LockError, LockService};
 
 /// etcd refuses a lease TTL above this many seconds (`MaxLeaseTTL`).
 const MAX_TTL_SECS: u64 = 9_000_000_000;
@@ -222,7 +222,7 @@ impl<C: Clock> EtcdLockServiceBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] when the call timeout is zero.
+    /// [`LockConfigError`] when the call timeout is zero.
     ///
     /// # Example
     ///
@@ -238,9 +238,9 @@ impl<C: Clock> EtcdLockServiceBuilder<C> {
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn build(self, client: Client) -> Result<EtcdLockService<C>, ConfigError> {
+    pub fn build(self, client: Client) -> Result<EtcdLockService<C>, LockConfigError> {
         if self.call_timeout.is_zero() {
-            return Err(ConfigError::new("etcd call timeout must be > 0"));
+            return Err(LockConfigError::new("etcd call timeout must be > 0"));
         }
         Ok(EtcdLockService {
             client,
@@ -277,7 +277,7 @@ impl<C: Clock> EtcdLockServiceBuilder<C> {
         endpoints: &[E],
     ) -> Result<EtcdLockService<C>, LockError> {
         if self.call_timeout.is_zero() {
-            return Err(LockError::Config(ConfigError::new(
+            return Err(LockError::Config(LockConfigError::new(
                 "etcd call timeout must be > 0",
             )));
         }

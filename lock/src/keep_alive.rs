@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::lost::{Status, Validity, mark_lost};
-use crate::{ConfigError, Lease, LeaseGuard, LockError, LockService, LostReason};
+use crate::{Lease, LeaseGuard, LockConfigError, LockError, LockService, LostReason};
 
 /// How a [`LeaseGuard`] renews its lease: every `fraction` of the lease's time to live.
 ///
@@ -59,7 +59,7 @@ impl KeepAlive {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] unless `0 < fraction < 1`.
+    /// [`LockConfigError`] unless `0 < fraction < 1`.
     ///
     /// ```
     /// use keel_lock::KeepAlive;
@@ -69,11 +69,11 @@ impl KeepAlive {
     /// assert!(KeepAlive::renew_every(0.0).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn renew_every(fraction: f64) -> Result<KeepAlive, ConfigError> {
+    pub fn renew_every(fraction: f64) -> Result<KeepAlive, LockConfigError> {
         if fraction.is_finite() && fraction > 0.0 && fraction < 1.0 {
             Ok(KeepAlive { fraction })
         } else {
-            Err(ConfigError::new(format!(
+            Err(LockConfigError::new(format!(
                 "renewal fraction must be > 0 and < 1 of the time to live, got {fraction}"
             )))
         }

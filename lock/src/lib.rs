@@ -146,7 +146,7 @@ mod service;
 mod token;
 
 pub use dyn_service::{DynLockService, LockFuture};
-pub use error::{ConfigError, LockError};
+pub use error::{LockConfigError, LockError};
 #[cfg(feature = "etcd")]
 pub use etcd_fence::EtcdFence;
 #[cfg(feature = "etcd")]

@@ -9,7 +9,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{ToRedisArgs, Value};
 
 use crate::redis_service::{lock_error, unexpected};
-use crate::{ConfigError, FencingToken, LockError, StaleToken};
+use crate::{FencingToken, LockConfigError, LockError, StaleToken};
 
 /// Checks the token against the fence key and, if it is not older, raises the fence and runs
 /// the write, all in one atomic script. Tokens are compared as 20-digit zero-padded strings,
@@ -78,7 +78,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] if `call_timeout` is zero (every call would time out).
+    /// [`LockConfigError`] if `call_timeout` is zero (every call would time out).
     ///
     /// ```
     /// use keel_lock::{FencingToken, RedisFence};
@@ -100,9 +100,9 @@ where
         connection: R,
         fence_key: impl Into<String>,
         call_timeout: Duration,
-    ) -> Result<RedisFence<R>, ConfigError> {
+    ) -> Result<RedisFence<R>, LockConfigError> {
         let redis = Redis::new(connection, call_timeout)
-            .map_err(|_| ConfigError::new("fence call timeout must be > 0"))?;
+            .map_err(|_| LockConfigError::new("fence call timeout must be > 0"))?;
         Ok(RedisFence::from_redis(redis, fence_key))
     }
 

@@ -11,7 +11,7 @@ use redis::Value;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 
 use crate::memory::{check_name, check_ttl};
-use crate::{ConfigError, FencingToken, Lease, LockError, LockService, RedisFence};
+use crate::{FencingToken, Lease, LockConfigError, LockError, LockService, RedisFence};
 
 /// Grants the lock if its key is absent: `SET NX PX` with a token from the name's counter.
 ///
@@ -337,7 +337,7 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] when the call timeout or the minimum backoff is zero, or the maximum
+    /// [`LockConfigError`] when the call timeout or the minimum backoff is zero, or the maximum
     /// backoff is below the minimum.
     ///
     /// ```
@@ -363,15 +363,15 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn build<R>(self, connection: R) -> Result<RedisLockService<C, R>, ConfigError>
+    pub fn build<R>(self, connection: R) -> Result<RedisLockService<C, R>, LockConfigError>
     where
         R: ConnectionLike + Clone + Send + Sync + 'static,
     {
         self.validate()?;
         let redis = Redis::new(connection, self.call_timeout)
-            .map_err(|error| ConfigError::new(error.to_string()))?;
-        let keys =
-            KeyBuilder::new(self.prefix).map_err(|error| ConfigError::new(error.to_string()))?;
+            .map_err(|error| LockConfigError::new(error.to_string()))?;
+        let keys = KeyBuilder::new(self.prefix)
+            .map_err(|error| LockConfigError::new(error.to_string()))?;
         Ok(RedisLockService {
             redis,
             shared: Arc::new(Shared {
@@ -383,21 +383,21 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
         })
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), LockConfigError> {
         if self.call_timeout.is_zero() {
-            return Err(ConfigError::new("call timeout must be > 0"));
+            return Err(LockConfigError::new("call timeout must be > 0"));
         }
         if self.prefix.contains(['{', '}']) {
-            return Err(ConfigError::new(format!(
+            return Err(LockConfigError::new(format!(
                 "key prefix {:?} must not contain '{{' or '}}'",
                 self.prefix
             )));
         }
         if self.min_backoff.is_zero() {
-            return Err(ConfigError::new("minimum backoff must be > 0"));
+            return Err(LockConfigError::new("minimum backoff must be > 0"));
         }
         if self.max_backoff < self.min_backoff {
-            return Err(ConfigError::new(format!(
+            return Err(LockConfigError::new(format!(
                 "maximum backoff {:?} must be at least the minimum {:?}",
                 self.max_backoff, self.min_backoff
             )));

@@ -209,7 +209,7 @@ impl Decision {
     /// use keel_rate_limit::{Limiter, Quota, RateLimit, SlidingLog};
     /// use std::time::Duration;
     ///
-    /// let limiter = Limiter::<SlidingLog>::new(Quota::per_hour(100)?);
+    /// let limiter = Limiter::with_algorithm(Quota::per_hour(100)?, SlidingLog);
     /// assert_eq!(limiter.check().window(), Duration::from_secs(3600));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -36,7 +36,7 @@ impl InsufficientCapacity {
     /// ```
     /// use keel_rate_limit::{Limiter, Quota, RateLimit, SlidingLog};
     ///
-    /// let limiter = Limiter::<SlidingLog>::new(Quota::per_minute(10)?);
+    /// let limiter = Limiter::with_algorithm(Quota::per_minute(10)?, SlidingLog);
     /// let err = limiter.check_n(25).unwrap_err();
     /// assert_eq!(err.requested(), 25);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -52,7 +52,7 @@ impl InsufficientCapacity {
     ///
     /// let quota = Quota::per_minute(10)?.with_burst(4)?;
     /// assert_eq!(Limiter::<Gcra>::new(quota).check_n(11).unwrap_err().capacity(), 4);
-    /// assert_eq!(Limiter::<FixedWindow>::new(quota).check_n(11).unwrap_err().capacity(), 10);
+    /// assert_eq!(Limiter::with_algorithm(quota, FixedWindow).check_n(11).unwrap_err().capacity(), 10);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn capacity(&self) -> u32 {

@@ -60,7 +60,7 @@
 //! # Crate features
 //!
 //! - `tokio`: `Limiter::until_ready` / `Limiter::until_n_ready` with optional
-//!   `Jitter`, and the leaky bucket `Shaper` whose callers wait in FIFO order. Both are
+//!   `WaitJitter`, and the leaky bucket `Shaper` whose callers wait in FIFO order. Both are
 //!   cancellation-safe.
 //! - `redis` (implies `tokio`): `RedisLimiter`, one quota shared by many processes. GCRA,
 //!   fixed window, sliding log and sliding counter run as Lua scripts (one `EVALSHA` per
@@ -126,7 +126,7 @@ pub use shaper::{Acquire, Shaper};
 pub use sliding_counter::{SlidingCounter, SlidingCounterState};
 pub use sliding_log::{SlidingLog, SlidingLogState};
 #[cfg(feature = "tokio")]
-pub use wait::Jitter;
+pub use wait::WaitJitter;
 
 // Compile-time check that `RateLimit` stays object safe.
 const _: Option<&dyn RateLimit> = None;

@@ -6,11 +6,12 @@ use crossbeam_utils::CachePadded;
 use keel_core::{Clock, SystemClock};
 
 use crate::quota_cell::QuotaCell;
-use crate::{Algorithm, Decision, InsufficientCapacity, Quota, RateLimit};
+use crate::{Algorithm, Decision, Gcra, InsufficientCapacity, Quota, RateLimit};
 
 /// A single rate limiter: algorithm `A` over one state, reading time from `C`.
 ///
-/// `Limiter<Gcra>` is the lock-free token bucket on the system clock; tests pass a
+/// `Limiter` (the default, `Limiter<Gcra>`) is the lock-free token bucket on the system clock;
+/// [`with_algorithm`](Limiter::with_algorithm) picks another algorithm, and tests pass a
 /// [`ManualClock`](keel_core::ManualClock) to [`with_clock`](Limiter::with_clock). Share it
 /// between threads behind an `Arc` (or a `&`); every method takes `&self`. The quota can be
 /// changed while it runs ([`RateLimit::set_quota`]).
@@ -18,15 +19,15 @@ use crate::{Algorithm, Decision, InsufficientCapacity, Quota, RateLimit};
 /// # Example
 ///
 /// ```
-/// use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
+/// use keel_rate_limit::{Limiter, Quota, RateLimit};
 ///
-/// let limiter = Limiter::<Gcra>::new(Quota::per_second(50)?);
+/// let limiter = Limiter::new(Quota::per_second(50)?); // GCRA, the default
 /// let decision = limiter.check();
 /// assert!(decision.is_allowed());
 /// assert_eq!(decision.remaining(), 49);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Limiter<A: Algorithm, C: Clock = SystemClock> {
+pub struct Limiter<A: Algorithm = Gcra, C: Clock = SystemClock> {
     // On its own cache line: threads writing the state do not also evict the quota and
     // clock they read on every check.
     state: CachePadded<A::State>,
@@ -35,18 +36,38 @@ pub struct Limiter<A: Algorithm, C: Clock = SystemClock> {
     clock: C,
 }
 
+impl Limiter {
+    /// A fresh GCRA limiter on the system clock; `Limiter::<Gcra>::new` names the same.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
+    ///
+    /// let limiter = Limiter::new(Quota::per_minute(100)?);
+    /// assert_eq!(limiter.check_n(40)?.remaining(), 60);
+    /// let named: Limiter<Gcra> = Limiter::<Gcra>::new(Quota::per_minute(100)?);
+    /// assert_eq!(named.quota(), limiter.quota());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(quota: Quota) -> Limiter {
+        Limiter::with_clock(quota, SystemClock)
+    }
+}
+
 impl<A: Algorithm> Limiter<A> {
-    /// A fresh limiter on the system clock.
+    /// A fresh limiter running `algorithm` on the system clock. The value only names the
+    /// type (the algorithms are unit structs), so no turbofish is needed; `new` is GCRA.
     ///
     /// ```
     /// use keel_rate_limit::{Limiter, Quota, RateLimit, SlidingCounter};
     ///
-    /// let limiter = Limiter::<SlidingCounter>::new(Quota::per_minute(100)?);
+    /// let limiter = Limiter::with_algorithm(Quota::per_minute(100)?, SlidingCounter);
     /// assert_eq!(limiter.quota(), Quota::per_minute(100)?);
     /// assert_eq!(limiter.check_n(40)?.remaining(), 60);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(quota: Quota) -> Limiter<A> {
+    pub fn with_algorithm(quota: Quota, algorithm: A) -> Limiter<A> {
+        // Only the type matters; the algorithms keep no per-value data.
+        let _ = algorithm;
         Limiter::with_clock(quota, SystemClock)
     }
 }

@@ -80,7 +80,7 @@ pub trait RateLimit {
     /// use keel_rate_limit::{LeakyBucket, Limiter, Quota, RateLimit};
     ///
     /// let quota = Quota::per_second(20)?.with_burst(5)?;
-    /// let limiter = Limiter::<LeakyBucket>::new(quota);
+    /// let limiter = Limiter::with_algorithm(quota, LeakyBucket);
     /// assert_eq!(limiter.quota(), quota);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

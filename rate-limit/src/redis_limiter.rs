@@ -637,7 +637,7 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
         let redis =
             Redis::new(connection, self.timeout).map_err(|_| RedisLimiterError::ZeroTimeout)?;
         let keys = KeyBuilder::new(self.prefix).map_err(|err| match err {
-            keel_redis::ConfigError::BraceInPrefix { prefix } => {
+            keel_redis::RedisConfigError::BraceInPrefix { prefix } => {
                 RedisLimiterError::BraceInPrefix { prefix }
             }
             _ => RedisLimiterError::BraceInPrefix {

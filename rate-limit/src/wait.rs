@@ -12,29 +12,29 @@ use crate::{Algorithm, Decision, InsufficientCapacity, KeyedLimiter, Limiter, Ra
 /// the same instant.
 ///
 /// ```
-/// use keel_rate_limit::Jitter;
+/// use keel_rate_limit::WaitJitter;
 /// use std::time::Duration;
 ///
-/// let jitter = Jitter::up_to(Duration::from_millis(20));
+/// let jitter = WaitJitter::up_to(Duration::from_millis(20));
 /// assert_eq!(jitter.max(), Duration::from_millis(20));
-/// assert_eq!(Jitter::NONE.max(), Duration::ZERO);
+/// assert_eq!(WaitJitter::NONE.max(), Duration::ZERO);
 /// ```
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Jitter {
+pub struct WaitJitter {
     max: Duration,
 }
 
-impl Jitter {
+impl WaitJitter {
     /// No jitter: wake exactly at retry-after.
     ///
     /// ```
-    /// use keel_rate_limit::Jitter;
+    /// use keel_rate_limit::WaitJitter;
     /// use std::time::Duration;
     ///
-    /// assert_eq!(Jitter::NONE, Jitter::default());
-    /// assert_eq!(Jitter::NONE, Jitter::up_to(Duration::ZERO));
+    /// assert_eq!(WaitJitter::NONE, WaitJitter::default());
+    /// assert_eq!(WaitJitter::NONE, WaitJitter::up_to(Duration::ZERO));
     /// ```
-    pub const NONE: Jitter = Jitter {
+    pub const NONE: WaitJitter = WaitJitter {
         max: Duration::ZERO,
     };
 
@@ -42,7 +42,7 @@ impl Jitter {
     ///
     /// ```
     /// use keel_core::TokioClock;
-    /// use keel_rate_limit::{Gcra, Jitter, Limiter, Quota};
+    /// use keel_rate_limit::{Gcra, WaitJitter, Limiter, Quota};
     /// use std::time::Duration;
     ///
     /// # let runtime = tokio::runtime::Builder::new_current_thread()
@@ -51,7 +51,7 @@ impl Jitter {
     /// #     .build()?;
     /// # runtime.block_on(async {
     /// let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_second(1)?, TokioClock::new());
-    /// let jitter = Jitter::up_to(Duration::from_millis(100));
+    /// let jitter = WaitJitter::up_to(Duration::from_millis(100));
     /// assert!(limiter.until_n_ready_with_jitter(1, jitter).await?.is_allowed()); // at once
     /// let start = tokio::time::Instant::now();
     /// assert!(limiter.until_n_ready_with_jitter(1, jitter).await?.is_allowed());
@@ -62,18 +62,18 @@ impl Jitter {
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn up_to(max: Duration) -> Jitter {
-        Jitter { max }
+    pub fn up_to(max: Duration) -> WaitJitter {
+        WaitJitter { max }
     }
 
     /// The largest extra delay.
     ///
     /// ```
-    /// use keel_rate_limit::Jitter;
+    /// use keel_rate_limit::WaitJitter;
     /// use std::time::Duration;
     ///
-    /// assert_eq!(Jitter::up_to(Duration::from_millis(250)).max(), Duration::from_millis(250));
-    /// assert_eq!(Jitter::NONE.max(), Duration::ZERO);
+    /// assert_eq!(WaitJitter::up_to(Duration::from_millis(250)).max(), Duration::from_millis(250));
+    /// assert_eq!(WaitJitter::NONE.max(), Duration::ZERO);
     /// ```
     pub fn max(&self) -> Duration {
         self.max
@@ -89,7 +89,7 @@ impl Jitter {
 }
 
 /// Checks until admitted, sleeping on tokio for each denial's retry-after plus jitter.
-async fn wait_until<F>(mut check: F, jitter: Jitter) -> Result<Decision, InsufficientCapacity>
+async fn wait_until<F>(mut check: F, jitter: WaitJitter) -> Result<Decision, InsufficientCapacity>
 where
     F: FnMut() -> Result<Decision, InsufficientCapacity>,
 {
@@ -131,7 +131,7 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn until_ready(&self) -> Decision {
-        match self.until_n_ready_with_jitter(1, Jitter::NONE).await {
+        match self.until_n_ready_with_jitter(1, WaitJitter::NONE).await {
             Ok(decision) => decision,
             // Every quota holds at least one cell, so this arm is never taken.
             Err(_) => self.check(),
@@ -166,17 +166,17 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
     ///
     /// [`InsufficientCapacity`] at once if `n` can never be admitted.
     pub async fn until_n_ready(&self, n: u32) -> Result<Decision, InsufficientCapacity> {
-        self.until_n_ready_with_jitter(n, Jitter::NONE).await
+        self.until_n_ready_with_jitter(n, WaitJitter::NONE).await
     }
 
     /// [`until_n_ready`](Limiter::until_n_ready), adding `jitter` to every wait.
     ///
-    /// Jitter spreads callers that were all told the same retry-after, so they do not wake
+    /// WaitJitter spreads callers that were all told the same retry-after, so they do not wake
     /// together; a wait is never shorter than the retry-after.
     ///
     /// ```
     /// use keel_core::TokioClock;
-    /// use keel_rate_limit::{Gcra, Jitter, Limiter, Quota};
+    /// use keel_rate_limit::{Gcra, WaitJitter, Limiter, Quota};
     /// use std::time::Duration;
     ///
     /// let runtime = tokio::runtime::Builder::new_current_thread()
@@ -187,7 +187,7 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
     ///     let limiter = Limiter::<Gcra, _>::with_clock(Quota::per_second(10)?, TokioClock::new());
     ///     assert!(limiter.until_n_ready(10).await?.is_allowed()); // the burst, at once
     ///     let start = tokio::time::Instant::now();
-    ///     let jitter = Jitter::up_to(Duration::from_millis(50));
+    ///     let jitter = WaitJitter::up_to(Duration::from_millis(50));
     ///     assert!(limiter.until_n_ready_with_jitter(5, jitter).await?.is_allowed());
     ///     let waited = start.elapsed();
     ///     assert!(waited >= Duration::from_millis(500) && waited <= Duration::from_millis(550));
@@ -203,7 +203,7 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
     pub async fn until_n_ready_with_jitter(
         &self,
         n: u32,
-        jitter: Jitter,
+        jitter: WaitJitter,
     ) -> Result<Decision, InsufficientCapacity> {
         wait_until(|| self.check_n(n), jitter).await
     }
@@ -218,7 +218,7 @@ where
     ///
     /// ```
     /// use keel_core::TokioClock;
-    /// use keel_rate_limit::{Gcra, Jitter, KeyedLimiter, Quota};
+    /// use keel_rate_limit::{Gcra, WaitJitter, KeyedLimiter, Quota};
     /// use std::time::Duration;
     ///
     /// # let runtime = tokio::runtime::Builder::new_current_thread()
@@ -231,13 +231,13 @@ where
     ///     .build()?;
     /// let start = tokio::time::Instant::now();
     /// for _ in 0..3 {
-    ///     let decision = limiter.until_key_n_ready("crawler", 1, Jitter::NONE).await?;
+    ///     let decision = limiter.until_key_n_ready("crawler", 1, WaitJitter::NONE).await?;
     ///     assert!(decision.is_allowed());
     /// }
     /// // Two at once (the burst), the third one emission interval later.
     /// assert_eq!(start.elapsed(), Duration::from_millis(500));
     /// // Another key does not wait for this one.
-    /// let other = limiter.until_key_n_ready("indexer", 2, Jitter::NONE).await?;
+    /// let other = limiter.until_key_n_ready("indexer", 2, WaitJitter::NONE).await?;
     /// assert_eq!(other.remaining(), 0);
     /// assert_eq!(start.elapsed(), Duration::from_millis(500));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -252,7 +252,7 @@ where
         &self,
         key: &Q,
         n: u32,
-        jitter: Jitter,
+        jitter: WaitJitter,
     ) -> Result<Decision, InsufficientCapacity>
     where
         K: std::borrow::Borrow<Q>,

@@ -7,7 +7,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use keel_core::TokioClock;
-use keel_rate_limit::{Gcra, Jitter, KeyedLimiter, Limiter, Quota, RateLimit, Shaper, SlidingLog};
+use keel_rate_limit::{
+    Gcra, KeyedLimiter, Limiter, Quota, RateLimit, Shaper, SlidingLog, WaitJitter,
+};
 use tokio::time::Instant;
 
 type BoxError = Box<dyn std::error::Error>;
@@ -29,7 +31,7 @@ async fn until_ready_wakes_exactly_at_retry_after() -> Result<(), BoxError> {
 async fn jitter_delays_within_its_range() -> Result<(), BoxError> {
     let limiter =
         Limiter::<Gcra, _>::with_clock(Quota::per_second(10)?.with_burst(1)?, TokioClock::new());
-    let jitter = Jitter::up_to(Duration::from_millis(50));
+    let jitter = WaitJitter::up_to(Duration::from_millis(50));
     let mut waits = Vec::new();
     for _ in 0..20 {
         let start = Instant::now();
@@ -75,20 +77,20 @@ async fn keyed_until_ready_waits_per_key() -> Result<(), BoxError> {
     let start = Instant::now();
     assert!(
         limiter
-            .until_key_n_ready(&1, 1, Jitter::NONE)
+            .until_key_n_ready(&1, 1, WaitJitter::NONE)
             .await?
             .is_allowed()
     );
     assert!(
         limiter
-            .until_key_n_ready(&2, 1, Jitter::NONE)
+            .until_key_n_ready(&2, 1, WaitJitter::NONE)
             .await?
             .is_allowed()
     );
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert!(
         limiter
-            .until_key_n_ready(&1, 1, Jitter::NONE)
+            .until_key_n_ready(&1, 1, WaitJitter::NONE)
             .await?
             .is_allowed()
     );

@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::FromRedisValue;
 use redis::aio::ConnectionLike;
 
-use crate::{ConfigError, Error, Invocation};
+use crate::{Error, Invocation, RedisConfigError};
 
 /// A Redis connection of any kind with a deadline on every call: the one way keel talks to
 /// Redis.
@@ -52,10 +52,10 @@ where
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroTimeout`] if `timeout` is zero (every call would time out).
+    /// [`RedisConfigError::ZeroTimeout`] if `timeout` is zero (every call would time out).
     ///
     /// ```
-    /// use keel_redis::{ConfigError, Redis};
+    /// use keel_redis::{RedisConfigError, Redis};
     /// use std::time::Duration;
     ///
     /// # let server = keel_testkit::RedisServer::start()?;
@@ -65,14 +65,14 @@ where
     /// let redis = Redis::new(connection.clone(), Duration::from_secs(1))?;
     /// assert_eq!(redis.timeout(), Duration::from_secs(1));
     /// let zero = Redis::new(connection, Duration::ZERO).unwrap_err();
-    /// assert_eq!(zero, ConfigError::ZeroTimeout);
+    /// assert_eq!(zero, RedisConfigError::ZeroTimeout);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(connection: C, timeout: Duration) -> Result<Redis<C>, ConfigError> {
+    pub fn new(connection: C, timeout: Duration) -> Result<Redis<C>, RedisConfigError> {
         if timeout.is_zero() {
-            return Err(ConfigError::ZeroTimeout);
+            return Err(RedisConfigError::ZeroTimeout);
         }
         Ok(Redis {
             connection,

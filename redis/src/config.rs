@@ -1,4 +1,4 @@
-//! `ConfigError`: a setting of the seam that cannot work.
+//! `RedisConfigError`: a setting of the seam that cannot work.
 
 use std::fmt;
 
@@ -6,15 +6,15 @@ use std::fmt;
 /// that cannot work.
 ///
 /// ```
-/// use keel_redis::{ConfigError, KeyBuilder};
+/// use keel_redis::{RedisConfigError, KeyBuilder};
 ///
 /// let err = KeyBuilder::new("}").unwrap_err();
-/// assert_eq!(err, ConfigError::BraceInPrefix { prefix: "}".into() });
-/// assert_eq!(ConfigError::ZeroTimeout.to_string(), "redis call timeout must be > 0");
+/// assert_eq!(err, RedisConfigError::BraceInPrefix { prefix: "}".into() });
+/// assert_eq!(RedisConfigError::ZeroTimeout.to_string(), "redis call timeout must be > 0");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum RedisConfigError {
     /// The call timeout was zero.
     ZeroTimeout,
     /// The key prefix held `{` or `}`, which would take the hash tag away from the name.
@@ -24,15 +24,15 @@ pub enum ConfigError {
     },
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for RedisConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::ZeroTimeout => f.write_str("redis call timeout must be > 0"),
-            ConfigError::BraceInPrefix { prefix } => {
+            RedisConfigError::ZeroTimeout => f.write_str("redis call timeout must be > 0"),
+            RedisConfigError::BraceInPrefix { prefix } => {
                 write!(f, "key prefix {prefix:?} must not contain '{{' or '}}'")
             }
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for RedisConfigError {}

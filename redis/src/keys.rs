@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::ConfigError;
+use crate::RedisConfigError;
 
 /// Builds the Redis keys of one name as `<prefix>{<tag>}<suffix>`, so that a Redis Cluster
 /// hashes only `<tag>` and every key of the name lands in one slot.
@@ -37,21 +37,21 @@ impl KeyBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::BraceInPrefix`] if `prefix` holds `{` or `}`.
+    /// [`RedisConfigError::BraceInPrefix`] if `prefix` holds `{` or `}`.
     ///
     /// ```
-    /// use keel_redis::{ConfigError, KeyBuilder};
+    /// use keel_redis::{RedisConfigError, KeyBuilder};
     ///
     /// assert_eq!(KeyBuilder::new("keel:lock:")?.prefix(), "keel:lock:");
     /// let err = KeyBuilder::new("{app}:").unwrap_err();
-    /// assert!(matches!(err, ConfigError::BraceInPrefix { .. }));
+    /// assert!(matches!(err, RedisConfigError::BraceInPrefix { .. }));
     /// assert_eq!(err.to_string(), "key prefix \"{app}:\" must not contain '{' or '}'");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(prefix: impl Into<String>) -> Result<KeyBuilder, ConfigError> {
+    pub fn new(prefix: impl Into<String>) -> Result<KeyBuilder, RedisConfigError> {
         let prefix = prefix.into();
         if prefix.contains(['{', '}']) {
-            return Err(ConfigError::BraceInPrefix { prefix });
+            return Err(RedisConfigError::BraceInPrefix { prefix });
         }
         Ok(KeyBuilder { prefix })
     }

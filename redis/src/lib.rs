@@ -9,7 +9,7 @@
 //! | [`Script`] / [`Invocation`] | a named Lua script run with `EVALSHA`, loaded again on `NOSCRIPT` |
 //! | [`KeyBuilder`] | `<prefix>{<tag>}<suffix>` keys: one hash slot per name, for *any* name |
 //! | [`Error`] / [`ErrorKind`] | one error for every call, with the `redis` crate's error as its source |
-//! | [`ConfigError`] | a zero timeout or a prefix with a brace, refused when built |
+//! | [`RedisConfigError`] | a zero timeout or a prefix with a brace, refused when built |
 //! | [`SentinelConnection`] | a connection to the master the Sentinels name, following failovers |
 //!
 //! This is the one documented place where types of the [`redis`] crate appear in keel's
@@ -117,7 +117,7 @@ mod script;
 mod sentinel;
 
 pub use call::Redis;
-pub use config::ConfigError;
+pub use config::RedisConfigError;
 pub use error::{Error, ErrorKind};
 pub use keys::{KeyBuilder, tag};
 pub use script::{Invocation, Script};

@@ -9,7 +9,9 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_breaker::{Backoff, CircuitBreaker, Jitter, OpenWait, OwnedPermit, RetryBudget, Window};
+use keel_breaker::{
+    Backoff, BackoffJitter, CircuitBreaker, OpenWait, OwnedPermit, RetryBudget, Window,
+};
 use keel_core::{Clock, ManualClock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -101,11 +103,11 @@ impl Strategy {
         let base = Backoff::exponential(Duration::from_millis(20)).max(Duration::from_secs(2));
         match self {
             Strategy::NoRetry => None,
-            Strategy::NoJitter => Some(base.jitter(Jitter::None)),
+            Strategy::NoJitter => Some(base.jitter(BackoffJitter::None)),
             Strategy::FullJitter | Strategy::Budget | Strategy::BreakerAndBudget => {
-                Some(base.jitter(Jitter::Full))
+                Some(base.jitter(BackoffJitter::Full))
             }
-            Strategy::Decorrelated => Some(base.jitter(Jitter::Decorrelated)),
+            Strategy::Decorrelated => Some(base.jitter(BackoffJitter::Decorrelated)),
         }
     }
 }

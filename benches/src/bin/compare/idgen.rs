@@ -112,7 +112,7 @@ fn throughput() -> Result<(), String> {
             "keel UlidGenerator",
             "65.5 M",
             Box::new(|| {
-                black_box(ulids.next_ulid().ok());
+                black_box(ulids.next_id().ok());
             }),
         ),
         (
@@ -126,7 +126,7 @@ fn throughput() -> Result<(), String> {
             "keel UuidV7Generator",
             "65.5 M",
             Box::new(|| {
-                black_box(uuids.next_uuid().ok());
+                black_box(uuids.next_id().ok());
             }),
         ),
         (
@@ -181,7 +181,7 @@ fn formats() -> Result<(), String> {
     };
     let ulids: Vec<keel_idgen::Ulid> = {
         let generator = UlidGenerator::new();
-        (0..N).filter_map(|_| generator.next_ulid().ok()).collect()
+        (0..N).filter_map(|_| generator.next_id().ok()).collect()
     };
     let peer_ulids: Vec<ulid::Ulid> = {
         let mut generator = ulid::Generator::new();
@@ -189,7 +189,7 @@ fn formats() -> Result<(), String> {
     };
     let uuids: Vec<keel_idgen::UuidV7> = {
         let generator = UuidV7Generator::new();
-        (0..N).filter_map(|_| generator.next_uuid().ok()).collect()
+        (0..N).filter_map(|_| generator.next_id().ok()).collect()
     };
     let peer_uuids: Vec<uuid::Uuid> = (0..N).map(|_| uuid::Uuid::now_v7()).collect();
     let max_len = |ids: &[String]| ids.iter().map(String::len).max().unwrap_or(0);
@@ -326,8 +326,8 @@ fn step_back() -> Result<(), String> {
             clock.step_wall_back(Duration::from_secs(3600));
         }
         for _ in 0..2_000 {
-            let ulid = ulids.next_ulid().map_err(|e| e.to_string())?;
-            let uuid = uuids.next_uuid().map_err(|e| e.to_string())?;
+            let ulid = ulids.next_id().map_err(|e| e.to_string())?;
+            let uuid = uuids.next_id().map_err(|e| e.to_string())?;
             duplicates +=
                 usize::from(!seen_ulids.insert(ulid)) + usize::from(!seen_uuids.insert(uuid));
         }
