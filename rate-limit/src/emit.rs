@@ -35,9 +35,17 @@ impl Emitter {
         }
     }
 
-    /// A request larger than the quota could ever hold: refused, so counted as denied.
+    /// A refusal made without a decision: a request larger than the quota could ever hold,
+    /// or a Redis failure under `FailurePolicy::FailClosed`.
     #[inline]
-    pub(crate) fn too_large(&self) {
+    pub(crate) fn refused(&self) {
         self.denied.increment(1);
+    }
+
+    /// An admission made without a decision: a Redis failure under
+    /// `FailurePolicy::FailOpen`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn admitted(&self) {
+        self.admitted.increment(1);
     }
 }

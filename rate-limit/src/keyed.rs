@@ -359,7 +359,7 @@ where
         let capacity = A::capacity(&quota);
         if n > capacity {
             #[cfg(feature = "metrics")]
-            self.emitter.too_large();
+            self.emitter.refused();
             return Err(InsufficientCapacity::new(n, capacity));
         }
         let now = self.clock.now();

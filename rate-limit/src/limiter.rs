@@ -115,7 +115,7 @@ impl<A: Algorithm, C: Clock> RateLimit for Limiter<A, C> {
         let capacity = A::capacity(&quota);
         if n > capacity {
             #[cfg(feature = "metrics")]
-            self.emitter.too_large();
+            self.emitter.refused();
             return Err(InsufficientCapacity::new(n, capacity));
         }
         let decision = A::decide(&quota, &self.state, self.clock.now(), n);

@@ -86,3 +86,41 @@ fn decisions_are_counted_per_limiter_and_outcome() {
         ]
     );
 }
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_decisions_and_fail_closed_refusals_are_counted()
+-> Result<(), Box<dyn std::error::Error>> {
+    use keel_rate_limit::{FailurePolicy, RedisLimiter};
+    use keel_testkit::RedisServer;
+    use std::time::Duration;
+
+    let server = RedisServer::start()?;
+    let client = redis::Client::open(server.url())?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(200)))
+        .set_max_delay(Duration::from_millis(100));
+    let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+    let recorder = DebuggingRecorder::new();
+    let quota = Quota::per_minute(2)?;
+    let limiter = metrics::with_local_recorder(&recorder, || {
+        RedisLimiter::<Gcra>::builder(quota)
+            .name("shared")
+            .prefix("metrics:")
+            .timeout(Duration::from_millis(500))
+            .failure_policy(FailurePolicy::FailClosed)
+            .build(connection)
+    })?;
+    assert!(limiter.check_key("k").await.is_allowed());
+    assert!(limiter.check_key("k").await.is_allowed());
+    assert!(limiter.check_key("k").await.is_denied());
+    assert!(limiter.check_key_n("k", 3).await.is_err()); // larger than the quota: denied
+    drop(server); // Redis is gone: fail closed, a denial
+    assert!(limiter.check_key("k").await.is_denied());
+
+    assert_eq!(
+        counters(&recorder),
+        vec![row("shared", "admitted", 2), row("shared", "denied", 3)]
+    );
+    Ok(())
+}
