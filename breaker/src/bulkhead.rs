@@ -106,6 +106,9 @@ pub struct Bulkhead {
     waiters: AtomicUsize,
     #[cfg(feature = "tokio")]
     notify: tokio::sync::Notify,
+    /// Callers waiting for a slot, as `keel_breaker_bulkhead_queue_depth`.
+    #[cfg(all(feature = "metrics", feature = "tokio"))]
+    queue_depth: metrics::Gauge,
 }
 
 impl Bulkhead {
@@ -162,7 +165,28 @@ impl Bulkhead {
             waiters: AtomicUsize::new(0),
             #[cfg(feature = "tokio")]
             notify: tokio::sync::Notify::new(),
+            #[cfg(all(feature = "metrics", feature = "tokio"))]
+            queue_depth: queue_depth_gauge("default"),
         })
+    }
+
+    /// Names the bulkhead: the `name` label of its `keel_breaker_bulkhead_queue_depth` gauge
+    /// (features `metrics` and `tokio`: only `acquire` waits). Without a name the label is
+    /// `"default"`.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    /// use std::time::Duration;
+    ///
+    /// let bulkhead = Bulkhead::with_max_wait(4, Duration::from_millis(10))?.with_name("db");
+    /// assert_eq!(bulkhead.max_concurrent(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(all(feature = "metrics", feature = "tokio"))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "metrics", feature = "tokio"))))]
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.queue_depth = queue_depth_gauge(name);
+        self
     }
 
     /// Slots taken now.
@@ -418,6 +442,8 @@ impl Bulkhead {
             tokio::pin!(notified);
             notified.as_mut().enable();
             self.waiters.fetch_add(1, Ordering::SeqCst);
+            #[cfg(feature = "metrics")]
+            self.queue_depth.increment(1.0);
             let taken = self.take();
             let timed_out = !taken
                 && match deadline {
@@ -428,6 +454,8 @@ impl Bulkhead {
                     }
                 };
             self.waiters.fetch_sub(1, Ordering::SeqCst);
+            #[cfg(feature = "metrics")]
+            self.queue_depth.decrement(1.0);
             if taken || self.take() {
                 return Ok(());
             }
@@ -437,6 +465,11 @@ impl Bulkhead {
             }
         }
     }
+}
+
+#[cfg(all(feature = "metrics", feature = "tokio"))]
+fn queue_depth_gauge(name: &str) -> metrics::Gauge {
+    metrics::gauge!("keel_breaker_bulkhead_queue_depth", "name" => name.to_owned())
 }
 
 impl fmt::Debug for Bulkhead {

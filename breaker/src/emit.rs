@@ -62,3 +62,34 @@ fn state_label(state: State) -> &'static str {
         State::Disabled => "disabled",
     }
 }
+
+/// A retry policy's handles, registered at build.
+#[derive(Clone)]
+pub(crate) struct RetryEmitter {
+    attempts: Counter,
+    budget_exhausted: Counter,
+}
+
+impl RetryEmitter {
+    pub(crate) fn new(name: &str) -> RetryEmitter {
+        RetryEmitter {
+            attempts: metrics::counter!(
+                "keel_breaker_retry_attempts_total",
+                "name" => name.to_owned()
+            ),
+            budget_exhausted: metrics::counter!(
+                "keel_breaker_retry_budget_exhausted_total",
+                "name" => name.to_owned()
+            ),
+        }
+    }
+
+    /// A retry was allowed: one more attempt is about to be made.
+    pub(crate) fn retried(&self) {
+        self.attempts.increment(1);
+    }
+
+    pub(crate) fn budget_exhausted(&self) {
+        self.budget_exhausted.increment(1);
+    }
+}

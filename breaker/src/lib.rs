@@ -117,8 +117,13 @@
 //! - `metrics`: each breaker emits, through the `metrics` facade and labelled with its
 //!   [`name`](CircuitBreakerBuilder::name): `keel_breaker_transitions_total` (labels `from`,
 //!   `to`), `keel_breaker_rejected_total` and the gauge `keel_breaker_state` (0 closed,
-//!   1 half-open, 2 open, 3 forced open, 4 disabled). Off, nothing is recorded and the
-//!   breaker holds no handles.
+//!   1 half-open, 2 open, 3 forced open, 4 disabled). Each [`Retry`], labelled with its
+//!   [`name`](RetryBuilder::name): `keel_breaker_retry_attempts_total` (retries allowed,
+//!   the first attempt not counted) and `keel_breaker_retry_budget_exhausted_total`
+//!   (retries refused because the [`RetryBudget`] was spent). With `tokio` too, each
+//!   [`Bulkhead`] (named by `Bulkhead::with_name`): the gauge
+//!   `keel_breaker_bulkhead_queue_depth`, callers waiting in `acquire` for a slot. The
+//!   handles are registered at build. Off, nothing is recorded and no handles are held.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

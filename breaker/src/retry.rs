@@ -39,6 +39,8 @@ pub struct Retry<C = SystemClock> {
     backoff: Backoff,
     budget: Option<Arc<RetryBudget<C>>>,
     clock: C,
+    #[cfg(feature = "metrics")]
+    emitter: crate::emit::RetryEmitter,
 }
 
 /// Why a [`Retry`] stopped retrying.
@@ -112,6 +114,8 @@ impl Retry<SystemClock> {
             budget: None,
             dropped_budget: false,
             clock: SystemClock,
+            #[cfg(feature = "metrics")]
+            name: "default".to_owned(),
         }
     }
 }
@@ -276,8 +280,12 @@ impl<C: Clock> Attempts<'_, C> {
         if let Some(budget) = &self.retry.budget
             && !budget.try_withdraw()
         {
+            #[cfg(feature = "metrics")]
+            self.retry.emitter.budget_exhausted();
             return Err(GiveUp::Budget);
         }
+        #[cfg(feature = "metrics")]
+        self.retry.emitter.retried();
         self.made += 1;
         self.previous = delay;
         Ok(delay)
@@ -447,6 +455,8 @@ pub struct RetryBuilder<C = SystemClock> {
     /// Whether `clock` dropped a budget set before it (reported by `build`).
     dropped_budget: bool,
     clock: C,
+    #[cfg(feature = "metrics")]
+    name: String,
 }
 
 impl<C: Clock> RetryBuilder<C> {
@@ -558,7 +568,26 @@ impl<C: Clock> RetryBuilder<C> {
             budget: None,
             dropped_budget: self.dropped_budget || self.budget.is_some(),
             clock,
+            #[cfg(feature = "metrics")]
+            name: self.name,
         }
+    }
+
+    /// Names the policy: the `name` label of its metrics (feature `metrics`). Defaults to
+    /// `"default"`.
+    ///
+    /// ```
+    /// use keel_breaker::Retry;
+    ///
+    /// let retry = Retry::builder().name("payments").build()?;
+    /// assert_eq!(retry.start().made(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Validates and builds the policy.
@@ -612,6 +641,8 @@ impl<C: Clock> RetryBuilder<C> {
             backoff,
             budget: self.budget,
             clock: self.clock,
+            #[cfg(feature = "metrics")]
+            emitter: crate::emit::RetryEmitter::new(&self.name),
         })
     }
 }

@@ -83,6 +83,8 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
     record_stats: bool,
     hits: crate::striped::Striped,
     misses: crate::striped::Striped,
+    #[cfg(feature = "metrics")]
+    emitter: crate::emit::Emitter,
 }
 
 /// Configures and builds a [`Cache`]. See [`Cache::builder`].
@@ -133,6 +135,8 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
     record_stats: bool,
+    #[cfg(feature = "metrics")]
+    name: String,
 }
 
 impl<K: Hash + Eq, V: Clone> Cache<K, V> {
@@ -161,6 +165,8 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             weigher: None,
             listener: None,
             record_stats: false,
+            #[cfg(feature = "metrics")]
+            name: "default".to_owned(),
         }
     }
 
@@ -419,6 +425,24 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// Names the cache: the `name` label of its metrics (feature `metrics`), so several
+    /// caches in one process are told apart. Defaults to `"default"`.
+    ///
+    /// ```
+    /// use keel_cache::Cache;
+    ///
+    /// let cache = Cache::builder().max_capacity(10).name("sessions").build()?;
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// Hashes keys with `hasher` instead of the default, a [`DefaultHashBuilder`] seeded at
     /// random. The hash picks a key's shard and its sketch counters, so with a fixed seed
     /// ([`DefaultHashBuilder::with_seed`]) a replay of the same requests evicts the same
@@ -450,6 +474,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             weigher: self.weigher,
             listener: self.listener,
             record_stats: self.record_stats,
+            #[cfg(feature = "metrics")]
+            name: self.name,
         }
     }
 
@@ -544,6 +570,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             record_stats: self.record_stats,
             hits: crate::striped::Striped::new(),
             misses: crate::striped::Striped::new(),
+            #[cfg(feature = "metrics")]
+            emitter: crate::emit::Emitter::new(&self.name),
         })
     }
 }
@@ -663,12 +691,16 @@ where
         let shard = self.shard_of(hash).read();
         match shard.get(hash, key, now) {
             Lookup::Hit(v) => {
+                #[cfg(feature = "metrics")]
+                self.emitter.hit();
                 if self.record_stats {
                     self.hits.add(1);
                 }
                 Some(v.clone())
             }
             Lookup::Miss => {
+                #[cfg(feature = "metrics")]
+                self.emitter.miss();
                 if self.record_stats {
                     self.misses.add(1);
                 }
@@ -832,6 +864,8 @@ where
         let mut removed = Removed::new(self.listener.is_some());
         {
             let mut shard = self.shard_of(hash).write();
+            #[cfg(feature = "metrics")]
+            let before = shard.weight();
             shard.insert(
                 hash,
                 key,
@@ -842,6 +876,8 @@ where
                 &hash_of,
                 &mut |k, v, c| removed.push(k, v, c),
             );
+            #[cfg(feature = "metrics")]
+            removed.resized(before, shard.weight());
         }
         self.notify(removed);
         Ok(())
@@ -868,9 +904,14 @@ where
         let mut removed = Removed::new(self.listener.is_some());
         let value = {
             let mut shard = self.shard_of(hash).write();
-            shard.remove(hash, key, now, &hash_of, &mut |k, v, c| {
+            #[cfg(feature = "metrics")]
+            let before = shard.weight();
+            let value = shard.remove(hash, key, now, &hash_of, &mut |k, v, c| {
                 removed.push(k, v, c)
-            })
+            });
+            #[cfg(feature = "metrics")]
+            removed.resized(before, shard.weight());
+            value
         };
         self.notify(removed);
         value
@@ -891,7 +932,13 @@ where
     pub fn clear(&self) {
         for shard in self.shards.iter() {
             let mut removed = Removed::new(self.listener.is_some());
-            shard.write().clear(&mut |k, v, c| removed.push(k, v, c));
+            let mut shard = shard.write();
+            #[cfg(feature = "metrics")]
+            let before = shard.weight();
+            shard.clear(&mut |k, v, c| removed.push(k, v, c));
+            #[cfg(feature = "metrics")]
+            removed.resized(before, shard.weight());
+            drop(shard);
             self.notify(removed);
         }
     }
@@ -927,9 +974,13 @@ where
         let hash_of = |k: &K| self.hasher.hash_one(k);
         for shard in self.shards.iter() {
             let mut removed = Removed::new(self.listener.is_some());
-            shard
-                .write()
-                .purge_expired(now, &hash_of, &mut |k, v, c| removed.push(k, v, c));
+            let mut shard = shard.write();
+            #[cfg(feature = "metrics")]
+            let before = shard.weight();
+            shard.purge_expired(now, &hash_of, &mut |k, v, c| removed.push(k, v, c));
+            #[cfg(feature = "metrics")]
+            removed.resized(before, shard.weight());
+            drop(shard);
             self.notify(removed);
         }
     }
@@ -1039,6 +1090,13 @@ where
     }
 
     fn notify(&self, removed: Removed<K, V>) {
+        #[cfg(feature = "metrics")]
+        self.emitter.wrote(
+            removed.size,
+            removed.expired,
+            removed.weight_before,
+            removed.weight_after,
+        );
         if let Some(listener) = &self.listener {
             for (k, v, cause) in removed.items {
                 listener(k, v, cause);
@@ -1052,6 +1110,15 @@ where
 struct Removed<K, V> {
     keep: bool,
     items: Vec<(K, V, RemovalCause)>,
+    /// Evictions by cause and the shard's weight around the write, for the metrics.
+    #[cfg(feature = "metrics")]
+    size: u64,
+    #[cfg(feature = "metrics")]
+    expired: u64,
+    #[cfg(feature = "metrics")]
+    weight_before: u64,
+    #[cfg(feature = "metrics")]
+    weight_after: u64,
 }
 
 impl<K, V> Removed<K, V> {
@@ -1059,10 +1126,30 @@ impl<K, V> Removed<K, V> {
         Removed {
             keep,
             items: Vec::new(),
+            #[cfg(feature = "metrics")]
+            size: 0,
+            #[cfg(feature = "metrics")]
+            expired: 0,
+            #[cfg(feature = "metrics")]
+            weight_before: 0,
+            #[cfg(feature = "metrics")]
+            weight_after: 0,
         }
     }
 
+    #[cfg(feature = "metrics")]
+    fn resized(&mut self, before: u64, after: u64) {
+        self.weight_before = before;
+        self.weight_after = after;
+    }
+
     fn push(&mut self, k: K, v: V, cause: RemovalCause) {
+        #[cfg(feature = "metrics")]
+        match cause {
+            RemovalCause::Size => self.size += 1,
+            RemovalCause::Expired => self.expired += 1,
+            _ => {}
+        }
         if self.keep {
             self.items.push((k, v, cause));
         }

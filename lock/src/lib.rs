@@ -119,6 +119,11 @@
 //!   source.
 //! - `etcd`: `EtcdLockService` and `EtcdFence`, on the `etcd-client` crate (its build runs
 //!   `protoc`). The default build has no network dependency.
+//! - `metrics`: `Metered`, a wrapper around any [`LockService`] that counts, through the
+//!   `metrics` facade and labelled with the `name` it is given, `keel_lock_grants_total`,
+//!   `keel_lock_waits_total` (acquires that found the lock held and waited) and
+//!   `keel_lock_lost_leases_total` (extends and releases answered "not held"). Off, the
+//!   services record nothing and hold no handles.
 //!
 //! tokio (`sync`, `time`, `rt`) is always a dependency: waiting, keep-alive and the lost-lease
 //! signal are built on its timer, task and watch channel.
@@ -138,6 +143,8 @@ mod keep_alive;
 mod lease;
 mod lost;
 mod memory;
+#[cfg(feature = "metrics")]
+mod metered;
 #[cfg(feature = "redis")]
 mod redis_fence;
 #[cfg(feature = "redis")]
@@ -157,6 +164,9 @@ pub use keep_alive::KeepAlive;
 pub use lease::Lease;
 pub use lost::{LostLease, LostReason};
 pub use memory::InMemoryLockService;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use metered::Metered;
 #[cfg(feature = "redis")]
 pub use redis_fence::RedisFence;
 #[cfg(feature = "redis")]

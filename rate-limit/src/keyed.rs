@@ -71,6 +71,8 @@ where
     sweeping: Mutex<()>,
     evicted_fresh: AtomicU64,
     evicted_live: AtomicU64,
+    #[cfg(feature = "metrics")]
+    emitter: crate::emit::Emitter,
 }
 
 /// Configures a [`KeyedLimiter`]; made by [`KeyedLimiter::builder`].
@@ -89,6 +91,8 @@ pub struct KeyedLimiterBuilder<K, A: Algorithm = Gcra, C: Clock = SystemClock> {
     quota: Quota,
     clock: C,
     max_keys: Option<usize>,
+    #[cfg(feature = "metrics")]
+    name: String,
     _marker: PhantomData<fn(K) -> A>,
 }
 
@@ -170,8 +174,29 @@ where
             quota: self.quota,
             clock,
             max_keys: self.max_keys,
+            #[cfg(feature = "metrics")]
+            name: self.name,
             _marker: PhantomData,
         }
+    }
+
+    /// Names the limiter: the `name` label of its `keel_rate_limit_decisions_total`
+    /// counters (feature `metrics`). Defaults to `"default"`.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, KeyedLimiter, Quota};
+    ///
+    /// let limiter = KeyedLimiter::<u64, Gcra>::builder(Quota::per_second(10)?)
+    ///     .name("per-ip")
+    ///     .build()?;
+    /// assert!(limiter.check_key(&1).is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Builds the limiter.
@@ -207,6 +232,8 @@ where
             sweeping: Mutex::new(()),
             evicted_fresh: AtomicU64::new(0),
             evicted_live: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            emitter: crate::emit::Emitter::new(&self.name),
         })
     }
 }
@@ -241,6 +268,8 @@ where
             sweeping: Mutex::new(()),
             evicted_fresh: AtomicU64::new(0),
             evicted_live: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            emitter: crate::emit::Emitter::new("default"),
         }
     }
 
@@ -260,6 +289,8 @@ where
             quota,
             clock: SystemClock,
             max_keys: None,
+            #[cfg(feature = "metrics")]
+            name: "default".to_owned(),
             _marker: PhantomData,
         }
     }
@@ -327,11 +358,16 @@ where
         let quota = self.quota_for(key);
         let capacity = A::capacity(&quota);
         if n > capacity {
+            #[cfg(feature = "metrics")]
+            self.emitter.refused();
             return Err(InsufficientCapacity::new(n, capacity));
         }
         let now = self.clock.now();
         if let Some(state) = self.map.get(key) {
-            return Ok(A::decide(&quota, &state, now, n));
+            let decision = A::decide(&quota, &state, now, n);
+            #[cfg(feature = "metrics")]
+            self.emitter.decision(&decision);
+            return Ok(decision);
         }
         if self.len.load(Ordering::Relaxed) >= self.next_sweep.load(Ordering::Relaxed) {
             self.sweep(now);
@@ -344,6 +380,8 @@ where
                 A::decide(&quota, &state, now, n)
             }
         };
+        #[cfg(feature = "metrics")]
+        self.emitter.decision(&decision);
         Ok(decision)
     }
 

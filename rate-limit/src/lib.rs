@@ -73,6 +73,14 @@
 //!   rate-limit headers, or passes the decision on. Clones share one limiter. See
 //!   `examples/axum.rs`, and `examples/axum_redis.rs` for two server processes sharing one
 //!   quota through Redis.
+//! - `metrics`: every [`Limiter`], [`KeyedLimiter`] and `RedisLimiter` decision is counted
+//!   through the `metrics` facade as `keel_rate_limit_decisions_total`, labelled `name`
+//!   (from `Limiter::with_name` or the builders' `name`, `"default"` otherwise) and
+//!   `outcome` (`admitted` or `denied`; a request larger than the quota counts as denied, and
+//!   so does a Redis failure under `FailClosed`, an admission under `FailOpen`, while the
+//!   `Local` fallback counts its own decisions under the same name).
+//!   The counters are registered once per limiter, so a decision costs one increment. Off,
+//!   nothing is recorded and the limiters hold no handles.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -80,6 +88,8 @@
 
 mod algorithm;
 mod decision;
+#[cfg(feature = "metrics")]
+mod emit;
 mod error;
 mod fixed_window;
 mod gcra;

@@ -34,6 +34,8 @@ pub struct Limiter<A: Algorithm = Gcra, C: Clock = SystemClock> {
     // Read on every check without a lock (a seqlock); written only by `set_quota`.
     quota: QuotaCell,
     clock: C,
+    #[cfg(feature = "metrics")]
+    emitter: crate::emit::Emitter,
 }
 
 impl Limiter {
@@ -87,7 +89,27 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
             state: CachePadded::new(A::State::default()),
             quota: QuotaCell::new(quota),
             clock,
+            #[cfg(feature = "metrics")]
+            emitter: crate::emit::Emitter::new("default"),
         }
+    }
+
+    /// Names the limiter: the `name` label of its `keel_rate_limit_decisions_total`
+    /// counters (feature `metrics`), so several limiters in one process are told apart.
+    /// Without a name the label is `"default"`.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, Limiter, Quota, RateLimit};
+    ///
+    /// let limiter = Limiter::<Gcra>::new(Quota::per_second(5)?).with_name("login");
+    /// assert!(limiter.check().is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.emitter = crate::emit::Emitter::new(name);
+        self
     }
 
     /// The clock this limiter reads.
@@ -113,9 +135,14 @@ impl<A: Algorithm, C: Clock> RateLimit for Limiter<A, C> {
         let quota = self.quota.load();
         let capacity = A::capacity(&quota);
         if n > capacity {
+            #[cfg(feature = "metrics")]
+            self.emitter.refused();
             return Err(InsufficientCapacity::new(n, capacity));
         }
-        Ok(A::decide(&quota, &self.state, self.clock.now(), n))
+        let decision = A::decide(&quota, &self.state, self.clock.now(), n);
+        #[cfg(feature = "metrics")]
+        self.emitter.decision(&decision);
+        Ok(decision)
     }
 
     fn quota(&self) -> Quota {

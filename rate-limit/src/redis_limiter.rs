@@ -368,6 +368,8 @@ pub struct RedisLimiter<A: RedisAlgorithm = Gcra, C: Clock = SystemClock, R = Co
     policy: FailurePolicy,
     local: KeyedLimiter<String, A, C>,
     failures: AtomicU64,
+    #[cfg(feature = "metrics")]
+    emitter: crate::emit::Emitter,
 }
 
 /// Configures a [`RedisLimiter`]; made by [`RedisLimiter::builder`].
@@ -397,6 +399,8 @@ pub struct RedisLimiterBuilder<A: RedisAlgorithm = Gcra, C: Clock = SystemClock>
     policy: FailurePolicy,
     fallback_keys: usize,
     clock: C,
+    #[cfg(feature = "metrics")]
+    name: String,
     _algorithm: std::marker::PhantomData<fn() -> A>,
 }
 
@@ -429,12 +433,31 @@ impl<A: RedisAlgorithm> RedisLimiter<A> {
             policy: FailurePolicy::Local,
             fallback_keys: 100_000,
             clock: SystemClock,
+            #[cfg(feature = "metrics")]
+            name: "default".to_owned(),
             _algorithm: std::marker::PhantomData,
         }
     }
 }
 
 impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
+    /// Names the limiter: the `name` label of its `keel_rate_limit_decisions_total`
+    /// counters (feature `metrics`), shared by its local fallback. Defaults to `"default"`.
+    ///
+    /// ```
+    /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
+    ///
+    /// let builder = RedisLimiter::<Gcra>::builder(Quota::per_second(10)?).name("api");
+    /// assert!(format!("{builder:?}").contains("api"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// The prefix of every Redis key; limiters that should share a quota use the same one.
     /// ```
     /// use keel_rate_limit::{Gcra, Quota, RedisLimiter};
@@ -580,6 +603,8 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
             policy: self.policy,
             fallback_keys: self.fallback_keys,
             clock,
+            #[cfg(feature = "metrics")]
+            name: self.name,
             _algorithm: std::marker::PhantomData,
         }
     }
@@ -644,8 +669,11 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
                 prefix: String::new(),
             },
         })?;
-        let local = KeyedLimiter::<String, A>::builder(self.quota)
-            .max_keys(self.fallback_keys)
+        let local = KeyedLimiter::<String, A>::builder(self.quota).max_keys(self.fallback_keys);
+        // The fallback counts its decisions under the same name.
+        #[cfg(feature = "metrics")]
+        let local = local.name(self.name.clone());
+        let local = local
             .clock(self.clock)
             .build()
             .map_err(|_| RedisLimiterError::ZeroFallbackKeys)?;
@@ -656,6 +684,8 @@ impl<A: RedisAlgorithm, C: Clock> RedisLimiterBuilder<A, C> {
             policy: self.policy,
             local,
             failures: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            emitter: crate::emit::Emitter::new(&self.name),
         })
     }
 }
@@ -704,11 +734,15 @@ where
                         let reset =
                             u64::try_from(fresh.reset_after().as_nanos()).unwrap_or(u64::MAX);
                         let remaining = A::capacity(&quota).saturating_sub(n);
+                        #[cfg(feature = "metrics")]
+                        self.emitter.admitted();
                         Ok(Decision::allow(&quota, u64::from(remaining), reset))
                     }
                     FailurePolicy::FailClosed => {
                         let retry =
                             u64::try_from(self.redis.timeout().as_nanos()).unwrap_or(u64::MAX);
+                        #[cfg(feature = "metrics")]
+                        self.emitter.refused();
                         Ok(Decision::deny(&quota, 0, 0, retry))
                     }
                     FailurePolicy::Local => self.local.check_key_n(key, n),
@@ -785,6 +819,8 @@ where
         let quota = self.quota.load();
         let capacity = A::capacity(&quota);
         if n > capacity {
+            #[cfg(feature = "metrics")]
+            self.emitter.refused();
             return Err(RedisLimitError::InsufficientCapacity(
                 InsufficientCapacity::new(n, capacity),
             ));
@@ -808,14 +844,17 @@ where
             )));
         };
         let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
-        Ok(Decision::from_parts(
+        let decision = Decision::from_parts(
             allowed == 1,
             quota.limit(),
             u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
             quota.period(),
             micros(reset),
             micros(retry),
-        ))
+        );
+        #[cfg(feature = "metrics")]
+        self.emitter.decision(&decision);
+        Ok(decision)
     }
 
     /// The quota in force.
