@@ -1,7 +1,7 @@
 //! A real Sentinel group: it starts healthy, and a redis-rs Sentinel client follows a
 //! failover of a killed or paused master.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use keel_testkit::{RedisSentinel, Reply, TestkitError};
 use redis::AsyncCommands;
@@ -53,10 +53,19 @@ fn sentinel_client_follows_a_killed_master() -> Result {
         Ok::<_, redis::RedisError>(())
     })?;
     let old = group.master()?;
-    assert_eq!(
-        group.server(old)?.command(&["WAIT", "2", "2000"])?,
-        Reply::Integer(2)
-    );
+    // `WAIT` counts only its own connection's writes, so read the write back from every
+    // replica instead (bounded): then the promoted one has it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for replica in group.replicas()? {
+        while group.server(replica)?.command(&["GET", "fence"])? != Reply::Bulk(Some(b"7".to_vec()))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "replica {replica} never got the write"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 
     let started = Instant::now();
     let new = group.kill_master()?;
