@@ -216,6 +216,158 @@ pub fn late_returns(calls: &[Duration], limit: Duration) -> usize {
     calls.iter().filter(|&&took| took > limit).count()
 }
 
+/// One step of a lease holder in a critical section, recorded while it holds the lease.
+///
+/// # Example
+///
+/// ```
+/// use keel_testkit::anomalies::Event;
+///
+/// let enter = Event::Enter { holder: 0, token: 1 };
+/// assert_ne!(enter, Event::Exit { holder: 0, token: 1 });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Recorded right after the lease was granted.
+    Enter {
+        /// Which holder.
+        holder: usize,
+        /// Its fencing token.
+        token: u64,
+    },
+    /// Recorded right before the lease is released.
+    Exit {
+        /// Which holder.
+        holder: usize,
+        /// Its fencing token.
+        token: u64,
+    },
+}
+
+/// Critical-section events in one total order: the order their pushes took the mutex.
+///
+/// # Example
+///
+/// ```
+/// use keel_testkit::anomalies::{Event, History};
+///
+/// let history = History::default();
+/// history.enter(0, 1);
+/// history.exit(0, 1);
+/// assert_eq!(history.events(), [Event::Enter { holder: 0, token: 1 }, Event::Exit { holder: 0, token: 1 }]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct History {
+    events: std::sync::Mutex<Vec<Event>>,
+}
+
+impl History {
+    /// Records that `holder` entered with `token`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let history = keel_testkit::anomalies::History::default();
+    /// history.enter(3, 9);
+    /// assert_eq!(history.events().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn enter(&self, holder: usize, token: u64) {
+        self.push(Event::Enter { holder, token });
+    }
+
+    /// Records that `holder` is about to leave, holding `token`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let history = keel_testkit::anomalies::History::default();
+    /// history.exit(3, 9);
+    /// assert_eq!(history.events().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn exit(&self, holder: usize, token: u64) {
+        self.push(Event::Exit { holder, token });
+    }
+
+    fn push(&self, event: Event) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
+    }
+
+    /// The events so far, in order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let history = keel_testkit::anomalies::History::default();
+    /// assert!(history.events().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn events(&self) -> Vec<Event> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Checks mutual exclusion (no enter while someone is inside, every exit matches the one
+/// inside) and token order (each enter's token is greater than every earlier one).
+///
+/// # Errors
+///
+/// The first event that breaks either rule, described.
+///
+/// # Example
+///
+/// ```
+/// use keel_testkit::anomalies::{Event, check_sections};
+///
+/// let enter = |holder, token| Event::Enter { holder, token };
+/// let exit = |holder, token| Event::Exit { holder, token };
+/// assert!(check_sections(&[enter(0, 1), exit(0, 1), enter(1, 2)]).is_ok());
+/// assert!(check_sections(&[enter(0, 1), enter(1, 2)]).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_sections(events: &[Event]) -> Result<(), String> {
+    let mut inside: Option<(usize, u64)> = None;
+    let mut last_token: Option<u64> = None;
+    for (at, event) in events.iter().enumerate() {
+        match *event {
+            Event::Enter { holder, token } => {
+                if let Some((other, other_token)) = inside {
+                    return Err(format!(
+                        "event {at}: holder {holder} entered with token {token} while holder \
+                         {other} (token {other_token}) was inside"
+                    ));
+                }
+                if let Some(last) = last_token.filter(|&last| token <= last) {
+                    return Err(format!(
+                        "event {at}: holder {holder} got token {token}, not above the \
+                         previous {last}"
+                    ));
+                }
+                inside = Some((holder, token));
+                last_token = Some(token);
+            }
+            Event::Exit { holder, token } => {
+                if inside != Some((holder, token)) {
+                    return Err(format!(
+                        "event {at}: holder {holder} (token {token}) left, but {inside:?} was inside"
+                    ));
+                }
+                inside = None;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 //! - late returns: a bulkhead refusal that came after its maximum wait.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use keel_breaker::{Bulkhead, CallError, CircuitBreaker, OpenWait, Retry, Window};
@@ -24,6 +25,8 @@ const PROBES: u32 = 2;
 const SLOW: Duration = Duration::from_millis(40);
 const IN_FLIGHT: usize = 24;
 const PANIC_MESSAGE: &str = "soak: the inner service panics";
+/// Panics the inner service raised (a planted one may be cancelled before it runs).
+static PANICS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Copy, Clone, Debug)]
 enum Answer {
@@ -49,6 +52,7 @@ async fn inner(answer: Answer) -> Result<u64, &'static str> {
         }
         Answer::Panic => {
             tokio::task::yield_now().await;
+            PANICS.fetch_add(1, Ordering::Relaxed);
             panic!("{PANIC_MESSAGE}")
         }
     }
@@ -132,7 +136,7 @@ pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
     let mut rng = SmallRng::seed_from_u64(seed);
     runtime()?.block_on(async move {
         let deadline = Instant::now() + time;
-        let (mut requests, mut cancelled, mut aborted, mut panics, mut over) = (0_u64, 0, 0, 0, 0);
+        let (mut requests, mut cancelled, mut aborted, mut over) = (0_u64, 0, 0, 0);
         let mut refusals = Vec::new();
         let mut running: Vec<tokio::task::JoinHandle<Option<Vec<Duration>>>> = Vec::new();
         while Instant::now() < deadline {
@@ -145,7 +149,6 @@ pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
                         _ => Answer::Panic,
                     })
                     .collect();
-                panics += answers.iter().filter(|a| matches!(a, Answer::Panic)).count() as u64;
                 // A timeout drops the request wherever it is parked: a cancellation.
                 let cancel_after = Duration::from_millis(rng.random_range(1..150));
                 let request = request(Arc::clone(&layers), answers);
@@ -184,12 +187,13 @@ pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
                 refusals.extend(durations);
             }
         }
+        let panics = PANICS.load(Ordering::Relaxed);
         // Every request has ended: nothing may be held.
-        let leaked = layers.bulkhead.in_use() as u64
-            + u64::from(layers.breaker.metrics().probes_in_flight);
+        let leaked =
+            layers.bulkhead.in_use() as u64 + u64::from(layers.breaker.metrics().probes_in_flight);
         eprintln!(
             "soak: breaker: {requests} requests, {cancelled} timed out, {aborted} aborted, \
-             {panics} planted panics, {} bulkhead refusals; state {:?}",
+             {panics} inner panics, {} bulkhead refusals; state {:?}",
             refusals.len(),
             layers.breaker.state()
         );
@@ -201,7 +205,10 @@ pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
         ];
         row.operations = requests;
         row.add(Anomaly::LeakedPermits, leaked + over);
-        row.add(Anomaly::LateReturns, late_returns(&refusals, MAX_WAIT + SLACK) as u64);
+        row.add(
+            Anomaly::LateReturns,
+            late_returns(&refusals, MAX_WAIT + SLACK) as u64,
+        );
         Ok(row)
     })
 }

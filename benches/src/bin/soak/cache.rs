@@ -98,13 +98,16 @@ fn round(rng: &mut SmallRng, length: Duration, counts: &mut Counts) -> Result<()
     let spilled = Arc::new(Mutex::new(Vec::new()));
     let spill = Arc::clone(&spilled);
     let wb = Arc::new(
-        WriteBack::builder(Cache::new(CAPACITY).map_err(|e| e.to_string())?, Arc::clone(&store))
-            .batch_size(rng.random_range(1..32))
-            .flush_interval(Duration::from_millis(rng.random_range(1..50)))
-            .flusher_tick(Duration::from_millis(1))
-            .on_unflushed(move |rows| spill.lock().unwrap_or_else(|e| e.into_inner()).extend(rows))
-            .build()
-            .map_err(|e| e.to_string())?,
+        WriteBack::builder(
+            Cache::new(CAPACITY).map_err(|e| e.to_string())?,
+            Arc::clone(&store),
+        )
+        .batch_size(rng.random_range(1..32))
+        .flush_interval(Duration::from_millis(rng.random_range(1..50)))
+        .flusher_tick(Duration::from_millis(1))
+        .on_unflushed(move |rows| spill.lock().unwrap_or_else(|e| e.into_inner()).extend(rows))
+        .build()
+        .map_err(|e| e.to_string())?,
     );
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..WRITERS)
@@ -140,7 +143,11 @@ fn round(rng: &mut SmallRng, length: Duration, counts: &mut Counts) -> Result<()
                 store.failing.store(down, Ordering::Relaxed);
             }
             1 => {
-                let slow = if rng.random_bool(0.5) { rng.random_range(100..20_000) } else { 0 };
+                let slow = if rng.random_bool(0.5) {
+                    rng.random_range(100..20_000)
+                } else {
+                    0
+                };
                 counts.slow += u64::from(slow > 0);
                 store.slow_micros.store(slow, Ordering::Relaxed);
             }

@@ -96,9 +96,11 @@ impl Injector {
     /// Runs a server operation off the runtime's threads (restarts wait for the server).
     async fn on_server(&self, op: fn(&mut Server) -> Result<(), String>) -> Result<(), String> {
         let server = Arc::clone(&self.server);
-        tokio::task::spawn_blocking(move || op(&mut server.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(|e| e.to_string())?
+        tokio::task::spawn_blocking(move || {
+            op(&mut server.lock().unwrap_or_else(|e| e.into_inner()))
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     fn between(&mut self, low: Duration, high: Duration) -> Duration {
@@ -107,7 +109,10 @@ impl Injector {
 
     /// Healthy gaps and faults, one after another, until `deadline`; everything healed and
     /// the server running at the end. Returns the faults injected, by kind.
-    pub(crate) async fn run(mut self, deadline: Instant) -> Result<Vec<(&'static str, u64)>, String> {
+    pub(crate) async fn run(
+        mut self,
+        deadline: Instant,
+    ) -> Result<Vec<(&'static str, u64)>, String> {
         let ttl = self.ttl;
         while Instant::now() < deadline {
             let gap = self.between(ttl / 4, ttl * 2);

@@ -30,7 +30,12 @@ where
     let mut rng = SmallRng::seed_from_u64(seed);
     let (mut ids, mut leases) = (Vec::new(), 0);
     while Instant::now() < deadline {
-        let lease = match WorkerLease::builder(locks.clone()).ids(IDS).ttl(ttl).acquire().await {
+        let lease = match WorkerLease::builder(locks.clone())
+            .ids(IDS)
+            .ttl(ttl)
+            .acquire()
+            .await
+        {
             Ok(lease) => lease,
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(rng.random_range(5..50))).await;
@@ -116,7 +121,13 @@ pub(crate) fn redis(time: Duration, seed: u64) -> Result<Row, String> {
             );
         }
         let proxies: Vec<_> = proxies.iter().map(Arc::clone).collect();
-        let injector = Injector::new(Server::Redis(server), proxies, REDIS_TTL, REDIS_CALL_TIMEOUT, seed);
+        let injector = Injector::new(
+            Server::Redis(server),
+            proxies,
+            REDIS_TTL,
+            REDIS_CALL_TIMEOUT,
+            seed,
+        );
         soak("idgen-redis", clients, injector, REDIS_TTL, time, seed).await
     })
 }
@@ -136,7 +147,13 @@ pub(crate) fn etcd(time: Duration, seed: u64) -> Result<Row, String> {
                     .map_err(|e| e.to_string())?,
             );
         }
-        let injector = Injector::new(Server::Etcd(cluster), proxies, ETCD_TTL, ETCD_CALL_TIMEOUT, seed);
+        let injector = Injector::new(
+            Server::Etcd(cluster),
+            proxies,
+            ETCD_TTL,
+            ETCD_CALL_TIMEOUT,
+            seed,
+        );
         soak("idgen-etcd", clients, injector, ETCD_TTL, time, seed).await
     })
 }

@@ -25,18 +25,27 @@ const NAME: &str = "job";
 
 /// A lock service the soak can also write through a fence of.
 pub(crate) trait Fenced: LockService + Clone + Send + Sync + 'static {
-    fn fenced_write(&self, token: FencingToken) -> impl Future<Output = Result<(), LockError>> + Send;
+    fn fenced_write(
+        &self,
+        token: FencingToken,
+    ) -> impl Future<Output = Result<(), LockError>> + Send;
 }
 
 impl Fenced for RedisLockService {
-    fn fenced_write(&self, token: FencingToken) -> impl Future<Output = Result<(), LockError>> + Send {
+    fn fenced_write(
+        &self,
+        token: FencingToken,
+    ) -> impl Future<Output = Result<(), LockError>> + Send {
         let fence = self.fence("{job}:fence");
         async move { fence.set(token, "{job}:data", token.get()).await }
     }
 }
 
 impl Fenced for EtcdLockService {
-    fn fenced_write(&self, token: FencingToken) -> impl Future<Output = Result<(), LockError>> + Send {
+    fn fenced_write(
+        &self,
+        token: FencingToken,
+    ) -> impl Future<Output = Result<(), LockError>> + Send {
         let fence = self.fence("job-fence");
         async move { fence.set(token, "job-data", token.get().to_string()).await }
     }
@@ -65,7 +74,13 @@ impl Record {
     }
 }
 
-async fn client<S: Fenced>(id: usize, locks: S, ttl: Duration, deadline: Instant, seed: u64) -> Record {
+async fn client<S: Fenced>(
+    id: usize,
+    locks: S,
+    ttl: Duration,
+    deadline: Instant,
+    seed: u64,
+) -> Record {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut record = Record::default();
     while Instant::now() < deadline {
@@ -151,8 +166,14 @@ async fn soak<S: Fenced>(
     row.faults = faults;
     row.operations = all.calls.len() as u64;
     row.add(Anomaly::DoubleGrants, double_grants(&all.holdings) as u64);
-    row.add(Anomaly::StaleWritesAccepted, stale_writes_accepted(&all.writes) as u64);
-    row.add(Anomaly::LateReturns, late_returns(&all.calls, call_timeout + SLACK) as u64);
+    row.add(
+        Anomaly::StaleWritesAccepted,
+        stale_writes_accepted(&all.writes) as u64,
+    );
+    row.add(
+        Anomaly::LateReturns,
+        late_returns(&all.calls, call_timeout + SLACK) as u64,
+    );
     eprintln!(
         "soak: {name}: {} holdings, {} fenced writes ({} refused)",
         all.holdings.len(),
@@ -164,7 +185,11 @@ async fn soak<S: Fenced>(
 
 pub(crate) fn proxies(port: u16) -> Result<Vec<Arc<FaultProxy>>, String> {
     (0..CLIENTS)
-        .map(|_| FaultProxy::start(port).map(Arc::new).map_err(|e| e.to_string()))
+        .map(|_| {
+            FaultProxy::start(port)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
         .collect()
 }
 
@@ -204,8 +229,23 @@ pub(crate) fn redis(time: Duration, seed: u64) -> Result<Row, String> {
                     .map_err(|e| e.to_string())?,
             );
         }
-        let injector = Injector::new(Server::Redis(server), proxies, REDIS_TTL, REDIS_CALL_TIMEOUT, seed);
-        soak("lock-redis", clients, injector, REDIS_TTL, REDIS_CALL_TIMEOUT, time, seed).await
+        let injector = Injector::new(
+            Server::Redis(server),
+            proxies,
+            REDIS_TTL,
+            REDIS_CALL_TIMEOUT,
+            seed,
+        );
+        soak(
+            "lock-redis",
+            clients,
+            injector,
+            REDIS_TTL,
+            REDIS_CALL_TIMEOUT,
+            time,
+            seed,
+        )
+        .await
     })
 }
 
@@ -224,7 +264,22 @@ pub(crate) fn etcd(time: Duration, seed: u64) -> Result<Row, String> {
                     .map_err(|e| e.to_string())?,
             );
         }
-        let injector = Injector::new(Server::Etcd(cluster), proxies, ETCD_TTL, ETCD_CALL_TIMEOUT, seed);
-        soak("lock-etcd", clients, injector, ETCD_TTL, ETCD_CALL_TIMEOUT, time, seed).await
+        let injector = Injector::new(
+            Server::Etcd(cluster),
+            proxies,
+            ETCD_TTL,
+            ETCD_CALL_TIMEOUT,
+            seed,
+        );
+        soak(
+            "lock-etcd",
+            clients,
+            injector,
+            ETCD_TTL,
+            ETCD_CALL_TIMEOUT,
+            time,
+            seed,
+        )
+        .await
     })
 }

@@ -153,7 +153,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     .parse::<f64>()
                     .ok()
                     .filter(|m| m.is_finite() && *m > 0.0 && *m <= 24.0 * 60.0)
-                    .ok_or_else(|| format!("MINUTES must be a number in (0, 1440]: {minutes_arg}"))?;
+                    .ok_or_else(|| {
+                        format!("MINUTES must be a number in (0, 1440]: {minutes_arg}")
+                    })?;
             }
         }
     }
@@ -193,7 +195,11 @@ fn print_table(rows: &[Row]) {
     println!("| {} |", header.join(" | "));
     println!("|{}", "---|".repeat(header.len()));
     for row in rows {
-        let mut cells = vec![row.name.clone(), row.faults_text(), row.operations.to_string()];
+        let mut cells = vec![
+            row.name.clone(),
+            row.faults_text(),
+            row.operations.to_string(),
+        ];
         cells.extend(
             row.anomalies
                 .iter()
@@ -233,7 +239,9 @@ fn main() -> ExitCode {
     for (i, block) in blocks.iter().enumerate() {
         let share = total.mul_f64(f64::from(block.parts) / f64::from(parts));
         // Each block draws from its own stream of the seed.
-        let seed = args.seed.wrapping_add(0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1));
+        let seed = args
+            .seed
+            .wrapping_add(0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1));
         eprintln!("soak: {} for {share:.1?}", block.name);
         match (block.run)(share, seed) {
             Ok(row) => {
@@ -246,11 +254,21 @@ fn main() -> ExitCode {
             }
         }
     }
-    println!("soak seed {}, {} min, command: {command}", args.seed, args.minutes);
+    println!(
+        "soak seed {}, {} min, command: {command}",
+        args.seed, args.minutes
+    );
     print_table(&rows);
     let anomalies: u64 = rows.iter().flat_map(|r| r.anomalies).flatten().sum();
     if failed || anomalies > 0 {
-        println!("soak: {anomalies} anomalies{}", if failed { ", and a block failed to run" } else { "" });
+        println!(
+            "soak: {anomalies} anomalies{}",
+            if failed {
+                ", and a block failed to run"
+            } else {
+                ""
+            }
+        );
         ExitCode::FAILURE
     } else {
         println!("soak: no anomalies");

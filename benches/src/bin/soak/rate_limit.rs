@@ -81,7 +81,10 @@ async fn charged(server: &std::sync::Mutex<Server>, key: &str) -> Result<u64, St
         let Server::Redis(server) = &*server else {
             return Err("rate-limit runs on Redis".into());
         };
-        match server.command(&["ZCARD", &log]).map_err(|e| e.to_string())? {
+        match server
+            .command(&["ZCARD", &log])
+            .map_err(|e| e.to_string())?
+        {
             Reply::Integer(n) => Ok(n as u64),
             other => Err(format!("ZCARD answered {other:?}")),
         }
@@ -109,17 +112,23 @@ pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
     ];
     let proxies: Vec<Arc<FaultProxy>> = setups
         .iter()
-        .map(|_| FaultProxy::start(server.port()).map(Arc::new).map_err(|e| e.to_string()))
+        .map(|_| {
+            FaultProxy::start(server.port())
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
         .collect::<Result<_, _>>()?;
     runtime()?.block_on(async move {
         let mut limiters = Vec::new();
         for ((key, policy, limit), proxy) in setups.into_iter().zip(&proxies) {
-            let limiter = RedisLimiter::<SlidingLog>::builder(Quota::per_hour(limit).map_err(|e| e.to_string())?)
-                .prefix(PREFIX)
-                .timeout(REDIS_CALL_TIMEOUT)
-                .failure_policy(policy)
-                .build(connection(&proxy.url()).await?)
-                .map_err(|e| e.to_string())?;
+            let limiter = RedisLimiter::<SlidingLog>::builder(
+                Quota::per_hour(limit).map_err(|e| e.to_string())?,
+            )
+            .prefix(PREFIX)
+            .timeout(REDIS_CALL_TIMEOUT)
+            .failure_policy(policy)
+            .build(connection(&proxy.url()).await?)
+            .map_err(|e| e.to_string())?;
             limiters.push(Arc::new(Limited {
                 key,
                 policy,
@@ -129,14 +138,24 @@ pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
                 allowed: AtomicU64::new(0),
             }));
         }
-        let injector = Injector::new(Server::Redis(server), proxies, REDIS_TTL, REDIS_CALL_TIMEOUT, seed);
+        let injector = Injector::new(
+            Server::Redis(server),
+            proxies,
+            REDIS_TTL,
+            REDIS_CALL_TIMEOUT,
+            seed,
+        );
         let server = injector.server();
         let deadline = Instant::now() + time;
         let mut tasks = Vec::new();
         for (i, limited) in limiters.iter().enumerate() {
             for c in 0..CALLERS {
                 let caller_seed = seed ^ ((i * CALLERS + c) as u64 + 1);
-                tasks.push(tokio::spawn(caller(Arc::clone(limited), deadline, caller_seed)));
+                tasks.push(tokio::spawn(caller(
+                    Arc::clone(limited),
+                    deadline,
+                    caller_seed,
+                )));
             }
         }
         let faults = injector.run(deadline).await?;
@@ -147,12 +166,18 @@ pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
         let mut row = Row::new("rate-limit-redis");
         row.faults = faults;
         row.operations = durations.len() as u64;
-        row.add(Anomaly::LateReturns, late_returns(&durations, REDIS_CALL_TIMEOUT + SLACK) as u64);
+        row.add(
+            Anomaly::LateReturns,
+            late_returns(&durations, REDIS_CALL_TIMEOUT + SLACK) as u64,
+        );
         row.add(Anomaly::OverAdmissions, 0);
         row.add(Anomaly::CountedTwice, 0);
         for limited in &limiters {
             let limit = u64::from(limited.limit);
-            let (calls, allowed) = (limited.calls.load(Ordering::Relaxed), limited.allowed.load(Ordering::Relaxed));
+            let (calls, allowed) = (
+                limited.calls.load(Ordering::Relaxed),
+                limited.allowed.load(Ordering::Relaxed),
+            );
             let failures = limited.limiter.failures();
             let bound = match limited.policy {
                 FailurePolicy::FailOpen => limit + failures,
