@@ -27,6 +27,8 @@ const IN_FLIGHT: usize = 24;
 const PANIC_MESSAGE: &str = "soak: the inner service panics";
 /// Panics the inner service raised (a planted one may be cancelled before it runs).
 static PANICS: AtomicU64 = AtomicU64::new(0);
+/// Attempts made, for `--plant`'s one-in-500 leak.
+static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Copy, Clone, Debug)]
 enum Answer {
@@ -88,6 +90,12 @@ async fn request(layers: Arc<Layers>, answers: Vec<Answer>) -> Vec<Duration> {
                 let layers = Arc::clone(&layers);
                 let refusals = &refusals;
                 async move {
+                    if crate::planted()
+                        && ATTEMPTS.fetch_add(1, Ordering::Relaxed) % 500 == 499
+                        && let Ok(permit) = layers.bulkhead.try_acquire()
+                    {
+                        std::mem::forget(permit); // planted: a request that keeps its slot
+                    }
                     let start = Instant::now();
                     match layers
                         .bulkhead

@@ -41,6 +41,7 @@ struct FlakyStore {
     failing: AtomicBool,
     slow_micros: AtomicU64,
     panicking: AtomicBool,
+    batches: AtomicU64,
 }
 
 impl Store<u32, u64> for FlakyStore {
@@ -60,6 +61,9 @@ impl Store<u32, u64> for FlakyStore {
         }
         if self.failing.load(Ordering::Relaxed) {
             return Err(Down);
+        }
+        if crate::planted() && self.batches.fetch_add(1, Ordering::Relaxed) % 50 == 49 {
+            return Ok(()); // planted: a store that acknowledges a batch and drops it
         }
         let mut data = self.data.lock().unwrap_or_else(|e| e.into_inner());
         for (k, v) in batch {

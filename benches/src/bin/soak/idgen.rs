@@ -69,6 +69,17 @@ where
         .await
         .unwrap_or_default();
         ids.extend(issued);
+        if crate::planted() {
+            // Planted: a generator that ignores its lease goes on for a TTL after it.
+            let plain = Snowflake::builder(Layout::twitter(), lease.id()).build();
+            if let Ok(plain) = plain {
+                let end = Instant::now() + ttl;
+                while Instant::now() < end {
+                    ids.extend(plain.next_id());
+                    tokio::time::sleep(Duration::from_micros(300)).await;
+                }
+            }
+        }
         let _ = lease.release().await;
     }
     (ids, leases)

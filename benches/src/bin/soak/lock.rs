@@ -121,6 +121,9 @@ async fn client<S: Fenced>(
         }
         let release = Instant::now();
         until = until.min(release);
+        if crate::planted() {
+            until += ttl; // planted: the holder goes on acting for a TTL after its lease
+        }
         let _ = locks.release(&lease).await;
         record.calls.push(release.elapsed());
         record.holdings.push(Holding {
@@ -133,7 +136,18 @@ async fn client<S: Fenced>(
         // holder has written.
         if rng.random_bool(0.3) {
             tokio::time::sleep(ttl.mul_f64(rng.random::<f64>())).await;
-            record.write(&locks, token).await;
+            if crate::planted() {
+                // Planted: a late write around the fence, which lands whatever the token.
+                let now = Instant::now();
+                record.writes.push(FencedWrite {
+                    token: token.get(),
+                    sent: now,
+                    answered: now,
+                    accepted: true,
+                });
+            } else {
+                record.write(&locks, token).await;
+            }
         }
     }
     record

@@ -23,6 +23,16 @@ use std::time::Duration;
 /// otherwise idle one).
 pub(crate) const SLACK: Duration = Duration::from_millis(250);
 
+/// `--plant`: each block plants a bug of its own kind (a holder that outlives its lease, a
+/// writer around the fence, a generator that ignores its lease, a retrying limiter caller,
+/// a store that drops batches, a request that keeps its slot, stalled calls), to show the
+/// table counts them. Off in every real run.
+static PLANT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn planted() -> bool {
+    PLANT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The anomaly columns, in table order.
 #[derive(Copy, Clone, Debug)]
 pub(crate) enum Anomaly {
@@ -130,6 +140,7 @@ const BLOCKS: &[Block] = &[
 ];
 
 struct Args {
+    plant: bool,
     minutes: f64,
     seed: u64,
     only: Option<String>,
@@ -139,6 +150,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
     let mut minutes = 1.0;
     let mut seed = None;
     let mut only = None;
+    let mut plant = false;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -147,6 +159,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 seed = Some(value.parse().map_err(|e| format!("--seed {value}: {e}"))?);
             }
             "--only" => only = Some(rest.next().ok_or("--only needs a block name")?.clone()),
+            "--plant" => plant = true,
             "-h" | "--help" => return Err(usage()),
             minutes_arg => {
                 minutes = minutes_arg
@@ -174,6 +187,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         },
     };
     Ok(Args {
+        plant,
         minutes,
         seed,
         only,
@@ -183,7 +197,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
 fn usage() -> String {
     let names: Vec<&str> = BLOCKS.iter().map(|b| b.name).collect();
     format!(
-        "usage: soak [MINUTES] [--seed N] [--only BLOCK]  (MINUTES defaults to 1; KEEL_SOAK_SEED \
+        "usage: soak [MINUTES] [--seed N] [--only BLOCK] [--plant]  (MINUTES defaults to 1; KEEL_SOAK_SEED \
          also sets the seed; blocks: {})",
         names.join(", ")
     )
@@ -226,7 +240,8 @@ fn main() -> ExitCode {
             .as_ref()
             .map(|b| format!(" --only {b}"))
             .unwrap_or_default()
-    );
+    ) + if args.plant { " --plant" } else { "" };
+    PLANT.store(args.plant, std::sync::atomic::Ordering::Relaxed);
     println!("soak seed {} (reproduce: {command})", args.seed);
     let blocks: Vec<&Block> = BLOCKS
         .iter()

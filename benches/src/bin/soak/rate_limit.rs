@@ -59,10 +59,24 @@ async fn caller(limited: Arc<Limited>, deadline: Instant, seed: u64) -> Vec<Dura
     let mut calls = Vec::new();
     while Instant::now() < deadline {
         let start = Instant::now();
+        let failures = limited.limiter.failures();
         let decision = limited.limiter.check_key(limited.key).await;
+        let mut allowed = decision.is_allowed();
+        if crate::planted() && limited.limiter.failures() > failures {
+            // Planted: a caller that retries a failed check once, and admits if that fails.
+            allowed = limited
+                .limiter
+                .try_check_key_n(limited.key, 1)
+                .await
+                .map_or(true, |d| d.is_allowed());
+            if rng.random_bool(0.05) {
+                // Planted: a call stalled past its timeout.
+                tokio::time::sleep(REDIS_CALL_TIMEOUT + SLACK * 2).await;
+            }
+        }
         calls.push(start.elapsed());
         limited.calls.fetch_add(1, Ordering::Relaxed);
-        if decision.is_allowed() {
+        if allowed {
             limited.allowed.fetch_add(1, Ordering::Relaxed);
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(2..15))).await;
