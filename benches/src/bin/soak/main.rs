@@ -96,7 +96,7 @@ impl Row {
 /// A block of the soak: its name and how it runs for a share of the time.
 struct Block {
     name: &'static str,
-    /// Its share of the run, in parts of [`TOTAL_PARTS`].
+    /// Its share of the run: its parts over the sum of the parts of the blocks run.
     parts: u32,
     run: fn(Duration, u64) -> Result<Row, String>,
 }
