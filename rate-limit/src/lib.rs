@@ -87,6 +87,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod algorithm;
+mod compact_keyed;
 mod decision;
 #[cfg(feature = "metrics")]
 mod emit;
@@ -113,6 +114,9 @@ mod sliding_log;
 mod wait;
 
 pub use algorithm::Algorithm;
+pub use compact_keyed::{
+    CompactKeyedLimiter, CompactKeyedLimiterBuilder, CompactKeyedLimiterError,
+};
 pub use decision::Decision;
 pub use error::InsufficientCapacity;
 pub use fixed_window::{FixedWindow, FixedWindowState};
