@@ -29,7 +29,9 @@ use keel_benches::hashring::{keel_jump, keel_maglev, keel_multi_probe, keel_ring
 use keel_benches::idgen::{bench_policy, wide_layout};
 use keel_breaker::{CircuitBreaker, Window};
 use keel_hashring::ConsistentHash;
-use keel_idgen::{Snowflake, UlidGenerator, UuidV7Generator};
+use keel_idgen::{
+    LocalUlidGenerator, LocalUuidV7Generator, Snowflake, UlidGenerator, UuidV7Generator,
+};
 use keel_lock::{InMemoryLockService, LockService};
 use keel_rate_limit::{Gcra, KeyedLimiter, Limiter, Quota, RateLimit};
 
@@ -297,6 +299,40 @@ fn cases() -> Vec<Case> {
                 let generator = UuidV7Generator::new();
                 Box::new(move || {
                     black_box(generator.next_id().ok());
+                })
+            },
+        },
+        Case {
+            block: "idgen",
+            operation: "next, 1 thread",
+            implementation: "keel LocalUlidGenerator",
+            setup: || {
+                let mut generator = LocalUlidGenerator::new();
+                Box::new(move || {
+                    black_box(generator.next_id().ok());
+                })
+            },
+        },
+        Case {
+            block: "idgen",
+            operation: "next, 1 thread",
+            implementation: "keel LocalUuidV7Generator",
+            setup: || {
+                let mut generator = LocalUuidV7Generator::new();
+                Box::new(move || {
+                    black_box(generator.next_id().ok());
+                })
+            },
+        },
+        Case {
+            block: "idgen",
+            operation: "next, 1 thread",
+            implementation: "ferroid thread_local new_ulid_mono",
+            setup: || {
+                Box::new(move || {
+                    black_box(ferroid::generator::thread_local::Ulid::new_ulid_mono(
+                        |_| std::thread::yield_now(),
+                    ));
                 })
             },
         },

@@ -10,31 +10,31 @@ use proptest::prelude::*;
 
 /// What happens between two IDs.
 #[derive(Clone, Debug)]
-enum Step {
+enum Event {
     Issue(u16),
     Advance(u64),
-    StepBack(u64),
-    StepForward(u64),
+    WallBack(u64),
+    WallForward(u64),
 }
 
-fn steps() -> impl Strategy<Value = Vec<Step>> {
+fn steps() -> impl Strategy<Value = Vec<Event>> {
     prop::collection::vec(
         prop_oneof![
-            4 => (1u16..500).prop_map(Step::Issue),
-            2 => (0u64..5_000).prop_map(Step::Advance),
-            1 => (0u64..3_000).prop_map(Step::StepBack),
-            1 => (0u64..3_000).prop_map(Step::StepForward),
+            4 => (1u16..500).prop_map(Event::Issue),
+            2 => (0u64..5_000).prop_map(Event::Advance),
+            1 => (0u64..3_000).prop_map(Event::WallBack),
+            1 => (0u64..3_000).prop_map(Event::WallForward),
         ],
         1..40,
     )
 }
 
-fn apply(clock: &ManualClock, step: &Step) {
+fn apply(clock: &ManualClock, step: &Event) {
     match *step {
-        Step::Issue(_) => {}
-        Step::Advance(micros) => clock.advance(Duration::from_micros(micros)),
-        Step::StepBack(ms) => clock.step_wall_back(Duration::from_millis(ms)),
-        Step::StepForward(ms) => clock.step_wall_forward(Duration::from_millis(ms)),
+        Event::Issue(_) => {}
+        Event::Advance(micros) => clock.advance(Duration::from_micros(micros)),
+        Event::WallBack(ms) => clock.step_wall_back(Duration::from_millis(ms)),
+        Event::WallForward(ms) => clock.step_wall_forward(Duration::from_millis(ms)),
     }
 }
 
@@ -49,7 +49,7 @@ proptest! {
         let mut highest = 0;
         for step in &steps {
             apply(&clock, step);
-            if let Step::Issue(count) = *step {
+            if let Event::Issue(count) = *step {
                 for _ in 0..count {
                     let now = clock.unix_millis();
                     highest = highest.max(now);
@@ -78,7 +78,7 @@ proptest! {
         let mut highest = 0;
         for step in &steps {
             apply(&clock, step);
-            if let Step::Issue(count) = *step {
+            if let Event::Issue(count) = *step {
                 for _ in 0..count {
                     let now = clock.unix_millis();
                     highest = highest.max(now);

@@ -184,6 +184,7 @@ impl<C: Clock> CompactKeyedLimiterBuilder<C> {
 ///
 /// let quota = Quota::per_second(1)?.with_burst(u32::MAX)?;
 /// let err = CompactKeyedLimiter::builder(quota).build().unwrap_err();
+/// assert_eq!(err, CompactKeyedLimiterError::BurstTooLarge { burst: u32::MAX });
 /// assert_eq!(err.to_string(), "burst 4294967295 is above 2^30, the most a compact keyed limiter holds");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -229,7 +230,7 @@ impl Units {
             fine: (1u64 << k) >= t,
             rebase_nanos: 0,
         };
-        units.rebase_nanos = units.to_nanos(REBASE_UNITS);
+        units.rebase_nanos = units.nanos(REBASE_UNITS);
         units
     }
 
@@ -238,20 +239,20 @@ impl Units {
     #[inline]
     fn restart(self, nanos: u64) -> u64 {
         if self.fine {
-            return self.from_nanos_up(nanos);
+            return self.units_up(nanos);
         }
         u64::try_from((u128::from(nanos) << self.k) / u128::from(self.t)).unwrap_or(u64::MAX)
     }
 
     /// Nanoseconds after the epoch that `units` stand for, rounded down.
     #[inline]
-    fn to_nanos(self, units: u64) -> u64 {
+    fn nanos(self, units: u64) -> u64 {
         u64::try_from((u128::from(units) * u128::from(self.t)) >> self.k).unwrap_or(u64::MAX)
     }
 
     /// Units for `nanos` after the epoch, rounded up.
     #[inline]
-    fn from_nanos_up(self, nanos: u64) -> u64 {
+    fn units_up(self, nanos: u64) -> u64 {
         let scaled = u128::from(nanos) << self.k;
         u64::try_from(scaled.div_ceil(u128::from(self.t))).unwrap_or(u64::MAX)
     }
@@ -358,7 +359,7 @@ impl<C: Clock> CompactKeyedLimiter<C> {
             Found::Sentinel => table.sentinel,
             Found::Vacant(_) => None,
         };
-        let tat_rel = state.map_or(0, |state| units.to_nanos(u64::from(state)));
+        let tat_rel = state.map_or(0, |state| units.nanos(u64::from(state)));
         let (decision, new_tat) = gcra_step(&self.quota, tat_rel, now_rel, n);
         if new_tat.is_none() {
             return Ok(decision);
@@ -636,7 +637,7 @@ impl Table {
         let now_rel = now - self.epoch;
         // A key is live while its TAT is after `now`; its state then exceeds `shift`.
         let moved = |state: u32| -> Option<u32> {
-            let live = units.to_nanos(u64::from(state)) > now_rel;
+            let live = units.nanos(u64::from(state)) > now_rel;
             live.then(|| u32::try_from(u64::from(state) - shift).unwrap_or(u32::MAX))
         };
         let mut dropped = 0u64;
@@ -730,7 +731,7 @@ mod tests {
             .clock(clock.clone())
             .build()
             .expect("limiter");
-        let unit = limiter.units.to_nanos(1);
+        let unit = limiter.units.nanos(1);
         assert!((3_000..7_000).contains(&unit), "{unit}"); // about an hour / 2^30, up to twice that
         clock.advance(Duration::from_nanos(12_345)); // not on a unit boundary
         for _ in 0..10 {
@@ -752,7 +753,7 @@ mod tests {
             .clock(clock.clone())
             .build()
             .expect("limiter");
-        assert!(limiter.units.to_nanos(1) <= 1);
+        assert!(limiter.units.nanos(1) <= 1);
         for key in 0..1_000 {
             assert!(limiter.check_key(key).is_allowed());
         }
