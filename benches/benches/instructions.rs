@@ -33,7 +33,7 @@ use keel_idgen::{
     LocalUlidGenerator, LocalUuidV7Generator, Snowflake, UlidGenerator, UuidV7Generator,
 };
 use keel_lock::{InMemoryLockService, LockService};
-use keel_rate_limit::{Gcra, KeyedLimiter, Limiter, Quota, RateLimit};
+use keel_rate_limit::{CompactKeyedLimiter, Gcra, KeyedLimiter, Limiter, Quota, RateLimit};
 
 /// Calls counted per case.
 const ITERATIONS: u64 = 20_000;
@@ -129,6 +129,19 @@ fn cases() -> Vec<Case> {
                     KeyedLimiter::<u64, Gcra>::new(Quota::per_second(1_000_000_000).expect("q"));
                 Box::new(move || {
                     black_box(limiter.check_key(black_box(&42)).is_allowed());
+                })
+            },
+        },
+        Case {
+            block: "rate-limit",
+            operation: "check_key, one key",
+            implementation: "keel CompactKeyedLimiter",
+            setup: || {
+                let limiter =
+                    CompactKeyedLimiter::new(Quota::per_second(1_000_000_000).expect("q"))
+                        .expect("limiter");
+                Box::new(move || {
+                    black_box(limiter.check_key(black_box(42)).is_allowed());
                 })
             },
         },
