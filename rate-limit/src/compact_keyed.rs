@@ -345,14 +345,16 @@ impl<C: Clock> CompactKeyedLimiter<C> {
         }
         let hash = self.hash(key);
         let shard = &self.shards[(hash >> (64 - SHARDS.trailing_zeros())) as usize];
-        let now = self.clock.now().as_nanos();
         let mut table = shard.lock();
+        // Read under the lock: no holder before saw a later time, so `now` is not before the
+        // epoch a rebase by another thread set.
+        let now = self.clock.now().as_nanos();
         let units = self.units;
         if now.saturating_sub(table.epoch) >= units.rebase_nanos {
             let dropped = table.rebuild(now, units, 0, |k| self.hash(k));
             self.evicted_fresh.fetch_add(dropped, Ordering::Relaxed);
         }
-        let now_rel = now - table.epoch;
+        let now_rel = now.saturating_sub(table.epoch);
         let slot = table.find(key, hash);
         let state = match slot {
             Found::At(index) => Some(table.states[index]),
@@ -634,7 +636,8 @@ impl Table {
         extra: usize,
         hash: impl Fn(u64) -> u64,
     ) -> u64 {
-        let now_rel = now - self.epoch;
+        // `retain_recent` reads the time before locking: it may be before the epoch.
+        let now_rel = now.saturating_sub(self.epoch);
         // A key is live while its TAT is after `now`; its state then exceeds `shift`.
         let moved = |state: u32| -> Option<u32> {
             let live = units.nanos(u64::from(state)) > now_rel;

@@ -135,3 +135,39 @@ fn a_million_keys_stay_under_sixteen_bytes_each() {
     let per_key = limiter.table_bytes() as f64 / 1e6;
     assert!(per_key <= 16.0, "{per_key} bytes per key");
 }
+
+/// Threads racing on the same keys, time standing still: each key admits exactly its burst.
+#[test]
+fn racing_threads_admit_exactly_the_burst_per_key() {
+    const KEYS: u64 = 2_000;
+    let limiter = std::sync::Arc::new(
+        CompactKeyedLimiter::builder(Quota::per_hour(40).expect("quota"))
+            .clock(ManualClock::new())
+            .build()
+            .expect("limiter"),
+    );
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let limiter = limiter.clone();
+            std::thread::spawn(move || {
+                let mut admitted = vec![0u32; KEYS as usize];
+                for _ in 0..20 {
+                    for key in 0..KEYS {
+                        if limiter.check_key(key * 7_919).is_allowed() {
+                            admitted[key as usize] += 1;
+                        }
+                    }
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut total = vec![0u32; KEYS as usize];
+    for handle in handles {
+        for (sum, count) in total.iter_mut().zip(handle.join().expect("thread")) {
+            *sum += count;
+        }
+    }
+    assert!(total.iter().all(|&count| count == 40), "{:?}", &total[..8]);
+    assert_eq!(limiter.len(), KEYS as usize);
+}
