@@ -29,9 +29,11 @@ use keel_benches::hashring::{keel_jump, keel_maglev, keel_multi_probe, keel_ring
 use keel_benches::idgen::{bench_policy, wide_layout};
 use keel_breaker::{CircuitBreaker, Window};
 use keel_hashring::ConsistentHash;
-use keel_idgen::{Snowflake, UlidGenerator, UuidV7Generator};
+use keel_idgen::{
+    LocalUlidGenerator, LocalUuidV7Generator, Snowflake, UlidGenerator, UuidV7Generator,
+};
 use keel_lock::{InMemoryLockService, LockService};
-use keel_rate_limit::{Gcra, KeyedLimiter, Limiter, Quota, RateLimit};
+use keel_rate_limit::{CompactKeyedLimiter, Gcra, KeyedLimiter, Limiter, Quota, RateLimit};
 
 /// Calls counted per case.
 const ITERATIONS: u64 = 20_000;
@@ -127,6 +129,19 @@ fn cases() -> Vec<Case> {
                     KeyedLimiter::<u64, Gcra>::new(Quota::per_second(1_000_000_000).expect("q"));
                 Box::new(move || {
                     black_box(limiter.check_key(black_box(&42)).is_allowed());
+                })
+            },
+        },
+        Case {
+            block: "rate-limit",
+            operation: "check_key, one key",
+            implementation: "keel CompactKeyedLimiter",
+            setup: || {
+                let limiter =
+                    CompactKeyedLimiter::new(Quota::per_second(1_000_000_000).expect("q"))
+                        .expect("limiter");
+                Box::new(move || {
+                    black_box(limiter.check_key(black_box(42)).is_allowed());
                 })
             },
         },
@@ -297,6 +312,40 @@ fn cases() -> Vec<Case> {
                 let generator = UuidV7Generator::new();
                 Box::new(move || {
                     black_box(generator.next_id().ok());
+                })
+            },
+        },
+        Case {
+            block: "idgen",
+            operation: "next, 1 thread",
+            implementation: "keel LocalUlidGenerator",
+            setup: || {
+                let mut generator = LocalUlidGenerator::new();
+                Box::new(move || {
+                    black_box(generator.next_id().ok());
+                })
+            },
+        },
+        Case {
+            block: "idgen",
+            operation: "next, 1 thread",
+            implementation: "keel LocalUuidV7Generator",
+            setup: || {
+                let mut generator = LocalUuidV7Generator::new();
+                Box::new(move || {
+                    black_box(generator.next_id().ok());
+                })
+            },
+        },
+        Case {
+            block: "idgen",
+            operation: "next, 1 thread",
+            implementation: "ferroid thread_local new_ulid_mono",
+            setup: || {
+                Box::new(move || {
+                    black_box(ferroid::generator::thread_local::Ulid::new_ulid_mono(
+                        |_| std::thread::yield_now(),
+                    ));
                 })
             },
         },

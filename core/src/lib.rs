@@ -69,7 +69,9 @@
 //! `std::time::Instant`, full resolution, no background thread. The coarse sources are
 //! cheaper still, but 1 to 4 ms coarse is too coarse for a limiter's spacing or a
 //! sub-millisecond timeout, and the ticker costs a thread in every process. [`StdClock`] keeps
-//! `std::time::Instant` for hosts whose TSC is not trusted.
+//! `std::time::Instant` for hosts whose TSC is not trusted. Where a millisecond is enough
+//! (keel-idgen's per-thread generators), [`CoarseClock`] is that ticker as a [`Clock`], over
+//! any inner clock.
 //!
 //! # Crate features
 //!
@@ -83,6 +85,7 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod coarse;
 mod instant;
 mod manual;
 pub mod sync;
@@ -91,6 +94,7 @@ mod system;
 mod tokio_clock;
 
 pub use clock::Clock;
+pub use coarse::CoarseClock;
 pub use instant::Instant;
 pub use manual::ManualClock;
 pub use system::{StdClock, SystemClock};
