@@ -71,6 +71,11 @@
 //! sub-millisecond timeout, and the ticker costs a thread in every process. [`StdClock`] keeps
 //! `std::time::Instant` for hosts whose TSC is not trusted.
 //!
+//! Where a millisecond behind is fine, [`Clock::recent`] offers the ticker:
+//! [`SystemClock`] starts it at the first `recent` reading and stops it after a second in which
+//! nobody read it. A circuit breaker's time window places its calls with it. Other clocks
+//! answer `recent` with `now`, so tests stay exact.
+//!
 //! # Crate features
 //!
 //! - `tokio`: adds `TokioClock`, which reads tokio's (pausable) clock.
@@ -85,6 +90,7 @@
 mod clock;
 mod instant;
 mod manual;
+mod recent;
 pub mod sync;
 mod system;
 #[cfg(feature = "tokio")]
