@@ -246,7 +246,7 @@ fn maglev_sizes(keys: &[u64]) {
     }
     println!();
     println!("### Maglev: what each table size costs at 1,000 nodes\n");
-    println!("| M | M / n | M / n² | table bytes | build (ms) | ns/lookup ({SAMPLE_KEYS} keys) |");
+    println!("| M | M / n | M / n² | heap bytes | build (ms) | ns/lookup ({SAMPLE_KEYS} keys) |");
     println!("|---|---|---|---|---|---|");
     let sample = &keys[..SAMPLE_KEYS];
     for size in SIZES {
