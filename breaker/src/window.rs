@@ -213,7 +213,9 @@ pub(crate) struct TimeWindow {
     minimum_calls: u64,
     inner: Mutex<TimeRing>,
     /// The end (exclusive, in nanoseconds) of the newest bucket while the window is quiet;
-    /// 0 otherwise, and while a call holds the lock.
+    /// 0 otherwise, and while a call holds the lock. Only the end is checked: a success read
+    /// before a racing thread opened the newest bucket counts in it, a bucket late at most
+    /// by the race.
     quiet_until: Padded<AtomicU64>,
     stripes: Box<[Padded<AtomicUsize>]>,
 }
