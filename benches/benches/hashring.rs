@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use keel_benches::hashring::{
-    VNODES, keel_jump, keel_ketama, keel_maglev, keel_multi_probe, keel_rendezvous, keel_ring,
-    keys, peer_anchorhash, peer_consistent_hash_ring, peer_hashring, peer_jumphash, peer_maglev,
+    VNODES, keel_jump, keel_ketama, keel_maglev, keel_maglev_fixed, keel_multi_probe,
+    keel_rendezvous, keel_ring, keys, peer_anchorhash, peer_consistent_hash_ring, peer_hashring,
+    peer_jumphash, peer_maglev,
 };
 use keel_hashring::ConsistentHash;
 
@@ -75,6 +76,10 @@ fn lookups(c: &mut Criterion) {
         let maglev = keel_maglev(&nodes);
         bench_lookup(&mut group, "keel Maglev", &keys, |k| {
             maglev.node(&k).copied()
+        });
+        let fixed = keel_maglev_fixed(&nodes);
+        bench_lookup(&mut group, "keel Maglev (fixed 65,537)", &keys, |k| {
+            fixed.node(&k).copied()
         });
         if n <= 100 {
             // The maglev crate's build holds an n × M permutation table (800 MB at 1,000).

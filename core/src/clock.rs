@@ -75,6 +75,32 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn unix_millis(&self) -> u64;
+
+    /// A reading of [`now`](Clock::now) that may trail it a little, for hot paths that only
+    /// place an event in a coarse bucket (a circuit breaker's time window of 1 s buckets).
+    ///
+    /// Never ahead of `now`, and on one thread never less than an earlier `recent`. The
+    /// default is `now()` itself, so [`ManualClock`](crate::ManualClock) and tokio's paused
+    /// clock stay exact. [`SystemClock`](crate::SystemClock) returns what a background thread
+    /// stored at most about a millisecond ago (more when the machine is too loaded to run
+    /// that thread): one atomic load rather than a counter read.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock, SystemClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_millis(3));
+    /// assert_eq!(clock.recent(), clock.now()); // exact on a manual clock
+    ///
+    /// let recent = SystemClock.recent();
+    /// assert!(recent <= SystemClock.now());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    fn recent(&self) -> Instant {
+        self.now()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for &C {
@@ -85,6 +111,10 @@ impl<C: Clock + ?Sized> Clock for &C {
     #[inline]
     fn unix_millis(&self) -> u64 {
         (**self).unix_millis()
+    }
+    #[inline]
+    fn recent(&self) -> Instant {
+        (**self).recent()
     }
 }
 
@@ -97,6 +127,10 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     fn unix_millis(&self) -> u64 {
         (**self).unix_millis()
     }
+    #[inline]
+    fn recent(&self) -> Instant {
+        (**self).recent()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
@@ -107,6 +141,10 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     #[inline]
     fn unix_millis(&self) -> u64 {
         (**self).unix_millis()
+    }
+    #[inline]
+    fn recent(&self) -> Instant {
+        (**self).recent()
     }
 }
 

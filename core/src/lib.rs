@@ -73,6 +73,11 @@
 //! (keel-idgen's per-thread generators), [`CoarseClock`] is that ticker as a [`Clock`], over
 //! any inner clock.
 //!
+//! Where a millisecond behind is fine, [`Clock::recent`] offers the ticker:
+//! [`SystemClock`] starts it at the first `recent` reading and stops it after a second in which
+//! nobody read it. A circuit breaker's time window places its calls with it. Other clocks
+//! answer `recent` with `now`, so tests stay exact.
+//!
 //! # Crate features
 //!
 //! - `tokio`: adds `TokioClock`, which reads tokio's (pausable) clock.
@@ -88,6 +93,7 @@ mod clock;
 mod coarse;
 mod instant;
 mod manual;
+mod recent;
 pub mod sync;
 mod system;
 #[cfg(feature = "tokio")]

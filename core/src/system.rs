@@ -103,6 +103,13 @@ impl Clock for SystemClock {
     fn unix_millis(&self) -> u64 {
         system_unix_millis()
     }
+
+    /// The time a background thread stored at most about a millisecond ago: one atomic
+    /// load. The thread starts at the first reading and stops after a second unread.
+    #[inline]
+    fn recent(&self) -> Instant {
+        Instant::from_nanos(crate::recent::recent(|| SystemClock.now().as_nanos()))
+    }
 }
 
 impl Clock for StdClock {
