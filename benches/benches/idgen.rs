@@ -98,20 +98,23 @@ fn ulid_monotonic(c: &mut Criterion) {
     group.finish();
 }
 
-/// One generator per thread, beside ferroid's thread-local generators. keel's default reads a
-/// [`keel_core::CoarseClock`] (as ferroid's reads its own ticker); the `SystemClock` row shows
-/// what a full wall-clock read per ID costs.
+/// One generator per thread, beside ferroid's thread-local generators. keel's default reads
+/// `SystemClock::recent_unix_millis`, a ticker's copy (as ferroid's reads its own ticker); the
+/// `StdClock` row, which has no ticker, shows what a full wall-clock read per ID costs.
 fn per_thread(c: &mut Criterion) {
     let mut group = c.benchmark_group("per-thread generator, 1 thread");
     group.throughput(Throughput::Elements(1));
     let mut keel = LocalUlidGenerator::new();
     group.bench_function(
-        BenchmarkId::new("ulid", "keel LocalUlidGenerator (CoarseClock)"),
+        BenchmarkId::new("ulid", "keel LocalUlidGenerator (SystemClock, ticker)"),
         |b| b.iter(|| black_box(keel.next_id())),
     );
-    let mut keel_system = LocalUlidGenerator::with_clock(keel_core::SystemClock);
+    let mut keel_system = LocalUlidGenerator::with_clock(keel_core::StdClock);
     group.bench_function(
-        BenchmarkId::new("ulid", "keel LocalUlidGenerator (SystemClock)"),
+        BenchmarkId::new(
+            "ulid",
+            "keel LocalUlidGenerator (StdClock, a wall-clock read per ID)",
+        ),
         |b| b.iter(|| black_box(keel_system.next_id())),
     );
     group.bench_function(
@@ -134,7 +137,7 @@ fn per_thread(c: &mut Criterion) {
     });
     let mut keel_uuid = LocalUuidV7Generator::new();
     group.bench_function(
-        BenchmarkId::new("uuid v7", "keel LocalUuidV7Generator (CoarseClock)"),
+        BenchmarkId::new("uuid v7", "keel LocalUuidV7Generator (SystemClock, ticker)"),
         |b| b.iter(|| black_box(keel_uuid.next_id())),
     );
     group.bench_function(BenchmarkId::new("uuid v7", "uuid now_v7"), |b| {

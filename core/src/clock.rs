@@ -101,6 +101,32 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn recent(&self) -> Instant {
         self.now()
     }
+
+    /// A reading of [`unix_millis`](Clock::unix_millis) that may trail it a little, for hot
+    /// paths that need the wall clock only to the millisecond (keel-idgen's per-thread ULID
+    /// and UUIDv7 generators).
+    ///
+    /// Never ahead of `unix_millis` by more than a wall-clock step back since the reading.
+    /// The default is `unix_millis()` itself, so [`ManualClock`](crate::ManualClock) stays
+    /// exact. [`SystemClock`](crate::SystemClock) returns what the same background thread as
+    /// [`recent`](Clock::recent) stored, at most about a millisecond ago.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock, SystemClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::at_unix_millis(1_700_000_000_000);
+    /// clock.advance(Duration::from_millis(3));
+    /// assert_eq!(clock.recent_unix_millis(), 1_700_000_000_003); // exact on a manual clock
+    ///
+    /// let recent = SystemClock.recent_unix_millis();
+    /// assert!(recent <= SystemClock.unix_millis());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    fn recent_unix_millis(&self) -> u64 {
+        self.unix_millis()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for &C {
@@ -115,6 +141,10 @@ impl<C: Clock + ?Sized> Clock for &C {
     #[inline]
     fn recent(&self) -> Instant {
         (**self).recent()
+    }
+    #[inline]
+    fn recent_unix_millis(&self) -> u64 {
+        (**self).recent_unix_millis()
     }
 }
 
@@ -131,6 +161,10 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     fn recent(&self) -> Instant {
         (**self).recent()
     }
+    #[inline]
+    fn recent_unix_millis(&self) -> u64 {
+        (**self).recent_unix_millis()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
@@ -145,6 +179,10 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     #[inline]
     fn recent(&self) -> Instant {
         (**self).recent()
+    }
+    #[inline]
+    fn recent_unix_millis(&self) -> u64 {
+        (**self).recent_unix_millis()
     }
 }
 

@@ -69,14 +69,13 @@
 //! `std::time::Instant`, full resolution, no background thread. The coarse sources are
 //! cheaper still, but 1 to 4 ms coarse is too coarse for a limiter's spacing or a
 //! sub-millisecond timeout, and the ticker costs a thread in every process. [`StdClock`] keeps
-//! `std::time::Instant` for hosts whose TSC is not trusted. Where a millisecond is enough
-//! (keel-idgen's per-thread generators), [`CoarseClock`] is that ticker as a [`Clock`], over
-//! any inner clock.
+//! `std::time::Instant` for hosts whose TSC is not trusted.
 //!
-//! Where a millisecond behind is fine, [`Clock::recent`] offers the ticker:
-//! [`SystemClock`] starts it at the first `recent` reading and stops it after a second in which
-//! nobody read it. A circuit breaker's time window places its calls with it. Other clocks
-//! answer `recent` with `now`, so tests stay exact.
+//! Where a millisecond behind is fine, [`Clock::recent`] and [`Clock::recent_unix_millis`]
+//! offer the ticker: [`SystemClock`] starts it at the first such reading and stops it after a
+//! second in which nobody read it. A circuit breaker's time window places its calls with
+//! `recent`; keel-idgen's per-thread generators stamp IDs with `recent_unix_millis`. Other
+//! clocks answer with `now` and `unix_millis`, so tests stay exact.
 //!
 //! # Crate features
 //!
@@ -90,7 +89,6 @@
 #![forbid(unsafe_code)]
 
 mod clock;
-mod coarse;
 mod instant;
 mod manual;
 mod recent;
@@ -100,7 +98,6 @@ mod system;
 mod tokio_clock;
 
 pub use clock::Clock;
-pub use coarse::CoarseClock;
 pub use instant::Instant;
 pub use manual::ManualClock;
 pub use system::{StdClock, SystemClock};

@@ -15,7 +15,7 @@
 //! - [`UuidV7Generator`]: RFC 9562 version 7 UUIDs ([`UuidV7`]) with a 16-bit counter
 //!   (method 1), monotonic within the process.
 //! - [`LocalUlidGenerator`] and [`LocalUuidV7Generator`]: one per thread (`&mut self`), a
-//!   few nanoseconds per ID on a [`CoarseClock`](keel_core::CoarseClock); strictly
+//!   few nanoseconds per ID on [`Clock::recent_unix_millis`](keel_core::Clock::recent_unix_millis); strictly
 //!   increasing per generator, unique across threads by 79 (73) random bits, ordered across
 //!   threads by millisecond only.
 //! - Parsing never panics: a malformed string gives a [`ParseError`] saying what is wrong and

@@ -1,6 +1,6 @@
-//! Per-thread ULID and UUIDv7 generators: one owner, no atomics, a coarse clock.
+//! Per-thread ULID and UUIDv7 generators: one owner, no atomics, the clock's recent reading.
 
-use keel_core::{Clock, CoarseClock};
+use keel_core::{Clock, SystemClock};
 
 use crate::{GenerateError, Ulid, UuidV7};
 
@@ -68,11 +68,13 @@ impl<const BITS: u32> Monotonic<BITS> {
 ///
 /// # Time
 ///
-/// Each call reads the clock once. The default clock is [`CoarseClock::system`], a copy of
-/// the system wall clock refreshed every millisecond by one ticker thread per process, so a
-/// reading is one relaxed atomic load; a ULID's timestamp is then at most 1 ms plus the
-/// ticker's scheduling delay behind the system clock. Any other [`Clock`] works through
-/// [`with_clock`](LocalUlidGenerator::with_clock), at that clock's cost per call.
+/// Each call reads the clock once, through [`Clock::recent_unix_millis`]. On the default
+/// [`SystemClock`] that is the wall clock as keel-core's ticker thread (one per process,
+/// started on first use, stopped after a second unread) stored it, so a reading is one
+/// relaxed atomic load; a ULID's timestamp is then at most 1 ms plus the ticker's scheduling
+/// delay behind the system clock. Any other [`Clock`] works through
+/// [`with_clock`](LocalUlidGenerator::with_clock); a [`ManualClock`](keel_core::ManualClock)
+/// answers exactly.
 ///
 /// # Guarantees
 ///
@@ -123,13 +125,13 @@ impl<const BITS: u32> Monotonic<BITS> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct LocalUlidGenerator<C: Clock = CoarseClock> {
+pub struct LocalUlidGenerator<C: Clock = SystemClock> {
     clock: C,
     state: Monotonic<80>,
 }
 
-impl LocalUlidGenerator<CoarseClock> {
-    /// A generator on [`CoarseClock::system`] (which starts its ticker thread on first use).
+impl LocalUlidGenerator<SystemClock> {
+    /// A generator on [`SystemClock`] (whose ticker thread starts on first use).
     ///
     /// ```
     /// use keel_core::Clock;
@@ -140,19 +142,19 @@ impl LocalUlidGenerator<CoarseClock> {
     /// assert!(ulid.timestamp_ms() <= generator.clock().unix_millis()); // read from that clock
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new() -> LocalUlidGenerator<CoarseClock> {
-        LocalUlidGenerator::with_clock(CoarseClock::system())
+    pub fn new() -> LocalUlidGenerator<SystemClock> {
+        LocalUlidGenerator::with_clock(SystemClock)
     }
 }
 
-impl Default for LocalUlidGenerator<CoarseClock> {
-    fn default() -> LocalUlidGenerator<CoarseClock> {
+impl Default for LocalUlidGenerator<SystemClock> {
+    fn default() -> LocalUlidGenerator<SystemClock> {
         LocalUlidGenerator::new()
     }
 }
 
 impl<C: Clock> LocalUlidGenerator<C> {
-    /// A generator reading time from `clock` on every call.
+    /// A generator reading time from `clock` (its `recent_unix_millis`) on every call.
     ///
     /// ```
     /// use keel_core::ManualClock;
@@ -196,7 +198,7 @@ impl<C: Clock> LocalUlidGenerator<C> {
     /// ```
     #[inline]
     pub fn next_id(&mut self) -> Result<Ulid, GenerateError> {
-        let (ms, random) = self.state.next(self.clock.unix_millis())?;
+        let (ms, random) = self.state.next(self.clock.recent_unix_millis())?;
         Ok(Ulid::from_parts(ms, random))
     }
 
@@ -242,13 +244,13 @@ impl<C: Clock> LocalUlidGenerator<C> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct LocalUuidV7Generator<C: Clock = CoarseClock> {
+pub struct LocalUuidV7Generator<C: Clock = SystemClock> {
     clock: C,
     state: Monotonic<74>,
 }
 
-impl LocalUuidV7Generator<CoarseClock> {
-    /// A generator on [`CoarseClock::system`] (which starts its ticker thread on first use).
+impl LocalUuidV7Generator<SystemClock> {
+    /// A generator on [`SystemClock`] (whose ticker thread starts on first use).
     ///
     /// ```
     /// use keel_idgen::LocalUuidV7Generator;
@@ -258,19 +260,19 @@ impl LocalUuidV7Generator<CoarseClock> {
     /// assert!(generator.next_id()? > a);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new() -> LocalUuidV7Generator<CoarseClock> {
-        LocalUuidV7Generator::with_clock(CoarseClock::system())
+    pub fn new() -> LocalUuidV7Generator<SystemClock> {
+        LocalUuidV7Generator::with_clock(SystemClock)
     }
 }
 
-impl Default for LocalUuidV7Generator<CoarseClock> {
-    fn default() -> LocalUuidV7Generator<CoarseClock> {
+impl Default for LocalUuidV7Generator<SystemClock> {
+    fn default() -> LocalUuidV7Generator<SystemClock> {
         LocalUuidV7Generator::new()
     }
 }
 
 impl<C: Clock> LocalUuidV7Generator<C> {
-    /// A generator reading time from `clock` on every call.
+    /// A generator reading time from `clock` (its `recent_unix_millis`) on every call.
     ///
     /// ```
     /// use keel_core::ManualClock;
@@ -311,7 +313,7 @@ impl<C: Clock> LocalUuidV7Generator<C> {
     /// ```
     #[inline]
     pub fn next_id(&mut self) -> Result<UuidV7, GenerateError> {
-        let (ms, random) = self.state.next(self.clock.unix_millis())?;
+        let (ms, random) = self.state.next(self.clock.recent_unix_millis())?;
         // The top 12 of the 74 bits are rand_a, the low 62 rand_b: the UUID's order is theirs.
         Ok(UuidV7::from_parts(
             ms,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use keel_core::{Clock, CoarseClock, ManualClock};
+use keel_core::{Clock, ManualClock, SystemClock};
 use keel_idgen::{LocalUlidGenerator, LocalUuidV7Generator, Ulid, UuidV7};
 use proptest::prelude::*;
 
@@ -159,7 +159,7 @@ fn uuids_are_unique_across_threads_on_the_coarse_system_clock() {
 /// the other thread was joined) is not stamped earlier.
 #[test]
 fn a_later_id_on_another_thread_is_not_stamped_earlier() {
-    let clock = CoarseClock::system();
+    let clock = SystemClock;
     let first = std::thread::spawn(|| LocalUlidGenerator::new().next_id().expect("ulid"))
         .join()
         .expect("thread");

@@ -177,7 +177,7 @@
 
 #[cfg(feature = "tokio")]
 pub use keel_core::TokioClock;
-pub use keel_core::{Clock, CoarseClock, Instant, ManualClock, StdClock, SystemClock};
+pub use keel_core::{Clock, Instant, ManualClock, StdClock, SystemClock};
 
 #[cfg(feature = "breaker")]
 #[doc(inline)]
