@@ -24,7 +24,9 @@
 //!
 //! [`FaultProxy`] sits between a client and any of these servers and injects network faults:
 //! latency, a blackhole (partition), one direction cut (half-open), refused connections, and
-//! a reset of every open connection.
+//! a reset of every open connection. [`ProxiedRedis`] runs any of the three Redis deployments
+//! with a proxy in front of every data server (Sentinel answers and Cluster redirects name
+//! the proxies), so one network-fault test covers all three.
 //!
 //! If `redis-server` is not installed, [`RedisServer::start`] returns
 //! [`TestkitError::NotInstalled`], whose message names the Debian package to install. Set
@@ -53,6 +55,7 @@ mod error;
 mod etcd_cluster;
 mod fault_proxy;
 mod process;
+mod proxied_redis;
 mod redis_cluster;
 mod redis_sentinel;
 mod redis_server;
@@ -62,6 +65,7 @@ pub use counting_allocator::CountingAllocator;
 pub use error::TestkitError;
 pub use etcd_cluster::{EtcdCluster, EtcdClusterBuilder, EtcdMember};
 pub use fault_proxy::{Direction, FaultProxy};
+pub use proxied_redis::{Deployment, ProxiedRedis};
 pub use redis_cluster::{RedisCluster, RedisClusterBuilder};
 pub use redis_sentinel::{RedisSentinel, RedisSentinelBuilder};
 pub use redis_server::{Persistence, RedisServer, RedisServerBuilder};

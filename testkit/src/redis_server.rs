@@ -586,6 +586,27 @@ impl RedisServer {
         Ok(())
     }
 
+    /// Sets `name` on the running server (`CONFIG SET`) and passes it again on every restart.
+    pub(crate) fn set_config(&mut self, name: &str, value: &str) -> Result<(), TestkitError> {
+        match self.command(&["CONFIG", "SET", name, value])? {
+            Reply::Simple(ok) if ok == "OK" => {}
+            other => {
+                return Err(TestkitError::Protocol(format!(
+                    "CONFIG SET {name} {value} answered {other:?}"
+                )));
+            }
+        }
+        self.keep_config(name, value);
+        Ok(())
+    }
+
+    /// Passes `--name value` on every restart from now on, without touching the running server.
+    pub(crate) fn keep_config(&mut self, name: &str, value: &str) {
+        self.builder
+            .config
+            .push((name.to_owned(), value.to_owned()));
+    }
+
     fn arguments(&self) -> Vec<String> {
         let dir = self.dir.path().display().to_string();
         // Sentinel mode takes its (rewritable) config file first, then `--sentinel`.
