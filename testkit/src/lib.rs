@@ -28,6 +28,9 @@
 //! with a proxy in front of every data server (Sentinel answers and Cluster redirects name
 //! the proxies), so one network-fault test covers all three.
 //!
+//! [`anomalies`] counts what a history must not hold (double grants, stale writes accepted,
+//! duplicate IDs, lost writes, late returns): the checkers of the fault tests and the soak.
+//!
 //! If `redis-server` is not installed, [`RedisServer::start`] returns
 //! [`TestkitError::NotInstalled`], whose message names the Debian package to install. Set
 //! `KEEL_REDIS_SERVER` to use a binary that is not on `PATH`.
@@ -50,6 +53,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod anomalies;
 mod counting_allocator;
 mod error;
 mod etcd_cluster;
