@@ -230,6 +230,34 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        // The same lookup through a shared handle: what a reader pays for the snapshot.
+        // keel's `Shared` loads through arc-swap; a `RwLock<Arc<_>>` is the safe swap loom
+        // could check (see hashring/tests/loom.rs for why keel does not use it).
+        Case {
+            block: "hashring",
+            operation: "load + lookup, 100 nodes",
+            implementation: "keel Shared<Ring> (arc-swap)",
+            setup: || {
+                let ring = keel_hashring::Shared::new(keel_ring(&ring_nodes()));
+                let mut key = key_cycle(1 << 12);
+                Box::new(move || {
+                    black_box(ring.load().node(&key()).copied());
+                })
+            },
+        },
+        Case {
+            block: "hashring",
+            operation: "load + lookup, 100 nodes",
+            implementation: "RwLock<Arc<Ring>>",
+            setup: || {
+                let ring = std::sync::RwLock::new(std::sync::Arc::new(keel_ring(&ring_nodes())));
+                let mut key = key_cycle(1 << 12);
+                Box::new(move || {
+                    let snapshot = std::sync::Arc::clone(&ring.read().expect("not poisoned"));
+                    black_box(snapshot.node(&key()).copied());
+                })
+            },
+        },
         Case {
             block: "hashring",
             operation: "lookup, 100 nodes",

@@ -333,6 +333,10 @@ impl std::error::Error for RedisLimiterError {}
 ///   with `ConnectionManagerConfig::new().set_number_of_retries(0)` and a short
 ///   `set_connection_timeout`: a refused connection then fails the call immediately, and
 ///   the next call tries to connect again.
+/// - **A decision is never re-sent by keel**, so a call whose answer is lost is charged at
+///   most once. redis's Cluster client, though, re-sends a request whose connection dropped
+///   or timed out, running the script twice for one call: build it with
+///   `ClusterClientBuilder::retries(0)` (measured in `tests/network_faults.rs`).
 ///
 /// The same bounds as the in-memory algorithms hold across processes. The sliding counter's
 /// arithmetic runs in Lua doubles, exact while `limit × period in µs` stays under 2^53.
