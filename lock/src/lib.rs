@@ -150,6 +150,7 @@ mod redis_fence;
 #[cfg(feature = "redis")]
 mod redis_service;
 mod service;
+mod slot;
 mod token;
 
 pub use dyn_service::{DynLockService, LockFuture};
@@ -163,7 +164,7 @@ pub use guard::LeaseGuard;
 pub use keep_alive::KeepAlive;
 pub use lease::Lease;
 pub use lost::{LostLease, LostReason};
-pub use memory::InMemoryLockService;
+pub use memory::{InMemoryLockService, LockHandle};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metered::Metered;
