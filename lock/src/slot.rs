@@ -91,7 +91,7 @@ impl Slot {
     /// Grants if the lock is free and nobody waits, else asks the slow path.
     #[inline]
     pub(crate) fn try_acquire(&self, now: Instant, expires_at: Instant) -> Attempt {
-        let word = self.word.load(Ordering::Relaxed);
+        let word = self.word.load(Ordering::Acquire);
         if word & FLAGS == 0 && word >> SHIFT < MAX_TOKEN {
             let token = (word >> SHIFT) + 1;
             if self
@@ -109,6 +109,14 @@ impl Slot {
                     .store(expires_at.as_nanos(), Ordering::Relaxed);
                 self.word.store(token << SHIFT | HELD, Ordering::Release);
                 return Attempt::Granted(token);
+            }
+        } else if word & (HELD | BUSY) == HELD {
+            // Held: when the expiry read belongs to the same word (read again after it)
+            // and has not passed, the lock is busy, decided without the mutex, so a
+            // contender polling it does not slow the holder's release.
+            let held_until = Instant::from_nanos(self.expires_at.load(Ordering::Acquire));
+            if now < held_until && self.word.load(Ordering::Acquire) == word {
+                return Attempt::HeldUntil(held_until, None);
             }
         }
         self.attempt(now, expires_at, Asker::ONCE)
