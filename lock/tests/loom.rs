@@ -152,11 +152,13 @@ fn handles_and_names_exclude_each_other() {
 }
 
 /// A holder's extend and a clone's release race a new grant through the lock-free path:
-/// the extend's write of the expiry never lands on the next holder's lease.
+/// the extend's write of the expiry never lands on the next holder's lease. (Each party runs
+/// on a thread of its own; with the grant on the model's main thread loom explored only 15
+/// runs. An extend that reads the word without marking it busy fails here.)
 #[test]
 fn extend_racing_release_never_moves_the_next_lease() {
     let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(3);
+    model.preemption_bound = None;
     model.check(|| {
         let clock = ManualClock::new();
         let service = InMemoryLockService::with_clock(clock.clone());
@@ -173,7 +175,12 @@ fn extend_racing_release_never_moves_the_next_lease() {
             thread::spawn(move || handle.release_now(&old).is_ok())
         };
         let short = Duration::from_secs(1);
-        let next = handle.try_acquire_now(short).expect("valid");
+        let next = {
+            let handle = handle.clone();
+            thread::spawn(move || handle.try_acquire_now(short).expect("valid"))
+        }
+        .join()
+        .expect("no panic");
         let extended = extender.join().expect("no panic");
         let released = releaser.join().expect("no panic");
         match next {
