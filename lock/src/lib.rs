@@ -91,10 +91,10 @@
 //!
 //! | operation | keel | beside | ratio (two runs) |
 //! |---|---|---|---|
-//! | acquire + release, in memory, uncontended | [`LockHandle`] | `tokio::sync::Mutex` lock + unlock | 1.68x, 1.38x |
-//! | acquire + release by name, in memory, uncontended | [`InMemoryLockService`] | `tokio::sync::Mutex` lock + unlock | 2.44x, 2.69x |
-//! | `try_acquire_now` + `release_now`, in memory, uncontended | [`LockHandle`] | `parking_lot::Mutex` lock + unlock | 4.1x, 4.3x |
-//! | the same | [`LockHandle`] | `parking_lot::Mutex` + 2 clock readings + an `Arc<str>` clone (a lease's floor) | 1.14x, 1.05x |
+//! | acquire + release, in memory, uncontended | [`LockHandle`] | `tokio::sync::Mutex` lock + unlock | 1.25x, 1.49x |
+//! | acquire + release by name, in memory, uncontended | [`InMemoryLockService`] | `tokio::sync::Mutex` lock + unlock | 2.59x, 2.72x |
+//! | `try_acquire_now` + `release_now`, in memory, uncontended | [`LockHandle`] | `parking_lot::Mutex` lock + unlock | 3.36x, 3.65x |
+//! | the same | [`LockHandle`] | `parking_lot::Mutex` + 2 clock readings + an `Arc<str>` clone (a lease's floor) | 0.98x, 0.86x |
 //! | acquire + release, one Redis on loopback | `RedisLockService` | rslock (Redlock, one server) | 1.12x, 1.45x |
 //! | acquire + release, one Redis on loopback | `RedisLockService` | `SET NX PX` + `DEL` | 1.33x, 1.23x |
 //! | fenced write, one Redis | `RedisFence::set` | `SET` | 1.22x, 1.31x |
