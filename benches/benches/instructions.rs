@@ -470,6 +470,34 @@ fn cases() -> Vec<Case> {
         Case {
             block: "lock",
             operation: "acquire+release, uncontended",
+            implementation: "keel LockHandle (async)",
+            setup: || {
+                let handle = InMemoryLockService::new().handle("orders").expect("a name");
+                Box::new(move || {
+                    let lease =
+                        ready(black_box(&handle).acquire(TTL, Duration::ZERO)).expect("free");
+                    handle.release_now(&lease).expect("held");
+                })
+            },
+        },
+        Case {
+            block: "lock",
+            operation: "acquire+release, uncontended",
+            implementation: "keel LockHandle (sync)",
+            setup: || {
+                let handle = InMemoryLockService::new().handle("orders").expect("a name");
+                Box::new(move || {
+                    let lease = black_box(&handle)
+                        .try_acquire_now(TTL)
+                        .expect("valid")
+                        .expect("free");
+                    handle.release_now(&lease).expect("held");
+                })
+            },
+        },
+        Case {
+            block: "lock",
+            operation: "acquire+release, uncontended",
             implementation: "tokio::sync::Mutex",
             setup: || {
                 let mutex = tokio::sync::Mutex::new(0u64);
