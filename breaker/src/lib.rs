@@ -92,7 +92,10 @@
 //! [`Backoff`] computes waits: constant, or exponential with no jitter, *full* jitter
 //! (uniform in `[0, d]`), *equal* jitter (`d/2` plus uniform in `[0, d/2]`) or *decorrelated*
 //! jitter (uniform in `[base, 3 × previous]`, capped), as in the AWS Architecture Blog's
-//! "Exponential Backoff And Jitter". [`Retry`] bounds attempts and total elapsed time and
+//! "Exponential Backoff And Jitter". It is keel-core's backoff, re-exported here with its
+//! [`BackoffJitter`]: the same type the rate limiter's waits and the lock's waiters use.
+//! Each retrying request draws its jitter from its own `keel_core::JitterRng`, seeded on
+//! its first failure. [`Retry`] bounds attempts and total elapsed time and
 //! retries only errors its predicate calls transient. A [`RetryBudget`] (Finagle's design)
 //! allows retries up to `percent` of the requests of the last `ttl` plus `min_per_second`,
 //! so over any `ttl` a failing dependency sees at most `(1 + percent/100) × requests +
@@ -128,7 +131,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
-mod backoff;
 mod breaker;
 mod budget;
 mod bulkhead;
@@ -145,12 +147,12 @@ mod retry;
 mod state;
 mod window;
 
-pub use backoff::{Backoff, BackoffJitter};
 pub use breaker::{CircuitBreaker, Permit};
 pub use budget::{RetryBudget, RetryBudgetBuilder};
 pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadPermit, OwnedBulkheadPermit};
 pub use config::{BreakerConfigError, CircuitBreakerBuilder, OpenWait, Window};
 pub use error::{CallError, Rejected};
+pub use keel_core::{Backoff, BackoffJitter};
 #[cfg(feature = "tower")]
 pub use layer::{
     AnyError, BoxError, BoxFuture, BulkheadFuture, BulkheadLayer, BulkheadService, ByClone,

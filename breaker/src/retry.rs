@@ -1,12 +1,10 @@
-//! `Retry`: attempt limits, elapsed-time limits and a budget around a [`Backoff`].
+//! `Retry`: attempt limits, elapsed-time limits and a budget around a [`Backoff`] (keel-core's).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_core::{Clock, Instant, SystemClock};
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
+use keel_core::{BackoffError, Clock, Instant, JitterRng, SystemClock};
 
 use crate::{Backoff, BreakerConfigError, RetryBudget};
 
@@ -228,7 +226,7 @@ pub struct Attempts<'a, C = SystemClock> {
     made: u32,
     started: Option<Instant>,
     previous: Duration,
-    rng: Option<SmallRng>,
+    rng: Option<JitterRng>,
 }
 
 impl<C: Clock> Attempts<'_, C> {
@@ -268,9 +266,7 @@ impl<C: Clock> Attempts<'_, C> {
         if self.made >= self.retry.max_attempts {
             return Err(GiveUp::Attempts);
         }
-        let rng = self
-            .rng
-            .get_or_insert_with(|| SmallRng::from_rng(&mut rand::rng()));
+        let rng = self.rng.get_or_insert_with(JitterRng::from_entropy);
         let delay = self.retry.backoff.delay(self.made - 1, self.previous, rng);
         if let (Some(limit), Some(started)) = (self.retry.max_elapsed, self.started)
             && self.retry.clock.now() - started + delay > limit
@@ -621,19 +617,21 @@ impl<C: Clock> RetryBuilder<C> {
             });
         }
         let backoff = self.backoff;
-        if backoff.base.is_zero() {
+        if backoff.base().is_zero() {
             return Err(BreakerConfigError::Zero {
                 setting: "backoff base",
             });
         }
-        if !(backoff.multiplier.is_finite() && backoff.multiplier >= 1.0) {
-            return Err(BreakerConfigError::Multiplier {
-                setting: "backoff",
-                value: backoff.multiplier,
-            });
-        }
-        if backoff.max < backoff.base {
-            return Err(BreakerConfigError::MaxBelowInitial { setting: "backoff" });
+        match backoff.validate() {
+            Ok(()) => {}
+            Err(BackoffError::Multiplier { value }) => {
+                return Err(BreakerConfigError::Multiplier {
+                    setting: "backoff",
+                    value,
+                });
+            }
+            // `BackoffError` is non-exhaustive: whatever it adds is a bad range too.
+            Err(_) => return Err(BreakerConfigError::MaxBelowInitial { setting: "backoff" }),
         }
         Ok(Retry {
             max_attempts: self.max_attempts,

@@ -60,7 +60,8 @@
 //! # Crate features
 //!
 //! - `tokio`: `Limiter::until_ready` / `Limiter::until_n_ready` with optional
-//!   `WaitJitter`, and the leaky bucket `Shaper` whose callers wait in FIFO order. Both are
+//!   `WaitJitter` (extra delays drawn from keel-core's `Backoff`, the backoff every keel
+//!   block shares), and the leaky bucket `Shaper` whose callers wait in FIFO order. Both are
 //!   cancellation-safe.
 //! - `redis` (implies `tokio`): `RedisLimiter`, one quota shared by many processes. GCRA,
 //!   fixed window, sliding log and sliding counter run as Lua scripts (one `EVALSHA` per
