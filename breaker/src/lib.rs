@@ -109,8 +109,12 @@
 //! # tower
 //!
 //! With the `tower` feature, `CircuitBreakerLayer` (with a failure predicate), `RetryLayer`
-//! (with a retry predicate and an optional budget) and `BulkheadLayer` wrap any `Service`;
-//! `examples/resilient_client.rs` stacks all three in front of a flaky service.
+//! (with a retry predicate, an optional budget and a request cloner for requests that are not
+//! `Clone`) and `BulkheadLayer` wrap any `Service`. Each keeps the inner service's error type
+//! ([`CallError<E>`](CallError), [`BulkheadError<E>`](BulkheadError), the retry's last `E`)
+//! and names its future (`CircuitBreakerFuture`, `BulkheadFuture`, `RetryFuture`), so
+//! nothing is boxed per request. `examples/resilient_client.rs` stacks all three in front of
+//! a flaky service.
 //!
 //! # Crate features
 //!
@@ -151,13 +155,13 @@ pub use breaker::{CircuitBreaker, Permit};
 pub use budget::{RetryBudget, RetryBudgetBuilder};
 pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadPermit, OwnedBulkheadPermit};
 pub use config::{BreakerConfigError, CircuitBreakerBuilder, OpenWait, Window};
-pub use error::{CallError, Rejected};
+pub use error::{BulkheadError, CallError, Rejected};
 pub use keel_core::{Backoff, BackoffJitter};
 #[cfg(feature = "tower")]
 pub use layer::{
-    AnyError, BoxError, BoxFuture, BulkheadFuture, BulkheadLayer, BulkheadService, ByClone,
+    AnyError, BoxError, BulkheadFuture, BulkheadLayer, BulkheadService, ByClone,
     CircuitBreakerFuture, CircuitBreakerLayer, CircuitBreakerService, CloneRequest, ErrIsFailure,
-    FailurePredicate, RetryLayer, RetryPredicate, RetryService,
+    FailurePredicate, RetryFuture, RetryLayer, RetryPredicate, RetryService,
 };
 pub use metrics::Metrics;
 pub use permit::OwnedPermit;
