@@ -84,7 +84,8 @@ fn maglev_sized_with_nodes_moves_under_twice_the_ideal() {
 #[test]
 fn multi_probe_weights_give_proportional_shares() {
     let mut mp = MultiProbe::new();
-    mp.extend_weighted((0..100u32).map(|n| (n, n / 25 + 1))).unwrap();
+    mp.extend_weighted((0..100u32).map(|n| (n, n / 25 + 1)))
+        .unwrap();
     let keys = 500_000u64;
     let mut by_weight = [0u64; 4];
     for k in 0..keys {

@@ -81,7 +81,9 @@
 //!   so does a Redis failure under `FailClosed`, an admission under `FailOpen`, while the
 //!   `Local` fallback counts its own decisions under the same name).
 //!   The counters are registered once per limiter, so a decision costs one increment. Off,
-//!   nothing is recorded and the limiters hold no handles.
+//!   nothing is recorded and the limiters hold no handles. `examples/axum.rs` (features
+//!   `tower` and `metrics`) serves them on `/metrics` as Prometheus text through
+//!   `metrics-exporter-prometheus`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
