@@ -68,7 +68,9 @@
 //!   decision, Redis server time, keys that expire when idle and share one cluster slot for
 //!   any key), with a timeout on every call and a `FailurePolicy` (fail open, fail closed, or
 //!   a local limiter). Generic over the connection through `keel-redis`: one server,
-//!   Sentinel's master, or a Redis Cluster.
+//!   Sentinel's master, or a Redis Cluster. A check whose answer is lost (a timeout, a
+//!   reset) may still have been charged once in Redis, so do not retry a failed check
+//!   blindly: each retry is charged again. Let the `FailurePolicy` decide.
 //! - `tower`: `RateLimitLayer`, middleware over any [`KeyedRateLimit`] (local, or Redis for a
 //!   fleet), keyed by a function of the request, that answers `429` with `Retry-After` and the
 //!   rate-limit headers, or passes the decision on. Clones share one limiter. See
