@@ -2,6 +2,9 @@
 //! keel's algorithms beside hashring, consistent_hash_ring, jumphash, maglev and anchorhash.
 //!
 //! `cargo bench -p keel-benches --bench hashring`
+//!
+//! The `shared` group reads one placement from two threads at once: keel's `Shared` (an
+//! arc-swap load) beside a `RwLock<Arc<_>>`, the safe swap loom could check.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -11,8 +14,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use keel_benches::hashring::{
-    VNODES, keel_jump, keel_ketama, keel_maglev, keel_multi_probe, keel_rendezvous, keel_ring,
-    keys, peer_anchorhash, peer_consistent_hash_ring, peer_hashring, peer_jumphash, peer_maglev,
+    VNODES, keel_jump, keel_ketama, keel_maglev, keel_maglev_fixed, keel_multi_probe,
+    keel_rendezvous, keel_ring, keys, peer_anchorhash, peer_consistent_hash_ring, peer_hashring,
+    peer_jumphash, peer_maglev,
 };
 use keel_hashring::ConsistentHash;
 
@@ -76,6 +80,10 @@ fn lookups(c: &mut Criterion) {
         bench_lookup(&mut group, "keel Maglev", &keys, |k| {
             maglev.node(&k).copied()
         });
+        let fixed = keel_maglev_fixed(&nodes);
+        bench_lookup(&mut group, "keel Maglev (fixed 65,537)", &keys, |k| {
+            fixed.node(&k).copied()
+        });
         if n <= 100 {
             // The maglev crate's build holds an n × M permutation table (800 MB at 1,000).
             let peer = peer_maglev(&nodes);
@@ -102,6 +110,63 @@ fn lookups(c: &mut Criterion) {
         });
         group.finish();
     }
+}
+
+/// Snapshot loads and lookups on `THREADS` threads at once; the time is per call per thread.
+fn shared(c: &mut Criterion) {
+    const THREADS: usize = 2;
+    let keys = std::sync::Arc::new(keys(KEYS));
+    let nodes: Vec<u32> = (0..100).collect();
+    let mut group = c.benchmark_group(format!("load + lookup, {THREADS} threads, 100 nodes"));
+    let arc_swap = std::sync::Arc::new(keel_hashring::Shared::new(keel_ring(&nodes)));
+    let rw_lock = std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(keel_ring(
+        &nodes,
+    ))));
+    fn contended(
+        iters: u64,
+        keys: &std::sync::Arc<Vec<u64>>,
+        call: impl Fn(u64) -> Option<u32> + Clone + Send + 'static,
+    ) -> Duration {
+        let start = std::time::Instant::now();
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (keys, call) = (keys.clone(), call.clone());
+                std::thread::spawn(move || {
+                    let mut i = t * 7919;
+                    for _ in 0..iters {
+                        i = (i + 1) & (KEYS - 1);
+                        black_box(call(black_box(keys[i])));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("no panic");
+        }
+        start.elapsed()
+    }
+    group.bench_function(
+        BenchmarkId::new("load + lookup", "keel Shared<Ring> (arc-swap)"),
+        |b| {
+            b.iter_custom(|iters| {
+                let shared = arc_swap.clone();
+                contended(iters, &keys, move |k| shared.load().node(&k).copied())
+            })
+        },
+    );
+    group.bench_function(
+        BenchmarkId::new("load + lookup", "RwLock<Arc<Ring>>"),
+        |b| {
+            b.iter_custom(|iters| {
+                let shared = rw_lock.clone();
+                contended(iters, &keys, move |k| {
+                    let snapshot = std::sync::Arc::clone(&shared.read().expect("not poisoned"));
+                    snapshot.node(&k).copied()
+                })
+            })
+        },
+    );
+    group.finish();
 }
 
 fn replicas(c: &mut Criterion) {
@@ -194,6 +259,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    targets = lookups, replicas, builds
+    targets = lookups, shared, replicas, builds
 }
 criterion_main!(benches);

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use keel_benches::idgen::{bench_policy, on_threads, wide_layout};
-use keel_idgen::{Layout, Snowflake, Ulid, UlidGenerator, UuidV7Generator};
+use keel_idgen::{
+    Layout, LocalUlidGenerator, LocalUuidV7Generator, Snowflake, Ulid, UlidGenerator,
+    UuidV7Generator,
+};
 
 /// Twitter's layout allows 4,096 IDs per millisecond: 244.1 ns per ID is the ceiling.
 fn twitter_layout_one_thread(c: &mut Criterion) {
@@ -92,6 +95,54 @@ fn ulid_monotonic(c: &mut Criterion) {
         BenchmarkId::new("generate", "ulid Generator in a Mutex"),
         |b| b.iter(|| black_box(shared.lock().map(|mut g| g.generate()))),
     );
+    group.finish();
+}
+
+/// One generator per thread, beside ferroid's thread-local generators. keel's default reads
+/// `SystemClock::recent_unix_millis`, a ticker's copy (as ferroid's reads its own ticker); the
+/// `StdClock` row, which has no ticker, shows what a full wall-clock read per ID costs.
+fn per_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("per-thread generator, 1 thread");
+    group.throughput(Throughput::Elements(1));
+    let mut keel = LocalUlidGenerator::new();
+    group.bench_function(
+        BenchmarkId::new("ulid", "keel LocalUlidGenerator (SystemClock, ticker)"),
+        |b| b.iter(|| black_box(keel.next_id())),
+    );
+    let mut keel_system = LocalUlidGenerator::with_clock(keel_core::StdClock);
+    group.bench_function(
+        BenchmarkId::new(
+            "ulid",
+            "keel LocalUlidGenerator (StdClock, a wall-clock read per ID)",
+        ),
+        |b| b.iter(|| black_box(keel_system.next_id())),
+    );
+    group.bench_function(
+        BenchmarkId::new("ulid", "ferroid thread_local new_ulid_mono"),
+        |b| {
+            b.iter(|| {
+                black_box(ferroid::generator::thread_local::Ulid::new_ulid_mono(
+                    |_| std::thread::yield_now(),
+                ))
+            })
+        },
+    );
+    group.bench_function(
+        BenchmarkId::new("ulid", "ferroid thread_local new_ulid"),
+        |b| b.iter(|| black_box(ferroid::generator::thread_local::Ulid::new_ulid())),
+    );
+    let mut peer = ulid::Generator::new();
+    group.bench_function(BenchmarkId::new("ulid", "ulid Generator (&mut)"), |b| {
+        b.iter(|| black_box(peer.generate()))
+    });
+    let mut keel_uuid = LocalUuidV7Generator::new();
+    group.bench_function(
+        BenchmarkId::new("uuid v7", "keel LocalUuidV7Generator (SystemClock, ticker)"),
+        |b| b.iter(|| black_box(keel_uuid.next_id())),
+    );
+    group.bench_function(BenchmarkId::new("uuid v7", "uuid now_v7"), |b| {
+        b.iter(|| black_box(uuid::Uuid::now_v7()))
+    });
     group.finish();
 }
 
@@ -215,7 +266,7 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1500))
         .sample_size(30);
-    targets = twitter_layout_one_thread, generator_cost_wide_layout, ulid_monotonic, uuid_v7,
+    targets = twitter_layout_one_thread, generator_cost_wide_layout, ulid_monotonic, per_thread, uuid_v7,
         ulid_text, two_threads, sonyflake_layout_one_thread
 }
 criterion_main!(benches);

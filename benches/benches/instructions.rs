@@ -29,9 +29,11 @@ use keel_benches::hashring::{keel_jump, keel_maglev, keel_multi_probe, keel_ring
 use keel_benches::idgen::{bench_policy, wide_layout};
 use keel_breaker::{CircuitBreaker, Window};
 use keel_hashring::ConsistentHash;
-use keel_idgen::{Snowflake, UlidGenerator, UuidV7Generator};
+use keel_idgen::{
+    LocalUlidGenerator, LocalUuidV7Generator, Snowflake, UlidGenerator, UuidV7Generator,
+};
 use keel_lock::{InMemoryLockService, LockService};
-use keel_rate_limit::{Gcra, KeyedLimiter, Limiter, Quota, RateLimit};
+use keel_rate_limit::{CompactKeyedLimiter, Gcra, KeyedLimiter, Limiter, Quota, RateLimit};
 
 /// Calls counted per case.
 const ITERATIONS: u64 = 20_000;
@@ -133,6 +135,19 @@ fn cases() -> Vec<Case> {
         Case {
             block: "rate-limit",
             operation: "check_key, one key",
+            implementation: "keel CompactKeyedLimiter",
+            setup: || {
+                let limiter =
+                    CompactKeyedLimiter::new(Quota::per_second(1_000_000_000).expect("q"))
+                        .expect("limiter");
+                Box::new(move || {
+                    black_box(limiter.check_key(black_box(42)).is_allowed());
+                })
+            },
+        },
+        Case {
+            block: "rate-limit",
+            operation: "check_key, one key",
             implementation: "governor keyed",
             setup: || {
                 let limiter = governor::RateLimiter::<u64, _, _>::keyed(
@@ -212,6 +227,34 @@ fn cases() -> Vec<Case> {
                 let mut key = key_cycle(1 << 12);
                 Box::new(move || {
                     black_box(ring.node(&key()).copied());
+                })
+            },
+        },
+        // The same lookup through a shared handle: what a reader pays for the snapshot.
+        // keel's `Shared` loads through arc-swap; a `RwLock<Arc<_>>` is the safe swap loom
+        // could check (see hashring/tests/loom.rs for why keel does not use it).
+        Case {
+            block: "hashring",
+            operation: "load + lookup, 100 nodes",
+            implementation: "keel Shared<Ring> (arc-swap)",
+            setup: || {
+                let ring = keel_hashring::Shared::new(keel_ring(&ring_nodes()));
+                let mut key = key_cycle(1 << 12);
+                Box::new(move || {
+                    black_box(ring.load().node(&key()).copied());
+                })
+            },
+        },
+        Case {
+            block: "hashring",
+            operation: "load + lookup, 100 nodes",
+            implementation: "RwLock<Arc<Ring>>",
+            setup: || {
+                let ring = std::sync::RwLock::new(std::sync::Arc::new(keel_ring(&ring_nodes())));
+                let mut key = key_cycle(1 << 12);
+                Box::new(move || {
+                    let snapshot = std::sync::Arc::clone(&ring.read().expect("not poisoned"));
+                    black_box(snapshot.node(&key()).copied());
                 })
             },
         },
@@ -303,6 +346,40 @@ fn cases() -> Vec<Case> {
         Case {
             block: "idgen",
             operation: "next, 1 thread",
+            implementation: "keel LocalUlidGenerator",
+            setup: || {
+                let mut generator = LocalUlidGenerator::new();
+                Box::new(move || {
+                    black_box(generator.next_id().ok());
+                })
+            },
+        },
+        Case {
+            block: "idgen",
+            operation: "next, 1 thread",
+            implementation: "keel LocalUuidV7Generator",
+            setup: || {
+                let mut generator = LocalUuidV7Generator::new();
+                Box::new(move || {
+                    black_box(generator.next_id().ok());
+                })
+            },
+        },
+        Case {
+            block: "idgen",
+            operation: "next, 1 thread",
+            implementation: "ferroid thread_local new_ulid_mono",
+            setup: || {
+                Box::new(move || {
+                    black_box(ferroid::generator::thread_local::Ulid::new_ulid_mono(
+                        |_| std::thread::yield_now(),
+                    ));
+                })
+            },
+        },
+        Case {
+            block: "idgen",
+            operation: "next, 1 thread",
             implementation: "ulid Generator (&mut)",
             setup: || {
                 let mut generator = ulid::Generator::new();
@@ -387,6 +464,34 @@ fn cases() -> Vec<Case> {
                         .expect("valid")
                         .expect("free");
                     locks.release_now(&lease).expect("held");
+                })
+            },
+        },
+        Case {
+            block: "lock",
+            operation: "acquire+release, uncontended",
+            implementation: "keel LockHandle (async)",
+            setup: || {
+                let handle = InMemoryLockService::new().handle("orders").expect("a name");
+                Box::new(move || {
+                    let lease =
+                        ready(black_box(&handle).acquire(TTL, Duration::ZERO)).expect("free");
+                    handle.release_now(&lease).expect("held");
+                })
+            },
+        },
+        Case {
+            block: "lock",
+            operation: "acquire+release, uncontended",
+            implementation: "keel LockHandle (sync)",
+            setup: || {
+                let handle = InMemoryLockService::new().handle("orders").expect("a name");
+                Box::new(move || {
+                    let lease = black_box(&handle)
+                        .try_acquire_now(TTL)
+                        .expect("valid")
+                        .expect("free");
+                    handle.release_now(&lease).expect("held");
                 })
             },
         },

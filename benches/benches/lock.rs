@@ -81,6 +81,21 @@ fn in_memory(c: &mut Criterion) {
             })
         },
     );
+    let handle = locks.handle("orders").expect("a name");
+    group.bench_function(
+        BenchmarkId::new(op, "keel LockHandle (in a runtime)"),
+        |b| {
+            b.iter_custom(|iters| {
+                in_runtime(&runtime, iters, || async {
+                    let lease = black_box(&handle)
+                        .acquire(TTL, Duration::ZERO)
+                        .await
+                        .expect("free");
+                    handle.release_now(&lease).expect("held");
+                })
+            })
+        },
+    );
     let mutex = tokio::sync::Mutex::new(0u64);
     group.bench_function(
         BenchmarkId::new(op, "tokio::sync::Mutex (in a runtime)"),
@@ -104,10 +119,38 @@ fn in_memory(c: &mut Criterion) {
             })
         },
     );
+    group.bench_function(BenchmarkId::new(op, "keel LockHandle (sync)"), |b| {
+        b.iter(|| {
+            let lease = black_box(&handle)
+                .try_acquire_now(TTL)
+                .expect("valid")
+                .expect("free");
+            handle.release_now(&lease).expect("held");
+        })
+    });
     let mutex = parking_lot::Mutex::new(0u64);
     group.bench_function(BenchmarkId::new(op, "parking_lot::Mutex"), |b| {
         b.iter(|| *black_box(&mutex).lock() += 1)
     });
+    // What a lease adds to a mutex at the least: a clock reading to set the expiry, one to
+    // check it at release, and the lease's shared name.
+    let clock = keel_core::SystemClock;
+    let name: std::sync::Arc<str> = "orders".into();
+    group.bench_function(
+        BenchmarkId::new(
+            op,
+            "floor: parking_lot::Mutex + 2 clock readings + Arc<str> clone",
+        ),
+        |b| {
+            b.iter(|| {
+                let expires_at = keel_core::Clock::now(black_box(&clock)) + TTL;
+                let held = black_box(&name).clone();
+                *black_box(&mutex).lock() += 1;
+                black_box(keel_core::Clock::now(black_box(&clock)) < expires_at);
+                drop(black_box(held));
+            })
+        },
+    );
     let mutex = std::sync::Mutex::new(0u64);
     group.bench_function(BenchmarkId::new(op, "std::sync::Mutex"), |b| {
         b.iter(|| *black_box(&mutex).lock().expect("not poisoned") += 1)
@@ -147,6 +190,27 @@ fn in_memory(c: &mut Criterion) {
             })
         },
     );
+    let handle = locks.handle("orders").expect("a name");
+    group.bench_function(
+        BenchmarkId::new(
+            "acquire+release",
+            "keel LockHandle (sync, one clone per thread)",
+        ),
+        |b| {
+            b.iter_custom(|iters| {
+                let handles = [handle.clone(), handle.clone()];
+                on_two_threads_each(iters, &handles, |handle| {
+                    loop {
+                        if let Some(lease) = handle.try_acquire_now(TTL).expect("valid") {
+                            handle.release_now(&lease).expect("held");
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+        },
+    );
     let mutex = Arc::new(parking_lot::Mutex::new(0u64));
     group.bench_function(
         BenchmarkId::new("acquire+release", "parking_lot::Mutex"),
@@ -171,6 +235,25 @@ fn on_two_threads(iters: u64, op: impl Fn() + Sync) -> Duration {
         let start = Instant::now();
         // The scope joins both threads before it returns.
         start
+    })
+    .elapsed()
+}
+
+/// Runs `op` `iters` times on each of two threads, each with its own state, and times the pair.
+fn on_two_threads_each<T: Sync>(iters: u64, states: &[T; 2], op: impl Fn(&T) + Sync) -> Duration {
+    let barrier = Barrier::new(3);
+    std::thread::scope(|scope| {
+        for state in states {
+            let (barrier, op) = (&barrier, &op);
+            scope.spawn(move || {
+                barrier.wait();
+                for _ in 0..iters {
+                    op(state);
+                }
+            });
+        }
+        barrier.wait();
+        Instant::now()
     })
     .elapsed()
 }

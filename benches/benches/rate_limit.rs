@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use keel_rate_limit::{
-    FixedWindow, Gcra, KeyedLimiter, LeakyBucket, Limiter, Quota, RateLimit, RedisLimiter,
-    SlidingCounter, SlidingLog,
+    CompactKeyedLimiter, FixedWindow, Gcra, KeyedLimiter, LeakyBucket, Limiter, Quota, RateLimit,
+    RedisLimiter, SlidingCounter, SlidingLog,
 };
 
 const RATE: u32 = 1_000_000_000;
@@ -141,6 +141,11 @@ fn hot_key(c: &mut Criterion) {
         BenchmarkId::new("check_key", "keel Gcra, governor's clock read"),
         |b| b.iter(|| black_box(keel_raw.check_key(&42).is_allowed())),
     );
+    let compact = CompactKeyedLimiter::new(keel_quota()).expect("compact limiter");
+    group.bench_function(
+        BenchmarkId::new("check_key", "keel CompactKeyedLimiter"),
+        |b| b.iter(|| black_box(compact.check_key(42).is_allowed())),
+    );
     let governor = governor::RateLimiter::keyed(governor_quota());
     group.bench_function(BenchmarkId::new("check_key", "governor"), |b| {
         b.iter(|| black_box(governor.check_key(&42u64).is_ok()))
@@ -163,6 +168,17 @@ fn many_keys(c: &mut Criterion) {
             black_box(keel.check_key(&key).is_allowed())
         })
     });
+    let compact = CompactKeyedLimiter::new(keel_quota()).expect("compact limiter");
+    let mut key = 0u64;
+    group.bench_function(
+        BenchmarkId::new("check_key", "keel CompactKeyedLimiter"),
+        |b| {
+            b.iter(|| {
+                key = (key + 1) % KEYS;
+                black_box(compact.check_key(key).is_allowed())
+            })
+        },
+    );
     let governor = governor::RateLimiter::keyed(governor_quota());
     let mut key = 0u64;
     group.bench_function(BenchmarkId::new("check_key", "governor"), |b| {
@@ -217,6 +233,11 @@ fn two_threads(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("check_key", "keel keyed Gcra"), |b| {
         b.iter_custom(|iters| run(&keyed, iters, |l| l.check_key(&7).is_allowed()))
     });
+    let compact = Arc::new(CompactKeyedLimiter::new(keel_quota()).expect("compact limiter"));
+    group.bench_function(
+        BenchmarkId::new("check_key", "keel CompactKeyedLimiter"),
+        |b| b.iter_custom(|iters| run(&compact, iters, |l| l.check_key(7).is_allowed())),
+    );
     let governor = Arc::new(governor::RateLimiter::direct(governor_quota()));
     group.bench_function(BenchmarkId::new("check", "governor"), |b| {
         b.iter_custom(|iters| run(&governor, iters, |l| l.check().is_ok()))

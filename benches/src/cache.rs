@@ -128,8 +128,53 @@ pub fn zigzag(requests: usize, phase: usize, seed: u64) -> Vec<u64> {
     keys
 }
 
+/// A loop over `len` keys, over and over: a cache a little smaller than the loop gets
+/// nothing from recency and must keep a stable part of it.
+pub fn loop_over(requests: usize, len: usize) -> Vec<u64> {
+    (0..requests)
+        .map(|i| scramble((3 << 40) + (i % len) as u64))
+        .collect()
+}
+
+/// A hot set of `hot` keys asked for uniformly, broken every 10,000 requests by a scan of
+/// 5,000 keys never asked for again: a cache that lets scans in loses the hot set.
+pub fn hot_set_with_scans(requests: usize, hot: u64, seed: u64) -> Vec<u64> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut keys = Vec::with_capacity(requests + 5_000);
+    let mut fresh = 4u64 << 40;
+    while keys.len() < requests {
+        keys.extend((0..10_000).map(|_| scramble((5 << 40) + rng.random_range(0..hot))));
+        keys.extend((0..5_000).map(|_| {
+            fresh += 1;
+            scramble(fresh)
+        }));
+    }
+    keys.truncate(requests);
+    keys
+}
+
+/// A shifting working set: uniform requests over a window of `window` keys that moves on
+/// by `step` fresh keys every `every` requests. Recency follows it at once; frequency
+/// counts remember keys that have left it.
+pub fn shifting_working_set(
+    requests: usize,
+    window: u64,
+    step: u64,
+    every: usize,
+    seed: u64,
+) -> Vec<u64> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..requests)
+        .map(|i| {
+            let base = (i / every) as u64 * step;
+            scramble((6 << 40) + base + rng.random_range(0..window))
+        })
+        .collect()
+}
+
 /// The built-in workloads of `compare cache`: Zipf 0.8, 1.0 and 1.2, Zipf with scans
-/// mixed in, a loop, the [`recency_probe`] and [`zigzag`].
+/// mixed in, loops (one 10% longer than the cache), the [`recency_probe`], [`zigzag`], a
+/// hot set with scans and a shifting working set.
 pub fn synthetic(requests: usize) -> Vec<Workload> {
     let n = 100_000;
     let mut out = Vec::new();
@@ -157,11 +202,31 @@ pub fn synthetic(requests: usize) -> Vec<Workload> {
         .map(|i| scramble((i % 10_000) as u64))
         .collect();
     out.push(Workload::new("loop 10k", keys));
+    out.push(Workload::new("loop 1.1x cache", loop_over(requests, 1_100)).at_sizes(&[1_000]));
+    out.push(Workload::new("loop 1.1x cache (small)", loop_over(requests, 33)).at_sizes(&[30]));
     out.push(Workload::new("recency probe", recency_probe(requests)).at_sizes(&[20, 50, 500]));
     out.push(Workload::new(
         "zigzag (Zipf / recency, 25k phases)",
         zigzag(requests, 25_000, 5),
     ));
+    out.push(
+        Workload::new("hot set 500 + scans", hot_set_with_scans(requests, 500, 6))
+            .at_sizes(&[250, 500, 1_000]),
+    );
+    out.push(
+        Workload::new(
+            "shifting working set (1,000 keys, +100 every 5k)",
+            shifting_working_set(requests, 1_000, 100, 5_000, 7),
+        )
+        .at_sizes(&[500, 1_000, 2_000]),
+    );
+    out.push(
+        Workload::new(
+            "shifting working set (50 keys, +10 every 500)",
+            shifting_working_set(requests, 50, 10, 500, 8),
+        )
+        .at_sizes(&[25, 50, 100]),
+    );
     out
 }
 

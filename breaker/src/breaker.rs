@@ -15,6 +15,10 @@ use crate::{
     CallError, CircuitBreakerBuilder, Metrics, Reason, Rejected, State, Transition, Window,
 };
 
+/// Buckets from this length on (100 ms) are placed with `Clock::recent`: the system clock's
+/// recent reading trails by about 1 ms, 1% of such a bucket.
+const COARSE_BUCKET_NANOS: u128 = 100_000_000;
+
 enum Windowed {
     Count(CountWindow),
     Time(TimeWindow),
@@ -81,6 +85,10 @@ pub struct CircuitBreaker<C = SystemClock> {
     /// Serializes state changes; holds the number of trips since the breaker last closed.
     transitions: Mutex<u32>,
     timed: bool,
+    /// Whether the time window places calls with `Clock::recent` (a load) rather than
+    /// `now` (a counter read): no slow-call timing, and buckets long enough that a reading a
+    /// millisecond or so behind changes nothing that matters.
+    coarse: bool,
     /// Whether a rate condition reads the window; without one, calls skip it entirely.
     rates: bool,
     slow_threshold: Option<Duration>,
@@ -111,10 +119,13 @@ impl<C: Clock> CircuitBreaker<C> {
             // A minimum above the window could never be reached.
             config.minimum_calls = config.minimum_calls.min(size);
         }
+        let slow_threshold = config.slow_call.map(|(_, threshold)| threshold);
+        let mut coarse = false;
         let window = match config.window {
             Window::Count(n) => Windowed::Count(CountWindow::new(n)),
             Window::Time { length, buckets } => {
                 let bucket_nanos = (length.as_nanos() / u128::from(buckets)).max(1);
+                coarse = slow_threshold.is_none() && bucket_nanos >= COARSE_BUCKET_NANOS;
                 Windowed::Time(TimeWindow::new(
                     buckets,
                     u64::try_from(bucket_nanos).unwrap_or(u64::MAX),
@@ -122,7 +133,6 @@ impl<C: Clock> CircuitBreaker<C> {
                 ))
             }
         };
-        let slow_threshold = config.slow_call.map(|(_, threshold)| threshold);
         CircuitBreaker {
             word: AtomicU64::new(Word::new(State::Closed, 0).0),
             consecutive: AtomicU64::new(0),
@@ -133,6 +143,7 @@ impl<C: Clock> CircuitBreaker<C> {
             timed: slow_threshold.is_some()
                 || (config.failure_rate.is_some() && matches!(window, Windowed::Time(_))),
             rates: config.failure_rate.is_some() || slow_threshold.is_some(),
+            coarse,
             window,
             transitions: Mutex::new(0),
             slow_threshold,
@@ -414,7 +425,7 @@ impl<C: Clock> CircuitBreaker<C> {
     /// ```
     pub fn metrics(&self) -> Metrics {
         let word = Word(self.word.load(Ordering::Acquire));
-        let counts = self.counts(self.clock.now());
+        let counts = self.counts(self.window_now());
         let rate =
             |part: u64| (counts.calls > 0).then(|| part as f64 * 100.0 / counts.calls as f64);
         Metrics {
@@ -432,6 +443,15 @@ impl<C: Clock> CircuitBreaker<C> {
             } else {
                 0
             },
+        }
+    }
+
+    /// The time the window places calls at.
+    fn window_now(&self) -> Instant {
+        if self.coarse {
+            self.clock.recent()
+        } else {
+            self.clock.now()
         }
     }
 
@@ -535,6 +555,7 @@ impl<C: Clock> CircuitBreaker<C> {
     pub(crate) fn record(&self, ticket: Ticket, failed: bool) {
         match ticket.kind {
             Kind::Closed if !failed && !self.timed => self.record_closed_success(ticket),
+            Kind::Closed if !failed && self.coarse => self.record_coarse_success(ticket),
             Kind::Closed => self.record_closed(ticket, failed),
             Kind::Probe => self.record_probe(ticket, failed),
             Kind::Disabled => {}
@@ -577,6 +598,9 @@ impl<C: Clock> CircuitBreaker<C> {
         if !self.timed {
             return (outcome, Instant::ZERO);
         }
+        if self.coarse {
+            return (outcome, self.clock.recent());
+        }
         let now = self.clock.now();
         if let Some(threshold) = self.slow_threshold
             && now - ticket.start >= threshold
@@ -604,6 +628,24 @@ impl<C: Clock> CircuitBreaker<C> {
             }
         }
         self.end_failure_run(ticket.word);
+    }
+
+    /// A success on the closed path of a coarse time window, the healthy call of a
+    /// time-window breaker: one load of the clock's recent reading and, while the window is
+    /// quiet, one RMW on this thread's stripe.
+    #[inline(always)]
+    fn record_coarse_success(&self, ticket: Ticket) {
+        if self.word.load(Ordering::Acquire) != ticket.word.0 {
+            return;
+        }
+        let counts = match &self.window {
+            Windowed::Time(window) => window.record(self.clock.recent(), 0),
+            Windowed::Count(_) => None, // a coarse window is a time window
+        };
+        self.end_failure_run(ticket.word);
+        if let Some(counts) = counts {
+            self.check_rates(ticket.word, counts);
+        }
     }
 
     /// The failures in a row counted in `word`'s generation.
@@ -702,6 +744,16 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
+    /// `now` as `outcome_bits` read it, if it read the exact clock; else the exact clock:
+    /// a state change's time and the open wait are not placed in coarse buckets.
+    fn exact(&self, now: Instant) -> Instant {
+        if self.timed && !self.coarse {
+            now
+        } else {
+            self.clock.now()
+        }
+    }
+
     fn rate_tripped(&self, counts: Counts) -> Option<Reason> {
         if counts.calls < u64::from(self.config.minimum_calls) {
             return None;
@@ -722,13 +774,13 @@ impl<C: Clock> CircuitBreaker<C> {
 
     #[cold]
     fn trip(&self, from: Word, reason: Reason, now: Instant) {
-        let now = if self.timed { now } else { self.clock.now() };
+        let now = self.exact(now);
         self.transition(Some(from), State::Open, reason, now, 0);
     }
 
     fn record_probe(&self, ticket: Ticket, failed: bool) {
         let (outcome, now) = self.outcome_bits(&ticket, failed);
-        let now = if self.timed { now } else { self.clock.now() };
+        let now = self.exact(now);
         if outcome != 0 {
             // A failed or slow probe: the dependency is not back yet.
             self.transition(Some(ticket.word), State::Open, Reason::ProbeFailed, now, 0);

@@ -41,7 +41,10 @@ pub enum Window {
     /// The last `n` calls.
     Count(u32),
     /// The calls of the last `length`, counted in `buckets` buckets of `length / buckets`
-    /// each; the oldest bucket leaves the window whole.
+    /// each; the oldest bucket leaves the window whole. With buckets of 100 ms or more and
+    /// no slow-call timing, calls are placed by the clock's
+    /// [`recent`](keel_core::Clock::recent) reading, which on the system clock trails real
+    /// time by about a millisecond.
     Time {
         /// How far back the window reaches.
         length: Duration,

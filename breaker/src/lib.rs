@@ -6,7 +6,7 @@
 //!
 //! | piece | what it does | cost when nothing fails |
 //! |---|---|---|
-//! | [`CircuitBreaker`] | stops calling a dependency that keeps failing, probes it, resumes | one atomic load to admit; one atomic RMW to record a success (count window), none with consecutive failures only; a time window adds a clock read, and a short lock only for failures, slow calls and a new bucket |
+//! | [`CircuitBreaker`] | stops calling a dependency that keeps failing, probes it, resumes | one atomic load to admit; one atomic RMW to record a success (count window), none with consecutive failures only; the same for a time window of buckets ≥ 100 ms, plus one load of the clock's recent reading; a short lock only for failures, slow calls and a new bucket |
 //! | [`Retry`] | retries transient errors with exponential backoff and jitter, within attempt and time limits | no clock read, RNG seeding or allocation until the first failure |
 //! | [`RetryBudget`] | caps retries at a percentage of recent requests plus a floor per second | one short lock per request |
 //! | [`Bulkhead`] | caps concurrent calls; rejects or waits a bounded time when full | two atomic RMWs |
@@ -65,9 +65,14 @@
 //! shared cache lines across threads. Totals are tagged with an epoch, so emptying the
 //! window on close cannot be corrupted by a racing writer. [`Window::Time`] holds buckets
 //! of `length / buckets` with running totals behind a short lock: O(1) per call (a bucket
-//! is cleared once per lap), plus one clock read per call. A success that cannot trip a rate
-//! (no failure in the window, or the minimum of calls reached, and the same bucket as the
-//! last locked call) skips the lock and adds one to a counter of its thread's own. A breaker with no rate condition (only
+//! is cleared once per lap). A success that cannot trip a rate (no failure in the window, or
+//! the minimum of calls reached, and the newest bucket) skips the lock and adds one to a
+//! counter of its thread's own, which the next locked call folds in; a success that races a
+//! locked call ending that state checks the rates itself (model-checked with loom). Buckets
+//! of 100 ms or more place calls with [`Clock::recent`](keel_core::Clock::recent), which
+//! [`SystemClock`](keel_core::SystemClock) answers with one load of a time its ticker thread
+//! stored up to about a millisecond ago; shorter buckets, and breakers that time slow calls,
+//! read [`Clock::now`](keel_core::Clock::now). A breaker with no rate condition (only
 //! `consecutive_failures`) keeps no window at all: a success is two atomic loads.
 //!
 //! **State word.** The state, the probes in flight, the probe successes and a generation

@@ -2,7 +2,7 @@
 
 use keel_core::Instant;
 use keel_core::sync::Mutex;
-use keel_core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use keel_core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Outcome bits stored per call.
 pub(crate) const FAILED: u32 = 1;
@@ -201,9 +201,10 @@ thread_local! {
 ///
 /// A success that can change no decision skips the lock: it adds one to its thread's
 /// stripe, a counter on a cache line of its own, and the stripes are folded into the ring
-/// under the lock by the next call that takes it. That holds while the bucket stays the
-/// same (nothing expires) and the window is `quiet`: no failure or slow call in it, or at
-/// least the minimum of calls already, so a success can only lower a rate.
+/// under the lock by the next call that takes it. That holds while the call falls in the
+/// newest bucket (nothing expires) and the window is quiet: no failure or slow call in it,
+/// or at least the minimum of calls already, so a success can only lower a rate. Both facts
+/// are one word, `quiet_until`, so the check is one load and one comparison.
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
     bucket_nanos: u64,
@@ -211,10 +212,11 @@ pub(crate) struct TimeWindow {
     reciprocal: u64,
     minimum_calls: u64,
     inner: Mutex<TimeRing>,
-    /// The bucket the stripes count for (`u64::MAX`: none).
-    current: AtomicU64,
-    /// Whether a success in `current` can skip the rate check.
-    quiet: AtomicBool,
+    /// The end (exclusive, in nanoseconds) of the newest bucket while the window is quiet;
+    /// 0 otherwise, and while a call holds the lock. Only the end is checked: a success read
+    /// before a racing thread opened the newest bucket counts in it, a bucket late at most
+    /// by the race.
+    quiet_until: Padded<AtomicU64>,
     stripes: Box<[Padded<AtomicUsize>]>,
 }
 
@@ -223,6 +225,8 @@ struct TimeRing {
     buckets: Box<[Counts]>,
     /// Absolute index (time / bucket length) of the newest bucket.
     newest: u64,
+    /// The bucket the stripes count for (`u64::MAX`: none).
+    striped: u64,
     totals: Counts,
 }
 
@@ -255,10 +259,10 @@ impl TimeWindow {
             inner: Mutex::new(TimeRing {
                 buckets: vec![Counts::default(); buckets as usize].into_boxed_slice(),
                 newest: 0,
+                striped: u64::MAX,
                 totals: Counts::default(),
             }),
-            current: AtomicU64::new(u64::MAX),
-            quiet: AtomicBool::new(false),
+            quiet_until: Padded(AtomicU64::new(0)),
             stripes: (0..STRIPES).map(|_| Padded(AtomicUsize::new(0))).collect(),
         }
     }
@@ -270,15 +274,18 @@ impl TimeWindow {
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Before the stripes are read: a success added to a stripe after this fold then sees
+        // the window change and checks itself (see `record`).
+        self.quiet_until.store(0, Ordering::Release);
         let mut successes = 0u64;
         for stripe in self.stripes.iter() {
             successes += stripe.swap(0, Ordering::AcqRel) as u64;
         }
-        let current = self.current.load(Ordering::Acquire);
+        let striped = ring.striped;
         let len = ring.buckets.len() as u64;
         // Successes of a bucket that has left the window meanwhile are gone with it.
-        if successes > 0 && current <= ring.newest && ring.newest - current < len {
-            ring.buckets[(current % len) as usize].calls += successes;
+        if successes > 0 && striped <= ring.newest && ring.newest - striped < len {
+            ring.buckets[(striped % len) as usize].calls += successes;
             ring.totals.calls += successes;
         }
         f(&mut ring)
@@ -301,16 +308,21 @@ impl TimeWindow {
     /// `None` for a success that cannot trip a rate (see the type's docs).
     #[inline]
     pub(crate) fn record(&self, now: Instant, outcome: u32) -> Option<Counts> {
-        let index = self.bucket_of(now);
-        if outcome == 0
-            && self.quiet.load(Ordering::Acquire)
-            && self.current.load(Ordering::Acquire) == index
-        {
-            let stripe = STRIPE.with(|stripe| *stripe);
-            self.stripes[stripe].fetch_add(1, Ordering::AcqRel);
-            return None;
+        if outcome == 0 {
+            let quiet_until = self.quiet_until.load(Ordering::Acquire);
+            if now.as_nanos() < quiet_until {
+                let stripe = STRIPE.with(|stripe| *stripe);
+                self.stripes[stripe].fetch_add(1, Ordering::AcqRel);
+                // Unchanged: whoever takes the lock next folds this success in. Changed: a
+                // locked call may have read the stripes before this success and decided
+                // without it, so check the rates as a locked call would.
+                if self.quiet_until.load(Ordering::Acquire) == quiet_until {
+                    return None;
+                }
+                return Some(self.counts(now));
+            }
         }
-        Some(self.record_locked(index, outcome))
+        Some(self.record_locked(self.bucket_of(now), outcome))
     }
 
     #[inline(never)]
@@ -336,15 +348,21 @@ impl TimeWindow {
         })
     }
 
-    /// Points the stripes at the ring's newest bucket and says whether successes there may
-    /// skip the lock; the ring is locked and its stripes folded in.
-    fn settle(&self, ring: &TimeRing) {
+    /// Points the stripes at the ring's newest bucket and says until when successes there
+    /// may skip the lock; the ring is locked and its stripes folded in.
+    fn settle(&self, ring: &mut TimeRing) {
         let totals = ring.totals;
         let quiet = (totals.failed == 0 && totals.slow == 0) || totals.calls >= self.minimum_calls;
-        self.current.store(ring.newest, Ordering::Release);
-        self.quiet.store(quiet, Ordering::Release);
+        ring.striped = ring.newest;
+        let end = ring
+            .newest
+            .saturating_add(1)
+            .saturating_mul(self.bucket_nanos);
+        self.quiet_until
+            .store(if quiet { end } else { 0 }, Ordering::Release);
     }
 
+    #[inline(never)]
     pub(crate) fn counts(&self, now: Instant) -> Counts {
         self.with(|ring| {
             ring.advance(self.bucket_of(now));

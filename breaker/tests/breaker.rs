@@ -505,3 +505,62 @@ fn concurrent_closed_calls_count_every_outcome() {
     assert_eq!(metrics.failed, 200);
     assert_eq!(metrics.state, State::Closed);
 }
+
+mod time_window_model {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One call: how long after the previous one (ms), and whether it failed.
+    fn calls() -> impl Strategy<Value = Vec<(u64, bool)>> {
+        proptest::collection::vec((0u64..1_500, proptest::bool::weighted(0.3)), 1..120)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// A failure-rate breaker over 4 s in 1 s buckets (so its window places calls with
+        /// `Clock::recent` and healthy successes take the stripes) against a list of every
+        /// call's time: the same counts after every call, and it opens on exactly the call
+        /// where the reference's rate over the live buckets first reaches the threshold.
+        #[test]
+        fn a_time_window_breaker_trips_where_the_reference_does(
+            calls in calls(),
+            threshold in 20.0f64..80.0,
+            minimum in 1u32..8,
+        ) {
+            let clock = ManualClock::new();
+            let breaker = builder(&clock)
+                .failure_rate(threshold)
+                .window(Window::Time { length: Duration::from_secs(4), buckets: 4 })
+                .minimum_calls(minimum)
+                .build()
+                .unwrap();
+            let mut model: Vec<(u64, bool)> = Vec::new();
+            let mut now = 0u64;
+            for (gap, failed) in calls {
+                now += gap;
+                clock.advance(Duration::from_millis(gap));
+                breaker.try_acquire().expect("closed until the reference trips").record(failed);
+                model.push((now, failed));
+                let bucket = now / 1_000;
+                let live: Vec<bool> = model
+                    .iter()
+                    .filter(|(at, _)| bucket - at / 1_000 < 4)
+                    .map(|(_, f)| *f)
+                    .collect();
+                let failures = live.iter().filter(|f| **f).count() as f64;
+                let tripped = live.len() >= minimum as usize
+                    && failures * 100.0 >= threshold * live.len() as f64;
+                let metrics = breaker.metrics();
+                prop_assert_eq!(
+                    (metrics.calls, metrics.failed),
+                    (live.len() as u64, failures as u64)
+                );
+                prop_assert_eq!(breaker.state() == State::Open, tripped);
+                if tripped {
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -264,3 +264,34 @@ fn cancelled_probes_never_leak_a_slot() {
         assert_eq!(again.iter().flatten().count(), 2);
     });
 }
+
+/// A time-window success that passed the quiet check races a failure that ends the quiet
+/// before the success reaches its stripe. Run one after the other, in either order, the two
+/// calls make 1 failure in 2 calls, 50% at the minimum of 2, and the breaker opens; the
+/// race must decide the same, so the success may not sit in its stripe unseen.
+#[test]
+fn a_striped_success_racing_a_failure_still_counts_in_the_decision() {
+    model(|| {
+        let clock = ManualClock::new();
+        let breaker = Arc::new(
+            CircuitBreaker::builder()
+                .failure_rate(50.0)
+                .window(keel_breaker::Window::Time {
+                    length: Duration::from_secs(4),
+                    buckets: 4,
+                })
+                .minimum_calls(2)
+                .clock(clock)
+                .build()
+                .unwrap(),
+        );
+        // An empty window is quiet once a locked call has looked at it.
+        assert_eq!(breaker.metrics().calls, 0);
+        let permit = breaker.try_acquire_owned().unwrap();
+        let succeeder = loom::thread::spawn(move || permit.success());
+        breaker.try_acquire().unwrap().failure();
+        succeeder.join().unwrap();
+        assert_eq!(breaker.state(), State::Open);
+        assert_eq!(breaker.metrics().calls, 2);
+    });
+}

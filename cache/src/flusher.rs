@@ -93,6 +93,15 @@ where
         self.tick
     }
 
+    /// Before the flusher waits: clears the wake flag and looks again. A writer that found
+    /// the flag set skipped its wake, so a flag left set by a wake that found nothing due
+    /// would silence every later writer. The swaps order the two sides: a writer whose swap
+    /// came first is seen by this look, one whose swap came after wakes the flusher.
+    fn due_after_rearm(&self) -> bool {
+        self.wake_pending.swap(false, Ordering::AcqRel);
+        self.due()
+    }
+
     fn due(&self) -> bool {
         let len = self.dirty.len();
         len >= self.batch_size
@@ -194,6 +203,8 @@ where
                 Ok(_) => continue,
                 Err(_) => Some(shared.backing_off()),
             }
+        } else if shared.due_after_rearm() {
+            continue;
         } else {
             shared.interval.map(|_| shared.tick)
         };
@@ -228,6 +239,8 @@ where
                 Ok(_) => continue,
                 Err(_) => Some(shared.backing_off()),
             }
+        } else if shared.due_after_rearm() {
+            continue;
         } else {
             shared.interval.map(|_| shared.tick)
         };

@@ -69,10 +69,12 @@
 //!   around again (a 2-bit CLOCK). Newcomers read less are dropped unless the admission
 //!   check below lets them in. A ghost FIFO as long as the shard remembers the hashes of
 //!   entries evicted from either queue; a key dropped from the small queue and asked for
-//!   again while remembered goes straight to main (in shards under 128 entries, only if
-//!   the sketch below counts it more often than main's oldest entry: there main holds
-//!   just the hottest few dozen keys). Scans and loops therefore flow through the small
-//!   queue without flushing main.
+//!   again while remembered goes straight to main if the small queue has grown past a
+//!   fifth of the shard (recency pays there); otherwise, and always in shards under 128
+//!   entries, only if the sketch below counts it more often than main's oldest entry, and
+//!   if not it waits in the small queue, where one more read promotes it. Scans and loops,
+//!   even loops a little longer than the cache, therefore flow through the small queue
+//!   without flushing main.
 //! - **Adaptive small queue**: the small queue starts at 7.5% of the shard (2% under 128
 //!   entries) and moves by one entry each time a key comes back from the ghost soon after
 //!   it left: toward the small queue if it left there within half the queue's length of

@@ -75,6 +75,58 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn unix_millis(&self) -> u64;
+
+    /// A reading of [`now`](Clock::now) that may trail it a little, for hot paths that only
+    /// place an event in a coarse bucket (a circuit breaker's time window of 1 s buckets).
+    ///
+    /// Never ahead of `now`, and on one thread never less than an earlier `recent`. The
+    /// default is `now()` itself, so [`ManualClock`](crate::ManualClock) and tokio's paused
+    /// clock stay exact. [`SystemClock`](crate::SystemClock) returns what a background thread
+    /// stored at most about a millisecond ago (more when the machine is too loaded to run
+    /// that thread): one atomic load rather than a counter read.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock, SystemClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_millis(3));
+    /// assert_eq!(clock.recent(), clock.now()); // exact on a manual clock
+    ///
+    /// let recent = SystemClock.recent();
+    /// assert!(recent <= SystemClock.now());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    fn recent(&self) -> Instant {
+        self.now()
+    }
+
+    /// A reading of [`unix_millis`](Clock::unix_millis) that may trail it a little, for hot
+    /// paths that need the wall clock only to the millisecond (keel-idgen's per-thread ULID
+    /// and UUIDv7 generators).
+    ///
+    /// Never ahead of `unix_millis` by more than a wall-clock step back since the reading.
+    /// The default is `unix_millis()` itself, so [`ManualClock`](crate::ManualClock) stays
+    /// exact. [`SystemClock`](crate::SystemClock) returns what the same background thread as
+    /// [`recent`](Clock::recent) stored, at most about a millisecond ago.
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock, SystemClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::at_unix_millis(1_700_000_000_000);
+    /// clock.advance(Duration::from_millis(3));
+    /// assert_eq!(clock.recent_unix_millis(), 1_700_000_000_003); // exact on a manual clock
+    ///
+    /// let recent = SystemClock.recent_unix_millis();
+    /// assert!(recent <= SystemClock.unix_millis());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    fn recent_unix_millis(&self) -> u64 {
+        self.unix_millis()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for &C {
@@ -85,6 +137,14 @@ impl<C: Clock + ?Sized> Clock for &C {
     #[inline]
     fn unix_millis(&self) -> u64 {
         (**self).unix_millis()
+    }
+    #[inline]
+    fn recent(&self) -> Instant {
+        (**self).recent()
+    }
+    #[inline]
+    fn recent_unix_millis(&self) -> u64 {
+        (**self).recent_unix_millis()
     }
 }
 
@@ -97,6 +157,14 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     fn unix_millis(&self) -> u64 {
         (**self).unix_millis()
     }
+    #[inline]
+    fn recent(&self) -> Instant {
+        (**self).recent()
+    }
+    #[inline]
+    fn recent_unix_millis(&self) -> u64 {
+        (**self).recent_unix_millis()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
@@ -107,6 +175,14 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     #[inline]
     fn unix_millis(&self) -> u64 {
         (**self).unix_millis()
+    }
+    #[inline]
+    fn recent(&self) -> Instant {
+        (**self).recent()
+    }
+    #[inline]
+    fn recent_unix_millis(&self) -> u64 {
+        (**self).recent_unix_millis()
     }
 }
 

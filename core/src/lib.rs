@@ -72,6 +72,12 @@
 //! sub-millisecond timeout, and the ticker costs a thread in every process. [`StdClock`] keeps
 //! `std::time::Instant` for hosts whose TSC is not trusted.
 //!
+//! Where a millisecond behind is fine, [`Clock::recent`] and [`Clock::recent_unix_millis`]
+//! offer the ticker: [`SystemClock`] starts it at the first such reading and stops it after a
+//! second in which nobody read it. A circuit breaker's time window places its calls with
+//! `recent`; keel-idgen's per-thread generators stamp IDs with `recent_unix_millis`. Other
+//! clocks answer with `now` and `unix_millis`, so tests stay exact.
+//!
 //! # Backoff and jitter
 //!
 //! Every keel block that waits and tries again uses one [`Backoff`]: keel-breaker's `Retry`
@@ -115,6 +121,7 @@ mod clock;
 mod instant;
 mod manual;
 mod random;
+mod recent;
 pub mod sync;
 mod system;
 #[cfg(feature = "tokio")]

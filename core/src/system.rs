@@ -103,6 +103,20 @@ impl Clock for SystemClock {
     fn unix_millis(&self) -> u64 {
         system_unix_millis()
     }
+
+    /// The time a background thread stored at most about a millisecond ago: one atomic
+    /// load. The thread starts at the first reading and stops after a second unread.
+    #[inline]
+    fn recent(&self) -> Instant {
+        Instant::from_nanos(crate::recent::recent_nanos())
+    }
+
+    /// The wall clock as the same background thread stored it, at most about a millisecond
+    /// ago: one atomic load.
+    #[inline]
+    fn recent_unix_millis(&self) -> u64 {
+        crate::recent::recent_unix_millis()
+    }
 }
 
 impl Clock for StdClock {

@@ -20,8 +20,8 @@ use crate::members::Members;
 /// ```
 pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
 
-/// The largest fixed table size [`MaglevBuilder::table_size`] takes: 2^24 slots, a 64 MiB
-/// table, twice the largest automatic size (8,388,739). The table is allocated whole at the
+/// The largest fixed table size [`MaglevBuilder::table_size`] takes: 2^24 slots, a 32 MiB
+/// table (64 MiB past 65,536 members), twice the largest automatic size (8,388,739). The table is allocated whole at the
 /// first membership change, so the bound keeps every accepted size allocatable.
 ///
 /// ```
@@ -36,12 +36,13 @@ pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
 /// ```
 pub const MAX_TABLE_SIZE: u64 = 1 << 24;
 
-/// Slots per squared node a table sized with the node count keeps at least: the extra keys
-/// a change moves shrink as `n² / M`, and from 5 on an added node moves under 2× the ideal
-/// `1/(n+1)` (measured 1.0–1.6× from 10 to 1,000 nodes).
+/// Slots per squared node a table sized with the node count keeps at least: keys moved by
+/// an added node measure about `1 + 1.6 n / √M` times the ideal `1/(n+1)`, so under 2×
+/// takes `M ≳ 4 n²` (1.8–1.9× measured there); 5 leaves a margin (1.0–1.6× measured from
+/// 10 to 1,000 nodes). No size linear in `n` holds: see the table on [`Maglev`].
 const SLOTS_PER_NODE_SQUARED: u64 = 5;
 /// Automatic sizes are the primes just above `65,537 × 2^k`, up to this `k`: 8,388,739
-/// slots (32 MB), enough for 1,295 nodes at the ratio above; larger memberships keep it.
+/// slots (16 MB), enough for 1,295 nodes at the ratio above; larger memberships keep it.
 const MAX_GROWTH_STEP: u32 = 7;
 
 /// How the table's size is chosen.
@@ -61,8 +62,9 @@ enum Sizing {
 ///
 /// * **Table size:** by default `M` grows with the membership, as the paper asks (`M ≫ N`):
 ///   it is the smallest prime above `65,537 × 2^k` that holds `5 n²` slots, from 65,537
-///   (up to 114 nodes) to 8,388,739 (32 MB, up to 1,295 nodes; larger memberships keep
-///   that size). A growth step rebuilds a bigger table and so moves almost every key, once
+///   (up to 114 nodes) to 8,388,739 (16 MB, up to 1,295 nodes; larger memberships keep
+///   that size). A slot takes two bytes while there are at most 65,536 members, four
+///   beyond. A growth step rebuilds a bigger table and so moves almost every key, once
 ///   per `√2` growth of the membership; a table never shrinks. To avoid growth steps, size
 ///   it once with [`MaglevBuilder::expected_nodes`], or fix it with
 ///   [`MaglevBuilder::table_size`].
@@ -73,14 +75,38 @@ enum Sizing {
 ///   slots build in about a millisecond; 1,000 nodes into 8,388,739 slots in about a
 ///   second (probes read a bitmap of free slots, which stays in cache).
 /// * **Disruption:** adding or removing one of `n` nodes moves its own `1/n` of the keys
-///   plus some whose slots another node claims first in the new fill order; that extra
-///   shrinks as `n² / M`. Within one table size it stays under the ideal itself: adding a
-///   node moves 1.0–1.6× the ideal `1/(n+1)` from 10 to 1,000 nodes (`compare hashring`).
-///   A fixed 65,537-slot table moves 1.5× at 100 nodes but 6.9× at 1,000. Use
-///   [`Ring`](crate::Ring) or [`Rendezvous`](crate::Rendezvous) where only the ideal
-///   movement will do.
+///   plus some whose slots another node claims first in the new fill order; over the
+///   ideal, that extra grows as `n / √M`. Within one table size of the default rule it
+///   stays under the ideal itself: adding a node moves 1.0–1.6× the ideal `1/(n+1)` from
+///   10 to 1,000 nodes (`compare hashring`). A fixed 65,537-slot table moves 1.5× at 100
+///   nodes but 6.8× at 1,000. Use [`Ring`](crate::Ring) or
+///   [`Rendezvous`](crate::Rendezvous) where only the ideal movement will do.
 /// * Results depend only on the membership and the table size, not on the order nodes were
 ///   added.
+///
+/// # Choosing the table size
+///
+/// Keys moved by adding one node to `n`, over the ideal (the worst of two added nodes,
+/// 1M keys; `cargo run --release -p keel-benches --bin compare -- hashring "Maglev table
+/// sizes"`, the same in two runs since placement is deterministic):
+///
+/// | nodes | 10,007 | 65,537 | 131,101 | 262,151 | 524,309 | 1,048,601 | 2,097,211 | 4,194,371 | 8,388,739 |
+/// |---|---|---|---|---|---|---|---|---|---|
+/// | 10 | 1.13 | 1.05 | 1.02 | 1.02 | 1.01 | 1.01 | 1.01 | 1.01 | 1.00 |
+/// | 20 | 1.23 | 1.08 | 1.05 | 1.04 | 1.03 | 1.02 | 1.01 | 1.01 | 1.01 |
+/// | 50 | 1.80 | 1.26 | 1.15 | 1.11 | 1.06 | 1.08 | 1.05 | 1.03 | 1.02 |
+/// | 100 | 2.59 | 1.53 | 1.32 | 1.24 | 1.17 | 1.13 | 1.07 | 1.06 | 1.03 |
+/// | 200 | 4.58 | 2.56 | 1.91 | 1.62 | 1.39 | 1.27 | 1.18 | 1.14 | 1.07 |
+/// | 500 | 6.64 | 5.70 | 4.58 | 2.86 | 2.27 | 1.85 | 1.60 | 1.38 | 1.24 |
+/// | 1,000 | 8.26 | 6.84 | 6.82 | 6.27 | 5.01 | 2.96 | 2.33 | 1.91 | 1.56 |
+///
+/// The smallest size under 2× is about `4 n²` at every node count from 50 up (50: 10,007;
+/// 200: 131,101; 500: 1,048,601; 1,000: 4,194,371). No rule linear in `n` holds across
+/// 10 to 1,000 nodes: the paper's `M ≥ 100 n` moves 2.6× at 100 nodes and about 6.8× at
+/// 1,000, and even `M ≈ 1,000 n` moves 3.0× at 1,000. The default keeps `5 n²` for a
+/// margin. What a size costs at 1,000 nodes is in the crate README: from 4,194,371 slots
+/// on, the table outgrows the CPU's L2 cache and a lookup costs several times more than
+/// in a 65,537-slot table. A growth step itself moves almost every key.
 ///
 /// # Example
 ///
@@ -98,7 +124,41 @@ pub struct Maglev<N> {
     members: Members<N>,
     size: u32,
     sizing: Sizing,
-    table: Vec<u32>,
+    table: Table,
+}
+
+/// The owner of each slot, as a member index: two bytes a slot while there are at most
+/// 65,536 members, which halves the memory a lookup misses in; four beyond.
+#[derive(Debug, Clone)]
+enum Table {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl Table {
+    const EMPTY: Table = Table::Narrow(Vec::new());
+
+    #[inline]
+    fn owner(&self, slot: usize) -> Option<usize> {
+        match self {
+            Table::Narrow(owners) => owners.get(slot).map(|&o| usize::from(o)),
+            Table::Wide(owners) => owners.get(slot).map(|&o| o as usize),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Table::Narrow(owners) => owners.len(),
+            Table::Wide(owners) => owners.len(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Table::Narrow(owners) => owners.capacity() * 2,
+            Table::Wide(owners) => owners.capacity() * 4,
+        }
+    }
 }
 
 /// Configures a [`Maglev`] table.
@@ -201,7 +261,7 @@ impl<N> MaglevBuilder<N> {
                 members: Members::default(),
                 size: auto_size(self.expected_nodes),
                 sizing: Sizing::Auto,
-                table: Vec::new(),
+                table: Table::EMPTY,
             });
         };
         if size > MAX_TABLE_SIZE {
@@ -223,7 +283,7 @@ impl<N> MaglevBuilder<N> {
             members: Members::default(),
             size: size as u32,
             sizing: Sizing::Fixed,
-            table: Vec::new(),
+            table: Table::EMPTY,
         })
     }
 }
@@ -290,7 +350,7 @@ impl<N> Maglev<N> {
             members: Members::default(),
             size: DEFAULT_TABLE_SIZE,
             sizing: Sizing::Auto,
-            table: Vec::new(),
+            table: Table::EMPTY,
         }
     }
 
@@ -354,11 +414,11 @@ impl<N> Maglev<N> {
     /// let mut maglev = Maglev::new();
     /// assert_eq!(maglev.heap_bytes(), 0);
     /// maglev.add("a")?;
-    /// assert!(maglev.heap_bytes() >= 65_537 * 4); // the table is built
+    /// assert!(maglev.heap_bytes() >= 65_537 * 2); // the table is built, two bytes a slot
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn heap_bytes(&self) -> usize {
-        self.table.capacity() * 4 + self.members.heap_bytes()
+        self.table.heap_bytes() + self.members.heap_bytes()
     }
 
     /// Slot of the table for `hash`: the high half of `hash × M`, uniform without a division.
@@ -367,14 +427,25 @@ impl<N> Maglev<N> {
         (((hash >> 32) * u64::from(self.size)) >> 32) as usize
     }
 
-    /// Refills the table from the members: the population loop of the paper, with node `i`
-    /// claiming `w_i` slots per turn.
+    /// Refills the table from the members, two bytes a slot while the member indexes fit.
     fn populate(&mut self) {
         let n = self.members.len();
-        self.table.clear();
+        // Freed first, so a rebuild never holds two tables.
+        self.table = Table::EMPTY;
         if n == 0 {
             return;
         }
+        self.table = if n <= 1 << 16 {
+            Table::Narrow(self.fill(|i| i as u16))
+        } else {
+            Table::Wide(self.fill(|i| i as u32))
+        };
+    }
+
+    /// The population loop of the paper, with node `i` claiming `w_i` slots per turn;
+    /// `owner` turns a member index into a table entry.
+    fn fill<T: Copy + Default>(&self, owner: impl Fn(usize) -> T) -> Vec<T> {
+        let n = self.members.len();
         let m = u64::from(self.size);
         let mut next: Vec<u64> = Vec::with_capacity(n);
         let mut skip: Vec<u64> = Vec::with_capacity(n);
@@ -382,10 +453,10 @@ impl<N> Maglev<N> {
             next.push(combine(h, 1) % m);
             skip.push(combine(h, 2) % (m - 1) + 1);
         }
-        self.table.resize(self.size as usize, 0);
+        let mut table = vec![T::default(); self.size as usize];
         // Probes read a bitmap of free slots (1 MB at the largest automatic size, so it
-        // stays in cache) rather than the table, 32 times its size.
-        let mut free = vec![u64::MAX; self.table.len().div_ceil(64)];
+        // stays in cache) rather than the table, 16 or 32 times its size.
+        let mut free = vec![u64::MAX; table.len().div_ceil(64)];
         let mut filled = 0u64;
         'fill: loop {
             for i in 0..n {
@@ -398,7 +469,7 @@ impl<N> Maglev<N> {
                         }
                     }
                     free[(c >> 6) as usize] &= !(1 << (c & 63));
-                    self.table[c as usize] = i as u32;
+                    table[c as usize] = owner(i);
                     c += skip[i];
                     if c >= m {
                         c -= m;
@@ -411,6 +482,7 @@ impl<N> Maglev<N> {
                 }
             }
         }
+        table
     }
 }
 
@@ -552,13 +624,13 @@ impl<N> ConsistentHash for Maglev<N> {
 
     #[inline]
     fn node_for_hash(&self, hash: u64) -> Option<&N> {
-        let owner = *self.table.get(self.slot(hash))?;
-        Some(&self.members.nodes[owner as usize])
+        let owner = self.table.owner(self.slot(hash))?;
+        Some(&self.members.nodes[owner])
     }
 
     fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
         let mut distinct = Distinct::new(out, self.members.len());
-        if self.table.is_empty() {
+        if self.table.len() == 0 {
             return 0;
         }
         // Later slots are owned in a shuffled order, so walking on finds the others.
@@ -568,7 +640,10 @@ impl<N> ConsistentHash for Maglev<N> {
             if distinct.full() {
                 break;
             }
-            distinct.push(&self.members.nodes[self.table[(start + step) % len] as usize]);
+            let Some(owner) = self.table.owner((start + step) % len) else {
+                break; // never: the slot is below the length
+            };
+            distinct.push(&self.members.nodes[owner]);
         }
         distinct.finish()
     }
@@ -651,21 +726,32 @@ mod tests {
         let mut m = Maglev::builder().table_size(1009).build().unwrap();
         m.extend_weighted((0..10u32).map(|n| (n, 1))).unwrap();
         let mut counts = [0u32; 10];
-        for &o in &m.table {
-            counts[o as usize] += 1;
+        for slot in 0..m.table.len() {
+            counts[m.table.owner(slot).unwrap()] += 1;
         }
         let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
         assert!(max - min <= 1, "{counts:?}");
     }
 
     #[test]
+    fn two_byte_and_four_byte_tables_place_alike() {
+        let mut m = Maglev::builder().table_size(10_007).build().unwrap();
+        m.extend_weighted((0..300u32).map(|n| (n, 1 + n % 3)))
+            .unwrap();
+        assert!(matches!(m.table, Table::Narrow(_)));
+        assert_eq!(m.heap_bytes(), 10_007 * 2 + m.members.heap_bytes());
+        let narrow = m.fill(|i| i as u16);
+        let wide = m.fill(|i| i as u32);
+        assert!(narrow.iter().zip(&wide).all(|(&a, &b)| u32::from(a) == b));
+        assert!(wide.iter().any(|&o| o >= 256), "indexes past one byte");
+    }
+
+    #[test]
     fn weights_scale_slot_counts() {
         let mut m = Maglev::new();
         m.extend_weighted([(0u32, 1), (1, 3)]).unwrap();
-        let heavy = m
-            .table
-            .iter()
-            .filter(|&&o| o as usize == m.members.position(&1).unwrap())
+        let heavy = (0..m.table.len())
+            .filter(|&slot| m.table.owner(slot) == m.members.position(&1))
             .count();
         let share = heavy as f64 / f64::from(m.table_size());
         assert!((share - 0.75).abs() < 0.001, "{share}");

@@ -7,8 +7,10 @@ use keel_core::sync::Mutex;
 
 #[cfg(not(keel_loom))]
 type Current<T> = arc_swap::ArcSwap<T>;
-// arc-swap is not loom-aware; under loom a mutex stands in for the pointer so the model
-// checks the update protocol (no lost or torn membership change).
+// arc-swap is not loom-aware (it uses std atomics directly) and its read path is unsafe code
+// keel cannot rebuild here, so under loom a mutex stands in for this one field and the model
+// checks the rest: the update protocol. tests/loom.rs says what that leaves out and why a
+// loom-checkable `RwLock<Arc<T>>` is not used instead.
 #[cfg(keel_loom)]
 type Current<T> = Mutex<keel_core::sync::Arc<T>>;
 

@@ -1,40 +1,42 @@
-//! `InMemoryLockService`: leases for the tasks and threads of one process.
+//! `InMemoryLockService`: leases for the tasks and threads of one process, and `LockHandle`,
+//! one name of it kept at hand.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
+use std::future::poll_fn;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::ops::DerefMut;
+use std::pin::pin;
 use std::sync::{Arc, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
-use keel_core::sync::Mutex;
+use keel_core::sync::{Mutex, MutexGuard};
 use keel_core::{Clock, Instant, SystemClock};
-use tokio::sync::oneshot;
 
+use crate::slot::{Asker, Attempt, Slot};
 use crate::{FencingToken, Lease, LockError, LockService};
 
 /// Shards of the name table; a power of two so a hash picks one with a mask.
 const SHARDS: usize = 32;
 /// A shard sweeps expired entries after at least this many new names.
 const MIN_SWEEP_INTERVAL: usize = 64;
-/// How long a lock released to a waiter stays reserved for it before anyone may take it.
-const HANDOFF: Duration = Duration::from_millis(10);
 
 /// A lock service inside one process: leases on names, with strictly increasing fencing tokens.
 ///
-/// Names are spread over 32 shards, each a small mutex-guarded table, so unrelated names
-/// rarely contend and every decision (grant, extend, release) is one short critical section
-/// that reads the clock, compares and writes: the name is hashed once (foldhash, seeded at
-/// random per service) for both the shard and the table, no allocation once a name has been
-/// seen, and nothing held across an `.await`. Tokens come from a counter per shard, so they
-/// are strictly increasing per name (a name always maps to the same shard) and never
-/// reused, also after a name's entry is swept away.
+/// Each name has its own state, a single atomic word (the name's last token and three flags)
+/// beside the lease's expiry: an uncontended grant is one compare-and-swap and one store, an
+/// uncontended release one compare-and-swap, with no allocation and no lock. A held lock,
+/// waiters, `extend` and hand-overs take the name's own mutex. Names are found in 32 shards
+/// of mutex-guarded tables (foldhash, seeded at random per service); a [`LockHandle`] from
+/// [`handle`](InMemoryLockService::handle) finds its name once and skips the table from
+/// then on. Tokens are counted per name, strictly increasing and never reused, also after a
+/// name's entry is swept away (a shard remembers the highest token of the names it swept).
 ///
 /// Expiry is read from the [`Clock`]: a lease whose `expires_at` has passed is free for the
 /// next acquirer, and can be neither extended nor released. Expired and released entries
-/// are swept lazily (a shard sweeps once it has added as many new names as it kept at its
-/// last sweep), so memory stays proportional to the names held recently.
+/// that no handle or waiter uses are swept lazily (a shard sweeps once it has added as many
+/// new names as it kept at its last sweep), so memory stays proportional to the names held
+/// recently.
 ///
 /// [`acquire`](LockService::acquire) waits without polling, in a first-come, first-served
 /// queue per name: it sleeps until a release hands it the lock, or until the holder's lease
@@ -95,20 +97,25 @@ struct Shard {
     table: Mutex<Table>,
 }
 
-/// The names of one shard, keyed by their 64-bit hash, so a decision hashes the name once.
+/// The names of one shard, keyed by their 64-bit hash, so a lookup hashes the name once.
 #[derive(Default)]
 struct Table {
-    held: HashMap<u64, Held, BuildHasherDefault<KeyIsHash>>,
+    named: HashMap<u64, Named, BuildHasherDefault<KeyIsHash>>,
     /// Names whose hash another name of the shard already has (rare: 2^-64 per pair).
-    collided: Vec<Held>,
-    /// The last token issued for a name in this shard.
-    last_token: u64,
-    /// Numbers the waiters of this shard.
-    last_waiter: u64,
+    collided: Vec<Named>,
+    /// The highest token of the names swept from this shard: a name added again starts
+    /// above it, so its tokens keep increasing.
+    floor: u64,
     new_names_since_sweep: usize,
     /// Sweep after this many new names: the size after the last sweep, so a sweep's cost is
     /// paid for by the inserts before it.
     sweep_after: usize,
+}
+
+/// One name's entry: the name, shared by the leases granted by name, and its state.
+struct Named {
+    name: Arc<str>,
+    slot: Arc<Slot>,
 }
 
 /// The table's keys are already hashes: passes them through.
@@ -131,128 +138,63 @@ impl Hasher for KeyIsHash {
 }
 
 impl Table {
-    fn find(&mut self, hash: u64, name: &str) -> Option<&mut Held> {
-        match self.held.get_mut(&hash) {
-            Some(held) if *held.name == *name => Some(held),
-            Some(_) => self.collided.iter_mut().find(|held| *held.name == *name),
+    fn find(&self, hash: u64, name: &str) -> Option<&Named> {
+        match self.named.get(&hash) {
+            Some(named) if *named.name == *name => Some(named),
+            Some(_) => self.collided.iter().find(|named| *named.name == *name),
             None => None,
         }
     }
 
-    fn next_token(&mut self, name: &str) -> Result<u64, LockError> {
-        let token = self
-            .last_token
-            .checked_add(1)
-            .ok_or_else(|| LockError::TokensExhausted { name: name.into() })?;
-        self.last_token = token;
-        Ok(token)
+    /// Runs `op` on `name`'s entry, added if it has none.
+    #[inline]
+    fn with_entry<R>(
+        &mut self,
+        hash: u64,
+        name: &str,
+        now: Instant,
+        op: impl FnOnce(&Named) -> R,
+    ) -> R {
+        if let Some(named) = self.find(hash, name) {
+            return op(named);
+        }
+        self.sweep_now_and_then(now);
+        self.new_names_since_sweep += 1;
+        let fresh = Named {
+            name: Arc::from(name),
+            slot: Arc::new(Slot::new(self.floor)),
+        };
+        let result = op(&fresh);
+        match self.named.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => self.collided.push(fresh),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(fresh);
+            }
+        }
+        result
     }
 
-    /// Sweeps expired entries once the shard has added as many new names as it kept at
-    /// its last sweep.
-    #[inline]
+    /// Sweeps entries nobody uses (no live lease, no waiter, no handle) once the shard has
+    /// added as many new names as it kept at its last sweep.
     fn sweep_now_and_then(&mut self, now: Instant) {
         if self.new_names_since_sweep < self.sweep_after.max(MIN_SWEEP_INTERVAL) {
             return;
         }
-        let live = |held: &Held| now < held.expires_at || !held.queue.is_empty();
-        self.held.retain(|_, held| live(held));
-        self.collided.retain(live);
-        self.new_names_since_sweep = 0;
-        self.sweep_after = self.held.len() + self.collided.len();
-    }
-}
-
-/// `name`'s entry, added if it has none, in one lookup; a free function over the fields it
-/// needs, so the caller can still use the table's counters.
-fn entry<'t>(
-    held: &'t mut HashMap<u64, Held, BuildHasherDefault<KeyIsHash>>,
-    collided: &'t mut Vec<Held>,
-    new_names: &mut usize,
-    hash: u64,
-    name: &str,
-) -> &'t mut Held {
-    let fresh = || Held {
-        name: Arc::from(name),
-        token: 0,
-        expires_at: Instant::ZERO,
-        queue: VecDeque::new(),
-    };
-    match held.entry(hash) {
-        Entry::Occupied(occupied) if *occupied.get().name == *name => occupied.into_mut(),
-        Entry::Occupied(_) => match collided.iter().position(|held| *held.name == *name) {
-            Some(position) => &mut collided[position],
-            None => {
-                *new_names += 1;
-                collided.push(fresh());
-                collided.last_mut().expect("just pushed")
+        let mut floor = self.floor;
+        // Only the table holds an unused entry's slot, so nothing can change it meanwhile.
+        let mut keep = |named: &Named| {
+            let used = Arc::strong_count(&named.slot) > 1 || named.slot.in_use(now);
+            if !used {
+                floor = floor.max(named.slot.last_token());
             }
-        },
-        Entry::Vacant(vacant) => {
-            *new_names += 1;
-            vacant.insert(fresh())
-        }
-    }
-}
-
-/// A name's last grant. Released entries stay (with `expires_at` zero) until a sweep, so
-/// acquire and release each take one lookup.
-struct Held {
-    name: Arc<str>,
-    token: u64,
-    /// When the lease (or a waiter's reservation) ends.
-    expires_at: Instant,
-    /// Acquirers waiting for this name, longest-waiting first.
-    queue: VecDeque<Queued>,
-}
-
-/// A waiter's place in a name's queue.
-struct Queued {
-    id: u64,
-    /// Where a release sends the token it reserved for this waiter.
-    grant: oneshot::Sender<u64>,
-}
-
-/// An acquirer in a queue, from [`LockService::acquire`]: leaves the queue when dropped,
-/// and gives back a reservation it was handed but never took.
-struct Waiter<'a, C: Clock> {
-    service: &'a InMemoryLockService<C>,
-    hash: u64,
-    name: &'a str,
-    id: u64,
-    granted: oneshot::Receiver<u64>,
-}
-
-impl<C: Clock> Drop for Waiter<'_, C> {
-    fn drop(&mut self) {
-        let shard = self.service.shard(self.hash);
-        let mut table = lock(&shard.table);
-        let Some(held) = table.find(self.hash, self.name) else {
-            return;
+            used
         };
-        if let Some(position) = held.queue.iter().position(|queued| queued.id == self.id) {
-            held.queue.remove(position);
-            return;
-        }
-        // Out of the queue: a release reserved the lock for this waiter. Hand it on.
-        if let Ok(token) = self.granted.try_recv()
-            && held.token == token
-        {
-            let now = self.service.inner.clock.now();
-            if now < held.expires_at {
-                held.expires_at = Instant::ZERO;
-                self.service
-                    .hand_over(&mut table, self.hash, self.name, now);
-            }
-        }
+        self.named.retain(|_, named| keep(named));
+        self.collided.retain(|named| keep(named));
+        self.floor = floor;
+        self.new_names_since_sweep = 0;
+        self.sweep_after = self.named.len() + self.collided.len();
     }
-}
-
-/// What one attempt found.
-enum Attempt {
-    Granted(Lease),
-    /// Busy until then; the id of the waiter queued by the attempt, if it was asked to.
-    HeldUntil(Instant, Option<u64>),
 }
 
 impl InMemoryLockService<SystemClock> {
@@ -347,11 +289,15 @@ impl<C: Clock> InMemoryLockService<C> {
     /// ```
     pub fn try_acquire_now(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, LockError> {
         check_name(name)?;
-        check_ttl(ttl)?;
-        match self.attempt(self.hash(name), name, ttl, None, None, None)? {
-            Attempt::Granted(lease) => Ok(Some(lease)),
-            Attempt::HeldUntil(..) => Ok(None),
-        }
+        let (now, expires_at) = self.expiry(ttl)?;
+        let hash = self.hash(name);
+        lock(&self.shard(hash).table).with_entry(hash, name, now, |named| {
+            match named.slot.try_acquire(now, expires_at) {
+                Attempt::Granted(token) => Ok(Some(grant(&named.name, token, expires_at, ttl))),
+                Attempt::HeldUntil(..) => Ok(None),
+                Attempt::Exhausted => Err(exhausted(&named.name)),
+            }
+        })
     }
 
     /// [`LockService::extend`], synchronously.
@@ -379,24 +325,16 @@ impl<C: Clock> InMemoryLockService<C> {
     pub fn extend_now(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
         check_ttl(ttl)?;
         let hash = self.hash(lease.name());
-        let mut table = lock(&self.shard(hash).table);
-        let now = self.inner.clock.now();
-        let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
+        let table = lock(&self.shard(hash).table);
+        let (now, expires_at) = self.expiry(ttl)?;
         match table.find(hash, lease.name()) {
-            Some(held) if held.token == lease.token().get() && now < held.expires_at => {
-                held.expires_at = expires_at;
-                Ok(Lease::new(
-                    lease.shared_name().clone(),
-                    lease.token(),
-                    expires_at,
-                    ttl,
-                ))
-            }
-            _ => Err(not_held(lease)),
+            Some(named) => extend_on(&named.slot, lease, now, expires_at, ttl),
+            None => Err(not_held(lease)),
         }
     }
 
-    /// [`LockService::release`], synchronously; wakes the shard's waiting acquirers.
+    /// [`LockService::release`], synchronously; hands the lock to the longest-waiting
+    /// acquirer, if any.
     ///
     /// # Errors
     ///
@@ -417,18 +355,14 @@ impl<C: Clock> InMemoryLockService<C> {
     /// ```
     pub fn release_now(&self, lease: &Lease) -> Result<(), LockError> {
         let hash = self.hash(lease.name());
-        let mut table = lock(&self.shard(hash).table);
+        let table = lock(&self.shard(hash).table);
         let now = self.inner.clock.now();
-        match table.find(hash, lease.name()) {
-            Some(held) if held.token == lease.token().get() && now < held.expires_at => {
-                held.expires_at = Instant::ZERO;
-                if !held.queue.is_empty() {
-                    self.hand_over(&mut table, hash, lease.name(), now);
-                }
-                Ok(())
-            }
-            _ => Err(not_held(lease)),
-        }
+        let released = match table.find(hash, lease.name()) {
+            Some(named) => named.slot.release(lease.token().get(), now),
+            None => Err(()),
+        };
+        drop(table);
+        finish_release(released, lease)
     }
 
     /// The token of the live lease on `name`, if any.
@@ -447,12 +381,55 @@ impl<C: Clock> InMemoryLockService<C> {
     /// ```
     pub fn holder(&self, name: &str) -> Option<FencingToken> {
         let hash = self.hash(name);
-        let mut table = lock(&self.shard(hash).table);
+        let table = lock(&self.shard(hash).table);
         let now = self.inner.clock.now();
         table
             .find(hash, name)
-            .filter(|held| now < held.expires_at)
-            .map(|held| FencingToken::new(held.token))
+            .and_then(|named| named.slot.holder(now))
+            .map(FencingToken::new)
+    }
+
+    /// A handle on one name: it finds the name's state once, so its operations skip the
+    /// name table (no hashing, no table lock), and the name stays in the table while the
+    /// handle lives. Leases from a handle and by name are the same leases: either can
+    /// release or extend the other's.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::EmptyName`].
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let jobs = service.handle("jobs")?;
+    /// let lease = jobs.try_acquire_now(Duration::from_secs(5))?.ok_or("held")?;
+    /// assert!(service.try_acquire_now("jobs", Duration::from_secs(5))?.is_none()); // one lock
+    /// service.release_now(&lease)?;
+    /// assert!(jobs.try_acquire_now(Duration::from_secs(5))?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle(&self, name: &str) -> Result<LockHandle<C>, LockError> {
+        check_name(name)?;
+        let hash = self.hash(name);
+        let now = self.inner.clock.now();
+        let slot =
+            lock(&self.shard(hash).table).with_entry(hash, name, now, |named| named.slot.clone());
+        Ok(LockHandle {
+            service: self.clone(),
+            slot,
+            // Its own copy: leases from handles on different threads do not share one
+            // reference count.
+            name: Arc::from(name),
+        })
+    }
+
+    fn expiry(&self, ttl: Duration) -> Result<(Instant, Instant), LockError> {
+        check_ttl(ttl)?;
+        let now = self.inner.clock.now();
+        let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
+        Ok((now, expires_at))
     }
 
     fn hash(&self, name: &str) -> u64 {
@@ -463,98 +440,149 @@ impl<C: Clock> InMemoryLockService<C> {
         // Bits the table's probing uses least (it takes the low bits and the top seven).
         &self.inner.shards[((hash >> 32) as usize) & (SHARDS - 1)]
     }
+}
 
-    /// Reserves the free lock of `name` for the longest-waiting acquirer still listening,
-    /// for [`HANDOFF`]; the table is locked and the name's entry exists.
-    fn hand_over(&self, table: &mut Table, hash: u64, name: &str, now: Instant) {
-        loop {
-            let Some(held) = table.find(hash, name) else {
-                return;
-            };
-            let Some(queued) = held.queue.pop_front() else {
-                return;
-            };
-            if queued.grant.is_closed() {
-                continue;
-            }
-            let Ok(token) = table.next_token(name) else {
-                return; // no token left to reserve with: the lock stays free
-            };
-            let held = table.find(hash, name).expect("found above");
-            if queued.grant.send(token).is_ok() {
-                held.token = token;
-                held.expires_at = now.saturating_add(HANDOFF);
-                return;
-            }
-        }
-    }
+/// A lease on `name` with `token`.
+#[inline]
+fn grant(name: &Arc<str>, token: u64, expires_at: Instant, ttl: Duration) -> Lease {
+    Lease::new(name.clone(), FencingToken::new(token), expires_at, ttl)
+}
 
-    /// One decision for `name`: a grant, or when the holder's lease ends. A waiter handed
-    /// a reservation (the token `reserved`) takes it; a `queued` waiter granted otherwise
-    /// leaves its queue. When busy, queues `enqueue` in the same critical section, so no
-    /// release can slip in between.
-    fn attempt(
-        &self,
-        hash: u64,
-        name: &str,
-        ttl: Duration,
-        queued: Option<u64>,
-        reserved: Option<u64>,
-        enqueue: Option<oneshot::Sender<u64>>,
-    ) -> Result<Attempt, LockError> {
-        let mut table = lock(&self.shard(hash).table);
-        // Read inside the critical section, so readings follow the order of decisions.
-        let now = self.inner.clock.now();
-        let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
-        let table = &mut *table;
-        table.sweep_now_and_then(now);
-        let held = entry(
-            &mut table.held,
-            &mut table.collided,
-            &mut table.new_names_since_sweep,
-            hash,
-            name,
-        );
-        if now < held.expires_at {
-            if reserved == Some(held.token) {
-                // Our reservation: take it with our own TTL, under its token.
-                held.expires_at = expires_at;
-                return Ok(Attempt::Granted(Lease::new(
-                    held.name.clone(),
-                    FencingToken::new(held.token),
-                    expires_at,
-                    ttl,
-                )));
-            }
-            let id = enqueue.map(|grant| {
-                table.last_waiter += 1;
-                held.queue.push_back(Queued {
-                    id: table.last_waiter,
-                    grant,
-                });
-                table.last_waiter
-            });
-            return Ok(Attempt::HeldUntil(held.expires_at, id));
-        }
-        let token = table
-            .last_token
-            .checked_add(1)
-            .ok_or_else(|| LockError::TokensExhausted { name: name.into() })?;
-        table.last_token = token;
-        if let Some(id) = queued
-            && let Some(position) = held.queue.iter().position(|queued| queued.id == id)
-        {
-            held.queue.remove(position);
-        }
-        held.token = token;
-        held.expires_at = expires_at;
-        Ok(Attempt::Granted(Lease::new(
-            held.name.clone(),
-            FencingToken::new(token),
+fn exhausted(name: &Arc<str>) -> LockError {
+    LockError::TokensExhausted { name: name.clone() }
+}
+
+fn extend_on(
+    slot: &Slot,
+    lease: &Lease,
+    now: Instant,
+    expires_at: Instant,
+    ttl: Duration,
+) -> Result<Lease, LockError> {
+    match slot.extend(lease.token().get(), now, expires_at) {
+        Ok(()) => Ok(Lease::new(
+            lease.shared_name().clone(),
+            lease.token(),
             expires_at,
             ttl,
-        )))
+        )),
+        Err(()) => Err(not_held(lease)),
     }
+}
+
+/// Wakes the waiter a release handed the lock to, outside every lock.
+#[inline]
+fn finish_release(
+    released: Result<Option<std::task::Waker>, ()>,
+    lease: &Lease,
+) -> Result<(), LockError> {
+    match released {
+        Ok(next) => {
+            if let Some(waker) = next {
+                waker.wake();
+            }
+            Ok(())
+        }
+        Err(()) => Err(not_held(lease)),
+    }
+}
+
+/// A place in a slot's queue: leaves it when dropped, and passes on a reservation it was
+/// handed but never took.
+struct Waiting<'a, C: Clock> {
+    slot: &'a Slot,
+    clock: &'a C,
+    id: Option<u64>,
+}
+
+impl<C: Clock> Drop for Waiting<'_, C> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id
+            && let Some(next) = self.slot.leave(id, self.clock.now())
+        {
+            next.wake();
+        }
+    }
+}
+
+/// [`LockService::acquire`] on one name's slot: tries once, then waits in its queue.
+async fn acquire_on<C: Clock>(
+    clock: &C,
+    slot: &Slot,
+    name: &Arc<str>,
+    ttl: Duration,
+    wait: Duration,
+) -> Result<Lease, LockError> {
+    let (start, expires_at) = {
+        check_ttl(ttl)?;
+        let now = clock.now();
+        (
+            now,
+            now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?,
+        )
+    };
+    match slot.try_acquire(start, expires_at) {
+        Attempt::Granted(token) => return Ok(grant(name, token, expires_at, ttl)),
+        Attempt::Exhausted => return Err(exhausted(name)),
+        Attempt::HeldUntil(..) => {}
+    }
+    let deadline = start.saturating_add(wait);
+    let busy = |now: Instant| LockError::Busy {
+        name: name.clone(),
+        waited: now - start,
+    };
+    if wait.is_zero() {
+        return Err(busy(start));
+    }
+    // Waiting needs tokio's timer; under another executor, say so instead of panicking.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(LockError::NoRuntime);
+    }
+    let mut waiting = Waiting {
+        slot,
+        clock,
+        id: None,
+    };
+    let mut sleep = pin!(tokio::time::sleep(Duration::ZERO));
+    let mut armed_for = None;
+    poll_fn(|cx| {
+        loop {
+            let now = clock.now();
+            let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
+            let asker = Asker {
+                id: waiting.id,
+                waker: Some(cx.waker()),
+            };
+            let held_until = match slot.attempt(now, expires_at, asker) {
+                Attempt::Granted(token) => {
+                    waiting.id = None;
+                    return Poll::Ready(Ok(grant(name, token, expires_at, ttl)));
+                }
+                Attempt::Exhausted => return Poll::Ready(Err(exhausted(name))),
+                Attempt::HeldUntil(until, id) => {
+                    waiting.id = id;
+                    until
+                }
+            };
+            if now >= deadline {
+                return Poll::Ready(Err(busy(now)));
+            }
+            // Queued with our waker: a release wakes us. The timer is for the holder's
+            // expiry or our limit, whichever comes first; re-armed only when that moves.
+            let wake = held_until.min(deadline);
+            if armed_for != Some(wake) {
+                sleep
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + (wake - now));
+                armed_for = Some(wake);
+            }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            armed_for = None;
+        }
+    })
+    .await
 }
 
 impl<C: Clock> LockService for InMemoryLockService<C> {
@@ -564,62 +592,20 @@ impl<C: Clock> LockService for InMemoryLockService<C> {
 
     async fn acquire(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
         check_name(name)?;
-        check_ttl(ttl)?;
-        let clock = &self.inner.clock;
+        let (now, expires_at) = self.expiry(ttl)?;
         let hash = self.hash(name);
-        let start = clock.now();
-        let deadline = start.saturating_add(wait);
-        let mut waiter: Option<Waiter<'_, C>> = None;
-        let mut reserved = None;
-        loop {
-            let queued = waiter.as_ref().map(|waiter| waiter.id);
-            let mut held_until =
-                match self.attempt(hash, name, ttl, queued, reserved.take(), None)? {
-                    Attempt::Granted(lease) => return Ok(lease),
-                    Attempt::HeldUntil(expires_at, _) => expires_at,
-                };
-            let now = clock.now();
-            if now >= deadline {
-                return Err(LockError::Busy {
-                    name: name.into(),
-                    waited: now - start,
-                });
-            }
-            // Waiting needs tokio's timer; under another executor, say so instead of panicking.
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(LockError::NoRuntime);
-            }
-            let queued = match &mut waiter {
-                Some(queued) => queued,
-                None => {
-                    // Try again and queue in one step, so a release in between is not missed.
-                    let (grant, granted) = oneshot::channel();
-                    match self.attempt(hash, name, ttl, None, None, Some(grant))? {
-                        Attempt::Granted(lease) => return Ok(lease),
-                        Attempt::HeldUntil(expires_at, id) => {
-                            held_until = expires_at;
-                            waiter.insert(Waiter {
-                                service: self,
-                                hash,
-                                name,
-                                id: id.expect("queued when busy"),
-                                granted,
-                            })
-                        }
-                    }
+        // One try under the table's lock; the slot is taken out of the table only to wait.
+        let tried =
+            lock(&self.shard(hash).table).with_entry(hash, name, now, |named| {
+                match named.slot.try_acquire(now, expires_at) {
+                    Attempt::Granted(token) => Ok(Ok(grant(&named.name, token, expires_at, ttl))),
+                    Attempt::Exhausted => Err(exhausted(&named.name)),
+                    Attempt::HeldUntil(..) => Ok(Err((named.name.clone(), named.slot.clone()))),
                 }
-            };
-            let wake = held_until.min(deadline);
-            tokio::select! {
-                biased;
-                granted = &mut queued.granted => {
-                    // Out of the queue either way: with a reservation to take, or (rarely)
-                    // without one, to queue again if the lock is still busy.
-                    waiter = None;
-                    reserved = granted.ok();
-                }
-                () = tokio::time::sleep(wake - now) => {}
-            }
+            })?;
+        match tried {
+            Ok(lease) => Ok(lease),
+            Err((name, slot)) => acquire_on(&self.inner.clock, &slot, &name, ttl, wait).await,
         }
     }
 
@@ -653,6 +639,236 @@ impl<C: Clock> fmt::Debug for InMemoryLockService<C> {
     }
 }
 
+/// One name of an [`InMemoryLockService`], kept at hand, as a mutex is: from
+/// [`InMemoryLockService::handle`].
+///
+/// A handle holds the name's state, so its operations skip the name table: an uncontended
+/// [`try_acquire_now`](LockHandle::try_acquire_now) is one compare-and-swap and one store on
+/// the name's state word plus one clock reading, and
+/// [`release_now`](LockHandle::release_now) one compare-and-swap and one clock reading. Its
+/// leases are the service's leases: the same tokens, the same queue of waiters, the same
+/// expiry; the service can release or extend them by name, and the handle those granted by
+/// name. The name stays in the service's table while a handle on it lives.
+///
+/// Each clone has its own copy of the name, which the leases it grants share, so handles
+/// used on different threads do not contend on one reference count.
+///
+/// # Example
+///
+/// ```
+/// use keel_core::ManualClock;
+/// use keel_lock::InMemoryLockService;
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let service = InMemoryLockService::with_clock(clock.clone());
+/// let jobs = service.handle("jobs")?;
+/// let ttl = Duration::from_secs(10);
+///
+/// let first = jobs.try_acquire_now(ttl)?.ok_or("held")?;
+/// assert!(jobs.try_acquire_now(ttl)?.is_none()); // held
+/// clock.advance(ttl); // the holder stalls past its lease
+/// let second = jobs.try_acquire_now(ttl)?.ok_or("held")?;
+/// assert!(second.token() > first.token());
+/// assert!(jobs.release_now(&first).unwrap_err().is_not_held());
+/// jobs.release_now(&second)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct LockHandle<C: Clock = SystemClock> {
+    service: InMemoryLockService<C>,
+    slot: Arc<Slot>,
+    name: Arc<str>,
+}
+
+impl<C: Clock> LockHandle<C> {
+    /// The lock's name.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// assert_eq!(service.handle("jobs")?.name(), "jobs");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The service the handle belongs to.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let jobs = service.handle("jobs")?;
+    /// let lease = jobs.try_acquire_now(Duration::from_secs(5))?.ok_or("held")?;
+    /// assert_eq!(jobs.service().holder("jobs"), Some(lease.token()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn service(&self) -> &InMemoryLockService<C> {
+        &self.service
+    }
+
+    /// [`InMemoryLockService::try_acquire_now`] on this name: grants it for `ttl` if nobody
+    /// holds it, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::InvalidTtl`] (zero, or past the clock's range) and
+    /// [`LockError::TokensExhausted`].
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let jobs = InMemoryLockService::new().handle("jobs")?;
+    /// let lease = jobs.try_acquire_now(Duration::from_secs(5))?.ok_or("held")?;
+    /// assert_eq!(lease.name(), "jobs");
+    /// assert!(jobs.try_acquire_now(Duration::from_secs(5))?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_now(&self, ttl: Duration) -> Result<Option<Lease>, LockError> {
+        let (now, expires_at) = self.service.expiry(ttl)?;
+        match self.slot.try_acquire(now, expires_at) {
+            Attempt::Granted(token) => Ok(Some(grant(&self.name, token, expires_at, ttl))),
+            Attempt::HeldUntil(..) => Ok(None),
+            Attempt::Exhausted => Err(exhausted(&self.name)),
+        }
+    }
+
+    /// [`LockService::acquire`] on this name: waits up to `wait`, first come, first served,
+    /// for a release or for the holder's lease to run out.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Busy`] when `wait` passes with the lock still held,
+    /// [`LockError::NoRuntime`] when it has to wait outside a tokio runtime with timers, and
+    /// as [`try_acquire_now`](LockHandle::try_acquire_now).
+    ///
+    /// ```
+    /// use keel_core::TokioClock;
+    /// use keel_lock::{InMemoryLockService, LockError};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+    /// let service = InMemoryLockService::with_clock(TokioClock::new());
+    /// let jobs = service.handle("jobs")?;
+    /// let ttl = Duration::from_secs(10);
+    /// let first = jobs.acquire(ttl, Duration::ZERO).await?;
+    /// let busy = jobs.acquire(ttl, Duration::from_secs(3)).await;
+    /// assert!(matches!(busy, Err(LockError::Busy { .. })));
+    /// let second = jobs.acquire(ttl, Duration::from_secs(30)).await?; // after the expiry
+    /// assert!(second.token() > first.token());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn acquire(&self, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
+        acquire_on(&self.service.inner.clock, &self.slot, &self.name, ttl, wait).await
+    }
+
+    /// [`InMemoryLockService::extend_now`] on this name.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::NotHeld`] when the lease is not this name's live lease, and
+    /// [`LockError::InvalidTtl`].
+    ///
+    /// ```
+    /// use keel_core::{Clock, ManualClock};
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let jobs = InMemoryLockService::with_clock(clock.clone()).handle("jobs")?;
+    /// let lease = jobs.try_acquire_now(Duration::from_secs(5))?.ok_or("held")?;
+    /// let extended = jobs.extend_now(&lease, Duration::from_secs(60))?;
+    /// assert_eq!(extended.expires_at(), clock.now() + Duration::from_secs(60));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn extend_now(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
+        let (now, expires_at) = self.service.expiry(ttl)?;
+        if !self.is_mine(lease) {
+            return Err(not_held(lease));
+        }
+        extend_on(&self.slot, lease, now, expires_at, ttl)
+    }
+
+    /// [`InMemoryLockService::release_now`] on this name: hands the lock to the
+    /// longest-waiting acquirer, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::NotHeld`] when the lease is not this name's live lease.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let jobs = service.handle("jobs")?;
+    /// let lease = jobs.try_acquire_now(Duration::from_secs(5))?.ok_or("held")?;
+    /// jobs.release_now(&lease)?;
+    /// assert!(jobs.release_now(&lease).unwrap_err().is_not_held()); // once
+    /// let other = service.try_acquire_now("other", Duration::from_secs(5))?.ok_or("held")?;
+    /// assert!(jobs.release_now(&other).unwrap_err().is_not_held()); // another name's
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn release_now(&self, lease: &Lease) -> Result<(), LockError> {
+        if !self.is_mine(lease) {
+            return Err(not_held(lease));
+        }
+        let now = self.service.inner.clock.now();
+        finish_release(self.slot.release(lease.token().get(), now), lease)
+    }
+
+    /// The token of the live lease on this name, if any.
+    ///
+    /// ```
+    /// use keel_lock::InMemoryLockService;
+    /// use std::time::Duration;
+    ///
+    /// let jobs = InMemoryLockService::new().handle("jobs")?;
+    /// assert_eq!(jobs.holder(), None);
+    /// let lease = jobs.try_acquire_now(Duration::from_secs(5))?.ok_or("held")?;
+    /// assert_eq!(jobs.holder(), Some(lease.token()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn holder(&self) -> Option<FencingToken> {
+        self.slot
+            .holder(self.service.inner.clock.now())
+            .map(FencingToken::new)
+    }
+
+    /// Whether `lease` names this handle's lock (tokens of different names are unrelated).
+    #[inline]
+    fn is_mine(&self, lease: &Lease) -> bool {
+        Arc::ptr_eq(lease.shared_name(), &self.name) || lease.name() == &*self.name
+    }
+}
+
+impl<C: Clock> Clone for LockHandle<C> {
+    fn clone(&self) -> LockHandle<C> {
+        LockHandle {
+            service: self.service.clone(),
+            slot: self.slot.clone(),
+            name: Arc::from(&*self.name),
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for LockHandle<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockHandle")
+            .field("name", &&*self.name)
+            .field("holder", &self.holder())
+            .finish()
+    }
+}
+
 /// The seed of a service's name hash: random, except under loom, whose runs must replay.
 fn seed() -> u64 {
     if cfg!(keel_loom) {
@@ -662,7 +878,7 @@ fn seed() -> u64 {
     }
 }
 
-fn lock(table: &Mutex<Table>) -> impl DerefMut<Target = Table> + '_ {
+fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
     // No code panics while holding a table, so a poisoned one is still consistent.
     table.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -768,7 +984,7 @@ mod tests {
             let hash = service.hash("a");
             lock(&service.shard(hash).table)
                 .find(hash, "a")
-                .map(|held| held.queue.len())
+                .map(|named| named.slot.queued())
         };
         assert_eq!(waiting(&service), Some(1));
         waiter.abort();
@@ -812,26 +1028,59 @@ mod tests {
     }
 
     #[test]
-    fn names_with_one_hash_keep_separate_entries() -> Result<(), LockError> {
-        let service = InMemoryLockService::with_clock(ManualClock::new());
+    fn names_with_one_hash_keep_separate_entries() {
         let mut table = Table::default();
         let now = Instant::ZERO;
-        let mut added = 0;
-        entry(&mut table.held, &mut table.collided, &mut added, 7, "a").expires_at = now + TTL;
-        entry(&mut table.held, &mut table.collided, &mut added, 7, "b");
-        entry(&mut table.held, &mut table.collided, &mut added, 7, "b");
-        assert_eq!(added, 2);
+        let a = table.with_entry(7, "a", now, |named| named.slot.clone());
+        let b = table.with_entry(7, "b", now, |named| named.slot.clone());
+        let again = table.with_entry(7, "b", now, |named| named.slot.clone());
+        assert_eq!(table.new_names_since_sweep, 2);
         assert_eq!(table.collided.len(), 1);
-        assert_eq!(
-            table.find(7, "a").map(|held| held.expires_at),
-            Some(now + TTL)
-        );
-        assert_eq!(
-            table.find(7, "b").map(|held| held.expires_at),
-            Some(Instant::ZERO)
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&b, &again));
+        assert!(
+            table
+                .find(7, "a")
+                .is_some_and(|named| Arc::ptr_eq(&named.slot, &a))
         );
         assert!(table.find(7, "c").is_none());
-        drop(service);
+    }
+
+    #[test]
+    fn tokens_keep_increasing_after_a_sweep() -> Result<(), LockError> {
+        let clock = ManualClock::new();
+        let service = InMemoryLockService::with_clock(clock.clone());
+        let first = service.try_acquire_now("kept", TTL)?.expect("free");
+        service.release_now(&first)?;
+        for i in 0..10_000 {
+            service.try_acquire_now(&format!("name-{i}"), TTL)?;
+        }
+        clock.advance(TTL);
+        for i in 0..10_000 {
+            service.try_acquire_now(&format!("again-{i}"), TTL)?;
+        }
+        let second = service.try_acquire_now("kept", TTL)?.expect("free");
+        assert!(second.token() > first.token());
+        Ok(())
+    }
+
+    #[test]
+    fn a_handle_keeps_its_name_from_the_sweep() -> Result<(), LockError> {
+        let clock = ManualClock::new();
+        let service = InMemoryLockService::with_clock(clock.clone());
+        let handle = service.handle("kept")?;
+        let first = handle.try_acquire_now(TTL)?.expect("free");
+        handle.release_now(&first)?;
+        for i in 0..10_000 {
+            service.try_acquire_now(&format!("name-{i}"), TTL)?;
+            clock.advance(Duration::from_millis(10));
+        }
+        // One lock: what the handle grants, the name sees, and the other way round.
+        let second = handle.try_acquire_now(TTL)?.expect("free");
+        assert_eq!(service.holder("kept"), Some(second.token()));
+        assert!(service.try_acquire_now("kept", TTL)?.is_none());
+        service.release_now(&second)?;
+        assert!(second.token() > first.token());
         Ok(())
     }
 
@@ -849,7 +1098,7 @@ mod tests {
             .iter()
             .map(|shard| {
                 let table = lock(&shard.table);
-                table.held.len() + table.collided.len()
+                table.named.len() + table.collided.len()
             })
             .sum();
         // Only names of the last TTL (500 of them) must stay, plus what sweeps have not reached.

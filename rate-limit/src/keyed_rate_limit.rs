@@ -6,7 +6,7 @@ use std::hash::Hash;
 
 use keel_core::Clock;
 
-use crate::{Algorithm, Decision, InsufficientCapacity, KeyedLimiter};
+use crate::{Algorithm, CompactKeyedLimiter, Decision, InsufficientCapacity, KeyedLimiter};
 
 /// A keyed rate limiter whose decisions may need a round trip: admit or deny a request for a
 /// key, all or nothing.
@@ -124,5 +124,33 @@ mod redis_impl {
         ) -> impl Future<Output = Result<Decision, InsufficientCapacity>> + Send {
             RedisLimiter::check_key_n(self, key.as_ref(), n)
         }
+    }
+}
+
+/// ```
+/// use keel_rate_limit::{CompactKeyedLimiter, KeyedRateLimit, Quota};
+///
+/// async fn admit(limiter: &impl KeyedRateLimit<u64>, user: u64) -> bool {
+///     limiter.check_key(&user).await.is_allowed()
+/// }
+///
+/// let limiter = CompactKeyedLimiter::new(Quota::per_minute(1)?)?;
+/// let first = std::pin::pin!(admit(&limiter, 9));
+/// let waker = std::task::Waker::noop();
+/// let mut cx = std::task::Context::from_waker(waker);
+/// assert_eq!(first.poll(&mut cx), std::task::Poll::Ready(true)); // ready at once
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<C: Clock> KeyedRateLimit<u64> for CompactKeyedLimiter<C> {
+    fn check_key(&self, key: &u64) -> impl Future<Output = Decision> + Send {
+        ready(CompactKeyedLimiter::check_key(self, *key))
+    }
+
+    fn check_key_n(
+        &self,
+        key: &u64,
+        n: u32,
+    ) -> impl Future<Output = Result<Decision, InsufficientCapacity>> + Send {
+        ready(CompactKeyedLimiter::check_key_n(self, *key, n))
     }
 }

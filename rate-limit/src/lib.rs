@@ -12,10 +12,12 @@
 //!   [`InsufficientCapacity`], not a denial. The quota can be changed at runtime.
 //! - A [`KeyedLimiter`] keeps one state per key (IP, user, token) with per-key quota
 //!   overrides and bounded memory, without a background task.
+//! - A [`CompactKeyedLimiter`] is GCRA per `u64` key in 12-byte slots: under 16 bytes per
+//!   key where concurrent hash maps (and `KeyedLimiter`) take 22 to 36, for one quota.
 //! - With feature `redis`, a `RedisLimiter` keeps the state in Redis so many processes
 //!   share one quota.
-//! - [`KeyedRateLimit`] is the async trait both keyed limiters answer, so middleware (the
-//!   tower `RateLimitLayer`) and user code take either one.
+//! - [`KeyedRateLimit`] is the async trait every keyed limiter answers, so middleware (the
+//!   tower `RateLimitLayer`) and user code take any of them.
 //! - [`Decision::headers`] renders the IETF `RateLimit`/`RateLimit-Policy` fields, legacy
 //!   `X-RateLimit-*` headers and `Retry-After`.
 //!
@@ -92,6 +94,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod algorithm;
+mod compact_keyed;
 mod decision;
 #[cfg(feature = "metrics")]
 mod emit;
@@ -118,6 +121,9 @@ mod sliding_log;
 mod wait;
 
 pub use algorithm::Algorithm;
+pub use compact_keyed::{
+    CompactKeyedLimiter, CompactKeyedLimiterBuilder, CompactKeyedLimiterError,
+};
 pub use decision::Decision;
 pub use error::InsufficientCapacity;
 pub use fixed_window::{FixedWindow, FixedWindowState};

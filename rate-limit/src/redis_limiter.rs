@@ -341,6 +341,9 @@ impl std::error::Error for RedisLimiterError {}
 ///   more. **Do not retry a failed check blindly**: a caller that checks again after an
 ///   error is charged twice for one request (measured in the README's network-fault table:
 ///   10 charges for 5 requests). Let the failure policy decide instead.
+///   redis's Cluster client, though, re-sends a request whose connection dropped or timed
+///   out, running the script twice for one call: build it with
+///   `ClusterClientBuilder::retries(0)` (measured in `tests/network_faults.rs`).
 ///
 /// The same bounds as the in-memory algorithms hold across processes. The sliding counter's
 /// arithmetic runs in Lua doubles, exact while `limit × period in µs` stays under 2^53.

@@ -4,7 +4,8 @@
 
 use keel_core::ManualClock;
 use keel_rate_limit::{
-    Algorithm, FixedWindow, Gcra, KeyedLimiter, LeakyBucket, Quota, SlidingCounter, SlidingLog,
+    Algorithm, CompactKeyedLimiter, FixedWindow, Gcra, KeyedLimiter, LeakyBucket, Quota,
+    SlidingCounter, SlidingLog,
 };
 use keel_testkit::CountingAllocator;
 
@@ -28,6 +29,21 @@ fn bytes_per_key<A: Algorithm>() -> f64 {
     (after - before) as f64 / KEYS as f64
 }
 
+fn compact_bytes_per_key() -> f64 {
+    let before = ALLOCATOR.live_bytes();
+    let limiter = CompactKeyedLimiter::builder(Quota::per_hour(10).unwrap())
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    for key in 0..KEYS {
+        assert!(limiter.check_key(key).is_allowed());
+    }
+    assert_eq!(limiter.len(), KEYS as usize);
+    let after = ALLOCATOR.live_bytes();
+    drop(limiter);
+    (after - before) as f64 / KEYS as f64
+}
+
 #[test]
 fn bytes_per_key_stay_small() {
     // One test, so no other test allocates while this one counts.
@@ -37,6 +53,7 @@ fn bytes_per_key_stay_small() {
         ("FixedWindow", bytes_per_key::<FixedWindow>(), 96.0),
         ("SlidingCounter", bytes_per_key::<SlidingCounter>(), 96.0),
         ("SlidingLog", bytes_per_key::<SlidingLog>(), 192.0),
+        ("CompactKeyedLimiter (Gcra)", compact_bytes_per_key(), 16.0),
     ];
     println!("| algorithm | bytes per key (u64 keys, {KEYS} keys) |\n|---|---|");
     for (name, bytes, _) in rows {

@@ -27,7 +27,12 @@
 //!
 //! [`FaultProxy`] sits between a client and any of these servers and injects network faults:
 //! latency, a blackhole (partition), one direction cut (half-open), refused connections, and
-//! a reset of every open connection.
+//! a reset of every open connection. [`ProxiedRedis`] runs any of the three Redis deployments
+//! with a proxy in front of every data server (Sentinel answers and Cluster redirects name
+//! the proxies), so one network-fault test covers all three.
+//!
+//! [`anomalies`] counts what a history must not hold (double grants, stale writes accepted,
+//! duplicate IDs, lost writes, late returns): the checkers of the fault tests and the soak.
 //!
 //! If `redis-server` is not installed, [`RedisServer::start`] returns
 //! [`TestkitError::NotInstalled`], whose message names the Debian package to install. Set
@@ -51,11 +56,13 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod anomalies;
 mod counting_allocator;
 mod error;
 mod etcd_cluster;
 mod fault_proxy;
 mod process;
+mod proxied_redis;
 pub mod recorded;
 mod redis_cluster;
 mod redis_sentinel;
@@ -66,6 +73,7 @@ pub use counting_allocator::CountingAllocator;
 pub use error::TestkitError;
 pub use etcd_cluster::{EtcdCluster, EtcdClusterBuilder, EtcdMember};
 pub use fault_proxy::{Direction, FaultProxy};
+pub use proxied_redis::{Deployment, ProxiedRedis};
 pub use redis_cluster::{RedisCluster, RedisClusterBuilder};
 pub use redis_sentinel::{RedisSentinel, RedisSentinelBuilder};
 pub use redis_server::{Persistence, RedisServer, RedisServerBuilder};

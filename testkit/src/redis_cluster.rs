@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::resp::Reply;
-use crate::{RedisServer, TestkitError};
+use crate::{FaultProxy, RedisServer, TestkitError};
 
 /// Masters, and one replica for each.
 const MASTERS: usize = 3;
@@ -35,6 +35,7 @@ pub struct RedisClusterBuilder {
     config: Vec<(String, String)>,
     binary: Option<PathBuf>,
     cli: Option<PathBuf>,
+    fault_proxies: bool,
 }
 
 impl Default for RedisClusterBuilder {
@@ -45,6 +46,7 @@ impl Default for RedisClusterBuilder {
             config: Vec::new(),
             binary: None,
             cli: None,
+            fault_proxies: false,
         }
     }
 }
@@ -134,6 +136,31 @@ impl RedisClusterBuilder {
         self
     }
 
+    /// Puts a [`FaultProxy`] in front of every node, and has each node announce its proxy's
+    /// port (`cluster-announce-port`), so `CLUSTER SLOTS` and `MOVED` redirects send a cluster
+    /// client through the proxies: a test then cuts, delays or resets the path between the
+    /// client and one master ([`RedisCluster::proxy`]). Replication also follows the announced
+    /// address, so it runs through the proxies too; the cluster bus (gossip and failure
+    /// detection) does not, so a fault on a proxy does not fail a master over. Off by default.
+    ///
+    /// ```
+    /// use keel_testkit::{Direction, RedisCluster, Reply};
+    ///
+    /// let cluster = RedisCluster::builder().fault_proxies(true).start()?;
+    /// let master = cluster.master_for_key("k")?;
+    /// let proxy = cluster.proxy(master)?;
+    /// // A client is redirected to the proxy's port, not the node's.
+    /// let other = (master + 1) % cluster.len();
+    /// let moved = cluster.node(other)?.command(&["GET", "k"])?;
+    /// assert!(matches!(moved, Reply::Error(e) if e.ends_with(&format!(":{}", proxy.port()))));
+    /// proxy.hold(Direction::Both); // the client is now cut off from that master
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fault_proxies(mut self, on: bool) -> RedisClusterBuilder {
+        self.fault_proxies = on;
+        self
+    }
+
     /// Starts six `redis-server --cluster-enabled yes` nodes on free loopback ports, joins
     /// them with `redis-cli --cluster create --cluster-replicas 1`, and waits until every node
     /// reports `cluster_state:ok` and every replica is in sync with its master.
@@ -176,8 +203,17 @@ impl RedisClusterBuilder {
             }
             nodes.push(node.start()?);
         }
+        let mut proxies = Vec::new();
+        if self.fault_proxies {
+            for node in &mut nodes {
+                let proxy = FaultProxy::start(node.port())?;
+                node.set_config("cluster-announce-port", &proxy.port().to_string())?;
+                proxies.push(proxy);
+            }
+        }
         let cluster = RedisCluster {
             nodes,
+            proxies,
             wait_timeout: self.wait_timeout,
             held: BTreeMap::new(),
         };
@@ -205,7 +241,7 @@ impl RedisClusterBuilder {
 /// let mut cluster = RedisCluster::start()?;
 /// let old = cluster.master_for_key("fence")?;
 /// cluster.node(old)?.command(&["SET", "fence", "7"])?;
-/// cluster.node(old)?.command(&["WAIT", "1", "1000"])?; // reached the replica
+/// cluster.wait_until_replicated(old)?; // its replica acknowledged the write
 ///
 /// cluster.pause(old)?;
 /// let new = cluster.wait_for_failover(old)?; // a replica was promoted
@@ -221,6 +257,8 @@ impl RedisClusterBuilder {
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// One per node, in index order, when started with `fault_proxies(true)`.
+    proxies: Vec<FaultProxy>,
     wait_timeout: Duration,
     /// The slot ranges each faulted master held just before its fault.
     held: BTreeMap<usize, Vec<(u16, u16)>>,
@@ -294,6 +332,46 @@ impl RedisCluster {
     /// ```
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The [`FaultProxy`] in front of node `index`, for a cluster started with
+    /// [`fault_proxies(true)`](RedisClusterBuilder::fault_proxies).
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Topology`] when there is no such node or the cluster has no proxies.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::{RedisCluster, Reply, TestkitError};
+    ///
+    /// let cluster = RedisCluster::builder().fault_proxies(true).start()?;
+    /// assert_eq!(cluster.proxy(3)?.target().port(), cluster.node(3)?.port());
+    /// assert_eq!(cluster.proxy(3)?.command(&["PING"])?, Reply::Simple("PONG".into()));
+    /// assert!(matches!(RedisCluster::start()?.proxy(0), Err(TestkitError::Topology(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy(&self, index: usize) -> Result<&FaultProxy, TestkitError> {
+        self.node(index)?;
+        self.proxies.get(index).ok_or_else(|| {
+            TestkitError::Topology("this cluster was started without fault proxies".into())
+        })
+    }
+
+    /// The URL of every node's [`FaultProxy`], in index order, to seed a cluster client that
+    /// goes through the proxies; empty for a cluster without proxies.
+    ///
+    /// ```
+    /// use keel_testkit::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::builder().fault_proxies(true).start()?;
+    /// assert_eq!(cluster.proxy_urls()[2], cluster.proxy(2)?.url());
+    /// assert!(RedisCluster::start()?.proxy_urls().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy_urls(&self) -> Vec<String> {
+        self.proxies.iter().map(FaultProxy::url).collect()
     }
 
     /// How many nodes the cluster has (six).
@@ -687,7 +765,7 @@ impl RedisCluster {
                 )));
             }
         };
-        let old_port = self.nodes[old].port();
+        let old_port = self.announced_port(old);
         self.wait_for(
             &format!("a replica to take over node {old}'s slots"),
             || {
@@ -738,6 +816,66 @@ impl RedisCluster {
         )
     }
 
+    /// Waits until every replica of master `index` has acknowledged everything the master had
+    /// written when the wait began (each replica's offset in the master's `INFO replication`
+    /// reaches the master's `master_repl_offset`), so a write made before the call survives a
+    /// failover. `WAIT` on a fresh connection cannot tell this: it counts only the writes of
+    /// its own connection. Replicas acknowledge once a second, so this takes up to a second.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Topology`] for a bad index; [`TestkitError::Timeout`] when the master
+    /// has no replica or one does not catch up within the wait timeout.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::{RedisCluster, Reply};
+    ///
+    /// let mut cluster = RedisCluster::start()?;
+    /// let old = cluster.master_for_key("k")?;
+    /// cluster.node(old)?.command(&["SET", "k", "v"])?;
+    /// cluster.wait_until_replicated(old)?;
+    /// let new = cluster.kill_master(old)?; // the promoted replica has the write
+    /// assert_eq!(cluster.node(new)?.command(&["GET", "k"])?, Reply::Bulk(Some(b"v".to_vec())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_until_replicated(&self, index: usize) -> Result<(), TestkitError> {
+        let node = self.node(index)?;
+        let offset = |info: &str| field(info, "master_repl_offset")?.parse::<u64>().ok();
+        let target = info(node, "replication")
+            .ok()
+            .as_deref()
+            .and_then(offset)
+            .ok_or_else(|| {
+                TestkitError::Topology(format!("node {index} reports no replication offset"))
+            })?;
+        self.wait_for(
+            &format!("node {index}'s replicas to reach offset {target}"),
+            || {
+                let info = info(node, "replication")?;
+                // `slaveN:ip=...,port=...,state=online,offset=N,lag=0`
+                let acknowledged: Vec<u64> = info
+                    .lines()
+                    .filter(|line| line.starts_with("slave") && line.contains(":ip="))
+                    .filter_map(|line| {
+                        line.split(',')
+                            .find_map(|part| part.strip_prefix("offset="))
+                            .and_then(|n| n.trim().parse().ok())
+                    })
+                    .collect();
+                if acknowledged.is_empty() {
+                    return Err(format!("node {index} has no replica"));
+                }
+                if acknowledged.iter().all(|&n| n >= target) {
+                    Ok(())
+                } else {
+                    Err(format!("replica offsets {acknowledged:?}, master {target}"))
+                }
+            },
+        )
+    }
+
     /// Waits until every running node reports `cluster_state:ok`, sees every other running
     /// node as healthy, agrees with the others on which master serves each slot range, and
     /// every running replica's link to its master is up.
@@ -759,11 +897,9 @@ impl RedisCluster {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_until_healthy(&self) -> Result<(), TestkitError> {
-        let up: Vec<u16> = self
-            .nodes
-            .iter()
-            .filter(|n| n.is_up())
-            .map(RedisServer::port)
+        let up: Vec<u16> = (0..self.nodes.len())
+            .filter(|&index| self.nodes[index].is_up())
+            .map(|index| self.announced_port(index))
             .collect();
         self.wait_for("every running node to be healthy", || {
             let mut agreed: Option<Vec<Agreed>> = None;
@@ -865,8 +1001,16 @@ impl RedisCluster {
         }
     }
 
+    /// The node whose announced port (its proxy's, when it has one) is `port`.
     fn index_of(&self, port: u16) -> Option<usize> {
-        self.nodes.iter().position(|n| n.port() == port)
+        (0..self.nodes.len()).find(|&index| self.announced_port(index) == port)
+    }
+
+    /// The port node `index` gives in `CLUSTER NODES` and redirects.
+    fn announced_port(&self, index: usize) -> u16 {
+        self.proxies
+            .get(index)
+            .map_or_else(|| self.nodes[index].port(), FaultProxy::port)
     }
 
     fn require_master(&self, index: usize) -> Result<(), TestkitError> {
@@ -886,7 +1030,7 @@ impl RedisCluster {
             // Already down: keep what it held before its first fault.
             return Ok(());
         }
-        let port = node.port();
+        let port = self.announced_port(index);
         let slots = self
             .healthy_view()
             .ok()

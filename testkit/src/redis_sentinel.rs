@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::redis_cluster::field;
 use crate::resp::Reply;
-use crate::{RedisServer, TestkitError};
+use crate::{FaultProxy, RedisServer, TestkitError};
 
 const SENTINELS: usize = 3;
 const QUORUM: usize = 2;
@@ -36,6 +36,7 @@ pub struct RedisSentinelBuilder {
     failover_timeout: Duration,
     wait_timeout: Duration,
     binary: Option<PathBuf>,
+    fault_proxies: bool,
 }
 
 impl Default for RedisSentinelBuilder {
@@ -47,6 +48,7 @@ impl Default for RedisSentinelBuilder {
             failover_timeout: Duration::from_millis(4000),
             wait_timeout: Duration::from_secs(30),
             binary: None,
+            fault_proxies: false,
         }
     }
 }
@@ -158,6 +160,31 @@ impl RedisSentinelBuilder {
         self
     }
 
+    /// Puts a [`FaultProxy`] in front of every data server and has the Sentinels know each
+    /// server by its proxy's address (the master is monitored through its proxy; a server
+    /// announces its proxy's port as a replica, `replica-announce-port`), so a client that asks
+    /// the Sentinels for the master connects through the proxy: a test then cuts, delays or
+    /// resets the path to the master ([`RedisSentinel::proxy`]). The Sentinels' own checks go
+    /// through the proxies too, so a fault that outlasts
+    /// [`down_after`](RedisSentinelBuilder::down_after) fails the master over; set it longer
+    /// than the fault to test the client's path alone. Replicas first connect to the master
+    /// directly. Off by default.
+    ///
+    /// ```
+    /// use keel_testkit::{RedisSentinel, Reply};
+    ///
+    /// let group = RedisSentinel::builder().fault_proxies(true).start()?;
+    /// let proxy = group.proxy(group.master()?)?;
+    /// let reply = group.sentinel(0)?.command(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "keel"])?;
+    /// let Reply::Array(Some(address)) = reply else { return Err("no address".into()) };
+    /// assert_eq!(address[1], Reply::Bulk(Some(proxy.port().to_string().into_bytes())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fault_proxies(mut self, on: bool) -> RedisSentinelBuilder {
+        self.fault_proxies = on;
+        self
+    }
+
     /// Starts the master, then its replicas (waiting until they are in sync), then three
     /// Sentinels with quorum 2, and waits until every Sentinel knows the other two and every
     /// replica.
@@ -186,17 +213,40 @@ impl RedisSentinelBuilder {
                 None => builder,
             }
         };
-        let master = server().start()?;
+        let mut proxies = Vec::new();
+        let mut proxied = |server: &mut RedisServer| -> Result<(), TestkitError> {
+            if self.fault_proxies {
+                let proxy = FaultProxy::start(server.port())?;
+                server.set_config("replica-announce-port", &proxy.port().to_string())?;
+                proxies.push(proxy);
+            }
+            Ok(())
+        };
+        let mut master = server().start()?;
+        proxied(&mut master)?;
         let master_port = master.port();
         let mut servers = vec![master];
         for _ in 0..self.replicas {
-            let replica = server()
-                .config("replicaof", format!("127.0.0.1 {master_port}"))
-                .start()?;
+            // The announced port is set before the replica first syncs: the master lists a
+            // replica by the port it gave when it connected.
+            let mut replica = server().start()?;
+            proxied(&mut replica)?;
+            let replicaof = format!("127.0.0.1 {master_port}");
+            match replica.command(&["REPLICAOF", "127.0.0.1", &master_port.to_string()])? {
+                Reply::Simple(ok) if ok == "OK" => {}
+                other => {
+                    return Err(TestkitError::Protocol(format!(
+                        "REPLICAOF answered {other:?}"
+                    )));
+                }
+            }
+            replica.keep_config("replicaof", &replicaof);
             servers.push(replica);
         }
+        let monitored_port = proxies.first().map_or(master_port, FaultProxy::port);
         let mut group = RedisSentinel {
             servers,
+            proxies,
             sentinels: Vec::new(),
             name: self.master_name.clone(),
             wait_timeout: self.wait_timeout,
@@ -206,7 +256,7 @@ impl RedisSentinelBuilder {
         group.wait_for("the replicas to sync", || group.replication_healthy(0))?;
         let name = &self.master_name;
         let config = format!(
-            "sentinel monitor {name} 127.0.0.1 {master_port} {QUORUM}\n\
+            "sentinel monitor {name} 127.0.0.1 {monitored_port} {QUORUM}\n\
              sentinel down-after-milliseconds {name} {}\n\
              sentinel failover-timeout {name} {}\n\
              sentinel parallel-syncs {name} {}\n",
@@ -239,7 +289,15 @@ impl RedisSentinelBuilder {
 /// let mut group = RedisSentinel::start()?;
 /// let old = group.master()?;
 /// group.server(old)?.command(&["SET", "fence", "7"])?;
-/// group.server(old)?.command(&["WAIT", "2", "1000"])?; // reached both replicas
+/// // Read the write back from both replicas (bounded), so the promoted one has it. (`WAIT`
+/// // on a fresh connection would not tell: it counts only that connection's writes.)
+/// let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+/// for replica in group.replicas()? {
+///     while group.server(replica)?.command(&["GET", "fence"])? != Reply::Bulk(Some(b"7".to_vec())) {
+///         assert!(std::time::Instant::now() < deadline, "replica {replica} never got the write");
+///         std::thread::sleep(std::time::Duration::from_millis(20));
+///     }
+/// }
 ///
 /// let new = group.kill_master()?; // a replica was promoted
 /// assert_ne!(new, old);
@@ -254,6 +312,8 @@ impl RedisSentinelBuilder {
 #[derive(Debug)]
 pub struct RedisSentinel {
     servers: Vec<RedisServer>,
+    /// One per data server, in index order, when started with `fault_proxies(true)`.
+    proxies: Vec<FaultProxy>,
     sentinels: Vec<RedisServer>,
     name: String,
     wait_timeout: Duration,
@@ -379,6 +439,31 @@ impl RedisSentinel {
                 "no server {index}: this group has servers 0..{}",
                 self.servers.len()
             ))
+        })
+    }
+
+    /// The [`FaultProxy`] in front of data server `index`, for a group started with
+    /// [`fault_proxies(true)`](RedisSentinelBuilder::fault_proxies).
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Topology`] when there is no such server or the group has no proxies.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::{RedisSentinel, Reply, TestkitError};
+    ///
+    /// let group = RedisSentinel::builder().fault_proxies(true).start()?;
+    /// assert_eq!(group.proxy(1)?.target().port(), group.server(1)?.port());
+    /// assert_eq!(group.proxy(1)?.command(&["PING"])?, Reply::Simple("PONG".into()));
+    /// assert!(matches!(RedisSentinel::start()?.proxy(0), Err(TestkitError::Topology(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy(&self, index: usize) -> Result<&FaultProxy, TestkitError> {
+        self.server(index)?;
+        self.proxies.get(index).ok_or_else(|| {
+            TestkitError::Topology("this group was started without fault proxies".into())
         })
     }
 
@@ -665,12 +750,9 @@ impl RedisSentinel {
             }
             self.replication_healthy(master)?;
             let sentinels_up = self.sentinels.iter().filter(|s| s.is_up()).count();
-            let replicas_up: Vec<u16> = self
-                .servers
-                .iter()
-                .enumerate()
-                .filter(|(index, s)| *index != master && s.is_up())
-                .map(|(_, s)| s.port())
+            let replicas_up: Vec<u16> = (0..self.servers.len())
+                .filter(|&index| index != master && self.servers[index].is_up())
+                .map(|index| self.announced_port(index))
                 .collect();
             for (index, sentinel) in self.sentinels.iter().enumerate() {
                 if !sentinel.is_up() {
@@ -724,22 +806,33 @@ impl RedisSentinel {
             }
         }
         let port = named.ok_or("no running sentinel")?;
-        self.servers
-            .iter()
-            .position(|s| s.port() == port)
+        (0..self.servers.len())
+            .find(|&index| self.announced_port(index) == port)
             .ok_or(format!("the sentinels name port {port}, not in this group"))
+    }
+
+    /// The port the Sentinels know server `index` by: its proxy's, when it has one.
+    fn announced_port(&self, index: usize) -> u16 {
+        self.proxies
+            .get(index)
+            .map_or_else(|| self.servers[index].port(), FaultProxy::port)
     }
 
     /// Every running server but `master` replicates from it, with its link up.
     fn replication_healthy(&self, master: usize) -> Result<(), String> {
-        let master_port = self.servers[master].port().to_string();
+        // A replica follows the master directly (as started) or through its proxy (as the
+        // Sentinels point it after a failover).
+        let master_ports = [
+            self.servers[master].port().to_string(),
+            self.announced_port(master).to_string(),
+        ];
         for (index, server) in self.servers.iter().enumerate() {
             if index == master || !server.is_up() {
                 continue;
             }
             let info = text(server, &["INFO", "replication"])?;
             if field(&info, "role") != Some("slave")
-                || field(&info, "master_port") != Some(&master_port)
+                || !field(&info, "master_port").is_some_and(|p| master_ports.iter().any(|m| m == p))
                 || field(&info, "master_link_status") != Some("up")
             {
                 return Err(format!("server {index} is not yet in sync with {master}"));

@@ -2,12 +2,13 @@
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use crate::TestkitError;
+use crate::process::Process;
 use crate::resp::{self, Reply};
 
 /// How long a server may take to answer its first `PING`.
@@ -183,8 +184,7 @@ impl RedisServerBuilder {
             binary,
             dir,
             port: 0,
-            child: None,
-            paused: false,
+            process: Process::default(),
         };
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
@@ -222,8 +222,7 @@ pub struct RedisServer {
     binary: PathBuf,
     dir: TempDir,
     port: u16,
-    child: Option<Child>,
-    paused: bool,
+    process: Process,
 }
 
 impl RedisServer {
@@ -328,7 +327,7 @@ impl RedisServer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.pid()
     }
 
     /// Whether the process is running (it may be paused).
@@ -345,7 +344,7 @@ impl RedisServer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_running()
     }
 
     /// Whether the process is running but frozen by [`pause`](RedisServer::pause).
@@ -362,12 +361,12 @@ impl RedisServer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_paused(&self) -> bool {
-        self.child.is_some() && self.paused
+        self.process.is_paused()
     }
 
     /// Whether the process runs and is not paused, so it can answer.
     pub(crate) fn is_up(&self) -> bool {
-        self.child.is_some() && !self.paused
+        self.process.is_running() && !self.process.is_paused()
     }
 
     /// [`command`](RedisServer::command) with a timeout of the caller's choice, for polls.
@@ -376,7 +375,7 @@ impl RedisServer {
         args: &[&str],
         timeout: Duration,
     ) -> Result<Reply, TestkitError> {
-        if self.child.is_none() {
+        if !self.process.is_running() {
             return Err(TestkitError::NotRunning);
         }
         resp::command(self.port, args, timeout)
@@ -405,7 +404,7 @@ impl RedisServer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn command(&self, args: &[&str]) -> Result<Reply, TestkitError> {
-        if self.child.is_none() {
+        if !self.process.is_running() {
             return Err(TestkitError::NotRunning);
         }
         resp::command(self.port, args, COMMAND_TIMEOUT)
@@ -431,7 +430,7 @@ impl RedisServer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stop(&mut self) -> Result<(), TestkitError> {
-        self.end(libc::SIGTERM)
+        self.process.end(libc::SIGTERM)
     }
 
     /// Kills the server at once (`SIGKILL`), as a crash would: nothing is flushed.
@@ -456,7 +455,7 @@ impl RedisServer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn kill(&mut self) -> Result<(), TestkitError> {
-        self.end(libc::SIGKILL)
+        self.process.end(libc::SIGKILL)
     }
 
     /// Stops the server if it runs, then starts it again on the same port with the same data
@@ -518,9 +517,7 @@ impl RedisServer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pause(&mut self) -> Result<(), TestkitError> {
-        self.signal(libc::SIGSTOP)?;
-        self.paused = true;
-        Ok(())
+        self.process.pause()
     }
 
     /// Lets a paused process run again with `SIGCONT`.
@@ -543,47 +540,28 @@ impl RedisServer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn resume(&mut self) -> Result<(), TestkitError> {
-        self.signal(libc::SIGCONT)?;
-        self.paused = false;
+        self.process.resume()
+    }
+
+    /// Sets `name` on the running server (`CONFIG SET`) and passes it again on every restart.
+    pub(crate) fn set_config(&mut self, name: &str, value: &str) -> Result<(), TestkitError> {
+        match self.command(&["CONFIG", "SET", name, value])? {
+            Reply::Simple(ok) if ok == "OK" => {}
+            other => {
+                return Err(TestkitError::Protocol(format!(
+                    "CONFIG SET {name} {value} answered {other:?}"
+                )));
+            }
+        }
+        self.keep_config(name, value);
         Ok(())
     }
 
-    fn signal(&self, signal: libc::c_int) -> Result<(), TestkitError> {
-        let child = self.child.as_ref().ok_or(TestkitError::NotRunning)?;
-        let pid = libc::pid_t::try_from(child.id()).map_err(|_| {
-            TestkitError::io(
-                format!("signalling redis-server {}", child.id()),
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "pid does not fit pid_t"),
-            )
-        })?;
-        // SAFETY: kill(2) only reads its arguments; `pid` is our own child, not yet reaped.
-        let result = unsafe { libc::kill(pid, signal) };
-        if result != 0 {
-            return Err(TestkitError::io(
-                format!("sending signal {signal} to redis-server {pid}"),
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn end(&mut self, signal: libc::c_int) -> Result<(), TestkitError> {
-        if self.child.is_none() {
-            return Ok(());
-        }
-        if self.paused && signal != libc::SIGKILL {
-            // A stopped process does not handle SIGTERM until it runs again.
-            self.signal(libc::SIGCONT)?;
-            self.paused = false;
-        }
-        self.signal(signal)?;
-        if let Some(mut child) = self.child.take() {
-            child
-                .wait()
-                .map_err(|e| TestkitError::io("waiting for redis-server to exit", e))?;
-        }
-        self.paused = false;
-        Ok(())
+    /// Passes `--name value` on every restart from now on, without touching the running server.
+    pub(crate) fn keep_config(&mut self, name: &str, value: &str) {
+        self.builder
+            .config
+            .push((name.to_owned(), value.to_owned()));
     }
 
     fn arguments(&self) -> Vec<String> {
@@ -690,8 +668,7 @@ impl RedisServer {
                 }
             }
         }
-        self.child = Some(child);
-        self.paused = false;
+        self.process = Process::new(child);
         Ok(())
     }
 

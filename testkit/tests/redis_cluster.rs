@@ -77,7 +77,7 @@ fn cluster_client_follows_a_killed_master() -> Result {
     let old = cluster.master_for_key("key-0")?;
     // `WAIT` counts only its own connection's writes, so wait for the replica's offset to
     // reach the master's instead: then every key above is on the replica before the kill.
-    wait_until_replicated(&cluster, old)?;
+    cluster.wait_until_replicated(old)?;
 
     let started = Instant::now();
     let new = cluster.kill_master(old)?;
@@ -138,37 +138,4 @@ fn paused_master_is_failed_over_and_rejoins_as_replica() -> Result {
     assert!(cluster.replicas()?.contains(&old));
     assert_eq!(cluster.master_for_slot(16383)?, new);
     Ok(())
-}
-
-/// Waits (bounded) until the replica of master `index` has acknowledged the master's whole
-/// replication stream, read from `INFO replication` on the master.
-fn wait_until_replicated(cluster: &RedisCluster, index: usize) -> Result {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info = match cluster.node(index)?.command(&["INFO", "replication"])? {
-            Reply::Bulk(Some(bytes)) => String::from_utf8(bytes)?,
-            other => return Err(format!("INFO replication answered {other:?}").into()),
-        };
-        let field = |line: &str, name: &str| -> Option<u64> {
-            line.split(',')
-                .find_map(|part| part.strip_prefix(name))
-                .and_then(|value| value.trim().parse().ok())
-        };
-        let master_offset = info
-            .lines()
-            .find_map(|line| field(line, "master_repl_offset:"));
-        let replica_offset = info
-            .lines()
-            .filter(|line| line.starts_with("slave0:"))
-            .find_map(|line| field(line.trim_start_matches("slave0:"), "offset="));
-        if let (Some(master), Some(replica)) = (master_offset, replica_offset)
-            && replica >= master
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("replica did not catch up within 10 s: {info}").into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

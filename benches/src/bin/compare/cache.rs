@@ -67,8 +67,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     println!(
         "Miss ratio (lower is better): get, and insert on a miss, one thread, hash seed {seed}. \
-         Sizes are 1%, 5% and 10% of each workload's distinct keys (the recency probe: 20, 50 \
-         and 500 entries). Best of the row in bold.\n"
+         Sizes are 1%, 5% and 10% of each workload's distinct keys (the \
+         workloads marked \"fixed\" at the sizes shown). Best of the row in bold.\n"
     );
     if with_synthetic {
         println!("### Synthetic workloads ({requests} requests each, 100,000-key Zipf)\n");

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use keel_benches::hashring::{Implementation, implementations, keys};
-use keel_hashring::{ConsistentHash, MultiProbe};
+use keel_hashring::{ConsistentHash, Maglev, MultiProbe};
 
 /// Keys for the balance columns.
 const BALANCE_KEYS: usize = 1_000_000;
@@ -116,6 +116,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
         println!();
     }
+    if "keel Maglev table sizes".contains(filter) {
+        maglev_sizes(&balance_keys);
+    }
     if "keel MultiProbe".contains(filter) {
         multi_probe_table();
         multi_probe_tail();
@@ -189,6 +192,77 @@ fn multi_probe_tail() {
             sd * 100.0,
             (cv * cv + floor * floor).sqrt() * 100.0,
             (k + 1.0) / k,
+        );
+    }
+    println!();
+}
+
+/// Maglev's table size against its movement, memory and lookup time: keys moved by adding
+/// one node to `n` (the worst of two different added nodes, over the ideal `1/(n+1)`), for
+/// fixed prime table sizes, and what each size costs at 1,000 nodes.
+fn maglev_sizes(keys: &[u64]) {
+    const SIZES: [u64; 9] = [
+        10_007, 65_537, 131_101, 262_151, 524_309, 1_048_601, 2_097_211, 4_194_371, 8_388_739,
+    ];
+    const NODES: [u32; 7] = [10, 20, 50, 100, 200, 500, 1000];
+    let build = |size: u64, n: u32| {
+        let mut maglev = Maglev::builder()
+            .table_size(size)
+            .build()
+            .expect("a prime size");
+        maglev
+            .extend_weighted((0..n).map(|node| (node, 1)))
+            .expect("fewer nodes than slots");
+        maglev
+    };
+    let owners = |maglev: &Maglev<u32>| -> Vec<u32> {
+        keys.iter()
+            .map(|k| *maglev.node(k).expect("members"))
+            .collect()
+    };
+    println!("### Maglev: keys moved on adding a node, over the ideal, by table size\n");
+    println!("Worst of two added nodes, {} keys.\n", keys.len());
+    print!("| nodes |");
+    for size in SIZES {
+        print!(" M = {size} |");
+    }
+    println!();
+    println!("|---|{}", "---|".repeat(SIZES.len()));
+    for n in NODES {
+        print!("| {n} |");
+        for size in SIZES {
+            let base = build(size, n);
+            let before = owners(&base);
+            let mut worst = 0f64;
+            for added in [n, n + 1] {
+                let mut grown = base.clone();
+                grown.add(added).expect("a new node");
+                let moved = moved(&before, &owners(&grown));
+                worst = worst.max(moved * f64::from(n + 1));
+            }
+            print!(" {worst:.2} |");
+        }
+        println!();
+    }
+    println!();
+    println!("### Maglev: what each table size costs at 1,000 nodes\n");
+    println!("| M | M / n | M / n² | heap bytes | build (ms) | ns/lookup ({SAMPLE_KEYS} keys) |");
+    println!("|---|---|---|---|---|---|");
+    let sample = &keys[..SAMPLE_KEYS];
+    for size in SIZES {
+        let start = Instant::now();
+        let maglev = build(size, 1000);
+        let build_ms = start.elapsed().as_secs_f64() * 1e3;
+        let start = Instant::now();
+        for k in sample {
+            black_box(maglev.node(black_box(k)));
+        }
+        let ns = start.elapsed().as_nanos() as f64 / sample.len() as f64;
+        println!(
+            "| {size} | {:.0} | {:.2} | {} | {build_ms:.0} | {ns:.0} |",
+            size as f64 / 1e3,
+            size as f64 / 1e6,
+            maglev.heap_bytes(),
         );
     }
     println!();

@@ -63,8 +63,10 @@ fn contention() -> Result<(), String> {
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
     for contenders in [1usize, 2, 4, 8] {
-        let keel = runtime.block_on(keel_contention(contenders))?;
-        print_row(contenders, "keel InMemoryLockService", &keel);
+        let keel = runtime.block_on(keel_contention(contenders, false))?;
+        print_row(contenders, "keel InMemoryLockService (by name)", &keel);
+        let keel = runtime.block_on(keel_contention(contenders, true))?;
+        print_row(contenders, "keel LockHandle", &keel);
         let tokio_mutex = runtime.block_on(tokio_contention(contenders))?;
         print_row(contenders, "tokio::sync::Mutex (no tokens)", &tokio_mutex);
     }
@@ -92,7 +94,8 @@ fn print_row(contenders: usize, name: &str, outcome: &Outcome) {
     );
 }
 
-async fn keel_contention(contenders: usize) -> Result<Outcome, String> {
+/// Contenders on one name, asking by name or each through its own `LockHandle`.
+async fn keel_contention(contenders: usize, by_handle: bool) -> Result<Outcome, String> {
     let locks = InMemoryLockService::new();
     let inside = Arc::new(AtomicUsize::new(0));
     let last_token = Arc::new(AtomicU64::new(0));
@@ -107,15 +110,18 @@ async fn keel_contention(contenders: usize) -> Result<Outcome, String> {
             safe.clone(),
             stop.clone(),
         );
+        let handle = locks.handle("hot").map_err(|e| e.to_string())?;
         tasks.push(tokio::spawn(async move {
             let mut grants = 0u64;
             let mut waits = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let asked = Instant::now();
-                let lease = locks
-                    .acquire("hot", TTL, Duration::from_secs(10))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let lease = if by_handle {
+                    handle.acquire(TTL, Duration::from_secs(10)).await
+                } else {
+                    locks.acquire("hot", TTL, Duration::from_secs(10)).await
+                }
+                .map_err(|e| e.to_string())?;
                 waits.push(asked.elapsed());
                 if inside.fetch_add(1, Ordering::SeqCst) != 0 {
                     safe.store(false, Ordering::SeqCst);
@@ -128,7 +134,12 @@ async fn keel_contention(contenders: usize) -> Result<Outcome, String> {
                 // An await while holding, as a holder doing I/O would: others queue up.
                 tokio::task::yield_now().await;
                 inside.fetch_sub(1, Ordering::SeqCst);
-                locks.release(&lease).await.map_err(|e| e.to_string())?;
+                if by_handle {
+                    handle.release_now(&lease)
+                } else {
+                    locks.release(&lease).await
+                }
+                .map_err(|e| e.to_string())?;
                 grants += 1;
             }
             Ok::<_, String>((grants, waits))

@@ -1,0 +1,351 @@
+//! `Slot`: the state of one in-memory lock name, a single atomic word on the uncontended path.
+//!
+//! The word holds the name's last token and three flags. An uncontended grant is one
+//! compare-and-swap on it (the token goes up by one and `HELD` is set) plus a store that
+//! publishes the expiry; an uncontended release is one compare-and-swap back. Everything
+//! else (a held or expired lock, waiters, extend, a reservation for a waiter) takes the slot's
+//! mutex and marks the word `BUSY` while it reads and writes the expiry and the queue, so a
+//! fast path never sees an expiry that belongs to another token.
+
+use std::collections::VecDeque;
+use std::sync::PoisonError;
+use std::task::Waker;
+use std::time::Duration;
+
+use keel_core::Instant;
+use keel_core::sync::atomic::{AtomicU64, Ordering};
+use keel_core::sync::{Mutex, MutexGuard};
+
+/// A lease (or a reservation for a waiter) with the word's token exists; it may have expired
+/// by the clock, which only the expiry can tell.
+const HELD: u64 = 1;
+/// Someone is writing the expiry or the queue: fast paths keep out, slow paths wait.
+const BUSY: u64 = 2;
+/// Acquirers wait in the queue, so a release goes the slow way to hand over.
+const QUEUED: u64 = 4;
+const FLAGS: u64 = HELD | BUSY | QUEUED;
+const SHIFT: u32 = 3;
+/// The highest token the word can hold.
+pub(crate) const MAX_TOKEN: u64 = u64::MAX >> SHIFT;
+
+/// How long a lock released to a waiter stays reserved for it before anyone may take it.
+pub(crate) const HANDOFF: Duration = Duration::from_millis(10);
+
+pub(crate) struct Slot {
+    /// `token << SHIFT | flags`; the token is the last one issued for the name.
+    word: AtomicU64,
+    /// When the word's token ends, in clock nanoseconds; meaningful while `HELD`.
+    expires_at: AtomicU64,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Acquirers waiting, longest-waiting first.
+    waiters: VecDeque<Queued>,
+    last_waiter: u64,
+    /// The waiter a release reserved the lock for, and the token reserved.
+    reserved: Option<(u64, u64)>,
+}
+
+struct Queued {
+    id: u64,
+    waker: Waker,
+}
+
+/// What one attempt found.
+pub(crate) enum Attempt {
+    Granted(u64),
+    /// Held until then; the caller's place in the queue if it asked for one.
+    HeldUntil(Instant, Option<u64>),
+    /// Free, but the name has used up its tokens.
+    Exhausted,
+}
+
+/// Who asks, on the slow path.
+#[derive(Clone, Copy)]
+pub(crate) struct Asker<'w> {
+    /// The asker's place in the queue, if it has one.
+    pub(crate) id: Option<u64>,
+    /// Queue (or stay queued) with this waker when the lock is held.
+    pub(crate) waker: Option<&'w Waker>,
+}
+
+impl Asker<'_> {
+    pub(crate) const ONCE: Asker<'static> = Asker {
+        id: None,
+        waker: None,
+    };
+}
+
+impl Slot {
+    /// A free slot whose first grant gets `floor + 1`.
+    pub(crate) fn new(floor: u64) -> Slot {
+        Slot {
+            word: AtomicU64::new(floor.min(MAX_TOKEN) << SHIFT),
+            expires_at: AtomicU64::new(0),
+            queue: Mutex::new(Queue::default()),
+        }
+    }
+
+    /// Grants if the lock is free and nobody waits, else asks the slow path.
+    #[inline]
+    pub(crate) fn try_acquire(&self, now: Instant, expires_at: Instant) -> Attempt {
+        let word = self.word.load(Ordering::Acquire);
+        if word & FLAGS == 0 && word >> SHIFT < MAX_TOKEN {
+            let token = (word >> SHIFT) + 1;
+            if self
+                .word
+                .compare_exchange(
+                    word,
+                    token << SHIFT | HELD | BUSY,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                // Nobody else writes the word while it is BUSY: a plain store publishes.
+                self.expires_at
+                    .store(expires_at.as_nanos(), Ordering::Relaxed);
+                self.word.store(token << SHIFT | HELD, Ordering::Release);
+                return Attempt::Granted(token);
+            }
+        } else if word & (HELD | BUSY) == HELD {
+            // Held: when the expiry read belongs to the same word (read again after it)
+            // and has not passed, the lock is busy, decided without the mutex, so a
+            // contender polling it does not slow the holder's release.
+            let held_until = Instant::from_nanos(self.expires_at.load(Ordering::Acquire));
+            if now < held_until && self.word.load(Ordering::Acquire) == word {
+                return Attempt::HeldUntil(held_until, None);
+            }
+        }
+        self.attempt(now, expires_at, Asker::ONCE)
+    }
+
+    /// One decision under the slot's mutex: takes a reservation made for `asker`, grants a
+    /// free or expired lock, or says until when it is held (queueing `asker` if it has a
+    /// waker, in the same critical section, so no release slips in between).
+    pub(crate) fn attempt(&self, now: Instant, expires_at: Instant, asker: Asker<'_>) -> Attempt {
+        let mut queue = self.lock_queue();
+        let word = self.lock_word();
+        let token = word >> SHIFT;
+        let mut flags = word & (HELD | QUEUED);
+        let held_until = Instant::from_nanos(self.expires_at.load(Ordering::Relaxed));
+        if word & HELD != 0 && now < held_until {
+            if asker.id.is_some() && queue.reserved == asker.id.map(|id| (id, token)) {
+                // Our reservation: take it with our own TTL, under its token.
+                queue.reserved = None;
+                self.expires_at
+                    .store(expires_at.as_nanos(), Ordering::Relaxed);
+                self.unlock_word(word);
+                return Attempt::Granted(token);
+            }
+            let id = asker.waker.map(|waker| queue.enqueue(asker.id, waker));
+            if id.is_some() {
+                flags |= QUEUED;
+            }
+            self.unlock_word(token << SHIFT | flags);
+            return Attempt::HeldUntil(held_until, id);
+        }
+        // Free: never granted, released, expired, or a reservation that lapsed.
+        if token >= MAX_TOKEN {
+            self.unlock_word(word);
+            return Attempt::Exhausted;
+        }
+        if let Some(id) = asker.id {
+            queue.leave(id);
+        }
+        queue.reserved = None;
+        self.expires_at
+            .store(expires_at.as_nanos(), Ordering::Relaxed);
+        let queued = if queue.waiters.is_empty() { 0 } else { QUEUED };
+        self.unlock_word((token + 1) << SHIFT | HELD | queued);
+        Attempt::Granted(token + 1)
+    }
+
+    /// Ends the lease `token` if it is live at `now`, handing the lock to the longest
+    /// waiter, whose waker it returns (woken by the caller, outside every lock).
+    #[inline]
+    pub(crate) fn release(&self, token: u64, now: Instant) -> Result<Option<Waker>, ()> {
+        let word = self.word.load(Ordering::Acquire);
+        if word == token << SHIFT | HELD {
+            // The word's acquire load orders this read after the holder's publication.
+            if now >= Instant::from_nanos(self.expires_at.load(Ordering::Relaxed)) {
+                return Err(());
+            }
+            if self
+                .word
+                .compare_exchange(word, token << SHIFT, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(None);
+            }
+        }
+        self.release_slow(token, now)
+    }
+
+    fn release_slow(&self, token: u64, now: Instant) -> Result<Option<Waker>, ()> {
+        let mut queue = self.lock_queue();
+        let word = self.lock_word();
+        if !self.is_live(word, token, now) {
+            self.unlock_word(word);
+            return Err(());
+        }
+        Ok(self.hand_over(&mut queue, token, now))
+    }
+
+    /// Gives the longest-waiting acquirer a reservation of the free lock for [`HANDOFF`], or
+    /// frees it; the word is locked (by the caller) with `token` as its last token.
+    fn hand_over(&self, queue: &mut Queue, token: u64, now: Instant) -> Option<Waker> {
+        if token < MAX_TOKEN
+            && let Some(next) = queue.waiters.pop_front()
+        {
+            queue.reserved = Some((next.id, token + 1));
+            self.expires_at
+                .store(now.saturating_add(HANDOFF).as_nanos(), Ordering::Relaxed);
+            let queued = if queue.waiters.is_empty() { 0 } else { QUEUED };
+            self.unlock_word((token + 1) << SHIFT | HELD | queued);
+            return Some(next.waker);
+        }
+        // No token left to reserve with: the lock stays free for whoever asks.
+        queue.reserved = None;
+        let queued = if queue.waiters.is_empty() { 0 } else { QUEUED };
+        self.unlock_word(token << SHIFT | queued);
+        None
+    }
+
+    /// Moves the expiry of the live lease `token` to `expires_at`.
+    pub(crate) fn extend(&self, token: u64, now: Instant, expires_at: Instant) -> Result<(), ()> {
+        let _queue = self.lock_queue();
+        let word = self.lock_word();
+        let live = self.is_live(word, token, now);
+        if live {
+            self.expires_at
+                .store(expires_at.as_nanos(), Ordering::Relaxed);
+        }
+        self.unlock_word(word);
+        if live { Ok(()) } else { Err(()) }
+    }
+
+    /// The token of the live lease or reservation, if any.
+    pub(crate) fn holder(&self, now: Instant) -> Option<u64> {
+        let word = self.settled();
+        let held_until = Instant::from_nanos(self.expires_at.load(Ordering::Relaxed));
+        (word & HELD != 0 && now < held_until).then_some(word >> SHIFT)
+    }
+
+    /// The last token issued, for the sweep's floor; only while nobody else uses the slot.
+    pub(crate) fn last_token(&self) -> u64 {
+        self.word.load(Ordering::Acquire) >> SHIFT
+    }
+
+    /// How many acquirers wait.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.lock_queue().waiters.len()
+    }
+
+    /// Whether the slot must stay: a live lease or reservation, or waiters.
+    pub(crate) fn in_use(&self, now: Instant) -> bool {
+        let word = self.settled();
+        word & QUEUED != 0 || self.holder(now).is_some()
+    }
+
+    /// A waiter gives up: leaves the queue, or passes on a reservation it never took.
+    pub(crate) fn leave(&self, id: u64, now: Instant) -> Option<Waker> {
+        let mut queue = self.lock_queue();
+        let word = self.lock_word();
+        if queue.leave(id) {
+            let queued = if queue.waiters.is_empty() { 0 } else { QUEUED };
+            self.unlock_word(word & !QUEUED | queued);
+            return None;
+        }
+        let token = word >> SHIFT;
+        if queue.reserved == Some((id, token)) && self.is_live(word, token, now) {
+            queue.reserved = None;
+            return self.hand_over(&mut queue, token, now);
+        }
+        self.unlock_word(word);
+        None
+    }
+
+    fn is_live(&self, word: u64, token: u64, now: Instant) -> bool {
+        word >> SHIFT == token
+            && word & HELD != 0
+            && now < Instant::from_nanos(self.expires_at.load(Ordering::Relaxed))
+    }
+
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        // No code panics while holding it, so a poisoned queue is still consistent.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the word `BUSY` (waiting out a fast-path grant that is publishing its expiry)
+    /// and returns it as it was; the caller holds the queue's mutex, so no other slow path
+    /// competes, and ends with [`unlock_word`](Slot::unlock_word).
+    fn lock_word(&self) -> u64 {
+        let mut word = self.word.load(Ordering::Relaxed);
+        loop {
+            if word & BUSY != 0 {
+                keel_core::sync::spin_loop();
+                word = self.word.load(Ordering::Relaxed);
+                continue;
+            }
+            match self.word.compare_exchange_weak(
+                word,
+                word | BUSY,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return word,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// Publishes `word` (without `BUSY`): nobody else writes the word while it is busy.
+    fn unlock_word(&self, word: u64) {
+        self.word.store(word & !BUSY, Ordering::Release);
+    }
+
+    /// The word once no fast-path grant is publishing.
+    fn settled(&self) -> u64 {
+        loop {
+            let word = self.word.load(Ordering::Acquire);
+            if word & BUSY == 0 {
+                return word;
+            }
+            keel_core::sync::spin_loop();
+        }
+    }
+}
+
+impl Queue {
+    /// Queues a new waiter, or refreshes the waker of one already queued; returns its id.
+    fn enqueue(&mut self, id: Option<u64>, waker: &Waker) -> u64 {
+        if let Some(id) = id
+            && let Some(queued) = self.waiters.iter_mut().find(|queued| queued.id == id)
+        {
+            if !queued.waker.will_wake(waker) {
+                queued.waker = waker.clone();
+            }
+            return id;
+        }
+        self.last_waiter += 1;
+        self.waiters.push_back(Queued {
+            id: self.last_waiter,
+            waker: waker.clone(),
+        });
+        self.last_waiter
+    }
+
+    fn leave(&mut self, id: u64) -> bool {
+        match self.waiters.iter().position(|queued| queued.id == id) {
+            Some(position) => {
+                self.waiters.remove(position);
+                true
+            }
+            None => false,
+        }
+    }
+}
