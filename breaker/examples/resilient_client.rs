@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use keel_breaker::{
-    Backoff, BoxError, Bulkhead, BulkheadLayer, CallError, CircuitBreaker, CircuitBreakerLayer,
-    OpenWait, Retry, RetryBudget, RetryLayer, Window,
+    Backoff, BoxError, Bulkhead, BulkheadError, BulkheadLayer, CallError, CircuitBreaker,
+    CircuitBreakerLayer, OpenWait, Retry, RetryBudget, RetryLayer, Window,
 };
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
@@ -62,14 +62,13 @@ async fn main() -> Result<(), BoxError> {
     );
     let bulkhead = Arc::new(Bulkhead::with_max_wait(8, Duration::from_millis(20))?);
 
-    // Outermost first: retry wraps the breaker, which wraps the bulkhead. A rejection by the
-    // breaker is not worth retrying, so the predicate skips it.
+    // Outermost first: retry wraps the breaker, which wraps the bulkhead. Each layer keeps
+    // the error type of the one inside it, so the predicate matches on it directly: a
+    // rejection by the breaker is not worth retrying.
     let client = ServiceBuilder::new()
-        .layer(
-            RetryLayer::new(retry).with_predicate(|error: &CallError<BoxError>| {
-                !matches!(error, CallError::Rejected(_))
-            }),
-        )
+        .layer(RetryLayer::new(retry).with_predicate(
+            |error: &CallError<BulkheadError<BoxError>>| !matches!(error, CallError::Rejected(_)),
+        ))
         .layer(CircuitBreakerLayer::new(breaker.clone()))
         .layer(BulkheadLayer::new(bulkhead))
         .service(flaky);

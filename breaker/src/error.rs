@@ -1,9 +1,9 @@
-//! Errors of guarded calls: the breaker's rejection, or the call's own error.
+//! Errors of guarded calls: the breaker's rejection or the bulkhead's refusal, or the call's own error.
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::State;
+use crate::{BulkheadFull, State};
 
 /// A call the breaker turned away without running it.
 ///
@@ -159,5 +159,96 @@ impl<E: std::error::Error + 'static> std::error::Error for CallError<E> {
 impl<E> From<Rejected> for CallError<E> {
     fn from(rejected: Rejected) -> Self {
         CallError::Rejected(rejected)
+    }
+}
+
+/// The error of a call through a bulkhead that keeps the call's own error type: refused for
+/// want of a slot, or run and failed with `E`. The tower `BulkheadService` (feature `tower`)
+/// returns it, as the breaker's service returns [`CallError`], so stacked layers keep the
+/// inner service's error instead of boxing it.
+///
+/// ```
+/// use keel_breaker::{Bulkhead, BulkheadError};
+///
+/// let bulkhead = Bulkhead::new(1)?;
+/// let guarded = |work: fn() -> Result<u32, &'static str>| -> Result<u32, BulkheadError<&str>> {
+///     let _slot = bulkhead.try_acquire()?; // `BulkheadFull` converts
+///     work().map_err(BulkheadError::Inner)
+/// };
+/// assert_eq!(guarded(|| Err("timeout")), Err(BulkheadError::Inner("timeout")));
+/// let _held = bulkhead.try_acquire()?;
+/// let refused = guarded(|| Ok(1)).unwrap_err();
+/// assert!(refused.is_full());
+/// assert_eq!(refused.to_string(), "bulkhead full: all 1 concurrent slots are taken");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BulkheadError<E> {
+    /// Every slot was taken (after the bulkhead's bounded wait, if it has one): the call did
+    /// not run.
+    Full(BulkheadFull),
+    /// The call ran and returned this error.
+    Inner(E),
+}
+
+impl<E> BulkheadError<E> {
+    /// The call's own error, if it ran.
+    ///
+    /// ```
+    /// use keel_breaker::{Bulkhead, BulkheadError};
+    ///
+    /// assert_eq!(BulkheadError::Inner("reset").into_inner(), Some("reset"));
+    /// let bulkhead = Bulkhead::new(1)?;
+    /// let _held = bulkhead.try_acquire()?;
+    /// let full: BulkheadError<&str> = bulkhead.try_acquire().unwrap_err().into();
+    /// assert_eq!(full.into_inner(), None); // the call never ran
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            BulkheadError::Inner(error) => Some(error),
+            BulkheadError::Full(_) => None,
+        }
+    }
+
+    /// Whether the bulkhead refused the call.
+    ///
+    /// ```
+    /// use keel_breaker::{Bulkhead, BulkheadError};
+    ///
+    /// let bulkhead = Bulkhead::new(1)?;
+    /// let _held = bulkhead.try_acquire()?;
+    /// let full: BulkheadError<()> = bulkhead.try_acquire().unwrap_err().into();
+    /// assert!(full.is_full());
+    /// assert!(!BulkheadError::Inner(()).is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_full(&self) -> bool {
+        matches!(self, BulkheadError::Full(_))
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for BulkheadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BulkheadError::Full(full) => full.fmt(f),
+            BulkheadError::Inner(error) => error.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for BulkheadError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BulkheadError::Full(full) => Some(full),
+            BulkheadError::Inner(error) => Some(error),
+        }
+    }
+}
+
+impl<E> From<BulkheadFull> for BulkheadError<E> {
+    fn from(full: BulkheadFull) -> Self {
+        BulkheadError::Full(full)
     }
 }

@@ -97,7 +97,10 @@
 //! [`Backoff`] computes waits: constant, or exponential with no jitter, *full* jitter
 //! (uniform in `[0, d]`), *equal* jitter (`d/2` plus uniform in `[0, d/2]`) or *decorrelated*
 //! jitter (uniform in `[base, 3 × previous]`, capped), as in the AWS Architecture Blog's
-//! "Exponential Backoff And Jitter". [`Retry`] bounds attempts and total elapsed time and
+//! "Exponential Backoff And Jitter". It is keel-core's backoff, re-exported here with its
+//! [`BackoffJitter`]: the same type the rate limiter's waits and the lock's waiters use.
+//! Each retrying request draws its jitter from its own `keel_core::JitterRng`, seeded on
+//! its first failure. [`Retry`] bounds attempts and total elapsed time and
 //! retries only errors its predicate calls transient. A [`RetryBudget`] (Finagle's design)
 //! allows retries up to `percent` of the requests of the last `ttl` plus `min_per_second`,
 //! so over any `ttl` a failing dependency sees at most `(1 + percent/100) × requests +
@@ -111,8 +114,12 @@
 //! # tower
 //!
 //! With the `tower` feature, `CircuitBreakerLayer` (with a failure predicate), `RetryLayer`
-//! (with a retry predicate and an optional budget) and `BulkheadLayer` wrap any `Service`;
-//! `examples/resilient_client.rs` stacks all three in front of a flaky service.
+//! (with a retry predicate, an optional budget and a request cloner for requests that are not
+//! `Clone`) and `BulkheadLayer` wrap any `Service`. Each keeps the inner service's error type
+//! ([`CallError<E>`](CallError), [`BulkheadError<E>`](BulkheadError), the retry's last `E`)
+//! and names its future (`CircuitBreakerFuture`, `BulkheadFuture`, `RetryFuture`), so
+//! nothing is boxed per request. `examples/resilient_client.rs` stacks all three in front of
+//! a flaky service.
 //!
 //! # Crate features
 //!
@@ -133,7 +140,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
-mod backoff;
 mod breaker;
 mod budget;
 mod bulkhead;
@@ -150,17 +156,17 @@ mod retry;
 mod state;
 mod window;
 
-pub use backoff::{Backoff, BackoffJitter};
 pub use breaker::{CircuitBreaker, Permit};
 pub use budget::{RetryBudget, RetryBudgetBuilder};
 pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadPermit, OwnedBulkheadPermit};
 pub use config::{BreakerConfigError, CircuitBreakerBuilder, OpenWait, Window};
-pub use error::{CallError, Rejected};
+pub use error::{BulkheadError, CallError, Rejected};
+pub use keel_core::{Backoff, BackoffJitter};
 #[cfg(feature = "tower")]
 pub use layer::{
-    AnyError, BoxError, BoxFuture, BulkheadFuture, BulkheadLayer, BulkheadService, ByClone,
+    AnyError, BoxError, BulkheadFuture, BulkheadLayer, BulkheadService, ByClone,
     CircuitBreakerFuture, CircuitBreakerLayer, CircuitBreakerService, CloneRequest, ErrIsFailure,
-    FailurePredicate, RetryLayer, RetryPredicate, RetryService,
+    FailurePredicate, RetryFuture, RetryLayer, RetryPredicate, RetryService,
 };
 pub use metrics::Metrics;
 pub use permit::OwnedPermit;

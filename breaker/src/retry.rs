@@ -1,12 +1,10 @@
-//! `Retry`: attempt limits, elapsed-time limits and a budget around a [`Backoff`].
+//! `Retry`: attempt limits, elapsed-time limits and a budget around a [`Backoff`] (keel-core's).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_core::{Clock, Instant, SystemClock};
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
+use keel_core::{BackoffError, Clock, Instant, JitterRng, SystemClock};
 
 use crate::{Backoff, BreakerConfigError, RetryBudget};
 
@@ -136,11 +134,19 @@ impl<C: Clock> Retry<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn start(&self) -> Attempts<'_, C> {
+        Attempts {
+            retry: self,
+            state: self.begin(),
+        }
+    }
+
+    /// [`start`](Retry::start) without the borrow, for futures that hold the policy in an
+    /// `Arc` (the tower layer's).
+    pub(crate) fn begin(&self) -> AttemptState {
         if let Some(budget) = &self.budget {
             budget.deposit();
         }
-        Attempts {
-            retry: self,
+        AttemptState {
             made: 1,
             // Read the clock and seed the RNG only when they are needed: a request that
             // succeeds at once pays for neither.
@@ -148,6 +154,39 @@ impl<C: Clock> Retry<C> {
             previous: Duration::ZERO,
             rng: None,
         }
+    }
+
+    /// [`Attempts::next_delay`] on an [`AttemptState`].
+    pub(crate) fn next_delay_of(
+        &self,
+        state: &mut AttemptState,
+        transient: bool,
+    ) -> Result<Duration, GiveUp> {
+        if !transient {
+            return Err(GiveUp::Permanent);
+        }
+        if state.made >= self.max_attempts {
+            return Err(GiveUp::Attempts);
+        }
+        let rng = state.rng.get_or_insert_with(JitterRng::from_entropy);
+        let delay = self.backoff.delay(state.made - 1, state.previous, rng);
+        if let (Some(limit), Some(started)) = (self.max_elapsed, state.started)
+            && self.clock.now() - started + delay > limit
+        {
+            return Err(GiveUp::Elapsed);
+        }
+        if let Some(budget) = &self.budget
+            && !budget.try_withdraw()
+        {
+            #[cfg(feature = "metrics")]
+            self.emitter.budget_exhausted();
+            return Err(GiveUp::Budget);
+        }
+        #[cfg(feature = "metrics")]
+        self.emitter.retried();
+        state.made += 1;
+        state.previous = delay;
+        Ok(delay)
     }
 
     /// The clock the policy reads.
@@ -225,10 +264,16 @@ impl<C: fmt::Debug> fmt::Debug for Retry<C> {
 /// ```
 pub struct Attempts<'a, C = SystemClock> {
     retry: &'a Retry<C>,
+    state: AttemptState,
+}
+
+/// The attempts of one request, apart from the policy they run under.
+#[derive(Debug)]
+pub(crate) struct AttemptState {
     made: u32,
     started: Option<Instant>,
     previous: Duration,
-    rng: Option<SmallRng>,
+    rng: Option<JitterRng>,
 }
 
 impl<C: Clock> Attempts<'_, C> {
@@ -262,33 +307,7 @@ impl<C: Clock> Attempts<'_, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn next_delay(&mut self, transient: bool) -> Result<Duration, GiveUp> {
-        if !transient {
-            return Err(GiveUp::Permanent);
-        }
-        if self.made >= self.retry.max_attempts {
-            return Err(GiveUp::Attempts);
-        }
-        let rng = self
-            .rng
-            .get_or_insert_with(|| SmallRng::from_rng(&mut rand::rng()));
-        let delay = self.retry.backoff.delay(self.made - 1, self.previous, rng);
-        if let (Some(limit), Some(started)) = (self.retry.max_elapsed, self.started)
-            && self.retry.clock.now() - started + delay > limit
-        {
-            return Err(GiveUp::Elapsed);
-        }
-        if let Some(budget) = &self.retry.budget
-            && !budget.try_withdraw()
-        {
-            #[cfg(feature = "metrics")]
-            self.retry.emitter.budget_exhausted();
-            return Err(GiveUp::Budget);
-        }
-        #[cfg(feature = "metrics")]
-        self.retry.emitter.retried();
-        self.made += 1;
-        self.previous = delay;
-        Ok(delay)
+        self.retry.next_delay_of(&mut self.state, transient)
     }
 
     /// Attempts made so far, the first included.
@@ -305,16 +324,16 @@ impl<C: Clock> Attempts<'_, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn made(&self) -> u32 {
-        self.made
+        self.state.made
     }
 }
 
 impl<C> fmt::Debug for Attempts<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Attempts")
-            .field("made", &self.made)
-            .field("started", &self.started)
-            .field("previous", &self.previous)
+            .field("made", &self.state.made)
+            .field("started", &self.state.started)
+            .field("previous", &self.state.previous)
             .finish_non_exhaustive()
     }
 }
@@ -621,19 +640,21 @@ impl<C: Clock> RetryBuilder<C> {
             });
         }
         let backoff = self.backoff;
-        if backoff.base.is_zero() {
+        if backoff.base().is_zero() {
             return Err(BreakerConfigError::Zero {
                 setting: "backoff base",
             });
         }
-        if !(backoff.multiplier.is_finite() && backoff.multiplier >= 1.0) {
-            return Err(BreakerConfigError::Multiplier {
-                setting: "backoff",
-                value: backoff.multiplier,
-            });
-        }
-        if backoff.max < backoff.base {
-            return Err(BreakerConfigError::MaxBelowInitial { setting: "backoff" });
+        match backoff.validate() {
+            Ok(()) => {}
+            Err(BackoffError::Multiplier { value }) => {
+                return Err(BreakerConfigError::Multiplier {
+                    setting: "backoff",
+                    value,
+                });
+            }
+            // `BackoffError` is non-exhaustive: whatever it adds is a bad range too.
+            Err(_) => return Err(BreakerConfigError::MaxBelowInitial { setting: "backoff" }),
         }
         Ok(Retry {
             max_attempts: self.max_attempts,

@@ -19,8 +19,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use keel_breaker::{
-    Bulkhead, BulkheadLayer, CallError, CircuitBreaker, CircuitBreakerLayer, OpenWait, State,
-    Window,
+    Bulkhead, BulkheadError, BulkheadLayer, CallError, CircuitBreaker, CircuitBreakerLayer,
+    OpenWait, State, Window,
 };
 use keel_core::ManualClock;
 use proptest::prelude::*;
@@ -355,9 +355,11 @@ fn check(history: &[Step]) -> Result<(), String> {
     Ok(())
 }
 
-type Fut = Pin<Box<dyn Future<Output = Result<u64, tower::BoxError>> + Send>>;
+/// The stack's error keeps every layer's type: no downcasting.
+type StackError = BulkheadError<CallError<std::io::Error>>;
+type Fut = Pin<Box<dyn Future<Output = Result<u64, StackError>> + Send>>;
 
-fn poll_once(future: &mut Fut) -> Result<Poll<Result<u64, tower::BoxError>>, ()> {
+fn poll_once(future: &mut Fut) -> Result<Poll<Result<u64, StackError>>, ()> {
     let mut cx = Context::from_waker(Waker::noop());
     std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))).map_err(|_| ())
 }
@@ -430,11 +432,9 @@ fn run(ops: &[Op]) -> Vec<Step> {
                         Poll::Ready(Ok(_)) => panic!("answered before the test answered"),
                         Poll::Ready(Err(error)) => {
                             assert!(!reached, "{error}");
-                            refused_by_bulkhead = error.is::<keel_breaker::BulkheadFull>();
-                            let rejected_by_breaker = matches!(
-                                error.downcast_ref::<CallError<std::io::Error>>(),
-                                Some(CallError::Rejected(_))
-                            );
+                            refused_by_bulkhead = matches!(error, BulkheadError::Full(_));
+                            let rejected_by_breaker =
+                                matches!(error, BulkheadError::Inner(CallError::Rejected(_)));
                             assert!(refused_by_bulkhead || rejected_by_breaker, "{error}");
                         }
                     }

@@ -7,52 +7,9 @@ use std::time::Duration;
 
 use keel_breaker::{CircuitBreaker, GiveUp, OpenWait, Retry, RetryBudget, State};
 use keel_core::ManualClock;
+use keel_testkit::recorded::{Value, labels, snapshot};
 use metrics_util::MetricKind;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-
-/// A recorded value.
-#[derive(Debug, PartialEq)]
-enum Value {
-    Counter(u64),
-    Gauge(f64),
-    Histogram,
-}
-
-/// One recorded metric: kind, name, labels sorted by key, value.
-type Row = (MetricKind, String, Vec<(String, String)>, Value);
-
-/// `(kind, name, sorted labels) -> value` of everything the recorder holds.
-fn snapshot(recorder: &DebuggingRecorder) -> Vec<Row> {
-    let mut rows: Vec<_> = recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let (kind, key) = key.into_parts();
-            let mut labels: Vec<_> = key
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            labels.sort();
-            let value = match value {
-                DebugValue::Counter(n) => Value::Counter(n),
-                DebugValue::Gauge(v) => Value::Gauge(v.into_inner()),
-                DebugValue::Histogram(_) => Value::Histogram,
-            };
-            (kind, key.name().to_owned(), labels, value)
-        })
-        .collect();
-    rows.sort_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
-    rows
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
+use metrics_util::debugging::DebuggingRecorder;
 
 #[test]
 fn transitions_and_rejections_are_emitted_per_breaker() {
@@ -83,8 +40,8 @@ fn transitions_and_rejections_are_emitted_per_breaker() {
     let rows = snapshot(&recorder);
     let find = |name: &str, want: &[(&str, &str)]| {
         rows.iter()
-            .find(|r| r.1 == name && r.2 == labels(want))
-            .map(|r| (r.0, &r.3))
+            .find(|r| r.name == name && r.labels == labels(want))
+            .map(|r| (r.kind, &r.value))
     };
     let (zero, one, two) = (Value::Counter(0), Value::Counter(1), Value::Counter(2));
     let closed = Value::Gauge(0.0);
@@ -115,7 +72,7 @@ fn transitions_and_rejections_are_emitted_per_breaker() {
     }
     let transitions = rows
         .iter()
-        .filter(|r| r.1 == "keel_breaker_transitions_total")
+        .filter(|r| r.name == "keel_breaker_transitions_total")
         .count();
     assert_eq!(transitions, 3, "{rows:?}");
     assert_eq!(
@@ -164,8 +121,8 @@ fn retries_and_budget_exhaustion_are_counted_per_policy() {
     let rows = snapshot(&recorder);
     let counter = |name: &str, policy: &str| {
         rows.iter()
-            .find(|r| r.1 == name && r.2 == labels(&[("name", policy)]))
-            .map(|r| (r.0, &r.3))
+            .find(|r| r.name == name && r.labels == labels(&[("name", policy)]))
+            .map(|r| (r.kind, &r.value))
     };
     let (zero, one, two) = (Value::Counter(0), Value::Counter(1), Value::Counter(2));
     let counted = |v| Some((MetricKind::Counter, v));
@@ -201,9 +158,10 @@ async fn bulkhead_queue_depth_follows_the_waiters() {
         let value = snapshot(&recorder)
             .into_iter()
             .find(|r| {
-                r.1 == "keel_breaker_bulkhead_queue_depth" && r.2 == labels(&[("name", "db")])
+                r.name == "keel_breaker_bulkhead_queue_depth"
+                    && r.labels == labels(&[("name", "db")])
             })
-            .map(|r| r.3);
+            .map(|r| r.value);
         let Some(Value::Gauge(change)) = value else {
             panic!("no queue depth gauge: {value:?}")
         };

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use keel_breaker::{
-    Backoff, BoxError, Bulkhead, BulkheadLayer, CallError, CircuitBreaker, CircuitBreakerLayer,
-    OpenWait, Retry, RetryBudget, RetryLayer, State,
+    Backoff, BoxError, Bulkhead, BulkheadError, BulkheadLayer, CallError, CircuitBreaker,
+    CircuitBreakerLayer, OpenWait, Retry, RetryBudget, RetryFuture, RetryLayer, State,
 };
 use keel_core::TokioClock;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
@@ -156,7 +156,7 @@ async fn bulkhead_layer_limits_concurrency() {
     assert_eq!(bulkhead.in_use(), 2);
     let mut third = service.clone();
     let error = third.ready().await.unwrap().call(1).await.unwrap_err();
-    assert!(error.is::<keel_breaker::BulkheadFull>());
+    assert!(error.is_full());
     for task in long {
         assert_eq!(task.await.unwrap().unwrap(), 1_000);
     }
@@ -228,4 +228,142 @@ async fn a_dropped_probe_future_gives_its_slot_back() {
         "the next probe is admitted: {error:?}"
     );
     assert_eq!(breaker.state(), State::Open); // and its failure reopens the breaker
+}
+
+/// A typed error of the inner service, as a stack of all three layers returns it.
+#[derive(Debug, PartialEq)]
+enum Upstream {
+    Unavailable,
+    NotFound,
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for Upstream {}
+
+/// Retry over breaker over bulkhead: the caller gets the inner service's own error type back
+/// through every layer, never a box to downcast, and each future is a named type.
+#[tokio::test(start_paused = true)]
+async fn the_inner_error_type_comes_through_every_layer() {
+    let breaker = Arc::new(
+        CircuitBreaker::builder()
+            .consecutive_failures(100)
+            .clock(TokioClock::new())
+            .build()
+            .unwrap(),
+    );
+    let bulkhead = Arc::new(Bulkhead::new(1).unwrap());
+    let retry = Arc::new(
+        Retry::builder()
+            .max_attempts(3)
+            .backoff(Backoff::constant(Duration::from_millis(10)))
+            .clock(TokioClock::new())
+            .build()
+            .unwrap(),
+    );
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let inner = service_fn(move |path: &'static str| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            match path {
+                "/missing" => Err::<(), _>(Upstream::NotFound),
+                _ => Err(Upstream::Unavailable),
+            }
+        }
+    });
+    type Error = CallError<BulkheadError<Upstream>>;
+    let is_transient = |error: &Error| {
+        matches!(
+            error,
+            CallError::Inner(BulkheadError::Inner(Upstream::Unavailable))
+        )
+    };
+    let service = ServiceBuilder::new()
+        .layer(RetryLayer::new(retry).with_predicate(is_transient))
+        .layer(CircuitBreakerLayer::new(breaker))
+        .layer(BulkheadLayer::new(bulkhead.clone()))
+        .service(inner);
+
+    let started = tokio::time::Instant::now();
+    let error: Error = service.clone().oneshot("/flaky").await.unwrap_err();
+    assert_eq!(
+        error.into_inner().and_then(BulkheadError::into_inner),
+        Some(Upstream::Unavailable)
+    );
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 3, "retried twice");
+    assert_eq!(started.elapsed(), Duration::from_millis(20));
+
+    let error = service.clone().oneshot("/missing").await.unwrap_err();
+    assert!(matches!(
+        error,
+        CallError::Inner(BulkheadError::Inner(Upstream::NotFound))
+    ));
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 1, "a 404 is not retried");
+
+    // The bulkhead's refusal is its own variant, under the breaker's.
+    let _held = bulkhead.try_acquire().unwrap();
+    let error = service.oneshot("/flaky").await.unwrap_err();
+    assert!(matches!(error, CallError::Inner(BulkheadError::Full(_))));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+/// The bulkhead service passes the inner service's `poll_ready` error through, typed.
+#[tokio::test]
+async fn the_bulkhead_keeps_a_ready_error_typed() {
+    #[derive(Debug)]
+    struct NeverReady;
+    impl Service<()> for NeverReady {
+        type Response = ();
+        type Error = Upstream;
+        type Future = std::future::Ready<Result<(), Upstream>>;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Upstream>> {
+            std::task::Poll::Ready(Err(Upstream::Unavailable))
+        }
+        fn call(&mut self, (): ()) -> Self::Future {
+            std::future::ready(Ok(()))
+        }
+    }
+    let bulkhead = Arc::new(Bulkhead::new(1).unwrap());
+    let mut service = BulkheadLayer::new(bulkhead).layer(NeverReady);
+    let error: BulkheadError<Upstream> = service.ready().await.unwrap_err();
+    assert_eq!(error, BulkheadError::Inner(Upstream::Unavailable));
+}
+
+/// The retry future is a named type with no `Send` or `'static` demands of its own: a request
+/// that is neither (`Rc`) is retried on a current-thread runtime, and a success allocates
+/// nothing.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_retry_future_is_named_and_needs_no_send() {
+    let retry = Arc::new(
+        Retry::builder()
+            .max_attempts(2)
+            .backoff(Backoff::constant(Duration::from_millis(1)))
+            .build()
+            .unwrap(),
+    );
+    let failures = std::rc::Rc::new(std::cell::Cell::new(1u32));
+    let f = failures.clone();
+    let inner = service_fn(move |request: std::rc::Rc<str>| {
+        let fail = f.get() > 0;
+        f.set(f.get().saturating_sub(1));
+        std::future::ready(if fail {
+            Err(Upstream::Unavailable)
+        } else {
+            Ok(request.len())
+        })
+    });
+    let mut service = RetryLayer::new(retry).layer(inner);
+    let future: RetryFuture<_, std::rc::Rc<str>, _> =
+        service.ready().await.unwrap().call("hello".into());
+    assert!(format!("{future:?}").contains("calling"));
+    assert_eq!(future.await, Ok(5));
+    assert_eq!(failures.get(), 0);
 }

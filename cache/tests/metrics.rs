@@ -6,44 +6,9 @@ use std::time::Duration;
 
 use keel_cache::Cache;
 use keel_core::ManualClock;
+use keel_testkit::recorded::{find, snapshot};
 use metrics_util::MetricKind;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-
-/// A recorded metric: kind, name, sorted labels and value (a counter's as f64).
-type Row = (MetricKind, String, Vec<(String, String)>, f64);
-
-fn snapshot(recorder: &DebuggingRecorder) -> Vec<Row> {
-    recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let (kind, key) = key.into_parts();
-            let mut labels: Vec<_> = key
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            labels.sort();
-            let value = match value {
-                DebugValue::Counter(n) => n as f64,
-                DebugValue::Gauge(v) => v.into_inner(),
-                DebugValue::Histogram(_) => panic!("{key:?}: no histogram is emitted"),
-            };
-            (kind, key.name().to_owned(), labels, value)
-        })
-        .collect()
-}
-
-fn find(rows: &[Row], kind: MetricKind, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let want: Vec<_> = labels
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    rows.iter()
-        .find(|r| r.0 == kind && r.1 == name && r.2 == want)
-        .map(|r| r.3)
-}
+use metrics_util::debugging::DebuggingRecorder;
 
 #[test]
 fn hits_misses_evictions_and_size_are_emitted_per_cache() {
@@ -87,8 +52,11 @@ fn hits_misses_evictions_and_size_are_emitted_per_cache() {
     });
 
     let rows = snapshot(&recorder);
-    let counter = |name, labels: &[(&str, &str)]| find(&rows, MetricKind::Counter, name, labels);
-    let gauge = |name, labels: &[(&str, &str)]| find(&rows, MetricKind::Gauge, name, labels);
+    let value = |kind, name, labels: &[(&str, &str)]| {
+        find(&rows, kind, name, labels).and_then(|m| m.value.as_f64())
+    };
+    let counter = |name, labels: &[(&str, &str)]| value(MetricKind::Counter, name, labels);
+    let gauge = |name, labels: &[(&str, &str)]| value(MetricKind::Gauge, name, labels);
     let sessions = [("name", "sessions")];
     assert_eq!(counter("keel_cache_hits_total", &sessions), Some(1.0));
     assert_eq!(counter("keel_cache_misses_total", &sessions), Some(2.0));

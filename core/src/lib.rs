@@ -1,5 +1,6 @@
-//! Shared pieces of the keel crates: the [`Clock`] every block reads time from, and the
-//! [`sync`] switch that lets loom model-check lock-free code.
+//! Shared pieces of the keel crates: the [`Clock`] every block reads time from, the one
+//! [`Backoff`] every block waits by, and the [`sync`] switch that lets loom model-check
+//! lock-free code.
 //!
 //! # Overview
 //!
@@ -77,6 +78,33 @@
 //! `recent`; keel-idgen's per-thread generators stamp IDs with `recent_unix_millis`. Other
 //! clocks answer with `now` and `unix_millis`, so tests stay exact.
 //!
+//! # Backoff and jitter
+//!
+//! Every keel block that waits and tries again uses one [`Backoff`]: keel-breaker's `Retry`
+//! between attempts, keel-rate-limit's `WaitJitter` on top of a retry-after, and
+//! keel-lock's Redis waiters between polls. A backoff is a step, constant or exponential
+//! (`base × multiplier^n`, capped at `max`), randomized by a [`BackoffJitter`]: none, *full*
+//! (uniform in `[0, d]`), *equal* (`d/2` plus uniform in `[0, d/2]`) or *decorrelated*
+//! (uniform in `[base, 3 × previous]`, capped), as in the AWS Architecture Blog's
+//! "Exponential Backoff And Jitter". Every delay lies within
+//! [`min_delay`](Backoff::min_delay) and [`max_delay`](Backoff::max_delay) for any retry
+//! number and any settings. Random bits come from a [`RandomSource`] the caller passes:
+//! [`JitterRng`] (SplitMix64) seeded per caller in production, with a fixed seed in tests.
+//!
+//! ```
+//! use keel_core::{Backoff, BackoffJitter, JitterRng};
+//! use std::time::Duration;
+//!
+//! let ms = Duration::from_millis;
+//! let backoff = Backoff::exponential(ms(100)).max(ms(1_000)).jitter(BackoffJitter::Equal);
+//! backoff.validate()?;
+//! for (retry, wait) in backoff.delays(JitterRng::seeded(7)).take(6).enumerate() {
+//!     let step = ms(100 << retry).min(ms(1_000));
+//!     assert!(wait >= step / 2 && wait <= step);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Crate features
 //!
 //! - `tokio`: adds `TokioClock`, which reads tokio's (pausable) clock.
@@ -88,24 +116,30 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod clock;
 mod instant;
 mod manual;
+mod random;
 mod recent;
 pub mod sync;
 mod system;
 #[cfg(feature = "tokio")]
 mod tokio_clock;
 
+pub use backoff::{Backoff, BackoffError, BackoffJitter, Delays};
 pub use clock::Clock;
 pub use instant::Instant;
 pub use manual::ManualClock;
+pub use random::{JitterRng, RandomSource};
 pub use system::{StdClock, SystemClock};
 #[cfg(feature = "tokio")]
 pub use tokio_clock::TokioClock;
 
-// Compile-time check that `Clock` stays object safe (`Arc<dyn Clock>` is supported).
+// Compile-time checks that `Clock` and `RandomSource` stay object safe (`Arc<dyn Clock>`
+// and `&mut dyn RandomSource` are supported).
 const _: Option<&dyn Clock> = None;
+const _: Option<&dyn RandomSource> = None;
 
 // The README's example runs as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]

@@ -80,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
             check::<Rendezvous<String>>(json, true, |p| p.iter().map(|(n, _)| n.clone()).collect())
         }
         2 => check::<Maglev<String>>(json, true, |p| p.iter().map(|(n, _)| n.clone()).collect()),
-        3 => check::<MultiProbe<String>>(json, true, |p| p.iter().cloned().collect()),
+        3 => check::<MultiProbe<String>>(json, true, |p| p.iter().map(|(n, _)| n.clone()).collect()),
         4 => check::<JumpHash<String>>(json, true, |p| {
             p.slots().iter().flatten().cloned().collect()
         }),

@@ -78,6 +78,15 @@ pub enum Error {
     },
     /// A ketama server name that is empty.
     EmptyServerName,
+    /// A weight other than 1 given to a placement that has no weights:
+    /// [`JumpHash`](crate::JumpHash), whose buckets are its shard numbers, one per node (see
+    /// [`JumpHash::add_weighted`](crate::JumpHash::add_weighted)).
+    WeightsUnsupported {
+        /// The placement, for the message.
+        placement: &'static str,
+        /// The weight given.
+        weight: u32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -115,6 +124,11 @@ impl fmt::Display for Error {
                 write!(f, "load factor {factor} must be a finite number >= 1")
             }
             Error::EmptyServerName => f.write_str("server name must not be empty"),
+            Error::WeightsUnsupported { placement, weight } => write!(
+                f,
+                "{placement} has no weights: every node holds one bucket, so weight {weight} \
+                 cannot be honoured (use weight 1, or a weighted placement)"
+            ),
         }
     }
 }

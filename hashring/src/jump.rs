@@ -32,7 +32,7 @@ const REPLICA_SALT: u64 = 0x7265_706c_6963_6100;
 ///
 /// Results depend on the history of adds and removes (which bucket each node holds), not
 /// only on the final membership; two instances with the same history agree. Jump has no
-/// weights.
+/// weights: [`add_weighted`](Self::add_weighted) takes weight 1 and refuses any other.
 ///
 /// # Example
 ///
@@ -297,6 +297,45 @@ impl<N: StableHash + Eq> JumpHash<N> {
         };
         self.live += 1;
         Ok(bucket as u32)
+    }
+
+    /// [`add`](Self::add) with a weight, in the shape every placement shares, so generic
+    /// code can add weighted members to any of them. Jump has no weights: a node is one
+    /// bucket, and its bucket number is its shard (what [`bucket_of`](Self::bucket_of) and
+    /// [`slots`](Self::slots) report). Repeating a node over several buckets would give it
+    /// several shard numbers and make a weight change move keys between the other nodes, so
+    /// weight 1 is taken as [`add`](Self::add) and any other weight is refused. For weights,
+    /// use [`Ring`](crate::Ring), [`Rendezvous`](crate::Rendezvous),
+    /// [`Maglev`](crate::Maglev) or [`MultiProbe`](crate::MultiProbe).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroWeight`], [`Error::WeightsUnsupported`] for a weight above 1, or what
+    /// [`add`](Self::add) returns.
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, JumpHash};
+    ///
+    /// let mut jump = JumpHash::new();
+    /// jump.add_weighted("s0", 1)?;
+    /// assert_eq!(jump.len(), 1);
+    /// assert_eq!(
+    ///     jump.add_weighted("s1", 3),
+    ///     Err(Error::WeightsUnsupported { placement: "jump hash", weight: 3 })
+    /// );
+    /// assert_eq!(jump.add_weighted("s1", 0), Err(Error::ZeroWeight));
+    /// assert!(!jump.contains(&"s1")); // nothing added
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
+        match weight {
+            0 => Err(Error::ZeroWeight),
+            1 => self.add(node).map(drop),
+            _ => Err(Error::WeightsUnsupported {
+                placement: "jump hash",
+                weight,
+            }),
+        }
     }
 
     /// Whether `node` is a member.

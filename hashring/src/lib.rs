@@ -37,10 +37,10 @@
 //! | type | lookup | memory | weights | remove any node | keys moved on a change |
 //! |---|---|---|---|---|---|
 //! | [`Ring`] | `O(1)` expected (prefix table + tiny binary search) | about 14 B per point | yes | yes | ideal `w / W` |
-//! | [`JumpHash`] | `O(ln n)` | one slot per bucket | no | via tombstones | ideal `1/n` |
+//! | [`JumpHash`] | `O(ln n)` | one slot per bucket | no (`add_weighted` takes weight 1 only) | via tombstones | ideal `1/n` |
 //! | [`Rendezvous`] | `O(n)` | member list | yes | yes | ideal `w / W` |
 //! | [`Maglev`] | `O(1)`, one table read | 2 B per slot (4 B past 65,536 members); 65,537 slots, growing to hold `5 n²` | yes | yes | ideal plus at most 1 % of keys; 1.0–1.6× the ideal from 10 to 1,000 nodes, except a growth step, which moves almost every key |
-//! | [`MultiProbe`] | `k` binary searches (`k = 21`) | 12 B per node | no | yes | ideal `1/n` |
+//! | [`MultiProbe`] | `k` binary searches (`k = 21`) | 12 B per point, one point per unit of weight | yes | yes | ideal `w / W` |
 //! | [`Ketama`] | MD5 of the key, prefix table + tiny binary search | about 10 B per point | yes | yes | ideal at equal weights, as libketama |
 //! | [`BoundedLoads`] | ring walk to the first node under the cap | ring + 8 B per node | yes | yes | `O(1/ε²)` × ideal |
 //!

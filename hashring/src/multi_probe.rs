@@ -7,6 +7,7 @@ use crate::consistent_hash::{ConsistentHash, Distinct};
 use crate::error::Error;
 use crate::key::{StableHash, combine};
 use crate::members::Members;
+use crate::ring::MAX_POINTS;
 
 /// Probes per key unless configured otherwise: the paper's choice for a peak-to-mean
 /// load of 1.05.
@@ -48,7 +49,11 @@ pub const MAX_PROBES: u32 = 1_024;
 /// crate checks it against 1.05 with enough keys per node that sampling noise stays well
 /// below the 5 % being measured.
 ///
-/// Multi-probe has no weights: every node has one point.
+/// **Weights.** A node of weight `w` sits at `w` points, so it wins the probes of about
+/// `w / W` of the keys (`W` the total weight); one point per unit of weight keeps removal
+/// minimal (only the node's keys move) and costs memory per point, not per node. Each point's
+/// share varies as below, so a node's share deviates from `w / W` by about `15 % / √w`.
+/// At most [`MAX_POINTS`](crate::MAX_POINTS) points in all.
 ///
 /// # Balance: a light tail that more nodes do not fix
 ///
@@ -198,10 +203,16 @@ impl<N> Default for MultiProbe<N> {
     }
 }
 
-/// The point of a node with stable hash `hash`.
+/// Point `i` of a node with stable hash `hash` (a node of weight `w` has points `0..w`).
+/// Point 0 is the same as before weights existed, so unweighted placements did not move.
 #[inline]
-fn node_point(hash: u64) -> u64 {
-    combine(hash, 0x6d70)
+fn node_point(hash: u64, i: u32) -> u64 {
+    let first = combine(hash, 0x6d70);
+    if i == 0 {
+        first
+    } else {
+        combine(first, u64::from(i))
+    }
 }
 
 impl<N> MultiProbe<N> {
@@ -253,20 +264,22 @@ impl<N> MultiProbe<N> {
         self.probes
     }
 
-    /// Members in canonical (hash) order.
+    /// Members and their weights in canonical (hash) order, as the other weighted
+    /// placements list them.
     ///
     /// ```
     /// use keel_hashring::MultiProbe;
     ///
     /// let mut mp = MultiProbe::new();
     /// mp.extend(["b", "a"])?;
+    /// mp.add_weighted("c", 3)?;
     /// let mut members: Vec<_> = mp.iter().collect();
     /// members.sort(); // canonical order follows the nodes' hashes
-    /// assert_eq!(members, [&"a", &"b"]);
+    /// assert_eq!(members, [(&"a", 1), (&"b", 1), (&"c", 3)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &N> + '_ {
-        self.members.nodes.iter()
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&N, u32)> + '_ {
+        self.members.iter()
     }
 
     /// Heap bytes held.
@@ -277,7 +290,7 @@ impl<N> MultiProbe<N> {
     /// let mut mp = MultiProbe::new();
     /// assert_eq!(mp.heap_bytes(), 0);
     /// mp.extend(0..100u32)?;
-    /// assert!(mp.heap_bytes() >= 100 * 12); // a point and its owner per node
+    /// assert!(mp.heap_bytes() >= 100 * 12); // a point and its owner per unit of weight
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn heap_bytes(&self) -> usize {
@@ -324,8 +337,9 @@ impl<N> MultiProbe<N> {
             .members
             .hashes
             .iter()
+            .zip(&self.members.weights)
             .enumerate()
-            .map(|(i, &h)| (node_point(h), i as u32))
+            .flat_map(|(i, (&h, &w))| (0..w).map(move |p| (node_point(h, p), i as u32)))
             .collect();
         pairs.sort_unstable();
         self.points = pairs.iter().map(|p| p.0).collect();
@@ -367,7 +381,86 @@ impl<N: StableHash + Eq> MultiProbe<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add(&mut self, node: N) -> Result<(), Error> {
-        self.members.insert(node, 1)?;
+        self.add_weighted(node, 1)
+    }
+
+    /// Adds `node` with `weight`: `weight` points, so about `weight / W` of the keys (see
+    /// the type's docs for the spread). Only keys that move to the new node move.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroWeight`], [`Error::DuplicateNode`], or [`Error::TooManyPoints`] past
+    /// [`MAX_POINTS`](crate::MAX_POINTS) points in all.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, MultiProbe};
+    ///
+    /// let mut mp = MultiProbe::new();
+    /// for i in 0..20u32 {
+    ///     mp.add_weighted(i, if i < 10 { 3 } else { 1 })?;
+    /// }
+    /// // The ten weight-3 nodes hold 30 of the 40 points: about 3/4 of the keys.
+    /// let heavy = (0..20_000u32).filter(|k| *mp.node(k).unwrap() < 10).count();
+    /// assert!((14_000..16_000).contains(&heavy), "{heavy}");
+    /// assert_eq!(mp.add_weighted(99, 0), Err(Error::ZeroWeight));
+    /// assert_eq!(mp.add_weighted(0, 2), Err(Error::DuplicateNode));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
+        let points = self.points.len() as u64 + u64::from(weight);
+        if points > MAX_POINTS {
+            return Err(Error::TooManyPoints {
+                points,
+                max: MAX_POINTS,
+            });
+        }
+        self.members.insert(node, weight)?;
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Adds every `(node, weight)` and rebuilds once. On error nothing is added.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_weighted`](Self::add_weighted), for any of them; [`Error::DuplicateNode`] if
+    /// one is repeated.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, MultiProbe};
+    ///
+    /// let mut mp = MultiProbe::new();
+    /// mp.extend_weighted([("a", 1), ("b", 2)])?;
+    /// assert_eq!(mp.len(), 2);
+    /// assert_eq!(mp.extend_weighted([("c", 1), ("d", 0)]), Err(Error::ZeroWeight));
+    /// assert_eq!(mp.len(), 2); // nothing added
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn extend_weighted<I: IntoIterator<Item = (N, u32)>>(
+        &mut self,
+        nodes: I,
+    ) -> Result<(), Error> {
+        let before = self.members.clone_shape();
+        let mut points = self.points.len() as u64;
+        for (node, weight) in nodes {
+            points += u64::from(weight);
+            let result = if points > MAX_POINTS {
+                Err(Error::TooManyPoints {
+                    points,
+                    max: MAX_POINTS,
+                })
+            } else {
+                self.members.insert(node, weight).map(drop)
+            };
+            if let Err(e) = result {
+                self.members.restore(before);
+                return Err(e);
+            }
+        }
         self.rebuild();
         Ok(())
     }
@@ -376,7 +469,8 @@ impl<N: StableHash + Eq> MultiProbe<N> {
     ///
     /// # Errors
     ///
-    /// [`Error::DuplicateNode`] if any is already a member or repeated.
+    /// [`Error::DuplicateNode`] if any is already a member or repeated, or
+    /// [`Error::TooManyPoints`].
     ///
     /// # Example
     ///
@@ -391,15 +485,7 @@ impl<N: StableHash + Eq> MultiProbe<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn extend<I: IntoIterator<Item = N>>(&mut self, nodes: I) -> Result<(), Error> {
-        let before = self.members.clone_shape();
-        for node in nodes {
-            if let Err(e) = self.members.insert(node, 1) {
-                self.members.restore(before);
-                return Err(e);
-            }
-        }
-        self.rebuild();
-        Ok(())
+        self.extend_weighted(nodes.into_iter().map(|node| (node, 1)))
     }
 
     /// Removes `node`; returns whether it was a member. Only its keys move.
@@ -462,6 +548,36 @@ impl<N> ConsistentHash for MultiProbe<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weight_one_keeps_the_unweighted_points() {
+        // Point 0 of every node is where it sat before weights: placements did not move.
+        let hash = 0x1234_5678_9abc_def0;
+        assert_eq!(node_point(hash, 0), combine(hash, 0x6d70));
+        let mut mp = MultiProbe::new();
+        mp.extend_weighted([(1u32, 1), (2, 4)]).unwrap();
+        assert_eq!(mp.points.len(), 5);
+        assert_eq!(
+            mp.owners
+                .iter()
+                .filter(|&&o| mp.members.nodes[o as usize] == 2)
+                .count(),
+            4
+        );
+    }
+
+    #[test]
+    fn too_many_points_is_an_error() {
+        let mut mp = MultiProbe::new();
+        assert_eq!(
+            mp.add_weighted(1u8, u32::MAX),
+            Err(Error::TooManyPoints {
+                points: u64::from(u32::MAX),
+                max: MAX_POINTS
+            })
+        );
+        assert!(mp.members.nodes.is_empty());
+    }
 
     #[test]
     fn zero_probes_is_an_error() {

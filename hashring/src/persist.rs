@@ -100,10 +100,14 @@ impl<'de, N: Deserialize<'de> + StableHash + Eq> Deserialize<'de> for Maglev<N> 
     }
 }
 
+/// Multi-probe saves its nodes, and their weights only when one is not 1, so a placement
+/// saved before weights existed still loads, and an unweighted one saves as it did.
 #[derive(Serialize)]
 struct ProbesRef<'a, N> {
     probes: u32,
     nodes: Vec<&'a N>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weights: Option<Vec<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -111,13 +115,17 @@ struct ProbesRef<'a, N> {
 struct Probes<N> {
     probes: u32,
     nodes: Vec<N>,
+    #[serde(default)]
+    weights: Option<Vec<u32>>,
 }
 
 impl<N: Serialize> Serialize for MultiProbe<N> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let weighted = self.iter().any(|(_, weight)| weight != 1);
         ProbesRef {
             probes: self.probes(),
-            nodes: self.iter().collect(),
+            nodes: self.iter().map(|(node, _)| node).collect(),
+            weights: weighted.then(|| self.iter().map(|(_, weight)| weight).collect()),
         }
         .serialize(serializer)
     }
@@ -130,7 +138,20 @@ impl<'de, N: Deserialize<'de> + StableHash + Eq> Deserialize<'de> for MultiProbe
             .probes(saved.probes)
             .build()
             .map_err(D::Error::custom)?;
-        mp.extend(saved.nodes).map_err(D::Error::custom)?;
+        match saved.weights {
+            None => mp.extend(saved.nodes),
+            Some(weights) if weights.len() == saved.nodes.len() => {
+                mp.extend_weighted(saved.nodes.into_iter().zip(weights))
+            }
+            Some(weights) => {
+                return Err(D::Error::custom(format_args!(
+                    "{} weights for {} nodes",
+                    weights.len(),
+                    saved.nodes.len()
+                )));
+            }
+        }
+        .map_err(D::Error::custom)?;
         Ok(mp)
     }
 }

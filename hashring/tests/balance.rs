@@ -74,3 +74,32 @@ fn maglev_sized_with_nodes_moves_under_twice_the_ideal() {
     let ratio = moved_on_add(fixed, 300);
     assert!(ratio > 2.5, "a fixed small table moves more: {ratio}");
 }
+
+/// Multi-probe's weights: a node of weight `w` holds `w` points, so each weight class takes
+/// its share `w·count / W` of the keys. With 25 nodes per weight 1 to 4 (250 points), a
+/// class of weight `w` has `25w` points, each varying by 15.3 % (see `MultiProbe`), so its
+/// share deviates by about `15.3 % / √(25w)`: 3.1 % for weight 1. The allowance is 3 of those
+/// deviations plus sampling on 500,000 keys. The configuration is fixed, so the result is
+/// deterministic.
+#[test]
+fn multi_probe_weights_give_proportional_shares() {
+    let mut mp = MultiProbe::new();
+    mp.extend_weighted((0..100u32).map(|n| (n, n / 25 + 1)))
+        .unwrap();
+    let keys = 500_000u64;
+    let mut by_weight = [0u64; 4];
+    for k in 0..keys {
+        let node = *mp.node_for_hash(hash_key(&k)).expect("members");
+        by_weight[(node / 25) as usize] += 1;
+    }
+    for (i, &count) in by_weight.iter().enumerate() {
+        let w = i as f64 + 1.0;
+        let expected = 25.0 * w / 250.0;
+        let share = count as f64 / keys as f64;
+        let allowance = 3.0 * 0.153 / (25.0 * w).sqrt() + 0.005;
+        assert!(
+            (share / expected - 1.0).abs() <= allowance,
+            "weight {w}: share {share:.4} against {expected:.4}"
+        );
+    }
+}

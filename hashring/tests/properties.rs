@@ -72,13 +72,13 @@ impl Placement for JumpHash<u32> {
 }
 
 impl Placement for MultiProbe<u32> {
-    fn put(&mut self, node: u32, _: u32) {
-        self.add(node).unwrap();
+    fn put(&mut self, node: u32, weight: u32) {
+        self.add_weighted(node, weight).unwrap();
     }
     fn take(&mut self, node: u32) {
         assert!(self.remove(&node));
     }
-    const WEIGHTED: bool = false;
+    const WEIGHTED: bool = true;
 }
 
 impl Placement for Maglev<u32> {

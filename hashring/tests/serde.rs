@@ -49,6 +49,14 @@ fn every_placement_round_trips() {
     let mut mp = MultiProbe::builder().probes(5).build().unwrap();
     mp.extend(names(6)).unwrap();
     assert_eq!(round_trip(&mp).probes(), 5);
+    // Unweighted, it saves as it did before weights existed: no `weights` field.
+    assert!(!serde_json::to_string(&mp).unwrap().contains("weights"));
+    let mut weighted = MultiProbe::builder().probes(5).build().unwrap();
+    weighted.extend_weighted(names(6).zip(1..)).unwrap();
+    let restored = round_trip(&weighted);
+    let mut members: Vec<_> = restored.iter().map(|(n, w)| (n.clone(), w)).collect();
+    members.sort();
+    assert_eq!(members, names(6).zip(1..).collect::<Vec<_>>());
 
     let mut jump = JumpHash::new();
     for n in names(6) {
@@ -77,6 +85,16 @@ fn invalid_saved_state_is_rejected_with_the_reason() {
     assert!(err.to_string().contains("already a member"), "{err}");
     let err = serde_json::from_str::<Rendezvous<String>>(r#"{"nodes":[["a",0]]}"#).unwrap_err();
     assert!(err.to_string().contains("weight"), "{err}");
+    let err = serde_json::from_str::<MultiProbe<String>>(
+        r#"{"probes":3,"nodes":["a","b"],"weights":[1]}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("1 weights for 2 nodes"), "{err}");
+    let err = serde_json::from_str::<MultiProbe<String>>(
+        r#"{"probes":3,"nodes":["a"],"weights":[4294967295]}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("more than the limit"), "{err}");
 }
 
 /// A saved ring is restored through the same bound as a built one: oversized state is an

@@ -177,7 +177,10 @@
 
 #[cfg(feature = "tokio")]
 pub use keel_core::TokioClock;
-pub use keel_core::{Clock, Instant, ManualClock, StdClock, SystemClock};
+pub use keel_core::{
+    Backoff, BackoffError, BackoffJitter, Clock, Instant, JitterRng, ManualClock, RandomSource,
+    StdClock, SystemClock,
+};
 
 #[cfg(feature = "breaker")]
 #[doc(inline)]

@@ -9,14 +9,20 @@ use etcd_client::{
     Client, Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, TxnOpResponse, WatchFilterType,
     WatchOptions,
 };
-use keel_core::{Clock, Instant, SystemClock};
+use keel_core::{Backoff, BackoffJitter, Clock, Delays, Instant, JitterRng, SystemClock};
 
 use crate::{EtcdFence, FencingToken, Lease, LockConfigError, LockError, LockService};
 
 /// etcd refuses a lease TTL above this many seconds (`MaxLeaseTTL`).
 const MAX_TTL_SECS: u64 = 9_000_000_000;
-/// The pause before a call that failed to reach etcd is sent again.
-const RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// The pauses before a call that failed to reach etcd is sent again: keel-core's backoff,
+/// from 10 ms doubling to 80 ms, each in the upper half of its step, so clients that lost
+/// the same member do not all come back to the cluster in lockstep.
+fn resend_backoff() -> Backoff {
+    Backoff::exponential(Duration::from_millis(10))
+        .max(Duration::from_millis(80))
+        .jitter(BackoffJitter::Equal)
+}
 
 /// Grants named leases from an etcd cluster; the fencing token is the lock key's **create
 /// revision**.
@@ -673,12 +679,21 @@ where
     Fut: Future<Output = Result<T, etcd_client::Error>>,
 {
     let deadline = tokio::time::Instant::now() + after;
+    // Seeded on the first failure only: a call that goes through pays for no generator.
+    let mut pauses: Option<Delays<JitterRng>> = None;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left, call(client.clone())).await {
             Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) if not_sent(&error) && left > RETRY_PAUSE => {
-                tokio::time::sleep(RETRY_PAUSE).await;
+            Ok(Err(error)) if not_sent(&error) => {
+                let pauses = pauses
+                    .get_or_insert_with(|| resend_backoff().delays(JitterRng::from_entropy()));
+                let pause = pauses.next().unwrap_or_default();
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left <= pause {
+                    return Err(backend(error));
+                }
+                tokio::time::sleep(pause).await;
             }
             Ok(Err(error)) => return Err(backend(error)),
             Err(_elapsed) => return Err(LockError::Timeout { operation, after }),

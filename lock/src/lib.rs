@@ -75,7 +75,9 @@
 //!   gets [`LockError::NotHeld`]. An expired lease cannot be extended.
 //! - **Cost.** In memory: one uncontended mutex and one hash lookup per operation. Redis: one
 //!   round trip per operation (one Lua script); a waiting acquirer sleeps until the holder's
-//!   remaining TTL or an exponential backoff with jitter, whichever is sooner.
+//!   remaining TTL or an exponential backoff with equal jitter (keel-core's `Backoff`, the
+//!   one every keel block uses), whichever is sooner. etcd: a call that failed to reach the
+//!   cluster is sent again after the same kind of backoff, within the call timeout.
 //! - **The fence** is one compare-and-swap loop on an `AtomicU64` (loom-verified: once a
 //!   token is accepted, no lower one is).
 //! - **Waiting and fairness.** In memory, waiters queue first come, first served, and a

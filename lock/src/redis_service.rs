@@ -4,9 +4,8 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use keel_core::{Clock, Instant, SystemClock};
+use keel_core::{Backoff, BackoffJitter, Clock, Delays, Instant, JitterRng, SystemClock};
 use keel_redis::{ErrorKind, KeyBuilder, Redis, Script};
-use rand::Rng;
 use redis::Value;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 
@@ -79,8 +78,9 @@ const MAX_EXACT_TOKEN: u64 = 1 << 53;
 ///   extended.
 ///
 /// A waiting [`acquire`](LockService::acquire) does not poll in a tight loop: it sleeps for
-/// an exponential backoff with jitter (half to all of the current step, doubling from the
-/// minimum to the maximum), cut short by the holder's remaining TTL and by its own limit.
+/// an exponential backoff with equal jitter (half to all of the current step, doubling from
+/// the minimum to the maximum: keel-core's [`Backoff`] with [`BackoffJitter::Equal`]), cut
+/// short by the holder's remaining TTL and by its own limit.
 /// Every call to the server has a timeout ([`LockError::Timeout`]); a call that times out may
 /// still have taken effect, and a lease it granted then simply runs out by its TTL.
 ///
@@ -144,8 +144,8 @@ pub struct RedisLockService<C: Clock = SystemClock, R = ConnectionManager> {
 struct Shared<C> {
     clock: C,
     keys: KeyBuilder,
-    min_backoff: Duration,
-    max_backoff: Duration,
+    /// keel-core's backoff: from the minimum, doubling to the maximum, equal jitter.
+    backoff: Backoff,
 }
 
 /// Configures a [`RedisLockService`]: key prefix, call timeout, backoff and clock.
@@ -282,7 +282,8 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     }
 
     /// The backoff of a waiting acquire: from `min`, doubling up to `max`, each sleep a random
-    /// point in the upper half of the current step.
+    /// point in the upper half of the current step (keel-core's
+    /// `Backoff::exponential(min).max(max)` with `BackoffJitter::Equal`).
     ///
     /// ```
     /// use keel_lock::{LockError, RedisLockService};
@@ -377,8 +378,7 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
             shared: Arc::new(Shared {
                 clock: self.clock,
                 keys,
-                min_backoff: self.min_backoff,
-                max_backoff: self.max_backoff,
+                backoff: waiter_backoff(self.min_backoff, self.max_backoff),
             }),
         })
     }
@@ -586,11 +586,6 @@ where
             other => Err(unexpected(operation, &other)),
         }
     }
-
-    fn backoff(&self, step: Duration) -> Duration {
-        let nanos = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX).max(2);
-        Duration::from_nanos(rand::rng().random_range(nanos / 2..=nanos))
-    }
 }
 
 impl<C: Clock, R> LockService for RedisLockService<C, R>
@@ -613,7 +608,8 @@ where
         let clock = &self.shared.clock;
         let first = clock.now();
         let deadline = first.saturating_add(wait);
-        let mut step = self.shared.min_backoff;
+        // Seeded on the first busy answer only: an uncontended acquire pays for no generator.
+        let mut pauses: Option<Delays<JitterRng>> = None;
         loop {
             let start = clock.now();
             let pttl = match self.attempt(name, ttl_ms).await? {
@@ -629,13 +625,14 @@ where
                     waited: now - first,
                 });
             }
-            let mut pause = self.backoff(step).min(deadline - now);
+            let pauses =
+                pauses.get_or_insert_with(|| self.shared.backoff.delays(JitterRng::from_entropy()));
+            let mut pause = pauses.next().unwrap_or_default().min(deadline - now);
             if let Ok(pttl) = u64::try_from(pttl) {
                 // Wake when the holder's lease runs out, if that is sooner.
                 pause = pause.min(Duration::from_millis(pttl.max(1)));
             }
             tokio::time::sleep(pause).await;
-            step = next_step(step, self.shared.max_backoff);
         }
     }
 
@@ -675,19 +672,19 @@ impl<C: Clock, R> fmt::Debug for RedisLockService<C, R> {
         f.debug_struct("RedisLockService")
             .field("prefix", &self.shared.keys.prefix())
             .field("redis", &self.redis)
-            .field(
-                "backoff",
-                &(self.shared.min_backoff..=self.shared.max_backoff),
-            )
+            .field("backoff", &self.shared.backoff)
             .field("clock", &self.shared.clock)
             .finish_non_exhaustive()
     }
 }
 
-/// The next backoff step: doubled, capped at `max`; saturating, so a `max` near
-/// `Duration::MAX` cannot overflow after many rounds.
-fn next_step(step: Duration, max: Duration) -> Duration {
-    step.saturating_mul(2).min(max)
+/// The waiters' backoff: from `min`, doubling up to `max`, each pause in the upper half of
+/// its step, so waiters that found the lock busy together spread out without ever polling
+/// much sooner than the step.
+fn waiter_backoff(min: Duration, max: Duration) -> Backoff {
+    Backoff::exponential(min)
+        .max(max)
+        .jitter(BackoffJitter::Equal)
 }
 
 /// Whole milliseconds for `PX`, rounded up so the server never expires the key before the
@@ -749,13 +746,20 @@ mod tests {
     #[test]
     fn backoff_steps_double_up_to_the_cap_without_overflow() {
         let ms = Duration::from_millis;
-        assert_eq!(next_step(ms(5), ms(250)), ms(10));
-        assert_eq!(next_step(ms(200), ms(250)), ms(250));
-        let mut step = ms(1);
-        for _ in 0..200 {
-            step = next_step(step, Duration::MAX);
+        let backoff = waiter_backoff(ms(5), ms(250));
+        assert_eq!(backoff.step(1), ms(10));
+        assert_eq!(backoff.step(6), ms(250));
+        let huge = waiter_backoff(ms(1), Duration::MAX);
+        assert_eq!(huge.step(u32::MAX), Duration::from_nanos(u64::MAX));
+        // Each pause is in the upper half of its step.
+        let pauses: Vec<_> = backoff.delays(JitterRng::seeded(9)).take(8).collect();
+        for (retry, pause) in (0u32..).zip(pauses) {
+            let step = backoff.step(retry);
+            assert!(
+                pause >= step / 2 && pause <= step,
+                "{pause:?} for step {step:?}"
+            );
         }
-        assert_eq!(step, Duration::MAX);
     }
 
     #[test]

@@ -6,35 +6,8 @@ use std::time::Duration;
 
 use keel_core::TokioClock;
 use keel_lock::{InMemoryLockService, LockError, LockService, Metered};
-use metrics_util::MetricKind;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-
-/// A counter's name, labels and value.
-type Row = (String, Vec<(String, String)>, u64);
-
-/// Every counter the recorder holds, sorted.
-fn counters(recorder: &DebuggingRecorder) -> Vec<Row> {
-    let mut rows: Vec<_> = recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let (kind, key) = key.into_parts();
-            assert_eq!(kind, MetricKind::Counter, "{key:?}");
-            let labels = key
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            let DebugValue::Counter(n) = value else {
-                panic!("{key:?} is not a counter")
-            };
-            (key.name().to_owned(), labels, n)
-        })
-        .collect();
-    rows.sort();
-    rows
-}
+use keel_testkit::recorded::counters;
+use metrics_util::debugging::DebuggingRecorder;
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn grants_waits_and_lost_leases_are_counted() -> Result<(), LockError> {

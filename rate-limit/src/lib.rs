@@ -62,14 +62,17 @@
 //! # Crate features
 //!
 //! - `tokio`: `Limiter::until_ready` / `Limiter::until_n_ready` with optional
-//!   `WaitJitter`, and the leaky bucket `Shaper` whose callers wait in FIFO order. Both are
+//!   `WaitJitter` (extra delays drawn from keel-core's `Backoff`, the backoff every keel
+//!   block shares), and the leaky bucket `Shaper` whose callers wait in FIFO order. Both are
 //!   cancellation-safe.
 //! - `redis` (implies `tokio`): `RedisLimiter`, one quota shared by many processes. GCRA,
 //!   fixed window, sliding log and sliding counter run as Lua scripts (one `EVALSHA` per
 //!   decision, Redis server time, keys that expire when idle and share one cluster slot for
 //!   any key), with a timeout on every call and a `FailurePolicy` (fail open, fail closed, or
 //!   a local limiter). Generic over the connection through `keel-redis`: one server,
-//!   Sentinel's master, or a Redis Cluster.
+//!   Sentinel's master, or a Redis Cluster. A check whose answer is lost (a timeout, a
+//!   reset) may still have been charged once in Redis, so do not retry a failed check
+//!   blindly: each retry is charged again. Let the `FailurePolicy` decide.
 //! - `tower`: `RateLimitLayer`, middleware over any [`KeyedRateLimit`] (local, or Redis for a
 //!   fleet), keyed by a function of the request, that answers `429` with `Retry-After` and the
 //!   rate-limit headers, or passes the decision on. Clones share one limiter. See
@@ -82,7 +85,9 @@
 //!   so does a Redis failure under `FailClosed`, an admission under `FailOpen`, while the
 //!   `Local` fallback counts its own decisions under the same name).
 //!   The counters are registered once per limiter, so a decision costs one increment. Off,
-//!   nothing is recorded and the limiters hold no handles.
+//!   nothing is recorded and the limiters hold no handles. `examples/axum.rs` (features
+//!   `tower` and `metrics`) serves them on `/metrics` as Prometheus text through
+//!   `metrics-exporter-prometheus`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

@@ -333,9 +333,16 @@ impl std::error::Error for RedisLimiterError {}
 ///   with `ConnectionManagerConfig::new().set_number_of_retries(0)` and a short
 ///   `set_connection_timeout`: a refused connection then fails the call immediately, and
 ///   the next call tries to connect again.
-/// - **A decision is never re-sent by keel**, so a call whose answer is lost is charged at
-///   most once. redis's Cluster client, though, re-sends a request whose connection dropped
-///   or timed out, running the script twice for one call: build it with
+/// - **A lost answer is still charged once.** keel never re-sends a script (`keel-redis`
+///   does not retry, and the `ConnectionManager` does not replay a request in flight), so a
+///   call whose reply was lost to a timeout, a reset or a half-open connection ran at most
+///   once in Redis, and may have been charged there, while the [`FailurePolicy`] decided the
+///   request. No decision is counted twice; the error is towards fewer admissions, never
+///   more. **Do not retry a failed check blindly**: a caller that checks again after an
+///   error is charged twice for one request (measured in the README's network-fault table:
+///   10 charges for 5 requests). Let the failure policy decide instead.
+///   redis's Cluster client, though, re-sends a request whose connection dropped or timed
+///   out, running the script twice for one call: build it with
 ///   `ClusterClientBuilder::retries(0)` (measured in `tests/network_faults.rs`).
 ///
 /// The same bounds as the in-memory algorithms hold across processes. The sliding counter's

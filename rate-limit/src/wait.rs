@@ -1,27 +1,36 @@
-//! Waiting for capacity on tokio: `until_ready` and `until_n_ready`, with optional jitter.
+//! Waiting for capacity on tokio: `until_ready` and `until_n_ready`, with optional jitter
+//! drawn from keel-core's `Backoff`.
 
 use std::hash::Hash;
 use std::time::Duration;
 
-use keel_core::Clock;
-use rand::Rng;
+use keel_core::{Backoff, BackoffJitter, Clock, Delays, JitterRng};
 
 use crate::{Algorithm, Decision, InsufficientCapacity, KeyedLimiter, Limiter, RateLimit};
 
-/// A random extra delay added to each wait, so callers denied together do not all retry at
-/// the same instant.
+/// A random extra delay added to each wait on top of the retry-after, so callers denied
+/// together do not all retry at the same instant. The extra delay is drawn from a
+/// [`keel_core::Backoff`], the one backoff every keel block uses: [`up_to`](WaitJitter::up_to)
+/// is a constant step with full jitter, and [`from_backoff`](WaitJitter::from_backoff) takes
+/// any backoff, whose n-th delay is added to the caller's n-th wait.
 ///
 /// ```
+/// use keel_core::{Backoff, BackoffJitter};
 /// use keel_rate_limit::WaitJitter;
 /// use std::time::Duration;
 ///
 /// let jitter = WaitJitter::up_to(Duration::from_millis(20));
 /// assert_eq!(jitter.max(), Duration::from_millis(20));
+/// assert_eq!(
+///     jitter.backoff(),
+///     Backoff::constant(Duration::from_millis(20)).jitter(BackoffJitter::Full)
+/// );
 /// assert_eq!(WaitJitter::NONE.max(), Duration::ZERO);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq)]
 pub struct WaitJitter {
-    max: Duration,
+    backoff: Backoff,
 }
 
 impl WaitJitter {
@@ -32,13 +41,15 @@ impl WaitJitter {
     /// use std::time::Duration;
     ///
     /// assert_eq!(WaitJitter::NONE, WaitJitter::default());
-    /// assert_eq!(WaitJitter::NONE, WaitJitter::up_to(Duration::ZERO));
+    /// assert_eq!(WaitJitter::NONE.max(), WaitJitter::up_to(Duration::ZERO).max());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub const NONE: WaitJitter = WaitJitter {
-        max: Duration::ZERO,
+        backoff: Backoff::constant(Duration::ZERO),
     };
 
-    /// A uniformly random extra delay in `[0, max]` on every wait.
+    /// A uniformly random extra delay in `[0, max]` on every wait: a constant
+    /// [`Backoff`] of `max` with [`BackoffJitter::Full`].
     ///
     /// ```
     /// use keel_core::TokioClock;
@@ -62,8 +73,30 @@ impl WaitJitter {
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn up_to(max: Duration) -> WaitJitter {
-        WaitJitter { max }
+    pub const fn up_to(max: Duration) -> WaitJitter {
+        WaitJitter {
+            backoff: Backoff::constant(max).jitter(BackoffJitter::Full),
+        }
+    }
+
+    /// Adds `backoff`'s delays to the waits: its first delay to a caller's first wait, its
+    /// second to the second, so a caller denied again and again spreads out further.
+    ///
+    /// ```
+    /// use keel_core::{Backoff, BackoffJitter};
+    /// use keel_rate_limit::WaitJitter;
+    /// use std::time::Duration;
+    ///
+    /// let growing = Backoff::exponential(Duration::from_millis(5))
+    ///     .max(Duration::from_millis(80))
+    ///     .jitter(BackoffJitter::Full);
+    /// let jitter = WaitJitter::from_backoff(growing);
+    /// assert_eq!(jitter.max(), Duration::from_millis(80));
+    /// assert_eq!(WaitJitter::from(growing), jitter);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub const fn from_backoff(backoff: Backoff) -> WaitJitter {
+        WaitJitter { backoff }
     }
 
     /// The largest extra delay.
@@ -74,17 +107,37 @@ impl WaitJitter {
     ///
     /// assert_eq!(WaitJitter::up_to(Duration::from_millis(250)).max(), Duration::from_millis(250));
     /// assert_eq!(WaitJitter::NONE.max(), Duration::ZERO);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max(&self) -> Duration {
-        self.max
+        self.backoff.max_delay()
     }
 
-    fn sample(&self) -> Duration {
-        let nanos = u64::try_from(self.max.as_nanos()).unwrap_or(u64::MAX);
-        if nanos == 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_nanos(rand::rng().random_range(0..=nanos))
+    /// The backoff the extra delays are drawn from.
+    ///
+    /// ```
+    /// use keel_core::BackoffJitter;
+    /// use keel_rate_limit::WaitJitter;
+    /// use std::time::Duration;
+    ///
+    /// let jitter = WaitJitter::up_to(Duration::from_millis(10));
+    /// assert_eq!(jitter.backoff().jitter_kind(), BackoffJitter::Full);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub const fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+}
+
+impl Default for WaitJitter {
+    fn default() -> WaitJitter {
+        WaitJitter::NONE
+    }
+}
+
+impl From<Backoff> for WaitJitter {
+    fn from(backoff: Backoff) -> WaitJitter {
+        WaitJitter::from_backoff(backoff)
     }
 }
 
@@ -93,11 +146,18 @@ async fn wait_until<F>(mut check: F, jitter: WaitJitter) -> Result<Decision, Ins
 where
     F: FnMut() -> Result<Decision, InsufficientCapacity>,
 {
+    // Seeded on the first denial only: an admitted call pays for no generator.
+    let mut extra: Option<Delays<JitterRng>> = None;
     loop {
         let decision = check()?;
         match decision.retry_after() {
             None => return Ok(decision),
-            Some(retry) => tokio::time::sleep(retry.saturating_add(jitter.sample())).await,
+            Some(retry) => {
+                let delays =
+                    extra.get_or_insert_with(|| jitter.backoff.delays(JitterRng::from_entropy()));
+                let wait = retry.saturating_add(delays.next().unwrap_or_default());
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 }
@@ -171,7 +231,7 @@ impl<A: Algorithm, C: Clock> Limiter<A, C> {
 
     /// [`until_n_ready`](Limiter::until_n_ready), adding `jitter` to every wait.
     ///
-    /// WaitJitter spreads callers that were all told the same retry-after, so they do not wake
+    /// The jitter spreads callers that were all told the same retry-after, so they do not wake
     /// together; a wait is never shorter than the retry-after.
     ///
     /// ```

@@ -5,38 +5,10 @@
 
 use keel_core::ManualClock;
 use keel_rate_limit::{FixedWindow, Gcra, KeyedLimiter, Limiter, Quota, RateLimit};
-use metrics_util::MetricKind;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use keel_testkit::recorded::counters;
+use metrics_util::debugging::DebuggingRecorder;
 
-/// A counter's name, sorted labels and value.
-type Row = (String, Vec<(String, String)>, u64);
-
-/// Every counter the recorder holds, sorted.
-fn counters(recorder: &DebuggingRecorder) -> Vec<Row> {
-    let mut rows: Vec<_> = recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let (kind, key) = key.into_parts();
-            assert_eq!(kind, MetricKind::Counter, "{key:?}");
-            let mut labels: Vec<_> = key
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            labels.sort();
-            let DebugValue::Counter(n) = value else {
-                panic!("{key:?} is not a counter")
-            };
-            (key.name().to_owned(), labels, n)
-        })
-        .collect();
-    rows.sort();
-    rows
-}
-
-fn row(name: &str, outcome: &str, n: u64) -> Row {
+fn row(name: &str, outcome: &str, n: u64) -> keel_testkit::recorded::Counter {
     (
         "keel_rate_limit_decisions_total".to_owned(),
         vec![

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use keel_core::TokioClock;
+use keel_core::{Backoff, BackoffJitter, TokioClock};
 use keel_rate_limit::{
     Gcra, KeyedLimiter, Limiter, Quota, RateLimit, Shaper, SlidingLog, WaitJitter,
 };
@@ -52,6 +52,35 @@ async fn jitter_delays_within_its_range() -> Result<(), BoxError> {
     assert!(
         waits[1..].iter().any(|w| *w != waits[1]),
         "jitter varied nothing: {waits:?}"
+    );
+    Ok(())
+}
+
+/// A `WaitJitter` from a growing backoff adds its n-th delay to a caller's n-th wait: two
+/// callers denied together wake 10 ms after the retry-after, one wins, and the other, denied
+/// again, adds the second step (20 ms) to its next wait.
+#[tokio::test(start_paused = true)]
+async fn backoff_jitter_grows_with_each_denial() -> Result<(), BoxError> {
+    let limiter = Arc::new(Limiter::<Gcra, _>::with_clock(
+        Quota::per_second(1)?.with_burst(1)?,
+        TokioClock::new(),
+    ));
+    assert!(limiter.check().is_allowed());
+    let jitter = WaitJitter::from_backoff(
+        Backoff::exponential(Duration::from_millis(10)).jitter(BackoffJitter::None),
+    );
+    let start = Instant::now();
+    let waiter = |limiter: Arc<Limiter<Gcra, TokioClock>>| async move {
+        let decision = limiter.until_n_ready_with_jitter(1, jitter).await;
+        (decision.map(|d| d.is_allowed()), start.elapsed())
+    };
+    let (a, b) = tokio::join!(waiter(limiter.clone()), waiter(limiter.clone()));
+    assert_eq!((a.0, b.0), (Ok(true), Ok(true)));
+    let mut elapsed = [a.1, b.1];
+    elapsed.sort();
+    assert_eq!(
+        elapsed,
+        [Duration::from_millis(1_010), Duration::from_millis(2_030)]
     );
     Ok(())
 }

@@ -22,6 +22,9 @@
 //! kill, pause, resume and restart of any member, [`EtcdCluster::leader`], and
 //! [`EtcdCluster::kill_leader`] and [`EtcdCluster::pause_leader`] waiting for the next leader.
 //!
+//! [`recorded`] reads a `metrics-util` debugging recorder into plain values, the one helper
+//! behind every keel crate's metrics tests.
+//!
 //! [`FaultProxy`] sits between a client and any of these servers and injects network faults:
 //! latency, a blackhole (partition), one direction cut (half-open), refused connections, and
 //! a reset of every open connection. [`ProxiedRedis`] runs any of the three Redis deployments
@@ -60,6 +63,7 @@ mod etcd_cluster;
 mod fault_proxy;
 mod process;
 mod proxied_redis;
+pub mod recorded;
 mod redis_cluster;
 mod redis_sentinel;
 mod redis_server;

@@ -9,15 +9,18 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{BoxError, BoxFuture};
-use crate::{Bulkhead, BulkheadFull, OwnedBulkheadPermit};
+use crate::{Bulkhead, BulkheadError, BulkheadFull, OwnedBulkheadPermit};
+
+/// The bulkhead's own wait for a slot, boxed: it is created only when every slot is taken.
+type Acquire = Pin<Box<dyn Future<Output = Result<OwnedBulkheadPermit, BulkheadFull>> + Send>>;
 
 /// Limits the requests in flight through a service to a [`Bulkhead`]'s slots. `poll_ready`
-/// waits up to the bulkhead's `max_wait` for a slot; a request that got none fails with a
-/// boxed [`BulkheadFull`] without reaching the service.
+/// waits up to the bulkhead's `max_wait` for a slot; a request that got none fails with
+/// [`BulkheadError::Full`] without reaching the service. The inner service's error is kept,
+/// as [`BulkheadError::Inner`], not boxed; the future is named, [`BulkheadFuture`].
 ///
 /// ```
-/// use keel_breaker::{Bulkhead, BulkheadFull, BulkheadLayer};
+/// use keel_breaker::{Bulkhead, BulkheadError, BulkheadLayer};
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
@@ -27,13 +30,17 @@ use crate::{Bulkhead, BulkheadFull, OwnedBulkheadPermit};
 /// let bulkhead = Arc::new(Bulkhead::with_max_wait(1, Duration::from_millis(5))?);
 /// let mut service = ServiceBuilder::new()
 ///     .layer(BulkheadLayer::new(bulkhead.clone()))
-///     .service(service_fn(|n: u32| async move { Ok::<_, BoxError>(n * 2) }));
-/// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+///     .service(service_fn(|n: u32| async move {
+///         if n > 100 { Err(std::io::Error::other("too big")) } else { Ok(n * 2) }
+///     }));
 /// let held = bulkhead.try_acquire()?; // someone else holds the only slot
 /// let error = service.ready().await?.call(1).await.unwrap_err();
-/// assert!(error.is::<BulkheadFull>());
+/// assert!(matches!(error, BulkheadError::Full(_)));
 /// drop(held);
 /// assert_eq!(service.ready().await?.call(21).await?, 42);
+/// // The inner error keeps its type.
+/// let error = service.ready().await?.call(101).await.unwrap_err();
+/// assert_eq!(error.into_inner().map(|e| e.kind()), Some(std::io::ErrorKind::Other));
 /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 /// # }
 /// ```
@@ -46,15 +53,15 @@ impl BulkheadLayer {
     /// Limits concurrency to `bulkhead`'s slots, shared by every service the layer makes.
     ///
     /// ```
-    /// use keel_breaker::{BoxError, Bulkhead, BulkheadLayer};
+    /// use keel_breaker::{Bulkhead, BulkheadLayer};
     /// use std::sync::Arc;
     /// use tower::{service_fn, Layer, Service, ServiceExt};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), BoxError> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let bulkhead = Arc::new(Bulkhead::new(2)?);
     /// let layer = BulkheadLayer::new(bulkhead.clone());
-    /// let echo = service_fn(|n: u32| async move { Ok::<_, BoxError>(n) });
+    /// let echo = service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) });
     /// let (mut a, mut b) = (layer.layer(echo), layer.layer(echo));
     /// a.ready().await?;
     /// b.ready().await?; // each ready service holds a slot until its call ends
@@ -62,7 +69,7 @@ impl BulkheadLayer {
     /// assert_eq!(a.call(1).await?, 1);
     /// assert_eq!(bulkhead.in_use(), 1);
     /// # drop(b);
-    /// # Ok::<(), BoxError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }
     /// ```
     pub fn new(bulkhead: Arc<Bulkhead>) -> Self {
@@ -84,7 +91,7 @@ impl<S> Layer<S> for BulkheadLayer {
 
 enum Slot {
     Empty,
-    Waiting(BoxFuture<Result<OwnedBulkheadPermit, BulkheadFull>>),
+    Waiting(Acquire),
     Held(OwnedBulkheadPermit),
     Refused(BulkheadFull),
 }
@@ -92,18 +99,18 @@ enum Slot {
 /// The service made by [`BulkheadLayer`].
 ///
 /// ```
-/// use keel_breaker::{BoxError, Bulkhead, BulkheadLayer, BulkheadService};
+/// use keel_breaker::{Bulkhead, BulkheadLayer, BulkheadService};
 /// use std::sync::Arc;
 /// use tower::{service_fn, Layer, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), BoxError> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let bulkhead = Arc::new(Bulkhead::new(1)?);
 /// let service: BulkheadService<_> = BulkheadLayer::new(bulkhead.clone())
-///     .layer(service_fn(|n: u32| async move { Ok::<_, BoxError>(n * 10) }));
+///     .layer(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n * 10) }));
 /// assert_eq!(service.oneshot(4).await?, 40);
 /// assert_eq!(bulkhead.in_use(), 0); // the slot came back with the response
-/// # Ok::<(), BoxError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }
 /// ```
 pub struct BulkheadService<S> {
@@ -135,10 +142,9 @@ impl<S: std::fmt::Debug> std::fmt::Debug for BulkheadService<S> {
 impl<S, Req> Service<Req> for BulkheadService<S>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
 {
     type Response = S::Response;
-    type Error = BoxError;
+    type Error = BulkheadError<S::Error>;
     type Future = BulkheadFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -159,7 +165,7 @@ where
                         Err(full) => Slot::Refused(full),
                     };
                 }
-                Slot::Held(_) => return self.inner.poll_ready(cx).map_err(Into::into),
+                Slot::Held(_) => return self.inner.poll_ready(cx).map_err(BulkheadError::Inner),
                 // `call` reports the refusal, so the service itself stays usable.
                 Slot::Refused(_) => return Poll::Ready(Ok(())),
             }
@@ -188,21 +194,21 @@ pin_project! {
     /// completes or the future is dropped, or a refusal, ready at once.
     ///
     /// ```
-    /// use keel_breaker::{BoxError, Bulkhead, BulkheadFuture, BulkheadLayer};
+    /// use keel_breaker::{Bulkhead, BulkheadFuture, BulkheadLayer};
     /// use std::future::Ready;
     /// use std::sync::Arc;
     /// use tower::{service_fn, Layer, Service, ServiceExt};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), BoxError> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let bulkhead = Arc::new(Bulkhead::new(1)?);
     /// let mut service = BulkheadLayer::new(bulkhead.clone())
-    ///     .layer(service_fn(|n: u32| std::future::ready(Ok::<_, BoxError>(n * 2))));
-    /// let future: BulkheadFuture<Ready<Result<u32, BoxError>>> = service.ready().await?.call(4);
+    ///     .layer(service_fn(|n: u32| std::future::ready(Ok::<_, std::fmt::Error>(n * 2))));
+    /// let future: BulkheadFuture<Ready<Result<u32, std::fmt::Error>>> = service.ready().await?.call(4);
     /// assert_eq!(bulkhead.in_use(), 1); // the slot travels with the future
     /// assert_eq!(future.await?, 8);
     /// assert_eq!(bulkhead.in_use(), 0);
-    /// # Ok::<(), BoxError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }
     /// ```
     pub struct BulkheadFuture<F> {
@@ -238,18 +244,17 @@ impl<F> std::fmt::Debug for BulkheadFuture<F> {
 impl<F, T, E> Future for BulkheadFuture<F>
 where
     F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<T, BulkheadError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            FutureStateProj::Refused { full } => Poll::Ready(Err((*full).into())),
+            FutureStateProj::Refused { full } => Poll::Ready(Err(BulkheadError::Full(*full))),
             FutureStateProj::Called { call, permit } => {
                 let result = ready!(call.poll(cx));
                 // The slot is free as soon as the call is done.
                 permit.take();
-                Poll::Ready(result.map_err(Into::into))
+                Poll::Ready(result.map_err(BulkheadError::Inner))
             }
         }
     }

@@ -11,46 +11,27 @@ pub use bulkhead::{BulkheadFuture, BulkheadLayer, BulkheadService};
 pub use predicate::{
     AnyError, ByClone, CloneRequest, ErrIsFailure, FailurePredicate, RetryPredicate,
 };
-pub use retry::{RetryLayer, RetryService};
+pub use retry::{RetryFuture, RetryLayer, RetryService};
 
-/// The error of the bulkhead service: the inner service's error or a
-/// [`BulkheadFull`](crate::BulkheadFull), boxed as tower does. (The breaker service keeps the
-/// inner error, in a [`CallError`](crate::CallError).)
+/// A boxed error, as tower's `BoxError`: for the layers' examples and for services whose
+/// errors are boxed anyway. The layers themselves keep the inner service's error type: the
+/// breaker's service returns [`CallError<E>`](crate::CallError), the bulkhead's
+/// [`BulkheadError<E>`](crate::BulkheadError), the retry's the last attempt's `E`.
 ///
 /// ```
-/// use keel_breaker::{BoxError, Bulkhead, BulkheadFull, BulkheadLayer};
+/// use keel_breaker::{BoxError, Bulkhead, BulkheadError, BulkheadLayer};
 /// use std::sync::Arc;
-/// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+/// use tower::{service_fn, Layer, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), BoxError> {
 /// let bulkhead = Arc::new(Bulkhead::new(1)?);
-/// let _held = bulkhead.try_acquire()?;
-/// let mut service = ServiceBuilder::new()
-///     .layer(BulkheadLayer::new(bulkhead.clone()))
-///     .service(service_fn(|n: u32| async move { Ok::<_, BoxError>(n) }));
-/// let error: BoxError = service.ready().await?.call(1).await.unwrap_err();
-/// assert!(error.downcast_ref::<BulkheadFull>().is_some());
+/// let service = BulkheadLayer::new(bulkhead).layer(service_fn(|n: u32| async move {
+///     if n == 0 { Err::<u32, BoxError>("zero".into()) } else { Ok(n) }
+/// }));
+/// let error: BulkheadError<BoxError> = service.oneshot(0).await.unwrap_err();
+/// assert_eq!(error.into_inner().map(|e| e.to_string()).as_deref(), Some("zero"));
 /// # Ok::<(), BoxError>(())
 /// # }
 /// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A boxed, sendable future, the retry service's `Future` type.
-///
-/// ```
-/// use keel_breaker::{BoxError, BoxFuture, Retry, RetryLayer};
-/// use std::sync::Arc;
-/// use tower::{service_fn, Layer, Service, ServiceExt};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), BoxError> {
-/// let retry = Arc::new(Retry::builder().build()?);
-/// let mut service = RetryLayer::new(retry)
-///     .layer(service_fn(|n: u32| async move { Ok::<_, BoxError>(n + 1) }));
-/// let future: BoxFuture<Result<u32, BoxError>> = service.ready().await?.call(1);
-/// assert_eq!(future.await?, 2);
-/// # Ok::<(), BoxError>(())
-/// # }
-/// ```
-pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;

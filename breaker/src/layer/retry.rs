@@ -1,15 +1,19 @@
 //! `RetryLayer`: retries failed requests under a [`Retry`] policy.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use keel_core::Clock;
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AnyError, BoxFuture, ByClone, CloneRequest, RetryPredicate};
+use super::{AnyError, ByClone, CloneRequest, RetryPredicate};
 use crate::Retry;
+use crate::retry::AttemptState;
 
 /// Retries requests that fail with a transient error, waiting on tokio's timer between
 /// attempts, within the policy's attempts, time limit and [`RetryBudget`](crate::RetryBudget).
@@ -257,18 +261,14 @@ impl<S: Clone, C, P: Clone, Q: Clone> Clone for RetryService<S, C, P, Q> {
 
 impl<S, Req, C, P, Q> Service<Req> for RetryService<S, C, P, Q>
 where
-    S: Service<Req> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Response: Send,
-    S::Error: Send,
-    Req: Send + 'static,
-    C: Clock + 'static,
-    P: RetryPredicate<S::Error> + Clone + Send + Sync + 'static,
-    Q: CloneRequest<Req> + Clone + Send + Sync + 'static,
+    S: Service<Req> + Clone,
+    C: Clock,
+    P: RetryPredicate<S::Error> + Clone,
+    Q: CloneRequest<Req> + Clone,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<S::Response, S::Error>>;
+    type Future = RetryFuture<S, Req, C, P, Q>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -279,31 +279,138 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         // Each attempt's copy is made before the attempt, which consumes its request.
-        let cloner = self.cloner.clone();
-        let mut spare = cloner.clone_request(&request);
-        let first = inner.call(request);
-        let retry = self.retry.clone();
-        let predicate = self.predicate.clone();
-        Box::pin(async move {
-            let mut attempts = retry.start();
-            let mut call = first;
-            loop {
-                let error = match call.await {
-                    Ok(response) => return Ok(response),
-                    Err(error) => error,
-                };
-                // A request that cannot be copied is not retried, and takes no retry token.
-                let Some(request) = spare.take() else {
-                    return Err(error);
-                };
-                match attempts.next_delay(predicate.is_transient(&error)) {
-                    Ok(delay) => tokio::time::sleep(delay).await,
-                    Err(_) => return Err(error),
+        let spare = self.cloner.clone_request(&request);
+        let call = inner.call(request);
+        RetryFuture {
+            state: State::Calling { call },
+            inner,
+            attempts: self.retry.begin(),
+            retry: self.retry.clone(),
+            predicate: self.predicate.clone(),
+            cloner: self.cloner.clone(),
+            spare,
+            sleep: None,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`RetryService`]: the current attempt's call, then, after a transient
+    /// error, a wait on tokio's timer and the next attempt, until one succeeds or the policy
+    /// gives up with the last attempt's error. A plain state machine, not a boxed `async`
+    /// block: a request that succeeds at once allocates nothing; the timer is boxed on the
+    /// first retry only.
+    ///
+    /// ```
+    /// use keel_breaker::{Backoff, Retry, RetryFuture, RetryLayer};
+    /// use std::future::Ready;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use tower::{service_fn, Layer, Service, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let retry = Arc::new(Retry::builder().backoff(Backoff::constant(Duration::from_millis(5))).build()?);
+    /// let inner = service_fn(|n: u32| std::future::ready(Ok::<_, std::fmt::Error>(n + 1)));
+    /// let mut service = RetryLayer::new(retry).layer(inner);
+    /// let future: RetryFuture<_, u32, _> = service.ready().await?.call(1);
+    /// assert_eq!(future.await?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }
+    /// ```
+    pub struct RetryFuture<S, Req, C, P = AnyError, Q = ByClone>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        inner: S,
+        retry: Arc<Retry<C>>,
+        attempts: AttemptState,
+        predicate: P,
+        cloner: Q,
+        // The copy of the request for the next attempt; `None`: it could not be copied.
+        spare: Option<Req>,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // An attempt is in flight.
+        Calling { #[pin] call: F },
+        // Sleeping off the backoff before the next attempt.
+        Waiting,
+        // Waiting for the inner service to be ready for the next attempt.
+        Readying,
+    }
+}
+
+impl<S, Req, C, P, Q> fmt::Debug for RetryFuture<S, Req, C, P, Q>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Calling { .. } => "calling",
+            State::Waiting => "waiting",
+            State::Readying => "readying",
+        };
+        f.debug_struct("RetryFuture")
+            .field("state", &state)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Req, C, P, Q> Future for RetryFuture<S, Req, C, P, Q>
+where
+    S: Service<Req>,
+    C: Clock,
+    P: RetryPredicate<S::Error>,
+    Q: CloneRequest<Req>,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { call } => {
+                    let error = match ready!(call.poll(cx)) {
+                        Ok(response) => return Poll::Ready(Ok(response)),
+                        Err(error) => error,
+                    };
+                    // A request that cannot be copied is not retried, and takes no retry token.
+                    if this.spare.is_none() {
+                        return Poll::Ready(Err(error));
+                    }
+                    let transient = this.predicate.is_transient(&error);
+                    match this.retry.next_delay_of(this.attempts, transient) {
+                        Ok(delay) => {
+                            *this.sleep = Some(Box::pin(tokio::time::sleep(delay)));
+                            this.state.set(State::Waiting);
+                        }
+                        Err(_) => return Poll::Ready(Err(error)),
+                    }
                 }
-                std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
-                spare = cloner.clone_request(&request);
-                call = inner.call(request);
+                StateProj::Waiting => {
+                    if let Some(sleep) = this.sleep.as_mut() {
+                        ready!(sleep.as_mut().poll(cx));
+                    }
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    ready!(this.inner.poll_ready(cx))?;
+                    let Some(request) = this.spare.take() else {
+                        unreachable!("a retry is scheduled only with a spare request");
+                    };
+                    *this.spare = this.cloner.clone_request(&request);
+                    let call = this.inner.call(request);
+                    this.state.set(State::Calling { call });
+                }
             }
-        })
+        }
     }
 }

@@ -324,7 +324,8 @@ impl Simulation {
             return;
         }
         let previous = self.requests[request].previous_wait;
-        let wait = backoff.delay(attempts - 1, previous, &mut self.rng);
+        let rng = &mut self.rng;
+        let wait = backoff.delay(attempts - 1, previous, &mut || rng.random::<u64>());
         self.requests[request].previous_wait = wait;
         let at = now + wait.as_micros() as u64;
         if at < self.scenario.duration + 10 * SECOND {
