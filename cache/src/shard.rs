@@ -192,61 +192,6 @@ pub(crate) struct Shard<K, V> {
     /// Next slab index the incremental expiry sweep looks at.
     sweep_cursor: usize,
     pub(crate) evictions: u64,
-    /// Reads counted for the climber (see `climb`), written by readers.
-    climb_hits: AtomicU32,
-    climber: Climber,
-}
-
-/// Hill climbing of the admission bias (Einziger et al., "Adaptive Software Cache
-/// Management", Middleware 2018, as Caffeine climbs its window): every period the shard
-/// compares its hit rate with the last period's and keeps moving the bias the same way if
-/// it rose, the other way if it fell; the step decays, and restarts after a large change.
-#[derive(Debug, Clone, Copy)]
-struct Climber {
-    /// Added to a newcomer's sketch estimate when it is weighed against main's victim, in
-    /// sixteenths of a count.
-    bias: i32,
-    step: i32,
-    misses: u32,
-    period: u32,
-    last_hits: u32,
-    /// The last period's hit rate, in millionths.
-    last_rate: i64,
-}
-
-/// Experiment only: `KEEL_CLIMB_RESET=1` climbs the sketch's halving period (in
-/// sixteenths of the entries it is sized for, from 10x, between 2x and 20x) instead.
-fn climb_reset() -> bool {
-    static G: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *G.get_or_init(|| std::env::var("KEEL_CLIMB_RESET").is_ok_and(|v| v == "1"))
-}
-
-/// Experiment only: `KEEL_CLIMB_GHOST=0` leaves the bias out of the ghost-return check.
-fn climb_ghost() -> bool {
-    static G: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *G.get_or_init(|| std::env::var("KEEL_CLIMB_GHOST").map_or(true, |v| v != "0"))
-}
-
-/// Experiment only (measured worse on the held-out traces, see the README): the climber's
-/// knobs from the environment, off unless `KEEL_CLIMB=1`: `KEEL_CLIMB_STEP` (sixteenths
-/// of a count), `KEEL_CLIMB_RESTART` (change of hit rate in millionths that restarts the
-/// step), `KEEL_CLIMB_PERIOD` (requests per period, times the shard's capacity).
-fn climb_knobs() -> (bool, i32, i64, i32) {
-    static K: std::sync::OnceLock<(bool, i32, i64, i32)> = std::sync::OnceLock::new();
-    *K.get_or_init(|| {
-        let get = |n: &str, d: i64| {
-            std::env::var(n)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
-        (
-            get("KEEL_CLIMB", 0) != 0,
-            get("KEEL_CLIMB_STEP", 8) as i32,
-            get("KEEL_CLIMB_RESTART", 1_000_000),
-            get("KEEL_CLIMB_PERIOD", 20) as i32,
-        )
-    })
 }
 
 /// What happened to a lookup.
@@ -291,74 +236,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             weighted: config.weighted,
             sweep_cursor: 0,
             evictions: 0,
-            climb_hits: AtomicU32::new(0),
-            climber: Climber {
-                bias: if climb_reset() { 160 } else { 0 },
-                step: if climb_reset() {
-                    -climb_knobs().1
-                } else {
-                    climb_knobs().1
-                },
-                misses: 0,
-                period: (capacity.min(u64::from(u32::MAX) / 64) as u32)
-                    .saturating_mul(climb_knobs().3 as u32)
-                    .max(64),
-                last_hits: 0,
-                last_rate: -1,
-            },
         }
-    }
-
-    /// The admission bias in whole counts.
-    #[inline]
-    fn bias(&self) -> u8 {
-        if climb_reset() {
-            return 0;
-        }
-        (self.climber.bias / 16) as u8
-    }
-
-    /// Counts a miss; at the end of a period, moves the admission bias (see [`Climber`]).
-    fn climb(&mut self) {
-        let knobs = climb_knobs();
-        if !knobs.0 {
-            return;
-        }
-        let c = &mut self.climber;
-        c.misses += 1;
-        let hits_now = self.climb_hits.load(Ordering::Relaxed);
-        let hits = hits_now.wrapping_sub(c.last_hits);
-        let requests = u64::from(hits) + u64::from(c.misses);
-        if requests < u64::from(c.period) {
-            return;
-        }
-        let rate = (u64::from(hits) * 1_000_000 / requests) as i64;
-        c.last_hits = hits_now;
-        c.misses = 0;
-        if c.last_rate >= 0 {
-            let change = rate - c.last_rate;
-            let dir = if change >= 0 {
-                c.step.signum()
-            } else {
-                -c.step.signum()
-            };
-            let dir = if dir == 0 { 1 } else { dir };
-            let size = if change.abs() >= knobs.2 {
-                knobs.1
-            } else {
-                (c.step.abs() * 15 / 16).max(4)
-            };
-            c.step = dir * size;
-            if climb_reset() {
-                c.bias = (c.bias + c.step).clamp(2 * 16, 20 * 16);
-                let sample = (self.sketch_size as u64 * c.bias as u64 / 16).max(160);
-                self.sketch
-                    .set_sample(sample.min(u64::from(u32::MAX / 2)) as u32);
-            } else {
-                c.bias = (c.bias + c.step).clamp(0, 15 * 16);
-            }
-        }
-        self.climber.last_rate = rate;
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -395,15 +273,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 let node = &self.nodes[i as usize];
                 // Only write while the counter can still change, so hot entries stop
                 // dirtying their cache line.
-                let counted = node.count_read(READS_COUNTED);
-                if counted.is_some() {
-                    // The climber's hit count: relaxed load and store (a lost count under a
-                    // race is noise), and only while the entry's own counter moves, so hot
-                    // entries still write nothing.
-                    let h = self.climb_hits.load(Ordering::Relaxed);
-                    self.climb_hits.store(h.wrapping_add(1), Ordering::Relaxed);
-                }
-                if counted.is_some_and(|n| n < SKETCH_READS) {
+                if node
+                    .count_read(READS_COUNTED)
+                    .is_some_and(|n| n < SKETCH_READS)
+                {
                     // The sketch hears of the first two reads since the policy last looked
                     // at the entry; more would not change an admission decision (a cached
                     // entry read that often is not a victim) and would only add writes.
@@ -485,7 +358,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.weights.push(weight);
             }
             self.grow_sketch();
-            self.climb();
             // A key dropped from the small queue lately and asked for again skips it (one
             // evicted from main goes through it again: measured, skipping it too cost 1.6
             // points on arc-p6 at 10%). Either moves the boundary toward the list it left.
@@ -670,7 +542,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let v = self
                 .sketch
                 .estimate(hash_of(&self.nodes[victim as usize].key));
-            let c = c.saturating_add(self.bias());
             if c >= ADMIT_MIN && c > v {
                 self.evict(victim, now, hash_of, out);
                 // The eviction may have moved `t` in the slab: read it again from the list.
@@ -693,11 +564,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         (self.capacity >= GHOST_CHECKED_BELOW
             && self.small_max * GHOST_TRUSTED_FROM.1 >= self.capacity * GHOST_TRUSTED_FROM.0)
             || t == NIL
-            || self.sketch.estimate(hash).saturating_add(if climb_ghost() {
-                self.bias()
-            } else {
-                0
-            }) > self.sketch.estimate(hash_of(&self.nodes[t as usize].key))
+            || self.sketch.estimate(hash)
+                > self.sketch.estimate(hash_of(&self.nodes[t as usize].key))
     }
 
     /// Moves the boundary between the small queue and main by one entry (of average

@@ -66,11 +66,6 @@ impl Sketch {
         self.sample = Self::sample_for(capacity);
     }
 
-    /// Sets the number of increments between two halvings (the climber's knob).
-    pub(crate) fn set_sample(&mut self, sample: u32) {
-        self.sample = sample;
-    }
-
     /// The (word index, bit shift) of each of `hash`'s four counters.
     #[inline]
     fn slots(&self, hash: u64) -> [(usize, u32); 4] {
