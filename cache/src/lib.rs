@@ -81,7 +81,9 @@
 //!   evictions, toward main if it left main within the queue's length. Such a key would
 //!   have hit had its list been a little longer, so the boundary settles where one more
 //!   slot is worth as much on either side (as ARC moves its target, and in the spirit of
-//!   Caffeine's hill-climbed window, Einziger et al., Middleware 2018). A
+//!   Caffeine's hill-climbed window, Einziger et al., Middleware 2018; hill climbing an
+//!   admission bias or the sketch's halving period on each shard's sampled hit rate was
+//!   measured too, and lost on the held-out traces: see the README). A
 //!   recency-biased workload (keys asked for again a few requests later) grows the small
 //!   queue until it holds them, up to 90% of the shard; a frequency-biased one shrinks it
 //!   to one entry. It costs the read path nothing: the ghost is touched on writes only.
