@@ -83,7 +83,10 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// default is `now()` itself, so [`ManualClock`](crate::ManualClock) and tokio's paused
     /// clock stay exact. [`SystemClock`](crate::SystemClock) returns what a background thread
     /// stored at most about a millisecond ago (more when the machine is too loaded to run
-    /// that thread): one atomic load rather than a counter read.
+    /// that thread): one atomic load rather than a counter read. A child process forked
+    /// after that thread started has no ticker, so its readings stay frozen; POSIX allows
+    /// such a child only async-signal-safe calls until it `exec`s, so keep `fork` before the
+    /// first reading or follow it with `exec`.
     ///
     /// ```
     /// use keel_core::{Clock, ManualClock, SystemClock};

@@ -3,20 +3,17 @@
 //!
 //! Anomaly: duplicate IDs among everything every generator issued.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keel_idgen::{GenerateError, Layout, Snowflake, WorkerIdProvider, WorkerLease};
-use keel_lock::{EtcdLockService, LockService, RedisLockService};
+use keel_lock::LockService;
 use keel_testkit::anomalies::duplicates;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::faults::{Injector, Server};
-use crate::lock::{
-    ETCD_CALL_TIMEOUT, ETCD_TTL, REDIS_CALL_TIMEOUT, REDIS_TTL, etcd_server, proxies, redis_server,
-};
-use crate::{Anomaly, Row, runtime};
+use crate::faults::Injector;
+use crate::lock::{ETCD_TTL, REDIS_TTL, on_etcd, on_redis};
+use crate::{Anomaly, Row};
 
 /// Worker ids to share among the workers (one per fault proxy, so three).
 const IDS: u64 = 2;
@@ -118,53 +115,13 @@ where
 }
 
 pub(crate) fn redis(time: Duration, seed: u64) -> Result<Row, String> {
-    let server = redis_server()?;
-    let proxies = proxies(server.port())?;
-    runtime()?.block_on(async move {
-        let mut clients = Vec::new();
-        for proxy in &proxies {
-            clients.push(
-                RedisLockService::builder()
-                    .call_timeout(REDIS_CALL_TIMEOUT)
-                    .connect(&proxy.url())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        let proxies: Vec<_> = proxies.iter().map(Arc::clone).collect();
-        let injector = Injector::new(
-            Server::Redis(server),
-            proxies,
-            REDIS_TTL,
-            REDIS_CALL_TIMEOUT,
-            seed,
-        );
-        soak("idgen-redis", clients, injector, REDIS_TTL, time, seed).await
+    on_redis(seed, |clients, injector| {
+        soak("idgen-redis", clients, injector, REDIS_TTL, time, seed)
     })
 }
 
 pub(crate) fn etcd(time: Duration, seed: u64) -> Result<Row, String> {
-    let cluster = etcd_server()?;
-    let port = cluster.member(0).map_err(|e| e.to_string())?.client_port();
-    let proxies = proxies(port)?;
-    runtime()?.block_on(async move {
-        let mut clients = Vec::new();
-        for proxy in &proxies {
-            clients.push(
-                EtcdLockService::builder()
-                    .call_timeout(ETCD_CALL_TIMEOUT)
-                    .connect(&[proxy.endpoint()])
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        let injector = Injector::new(
-            Server::Etcd(cluster),
-            proxies,
-            ETCD_TTL,
-            ETCD_CALL_TIMEOUT,
-            seed,
-        );
-        soak("idgen-etcd", clients, injector, ETCD_TTL, time, seed).await
+    on_etcd(seed, |clients, injector| {
+        soak("idgen-etcd", clients, injector, ETCD_TTL, time, seed)
     })
 }

@@ -229,7 +229,13 @@ pub(crate) const REDIS_CALL_TIMEOUT: Duration = Duration::from_millis(150);
 pub(crate) const ETCD_TTL: Duration = Duration::from_secs(1);
 pub(crate) const ETCD_CALL_TIMEOUT: Duration = Duration::from_millis(250);
 
-pub(crate) fn redis(time: Duration, seed: u64) -> Result<Row, String> {
+/// Runs `body` on one Redis lock client per fault proxy, with the injector that faults them
+/// (a fresh server with an fsynced append-only file): what the lock and idgen soaks share.
+pub(crate) fn on_redis<F, Fut>(seed: u64, body: F) -> Result<Row, String>
+where
+    F: FnOnce(Vec<RedisLockService>, Injector) -> Fut,
+    Fut: Future<Output = Result<Row, String>>,
+{
     let server = redis_server()?;
     let proxies = proxies(server.port())?;
     runtime()?.block_on(async move {
@@ -250,20 +256,17 @@ pub(crate) fn redis(time: Duration, seed: u64) -> Result<Row, String> {
             REDIS_CALL_TIMEOUT,
             seed,
         );
-        soak(
-            "lock-redis",
-            clients,
-            injector,
-            REDIS_TTL,
-            REDIS_CALL_TIMEOUT,
-            time,
-            seed,
-        )
-        .await
+        body(clients, injector).await
     })
 }
 
-pub(crate) fn etcd(time: Duration, seed: u64) -> Result<Row, String> {
+/// Runs `body` on one etcd lock client per fault proxy, with the injector that faults them
+/// (a fresh one-member cluster).
+pub(crate) fn on_etcd<F, Fut>(seed: u64, body: F) -> Result<Row, String>
+where
+    F: FnOnce(Vec<EtcdLockService>, Injector) -> Fut,
+    Fut: Future<Output = Result<Row, String>>,
+{
     let cluster = etcd_server()?;
     let port = cluster.member(0).map_err(|e| e.to_string())?.client_port();
     let proxies = proxies(port)?;
@@ -285,6 +288,26 @@ pub(crate) fn etcd(time: Duration, seed: u64) -> Result<Row, String> {
             ETCD_CALL_TIMEOUT,
             seed,
         );
+        body(clients, injector).await
+    })
+}
+
+pub(crate) fn redis(time: Duration, seed: u64) -> Result<Row, String> {
+    on_redis(seed, |clients, injector| {
+        soak(
+            "lock-redis",
+            clients,
+            injector,
+            REDIS_TTL,
+            REDIS_CALL_TIMEOUT,
+            time,
+            seed,
+        )
+    })
+}
+
+pub(crate) fn etcd(time: Duration, seed: u64) -> Result<Row, String> {
+    on_etcd(seed, |clients, injector| {
         soak(
             "lock-etcd",
             clients,
@@ -294,6 +317,5 @@ pub(crate) fn etcd(time: Duration, seed: u64) -> Result<Row, String> {
             time,
             seed,
         )
-        .await
     })
 }
