@@ -2,12 +2,13 @@
 //! distinct ids on the master, and no duplicate IDs across a failover.
 #![cfg(feature = "redis")]
 
+mod failover;
+
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use keel_idgen::{GenerateError, Layout, Snowflake, WorkerIdProvider, WorkerLease};
+use failover::FirstWorker;
+use keel_idgen::WorkerLease;
 use keel_lock::RedisLockService;
 use keel_testkit::RedisSentinel;
 use redis::sentinel::{SentinelClient, SentinelServerType};
@@ -57,85 +58,15 @@ async fn claimants_get_distinct_ids_on_the_sentinel_master() -> Result {
 
 /// A issues IDs with a leased worker id; its master is killed and a replica promoted. A's
 /// renewals fail, so it stops; B leases a worker id from the new master, waits one TTL, and
-/// issues. No ID repeats, and A's last ID is stamped before B's first.
+/// issues (`failover::FirstWorker`). No ID repeats, and if B got A's id, A's last ID is
+/// stamped before B's first.
 #[test]
 fn a_failover_issues_no_duplicate_ids() -> Result {
-    const TOTAL: usize = 200_000;
-    let ttl = Duration::from_millis(800);
     let mut group = RedisSentinel::builder().replicas(1)?.start()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let layout = Layout::twitter();
-
-    let a = runtime.block_on(async {
-        let lease = WorkerLease::builder(master_locks(&group).await?)
-            .ttl(ttl)
-            .acquire()
-            .await?;
-        lease.ready().await?;
-        Ok::<_, Box<dyn std::error::Error>>(lease)
-    })?;
-    let a_generator = Snowflake::builder(layout, a.worker_id()?).build()?;
-    let issued_by_a = Arc::new(AtomicUsize::new(0));
-    let a_thread = std::thread::spawn({
-        let issued = issued_by_a.clone();
-        move || {
-            let mut ids = Vec::new();
-            loop {
-                for _ in 0..100 {
-                    match a_generator.next_id() {
-                        Ok(id) => ids.push(id),
-                        Err(GenerateError::LeaseExpired) => return ids,
-                        Err(other) => panic!("A: {other}"),
-                    }
-                }
-                issued.store(ids.len(), Ordering::Release);
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    });
-    while issued_by_a.load(Ordering::Acquire) < 5_000 {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let runtime = failover::runtime()?;
+    let a = FirstWorker::start(&runtime, runtime.block_on(master_locks(&group))?)?;
     let old = group.master()?;
     group.kill(old)?;
     group.wait_for_failover(old)?;
-
-    let b = runtime.block_on(async {
-        let lease = WorkerLease::builder(master_locks(&group).await?)
-            .ttl(ttl)
-            .acquire()
-            .await?;
-        Ok::<_, Box<dyn std::error::Error>>(lease)
-    })?;
-    let b_generator = Snowflake::builder(layout, b.worker_id()?).build()?;
-    runtime.block_on(b.ready())?;
-    let a_ids = a_thread.join().map_err(|_| "A panicked")?;
-    assert!(a.lost().is_lost());
-    let mut all: HashSet<u64> = HashSet::with_capacity(TOTAL);
-    let mut duplicates = a_ids.iter().filter(|id| !all.insert(**id)).count();
-    let mut b_ids = Vec::new();
-    while all.len() + duplicates < TOTAL.max(a_ids.len() + 1) {
-        let id = b_generator.next_id()?;
-        b_ids.push(id);
-        if !all.insert(id) {
-            duplicates += 1;
-        }
-    }
-    assert_eq!(duplicates, 0);
-    if a.id() == b.id() {
-        let last_a = a_ids.iter().map(|id| layout.decode(*id).unix_millis).max();
-        let first_b = b_ids.iter().map(|id| layout.decode(*id).unix_millis).min();
-        assert!(last_a < first_b, "A stopped before B started");
-    }
-    println!(
-        "A (id {}) issued {}, B (id {}) issued {}, duplicates {duplicates}",
-        a.id(),
-        a_ids.len(),
-        b.id(),
-        b_ids.len()
-    );
-    Ok(())
+    a.hand_over(&runtime, runtime.block_on(master_locks(&group))?)
 }
