@@ -165,6 +165,9 @@ pub use etcd_fence::EtcdFence;
 pub use etcd_service::{EtcdLockService, EtcdLockServiceBuilder};
 pub use fence::{Fence, StaleToken};
 pub use guard::LeaseGuard;
+/// keel-core's backoff, re-exported for [`RedisLockServiceBuilder::backoff`].
+#[cfg(feature = "redis")]
+pub use keel_core::{Backoff, BackoffJitter};
 pub use keep_alive::KeepAlive;
 pub use lease::Lease;
 pub use lost::{LostLease, LostReason};

@@ -78,9 +78,8 @@ const MAX_EXACT_TOKEN: u64 = 1 << 53;
 ///   extended.
 ///
 /// A waiting [`acquire`](LockService::acquire) does not poll in a tight loop: it sleeps for
-/// an exponential backoff with equal jitter (half to all of the current step, doubling from
-/// the minimum to the maximum: keel-core's [`Backoff`] with [`BackoffJitter::Equal`]), cut
-/// short by the holder's remaining TTL and by its own limit.
+/// its [`Backoff`] (by default exponential from 5 ms to 250 ms with equal jitter: half to all
+/// of the current step), cut short by the holder's remaining TTL and by its own limit.
 /// Every call to the server has a timeout ([`LockError::Timeout`]); a call that times out may
 /// still have taken effect, and a lease it granted then simply runs out by its TTL.
 ///
@@ -151,7 +150,7 @@ struct Shared<C> {
 /// Configures a [`RedisLockService`]: key prefix, call timeout, backoff and clock.
 ///
 /// ```
-/// use keel_lock::RedisLockService;
+/// use keel_lock::{Backoff, RedisLockService};
 /// use std::time::Duration;
 ///
 /// # let server = keel_testkit::RedisServer::start()?;
@@ -160,7 +159,7 @@ struct Shared<C> {
 /// let locks = RedisLockService::builder()
 ///     .prefix("billing:locks:")
 ///     .call_timeout(Duration::from_millis(250))
-///     .backoff(Duration::from_millis(2), Duration::from_millis(100))
+///     .backoff(Backoff::exponential(Duration::from_millis(2)).max(Duration::from_millis(100)))
 ///     .connect(&url)
 ///     .await?;
 /// assert_eq!(locks.lock_key("invoices"), "billing:locks:{invoices}");
@@ -173,8 +172,7 @@ pub struct RedisLockServiceBuilder<C: Clock = SystemClock> {
     clock: C,
     prefix: String,
     call_timeout: Duration,
-    min_backoff: Duration,
-    max_backoff: Duration,
+    backoff: Backoff,
 }
 
 /// What one acquire script found.
@@ -205,8 +203,7 @@ impl RedisLockService<SystemClock> {
             clock: SystemClock,
             prefix: "keel:lock:".to_owned(),
             call_timeout: Duration::from_secs(1),
-            min_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(250),
+            backoff: default_waiter_backoff(),
         }
     }
 
@@ -281,28 +278,36 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
         self
     }
 
-    /// The backoff of a waiting acquire: from `min`, doubling up to `max`, each sleep a random
-    /// point in the upper half of the current step (keel-core's
-    /// `Backoff::exponential(min).max(max)` with `BackoffJitter::Equal`).
+    /// The pauses of a waiting acquire between attempts: keel-core's [`Backoff`], the same
+    /// type the breaker's retry and the rate limiter's waits take. The default is
+    /// `Backoff::exponential(5 ms).max(250 ms).jitter(BackoffJitter::Equal)`: doubling, each
+    /// pause a random point in the upper half of its step. Its base must be above zero, or
+    /// waiters would poll Redis in a tight loop.
     ///
     /// ```
-    /// use keel_lock::{LockError, RedisLockService};
+    /// use keel_lock::{Backoff, BackoffJitter, LockError, RedisLockService};
     /// use std::time::Duration;
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
     /// let inverted = RedisLockService::builder()
-    ///     .backoff(Duration::from_millis(100), Duration::from_millis(10))
+    ///     .backoff(Backoff::exponential(Duration::from_millis(100)).max(Duration::from_millis(10)))
     ///     .connect("redis://127.0.0.1:6379/")
     ///     .await;
-    /// let Err(LockError::Config(error)) = inverted else { panic!("max below min is refused") };
-    /// assert_eq!(error.to_string(), "maximum backoff 10ms must be at least the minimum 100ms");
+    /// let Err(LockError::Config(error)) = inverted else { panic!("max below base is refused") };
+    /// assert_eq!(error.to_string(), "waiter backoff: backoff max 10ms must be at least the base 100ms");
+    ///
+    /// let polling = RedisLockService::builder()
+    ///     .backoff(Backoff::constant(Duration::ZERO).jitter(BackoffJitter::None))
+    ///     .connect("redis://127.0.0.1:6379/")
+    ///     .await;
+    /// let Err(LockError::Config(error)) = polling else { panic!("a zero base is refused") };
+    /// assert_eq!(error.to_string(), "waiter backoff base must be > 0");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn backoff(mut self, min: Duration, max: Duration) -> RedisLockServiceBuilder<C> {
-        self.min_backoff = min;
-        self.max_backoff = max;
+    pub fn backoff(mut self, backoff: Backoff) -> RedisLockServiceBuilder<C> {
+        self.backoff = backoff;
         self
     }
 
@@ -329,8 +334,7 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
             clock,
             prefix: self.prefix,
             call_timeout: self.call_timeout,
-            min_backoff: self.min_backoff,
-            max_backoff: self.max_backoff,
+            backoff: self.backoff,
         }
     }
 
@@ -338,8 +342,8 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`LockConfigError`] when the call timeout or the minimum backoff is zero, or the maximum
-    /// backoff is below the minimum.
+    /// [`LockConfigError`] when the call timeout or the backoff's base is zero, or the backoff
+    /// is invalid ([`Backoff::validate`]).
     ///
     /// ```
     /// use keel_lock::{LockService, RedisLockService};
@@ -378,7 +382,7 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
             shared: Arc::new(Shared {
                 clock: self.clock,
                 keys,
-                backoff: waiter_backoff(self.min_backoff, self.max_backoff),
+                backoff: self.backoff,
             }),
         })
     }
@@ -393,14 +397,11 @@ impl<C: Clock> RedisLockServiceBuilder<C> {
                 self.prefix
             )));
         }
-        if self.min_backoff.is_zero() {
-            return Err(LockConfigError::new("minimum backoff must be > 0"));
-        }
-        if self.max_backoff < self.min_backoff {
-            return Err(LockConfigError::new(format!(
-                "maximum backoff {:?} must be at least the minimum {:?}",
-                self.max_backoff, self.min_backoff
-            )));
+        self.backoff
+            .validate()
+            .map_err(|error| LockConfigError::new(format!("waiter backoff: {error}")))?;
+        if self.backoff.step(0).is_zero() {
+            return Err(LockConfigError::new("waiter backoff base must be > 0"));
         }
         Ok(())
     }
@@ -678,12 +679,12 @@ impl<C: Clock, R> fmt::Debug for RedisLockService<C, R> {
     }
 }
 
-/// The waiters' backoff: from `min`, doubling up to `max`, each pause in the upper half of
-/// its step, so waiters that found the lock busy together spread out without ever polling
-/// much sooner than the step.
-fn waiter_backoff(min: Duration, max: Duration) -> Backoff {
-    Backoff::exponential(min)
-        .max(max)
+/// The waiters' default backoff: from 5 ms, doubling up to 250 ms, each pause in the upper
+/// half of its step, so waiters that found the lock busy together spread out without ever
+/// polling much sooner than the step.
+fn default_waiter_backoff() -> Backoff {
+    Backoff::exponential(Duration::from_millis(5))
+        .max(Duration::from_millis(250))
         .jitter(BackoffJitter::Equal)
 }
 
@@ -746,10 +747,12 @@ mod tests {
     #[test]
     fn backoff_steps_double_up_to_the_cap_without_overflow() {
         let ms = Duration::from_millis;
-        let backoff = waiter_backoff(ms(5), ms(250));
+        let backoff = default_waiter_backoff();
         assert_eq!(backoff.step(1), ms(10));
         assert_eq!(backoff.step(6), ms(250));
-        let huge = waiter_backoff(ms(1), Duration::MAX);
+        let huge = Backoff::exponential(ms(1))
+            .max(Duration::MAX)
+            .jitter(BackoffJitter::Equal);
         assert_eq!(huge.step(u32::MAX), Duration::from_nanos(u64::MAX));
         // Each pause is in the upper half of its step.
         let pauses: Vec<_> = backoff.delays(JitterRng::seeded(9)).take(8).collect();

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keel_core::SystemClock;
-use keel_lock::{FencingToken, KeepAlive, LockError, LockService, LostReason, RedisLockService};
+use keel_lock::{
+    Backoff, FencingToken, KeepAlive, LockError, LockService, LostReason, RedisLockService,
+};
 use keel_redis::SentinelConnection;
 use keel_testkit::{Deployment, Direction, FaultProxy, ProxiedRedis, Reply};
 use redis::aio::ConnectionLike;
@@ -74,7 +76,7 @@ struct Outcome {
 fn service<C: Conn>(connection: C) -> Result<Locks<C>> {
     Ok(RedisLockService::builder()
         .call_timeout(CALL_TIMEOUT)
-        .backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .backoff(Backoff::exponential(Duration::from_millis(1)).max(Duration::from_millis(20)))
         .build(connection)?)
 }
 
@@ -87,7 +89,9 @@ async fn run(deployment: Deployment, test: Test) -> Result {
         Deployment::Single => {
             let locks = RedisLockService::builder()
                 .call_timeout(CALL_TIMEOUT)
-                .backoff(Duration::from_millis(1), Duration::from_millis(20))
+                .backoff(
+                    Backoff::exponential(Duration::from_millis(1)).max(Duration::from_millis(20)),
+                )
                 .connect(&urls[0])
                 .await?;
             scenario(&redis, locks, test).await

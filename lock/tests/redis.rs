@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use keel_lock::{KeepAlive, LockError, LockService, LostReason, RedisFence, RedisLockService};
+use keel_lock::{
+    Backoff, KeepAlive, LockError, LockService, LostReason, RedisFence, RedisLockService,
+};
 use keel_testkit::{RedisServer, Reply};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -235,12 +237,19 @@ async fn bad_configuration_is_refused() -> Result {
             "call timeout must be > 0",
         ),
         (
-            RedisLockService::builder().backoff(Duration::ZERO, Duration::from_millis(1)),
-            "minimum backoff must be > 0",
+            RedisLockService::builder().backoff(Backoff::constant(Duration::ZERO)),
+            "waiter backoff base must be > 0",
         ),
         (
-            RedisLockService::builder().backoff(Duration::from_millis(9), Duration::from_millis(1)),
-            "maximum backoff 1ms must be at least the minimum 9ms",
+            RedisLockService::builder().backoff(
+                Backoff::exponential(Duration::from_millis(9)).max(Duration::from_millis(1)),
+            ),
+            "waiter backoff: backoff max 1ms must be at least the base 9ms",
+        ),
+        (
+            RedisLockService::builder()
+                .backoff(Backoff::exponential(Duration::from_millis(9)).multiplier(f64::NAN)),
+            "waiter backoff: backoff multiplier must be a finite number >= 1, got NaN",
         ),
     ];
     let server = RedisServer::start()?;

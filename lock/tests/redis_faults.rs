@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_lock::{
-    FencingToken, KeepAlive, Lease, LockError, LockService, LostReason, RedisLockService,
+    Backoff, FencingToken, KeepAlive, Lease, LockError, LockService, LostReason, RedisLockService,
 };
 use keel_testkit::{Persistence, RedisServer, Reply};
 
@@ -29,7 +29,7 @@ async fn connect(server: &RedisServer) -> Result<RedisLockService> {
 async fn connect_with(server: &RedisServer, call_timeout: Duration) -> Result<RedisLockService> {
     Ok(RedisLockService::builder()
         .call_timeout(call_timeout)
-        .backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .backoff(Backoff::exponential(Duration::from_millis(1)).max(Duration::from_millis(20)))
         .connect(&server.url())
         .await?)
 }
