@@ -4,6 +4,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -95,26 +96,59 @@ impl<K, V> DirtySet<K, V> {
     }
 }
 
+/// What [`DirtySet::insert`] did with a write.
+pub(crate) enum Marked<K, V> {
+    /// The key was clean: now it is dirty, and this many entries are.
+    Fresh(usize),
+    /// The key was dirty already: its value was replaced.
+    Rewritten,
+    /// The key was clean and the set full: nothing changed, the write is handed back.
+    Full(K, V),
+}
+
 impl<K: Hash + Eq + Clone, V: Clone> DirtySet<K, V> {
     /// Marks `key` dirty with `value`, after running `apply` (the cache update) under the
     /// shard's lock, so the cache and the dirty set see the writes of a key in one order.
-    /// Returns the number of dirty entries if `key` was clean before, else `None`.
+    /// A key that is clean is refused, without running `apply`, when `max` are dirty.
     pub(crate) fn insert(
         &self,
         hash: u64,
         key: K,
         value: V,
+        max: usize,
         apply: impl FnOnce(K, V),
-    ) -> Option<usize> {
-        let mut shard = self.shards[self.shard_index(hash)].lock();
-        apply(key.clone(), value.clone());
+    ) -> Marked<K, V> {
+        let mut guard = self.shards[self.shard_index(hash)].lock();
+        let shard = &mut *guard;
         let seq = shard.next_seq;
         shard.next_seq += 1;
-        let fresh = shard.map.insert(key, (value, seq)).is_none();
-        // Counted under the shard's lock, so it comes before the count-down of the flush
-        // that removes this entry (counting after the unlock let that count-down go first
-        // and wrap the count below zero).
-        fresh.then(|| self.len.fetch_add(1, Ordering::Relaxed) + 1)
+        match shard.map.entry(key) {
+            Entry::Occupied(mut dirty) => {
+                apply(dirty.key().clone(), value.clone());
+                dirty.insert((value, seq));
+                Marked::Rewritten
+            }
+            Entry::Vacant(clean) => {
+                // Counted under the shard's lock, so it comes before the count-down of the
+                // flush that removes this entry (counting after the unlock let that
+                // count-down go first and wrap the count below zero).
+                let before = if max == usize::MAX {
+                    self.len.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    match self
+                        .len
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                            (n < max).then_some(n + 1)
+                        }) {
+                        Ok(n) => n,
+                        Err(_) => return Marked::Full(clean.into_key(), value),
+                    }
+                };
+                apply(clean.key().clone(), value.clone());
+                clean.insert((value, seq));
+                Marked::Fresh(before + 1)
+            }
+        }
     }
 
     /// The dirty value of `key`.
@@ -178,11 +212,14 @@ mod tests {
         let set = DirtySet::new(8);
         for k in 0..100u64 {
             // Spread over shards by the bits shard_index reads.
-            assert_eq!(set.insert(k << 24, k, k, |_, _| {}), Some(k as usize + 1));
+            let marked = set.insert(k << 24, k, k, usize::MAX, |_, _| {});
+            assert!(matches!(marked, Marked::Fresh(n) if n == k as usize + 1));
         }
-        assert_eq!(
-            set.insert(5 << 24, 5, 55, |_, _| {}),
-            None,
+        assert!(
+            matches!(
+                set.insert(5 << 24, 5, 55, usize::MAX, |_, _| {}),
+                Marked::Rewritten
+            ),
             "a rewrite is not a new entry"
         );
         let mut cursor = Cursor::new();
@@ -198,7 +235,7 @@ mod tests {
         keys.sort_unstable();
         assert_eq!(keys, (0..100).collect::<Vec<_>>());
         // Key 7 is written again after the copy: its newer value must stay dirty.
-        set.insert(7 << 24, 7, 77, |_, _| {});
+        set.insert(7 << 24, 7, 77, usize::MAX, |_, _| {});
         for b in &batches {
             set.ack(b);
         }
@@ -206,5 +243,28 @@ mod tests {
         assert_eq!(set.get(7 << 24, &7), Some(77));
         assert_eq!(set.drain(), [(7, 77)]);
         assert_eq!(set.len(), 0);
+    }
+
+    #[test]
+    fn a_full_set_refuses_clean_keys_and_takes_rewrites() {
+        let set = DirtySet::new(4);
+        let mut applied = Vec::new();
+        for k in 0..3u64 {
+            let marked = set.insert(k << 24, k, k, 3, |k, v| applied.push((k, v)));
+            assert!(matches!(marked, Marked::Fresh(_)));
+        }
+        let refused = set.insert(9 << 24, 9, 90, 3, |k, v| applied.push((k, v)));
+        assert!(
+            matches!(refused, Marked::Full(9, 90)),
+            "the write comes back"
+        );
+        let rewrite = set.insert(1 << 24, 1, 11, 3, |k, v| applied.push((k, v)));
+        assert!(matches!(rewrite, Marked::Rewritten));
+        assert_eq!(
+            applied,
+            [(0, 0), (1, 1), (2, 2), (1, 11)],
+            "a refused write is not applied"
+        );
+        assert_eq!((set.len(), set.get(9 << 24, &9)), (3, None));
     }
 }

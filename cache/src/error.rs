@@ -37,6 +37,14 @@ pub enum BuildError {
     ZeroDuration(&'static str),
     /// A write-back batch size of zero was given.
     ZeroBatch,
+    /// A write-back's bound on dirty keys is below its batch size: a full dirty set would
+    /// never make a batch, so with no flush interval nothing would write it.
+    DirtyBelowBatch {
+        /// The bound asked for ([`WriteBackBuilder::max_dirty`](crate::WriteBackBuilder::max_dirty)).
+        max_dirty: usize,
+        /// The batch size.
+        batch_size: usize,
+    },
     /// The write-back flusher could not be started: the operating system refused a
     /// thread, or `build_async` was called outside a tokio runtime.
     FlusherNotStarted(String),
@@ -57,6 +65,13 @@ impl fmt::Display for BuildError {
             }
             BuildError::ZeroDuration(what) => write!(f, "{what} must be > 0"),
             BuildError::ZeroBatch => f.write_str("write-back batch size must be > 0"),
+            BuildError::DirtyBelowBatch {
+                max_dirty,
+                batch_size,
+            } => write!(
+                f,
+                "write-back max_dirty {max_dirty} must be at least the batch size {batch_size}"
+            ),
             BuildError::FlusherNotStarted(why) => {
                 write!(f, "the write-back flusher did not start: {why}")
             }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use crate::dirty::{Batch, Cursor, DirtySet};
+use crate::room::Room;
 use crate::write_back::FlushError;
 use crate::{Cache, Store};
 
@@ -31,6 +32,10 @@ pub(crate) struct Shared<K, V, St, S> {
     pub(crate) cache: Cache<K, V, S>,
     pub(crate) store: St,
     pub(crate) dirty: DirtySet<K, V>,
+    /// At most this many keys dirty (`usize::MAX`: no bound).
+    pub(crate) max_dirty: usize,
+    /// Where writers wait while the dirty set is full.
+    pub(crate) room: Room,
     pub(crate) batch_size: usize,
     /// Flush interval in clock nanoseconds.
     pub(crate) interval: Option<u64>,
@@ -102,6 +107,11 @@ where
         self.due()
     }
 
+    /// Whether a writer of a clean key would find room now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.dirty.len() < self.max_dirty
+    }
+
     fn due(&self) -> bool {
         let len = self.dirty.len();
         len >= self.batch_size
@@ -167,6 +177,7 @@ where
 
     fn acked(&self, batch: &Batch<K, V>) -> usize {
         self.dirty.ack(batch);
+        self.room.freed();
         batch.rows.len()
     }
 }

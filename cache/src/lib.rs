@@ -197,8 +197,9 @@ pub use write_through::WriteThrough;
 
 mod dirty;
 mod flusher;
+mod room;
 mod write_back;
-pub use write_back::{FlushError, Unflushed, WriteBack, WriteBackBuilder};
+pub use write_back::{DirtyFull, FlushError, Unflushed, WriteBack, WriteBackBuilder};
 
 // Compile-time check that `Store` stays object safe.
 const _: Option<&dyn Store<(), (), Error = std::fmt::Error>> = None;

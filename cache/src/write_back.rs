@@ -9,7 +9,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::dirty::DirtySet;
+use crate::dirty::Marked;
 use crate::flusher::{self, FlushLock, Shared, UnflushedHook};
+use crate::room::Room;
 use crate::{BuildError, Cache, Store};
 
 /// A [`Cache`] in front of a [`Store`] that writes behind.
@@ -51,9 +53,17 @@ use crate::{BuildError, Cache, Store};
 /// Two concurrent inserts of one key are ordered: the cache is updated under the lock of
 /// the key's dirty shard, so the cache keeps the value whose version is written last. The
 /// cache's eviction listener therefore runs under that lock and must not call back into
-/// the `WriteBack`. Flushes run one at a time. Dirty entries are kept in memory until the
-/// store takes them: if the store stays down, [`dirty_len`](WriteBack::dirty_len) grows.
-/// Deletes are not written behind.
+/// the `WriteBack`. Flushes run one at a time. Deletes are not written behind.
+///
+/// # Backpressure
+///
+/// Dirty entries are kept in memory until the store takes them. By default nothing bounds
+/// them: if the store stays down, [`dirty_len`](WriteBack::dirty_len) grows with every new
+/// key written. [`max_dirty`](WriteBackBuilder::max_dirty) bounds it: a write of a key that
+/// is not dirty then finds the set full and [`insert`](WriteBack::insert) blocks until a
+/// flush makes room, [`insert_async`](WriteBack::insert_async) (feature `tokio`) waits
+/// without blocking, and [`try_insert`](WriteBack::try_insert) hands the write back. A write
+/// of a key that is dirty already replaces its value and always goes through.
 ///
 /// ```
 /// use keel_cache::{Cache, WriteBack};
@@ -179,6 +189,7 @@ pub struct WriteBackBuilder<K, V, St, S> {
     batch_size: usize,
     interval: Option<Duration>,
     tick: Option<Duration>,
+    max_dirty: Option<usize>,
     on_unflushed: Option<UnflushedHook<K, V>>,
 }
 
@@ -424,6 +435,49 @@ where
         self
     }
 
+    /// Keeps at most `n` keys dirty (not yet in the store); by default there is no bound.
+    /// Once `n` are dirty, a write of a clean key waits for a flush to make room (see
+    /// [Backpressure](WriteBack#backpressure)), so a store that stays down stops the writers
+    /// rather than growing memory without end. `n` must be at least the batch size.
+    ///
+    /// ```
+    /// use keel_cache::{BuildError, Cache, Store, WriteBack};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// struct Flaky(AtomicBool); // refuses every write while set
+    /// impl Store<u32, u32> for Flaky {
+    ///     type Error = std::fmt::Error;
+    ///     fn write(&self, _: &u32, _: &u32) -> Result<(), Self::Error> {
+    ///         if self.0.load(Ordering::Relaxed) { Err(std::fmt::Error) } else { Ok(()) }
+    ///     }
+    /// }
+    ///
+    /// let down = Flaky(AtomicBool::new(true));
+    /// let wb = WriteBack::builder(Cache::new(100)?, down).batch_size(2).max_dirty(2).build()?;
+    /// wb.insert(1, 10);
+    /// wb.insert(2, 20);
+    /// let full = wb.try_insert(3, 30).unwrap_err(); // the store is down: no room
+    /// assert_eq!(full.into_inner(), (3, 30));
+    /// wb.insert(1, 11); // key 1 is dirty already: a rewrite always goes through
+    /// assert_eq!((wb.dirty_len(), wb.get(&1)), (2, Some(11)));
+    /// wb.store().0.store(false, Ordering::Relaxed);
+    /// wb.flush()?;
+    /// assert!(wb.try_insert(3, 30).is_ok());
+    ///
+    /// let err = WriteBack::builder(Cache::new(100)?, Flaky(AtomicBool::new(false)))
+    ///     .batch_size(64)
+    ///     .max_dirty(10)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err, BuildError::DirtyBelowBatch { max_dirty: 10, batch_size: 64 });
+    /// assert_eq!(err.to_string(), "write-back max_dirty 10 must be at least the batch size 64");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_dirty(mut self, n: usize) -> Self {
+        self.max_dirty = Some(n);
+        self
+    }
+
     fn validate(&self) -> Result<(), BuildError> {
         if self.batch_size == 0 {
             return Err(BuildError::ZeroBatch);
@@ -433,6 +487,12 @@ where
         }
         if self.tick == Some(Duration::ZERO) {
             return Err(BuildError::ZeroDuration("flusher tick"));
+        }
+        if let Some(max_dirty) = self.max_dirty.filter(|&m| m < self.batch_size) {
+            return Err(BuildError::DirtyBelowBatch {
+                max_dirty,
+                batch_size: self.batch_size,
+            });
         }
         Ok(())
     }
@@ -449,6 +509,8 @@ where
             cache: self.cache,
             store: self.store,
             dirty: DirtySet::new(cpus * 4),
+            max_dirty: self.max_dirty.unwrap_or(usize::MAX),
+            room: Room::new(),
             batch_size: self.batch_size,
             interval: self
                 .interval
@@ -565,6 +627,74 @@ where
         })
     }
 }
+
+/// A write that [`WriteBack::try_insert`] handed back: its key was not dirty and
+/// [`max_dirty`](WriteBackBuilder::max_dirty) keys were. Nothing was cached or marked.
+///
+/// ```
+/// use keel_cache::{Cache, Store, WriteBack};
+///
+/// struct Down;
+/// impl Store<u8, u8> for Down {
+///     type Error = std::fmt::Error;
+///     fn write(&self, _: &u8, _: &u8) -> Result<(), Self::Error> { Err(std::fmt::Error) }
+/// }
+///
+/// let wb = WriteBack::builder(Cache::new(10)?, Down).batch_size(1).max_dirty(1).build()?;
+/// wb.insert(1, 1);
+/// let full = wb.try_insert(2, 2).unwrap_err();
+/// assert_eq!((full.key(), full.value(), full.max_dirty()), (&2, &2, 1));
+/// assert_eq!(full.into_inner(), (2, 2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct DirtyFull<K, V> {
+    key: K,
+    value: V,
+    max_dirty: usize,
+}
+
+impl<K, V> DirtyFull<K, V> {
+    /// The key of the refused write.
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+
+    /// The value of the refused write.
+    pub fn value(&self) -> &V {
+        &self.value
+    }
+
+    /// The bound that was reached.
+    pub fn max_dirty(&self) -> usize {
+        self.max_dirty
+    }
+
+    /// The refused write, to try again or to send elsewhere.
+    pub fn into_inner(self) -> (K, V) {
+        (self.key, self.value)
+    }
+}
+
+// Without `K: Debug` or `V: Debug`, so any write can be handed back as an error.
+impl<K, V> fmt::Debug for DirtyFull<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirtyFull")
+            .field("max_dirty", &self.max_dirty)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> fmt::Display for DirtyFull<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "write-back dirty set is full ({} keys): the store has not taken them yet",
+            self.max_dirty
+        )
+    }
+}
+
+impl<K, V> std::error::Error for DirtyFull<K, V> {}
 
 /// A flush that did not write everything: the unwritten entries stay dirty.
 ///
@@ -773,6 +903,7 @@ where
             batch_size: 64,
             interval: None,
             tick: None,
+            max_dirty: None,
             on_unflushed: None,
         }
     }
@@ -780,7 +911,10 @@ where
     /// Caches `value` and marks it dirty; the flusher writes it later. Never calls the
     /// store: it takes the lock of the key's dirty shard, updates the cache under it, and
     /// wakes the flusher if a batch is due. See [No lost writes](WriteBack#no-lost-writes)
-    /// for what happens to the write then.
+    /// for what happens to the write then. With [`max_dirty`](WriteBackBuilder::max_dirty)
+    /// set and that many keys dirty, a write of a clean key blocks this thread until a
+    /// flush makes room ([Backpressure](WriteBack#backpressure)); from async code use
+    /// [`insert_async`](Self::insert_async) or [`try_insert`](Self::try_insert).
     ///
     /// ```
     /// use keel_cache::{Cache, WriteBack};
@@ -830,13 +964,117 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn insert(&self, key: K, value: V) {
+        let mut write = (key, value);
+        loop {
+            match self.try_insert(write.0, write.1) {
+                Ok(()) => return,
+                Err(full) => {
+                    write = full.into_inner();
+                    self.shared.room.wait(|| self.shared.has_room());
+                }
+            }
+        }
+    }
+
+    /// As [`insert`](Self::insert), but when [`max_dirty`](WriteBackBuilder::max_dirty)
+    /// keys are dirty and `key` is not one of them, hands the write back in [`DirtyFull`]
+    /// instead of waiting. With no `max_dirty` it always succeeds.
+    ///
+    /// ```
+    /// use keel_cache::{Cache, Store, WriteBack};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// struct Flaky(AtomicBool); // refuses every write while set
+    /// impl Store<u32, u32> for Flaky {
+    ///     type Error = std::fmt::Error;
+    ///     fn write(&self, _: &u32, _: &u32) -> Result<(), Self::Error> {
+    ///         if self.0.load(Ordering::Relaxed) { Err(std::fmt::Error) } else { Ok(()) }
+    ///     }
+    /// }
+    ///
+    /// let wb = WriteBack::builder(Cache::new(100)?, Flaky(AtomicBool::new(true)))
+    ///     .batch_size(1)
+    ///     .max_dirty(1)
+    ///     .build()?;
+    /// assert!(wb.try_insert(1, 10).is_ok());
+    /// let full = wb.try_insert(2, 20).unwrap_err();
+    /// assert_eq!(full.to_string(), "write-back dirty set is full (1 keys): the store has not taken them yet");
+    /// assert_eq!(full.into_inner(), (2, 20)); // not cached, not dirty: nothing happened
+    /// assert_eq!(wb.get(&2), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`DirtyFull`], holding the key and value, when the dirty set is full.
+    pub fn try_insert(&self, key: K, value: V) -> Result<(), DirtyFull<K, V>> {
         let shared = &*self.shared;
         let hash = shared.cache.hash_key(&key);
-        let fresh = shared
+        match shared
             .dirty
-            .insert(hash, key, value, |k, v| shared.cache.insert(k, v));
-        if let Some(len) = fresh {
-            shared.written(len);
+            .insert(hash, key, value, shared.max_dirty, |k, v| {
+                shared.cache.insert(k, v)
+            }) {
+            Marked::Fresh(len) => {
+                shared.written(len);
+                Ok(())
+            }
+            Marked::Rewritten => Ok(()),
+            Marked::Full(key, value) => Err(DirtyFull {
+                key,
+                value,
+                max_dirty: shared.max_dirty,
+            }),
+        }
+    }
+
+    /// As [`insert`](Self::insert), but waits for room in a full dirty set without blocking
+    /// the thread: use it from async code when [`max_dirty`](WriteBackBuilder::max_dirty)
+    /// is set, where a blocking `insert` could hold up the very runtime its flusher task
+    /// needs. Dropped before it completes, the write was not made.
+    ///
+    /// ```
+    /// use keel_cache::{AsyncStore, Cache, WriteBack};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// #[derive(Default)]
+    /// struct Remote(Mutex<Vec<(u32, u32)>>);
+    /// impl AsyncStore<u32, u32> for Remote {
+    ///     type Error = std::convert::Infallible;
+    ///     async fn write_batch(&self, batch: &[(u32, u32)]) -> Result<(), Self::Error> {
+    ///         self.0.lock().unwrap().extend_from_slice(batch);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    /// # rt.block_on(async {
+    /// let remote = Arc::new(Remote::default());
+    /// let wb = WriteBack::builder(Cache::new(100)?, remote.clone())
+    ///     .batch_size(2)
+    ///     .max_dirty(2)
+    ///     .build_async()?;
+    /// for k in 0..10 {
+    ///     wb.insert_async(k, k * 10).await; // waits for the flusher task when 2 are dirty
+    ///     assert!(wb.dirty_len() <= 2);
+    /// }
+    /// wb.close_async().await?;
+    /// assert_eq!(remote.0.lock().unwrap().len(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn insert_async(&self, key: K, value: V) {
+        let mut write = (key, value);
+        loop {
+            match self.try_insert(write.0, write.1) {
+                Ok(()) => return,
+                Err(full) => {
+                    write = full.into_inner();
+                    self.shared.room.wait_async(|| self.shared.has_room()).await;
+                }
+            }
         }
     }
 

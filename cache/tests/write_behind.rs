@@ -386,6 +386,114 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// With `max_dirty` set, racing the flusher thread through store outages: the dirty set
+    /// never holds more than the bound, `try_insert` refuses only a clean key of a full set
+    /// and then changes nothing, and every accepted write reaches the store at close.
+    #[test]
+    fn a_bounded_dirty_set_refuses_only_when_full_and_loses_nothing(
+        batch in 1usize..4,
+        extra in 0usize..4,
+        ops in ops(),
+    ) {
+        let max = batch + extra;
+        let store = Arc::new(FlakyStore::default());
+        let wb = WriteBack::builder(Cache::new(4).unwrap(), store.clone())
+            .batch_size(batch)
+            .max_dirty(max)
+            .flusher_tick(Duration::from_millis(1))
+            .build()
+            .unwrap();
+        let mut model = HashMap::new();
+        let mut refused = 0;
+        for op in ops {
+            match op {
+                Op::Insert(k, v) => {
+                    let k = u32::from(k);
+                    let before = wb.get(&k);
+                    match wb.try_insert(k, v) {
+                        Ok(()) => {
+                            model.insert(k, v);
+                        }
+                        Err(full) => {
+                            refused += 1;
+                            prop_assert_eq!(full.max_dirty(), max);
+                            prop_assert_eq!(full.into_inner(), (k, v));
+                            // The flusher may have made room since, but never more than it
+                            // had: a refusal means the set was full a moment ago.
+                            prop_assert!(wb.dirty_len() <= max);
+                            prop_assert_eq!(wb.get(&k), before, "a refused write changed the key");
+                        }
+                    }
+                }
+                Op::Fail(f) => store.failing.store(f, Ordering::SeqCst),
+                Op::Flush => {
+                    let _ = wb.flush();
+                }
+            }
+            prop_assert!(wb.dirty_len() <= max, "{} dirty over a bound of {}", wb.dirty_len(), max);
+        }
+        store.failing.store(false, Ordering::SeqCst);
+        wb.close().unwrap();
+        prop_assert_eq!(&*store.data.lock().unwrap(), &model, "{} refused", refused);
+    }
+}
+
+/// A writer of a new key into a full dirty set blocks while the store is down and goes
+/// through once the flusher's retry finds it back; no write is lost.
+#[test]
+fn insert_into_a_full_dirty_set_waits_for_the_store() {
+    let store = Arc::new(FlakyStore::default());
+    store.failing.store(true, Ordering::SeqCst);
+    let wb = WriteBack::builder(Cache::new(100).unwrap(), store.clone())
+        .batch_size(2)
+        .max_dirty(2)
+        .flusher_tick(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    wb.insert(1, 10);
+    wb.insert(2, 20);
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            wb.insert(3, 30);
+            done_tx.send(()).unwrap();
+        });
+        // The store is down, so the third writer must still be waiting (a wrong early
+        // return would show here; a slow machine only makes this pass more easily).
+        assert_eq!(
+            done.recv_timeout(Duration::from_millis(100)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout),
+            "insert returned while the dirty set was full"
+        );
+        assert_eq!(wb.get(&3), None);
+        store.failing.store(false, Ordering::SeqCst);
+        done.recv_timeout(Duration::from_secs(10))
+            .expect("the flusher made room within 10 s");
+    });
+    assert_eq!(wb.get(&3), Some(30));
+    wb.close().unwrap();
+    let data = store.data.lock().unwrap();
+    assert_eq!(*data, HashMap::from([(1, 10), (2, 20), (3, 30)]));
+}
+
+#[test]
+fn max_dirty_below_the_batch_is_refused() {
+    let err = WriteBack::builder(Cache::new(10).unwrap(), FlakyStore::default())
+        .batch_size(8)
+        .max_dirty(7)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        BuildError::DirtyBelowBatch {
+            max_dirty: 7,
+            batch_size: 8
+        }
+    );
+}
+
 /// Every key of `model` has its last value handed back, or (when not handed back) in the
 /// store; nothing is handed back twice.
 fn check_accounted(
@@ -492,6 +600,50 @@ mod tokio_flusher {
                 assert_eq!(data[&(t * 100 + k)], last, "task {t} key {k}");
             }
         }
+    }
+
+    /// `insert_async` into a full dirty set waits without blocking the one runtime thread
+    /// its flusher task needs, and a cancelled wait makes no write.
+    #[tokio::test(start_paused = true)]
+    async fn insert_async_waits_for_room_and_a_cancelled_wait_writes_nothing() {
+        let store = Arc::new(FlakyStore::default());
+        store.failing.store(true, Ordering::SeqCst);
+        let wb = Arc::new(
+            WriteBack::builder(Cache::new(100).unwrap(), store.clone())
+                .batch_size(1)
+                .max_dirty(1)
+                .flusher_tick(Duration::from_millis(1))
+                .build_async()
+                .unwrap(),
+        );
+        wb.insert_async(1, 10).await;
+        // Cancelled while waiting: key 2 is neither cached nor dirty.
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(50), wb.insert_async(2, 20)).await;
+        assert!(
+            cancelled.is_err(),
+            "the dirty set was full and the store down"
+        );
+        assert_eq!((wb.get(&2), wb.dirty_len()), (None, 1));
+        let waiter = tokio::spawn({
+            let wb = wb.clone();
+            async move { wb.insert_async(3, 30).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "the store is still down");
+        store.failing.store(false, Ordering::SeqCst);
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("the flusher task made room")
+            .unwrap();
+        let Ok(wb) = Arc::try_unwrap(wb) else {
+            panic!("the waiter is done")
+        };
+        wb.close_async().await.unwrap();
+        assert_eq!(
+            *store.data.lock().unwrap(),
+            HashMap::from([(1, 10), (3, 30)])
+        );
     }
 
     #[test]

@@ -1,0 +1,84 @@
+//! Backpressure for a write-back with a bounded dirty set: writers that find it full wait
+//! here, by blocking or asynchronously, until a flush frees room.
+
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
+
+use parking_lot::{Condvar, Mutex};
+
+/// Where writers wait for room in the dirty set.
+pub(crate) struct Room {
+    /// Writers waiting now, so a flush skips the lock and the wake-ups when there are none.
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
+    freed: Condvar,
+    #[cfg(feature = "tokio")]
+    freed_async: tokio::sync::Notify,
+}
+
+/// Counts one waiter while it lives, so a cancelled async wait stops counting.
+struct Waiting<'a>(&'a Room);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Room {
+    pub(crate) fn new() -> Self {
+        Room {
+            waiters: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            freed: Condvar::new(),
+            #[cfg(feature = "tokio")]
+            freed_async: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Counts a waiter. The fence pairs with the one in [`freed`](Self::freed): either the
+    /// waiter's next look sees the room a flush made, or that flush sees the waiter.
+    fn register(&self) -> Waiting<'_> {
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        Waiting(self)
+    }
+
+    /// Blocks this thread until `has_room` holds.
+    pub(crate) fn wait(&self, has_room: impl Fn() -> bool) {
+        let _waiting = self.register();
+        let mut guard = self.lock.lock();
+        // Looked at under the lock `freed` takes before it notifies, so no wake-up falls
+        // between the look and the wait.
+        while !has_room() {
+            self.freed.wait(&mut guard);
+        }
+    }
+
+    /// Waits until `has_room` holds. Cancel-safe: dropped while waiting, it holds nothing.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn wait_async(&self, has_room: impl Fn() -> bool) {
+        let _waiting = self.register();
+        loop {
+            let mut freed = std::pin::pin!(self.freed_async.notified());
+            // Registered before the look, so a flush between the look and the await still
+            // wakes this task.
+            freed.as_mut().enable();
+            if has_room() {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    /// A flush removed entries from the dirty set: wake whoever waits for room.
+    pub(crate) fn freed(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        drop(self.lock.lock());
+        self.freed.notify_all();
+        #[cfg(feature = "tokio")]
+        self.freed_async.notify_waiters();
+    }
+}
