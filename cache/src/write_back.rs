@@ -1539,8 +1539,14 @@ where
         self.shared.flush_async().await
     }
 
-    /// As [`close`](Self::close), through an [`AsyncStore`](crate::AsyncStore): stops the
-    /// flusher task (waiting for it to end, or finding it cancelled), then flushes.
+    /// As [`close`](Self::close), through an [`AsyncStore`](crate::AsyncStore): cancels the
+    /// flusher task, then flushes on this task. Cancelling rather than waiting means a
+    /// flusher stuck in a store call that never completes cannot hold `close_async` up; its
+    /// batch stays dirty (at worst written twice) and this flush writes it.
+    ///
+    /// A store that never completes holds up this flush too. Bound it with a timeout:
+    /// dropping the unfinished `close_async` drops the write-back, and what is still dirty
+    /// goes to the [`on_unflushed`](WriteBackBuilder::on_unflushed) hook.
     ///
     /// # Errors
     ///
@@ -1578,8 +1584,9 @@ where
     {
         match self.end_flusher() {
             Some(Flusher::Task(t)) => {
-                // Ends at its next look at the state; cancelled or panicked, it left its
-                // batch dirty.
+                // Cancelled, panicked or ended, it left whatever it had not acknowledged
+                // dirty; awaiting it releases its share of the state.
+                t.abort();
                 let _ = t.await;
             }
             Some(Flusher::Thread(t)) => {

@@ -646,6 +646,42 @@ mod tokio_flusher {
         );
     }
 
+    /// A store call that never completes holds up neither the flusher's cancellation nor,
+    /// once `close_async` is given up on, the hand-back: the hook gets every dirty entry.
+    #[tokio::test(start_paused = true)]
+    async fn close_async_under_a_timeout_hands_back_what_a_hung_store_holds() {
+        let store = Arc::new(FlakyStore::default());
+        let spilled = Arc::new(Mutex::new(Vec::new()));
+        let spill = spilled.clone();
+        let wb = WriteBack::builder(Cache::new(100).unwrap(), store.clone())
+            .batch_size(2)
+            .flusher_tick(Duration::from_millis(1))
+            .on_unflushed(move |rows| spill.lock().unwrap().extend(rows))
+            .build_async()
+            .unwrap();
+        store.stalling.store(true, Ordering::SeqCst);
+        wb.insert(1, 10);
+        wb.insert(2, 20); // a batch: the flusher task writes it and hangs
+        for _ in 0..100 {
+            if store.batches.load(Ordering::SeqCst) > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            store.batches.load(Ordering::SeqCst),
+            1,
+            "the flusher is in the store"
+        );
+        wb.insert(3, 30);
+        let closed = tokio::time::timeout(Duration::from_secs(1), wb.close_async()).await;
+        assert!(closed.is_err(), "the store never completes");
+        let mut back = std::mem::take(&mut *spilled.lock().unwrap());
+        back.sort_unstable();
+        // Applied by the hung calls but never acknowledged: handed back, all three.
+        assert_eq!(back, [(1, 10), (2, 20), (3, 30)]);
+    }
+
     #[test]
     fn build_async_outside_a_runtime_is_an_error() {
         let err = WriteBack::builder(Cache::new(10).unwrap(), FlakyStore::default())
