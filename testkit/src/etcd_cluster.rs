@@ -374,10 +374,11 @@ impl EtcdMember {
 /// let old = cluster.leader()?;
 /// let new = cluster.kill_leader()?; // the two others elect one of themselves
 /// assert_ne!(new, old);
-/// cluster.restart(old)?; // rejoins from its data directory, as a follower
+/// cluster.restart(old)?; // rejoins from its data directory
 /// cluster.wait_until_healthy()?;
-/// assert_eq!(cluster.leader()?, new);
-/// assert!(cluster.followers()?.contains(&old));
+/// // Some member leads: usually still `new`, but on a loaded machine a missed heartbeat
+/// // can start another election, so which one is not certain.
+/// assert!(cluster.leader()? < 3);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
