@@ -192,85 +192,6 @@ pub(crate) struct Shard<K, V> {
     /// Next slab index the incremental expiry sweep looks at.
     sweep_cursor: usize,
     pub(crate) evictions: u64,
-    /// Hits counted for the window climber, written by readers.
-    climb_hits: AtomicU32,
-    climber: Climber,
-}
-
-/// Experiment only (measured worse on the held-out traces, see the README): hill climbing
-/// of the small queue's share, as Caffeine climbs its window (Einziger et al., Middleware
-/// 2018). Off unless `KEEL_WC` is 1 (the climber alone, no ghost votes) or 2 (the climber
-/// and the ghost votes). Knobs: `KEEL_WC_PERIOD` (requests per sample, times the shard's
-/// capacity, default 10), `KEEL_WC_STEP` (millionths of the capacity, default 62,500),
-/// `KEEL_WC_DECAY` (per mille a sample, 980), `KEEL_WC_RESTART` (change of hit rate in
-/// millionths that restarts the step, 50,000), `KEEL_WC_EXACT=1` (count every hit, not
-/// only those that move the entry's read counter), `KEEL_WC_SIG` (hold still unless the
-/// change is this many tenths of the standard error of a difference of two samples' rates).
-///
-/// Also experiment only, aging of stale sketch counts: `KEEL_AGE=1`/`2` (main's victim
-/// loses 1 count / half its count whenever it beats a candidate counted at least
-/// `ADMIT_MIN`, ties included), `3` (an entry evicted from main keeps half its count),
-/// `4 + g` (the victim loses `KEEL_AGE_BY`: 0 one count, 1 half the gap, 2 the gap, 3 two
-/// counts, 4 the gap and one more, when it beats a candidate counted at least `KEEL_AGE_MINC` by `g + 1` or more;
-/// `KEEL_AGE_GATE` 1/2: only while the small queue is under / over its trusted share).
-/// Constants, for sweeps: `KEEL_ADMIT_MIN` (3), `KEEL_CLOCK_MAX` (main's CLOCK counter cap,
-/// 3), `KEEL_PROMOTE` (reads in the small queue that promote, 2).
-#[derive(Debug, Clone, Copy)]
-struct Climber {
-    /// Step in millionths of the capacity (signed).
-    step: i64,
-    misses: u32,
-    period: u32,
-    last_hits: u32,
-    last_rate: i64,
-    /// Fractional small_max in millionths of an entry.
-    acc: i64,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Knobs {
-    mode: i64,
-    period: i64,
-    step: i64,
-    decay: i64,
-    restart: i64,
-    exact: bool,
-    age: i64,
-    age_by: i64,
-    age_minc: u8,
-    age_gate: i64,
-    admit_min: u8,
-    clock_max: u8,
-    promote: u8,
-    sig: i64,
-}
-
-fn knobs() -> Knobs {
-    static K: std::sync::OnceLock<Knobs> = std::sync::OnceLock::new();
-    *K.get_or_init(|| {
-        let get = |n: &str, d: i64| {
-            std::env::var(n)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
-        Knobs {
-            mode: get("KEEL_WC", 0),
-            period: get("KEEL_WC_PERIOD", 10),
-            step: get("KEEL_WC_STEP", 62_500),
-            decay: get("KEEL_WC_DECAY", 980),
-            restart: get("KEEL_WC_RESTART", 50_000),
-            exact: get("KEEL_WC_EXACT", 0) != 0,
-            age: get("KEEL_AGE", 0),
-            age_by: get("KEEL_AGE_BY", 0),
-            age_minc: get("KEEL_AGE_MINC", i64::from(ADMIT_MIN)) as u8,
-            age_gate: get("KEEL_AGE_GATE", 0),
-            admit_min: get("KEEL_ADMIT_MIN", i64::from(ADMIT_MIN)) as u8,
-            clock_max: get("KEEL_CLOCK_MAX", 3) as u8,
-            sig: get("KEEL_WC_SIG", 0),
-            promote: get("KEEL_PROMOTE", i64::from(PROMOTE_READS)) as u8,
-        }
-    })
 }
 
 /// What happened to a lookup.
@@ -315,62 +236,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             weighted: config.weighted,
             sweep_cursor: 0,
             evictions: 0,
-            climb_hits: AtomicU32::new(0),
-            climber: Climber {
-                step: -knobs().step,
-                misses: 0,
-                period: (capacity.min(u64::from(u32::MAX) / 64) as u32)
-                    .saturating_mul(knobs().period as u32)
-                    .max(64),
-                last_hits: 0,
-                last_rate: 0,
-                acc: small_max as i64 * 1_000_000,
-            },
         }
-    }
-
-    /// EXPERIMENT: counts a miss; at a period's end moves the small queue's share.
-    fn climb(&mut self) {
-        let k = knobs();
-        if k.mode == 0 {
-            return;
-        }
-        let c = &mut self.climber;
-        c.misses += 1;
-        let hits_now = self.climb_hits.load(Ordering::Relaxed);
-        let hits = hits_now.wrapping_sub(c.last_hits);
-        let requests = u64::from(hits) + u64::from(c.misses);
-        if requests < u64::from(c.period) {
-            return;
-        }
-        let rate = (u64::from(hits) * 1_000_000 / requests) as i64;
-        c.last_hits = hits_now;
-        c.misses = 0;
-        let change = rate - c.last_rate;
-        if k.sig > 0 {
-            // Hold still unless the change is `sig` tenths of standard errors of a
-            // difference of two samples' hit rates.
-            let p = rate as f64 / 1e6;
-            let se = (2.0 * p * (1.0 - p) / requests as f64).sqrt() * 1e6;
-            if (change.abs() as f64) < se * k.sig as f64 / 10.0 {
-                c.last_rate = rate;
-                return;
-            }
-        }
-        let amount = if change >= 0 { c.step } else { -c.step };
-        c.step = if change.abs() >= k.restart {
-            if amount >= 0 { k.step } else { -k.step }
-        } else {
-            amount * k.decay / 1000
-        };
-        c.last_rate = rate;
-        if self.small_max as i64 != c.acc / 1_000_000 {
-            // Ghost votes moved it: start from there.
-            c.acc = self.small_max as i64 * 1_000_000;
-        }
-        let cap = self.capacity as i64;
-        c.acc = (c.acc + amount * cap).clamp(1_000_000, self.small_top as i64 * 1_000_000);
-        self.small_max = (c.acc / 1_000_000) as u64;
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -407,12 +273,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 let node = &self.nodes[i as usize];
                 // Only write while the counter can still change, so hot entries stop
                 // dirtying their cache line.
-                let counted = node.count_read(READS_COUNTED);
-                if knobs().mode != 0 && (counted.is_some() || knobs().exact) {
-                    let h = self.climb_hits.load(Ordering::Relaxed);
-                    self.climb_hits.store(h.wrapping_add(1), Ordering::Relaxed);
-                }
-                if counted.is_some_and(|n| n < SKETCH_READS) {
+                if node
+                    .count_read(READS_COUNTED)
+                    .is_some_and(|n| n < SKETCH_READS)
+                {
                     // The sketch hears of the first two reads since the policy last looked
                     // at the entry; more would not change an admission decision (a cached
                     // entry read that often is not a victim) and would only add writes.
@@ -494,14 +358,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.weights.push(weight);
             }
             self.grow_sketch();
-            self.climb();
             // A key dropped from the small queue lately and asked for again skips it (one
             // evicted from main goes through it again: measured, skipping it too cost 1.6
             // points on arc-p6 at 10%). Either moves the boundary toward the list it left.
             let back = self.ghost.take(hash);
-            if let Some((from, since)) = back
-                && knobs().mode != 1
-            {
+            if let Some((from, since)) = back {
                 self.adapt(from, since);
             }
             let list = if back.is_some_and(|(from, _)| from == SMALL)
@@ -662,7 +523,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let t = small.tail;
             // Twice, not once: a loop or a scan reads its keys once more before they age
             // out (lirs-cs at 70 and 140 entries lost 1.3-1.6 points to one read).
-            let read = self.nodes[t as usize].hits() >= knobs().promote;
+            let read = self.nodes[t as usize].hits() >= PROMOTE_READS;
             self.nodes[t as usize].set_hits(0);
             if read || main.weight + self.small_max < self.capacity {
                 // Read twice while small, or main has room (so a loop longer than the cache
@@ -681,36 +542,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let v = self
                 .sketch
                 .estimate(hash_of(&self.nodes[victim as usize].key));
-            if c >= knobs().admit_min && c > v {
+            if c >= ADMIT_MIN && c > v {
                 self.evict(victim, now, hash_of, out);
                 // The eviction may have moved `t` in the slab: read it again from the list.
                 let t = self.lists[SMALL as usize].tail;
                 self.move_to_front(MAIN, t);
             } else {
-                let k = knobs().age;
-                let recency =
-                    self.small_max * GHOST_TRUSTED_FROM.1 >= self.capacity * GHOST_TRUSTED_FROM.0;
-                let gated = match knobs().age_gate {
-                    1 => !recency,
-                    2 => recency,
-                    _ => true,
-                };
-                if gated && k >= 4 && c >= knobs().age_minc && v >= c.saturating_add((k - 3) as u8)
-                {
-                    let vh = hash_of(&self.nodes[victim as usize].key);
-                    let by = match knobs().age_by {
-                        1 => (v - c).div_ceil(2),
-                        2 => v - c,
-                        3 => 2,
-                        4 => v - c + 1,
-                        _ => 1,
-                    };
-                    self.sketch.decay(vh, by);
-                }
-                if (k == 1 || k == 2) && c >= ADMIT_MIN {
-                    let vh = hash_of(&self.nodes[victim as usize].key);
-                    self.sketch.decay(vh, if k == 1 { 1 } else { v - v / 2 });
-                }
                 self.evict(t, now, hash_of, out);
             }
         }
@@ -773,7 +610,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if h == 0 {
                 return t;
             }
-            self.nodes[t as usize].set_hits(h.min(knobs().clock_max) - 1);
+            self.nodes[t as usize].set_hits(h.min(3) - 1);
             self.move_to_front(MAIN, t);
         }
     }
@@ -792,10 +629,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.evictions += 1;
             if self.nodes[i as usize].list() == MAIN {
                 self.ghost.insert(hash, MAIN);
-                if knobs().age == 3 {
-                    let e = self.sketch.estimate(hash);
-                    self.sketch.decay(hash, e - e / 2);
-                }
             }
             RemovalCause::Size
         };

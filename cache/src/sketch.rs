@@ -156,17 +156,6 @@ impl Sketch {
         self.additions.store(n + 1, Ordering::Relaxed);
     }
 
-    /// EXPERIMENT: lowers `hash`'s counters by up to `by` (under the write lock).
-    pub(crate) fn decay(&self, hash: u64, by: u8) {
-        for (w, s) in self.slots(hash) {
-            let word = &self.words[w];
-            let v = word.load(Ordering::Relaxed);
-            let c = (v >> s) & 15;
-            let d = c.min(u64::from(by));
-            word.store(v - (d << s), Ordering::Relaxed);
-        }
-    }
-
     /// Halves every counter (run under the shard's write lock).
     pub(crate) fn reset(&self) {
         if self.additions.load(Ordering::Relaxed) < self.sample {
