@@ -205,8 +205,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let capacity = config.capacity;
         // The small queue's starting share (it adapts, see `adapt`), measured on the traces
         // before it adapted (S3-FIFO's paper uses 10%): 7.5%,
-        // or 2% (one or two entries) in shards under `GHOST_CHECKED_BELOW` entries, where
-        // every slot of main counts (against 5% there: lirs-2_pools at 99 entries 1.3
+        // or 2% (at least one entry; it may shrink to none there, see `small_floor`) in
+        // shards under `GHOST_CHECKED_BELOW` entries, where every slot of main counts (against 5% there: lirs-2_pools at 99 entries 1.3
         // points better, lirs-loop and lirs-multi1 up to 0.6 better, lirs-cs at 70 0.25
         // worse).
         let small_max = if capacity < GHOST_CHECKED_BELOW {
@@ -592,9 +592,25 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             1
         };
         if from == MAIN {
-            self.small_max = self.small_max.saturating_sub(unit).max(unit);
+            self.small_max = self
+                .small_max
+                .saturating_sub(unit)
+                .max(self.small_floor(unit));
         } else {
             self.small_max = (self.small_max + unit).min(self.small_top);
+        }
+    }
+
+    /// The least the small queue's share may shrink to: one entry (of average weight), or
+    /// none in a shard under [`GHOST_CHECKED_BELOW`] entries, where a newcomer then meets
+    /// main's victim as soon as it arrives (TinyLFU's admission at the door, as moka and
+    /// Caffeine's 1% window of a tiny cache do) instead of holding one of a few dozen slots
+    /// until the next insert refuses it.
+    fn small_floor(&self, unit: u64) -> u64 {
+        if self.capacity < GHOST_CHECKED_BELOW {
+            0
+        } else {
+            unit
         }
     }
 
