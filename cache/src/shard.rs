@@ -204,11 +204,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     pub(crate) fn new(config: ShardConfig) -> Self {
         let capacity = config.capacity;
         // The small queue's starting share (it adapts, see `adapt`), measured on the traces
-        // before it adapted (S3-FIFO's paper uses 10%): 7.5%,
-        // or 2% (at least one entry; it may shrink to none there, see `small_floor`) in
-        // shards under `GHOST_CHECKED_BELOW` entries, where every slot of main counts (against 5% there: lirs-2_pools at 99 entries 1.3
-        // points better, lirs-loop and lirs-multi1 up to 0.6 better, lirs-cs at 70 0.25
-        // worse).
+        // before it adapted (S3-FIFO's paper uses 10%): 7.5%, or 2% (at least one entry; it
+        // may shrink to none there, see `small_floor`) in shards under `GHOST_CHECKED_BELOW`
+        // entries, where every slot of main counts (against 5% there: lirs-2_pools at 99
+        // entries 1.3 points better, lirs-loop and lirs-multi1 up to 0.6 better, lirs-cs at
+        // 70 0.25 worse).
         let small_max = if capacity < GHOST_CHECKED_BELOW {
             capacity / 50
         } else {
@@ -569,7 +569,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// Moves the boundary between the small queue and main by one entry (of average
-    /// weight) after a key came back from the ghost soon after it left its list. Such a key would have hit had the list it left been that much longer, so
+    /// weight) after a key came back from the ghost soon after it left its list. Such a key
+    /// would have hit had the list it left been that much longer, so
     /// the votes of the two lists weigh the hits one more slot would bring to each, and
     /// the boundary settles where they match (the marginal-utility rule, measured with
     /// ghosts so the read path pays nothing). The share stays between one entry and all
