@@ -39,7 +39,7 @@
 //! | [`Ring`] | `O(1)` expected (prefix table + tiny binary search) | about 14 B per point | yes | yes | ideal `w / W` |
 //! | [`JumpHash`] | `O(ln n)` | one slot per bucket | no (`add_weighted` takes weight 1 only) | via tombstones | ideal `1/n` |
 //! | [`Rendezvous`] | `O(n)` | member list | yes | yes | ideal `w / W` |
-//! | [`Maglev`] | `O(1)`, one table read | 2 B per slot (4 B past 65,536 members); 65,537 slots, growing to hold `5 n²` | yes | yes | ideal plus at most 1 % of keys; 1.0–1.6× the ideal from 10 to 1,000 nodes, except a growth step, which moves almost every key |
+//! | [`Maglev`] | `O(1)`, one table read | 2 B per slot (4 B past 65,536 members); 65,537 slots, or `5 n²` for `n` expected nodes, fixed when built | yes | yes | ideal plus at most 1 % of keys; 1.0–1.6× the ideal from 10 to 1,000 nodes in a table sized for 1,000 |
 //! | [`MultiProbe`] | `k` binary searches (`k = 21`) | 12 B per point, one point per unit of weight | yes | yes | ideal `w / W` |
 //! | [`Ketama`] | MD5 of the key, prefix table + tiny binary search | about 10 B per point | yes | yes | ideal at equal weights, as libketama |
 //! | [`BoundedLoads`] | ring walk to the first node under the cap | ring + 8 B per node | yes | yes | `O(1/ε²)` × ideal |
@@ -105,7 +105,7 @@ pub use error::Error;
 pub use jump::{JumpHash, jump};
 pub use ketama::{Ketama, KetamaHash, KetamaVariant, ketama_hash, libmemcached_label};
 pub use key::{StableHash, hash_key};
-pub use maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, Maglev, MaglevBuilder};
+pub use maglev::{DEFAULT_TABLE_SIZE, MAX_EXPECTED_NODES, MAX_TABLE_SIZE, Maglev, MaglevBuilder};
 pub use multi_probe::{DEFAULT_PROBES, MAX_PROBES, MultiProbe, MultiProbeBuilder};
 pub use placement_hash::PlacementHash;
 pub use rendezvous::Rendezvous;

@@ -197,6 +197,70 @@ fn multi_probe_tail() {
     println!();
 }
 
+/// Keys moved by adding one node to `n` over the ideal, at 10, 100, 1,000 nodes and on both
+/// sides of each point where earlier releases grew the table: in a table sized for 1,000
+/// nodes, in the default 65,537-slot table, and under the old rule, which rebuilt at a
+/// bigger size when `n + 1` nodes needed more than `5 n²` slots.
+fn maglev_growth_points(
+    keys: &[u64],
+    build: &dyn Fn(u64, u32) -> Maglev<u32>,
+    owners: &dyn Fn(&Maglev<u32>) -> Vec<u32>,
+) {
+    const OLD_STEPS: [u64; 8] = [
+        65_537, 131_101, 262_151, 524_309, 1_048_601, 2_097_211, 4_194_371, 8_388_739,
+    ];
+    let old_size = |n: u32| {
+        let want = 5 * u64::from(n).pow(2);
+        OLD_STEPS
+            .into_iter()
+            .find(|&size| size >= want)
+            .unwrap_or(OLD_STEPS[7])
+    };
+    let sized = Maglev::<u32>::builder()
+        .expected_nodes(1000)
+        .build()
+        .expect("1,000 is under the limit")
+        .table_size();
+    println!(
+        "### Maglev: keys moved on adding a node, over the ideal, across the old growth points\n"
+    );
+    println!(
+        "Adding node `n` to nodes `0..n`, {} keys. Sized: `Maglev::builder().expected_nodes(1000)` \
+         ({sized} slots); default: `Maglev::new()` (65,537); old rule: the table grew at these \
+         counts.\n",
+        keys.len()
+    );
+    println!("| nodes | sized for 1,000 | default 65,537 | old rule |");
+    println!("|---|---|---|---|");
+    let ratio = |before: &Maglev<u32>, after: &Maglev<u32>, n: u32| {
+        moved(&owners(before), &owners(after)) * f64::from(n + 1)
+    };
+    let mut points = vec![10u32, 100, 1000];
+    for step in &OLD_STEPS[1..] {
+        let first = (1..=1000).find(|&n| old_size(n) == *step);
+        points.extend(first.map(|n| n - 1));
+    }
+    points.sort_unstable();
+    for n in points {
+        let mut cells = Vec::new();
+        for size in [u64::from(sized), 65_537] {
+            let base = build(size, n);
+            let mut grown = base.clone();
+            grown.add(n).expect("a new node");
+            cells.push(format!("{:.2}", ratio(&base, &grown, n)));
+        }
+        let old = ratio(&build(old_size(n), n), &build(old_size(n + 1), n + 1), n);
+        let share = old / f64::from(n + 1) * 100.0;
+        println!(
+            "| {n} → {} | {} | {} | {old:.2} ({share:.0} % of keys) |",
+            n + 1,
+            cells[0],
+            cells[1]
+        );
+    }
+    println!();
+}
+
 /// Maglev's table size against its movement, memory and lookup time: keys moved by adding
 /// one node to `n` (the worst of two different added nodes, over the ideal `1/(n+1)`), for
 /// fixed prime table sizes, and what each size costs at 1,000 nodes.
@@ -245,6 +309,7 @@ fn maglev_sizes(keys: &[u64]) {
         println!();
     }
     println!();
+    maglev_growth_points(keys, &build, &owners);
     println!("### Maglev: what each table size costs at 1,000 nodes\n");
     println!("| M | M / n | M / n² | heap bytes | build (ms) | ns/lookup ({SAMPLE_KEYS} keys) |");
     println!("|---|---|---|---|---|---|");
