@@ -56,6 +56,14 @@
 //! 2× the ideal at `c = 1.25`; weighted shares within 5 % (Maglev), 6 % (rendezvous) and
 //! 30 % (ring, 160 points per unit of weight).
 //!
+//! ## One vocabulary for membership
+//!
+//! Every placement has `add`, `add_weighted`, `remove` and `contains` in the same shapes
+//! (`Result<(), Error>` to add, `bool` to remove or test), and the [`Membership`] trait
+//! names them for generic code. Placement-specific answers are separate methods:
+//! [`JumpHash::bucket_of`] for a node's shard number, [`BoundedLoads::load`] for the keys
+//! a node holds before it is removed.
+//!
 //! ## Membership changes under load
 //!
 //! Wrap any placement in [`Shared`]: lookups load an immutable [`Snapshot`] without
@@ -91,6 +99,7 @@ mod ketama;
 mod key;
 mod maglev;
 mod members;
+mod membership;
 mod multi_probe;
 #[cfg(feature = "serde")]
 mod persist;
@@ -106,6 +115,7 @@ pub use jump::{JumpHash, jump};
 pub use ketama::{Ketama, KetamaHash, KetamaVariant, ketama_hash, libmemcached_label};
 pub use key::{StableHash, hash_key};
 pub use maglev::{DEFAULT_TABLE_SIZE, MAX_EXPECTED_NODES, MAX_TABLE_SIZE, Maglev, MaglevBuilder};
+pub use membership::Membership;
 pub use multi_probe::{DEFAULT_PROBES, MAX_PROBES, MultiProbe, MultiProbeBuilder};
 pub use placement_hash::PlacementHash;
 pub use rendezvous::Rendezvous;
