@@ -420,12 +420,12 @@ impl<N> ConsistentHash for JumpHash<N> {
     }
 
     fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.live);
+        let mut distinct = Distinct::new(out, self.live, self.slots.len());
         let Some(first) = self.bucket_for_hash(hash) else {
             return 0;
         };
         if let Some(node) = &self.slots[first as usize] {
-            distinct.push(node);
+            distinct.push(first as usize, node);
         }
         // Each further replica is the jump of another hash of the key, so it is as stable
         // as the first; a bounded number of tries then a scan guarantees termination.
@@ -437,7 +437,7 @@ impl<N> ConsistentHash for JumpHash<N> {
             if let Some(b) = self.bucket_for_hash(combine(hash, REPLICA_SALT + salt))
                 && let Some(node) = &self.slots[b as usize]
             {
-                distinct.push(node);
+                distinct.push(b as usize, node);
             }
         }
         let len = self.slots.len();
@@ -445,8 +445,9 @@ impl<N> ConsistentHash for JumpHash<N> {
             if distinct.full() {
                 break;
             }
-            if let Some(node) = &self.slots[(first as usize + step) % len] {
-                distinct.push(node);
+            let b = (first as usize + step) % len;
+            if let Some(node) = &self.slots[b] {
+                distinct.push(b, node);
             }
         }
         distinct.finish()

@@ -589,12 +589,7 @@ impl<N: StableHash + Eq> Maglev<N> {
         nodes: I,
     ) -> Result<(), Error> {
         let before = self.members.clone_shape();
-        for (node, weight) in nodes {
-            if let Err(e) = self.members.insert(node, weight) {
-                self.members.restore(before);
-                return Err(e);
-            }
-        }
+        self.members.extend(nodes, |_| Ok(()))?;
         let nodes = self.members.len() as u64;
         if nodes > u64::from(self.size) {
             self.members.restore(before);
@@ -696,7 +691,7 @@ impl<N> ConsistentHash for Maglev<N> {
     }
 
     fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.members.len());
+        let mut distinct = Distinct::new(out, self.members.len(), self.members.len());
         if self.table.len() == 0 {
             return 0;
         }
@@ -710,7 +705,7 @@ impl<N> ConsistentHash for Maglev<N> {
             let Some(owner) = self.table.owner((start + step) % len) else {
                 break; // never: the slot is below the length
             };
-            distinct.push(&self.members.nodes[owner]);
+            distinct.push(owner, &self.members.nodes[owner]);
         }
         distinct.finish()
     }

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use keel_benches::hashring::{Implementation, implementations, keys};
-use keel_hashring::{ConsistentHash, Maglev, MultiProbe};
+use keel_hashring::{ConsistentHash, JumpHash, Ketama, KetamaVariant, Maglev, MultiProbe, Ring};
 
 /// Keys for the balance columns.
 const BALANCE_KEYS: usize = 1_000_000;
@@ -119,11 +119,97 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if "keel Maglev table sizes".contains(filter) {
         maglev_sizes(&balance_keys);
     }
+    if "keel bulk".contains(filter) {
+        bulk();
+    }
     if "keel MultiProbe".contains(filter) {
         multi_probe_table();
         multi_probe_tail();
     }
     Ok(())
+}
+
+/// The cost of bulk work that was once quadratic: adding many nodes in one
+/// `extend_weighted`, and a replica lookup asking for every node (best of 3 runs each).
+fn bulk() {
+    fn best(mut run: impl FnMut()) -> f64 {
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                run();
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .fold(f64::MAX, f64::min)
+    }
+    println!("### Bulk adds and large replica lookups (ms, best of 3)\n");
+    println!("| work | 1,000 nodes | 10,000 nodes | 30,000 nodes |");
+    println!("|---|---|---|---|");
+    let sizes = [1_000u32, 10_000, 30_000];
+    let row = |name: &str, run: &dyn Fn(u32)| {
+        let cells: Vec<String> = sizes
+            .iter()
+            .map(|&n| format!("{:.1}", best(|| run(n))))
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
+    row(
+        "MultiProbe::extend_weighted (member list + 1 point each)",
+        &|n| {
+            let mut mp = MultiProbe::new();
+            mp.extend_weighted((0..n).map(|i| (i, 1)))
+                .expect("distinct");
+            black_box(mp);
+        },
+    );
+    row("Ring::extend_weighted, 10 vnodes", &|n| {
+        let mut ring = Ring::builder().vnodes(10).build().expect("vnodes");
+        ring.extend_weighted((0..n).map(|i| (i, 1)))
+            .expect("distinct");
+        black_box(ring);
+    });
+    row(
+        "Ketama::extend_weighted (libketama, 160 points each)",
+        &|n| {
+            let mut ketama = Ketama::new(KetamaVariant::Libketama);
+            ketama
+                .extend_weighted((0..n).map(|i| (format!("10.{}.{}.1:11211", i / 256, i % 256), 1)))
+                .expect("distinct");
+            black_box(ketama);
+        },
+    );
+    // Every node in preference order, for 10 keys; 1,000 and 10,000 nodes only, as the
+    // quadratic form took minutes beyond.
+    let replicas = |name: &str, lookup: &dyn Fn(u32) -> f64| {
+        let cells: Vec<String> = sizes[..2]
+            .iter()
+            .map(|&n| format!("{:.1}", lookup(n)))
+            .collect();
+        println!("| {name} | {} | — |", cells.join(" | "));
+    };
+    replicas("Ring replicas, all nodes, 10 keys (160 vnodes)", &|n| {
+        let mut ring = Ring::new();
+        ring.extend_weighted((0..n).map(|i| (i, 1)))
+            .expect("distinct");
+        let mut out = vec![None; n as usize];
+        best(|| {
+            for k in 0..10u64 {
+                black_box(ring.replicas(&k, &mut out));
+            }
+        })
+    });
+    replicas("JumpHash replicas, all nodes, 10 keys", &|n| {
+        let mut jump = JumpHash::new();
+        for i in 0..n {
+            jump.add(i).expect("distinct");
+        }
+        let mut out = vec![None; n as usize];
+        best(|| {
+            for k in 0..10u64 {
+                black_box(jump.replicas(&k, &mut out));
+            }
+        })
+    });
+    println!();
 }
 
 /// Multi-probe's peak-to-mean by probe count, over enough keys that sampling noise is
