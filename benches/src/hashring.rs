@@ -52,16 +52,19 @@ pub fn keel_rendezvous(nodes: &[u32]) -> Rendezvous<u32> {
     hrw
 }
 
-/// keel's Maglev with its default table, sized with the node count.
+/// keel's Maglev with its table sized for the node count (`expected_nodes`).
 pub fn keel_maglev(nodes: &[u32]) -> Maglev<u32> {
-    let mut maglev = Maglev::new();
+    let mut maglev = Maglev::builder()
+        .expected_nodes(nodes.len() as u64)
+        .build()
+        .expect("at most MAX_EXPECTED_NODES");
     maglev
         .extend_weighted(nodes.iter().map(|&n| (n, 1)))
         .expect("fewer nodes than slots");
     maglev
 }
 
-/// keel's Maglev with a fixed 65,537-slot table, its size before it grew with the nodes.
+/// keel's Maglev with a fixed 65,537-slot table, the default size.
 pub fn keel_maglev_fixed(nodes: &[u32]) -> Maglev<u32> {
     let mut maglev = Maglev::builder()
         .table_size(65_537)

@@ -369,8 +369,8 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
         self.ring.contains(node)
     }
 
-    /// Removes `node` and drops its load; returns how many keys it held, or `None` if it
-    /// was not a member. Those keys must be assigned again.
+    /// Removes `node` and drops its load; returns whether it was a member. The keys it held
+    /// ([`load`](Self::load) before the removal) must be assigned again.
     ///
     /// ```
     /// use keel_hashring::{BoundedLoads, Ring};
@@ -381,18 +381,21 @@ impl<N: StableHash + Eq> BoundedLoads<N> {
     /// for _ in 0..4 {
     ///     bounded.assign("hot");
     /// }
-    /// assert_eq!(bounded.remove(&"a"), Some(2)); // its 2 keys must be assigned again
-    /// assert_eq!(bounded.assigned(), 2);
-    /// assert_eq!(bounded.remove(&"a"), None);
+    /// let held = bounded.load(&"a");
+    /// assert_eq!(held, 2); // these keys must be assigned again
+    /// assert!(bounded.remove(&"a"));
+    /// assert_eq!(bounded.assigned(), 4 - held);
+    /// assert!(!bounded.remove(&"a"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn remove(&mut self, node: &N) -> Option<u64> {
-        let i = self.ring.index_of(node)?;
+    pub fn remove(&mut self, node: &N) -> bool {
+        let Some(i) = self.ring.index_of(node) else {
+            return false;
+        };
         let held = self.loads.remove(i);
         self.assigned -= held;
         self.total_weight -= u64::from(self.ring.weight_at(i));
-        self.ring.remove(node);
-        Some(held)
+        self.ring.remove(node)
     }
 }
 
@@ -445,9 +448,10 @@ mod tests {
         b.add(7).unwrap();
         assert_eq!(b.load(&7), 0);
         assert_eq!(b.assigned(), 30);
-        let held = b.remove(&0).unwrap();
+        let held = b.load(&0);
+        assert!(b.remove(&0));
         assert_eq!(b.assigned(), 30 - held);
-        assert_eq!(b.remove(&0), None);
+        assert!(!b.remove(&0));
         let total: u64 = [1, 2, 7].iter().map(|n| b.load(n)).sum();
         assert_eq!(total, b.assigned());
     }

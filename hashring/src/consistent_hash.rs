@@ -10,7 +10,8 @@ use crate::placement_hash::PlacementHash;
 /// [`PlacementHash`]); the provided [`node`](Self::node) and [`replicas`](Self::replicas)
 /// hash the key for you, and so do `node_of` and `replicas_of` on a
 /// `dyn ConsistentHash<Node = N, Hash = H>`. Replicas are written into a buffer the
-/// caller owns, so no lookup allocates.
+/// caller owns, so no lookup allocates, but for one case: more than 16 replicas among more
+/// than 8,192 members keep a hash set of the nodes found.
 ///
 /// The trait is object safe: a compile-time check in the crate keeps it so.
 ///
@@ -92,6 +93,10 @@ pub trait ConsistentHash {
     /// whose weight is under `1 / (40 × n)` of the total has no points and is never written,
     /// so Ketama can return fewer (see
     /// [Light servers get no points](crate::Ketama#light-servers-get-no-points)).
+    ///
+    /// Time is linear in what the walk visits: up to 16 replicas are told apart by scanning
+    /// the buffer, more by a bitmap of member indexes (on the stack up to 8,192 members, a
+    /// hash set beyond), so asking for every node is not quadratic.
     ///
     /// ```
     /// use keel_hashring::{ConsistentHash, Ring, hash_key};
@@ -213,22 +218,51 @@ dyn_lookups!(+ Send + Sync);
 // Compile-time check that the trait stays object safe.
 const _: Option<&dyn ConsistentHash<Node = (), Hash = u64>> = None;
 
-/// A replica buffer being filled with distinct nodes, compared by address.
+/// Up to this many replicas, duplicates are found by scanning the buffer; beyond, by a set
+/// of member indexes, so a lookup stays linear in the buffer rather than quadratic.
+const SCAN_UP_TO: usize = 16;
+/// Member indexes below this are tracked in a bitmap on the stack (1 KiB); only a lookup of
+/// more than [`SCAN_UP_TO`] replicas among more members than this allocates (a hash set).
+const STACK_BITS: usize = 8192;
+
+/// How a [`Distinct`] remembers the members it holds.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the bitmap stays on the stack so the lookup does not allocate"
+)]
+enum Seen {
+    Scan,
+    Bits([u64; STACK_BITS / 64]),
+    Set(std::collections::HashSet<usize>),
+}
+
+/// A replica buffer being filled with distinct nodes, told apart by member index.
 pub(crate) struct Distinct<'a, 'o, N> {
     out: &'o mut [Option<&'a N>],
     filled: usize,
     want: usize,
+    seen: Seen,
 }
 
 impl<'a, 'o, N> Distinct<'a, 'o, N> {
-    /// Clears `out` and expects `min(out.len(), members)` nodes.
-    pub(crate) fn new(out: &'o mut [Option<&'a N>], members: usize) -> Self {
+    /// Clears `out` and expects `min(out.len(), members)` nodes, whose indexes are below
+    /// `indexes`.
+    #[inline]
+    pub(crate) fn new(out: &'o mut [Option<&'a N>], members: usize, indexes: usize) -> Self {
         out.iter_mut().for_each(|slot| *slot = None);
         let want = out.len().min(members);
+        let seen = if want <= SCAN_UP_TO {
+            Seen::Scan
+        } else if indexes <= STACK_BITS {
+            Seen::Bits([0; STACK_BITS / 64])
+        } else {
+            Seen::Set(std::collections::HashSet::with_capacity(want))
+        };
         Self {
             out,
             filled: 0,
             want,
+            seen,
         }
     }
 
@@ -238,18 +272,25 @@ impl<'a, 'o, N> Distinct<'a, 'o, N> {
         self.filled >= self.want
     }
 
-    /// Whether `node` is already in the buffer.
+    /// Adds `node`, the member at `index`, unless it is already there or the buffer is full.
     #[inline]
-    pub(crate) fn contains(&self, node: &N) -> bool {
-        self.out[..self.filled]
-            .iter()
-            .any(|slot| slot.is_some_and(|have| core::ptr::eq(have, node)))
-    }
-
-    /// Adds `node` unless it is already there or the buffer is full.
-    #[inline]
-    pub(crate) fn push(&mut self, node: &'a N) {
-        if !self.full() && !self.contains(node) {
+    pub(crate) fn push(&mut self, index: usize, node: &'a N) {
+        if self.full() {
+            return;
+        }
+        let fresh = match &mut self.seen {
+            Seen::Scan => !self.out[..self.filled]
+                .iter()
+                .any(|slot| slot.is_some_and(|have| core::ptr::eq(have, node))),
+            Seen::Bits(bits) => {
+                let (word, bit) = (index / 64, 1u64 << (index % 64));
+                let fresh = bits[word] & bit == 0;
+                bits[word] |= bit;
+                fresh
+            }
+            Seen::Set(set) => set.insert(index),
+        };
+        if fresh {
             self.out[self.filled] = Some(node);
             self.filled += 1;
         }

@@ -61,6 +61,15 @@ pub enum Error {
         /// The number of nodes.
         nodes: u64,
     },
+    /// A Maglev table sized for more expected nodes than the largest table holds at `5 n²`
+    /// slots ([`MAX_EXPECTED_NODES`](crate::MAX_EXPECTED_NODES)); fix a size with
+    /// [`MaglevBuilder::table_size`](crate::MaglevBuilder::table_size) instead.
+    TooManyExpectedNodes {
+        /// The expected nodes given.
+        nodes: u64,
+        /// The most expected nodes taken.
+        max: u64,
+    },
     /// Multi-probe hashing was configured with 0 probes.
     ZeroProbes,
     /// Multi-probe hashing was configured with more than [`MAX_PROBES`](crate::MAX_PROBES)
@@ -116,6 +125,11 @@ impl fmt::Display for Error {
             Error::TableTooSmall { size, nodes } => {
                 write!(f, "table size {size} is smaller than the {nodes} nodes")
             }
+            Error::TooManyExpectedNodes { nodes, max } => write!(
+                f,
+                "a Maglev table for {nodes} expected nodes is over the size limit \
+                 (at most {max} nodes); fix a table size instead"
+            ),
             Error::ZeroProbes => f.write_str("probes must be > 0"),
             Error::TooManyProbes { probes, max } => {
                 write!(f, "{probes} probes is more than the limit of {max}")
@@ -176,6 +190,15 @@ mod tests {
             }
             .to_string(),
             "20 probes is more than the limit of 16"
+        );
+        assert_eq!(
+            Error::TooManyExpectedNodes {
+                nodes: 2000,
+                max: 1831
+            }
+            .to_string(),
+            "a Maglev table for 2000 expected nodes is over the size limit (at most 1831 \
+             nodes); fix a table size instead"
         );
         fn assert_send_sync<T: Send + Sync + std::error::Error>() {}
         assert_send_sync::<Error>();

@@ -256,7 +256,8 @@ impl<N: StableHash + Eq> JumpHash<N> {
         Ok(Self { slots, live })
     }
 
-    /// Adds `node` in the lowest tombstone, or a new last bucket; returns its bucket.
+    /// Adds `node` in the lowest tombstone, or a new last bucket;
+    /// [`bucket_of`](Self::bucket_of) tells which.
     ///
     /// # Errors
     ///
@@ -268,23 +269,22 @@ impl<N: StableHash + Eq> JumpHash<N> {
     /// use keel_hashring::{Error, JumpHash};
     ///
     /// let mut jump = JumpHash::new();
-    /// assert_eq!(jump.add("s0")?, 0);
-    /// assert_eq!(jump.add("s1")?, 1);
-    /// assert_eq!(jump.add("s2")?, 2);
+    /// for shard in ["s0", "s1", "s2"] {
+    ///     jump.add(shard)?;
+    /// }
+    /// assert_eq!(jump.bucket_of(&"s2"), Some(2));
     /// jump.remove(&"s0");
-    /// assert_eq!(jump.add("s3")?, 0); // refills the lowest tombstone
+    /// jump.add("s3")?;
+    /// assert_eq!(jump.bucket_of(&"s3"), Some(0)); // refills the lowest tombstone
     /// assert_eq!(jump.add("s3"), Err(Error::DuplicateNode));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn add(&mut self, node: N) -> Result<u32, Error> {
-        if self.bucket_of(&node).is_some() {
+    pub fn add(&mut self, node: N) -> Result<(), Error> {
+        if self.contains(&node) {
             return Err(Error::DuplicateNode);
         }
-        let bucket = match self.slots.iter().position(Option::is_none) {
-            Some(dead) => {
-                self.slots[dead] = Some(node);
-                dead
-            }
+        match self.slots.iter().position(Option::is_none) {
+            Some(dead) => self.slots[dead] = Some(node),
             None => {
                 if self.slots.len() >= u32::MAX as usize {
                     return Err(Error::TooManyNodes {
@@ -292,11 +292,10 @@ impl<N: StableHash + Eq> JumpHash<N> {
                     });
                 }
                 self.slots.push(Some(node));
-                self.slots.len() - 1
             }
-        };
+        }
         self.live += 1;
-        Ok(bucket as u32)
+        Ok(())
     }
 
     /// [`add`](Self::add) with a weight, in the shape every placement shares, so generic
@@ -330,7 +329,7 @@ impl<N: StableHash + Eq> JumpHash<N> {
     pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
         match weight {
             0 => Err(Error::ZeroWeight),
-            1 => self.add(node).map(drop),
+            1 => self.add(node),
             _ => Err(Error::WeightsUnsupported {
                 placement: "jump hash",
                 weight,
@@ -350,7 +349,7 @@ impl<N: StableHash + Eq> JumpHash<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn contains(&self, node: &N) -> bool {
-        self.bucket_of(node).is_some()
+        self.index_of(node).is_some()
     }
 
     /// Removes `node`; returns whether it was a member. The last bucket is dropped, any
@@ -371,7 +370,7 @@ impl<N: StableHash + Eq> JumpHash<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remove(&mut self, node: &N) -> bool {
-        let Some(bucket) = self.bucket_of(node) else {
+        let Some(bucket) = self.index_of(node) else {
             return false;
         };
         if bucket + 1 == self.slots.len() {
@@ -383,7 +382,8 @@ impl<N: StableHash + Eq> JumpHash<N> {
         true
     }
 
-    /// The bucket `node` holds, if it is a member.
+    /// The bucket `node` holds, if it is a member: its shard number, the value
+    /// [`bucket_for_hash`](Self::bucket_for_hash) returns for the keys it owns.
     ///
     /// ```
     /// use keel_hashring::JumpHash;
@@ -395,7 +395,12 @@ impl<N: StableHash + Eq> JumpHash<N> {
     /// assert_eq!(jump.bucket_of(&"s9"), None);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn bucket_of(&self, node: &N) -> Option<usize> {
+    pub fn bucket_of(&self, node: &N) -> Option<u32> {
+        // Buckets never exceed `u32::MAX` (add and from_slots refuse more).
+        self.index_of(node).map(|i| i as u32)
+    }
+
+    fn index_of(&self, node: &N) -> Option<usize> {
         self.slots.iter().position(|s| s.as_ref() == Some(node))
     }
 }
@@ -415,12 +420,12 @@ impl<N> ConsistentHash for JumpHash<N> {
     }
 
     fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.live);
+        let mut distinct = Distinct::new(out, self.live, self.slots.len());
         let Some(first) = self.bucket_for_hash(hash) else {
             return 0;
         };
         if let Some(node) = &self.slots[first as usize] {
-            distinct.push(node);
+            distinct.push(first as usize, node);
         }
         // Each further replica is the jump of another hash of the key, so it is as stable
         // as the first; a bounded number of tries then a scan guarantees termination.
@@ -432,7 +437,7 @@ impl<N> ConsistentHash for JumpHash<N> {
             if let Some(b) = self.bucket_for_hash(combine(hash, REPLICA_SALT + salt))
                 && let Some(node) = &self.slots[b as usize]
             {
-                distinct.push(node);
+                distinct.push(b as usize, node);
             }
         }
         let len = self.slots.len();
@@ -440,8 +445,9 @@ impl<N> ConsistentHash for JumpHash<N> {
             if distinct.full() {
                 break;
             }
-            if let Some(node) = &self.slots[(first as usize + step) % len] {
-                distinct.push(node);
+            let b = (first as usize + step) % len;
+            if let Some(node) = &self.slots[b] {
+                distinct.push(b, node);
             }
         }
         distinct.finish()
@@ -467,7 +473,8 @@ mod tests {
     fn tombstones_are_skipped_and_refilled() {
         let mut j = JumpHash::new();
         for n in 0..5u32 {
-            assert_eq!(j.add(n).unwrap(), n);
+            j.add(n).unwrap();
+            assert_eq!(j.bucket_of(&n), Some(n));
         }
         assert!(j.remove(&2));
         assert_eq!(j.buckets(), 5);
@@ -475,7 +482,8 @@ mod tests {
         for k in 0..2000u32 {
             assert_ne!(j.node(&k), Some(&2));
         }
-        assert_eq!(j.add(9).unwrap(), 2);
+        j.add(9).unwrap();
+        assert_eq!(j.bucket_of(&9), Some(2));
         assert!(j.remove(&4));
         assert_eq!(j.buckets(), 4);
         assert_eq!(j.add(9), Err(Error::DuplicateNode));

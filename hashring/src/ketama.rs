@@ -481,7 +481,9 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
         self.servers.contains(server)
     }
 
-    /// Adds every `(server, weight)` in order and rebuilds once. On error nothing is added.
+    /// Adds every `(server, weight)` in order and rebuilds once, in `O(n log n)`. On error
+    /// nothing is added. Servers are compared by label first, so two equal servers must
+    /// have equal labels (true of strings).
     /// As with [`add_weighted`](Self::add_weighted), a server lighter than `W / (40 × n)` gets no points.
     ///
     /// # Errors
@@ -509,23 +511,40 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
         servers: I,
     ) -> Result<(), Error> {
         let before = self.servers.len();
+        let mut failed = None;
         for (server, weight) in servers {
             let problem = if weight == 0 {
                 Some(Error::ZeroWeight)
             } else if server.as_ref().is_empty() {
                 Some(Error::EmptyServerName)
-            } else if self.servers.contains(&server) {
-                Some(Error::DuplicateNode)
             } else {
                 None
             };
             if let Some(e) = problem {
-                self.servers.truncate(before);
-                self.weights.truncate(before);
-                return Err(e);
+                failed = Some(e);
+                break;
             }
             self.servers.push(server);
             self.weights.push(weight);
+        }
+        // Duplicates by sorting labels, `O(n log n)` rather than a scan per server; equal
+        // servers have equal labels. Every server read precedes the failing entry, so a
+        // duplicate among them is the first error, as one-by-one checks would find.
+        let mut by_label: Vec<usize> = (0..self.servers.len()).collect();
+        by_label.sort_by(|&a, &b| self.servers[a].as_ref().cmp(self.servers[b].as_ref()));
+        let mut run = 0;
+        let duplicate = (0..by_label.len()).any(|k| {
+            let label = |k: usize| self.servers[by_label[k]].as_ref();
+            if k > 0 && label(k - 1) != label(k) {
+                run = k;
+            }
+            let server = &self.servers[by_label[k]];
+            by_label[run..k].iter().any(|&i| self.servers[i] == *server)
+        });
+        if let Some(e) = duplicate.then_some(Error::DuplicateNode).or(failed) {
+            self.servers.truncate(before);
+            self.weights.truncate(before);
+            return Err(e);
         }
         self.rebuild();
         Ok(())
@@ -617,7 +636,7 @@ impl<N> ConsistentHash for Ketama<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn replicas_for_hash<'a>(&'a self, hash: KetamaHash, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.placed);
+        let mut distinct = Distinct::new(out, self.placed, self.servers.len());
         if self.points.is_empty() {
             return 0;
         }
@@ -627,7 +646,8 @@ impl<N> ConsistentHash for Ketama<N> {
             if distinct.full() {
                 break;
             }
-            distinct.push(&self.servers[self.owners[(start + step) % len] as usize]);
+            let owner = self.owners[(start + step) % len] as usize;
+            distinct.push(owner, &self.servers[owner]);
         }
         distinct.finish()
     }

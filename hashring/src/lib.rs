@@ -3,8 +3,9 @@
 //! # Overview
 //!
 //! Every algorithm implements one small trait, [`ConsistentHash`]: a key maps to a node, and
-//! to `n` distinct nodes for replicas written into a buffer the caller owns, so lookups never
-//! allocate. Nodes can be any type that implements [`StableHash`] and `Eq`.
+//! to `n` distinct nodes for replicas written into a buffer the caller owns, so lookups do
+//! not allocate (one exception: more than 16 replicas among more than 8,192 members keep a
+//! set of the nodes found, so the lookup stays linear in the buffer). Nodes can be any type that implements [`StableHash`] and `Eq`.
 //!
 //! Keys and nodes are hashed with SipHash-1-3 under fixed keys ([`hash_key`]), never with
 //! `RandomState` or `DefaultHasher`, so every process, platform and release places a key on
@@ -39,7 +40,7 @@
 //! | [`Ring`] | `O(1)` expected (prefix table + tiny binary search) | about 14 B per point | yes | yes | ideal `w / W` |
 //! | [`JumpHash`] | `O(ln n)` | one slot per bucket | no (`add_weighted` takes weight 1 only) | via tombstones | ideal `1/n` |
 //! | [`Rendezvous`] | `O(n)` | member list | yes | yes | ideal `w / W` |
-//! | [`Maglev`] | `O(1)`, one table read | 2 B per slot (4 B past 65,536 members); 65,537 slots, growing to hold `5 n²` | yes | yes | ideal plus at most 1 % of keys; 1.0–1.6× the ideal from 10 to 1,000 nodes, except a growth step, which moves almost every key |
+//! | [`Maglev`] | `O(1)`, one table read | 2 B per slot (4 B past 65,536 members); 65,537 slots, or `5 n²` for `n` expected nodes, fixed when built | yes | yes | ideal plus at most 1 % of keys; 1.0–1.6× the ideal from 10 to 1,000 nodes in a table sized for 1,000 |
 //! | [`MultiProbe`] | `k` binary searches (`k = 21`) | 12 B per point, one point per unit of weight | yes | yes | ideal `w / W` |
 //! | [`Ketama`] | MD5 of the key, prefix table + tiny binary search | about 10 B per point | yes | yes | ideal at equal weights, as libketama |
 //! | [`BoundedLoads`] | ring walk to the first node under the cap | ring + 8 B per node | yes | yes | `O(1/ε²)` × ideal |
@@ -55,6 +56,14 @@
 //! many as the ideal `w / W` within 10 %; Maglev within ideal + 1 %; bounded loads within
 //! 2× the ideal at `c = 1.25`; weighted shares within 5 % (Maglev), 6 % (rendezvous) and
 //! 30 % (ring, 160 points per unit of weight).
+//!
+//! ## One vocabulary for membership
+//!
+//! Every placement has `add`, `add_weighted`, `remove` and `contains` in the same shapes
+//! (`Result<(), Error>` to add, `bool` to remove or test), and the [`Membership`] trait
+//! names them for generic code. Placement-specific answers are separate methods:
+//! [`JumpHash::bucket_of`] for a node's shard number, [`BoundedLoads::load`] for the keys
+//! a node holds before it is removed.
 //!
 //! ## Membership changes under load
 //!
@@ -91,6 +100,7 @@ mod ketama;
 mod key;
 mod maglev;
 mod members;
+mod membership;
 mod multi_probe;
 #[cfg(feature = "serde")]
 mod persist;
@@ -105,7 +115,8 @@ pub use error::Error;
 pub use jump::{JumpHash, jump};
 pub use ketama::{Ketama, KetamaHash, KetamaVariant, ketama_hash, libmemcached_label};
 pub use key::{StableHash, hash_key};
-pub use maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, Maglev, MaglevBuilder};
+pub use maglev::{DEFAULT_TABLE_SIZE, MAX_EXPECTED_NODES, MAX_TABLE_SIZE, Maglev, MaglevBuilder};
+pub use membership::Membership;
 pub use multi_probe::{DEFAULT_PROBES, MAX_PROBES, MultiProbe, MultiProbeBuilder};
 pub use placement_hash::PlacementHash;
 pub use rendezvous::Rendezvous;

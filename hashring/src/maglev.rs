@@ -8,8 +8,10 @@ use crate::error::Error;
 use crate::key::{StableHash, combine};
 use crate::members::Members;
 
-/// The smallest table: the size of an empty or small table sized with the node count, as in
-/// the Maglev paper.
+/// The table size of [`Maglev::new`] and of a builder given no size: 65,537 slots (128 KiB),
+/// which keeps the keys an added node moves under 2× the ideal up to about 114 nodes
+/// (`5 n²` slots; 1.53× measured at 100). Past that, movement grows gradually (2.6× at 200,
+/// 6.8× at 1,000); size the table for more with [`MaglevBuilder::expected_nodes`].
 ///
 /// ```
 /// use keel_hashring::{DEFAULT_TABLE_SIZE, Maglev};
@@ -20,9 +22,9 @@ use crate::members::Members;
 /// ```
 pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
 
-/// The largest fixed table size [`MaglevBuilder::table_size`] takes: 2^24 slots, a 32 MiB
-/// table (64 MiB past 65,536 members), twice the largest automatic size (8,388,739). The table is allocated whole at the
-/// first membership change, so the bound keeps every accepted size allocatable.
+/// The largest table size taken: 2^24 slots, a 32 MiB table (64 MiB past 65,536 members).
+/// The table is allocated whole at the first membership change, so the bound keeps every
+/// accepted size allocatable.
 ///
 /// ```
 /// use keel_hashring::{Error, MAX_TABLE_SIZE, Maglev};
@@ -36,23 +38,34 @@ pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
 /// ```
 pub const MAX_TABLE_SIZE: u64 = 1 << 24;
 
-/// Slots per squared node a table sized with the node count keeps at least: keys moved by
-/// an added node measure about `1 + 1.6 n / √M` times the ideal `1/(n+1)`, so under 2×
-/// takes `M ≳ 4 n²` (1.8–1.9× measured there); 5 leaves a margin (1.0–1.6× measured from
-/// 10 to 1,000 nodes). No size linear in `n` holds: see the table on [`Maglev`].
-const SLOTS_PER_NODE_SQUARED: u64 = 5;
-/// Automatic sizes are the primes just above `65,537 × 2^k`, up to this `k`: 8,388,739
-/// slots (16 MB), enough for 1,295 nodes at the ratio above; larger memberships keep it.
-const MAX_GROWTH_STEP: u32 = 7;
+/// The most nodes [`MaglevBuilder::expected_nodes`] and [`Maglev::resize_for`] size a table
+/// for: 1,831, the most whose `5 n²` slots fit the largest prime size under
+/// [`MAX_TABLE_SIZE`] (16,777,213 slots, 32 MiB).
+///
+/// ```
+/// use keel_hashring::{Error, MAX_EXPECTED_NODES, Maglev};
+///
+/// assert!(Maglev::<u32>::builder().expected_nodes(MAX_EXPECTED_NODES).build().is_ok());
+/// assert_eq!(
+///     Maglev::<u32>::builder().expected_nodes(MAX_EXPECTED_NODES + 1).build().unwrap_err(),
+///     Error::TooManyExpectedNodes { nodes: MAX_EXPECTED_NODES + 1, max: MAX_EXPECTED_NODES }
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const MAX_EXPECTED_NODES: u64 = 1_831;
 
-/// How the table's size is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sizing {
-    /// Grows with the membership (never shrinks).
-    Auto,
-    /// Set by [`MaglevBuilder::table_size`].
-    Fixed,
-}
+/// Slots per squared node a table sized for `n` nodes holds at least: keys moved by an added
+/// node measure about `1 + 1.6 n / √M` times the ideal `1/(n+1)`, so under 2× takes
+/// `M ≳ 4 n²` (1.8–1.9× measured there); 5 leaves a margin. No size linear in `n` holds:
+/// see the table on [`Maglev`].
+const SLOTS_PER_NODE_SQUARED: u64 = 5;
+
+/// The sizes a table sized for a node count takes: the primes just above `65,537 × 2^k`
+/// (the sizes earlier releases grew through, so a table sized for the same count places
+/// keys as it did), then the largest prime under [`MAX_TABLE_SIZE`].
+const SIZE_STEPS: [u32; 9] = [
+    65_537, 131_101, 262_151, 524_309, 1_048_601, 2_097_211, 4_194_371, 8_388_739, 16_777_213,
+];
 
 /// Google's Maglev hashing (Eisenbud et al., NSDI 2016).
 ///
@@ -60,14 +73,17 @@ enum Sizing {
 /// hash; `M` prime so every skip generates all slots), and nodes take turns claiming their
 /// next free slot until the table is full. A lookup is one multiply and one table read.
 ///
-/// * **Table size:** by default `M` grows with the membership, as the paper asks (`M ≫ N`):
-///   it is the smallest prime above `65,537 × 2^k` that holds `5 n²` slots, from 65,537
-///   (up to 114 nodes) to 8,388,739 (16 MB, up to 1,295 nodes; larger memberships keep
-///   that size). A slot takes two bytes while there are at most 65,536 members, four
-///   beyond. A growth step rebuilds a bigger table and so moves almost every key, once
-///   per `√2` growth of the membership; a table never shrinks. To avoid growth steps, size
-///   it once with [`MaglevBuilder::expected_nodes`], or fix it with
-///   [`MaglevBuilder::table_size`].
+/// * **Table size:** fixed when the table is built, and never changed by a membership
+///   change, because a new size moves almost every key. [`Maglev::new`] takes
+///   [`DEFAULT_TABLE_SIZE`] (65,537 slots), good up to about 114 nodes;
+///   [`MaglevBuilder::expected_nodes`] sizes the table for the membership you plan for
+///   (`5 n²` slots, see below), and [`MaglevBuilder::table_size`] fixes it outright. Growing
+///   past the planned membership costs movement gradually, not at once; [`Maglev::resize`]
+///   and [`Maglev::resize_for`] change the size explicitly, moving almost every key.
+/// * **Memory:** two bytes a slot while there are at most 65,536 members, four beyond:
+///   128 KiB at 65,537 slots, 16 MiB for 1,000 expected nodes (8,388,739 slots), at most
+///   32 MiB (64 MiB with four-byte slots) at [`MAX_TABLE_SIZE`]. A rebuild briefly adds a
+///   bitmap of `M / 8` bytes and 16 bytes a node.
 /// * **Balance:** each node owns `⌊M/n⌋` or `⌈M/n⌉` slots, so shares differ by at most
 ///   one slot. With weights, node `i` claims `w_i` slots per turn, so its share is
 ///   `w_i / W` within the same granularity.
@@ -76,10 +92,9 @@ enum Sizing {
 ///   second (probes read a bitmap of free slots, which stays in cache).
 /// * **Disruption:** adding or removing one of `n` nodes moves its own `1/n` of the keys
 ///   plus some whose slots another node claims first in the new fill order; over the
-///   ideal, that extra grows as `n / √M`. Within one table size of the default rule it
-///   stays under the ideal itself: adding a node moves 1.0–1.6× the ideal `1/(n+1)` from
-///   10 to 1,000 nodes (`compare hashring`). A fixed 65,537-slot table moves 1.5× at 100
-///   nodes but 6.8× at 1,000. Use [`Ring`](crate::Ring) or
+///   ideal, that extra grows as `n / √M`. In a table sized for 1,000 nodes, adding a node
+///   moves 1.0–1.6× the ideal `1/(n+1)` at every count from 10 to 1,000 (`compare
+///   hashring`); the default 65,537-slot table moves 1.5× at 100 nodes but 6.8× at 1,000. Use [`Ring`](crate::Ring) or
 ///   [`Rendezvous`](crate::Rendezvous) where only the ideal movement will do.
 /// * Results depend only on the membership and the table size, not on the order nodes were
 ///   added.
@@ -103,18 +118,25 @@ enum Sizing {
 /// The smallest size under 2× is about `4 n²` at every node count from 50 up (50: 10,007;
 /// 200: 131,101; 500: 1,048,601; 1,000: 4,194,371). No rule linear in `n` holds across
 /// 10 to 1,000 nodes: the paper's `M ≥ 100 n` moves 2.6× at 100 nodes and about 6.8× at
-/// 1,000, and even `M ≈ 1,000 n` moves 3.0× at 1,000. The default keeps `5 n²` for a
-/// margin. What a size costs at 1,000 nodes is in the crate README: from 4,194,371 slots
-/// on, the table outgrows the CPU's L2 cache and a lookup costs several times more than
-/// in a 65,537-slot table. A growth step itself moves almost every key.
+/// 1,000, and even `M ≈ 1,000 n` moves 3.0× at 1,000. [`MaglevBuilder::expected_nodes`]
+/// keeps `5 n²` for a margin. What a size costs at 1,000 nodes is in the crate README:
+/// from 4,194,371 slots on, the table outgrows the CPU's L2 cache and a lookup costs
+/// several times more than in a 65,537-slot table.
+///
+/// In one table sized for 1,000 nodes (8,388,739 slots), adding node `n` to `0..n` moves
+/// 1.00× the ideal at 10 nodes, 1.03× at 100, 1.05× at 161, 1.20× at 457 and 1.56× at
+/// 915 and 1,000, with no step that moves nearly every key (earlier releases grew the table
+/// at 115, 162, … 916 nodes, moving all keys each time); the default 65,537-slot table
+/// moves 1.61× at 114, 2.06× at 161 and 6.81× at 1,000 (same command).
 ///
 /// # Example
 ///
 /// ```
 /// use keel_hashring::{ConsistentHash, Maglev};
 ///
-/// let mut maglev = Maglev::builder().table_size(65_537).build()?;
+/// let mut maglev = Maglev::builder().expected_nodes(300).build()?; // 524,309 slots, 1 MiB
 /// maglev.extend_weighted([("backend-a", 1), ("backend-b", 1), ("backend-c", 2)])?;
+/// assert_eq!(maglev.table_size(), 524_309); // and so it stays as members come and go
 /// let backend = maglev.node("flow:10.1.2.3:5555").ok_or("empty table")?;
 /// assert!(["backend-a", "backend-b", "backend-c"].contains(backend));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -123,7 +145,6 @@ enum Sizing {
 pub struct Maglev<N> {
     members: Members<N>,
     size: u32,
-    sizing: Sizing,
     table: Table,
 }
 
@@ -200,9 +221,9 @@ impl<N> Clone for MaglevBuilder<N> {
 }
 
 impl<N> MaglevBuilder<N> {
-    /// Fixes the number of table slots, a prime at least the number of nodes; the table
-    /// then never grows. Keys moved per change stay under 2× the ideal while the size is at
-    /// least `5 n²`; by default the size grows with the membership instead.
+    /// Fixes the number of table slots: a prime, at most [`MAX_TABLE_SIZE`], at least the
+    /// number of nodes. Keys moved per change stay under 2× the ideal while the size is at
+    /// least about `5 n²` (see [`Maglev`]); memory is two bytes a slot.
     ///
     /// ```
     /// use keel_hashring::Maglev;
@@ -216,18 +237,20 @@ impl<N> MaglevBuilder<N> {
         self
     }
 
-    /// Sizes the growing table for `nodes` members from the start, so adding nodes up to
-    /// that count never takes a growth step (which moves almost every key). With
-    /// [`table_size`](MaglevBuilder::table_size), checks that the fixed size holds them.
+    /// Sizes the table for up to `nodes` members: the first of 65,537, then the primes just
+    /// above `65,537 × 2^k`, then 16,777,213, with at least `5 n²` slots, so adding any of
+    /// those nodes moves under 2× the ideal (1.6× measured at 1,000 nodes, in 8,388,739
+    /// slots, 16 MiB). Membership changes never change the size. With
+    /// [`table_size`](MaglevBuilder::table_size), only checks that the fixed size holds
+    /// `nodes`.
     ///
     /// ```
     /// use keel_hashring::{ConsistentHash, Maglev};
     ///
     /// let mut maglev = Maglev::builder().expected_nodes(1_000).build()?;
-    /// let size = maglev.table_size();
-    /// assert!(u64::from(size) >= 5 * 1_000 * 1_000);
-    /// maglev.extend_weighted((0..1_000u32).map(|n| (n, 1)))?;
-    /// assert_eq!(maglev.table_size(), size); // no growth step on the way
+    /// assert_eq!(maglev.table_size(), 8_388_739); // at least 5 × 1,000² slots
+    /// maglev.extend_weighted((0..1_500u32).map(|n| (n, 1)))?; // more than planned is fine
+    /// assert_eq!(maglev.table_size(), 8_388_739); // the size never moves on its own
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn expected_nodes(mut self, nodes: u64) -> Self {
@@ -240,8 +263,9 @@ impl<N> MaglevBuilder<N> {
     /// # Errors
     ///
     /// [`Error::TableTooLarge`] if a fixed size is over [`MAX_TABLE_SIZE`],
-    /// [`Error::TableSizeNotPrime`] if it is not prime, and [`Error::TableTooSmall`] if it is
-    /// smaller than the expected nodes.
+    /// [`Error::TableSizeNotPrime`] if it is not prime, [`Error::TableTooSmall`] if it is
+    /// smaller than the expected nodes, and [`Error::TooManyExpectedNodes`] if no size
+    /// was fixed and the expected nodes are over [`MAX_EXPECTED_NODES`].
     ///
     /// # Example
     ///
@@ -253,61 +277,55 @@ impl<N> MaglevBuilder<N> {
     ///     Maglev::<&str>::builder().table_size(10_000).build().unwrap_err(),
     ///     Error::TableSizeNotPrime { size: 10_000 }
     /// );
+    /// assert_eq!(
+    ///     Maglev::<&str>::builder().table_size(10_007).expected_nodes(20_000).build().unwrap_err(),
+    ///     Error::TableTooSmall { size: 10_007, nodes: 20_000 }
+    /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn build(self) -> Result<Maglev<N>, Error> {
-        let Some(size) = self.size else {
-            return Ok(Maglev {
-                members: Members::default(),
-                size: auto_size(self.expected_nodes),
-                sizing: Sizing::Auto,
-                table: Table::EMPTY,
-            });
+        let size = match self.size {
+            Some(size) => check_size(size, self.expected_nodes)?,
+            None => size_for(self.expected_nodes)?,
         };
-        if size > MAX_TABLE_SIZE {
-            return Err(Error::TableTooLarge {
-                size,
-                max: MAX_TABLE_SIZE,
-            });
-        }
-        if !is_prime(size) {
-            return Err(Error::TableSizeNotPrime { size });
-        }
-        if size < self.expected_nodes {
-            return Err(Error::TableTooSmall {
-                size,
-                nodes: self.expected_nodes,
-            });
-        }
         Ok(Maglev {
             members: Members::default(),
-            size: size as u32,
-            sizing: Sizing::Fixed,
+            size,
             table: Table::EMPTY,
         })
     }
 }
 
-/// The automatic table size for `nodes` members: the first growth step with at least
-/// `5 n²` slots, or the last step.
-fn auto_size(nodes: u64) -> u32 {
+/// The table size for `nodes` members: the first of [`SIZE_STEPS`] with at least `5 n²`
+/// slots.
+fn size_for(nodes: u64) -> Result<u32, Error> {
     let want = nodes
         .saturating_mul(nodes)
         .saturating_mul(SLOTS_PER_NODE_SQUARED);
-    let mut step = 0;
-    while step < MAX_GROWTH_STEP && u64::from(growth_step(step)) < want {
-        step += 1;
-    }
-    growth_step(step)
+    SIZE_STEPS
+        .into_iter()
+        .find(|&size| u64::from(size) >= want)
+        .ok_or(Error::TooManyExpectedNodes {
+            nodes,
+            max: MAX_EXPECTED_NODES,
+        })
 }
 
-/// The prime just above `65,537 × 2^step`, listed so no search runs on a hot membership
-/// change (checked against `is_prime` in the tests).
-fn growth_step(step: u32) -> u32 {
-    const STEPS: [u32; MAX_GROWTH_STEP as usize + 1] = [
-        65_537, 131_101, 262_151, 524_309, 1_048_601, 2_097_211, 4_194_371, 8_388_739,
-    ];
-    STEPS[step.min(MAX_GROWTH_STEP) as usize]
+/// Checks a table size asked for: at most [`MAX_TABLE_SIZE`], prime, and at least `nodes`.
+fn check_size(size: u64, nodes: u64) -> Result<u32, Error> {
+    if size > MAX_TABLE_SIZE {
+        return Err(Error::TableTooLarge {
+            size,
+            max: MAX_TABLE_SIZE,
+        });
+    }
+    if !is_prime(size) {
+        return Err(Error::TableSizeNotPrime { size });
+    }
+    if size < nodes {
+        return Err(Error::TableTooSmall { size, nodes });
+    }
+    Ok(size as u32)
 }
 
 /// Trial division; table sizes are below `2^32`, so at most 65,536 divisions.
@@ -335,7 +353,8 @@ impl<N> Default for Maglev<N> {
 }
 
 impl<N> Maglev<N> {
-    /// An empty table of [`DEFAULT_TABLE_SIZE`] slots that grows with the membership.
+    /// An empty table of [`DEFAULT_TABLE_SIZE`] slots, good for up to about 114 nodes; see
+    /// [`MaglevBuilder::expected_nodes`] for more.
     ///
     /// ```
     /// use keel_hashring::{ConsistentHash, Maglev};
@@ -349,7 +368,6 @@ impl<N> Maglev<N> {
         Self {
             members: Members::default(),
             size: DEFAULT_TABLE_SIZE,
-            sizing: Sizing::Auto,
             table: Table::EMPTY,
         }
     }
@@ -380,9 +398,9 @@ impl<N> Maglev<N> {
     /// maglev.extend_weighted([("a", 1), ("b", 1)])?;
     /// assert_eq!(maglev.table_size(), 101);
     ///
-    /// let mut growing = Maglev::new();
-    /// growing.extend_weighted((0..200u32).map(|n| (n, 1)))?;
-    /// assert_eq!(growing.table_size(), 262_151); // at least 5 × 200² slots
+    /// let mut default = Maglev::new();
+    /// default.extend_weighted((0..200u32).map(|n| (n, 1)))?;
+    /// assert_eq!(default.table_size(), 65_537); // membership never resizes the table
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn table_size(&self) -> u32 {
@@ -571,17 +589,8 @@ impl<N: StableHash + Eq> Maglev<N> {
         nodes: I,
     ) -> Result<(), Error> {
         let before = self.members.clone_shape();
-        for (node, weight) in nodes {
-            if let Err(e) = self.members.insert(node, weight) {
-                self.members.restore(before);
-                return Err(e);
-            }
-        }
+        self.members.extend(nodes, |_| Ok(()))?;
         let nodes = self.members.len() as u64;
-        if self.sizing == Sizing::Auto {
-            // Grow only: a smaller table would move keys again when nodes come back.
-            self.size = self.size.max(auto_size(nodes));
-        }
         if nodes > u64::from(self.size) {
             self.members.restore(before);
             return Err(Error::TableTooSmall {
@@ -612,6 +621,59 @@ impl<N: StableHash + Eq> Maglev<N> {
         self.populate();
         true
     }
+
+    /// Rebuilds the table with `size` slots: a prime, at most [`MAX_TABLE_SIZE`], at least
+    /// the member count. This is the only way a table's size changes, and it moves almost
+    /// every key (each slot is refilled from permutations of the new size), so do it
+    /// rarely, e.g. when the planned membership outgrows the table (see [`Maglev`]). On
+    /// error nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TableTooLarge`], [`Error::TableSizeNotPrime`] or [`Error::TableTooSmall`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Maglev};
+    ///
+    /// let mut maglev = Maglev::builder().table_size(251).build()?;
+    /// maglev.extend_weighted((0..10u32).map(|n| (n, 1)))?;
+    /// maglev.resize(10_007)?;
+    /// assert_eq!(maglev.table_size(), 10_007);
+    /// assert_eq!(maglev.resize(7), Err(Error::TableTooSmall { size: 7, nodes: 10 }));
+    /// assert_eq!(maglev.table_size(), 10_007); // unchanged
+    /// assert!(maglev.node("k").is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resize(&mut self, size: u64) -> Result<(), Error> {
+        self.size = check_size(size, self.members.len() as u64)?;
+        self.populate();
+        Ok(())
+    }
+
+    /// Rebuilds the table with the size [`MaglevBuilder::expected_nodes`] picks for `nodes`;
+    /// like [`resize`](Self::resize), it moves almost every key. On error nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyExpectedNodes`] over [`MAX_EXPECTED_NODES`], or
+    /// [`Error::TableTooSmall`] if the members outnumber that size's slots.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::Maglev;
+    ///
+    /// let mut maglev = Maglev::new(); // 65,537 slots: good to about 114 nodes
+    /// maglev.extend_weighted((0..100u32).map(|n| (n, 1)))?;
+    /// maglev.resize_for(400)?; // planning for 400 nodes: one rebuild, nearly every key moves
+    /// assert_eq!(maglev.table_size(), 1_048_601); // at least 5 × 400² slots
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resize_for(&mut self, nodes: u64) -> Result<(), Error> {
+        self.resize(u64::from(size_for(nodes)?))
+    }
 }
 
 impl<N> ConsistentHash for Maglev<N> {
@@ -629,7 +691,7 @@ impl<N> ConsistentHash for Maglev<N> {
     }
 
     fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.members.len());
+        let mut distinct = Distinct::new(out, self.members.len(), self.members.len());
         if self.table.len() == 0 {
             return 0;
         }
@@ -643,7 +705,7 @@ impl<N> ConsistentHash for Maglev<N> {
             let Some(owner) = self.table.owner((start + step) % len) else {
                 break; // never: the slot is below the length
             };
-            distinct.push(&self.members.nodes[owner]);
+            distinct.push(owner, &self.members.nodes[owner]);
         }
         distinct.finish()
     }
@@ -663,33 +725,50 @@ mod tests {
     }
 
     #[test]
-    fn growth_steps_are_primes_above_doublings() {
-        for step in 0..=MAX_GROWTH_STEP {
-            let size = u64::from(growth_step(step));
+    fn size_steps_are_primes_above_doublings() {
+        for (step, &size) in SIZE_STEPS[..8].iter().enumerate() {
+            let size = u64::from(size);
             let floor = 65_537u64 << step;
             assert!(is_prime(size), "{size}");
-            assert!((floor..floor + 200).contains(&size), "{size}");
             assert!(
-                ((floor + 1)..size).all(|n| !is_prime(n)),
+                (floor + 1..size).all(|n| !is_prime(n)),
                 "{size} is not the next"
             );
         }
-        assert_eq!(auto_size(0), DEFAULT_TABLE_SIZE);
-        assert_eq!(auto_size(114), DEFAULT_TABLE_SIZE);
-        assert_eq!(auto_size(115), 131_101);
-        assert_eq!(auto_size(1_000), 8_388_739);
-        assert_eq!(auto_size(1 << 40), 8_388_739);
+        let last = u64::from(SIZE_STEPS[8]);
+        assert!(is_prime(last) && (last + 1..=MAX_TABLE_SIZE).all(|n| !is_prime(n)));
+        assert_eq!(size_for(0), Ok(DEFAULT_TABLE_SIZE));
+        assert_eq!(size_for(114), Ok(DEFAULT_TABLE_SIZE));
+        assert_eq!(size_for(115), Ok(131_101));
+        assert_eq!(size_for(1_000), Ok(8_388_739));
+        assert_eq!(size_for(MAX_EXPECTED_NODES), Ok(16_777_213));
+        assert!(size_for(MAX_EXPECTED_NODES + 1).is_err());
+        assert!(size_for(u64::MAX).is_err());
     }
 
     #[test]
-    fn a_growing_table_never_shrinks() {
+    fn membership_changes_never_resize() {
         let mut m = Maglev::new();
         m.extend_weighted((0..200u32).map(|n| (n, 1))).unwrap();
-        assert_eq!(m.table_size(), 262_151);
+        assert_eq!(m.table_size(), DEFAULT_TABLE_SIZE);
         for n in 0..150 {
             assert!(m.remove(&n));
         }
-        assert_eq!(m.table_size(), 262_151);
+        assert_eq!(m.table_size(), DEFAULT_TABLE_SIZE);
+    }
+
+    #[test]
+    fn a_failed_resize_changes_nothing() {
+        let mut m = Maglev::builder().table_size(11).build().unwrap();
+        m.extend_weighted((0..5u32).map(|n| (n, 1))).unwrap();
+        let before: Vec<_> = (0..100u32).map(|k| m.node(&k).copied()).collect();
+        assert_eq!(m.resize(3), Err(Error::TableTooSmall { size: 3, nodes: 5 }));
+        assert_eq!(m.resize(12), Err(Error::TableSizeNotPrime { size: 12 }));
+        assert!(m.resize(1 << 25).is_err());
+        assert!(m.resize_for(1 << 20).is_err());
+        assert_eq!(m.table_size(), 11);
+        let after: Vec<_> = (0..100u32).map(|k| m.node(&k).copied()).collect();
+        assert_eq!(before, after);
     }
 
     #[test]
@@ -704,6 +783,16 @@ mod tests {
         );
         let m = Maglev::<u8>::builder().expected_nodes(300).build().unwrap();
         assert_eq!(m.table_size(), 524_309);
+        assert_eq!(
+            Maglev::<u8>::builder()
+                .expected_nodes(5_000)
+                .build()
+                .unwrap_err(),
+            Error::TooManyExpectedNodes {
+                nodes: 5_000,
+                max: MAX_EXPECTED_NODES
+            }
+        );
     }
 
     #[test]

@@ -444,23 +444,18 @@ impl<N: StableHash + Eq> MultiProbe<N> {
         &mut self,
         nodes: I,
     ) -> Result<(), Error> {
-        let before = self.members.clone_shape();
         let mut points = self.points.len() as u64;
-        for (node, weight) in nodes {
+        self.members.extend(nodes, |weight| {
             points += u64::from(weight);
-            let result = if points > MAX_POINTS {
+            if points > MAX_POINTS {
                 Err(Error::TooManyPoints {
                     points,
                     max: MAX_POINTS,
                 })
             } else {
-                self.members.insert(node, weight).map(drop)
-            };
-            if let Err(e) = result {
-                self.members.restore(before);
-                return Err(e);
+                Ok(())
             }
-        }
+        })?;
         self.rebuild();
         Ok(())
     }
@@ -529,7 +524,7 @@ impl<N> ConsistentHash for MultiProbe<N> {
     }
 
     fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.members.len());
+        let mut distinct = Distinct::new(out, self.members.len(), self.members.len());
         let Some(start) = self.best(hash) else {
             return 0;
         };
@@ -539,7 +534,8 @@ impl<N> ConsistentHash for MultiProbe<N> {
             if distinct.full() {
                 break;
             }
-            distinct.push(&self.members.nodes[self.owners[(start + step) % len] as usize]);
+            let owner = self.owners[(start + step) % len] as usize;
+            distinct.push(owner, &self.members.nodes[owner]);
         }
         distinct.finish()
     }

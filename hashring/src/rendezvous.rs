@@ -244,13 +244,13 @@ impl<N> ConsistentHash for Rendezvous<N> {
     }
 
     fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.members.len());
+        let mut distinct = Distinct::new(out, self.members.len(), self.members.len());
         let mut bound = None;
         while !distinct.full() {
             let Some(next) = self.best_below(hash, bound) else {
                 break;
             };
-            distinct.push(&self.members.nodes[next.1]);
+            distinct.push(next.1, &self.members.nodes[next.1]);
             bound = Some(next);
         }
         distinct.finish()

@@ -498,25 +498,21 @@ impl<N: StableHash + Eq> Ring<N> {
         &mut self,
         nodes: I,
     ) -> Result<(), Error> {
-        let before = self.members.clone_shape();
         let mut points = self.points.len() as u64;
-        for (node, weight) in nodes {
+        let vnodes = u64::from(self.vnodes);
+        self.members.extend(nodes, |weight| {
             // Cannot overflow: `points` stays <= MAX_POINTS until it fails, and one node adds
             // at most 2^32 × MAX_POINTS.
-            points += u64::from(weight) * u64::from(self.vnodes);
-            let inserted = if points > MAX_POINTS {
+            points += u64::from(weight) * vnodes;
+            if points > MAX_POINTS {
                 Err(Error::TooManyPoints {
                     points,
                     max: MAX_POINTS,
                 })
             } else {
-                self.members.insert(node, weight).map(drop)
-            };
-            if let Err(e) = inserted {
-                self.members.restore(before);
-                return Err(e);
+                Ok(())
             }
-        }
+        })?;
         // Free the old points before building the new ones, to bound the peak.
         self.points = Vec::new();
         self.owners = Vec::new();
@@ -595,7 +591,7 @@ impl<N> ConsistentHash for Ring<N> {
     }
 
     fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.members.len());
+        let mut distinct = Distinct::new(out, self.members.len(), self.members.len());
         if self.points.is_empty() {
             return 0;
         }
@@ -606,7 +602,7 @@ impl<N> ConsistentHash for Ring<N> {
                 break;
             }
             let owner = self.owners[(start + step) % len] as usize;
-            distinct.push(&self.members.nodes[owner]);
+            distinct.push(owner, &self.members.nodes[owner]);
         }
         distinct.finish()
     }

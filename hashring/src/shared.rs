@@ -198,7 +198,11 @@ impl<T: Clone> Shared<T> {
     /// use keel_hashring::{ConsistentHash, Error, JumpHash, Shared};
     ///
     /// let shared = Shared::new(JumpHash::new());
-    /// assert_eq!(shared.update(|j| j.add("s0"))?, 0); // what the change returned: the bucket
+    /// let bucket = shared.update(|j| {
+    ///     j.add("s0")?;
+    ///     Ok::<_, Error>(j.bucket_of(&"s0"))
+    /// })?;
+    /// assert_eq!(bucket, Some(0)); // what the change returned
     /// assert_eq!(shared.update(|j| j.add("s0")), Err(Error::DuplicateNode));
     /// assert_eq!(shared.load().len(), 1); // the failed change published nothing
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -46,18 +46,22 @@ fn maglev_balance_is_at_the_sampling_floor() {
     assert!(ratio <= 1.05, "peak-to-mean {ratio}");
 }
 
-/// A table sized with the node count keeps the keys an added node moves under 2× the ideal
-/// `1/(n+1)`; a fixed 65,537-slot table does not from a few hundred nodes.
+/// A table sized for the membership keeps the keys an added node moves under 2× the ideal
+/// `1/(n+1)`, with no step that moves nearly every key: the size never changes on its own,
+/// including across 115 and 162 nodes, where earlier releases grew the table. A
+/// 65,537-slot table sized for 114 nodes degrades past that, gradually.
 #[test]
-fn maglev_sized_with_nodes_moves_under_twice_the_ideal() {
+fn maglev_sized_for_the_membership_moves_under_twice_the_ideal() {
     let keys: Vec<u64> = (0..100_000u64).map(|k| hash_key(&k)).collect();
     let moved_on_add = |mut maglev: Maglev<u32>, n: u32| {
+        let size = maglev.table_size();
         maglev.extend_weighted((0..n).map(|i| (i, 1))).unwrap();
         let before: Vec<u32> = keys
             .iter()
             .map(|&h| *maglev.node_for_hash(h).unwrap())
             .collect();
         maglev.add(n).unwrap();
+        assert_eq!(maglev.table_size(), size, "a membership change resized");
         let moved = keys
             .iter()
             .zip(&before)
@@ -65,14 +69,17 @@ fn maglev_sized_with_nodes_moves_under_twice_the_ideal() {
             .count();
         moved as f64 / keys.len() as f64 * f64::from(n + 1)
     };
-    for n in [10, 100, 300] {
-        let ratio = moved_on_add(Maglev::new(), n);
-        // 1.03, 1.52, 1.63 measured; 100,000 keys leave a few percent of sampling noise.
+    let sized = Maglev::builder().expected_nodes(300).build().unwrap();
+    for n in [10, 100, 114, 161, 300] {
+        let ratio = moved_on_add(sized.clone(), n);
+        // 1.0–1.6 measured; 100,000 keys leave a few percent of sampling noise.
         assert!(ratio <= 1.8, "{n} nodes: {ratio}× the ideal");
     }
-    let fixed = Maglev::builder().table_size(65_537).build().unwrap();
-    let ratio = moved_on_add(fixed, 300);
-    assert!(ratio > 2.5, "a fixed small table moves more: {ratio}");
+    let ratio = moved_on_add(Maglev::new(), 300);
+    assert!(
+        (2.5..6.0).contains(&ratio),
+        "past its planned 114 nodes, the default table moves more, not all: {ratio}"
+    );
 }
 
 /// Multi-probe's weights: a node of weight `w` holds `w` points, so each weight class takes

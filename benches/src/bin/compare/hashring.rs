@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use keel_benches::hashring::{Implementation, implementations, keys};
-use keel_hashring::{ConsistentHash, Maglev, MultiProbe};
+use keel_hashring::{ConsistentHash, JumpHash, Ketama, KetamaVariant, Maglev, MultiProbe, Ring};
 
 /// Keys for the balance columns.
 const BALANCE_KEYS: usize = 1_000_000;
@@ -119,11 +119,97 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if "keel Maglev table sizes".contains(filter) {
         maglev_sizes(&balance_keys);
     }
+    if "keel bulk".contains(filter) {
+        bulk();
+    }
     if "keel MultiProbe".contains(filter) {
         multi_probe_table();
         multi_probe_tail();
     }
     Ok(())
+}
+
+/// The cost of bulk work that was once quadratic: adding many nodes in one
+/// `extend_weighted`, and a replica lookup asking for every node (best of 3 runs each).
+fn bulk() {
+    fn best(mut run: impl FnMut()) -> f64 {
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                run();
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .fold(f64::MAX, f64::min)
+    }
+    println!("### Bulk adds and large replica lookups (ms, best of 3)\n");
+    println!("| work | 1,000 nodes | 10,000 nodes | 30,000 nodes |");
+    println!("|---|---|---|---|");
+    let sizes = [1_000u32, 10_000, 30_000];
+    let row = |name: &str, run: &dyn Fn(u32)| {
+        let cells: Vec<String> = sizes
+            .iter()
+            .map(|&n| format!("{:.1}", best(|| run(n))))
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
+    row(
+        "MultiProbe::extend_weighted (member list + 1 point each)",
+        &|n| {
+            let mut mp = MultiProbe::new();
+            mp.extend_weighted((0..n).map(|i| (i, 1)))
+                .expect("distinct");
+            black_box(mp);
+        },
+    );
+    row("Ring::extend_weighted, 10 vnodes", &|n| {
+        let mut ring = Ring::builder().vnodes(10).build().expect("vnodes");
+        ring.extend_weighted((0..n).map(|i| (i, 1)))
+            .expect("distinct");
+        black_box(ring);
+    });
+    row(
+        "Ketama::extend_weighted (libketama, 160 points each)",
+        &|n| {
+            let mut ketama = Ketama::new(KetamaVariant::Libketama);
+            ketama
+                .extend_weighted((0..n).map(|i| (format!("10.{}.{}.1:11211", i / 256, i % 256), 1)))
+                .expect("distinct");
+            black_box(ketama);
+        },
+    );
+    // Every node in preference order, for 10 keys; 1,000 and 10,000 nodes only, as the
+    // quadratic form took minutes beyond.
+    let replicas = |name: &str, lookup: &dyn Fn(u32) -> f64| {
+        let cells: Vec<String> = sizes[..2]
+            .iter()
+            .map(|&n| format!("{:.1}", lookup(n)))
+            .collect();
+        println!("| {name} | {} | — |", cells.join(" | "));
+    };
+    replicas("Ring replicas, all nodes, 10 keys (160 vnodes)", &|n| {
+        let mut ring = Ring::new();
+        ring.extend_weighted((0..n).map(|i| (i, 1)))
+            .expect("distinct");
+        let mut out = vec![None; n as usize];
+        best(|| {
+            for k in 0..10u64 {
+                black_box(ring.replicas(&k, &mut out));
+            }
+        })
+    });
+    replicas("JumpHash replicas, all nodes, 10 keys", &|n| {
+        let mut jump = JumpHash::new();
+        for i in 0..n {
+            jump.add(i).expect("distinct");
+        }
+        let mut out = vec![None; n as usize];
+        best(|| {
+            for k in 0..10u64 {
+                black_box(jump.replicas(&k, &mut out));
+            }
+        })
+    });
+    println!();
 }
 
 /// Multi-probe's peak-to-mean by probe count, over enough keys that sampling noise is
@@ -197,6 +283,70 @@ fn multi_probe_tail() {
     println!();
 }
 
+/// Keys moved by adding one node to `n` over the ideal, at 10, 100, 1,000 nodes and on both
+/// sides of each point where earlier releases grew the table: in a table sized for 1,000
+/// nodes, in the default 65,537-slot table, and under the old rule, which rebuilt at a
+/// bigger size when `n + 1` nodes needed more than `5 n²` slots.
+fn maglev_growth_points(
+    keys: &[u64],
+    build: &dyn Fn(u64, u32) -> Maglev<u32>,
+    owners: &dyn Fn(&Maglev<u32>) -> Vec<u32>,
+) {
+    const OLD_STEPS: [u64; 8] = [
+        65_537, 131_101, 262_151, 524_309, 1_048_601, 2_097_211, 4_194_371, 8_388_739,
+    ];
+    let old_size = |n: u32| {
+        let want = 5 * u64::from(n).pow(2);
+        OLD_STEPS
+            .into_iter()
+            .find(|&size| size >= want)
+            .unwrap_or(OLD_STEPS[7])
+    };
+    let sized = Maglev::<u32>::builder()
+        .expected_nodes(1000)
+        .build()
+        .expect("1,000 is under the limit")
+        .table_size();
+    println!(
+        "### Maglev: keys moved on adding a node, over the ideal, across the old growth points\n"
+    );
+    println!(
+        "Adding node `n` to nodes `0..n`, {} keys. Sized: `Maglev::builder().expected_nodes(1000)` \
+         ({sized} slots); default: `Maglev::new()` (65,537); old rule: the table grew at these \
+         counts.\n",
+        keys.len()
+    );
+    println!("| nodes | sized for 1,000 | default 65,537 | old rule |");
+    println!("|---|---|---|---|");
+    let ratio = |before: &Maglev<u32>, after: &Maglev<u32>, n: u32| {
+        moved(&owners(before), &owners(after)) * f64::from(n + 1)
+    };
+    let mut points = vec![10u32, 100, 1000];
+    for step in &OLD_STEPS[1..] {
+        let first = (1..=1000).find(|&n| old_size(n) == *step);
+        points.extend(first.map(|n| n - 1));
+    }
+    points.sort_unstable();
+    for n in points {
+        let mut cells = Vec::new();
+        for size in [u64::from(sized), 65_537] {
+            let base = build(size, n);
+            let mut grown = base.clone();
+            grown.add(n).expect("a new node");
+            cells.push(format!("{:.2}", ratio(&base, &grown, n)));
+        }
+        let old = ratio(&build(old_size(n), n), &build(old_size(n + 1), n + 1), n);
+        let share = old / f64::from(n + 1) * 100.0;
+        println!(
+            "| {n} → {} | {} | {} | {old:.2} ({share:.0} % of keys) |",
+            n + 1,
+            cells[0],
+            cells[1]
+        );
+    }
+    println!();
+}
+
 /// Maglev's table size against its movement, memory and lookup time: keys moved by adding
 /// one node to `n` (the worst of two different added nodes, over the ideal `1/(n+1)`), for
 /// fixed prime table sizes, and what each size costs at 1,000 nodes.
@@ -245,6 +395,7 @@ fn maglev_sizes(keys: &[u64]) {
         println!();
     }
     println!();
+    maglev_growth_points(keys, &build, &owners);
     println!("### Maglev: what each table size costs at 1,000 nodes\n");
     println!("| M | M / n | M / n² | heap bytes | build (ms) | ns/lookup ({SAMPLE_KEYS} keys) |");
     println!("|---|---|---|---|---|---|");
