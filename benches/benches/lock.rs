@@ -210,6 +210,27 @@ fn in_memory(c: &mut Criterion) {
         BenchmarkId::new("acquire+release", "parking_lot::Mutex"),
         |b| b.iter_custom(|iters| on_two_threads(iters, || *mutex.lock() += 1)),
     );
+    // The lease's sync API only tries, so its callers spin as above; the same spin around
+    // `try_lock` shows what that loop costs a mutex (`lock` backs off and parks instead).
+    group.bench_function(
+        BenchmarkId::new(
+            "acquire+release",
+            "parking_lot::Mutex try_lock, same spin loop",
+        ),
+        |b| {
+            b.iter_custom(|iters| {
+                on_two_threads(iters, || {
+                    loop {
+                        if let Some(mut held) = mutex.try_lock() {
+                            *held += 1;
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+        },
+    );
     group.finish();
 }
 
