@@ -479,7 +479,7 @@ impl<C: Clock> EtcdLockService<C> {
 
     fn not_held(lease: &Lease) -> LockError {
         LockError::NotHeld {
-            name: lease.shared_name().clone(),
+            name: lease.shared_name(),
             token: lease.token(),
         }
     }
@@ -582,7 +582,7 @@ impl<C: Clock> LockService for EtcdLockService<C> {
             }
         }
         Ok(Lease::new(
-            lease.shared_name().clone(),
+            lease.shared_name(),
             lease.token(),
             start + ttl,
             ttl,

@@ -37,12 +37,105 @@ use crate::FencingToken;
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct Lease {
-    name: Arc<str>,
+    name: LeaseName,
     token: FencingToken,
     expires_at: Instant,
     ttl: Duration,
+}
+
+/// How long a name may be to live inside the lease itself.
+const INLINE: usize = 22;
+
+/// A lease's name: a short one inline, so a grant copies bytes rather than counting a shared
+/// reference (two atomic read-modify-writes, as much as a whole uncontended mutex).
+#[derive(Clone)]
+pub(crate) enum LeaseName {
+    /// The first `len` bytes are the name (a whole `str`), the rest zero.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Shared(Arc<str>),
+}
+
+impl LeaseName {
+    /// `name`, inline when it fits, else in a new shared string.
+    pub(crate) fn new(name: &str) -> LeaseName {
+        let mut bytes = [0; INLINE];
+        match (bytes.get_mut(..name.len()), u8::try_from(name.len())) {
+            (Some(prefix), Ok(len)) => {
+                prefix.copy_from_slice(name.as_bytes());
+                LeaseName::Inline { len, bytes }
+            }
+            _ => LeaseName::Shared(Arc::from(name)),
+        }
+    }
+
+    /// The name's UTF-8 bytes.
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            LeaseName::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            LeaseName::Shared(name) => name.as_bytes(),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Always valid: the bytes were copied whole from a `str`.
+            LeaseName::Inline { .. } => std::str::from_utf8(self.bytes()).unwrap_or_default(),
+            LeaseName::Shared(name) => name,
+        }
+    }
+
+    /// The name as a shared string (a new one for an inline name).
+    pub(crate) fn to_shared(&self) -> Arc<str> {
+        match self {
+            LeaseName::Inline { .. } => Arc::from(self.as_str()),
+            LeaseName::Shared(name) => name.clone(),
+        }
+    }
+
+    /// Whether the two are the same name; for inline names a compare of two small arrays.
+    #[inline]
+    pub(crate) fn same(&self, other: &LeaseName) -> bool {
+        match (self, other) {
+            (
+                LeaseName::Inline { len, bytes },
+                LeaseName::Inline {
+                    len: other_len,
+                    bytes: other_bytes,
+                },
+            ) => len == other_len && bytes == other_bytes,
+            (LeaseName::Shared(name), LeaseName::Shared(other)) => {
+                Arc::ptr_eq(name, other) || name == other
+            }
+            _ => self.bytes() == other.bytes(),
+        }
+    }
+
+    /// Whether this is the name whose UTF-8 bytes are `name`.
+    pub(crate) fn is(&self, name: &[u8]) -> bool {
+        self.bytes() == name
+    }
+}
+
+impl PartialEq for Lease {
+    fn eq(&self, other: &Lease) -> bool {
+        self.name.same(&other.name)
+            && (self.token, self.expires_at, self.ttl) == (other.token, other.expires_at, other.ttl)
+    }
+}
+
+impl Eq for Lease {}
+
+impl std::hash::Hash for Lease {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+        (self.token, self.expires_at, self.ttl).hash(state);
+    }
 }
 
 impl Lease {
@@ -62,12 +155,28 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(name: Arc<str>, token: FencingToken, expires_at: Instant, ttl: Duration) -> Lease {
+        Lease::with_name(LeaseName::Shared(name), token, expires_at, ttl)
+    }
+
+    #[inline]
+    pub(crate) fn with_name(
+        name: LeaseName,
+        token: FencingToken,
+        expires_at: Instant,
+        ttl: Duration,
+    ) -> Lease {
         Lease {
             name,
             token,
             expires_at,
             ttl,
         }
+    }
+
+    /// The name as the lease keeps it.
+    #[inline]
+    pub(crate) fn lease_name(&self) -> &LeaseName {
+        &self.name
     }
 
     /// The lock's name.
@@ -82,10 +191,13 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_str()
     }
 
-    /// The lock's name, shared.
+    /// The lock's name as a shared string: the lease's own for a name given as an `Arc<str>`
+    /// ([`Lease::new`]) or longer than 22 bytes, else a new one. The in-memory service keeps
+    /// short names inside the lease, so that a grant copies bytes instead of counting a
+    /// shared reference.
     ///
     /// ```
     /// use keel_lock::InMemoryLockService;
@@ -94,13 +206,17 @@ impl Lease {
     ///
     /// let service = InMemoryLockService::new();
     /// let lease = service.try_acquire_now("invoices", Duration::from_secs(5))?.ok_or("held")?;
-    /// let name: Arc<str> = lease.shared_name().clone(); // no copy of the string
+    /// let name: Arc<str> = lease.shared_name();
     /// assert_eq!(&*name, "invoices");
-    /// assert!(Arc::ptr_eq(&name, lease.clone().shared_name()));
+    ///
+    /// let given: Arc<str> = "invoices".into();
+    /// let built = keel_lock::Lease::new(given.clone(), lease.token(), lease.expires_at(), lease.ttl());
+    /// assert!(Arc::ptr_eq(&built.shared_name(), &given)); // no copy of the string
+    /// assert_eq!(built, lease); // the same name, token and expiry
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn shared_name(&self) -> &Arc<str> {
-        &self.name
+    pub fn shared_name(&self) -> Arc<str> {
+        self.name.to_shared()
     }
 
     /// The fencing token of this grant; extending keeps it.
@@ -201,7 +317,7 @@ impl Lease {
 impl fmt::Debug for Lease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lease")
-            .field("name", &&*self.name)
+            .field("name", &self.name())
             .field("token", &self.token.get())
             .field("expires_at", &self.expires_at)
             .field("ttl", &self.ttl)
@@ -229,5 +345,40 @@ mod tests {
         assert!(!lease.is_expired(Instant::from_nanos(99)));
         assert!(lease.is_expired(Instant::from_nanos(100)));
         assert!(format!("{lease:?}").contains("token: 1"));
+    }
+
+    #[test]
+    fn names_inline_or_shared_compare_by_their_text() {
+        let long = "a name longer than twenty-two bytes";
+        for name in ["", "a", "exactly 22 bytes long!", long, "ünïcödé"] {
+            let kept = LeaseName::new(name);
+            assert_eq!(kept.as_str(), name);
+            assert!(kept.is(name.as_bytes()));
+            assert!(!kept.is(b"other"));
+            assert_eq!(
+                matches!(kept, LeaseName::Inline { .. }),
+                name.len() <= INLINE
+            );
+            let shared = LeaseName::Shared(name.into());
+            assert!(kept.same(&shared) && shared.same(&kept) && kept.same(&kept.clone()));
+            assert!(!kept.same(&LeaseName::new("other")));
+            assert_eq!(&*kept.to_shared(), name);
+        }
+        assert!(!LeaseName::new("ab").same(&LeaseName::new("a")));
+        let at = |name: LeaseName| {
+            Lease::with_name(
+                name,
+                FencingToken::new(1),
+                Instant::ZERO,
+                Duration::from_secs(1),
+            )
+        };
+        let (inline, shared) = (at(LeaseName::new("a")), at(LeaseName::Shared("a".into())));
+        assert_eq!(inline, shared);
+        let state = std::hash::RandomState::new();
+        assert_eq!(
+            std::hash::BuildHasher::hash_one(&state, &inline),
+            std::hash::BuildHasher::hash_one(&state, &shared)
+        );
     }
 }

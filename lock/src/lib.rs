@@ -88,15 +88,17 @@
 //! # What it costs
 //!
 //! Measured on the project's machine (2 cores, shared with other builds) with
-//! `cargo bench -p keel-benches --bench lock`, two runs, as ratios to a peer in the same run;
-//! the in-memory rows run inside a tokio runtime, as users run them:
+//! `cargo bench -p keel-benches --bench lock`, two runs, as ratios to a peer in the same run
+//! (the in-memory rows with `-- --warm-up-time 1 --measurement-time 3 'in memory/|2 threads'`,
+//! at load average 7); the in-memory async rows run inside a tokio runtime, as users run them:
 //!
 //! | operation | keel | beside | ratio (two runs) |
 //! |---|---|---|---|
-//! | acquire + release, in memory, uncontended | [`LockHandle`] | `tokio::sync::Mutex` lock + unlock | 1.25x, 1.49x |
-//! | acquire + release by name, in memory, uncontended | [`InMemoryLockService`] | `tokio::sync::Mutex` lock + unlock | 2.59x, 2.72x |
-//! | `try_acquire_now` + `release_now`, in memory, uncontended | [`LockHandle`] | `parking_lot::Mutex` lock + unlock | 3.36x, 3.65x |
-//! | the same | [`LockHandle`] | `parking_lot::Mutex` + 2 clock readings + an `Arc<str>` clone (a lease's floor) | 0.98x, 0.86x |
+//! | acquire + release, in memory, uncontended | [`LockHandle`] | `tokio::sync::Mutex` lock + unlock | 0.84x, 0.75x |
+//! | acquire + release by name, in memory, uncontended | [`InMemoryLockService`] | `tokio::sync::Mutex` lock + unlock | 1.47x, 1.57x |
+//! | `try_acquire_now` + `release_now`, in memory, uncontended | [`LockHandle`] | `parking_lot::Mutex` lock + unlock | 2.00x, 1.85x |
+//! | the same, 2 threads on one name, spinning on a try (throughput) | [`LockHandle`] | `parking_lot::Mutex::lock` | 0.26x, 0.28x |
+//! | the same | [`LockHandle`] | `parking_lot::Mutex::try_lock` in the same spin loop | 0.39x, 0.50x |
 //! | acquire + release, one Redis on loopback | `RedisLockService` | rslock (Redlock, one server) | 1.12x, 1.45x |
 //! | acquire + release, one Redis on loopback | `RedisLockService` | `SET NX PX` + `DEL` | 1.33x, 1.23x |
 //! | fenced write, one Redis | `RedisFence::set` | `SET` | 1.22x, 1.31x |

@@ -13,6 +13,7 @@ use std::time::Duration;
 use keel_core::sync::{Mutex, MutexGuard};
 use keel_core::{Clock, Instant, SystemClock};
 
+use crate::lease::LeaseName;
 use crate::slot::{Asker, Attempt, Slot};
 use crate::{FencingToken, Lease, LockError, LockService};
 
@@ -24,7 +25,7 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// A lock service inside one process: leases on names, with strictly increasing fencing tokens.
 ///
 /// Each name has its own state, a single atomic word (the name's last token and three flags)
-/// beside the lease's expiry: an uncontended grant is one compare-and-swap and one store, an
+/// beside the lease's expiry: an uncontended grant is one compare-and-swap and two stores, an
 /// uncontended release one compare-and-swap, with no allocation and no lock. A held lock,
 /// waiters, `extend` and hand-overs take the name's own mutex. Names are found in 32 shards
 /// of mutex-guarded tables (foldhash, seeded at random per service); a [`LockHandle`] from
@@ -33,7 +34,16 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// name's entry is swept away (a shard remembers the highest token of the names it swept).
 ///
 /// Expiry is read from the [`Clock`]: a lease whose `expires_at` has passed is free for the
-/// next acquirer, and can be neither extended nor released. Expired and released entries
+/// next acquirer, and can be neither extended nor released. Grants and releases read
+/// [`Clock::recent`] (one atomic load on [`SystemClock`], trailing the exact reading by about
+/// a millisecond); holders, `extend`, [`holder`](InMemoryLockService::holder) and
+/// [`LockService::now`] read the exact [`Clock::now`]. That is safe because a trailing
+/// reading only errs one way: a grant's expiry comes out earlier than an exact one (a
+/// shorter lease for its holder, who checks it with the exact clock), and a contender reads
+/// a held lease as live a little longer. So once a contender is granted the lock, the
+/// previous holder's exact reading already shows its lease expired (tested with a lagging
+/// manual clock in `tests/coarse_clock.rs`). A release may be accepted up to that lag after
+/// the lease's expiry, but only when nobody was granted the lock meanwhile. Expired and released entries
 /// that no handle or waiter uses are swept lazily (a shard sweeps once it has added as many
 /// new names as it kept at its last sweep), so memory stays proportional to the names held
 /// recently.
@@ -112,9 +122,9 @@ struct Table {
     sweep_after: usize,
 }
 
-/// One name's entry: the name, shared by the leases granted by name, and its state.
+/// One name's entry: the name, copied into the leases granted by name, and its state.
 struct Named {
-    name: Arc<str>,
+    name: LeaseName,
     slot: Arc<Slot>,
 }
 
@@ -138,10 +148,11 @@ impl Hasher for KeyIsHash {
 }
 
 impl Table {
-    fn find(&self, hash: u64, name: &str) -> Option<&Named> {
+    /// The entry of the name whose UTF-8 bytes are `name`.
+    fn find(&self, hash: u64, name: &[u8]) -> Option<&Named> {
         match self.named.get(&hash) {
-            Some(named) if *named.name == *name => Some(named),
-            Some(_) => self.collided.iter().find(|named| *named.name == *name),
+            Some(named) if named.name.is(name) => Some(named),
+            Some(_) => self.collided.iter().find(|named| named.name.is(name)),
             None => None,
         }
     }
@@ -155,13 +166,13 @@ impl Table {
         now: Instant,
         op: impl FnOnce(&Named) -> R,
     ) -> R {
-        if let Some(named) = self.find(hash, name) {
+        if let Some(named) = self.find(hash, name.as_bytes()) {
             return op(named);
         }
         self.sweep_now_and_then(now);
         self.new_names_since_sweep += 1;
         let fresh = Named {
-            name: Arc::from(name),
+            name: LeaseName::new(name),
             slot: Arc::new(Slot::new(self.floor)),
         };
         let result = op(&fresh);
@@ -289,8 +300,8 @@ impl<C: Clock> InMemoryLockService<C> {
     /// ```
     pub fn try_acquire_now(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, LockError> {
         check_name(name)?;
-        let (now, expires_at) = self.expiry(ttl)?;
-        let hash = self.hash(name);
+        let (now, expires_at) = self.grant_expiry(ttl)?;
+        let hash = self.hash(name.as_bytes());
         lock(&self.shard(hash).table).with_entry(hash, name, now, |named| {
             match named.slot.try_acquire(now, expires_at) {
                 Attempt::Granted(token) => Ok(Some(grant(&named.name, token, expires_at, ttl))),
@@ -324,10 +335,10 @@ impl<C: Clock> InMemoryLockService<C> {
     /// ```
     pub fn extend_now(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
         check_ttl(ttl)?;
-        let hash = self.hash(lease.name());
+        let hash = self.hash(lease.lease_name().bytes());
         let table = lock(&self.shard(hash).table);
         let (now, expires_at) = self.expiry(ttl)?;
-        match table.find(hash, lease.name()) {
+        match table.find(hash, lease.lease_name().bytes()) {
             Some(named) => extend_on(&named.slot, lease, now, expires_at, ttl),
             None => Err(not_held(lease)),
         }
@@ -339,7 +350,9 @@ impl<C: Clock> InMemoryLockService<C> {
     /// # Errors
     ///
     /// [`LockError::NotHeld`] when the lease had already expired, been released or been
-    /// taken over.
+    /// taken over. Expiry is judged on [`Clock::recent`], so a lease that nobody took over
+    /// can still be released for that reading's lag (about a millisecond on [`SystemClock`])
+    /// after it expired.
     ///
     /// ```
     /// use keel_lock::InMemoryLockService;
@@ -354,10 +367,10 @@ impl<C: Clock> InMemoryLockService<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release_now(&self, lease: &Lease) -> Result<(), LockError> {
-        let hash = self.hash(lease.name());
+        let hash = self.hash(lease.lease_name().bytes());
         let table = lock(&self.shard(hash).table);
-        let now = self.inner.clock.now();
-        let released = match table.find(hash, lease.name()) {
+        let now = self.inner.clock.recent();
+        let released = match table.find(hash, lease.lease_name().bytes()) {
             Some(named) => named.slot.release(lease.token().get(), now),
             None => Err(()),
         };
@@ -380,11 +393,11 @@ impl<C: Clock> InMemoryLockService<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn holder(&self, name: &str) -> Option<FencingToken> {
-        let hash = self.hash(name);
+        let hash = self.hash(name.as_bytes());
         let table = lock(&self.shard(hash).table);
         let now = self.inner.clock.now();
         table
-            .find(hash, name)
+            .find(hash, name.as_bytes())
             .and_then(|named| named.slot.holder(now))
             .map(FencingToken::new)
     }
@@ -412,27 +425,37 @@ impl<C: Clock> InMemoryLockService<C> {
     /// ```
     pub fn handle(&self, name: &str) -> Result<LockHandle<C>, LockError> {
         check_name(name)?;
-        let hash = self.hash(name);
+        let hash = self.hash(name.as_bytes());
         let now = self.inner.clock.now();
         let slot =
             lock(&self.shard(hash).table).with_entry(hash, name, now, |named| named.slot.clone());
         Ok(LockHandle {
             service: self.clone(),
             slot,
-            // Its own copy: leases from handles on different threads do not share one
-            // reference count.
-            name: Arc::from(name),
+            // Its own copy: leases from handles on different threads never share a reference
+            // count, even for a name too long to live inline.
+            name: LeaseName::new(name),
         })
     }
 
+    /// The exact reading, and the expiry of a lease for `ttl` from it.
     fn expiry(&self, ttl: Duration) -> Result<(Instant, Instant), LockError> {
-        check_ttl(ttl)?;
-        let now = self.inner.clock.now();
-        let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
-        Ok((now, expires_at))
+        expiry_from(self.inner.clock.now(), ttl)
     }
 
-    fn hash(&self, name: &str) -> u64 {
+    /// A grant's reading and expiry, from [`Clock::recent`], which may trail the exact
+    /// reading (about a millisecond on [`SystemClock`]). Safe for a grant: the expiry comes
+    /// out earlier than an exact one, which only shortens the holder's lease (it checks its
+    /// lease with the exact reading), and a held lock read as not yet expired stays held a
+    /// little longer for the contender. See the module's docs.
+    #[inline]
+    fn grant_expiry(&self, ttl: Duration) -> Result<(Instant, Instant), LockError> {
+        expiry_from(self.inner.clock.recent(), ttl)
+    }
+
+    /// The hash of a name's UTF-8 bytes (not of the `str`, so a lease's inline name needs
+    /// no validation to be looked up).
+    fn hash(&self, name: &[u8]) -> u64 {
         self.inner.hasher.hash_one(name)
     }
 
@@ -442,14 +465,25 @@ impl<C: Clock> InMemoryLockService<C> {
     }
 }
 
-/// A lease on `name` with `token`.
 #[inline]
-fn grant(name: &Arc<str>, token: u64, expires_at: Instant, ttl: Duration) -> Lease {
-    Lease::new(name.clone(), FencingToken::new(token), expires_at, ttl)
+fn expiry_from(now: Instant, ttl: Duration) -> Result<(Instant, Instant), LockError> {
+    check_ttl(ttl)?;
+    let expires_at = now
+        .checked_add(ttl)
+        .ok_or_else(|| LockError::InvalidTtl { ttl })?;
+    Ok((now, expires_at))
 }
 
-fn exhausted(name: &Arc<str>) -> LockError {
-    LockError::TokensExhausted { name: name.clone() }
+/// A lease on `name` with `token`.
+#[inline]
+fn grant(name: &LeaseName, token: u64, expires_at: Instant, ttl: Duration) -> Lease {
+    Lease::with_name(name.clone(), FencingToken::new(token), expires_at, ttl)
+}
+
+fn exhausted(name: &LeaseName) -> LockError {
+    LockError::TokensExhausted {
+        name: name.to_shared(),
+    }
 }
 
 fn extend_on(
@@ -460,8 +494,8 @@ fn extend_on(
     ttl: Duration,
 ) -> Result<Lease, LockError> {
     match slot.extend(lease.token().get(), now, expires_at) {
-        Ok(()) => Ok(Lease::new(
-            lease.shared_name().clone(),
+        Ok(()) => Ok(Lease::with_name(
+            lease.lease_name().clone(),
             lease.token(),
             expires_at,
             ttl,
@@ -509,18 +543,11 @@ impl<C: Clock> Drop for Waiting<'_, C> {
 async fn acquire_on<C: Clock>(
     clock: &C,
     slot: &Slot,
-    name: &Arc<str>,
+    name: &LeaseName,
     ttl: Duration,
     wait: Duration,
 ) -> Result<Lease, LockError> {
-    let (start, expires_at) = {
-        check_ttl(ttl)?;
-        let now = clock.now();
-        (
-            now,
-            now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?,
-        )
-    };
+    let (start, expires_at) = expiry_from(clock.recent(), ttl)?;
     match slot.try_acquire(start, expires_at) {
         Attempt::Granted(token) => return Ok(grant(name, token, expires_at, ttl)),
         Attempt::Exhausted => return Err(exhausted(name)),
@@ -528,7 +555,7 @@ async fn acquire_on<C: Clock>(
     }
     let deadline = start.saturating_add(wait);
     let busy = |now: Instant| LockError::Busy {
-        name: name.clone(),
+        name: name.to_shared(),
         waited: now - start,
     };
     if wait.is_zero() {
@@ -548,7 +575,9 @@ async fn acquire_on<C: Clock>(
     poll_fn(|cx| {
         loop {
             let now = clock.now();
-            let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
+            let expires_at = now
+                .checked_add(ttl)
+                .ok_or_else(|| LockError::InvalidTtl { ttl })?;
             let asker = Asker {
                 id: waiting.id,
                 waker: Some(cx.waker()),
@@ -592,8 +621,8 @@ impl<C: Clock> LockService for InMemoryLockService<C> {
 
     async fn acquire(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
         check_name(name)?;
-        let (now, expires_at) = self.expiry(ttl)?;
-        let hash = self.hash(name);
+        let (now, expires_at) = self.grant_expiry(ttl)?;
+        let hash = self.hash(name.as_bytes());
         // One try under the table's lock; the slot is taken out of the table only to wait.
         let tried =
             lock(&self.shard(hash).table).with_entry(hash, name, now, |named| {
@@ -643,15 +672,17 @@ impl<C: Clock> fmt::Debug for InMemoryLockService<C> {
 /// [`InMemoryLockService::handle`].
 ///
 /// A handle holds the name's state, so its operations skip the name table: an uncontended
-/// [`try_acquire_now`](LockHandle::try_acquire_now) is one compare-and-swap and one store on
-/// the name's state word plus one clock reading, and
-/// [`release_now`](LockHandle::release_now) one compare-and-swap and one clock reading. Its
+/// [`try_acquire_now`](LockHandle::try_acquire_now) is one compare-and-swap and two stores on
+/// the name's state plus one [`Clock::recent`] reading, and
+/// [`release_now`](LockHandle::release_now) one compare-and-swap and one such reading. A
+/// lease keeps a name of up to 22 bytes inline, so a grant copies it and counts no shared
+/// reference. Its
 /// leases are the service's leases: the same tokens, the same queue of waiters, the same
 /// expiry; the service can release or extend them by name, and the handle those granted by
 /// name. The name stays in the service's table while a handle on it lives.
 ///
-/// Each clone has its own copy of the name, which the leases it grants share, so handles
-/// used on different threads do not contend on one reference count.
+/// Each clone has its own copy of a longer name, which the leases it grants share, so
+/// handles used on different threads do not contend on one reference count.
 ///
 /// # Example
 ///
@@ -677,7 +708,7 @@ impl<C: Clock> fmt::Debug for InMemoryLockService<C> {
 pub struct LockHandle<C: Clock = SystemClock> {
     service: InMemoryLockService<C>,
     slot: Arc<Slot>,
-    name: Arc<str>,
+    name: LeaseName,
 }
 
 impl<C: Clock> LockHandle<C> {
@@ -691,7 +722,7 @@ impl<C: Clock> LockHandle<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_str()
     }
 
     /// The service the handle belongs to.
@@ -730,7 +761,7 @@ impl<C: Clock> LockHandle<C> {
     /// ```
     #[inline]
     pub fn try_acquire_now(&self, ttl: Duration) -> Result<Option<Lease>, LockError> {
-        let (now, expires_at) = self.service.expiry(ttl)?;
+        let (now, expires_at) = self.service.grant_expiry(ttl)?;
         match self.slot.try_acquire(now, expires_at) {
             Attempt::Granted(token) => Ok(Some(grant(&self.name, token, expires_at, ttl))),
             Attempt::HeldUntil(..) => Ok(None),
@@ -821,7 +852,7 @@ impl<C: Clock> LockHandle<C> {
         if !self.is_mine(lease) {
             return Err(not_held(lease));
         }
-        let now = self.service.inner.clock.now();
+        let now = self.service.inner.clock.recent();
         finish_release(self.slot.release(lease.token().get(), now), lease)
     }
 
@@ -846,7 +877,7 @@ impl<C: Clock> LockHandle<C> {
     /// Whether `lease` names this handle's lock (tokens of different names are unrelated).
     #[inline]
     fn is_mine(&self, lease: &Lease) -> bool {
-        Arc::ptr_eq(lease.shared_name(), &self.name) || lease.name() == &*self.name
+        lease.lease_name().same(&self.name)
     }
 }
 
@@ -855,7 +886,7 @@ impl<C: Clock> Clone for LockHandle<C> {
         LockHandle {
             service: self.service.clone(),
             slot: self.slot.clone(),
-            name: Arc::from(&*self.name),
+            name: LeaseName::new(self.name.as_str()),
         }
     }
 }
@@ -863,7 +894,7 @@ impl<C: Clock> Clone for LockHandle<C> {
 impl<C: Clock> fmt::Debug for LockHandle<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockHandle")
-            .field("name", &&*self.name)
+            .field("name", &self.name.as_str())
             .field("holder", &self.holder())
             .finish()
     }
@@ -901,7 +932,7 @@ pub(crate) fn check_ttl(ttl: Duration) -> Result<(), LockError> {
 
 fn not_held(lease: &Lease) -> LockError {
     LockError::NotHeld {
-        name: lease.shared_name().clone(),
+        name: lease.shared_name(),
         token: lease.token(),
     }
 }
@@ -981,9 +1012,9 @@ mod tests {
         });
         tokio::task::yield_now().await;
         let waiting = |service: &InMemoryLockService<_>| {
-            let hash = service.hash("a");
+            let hash = service.hash(b"a");
             lock(&service.shard(hash).table)
-                .find(hash, "a")
+                .find(hash, b"a")
                 .map(|named| named.slot.queued())
         };
         assert_eq!(waiting(&service), Some(1));
@@ -1040,10 +1071,10 @@ mod tests {
         assert!(Arc::ptr_eq(&b, &again));
         assert!(
             table
-                .find(7, "a")
+                .find(7, b"a")
                 .is_some_and(|named| Arc::ptr_eq(&named.slot, &a))
         );
-        assert!(table.find(7, "c").is_none());
+        assert!(table.find(7, b"c").is_none());
     }
 
     #[test]

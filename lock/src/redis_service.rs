@@ -581,7 +581,7 @@ where
         match reply {
             Value::Int(1) => Ok(()),
             Value::Int(0) => Err(LockError::NotHeld {
-                name: lease.shared_name().clone(),
+                name: lease.shared_name(),
                 token: lease.token(),
             }),
             other => Err(unexpected(operation, &other)),
@@ -643,7 +643,7 @@ where
         self.compare_and(&EXTEND_SCRIPT, lease, Some(ttl_ms))
             .await?;
         Ok(Lease::new(
-            lease.shared_name().clone(),
+            lease.shared_name(),
             lease.token(),
             start + ttl,
             ttl,
