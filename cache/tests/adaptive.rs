@@ -9,14 +9,15 @@ fn probe(requests: u64) -> impl Iterator<Item = u64> {
     (0..requests).map(|i| (i / 4) * 2 + i % 2)
 }
 
-fn cache_misses(capacity: u64, seed: u64) -> u64 {
+/// Misses of a `capacity`-entry cache hashed with `seed` over `keys`, inserting each miss.
+fn misses(capacity: u64, seed: u64, keys: impl Iterator<Item = u64>) -> u64 {
     let cache = Cache::builder()
         .max_capacity(capacity)
         .hasher(DefaultHashBuilder::with_seed(seed))
         .build()
         .unwrap();
     let mut misses = 0;
-    for k in probe(40_000) {
+    for k in keys {
         if cache.get(&k).is_none() {
             misses += 1;
             cache.insert(k, ());
@@ -38,7 +39,7 @@ fn the_recency_probe_misses_no_more_than_lru() {
         }
         assert_eq!(lru_misses, 20_000);
         for seed in [1, 2, 3] {
-            let misses = cache_misses(capacity, seed);
+            let misses = misses(capacity, seed, probe(40_000));
             // Within 0.1% of the requests: the first pairs, before the queue has grown.
             assert!(
                 misses <= lru_misses + 40,
@@ -48,23 +49,6 @@ fn the_recency_probe_misses_no_more_than_lru() {
     }
 }
 
-fn loop_misses(capacity: u64, keys: u64, seed: u64) -> u64 {
-    let cache = Cache::builder()
-        .max_capacity(capacity)
-        .hasher(DefaultHashBuilder::with_seed(seed))
-        .build()
-        .unwrap();
-    let mut misses = 0;
-    for i in 0..keys * 1_000 {
-        let k = i % keys;
-        if cache.get(&k).is_none() {
-            misses += 1;
-            cache.insert(k, ());
-        }
-    }
-    misses
-}
-
 #[test]
 fn a_tiny_cache_keeps_all_it_can_of_a_loop_a_little_longer_than_it() {
     // 33 keys in a loop through 30 entries: the best a cache can do is keep 30 and miss
@@ -72,7 +56,7 @@ fn a_tiny_cache_keeps_all_it_can_of_a_loop_a_little_longer_than_it() {
     // held the newcomer about to be refused, so 29 stayed and 4 a lap missed (4,055 here
     // before the small queue of a tiny shard could shrink to nothing).
     for seed in 1..=8 {
-        let misses = loop_misses(30, 33, seed);
+        let misses = misses(30, seed, (0..33_000).map(|i| i % 33));
         assert!(
             (3_000..3_300).contains(&misses),
             "seed {seed}: {misses} misses, 3,000 the least possible"
