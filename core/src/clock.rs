@@ -132,62 +132,31 @@ pub trait Clock: Send + Sync + fmt::Debug {
     }
 }
 
-impl<C: Clock + ?Sized> Clock for &C {
-    #[inline]
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-    #[inline]
-    fn unix_millis(&self) -> u64 {
-        (**self).unix_millis()
-    }
-    #[inline]
-    fn recent(&self) -> Instant {
-        (**self).recent()
-    }
-    #[inline]
-    fn recent_unix_millis(&self) -> u64 {
-        (**self).recent_unix_millis()
-    }
+// A reference or smart pointer to a clock is a clock: each method forwards to the pointee.
+macro_rules! forward_clock {
+    ($($pointer:ty),*) => {$(
+        impl<C: Clock + ?Sized> Clock for $pointer {
+            #[inline]
+            fn now(&self) -> Instant {
+                (**self).now()
+            }
+            #[inline]
+            fn unix_millis(&self) -> u64 {
+                (**self).unix_millis()
+            }
+            #[inline]
+            fn recent(&self) -> Instant {
+                (**self).recent()
+            }
+            #[inline]
+            fn recent_unix_millis(&self) -> u64 {
+                (**self).recent_unix_millis()
+            }
+        }
+    )*};
 }
 
-impl<C: Clock + ?Sized> Clock for Box<C> {
-    #[inline]
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-    #[inline]
-    fn unix_millis(&self) -> u64 {
-        (**self).unix_millis()
-    }
-    #[inline]
-    fn recent(&self) -> Instant {
-        (**self).recent()
-    }
-    #[inline]
-    fn recent_unix_millis(&self) -> u64 {
-        (**self).recent_unix_millis()
-    }
-}
-
-impl<C: Clock + ?Sized> Clock for Arc<C> {
-    #[inline]
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-    #[inline]
-    fn unix_millis(&self) -> u64 {
-        (**self).unix_millis()
-    }
-    #[inline]
-    fn recent(&self) -> Instant {
-        (**self).recent()
-    }
-    #[inline]
-    fn recent_unix_millis(&self) -> u64 {
-        (**self).recent_unix_millis()
-    }
-}
+forward_clock!(&C, Box<C>, Arc<C>);
 
 #[cfg(test)]
 mod tests {
