@@ -603,17 +603,22 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     fn rebuild(&mut self) {
         let total: u64 = self.weights.iter().map(|&w| u64::from(w)).sum();
         let n = self.servers.len();
-        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let counts: Vec<u32> = self
+            .weights
+            .iter()
+            .map(|&weight| digests(self.variant, weight, total, n))
+            .collect();
+        let mut pairs: Vec<(u32, u32)> =
+            Vec::with_capacity(counts.iter().map(|&c| 4 * c as usize).sum());
         let mut label = String::new();
         self.placed = 0;
-        for (i, (server, &weight)) in self.servers.iter().zip(&self.weights).enumerate() {
-            let count = digests(self.variant, weight, total, n);
+        for (i, (server, &count)) in self.servers.iter().zip(&counts).enumerate() {
             self.placed += usize::from(count > 0);
             for d in 0..count {
                 label.clear();
                 label.push_str(server.as_ref());
                 label.push('-');
-                label.push_str(&d.to_string());
+                push_decimal(&mut label, d);
                 let digest = Md5::digest(label.as_bytes());
                 for h in 0..4 {
                     let b = &digest[h * 4..h * 4 + 4];
@@ -621,12 +626,29 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
                 }
             }
         }
-        // Stable: equal points stay in server order, as with glibc's merge-sort qsort.
-        pairs.sort_by_key(|p| p.0);
+        // Equal points stay in server order, as with glibc's merge-sort qsort: pairs were
+        // pushed in server order, so sorting by (point, server) is that stable order.
+        pairs.sort_unstable();
         self.points = pairs.iter().map(|p| p.0).collect();
         self.owners = pairs.iter().map(|p| p.1).collect();
         self.rebuild_index();
     }
+}
+
+/// Appends `n` in decimal, as `format!("{n}")` would, without allocating.
+fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 impl<N> ConsistentHash for Ketama<N> {
@@ -717,6 +739,15 @@ mod tests {
             let plain = k.points.partition_point(|&p| p < h);
             let plain = if plain == k.points.len() { 0 } else { plain };
             assert_eq!(k.position(h), plain);
+        }
+    }
+
+    #[test]
+    fn decimal_labels_match_format() {
+        for n in [0, 7, 10, 39, 40, 159, 1_000, 65_535, u32::MAX] {
+            let mut label = String::from("s-");
+            push_decimal(&mut label, n);
+            assert_eq!(label, format!("s-{n}"));
         }
     }
 
