@@ -25,7 +25,9 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use keel_benches::hashring::{keel_jump, keel_maglev, keel_multi_probe, keel_ring, keys};
+use keel_benches::hashring::{
+    keel_jump, keel_ketama, keel_maglev, keel_multi_probe, keel_rendezvous, keel_ring, keys,
+};
 use keel_benches::idgen::{bench_policy, wide_layout};
 use keel_breaker::{CircuitBreaker, Window};
 use keel_hashring::ConsistentHash;
@@ -303,6 +305,56 @@ fn cases() -> Vec<Case> {
                 let mut key = key_cycle(1 << 12);
                 Box::new(move || {
                     black_box(ring.node(&key()).copied());
+                })
+            },
+        },
+        Case {
+            block: "hashring",
+            operation: "lookup, 100 nodes",
+            implementation: "keel Rendezvous",
+            setup: || {
+                let ring = keel_rendezvous(&ring_nodes());
+                let mut key = key_cycle(1 << 12);
+                Box::new(move || {
+                    black_box(ring.node(&key()).copied());
+                })
+            },
+        },
+        Case {
+            block: "hashring",
+            operation: "lookup, 100 nodes",
+            implementation: "keel Ketama",
+            setup: || {
+                let ring = keel_ketama(&ring_nodes());
+                let mut key = key_cycle(1 << 12);
+                Box::new(move || {
+                    black_box(ring.node(&key()).map(|server| server.id));
+                })
+            },
+        },
+        Case {
+            block: "hashring",
+            operation: "3 replicas, 100 nodes",
+            implementation: "keel Rendezvous",
+            setup: || {
+                let ring = keel_rendezvous(&ring_nodes());
+                let mut key = key_cycle(1 << 12);
+                Box::new(move || {
+                    let mut out = [None; 3];
+                    black_box(ring.replicas(&key(), &mut out));
+                })
+            },
+        },
+        Case {
+            block: "hashring",
+            operation: "3 replicas, 100 nodes",
+            implementation: "keel JumpHash",
+            setup: || {
+                let ring = keel_jump(&ring_nodes());
+                let mut key = key_cycle(1 << 12);
+                Box::new(move || {
+                    let mut out = [None; 3];
+                    black_box(ring.replicas(&key(), &mut out));
                 })
             },
         },

@@ -171,6 +171,9 @@ mod lock;
 #[cfg(keel_loom)]
 #[doc(hidden)]
 pub use lock::{LoomLocks, loom_thread_slot};
+#[cfg(keel_loom)]
+#[doc(hidden)]
+pub use room::LoomRoom;
 mod shard;
 mod sketch;
 mod striped;

@@ -1,4 +1,5 @@
-//! Loom models of the shard lock (`src/lock.rs`) and of the cache on top of it.
+//! Loom models of the shard lock (`src/lock.rs`), of the cache on top of it, and of the
+//! write-back's wake-up of writers waiting for room (`src/room.rs`, the blocking side).
 //!
 //! - The lock itself: two readers and a writer; a reader that backs out of a write and
 //!   retries between two writes; two readers and a writer with the thread slots exhausted,
@@ -33,8 +34,9 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
 
-use keel_cache::{Cache, LoomLocks, loom_thread_slot};
+use keel_cache::{Cache, LoomLocks, LoomRoom, loom_thread_slot};
 use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 /// Runs `f` under loom, bounded to `preemptions` preemptions per run if given (loom's
@@ -234,5 +236,47 @@ fn writer_races_remover() {
             "removed {removed:?}, now {now:?}"
         );
         assert_eq!(cache.entry_count(), u64::from(now.is_some()));
+    });
+}
+
+/// The write-back's room for writers (`src/room.rs`): a writer that finds the dirty set
+/// full waits; a flush that acknowledges entries lowers the count, then wakes waiters,
+/// skipping the lock when it sees none. Whichever runs first, the writer must not sleep
+/// through the flush: a lost wake-up leaves it blocked for good, which loom reports as a
+/// deadlock. The dirty count is read and lowered `Relaxed`, as in `src/dirty.rs`; only the
+/// room's two fences order it against the waiter count: with either fence removed, loom
+/// finds the lost wake-up (checked by seeding each). Unbounded, it takes well under a second.
+#[test]
+fn a_flush_wakes_a_writer_waiting_for_room() {
+    model(None, || {
+        let room = Arc::new(LoomRoom::default());
+        let dirty = Arc::new(AtomicUsize::new(1)); // the set holds at most 1
+        let writer = {
+            let (room, dirty) = (room.clone(), dirty.clone());
+            thread::spawn(move || room.wait(|| dirty.load(Ordering::Relaxed) < 1))
+        };
+        dirty.fetch_sub(1, Ordering::Relaxed);
+        room.freed();
+        writer.join().unwrap();
+    });
+}
+
+/// Two writers wait for one flush: `freed` wakes every waiter, not one.
+#[test]
+fn a_flush_wakes_every_writer_waiting_for_room() {
+    model(Some(3), || {
+        let room = Arc::new(LoomRoom::default());
+        let dirty = Arc::new(AtomicUsize::new(1));
+        let writers: Vec<_> = (0..2)
+            .map(|_| {
+                let (room, dirty) = (room.clone(), dirty.clone());
+                thread::spawn(move || room.wait(|| dirty.load(Ordering::Relaxed) < 1))
+            })
+            .collect();
+        dirty.fetch_sub(1, Ordering::Relaxed);
+        room.freed();
+        for writer in writers {
+            writer.join().unwrap();
+        }
     });
 }

@@ -10,8 +10,9 @@ use crate::placement_hash::PlacementHash;
 /// [`PlacementHash`]); the provided [`node`](Self::node) and [`replicas`](Self::replicas)
 /// hash the key for you, and so do `node_of` and `replicas_of` on a
 /// `dyn ConsistentHash<Node = N, Hash = H>`. Replicas are written into a buffer the
-/// caller owns, so no lookup allocates, but for one case: more than 16 replicas among more
-/// than 8,192 members keep a hash set of the nodes found.
+/// caller owns, so no lookup allocates, but for two cases of more than 16 replicas: among
+/// more than 8,192 members a lookup keeps a hash set of the nodes found, and
+/// [`Rendezvous`](crate::Rendezvous) keeps its best `k` in a heap.
 ///
 /// The trait is object safe: a compile-time check in the crate keeps it so.
 ///

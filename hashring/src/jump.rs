@@ -1,8 +1,12 @@
 //! Jump consistent hash with tombstones for removing any node.
 
+use core::cmp::Reverse;
+use core::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BinaryHeap, HashMap};
+
 use crate::consistent_hash::{ConsistentHash, Distinct};
 use crate::error::Error;
-use crate::key::{StableHash, combine};
+use crate::key::{StableHash, combine, hash_key};
 
 /// Rehashes of a key that lands on a tombstone before falling back to a linear scan.
 const MAX_REHASH: u64 = 64;
@@ -53,6 +57,84 @@ const REPLICA_SALT: u64 = 0x7265_706c_6963_6100;
 pub struct JumpHash<N> {
     slots: Vec<Option<N>>,
     live: usize,
+    /// Where each live node sits, so membership calls do not scan the buckets.
+    index: NodeIndex,
+    /// Tombstones, lowest first: the bucket the next [`add`](Self::add) refills.
+    dead: BinaryHeap<Reverse<u32>>,
+}
+
+/// Live node -> bucket, keyed by the node's stable hash. The map holds the first node seen
+/// with each hash; a distinct node whose 64-bit hash collides with it goes to `spill`, which
+/// is empty unless such a collision happens.
+#[derive(Debug, Clone, Default)]
+struct NodeIndex {
+    first: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    spill: Vec<(u64, u32)>,
+}
+
+/// The map's keys are already SipHash outputs, so hashing them again would only cost time.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in so the hasher stays total.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+impl NodeIndex {
+    fn find<N: Eq>(&self, slots: &[Option<N>], hash: u64, node: &N) -> Option<u32> {
+        let holds = |b: u32| slots[b as usize].as_ref() == Some(node);
+        match self.first.get(&hash) {
+            Some(&b) if holds(b) => Some(b),
+            Some(_) => self
+                .spill
+                .iter()
+                .find(|&&(h, b)| h == hash && holds(b))
+                .map(|&(_, b)| b),
+            None => None,
+        }
+    }
+
+    /// Records a node not yet indexed.
+    fn insert(&mut self, hash: u64, bucket: u32) {
+        if let Some(&taken) = self.first.get(&hash) {
+            debug_assert_ne!(taken, bucket);
+            self.spill.push((hash, bucket));
+        } else {
+            self.first.insert(hash, bucket);
+        }
+    }
+
+    /// Forgets the node at `bucket`, which has `hash`.
+    fn remove(&mut self, hash: u64, bucket: u32) {
+        if self.first.get(&hash) == Some(&bucket) {
+            self.first.remove(&hash);
+            if let Some(at) = self.spill.iter().position(|&(h, _)| h == hash) {
+                let (_, other) = self.spill.swap_remove(at);
+                self.first.insert(hash, other);
+            }
+        } else if let Some(at) = self.spill.iter().position(|&e| e == (hash, bucket)) {
+            self.spill.swap_remove(at);
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        // hashbrown: one (key, value) slot and one control byte per bucket.
+        self.first.capacity() * (core::mem::size_of::<(u64, u32)>() + 1)
+            + self.spill.capacity() * core::mem::size_of::<(u64, u32)>()
+    }
 }
 
 impl<N> Default for JumpHash<N> {
@@ -111,6 +193,8 @@ impl<N> JumpHash<N> {
         Self {
             slots: Vec::new(),
             live: 0,
+            index: NodeIndex::default(),
+            dead: BinaryHeap::new(),
         }
     }
 
@@ -149,7 +233,9 @@ impl<N> JumpHash<N> {
         &self.slots
     }
 
-    /// Heap bytes held.
+    /// Heap bytes held: the buckets, and the index from node to bucket (about 20–40 bytes
+    /// a node) that keeps [`add`](Self::add), [`contains`](Self::contains),
+    /// [`remove`](Self::remove) and [`bucket_of`](Self::bucket_of) from scanning them.
     ///
     /// ```
     /// use keel_hashring::JumpHash;
@@ -162,6 +248,8 @@ impl<N> JumpHash<N> {
     /// ```
     pub fn heap_bytes(&self) -> usize {
         self.slots.capacity() * core::mem::size_of::<Option<N>>()
+            + self.index.heap_bytes()
+            + self.dead.capacity() * core::mem::size_of::<u32>()
     }
 
     /// The live bucket for `hash`; `None` with no members.
@@ -235,25 +323,29 @@ impl<N: StableHash + Eq> JumpHash<N> {
                 max: u64::from(u32::MAX),
             });
         }
-        // Sorted by hash, equal nodes end up side by side (among equal hashes): O(n log n),
-        // so restoring a table of 100k buckets stays fast.
-        let mut live: Vec<(u64, &N)> = slots
-            .iter()
-            .flatten()
-            .map(|node| (crate::hash_key(node), node))
-            .collect();
-        live.sort_unstable_by_key(|&(hash, _)| hash);
-        for (i, &(hash, node)) in live.iter().enumerate() {
-            if live[i + 1..]
-                .iter()
-                .take_while(|&&(h, _)| h == hash)
-                .any(|&(_, other)| other == node)
-            {
-                return Err(Error::DuplicateNode);
+        // One index insert per live node, so restoring a table of 100k buckets stays fast.
+        let mut index = NodeIndex::default();
+        let mut dead = Vec::new();
+        for (bucket, slot) in slots.iter().enumerate() {
+            let bucket = bucket as u32;
+            match slot {
+                Some(node) => {
+                    let hash = hash_key(node);
+                    if index.find(&slots, hash, node).is_some() {
+                        return Err(Error::DuplicateNode);
+                    }
+                    index.insert(hash, bucket);
+                }
+                None => dead.push(Reverse(bucket)),
             }
         }
-        let live = slots.iter().filter(|s| s.is_some()).count();
-        Ok(Self { slots, live })
+        let live = slots.len() - dead.len();
+        Ok(Self {
+            slots,
+            live,
+            index,
+            dead: BinaryHeap::from(dead),
+        })
     }
 
     /// Adds `node` in the lowest tombstone, or a new last bucket;
@@ -280,11 +372,15 @@ impl<N: StableHash + Eq> JumpHash<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add(&mut self, node: N) -> Result<(), Error> {
-        if self.contains(&node) {
+        let hash = hash_key(&node);
+        if self.index.find(&self.slots, hash, &node).is_some() {
             return Err(Error::DuplicateNode);
         }
-        match self.slots.iter().position(Option::is_none) {
-            Some(dead) => self.slots[dead] = Some(node),
+        let bucket = match self.dead.pop() {
+            Some(Reverse(dead)) => {
+                self.slots[dead as usize] = Some(node);
+                dead
+            }
             None => {
                 if self.slots.len() >= u32::MAX as usize {
                     return Err(Error::TooManyNodes {
@@ -292,8 +388,10 @@ impl<N: StableHash + Eq> JumpHash<N> {
                     });
                 }
                 self.slots.push(Some(node));
+                (self.slots.len() - 1) as u32
             }
-        }
+        };
+        self.index.insert(hash, bucket);
         self.live += 1;
         Ok(())
     }
@@ -349,7 +447,7 @@ impl<N: StableHash + Eq> JumpHash<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn contains(&self, node: &N) -> bool {
-        self.index_of(node).is_some()
+        self.bucket_of(node).is_some()
     }
 
     /// Removes `node`; returns whether it was a member. The last bucket is dropped, any
@@ -370,13 +468,16 @@ impl<N: StableHash + Eq> JumpHash<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remove(&mut self, node: &N) -> bool {
-        let Some(bucket) = self.index_of(node) else {
+        let hash = hash_key(node);
+        let Some(bucket) = self.index.find(&self.slots, hash, node) else {
             return false;
         };
-        if bucket + 1 == self.slots.len() {
+        self.index.remove(hash, bucket);
+        if bucket as usize + 1 == self.slots.len() {
             self.slots.pop();
         } else {
-            self.slots[bucket] = None;
+            self.slots[bucket as usize] = None;
+            self.dead.push(Reverse(bucket));
         }
         self.live -= 1;
         true
@@ -396,12 +497,7 @@ impl<N: StableHash + Eq> JumpHash<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn bucket_of(&self, node: &N) -> Option<u32> {
-        // Buckets never exceed `u32::MAX` (add and from_slots refuse more).
-        self.index_of(node).map(|i| i as u32)
-    }
-
-    fn index_of(&self, node: &N) -> Option<usize> {
-        self.slots.iter().position(|s| s.as_ref() == Some(node))
+        self.index.find(&self.slots, hash_key(node), node)
     }
 }
 

@@ -135,6 +135,9 @@ pub struct Ketama<N> {
     variant: KetamaVariant,
     servers: Vec<N>,
     weights: Vec<u32>,
+    /// Server indexes sorted by label (ties in server order), so `contains` and `remove`
+    /// binary-search instead of comparing every server.
+    by_label: Vec<u32>,
     points: Vec<u32>,
     owners: Vec<u32>,
     /// `index[b]` is the first point whose top `32 - shift` bits are `>= b`, so a lookup
@@ -262,6 +265,7 @@ impl<N> Ketama<N> {
             variant,
             servers: Vec::new(),
             weights: Vec::new(),
+            by_label: Vec::new(),
             points: Vec::new(),
             owners: Vec::new(),
             index: Vec::new(),
@@ -379,6 +383,7 @@ impl<N> Ketama<N> {
             + self.owners.capacity() * 4
             + self.servers.capacity() * core::mem::size_of::<N>()
             + self.weights.capacity() * 4
+            + self.by_label.capacity() * 4
             + self.index.capacity() * 4
     }
 
@@ -478,7 +483,20 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn contains(&self, server: &N) -> bool {
-        self.servers.contains(server)
+        self.label_rank(server).is_some()
+    }
+
+    /// Where `server` is in `by_label`, found by its label in `O(log n)`.
+    fn label_rank(&self, server: &N) -> Option<usize> {
+        let label = server.as_ref();
+        let start = self
+            .by_label
+            .partition_point(|&i| self.servers[i as usize].as_ref() < label);
+        self.by_label[start..]
+            .iter()
+            .take_while(|&&i| self.servers[i as usize].as_ref() == label)
+            .position(|&i| self.servers[i as usize] == *server)
+            .map(|offset| start + offset)
     }
 
     /// Adds every `(server, weight)` in order and rebuilds once, in `O(n log n)`. On error
@@ -530,22 +548,27 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
         // Duplicates by sorting labels, `O(n log n)` rather than a scan per server; equal
         // servers have equal labels. Every server read precedes the failing entry, so a
         // duplicate among them is the first error, as one-by-one checks would find.
-        let mut by_label: Vec<usize> = (0..self.servers.len()).collect();
-        by_label.sort_by(|&a, &b| self.servers[a].as_ref().cmp(self.servers[b].as_ref()));
+        // Stable, so equal labels stay in server order. More than `u32::MAX` servers would
+        // need 2^32 × 160 points, far past memory, so indexes fit.
+        let mut by_label: Vec<u32> = (0..self.servers.len() as u32).collect();
+        let label = |i: u32| self.servers[i as usize].as_ref();
+        by_label.sort_by(|&a, &b| label(a).cmp(label(b)));
         let mut run = 0;
         let duplicate = (0..by_label.len()).any(|k| {
-            let label = |k: usize| self.servers[by_label[k]].as_ref();
-            if k > 0 && label(k - 1) != label(k) {
+            if k > 0 && label(by_label[k - 1]) != label(by_label[k]) {
                 run = k;
             }
-            let server = &self.servers[by_label[k]];
-            by_label[run..k].iter().any(|&i| self.servers[i] == *server)
+            let server = &self.servers[by_label[k] as usize];
+            by_label[run..k]
+                .iter()
+                .any(|&i| self.servers[i as usize] == *server)
         });
         if let Some(e) = duplicate.then_some(Error::DuplicateNode).or(failed) {
             self.servers.truncate(before);
             self.weights.truncate(before);
             return Err(e);
         }
+        self.by_label = by_label;
         self.rebuild();
         Ok(())
     }
@@ -563,9 +586,14 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remove(&mut self, server: &N) -> bool {
-        let Some(at) = self.servers.iter().position(|s| s == server) else {
+        let Some(rank) = self.label_rank(server) else {
             return false;
         };
+        let at = self.by_label.remove(rank);
+        for i in &mut self.by_label {
+            *i -= u32::from(*i > at);
+        }
+        let at = at as usize;
         self.servers.remove(at);
         self.weights.remove(at);
         self.rebuild();
@@ -575,17 +603,22 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
     fn rebuild(&mut self) {
         let total: u64 = self.weights.iter().map(|&w| u64::from(w)).sum();
         let n = self.servers.len();
-        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let counts: Vec<u32> = self
+            .weights
+            .iter()
+            .map(|&weight| digests(self.variant, weight, total, n))
+            .collect();
+        let mut pairs: Vec<(u32, u32)> =
+            Vec::with_capacity(counts.iter().map(|&c| 4 * c as usize).sum());
         let mut label = String::new();
         self.placed = 0;
-        for (i, (server, &weight)) in self.servers.iter().zip(&self.weights).enumerate() {
-            let count = digests(self.variant, weight, total, n);
+        for (i, (server, &count)) in self.servers.iter().zip(&counts).enumerate() {
             self.placed += usize::from(count > 0);
             for d in 0..count {
                 label.clear();
                 label.push_str(server.as_ref());
                 label.push('-');
-                label.push_str(&d.to_string());
+                push_decimal(&mut label, d);
                 let digest = Md5::digest(label.as_bytes());
                 for h in 0..4 {
                     let b = &digest[h * 4..h * 4 + 4];
@@ -593,12 +626,29 @@ impl<N: AsRef<str> + Eq> Ketama<N> {
                 }
             }
         }
-        // Stable: equal points stay in server order, as with glibc's merge-sort qsort.
-        pairs.sort_by_key(|p| p.0);
+        // Equal points stay in server order, as with glibc's merge-sort qsort: pairs were
+        // pushed in server order, so sorting by (point, server) is that stable order.
+        pairs.sort_unstable();
         self.points = pairs.iter().map(|p| p.0).collect();
         self.owners = pairs.iter().map(|p| p.1).collect();
         self.rebuild_index();
     }
+}
+
+/// Appends `n` in decimal, as `format!("{n}")` would, without allocating.
+fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 impl<N> ConsistentHash for Ketama<N> {
@@ -689,6 +739,15 @@ mod tests {
             let plain = k.points.partition_point(|&p| p < h);
             let plain = if plain == k.points.len() { 0 } else { plain };
             assert_eq!(k.position(h), plain);
+        }
+    }
+
+    #[test]
+    fn decimal_labels_match_format() {
+        for n in [0, 7, 10, 39, 40, 159, 1_000, 65_535, u32::MAX] {
+            let mut label = String::from("s-");
+            push_decimal(&mut label, n);
+            assert_eq!(label, format!("s-{n}"));
         }
     }
 

@@ -4,8 +4,9 @@
 //!
 //! Every algorithm implements one small trait, [`ConsistentHash`]: a key maps to a node, and
 //! to `n` distinct nodes for replicas written into a buffer the caller owns, so lookups do
-//! not allocate (one exception: more than 16 replicas among more than 8,192 members keep a
-//! set of the nodes found, so the lookup stays linear in the buffer). Nodes can be any type that implements [`StableHash`] and `Eq`.
+//! not allocate (two exceptions, both for more than 16 replicas: among more than 8,192 members
+//! a lookup keeps a set of the nodes found, so it stays linear in the buffer; [`Rendezvous`]
+//! keeps its best `k` in a heap, so it stays one pass over the nodes). Nodes can be any type that implements [`StableHash`] and `Eq`.
 //!
 //! Keys and nodes are hashed with SipHash-1-3 under fixed keys ([`hash_key`]), never with
 //! `RandomState` or `DefaultHasher`, so every process, platform and release places a key on

@@ -7,7 +7,7 @@ use crate::consistent_hash::{ConsistentHash, Distinct};
 use crate::error::Error;
 use crate::key::{StableHash, combine};
 use crate::members::Members;
-use crate::ring::MAX_POINTS;
+use crate::ring::add_points;
 
 /// Probes per key unless configured otherwise: the paper's choice for a peak-to-mean
 /// load of 1.05.
@@ -409,13 +409,7 @@ impl<N: StableHash + Eq> MultiProbe<N> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), Error> {
-        let points = self.points.len() as u64 + u64::from(weight);
-        if points > MAX_POINTS {
-            return Err(Error::TooManyPoints {
-                points,
-                max: MAX_POINTS,
-            });
-        }
+        add_points(&mut (self.points.len() as u64), weight, 1)?;
         self.members.insert(node, weight)?;
         self.rebuild();
         Ok(())
@@ -445,17 +439,8 @@ impl<N: StableHash + Eq> MultiProbe<N> {
         nodes: I,
     ) -> Result<(), Error> {
         let mut points = self.points.len() as u64;
-        self.members.extend(nodes, |weight| {
-            points += u64::from(weight);
-            if points > MAX_POINTS {
-                Err(Error::TooManyPoints {
-                    points,
-                    max: MAX_POINTS,
-                })
-            } else {
-                Ok(())
-            }
-        })?;
+        self.members
+            .extend(nodes, |weight| add_points(&mut points, weight, 1))?;
         self.rebuild();
         Ok(())
     }
@@ -544,6 +529,7 @@ impl<N> ConsistentHash for MultiProbe<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MAX_POINTS;
 
     #[test]
     fn weight_one_keeps_the_unweighted_points() {
@@ -573,6 +559,29 @@ mod tests {
             })
         );
         assert!(mp.members.nodes.is_empty());
+    }
+
+    /// Both add paths count points with the shared rule: one past the limit is refused with
+    /// the total asked for, the sum cannot overflow, and a refusal changes nothing. (The
+    /// exact limit is accepted: `ring::tests::point_budget_stops_at_the_limit`.)
+    #[test]
+    fn points_are_bounded_on_every_path() {
+        let half = (MAX_POINTS / 2) as u32;
+        let mut mp = MultiProbe::new();
+        let over = Err(Error::TooManyPoints {
+            points: MAX_POINTS + 1,
+            max: MAX_POINTS,
+        });
+        assert_eq!(mp.add_weighted(1u32, 2 * half + 1), over);
+        assert_eq!(mp.extend_weighted([(1, half), (2, half + 1)]), over);
+        assert_eq!(
+            mp.extend_weighted([(1, 2 * half), (2, u32::MAX)]),
+            Err(Error::TooManyPoints {
+                points: MAX_POINTS + u64::from(u32::MAX),
+                max: MAX_POINTS
+            })
+        );
+        assert_eq!((mp.len(), mp.points.len()), (0, 0));
     }
 
     #[test]

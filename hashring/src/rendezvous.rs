@@ -1,6 +1,9 @@
 //! Weighted rendezvous (highest random weight) hashing with top-k replicas.
 
-use crate::consistent_hash::{ConsistentHash, Distinct};
+use core::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use crate::consistent_hash::ConsistentHash;
 use crate::error::Error;
 use crate::key::{StableHash, combine};
 use crate::members::Members;
@@ -17,7 +20,9 @@ use crate::members::Members;
 ///   gives it exactly `w / W` of the keys in expectation. With all weights equal the raw
 ///   64-bit hash is compared instead, which ranks the same and skips the logarithm.
 /// * Top-k replicas come out in score order, so the set for `k` is a prefix of the set for
-///   `k + 1`, and results never depend on the order nodes were added.
+///   `k + 1`, and results never depend on the order nodes were added. They take one pass
+///   over the nodes whatever `k` is (`O(n + k log k)` for `k` up to 16, kept on the stack;
+///   `O(n log k)` beyond, in a heap of `k` entries, the one allocation of this lookup).
 ///
 /// # Example
 ///
@@ -120,27 +125,89 @@ impl<N> Rendezvous<N> {
         }
     }
 
-    /// The best-scoring member strictly below `bound` in (score, index) order.
+    /// The best-ranked member.
     #[inline]
-    fn best_below(&self, hash: u64, bound: Option<(u64, usize)>) -> Option<(u64, usize)> {
-        let mut best: Option<(u64, usize)> = None;
-        for i in 0..self.members.len() {
-            let candidate = (self.score(hash, i), i);
-            if bound.is_some_and(|b| !less(candidate, b)) {
-                continue;
-            }
-            if best.is_none_or(|b| less(b, candidate)) {
-                best = Some(candidate);
+    fn best(&self, hash: u64) -> Option<Rank> {
+        if self.members.len() == 0 {
+            return None;
+        }
+        let mut best = Rank(self.score(hash, 0), 0);
+        for i in 1..self.members.len() {
+            // Indexes ascend, so only a strictly higher score outranks the best so far.
+            let score = self.score(hash, i);
+            if score > best.0 {
+                best = Rank(score, i);
             }
         }
-        best
+        Some(best)
+    }
+
+    /// The `want` best-ranked members, best first, in one pass over the members.
+    fn top<'a>(&'a self, hash: u64, want: usize, out: &mut [Option<&'a N>]) -> usize {
+        let candidates = (0..self.members.len()).map(|i| Rank(self.score(hash, i), i));
+        let mut filled = 0;
+        let mut put = |Rank(_, i): Rank| {
+            out[filled] = Some(&self.members.nodes[i]);
+            filled += 1;
+        };
+        if want <= STACK_TOP {
+            // Sorted best first; a candidate costs one comparison unless it enters the top.
+            let mut top = [Rank(0, 0); STACK_TOP];
+            let mut len = 0;
+            for candidate in candidates {
+                if len == want {
+                    if candidate <= top[len - 1] {
+                        continue;
+                    }
+                } else {
+                    len += 1;
+                }
+                let mut at = len - 1;
+                while at > 0 && top[at - 1] < candidate {
+                    top[at] = top[at - 1];
+                    at -= 1;
+                }
+                top[at] = candidate;
+            }
+            top[..len].iter().copied().for_each(put);
+        } else {
+            // A min-heap of the best `want` so far: its root is the one to beat.
+            let mut heap = BinaryHeap::with_capacity(want);
+            for candidate in candidates {
+                if heap.len() < want {
+                    heap.push(Reverse(candidate));
+                } else if let Some(mut worst) = heap.peek_mut()
+                    && worst.0 < candidate
+                {
+                    *worst = Reverse(candidate);
+                }
+            }
+            // Ascending `Reverse` is best first.
+            heap.into_sorted_vec()
+                .into_iter()
+                .for_each(|Reverse(rank)| put(rank));
+        }
+        filled
     }
 }
 
-/// `(score, index)` order: higher score wins, lower index breaks ties.
-#[inline]
-fn less(a: (u64, usize), b: (u64, usize)) -> bool {
-    a.0 < b.0 || (a.0 == b.0 && a.1 > b.1)
+/// Replica counts up to which [`Rendezvous::top`] keeps its candidates on the stack.
+const STACK_TOP: usize = 16;
+
+/// A member's standing for one key: higher score wins, lower index breaks ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rank(u64, usize);
+
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.cmp(&other.0).then(other.1.cmp(&self.1))
+    }
+}
+
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl<N: StableHash + Eq> Rendezvous<N> {
@@ -239,27 +306,72 @@ impl<N> ConsistentHash for Rendezvous<N> {
 
     #[inline]
     fn node_for_hash(&self, hash: u64) -> Option<&N> {
-        let (_, i) = self.best_below(hash, None)?;
+        let Rank(_, i) = self.best(hash)?;
         Some(&self.members.nodes[i])
     }
 
     fn replicas_for_hash<'a>(&'a self, hash: u64, out: &mut [Option<&'a N>]) -> usize {
-        let mut distinct = Distinct::new(out, self.members.len(), self.members.len());
-        let mut bound = None;
-        while !distinct.full() {
-            let Some(next) = self.best_below(hash, bound) else {
-                break;
-            };
-            distinct.push(next.1, &self.members.nodes[next.1]);
-            bound = Some(next);
+        out.iter_mut().for_each(|slot| *slot = None);
+        let want = out.len().min(self.members.len());
+        if want == 0 {
+            return 0;
         }
-        distinct.finish()
+        self.top(hash, want, out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The simple top-k: `k` passes, each taking the best member ranked below the last.
+    fn top_by_passes(hrw: &Rendezvous<u32>, hash: u64, k: usize) -> Vec<u32> {
+        let mut found: Vec<u32> = Vec::new();
+        let mut bound: Option<Rank> = None;
+        while found.len() < k {
+            let next = (0..hrw.members.len())
+                .map(|i| Rank(hrw.score(hash, i), i))
+                .filter(|&r| bound.is_none_or(|b| r < b))
+                .max();
+            let Some(next) = next else { break };
+            found.push(hrw.members.nodes[next.1]);
+            bound = Some(next);
+        }
+        found
+    }
+
+    proptest! {
+        /// One-pass selection equals the k-pass one, on the stack (k <= 16) and in the heap,
+        /// with equal weights (raw hashes) and mixed ones (logarithmic scores).
+        #[test]
+        fn top_k_equals_k_passes(
+            weights in prop::collection::vec(1u32..4, 0..60),
+            heavy in any::<bool>(),
+            k in 0usize..70,
+            keys in prop::collection::vec(any::<u64>(), 1..8),
+        ) {
+            let mut hrw = Rendezvous::new();
+            for (node, &w) in weights.iter().enumerate() {
+                hrw.add_weighted(node as u32, if heavy { w * (u32::MAX / 4) } else { w }).unwrap();
+            }
+            let mut out = vec![Some(&u32::MAX); k];
+            for key in keys {
+                let got = hrw.replicas_for_hash(key, &mut out);
+                let want = top_by_passes(&hrw, key, k);
+                prop_assert_eq!(got, want.len());
+                prop_assert!(out[got..].iter().all(Option::is_none));
+                let got: Vec<u32> = out[..got].iter().map(|n| *n.unwrap()).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn rank_breaks_ties_by_lower_index() {
+        assert!(Rank(5, 0) > Rank(5, 1));
+        assert!(Rank(6, 9) > Rank(5, 0));
+    }
 
     #[test]
     fn uniform_fast_path_agrees_with_ranked_scan() {

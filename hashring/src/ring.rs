@@ -45,6 +45,23 @@ pub const DEFAULT_VNODES: u32 = 160;
 /// ```
 pub const MAX_POINTS: u64 = 1 << 24;
 
+/// Adds `weight × per_weight` points to `points`, or says how many that would be when it
+/// passes [`MAX_POINTS`]. Every path that adds points to a [`Ring`] or a
+/// [`MultiProbe`](crate::MultiProbe) counts them here, so the limit and its error are one rule.
+pub(crate) fn add_points(points: &mut u64, weight: u32, per_weight: u64) -> Result<(), Error> {
+    // Cannot overflow: `points` stays <= MAX_POINTS until it fails, and one node adds at
+    // most 2^32 × MAX_POINTS (`per_weight` is at most MAX_POINTS).
+    let total = *points + u64::from(weight) * per_weight;
+    if total > MAX_POINTS {
+        return Err(Error::TooManyPoints {
+            points: total,
+            max: MAX_POINTS,
+        });
+    }
+    *points = total;
+    Ok(())
+}
+
 /// A consistent hashing ring (Karger et al.) with weighted virtual nodes.
 ///
 /// Each node of weight `w` is hashed to `w × vnodes` points on a 64-bit circle; a key belongs
@@ -427,13 +444,11 @@ impl<N: StableHash + Eq> Ring<N> {
     /// [`add_weighted`](Self::add_weighted), returning the new member's canonical index.
     pub(crate) fn insert_weighted(&mut self, node: N, weight: u32) -> Result<usize, Error> {
         let added = u64::from(weight) * u64::from(self.vnodes);
-        let points = self.points.len() as u64 + added;
-        if points > MAX_POINTS {
-            return Err(Error::TooManyPoints {
-                points,
-                max: MAX_POINTS,
-            });
-        }
+        add_points(
+            &mut (self.points.len() as u64),
+            weight,
+            u64::from(self.vnodes),
+        )?;
         // At most MAX_POINTS points means fewer than u32::MAX members, so owners fit.
         let at = self.members.insert(node, weight)?;
         let hash = self.members.hashes[at];
@@ -500,19 +515,8 @@ impl<N: StableHash + Eq> Ring<N> {
     ) -> Result<(), Error> {
         let mut points = self.points.len() as u64;
         let vnodes = u64::from(self.vnodes);
-        self.members.extend(nodes, |weight| {
-            // Cannot overflow: `points` stays <= MAX_POINTS until it fails, and one node adds
-            // at most 2^32 × MAX_POINTS.
-            points += u64::from(weight) * vnodes;
-            if points > MAX_POINTS {
-                Err(Error::TooManyPoints {
-                    points,
-                    max: MAX_POINTS,
-                })
-            } else {
-                Ok(())
-            }
-        })?;
+        self.members
+            .extend(nodes, |weight| add_points(&mut points, weight, vnodes))?;
         // Free the old points before building the new ones, to bound the peak.
         self.points = Vec::new();
         self.owners = Vec::new();
@@ -748,6 +752,29 @@ mod tests {
         let index_bytes = 4 * ((1u64 << 22) + 1);
         assert!(ring.heap_bytes() as u64 <= 12 * MAX_POINTS + index_bytes + 1024);
         assert_eq!(ring.add(2), over);
+    }
+
+    #[test]
+    fn point_budget_stops_at_the_limit() {
+        let mut points = MAX_POINTS - 10;
+        assert_eq!(add_points(&mut points, 2, 5), Ok(()));
+        assert_eq!(points, MAX_POINTS);
+        assert_eq!(
+            add_points(&mut points, 1, 1),
+            Err(Error::TooManyPoints {
+                points: MAX_POINTS + 1,
+                max: MAX_POINTS
+            })
+        );
+        assert_eq!(points, MAX_POINTS); // a refusal adds nothing
+        let mut zero = 0;
+        assert_eq!(
+            add_points(&mut zero, u32::MAX, MAX_POINTS),
+            Err(Error::TooManyPoints {
+                points: u64::from(u32::MAX) * MAX_POINTS,
+                max: MAX_POINTS
+            })
+        );
     }
 
     #[test]

@@ -264,6 +264,7 @@ pub struct EtcdMember {
 struct Status {
     member_id: String,
     leader: String,
+    raft_term: Option<u64>,
 }
 
 impl EtcdMember {
@@ -302,6 +303,32 @@ impl EtcdMember {
         self.process.is_paused()
     }
 
+    /// The Raft term this member is in, as its `maintenance/status` reports it. Every
+    /// election raises it, so a member that led in term `t` and later reports a higher term
+    /// has stepped down from `t`, even if it was elected again since.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Topology`] when the member does not answer (stopped or paused) or
+    /// its answer has no term.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_testkit::EtcdCluster;
+    ///
+    /// let cluster = EtcdCluster::start()?;
+    /// let leader = cluster.leader()?;
+    /// assert!(cluster.member(leader)?.raft_term()? >= 2); // term 1 had no leader yet
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn raft_term(&self) -> Result<u64, TestkitError> {
+        let status = self.status().map_err(TestkitError::Topology)?;
+        status.raft_term.ok_or_else(|| {
+            TestkitError::Topology(format!("{}: no raft term in its status", self.name))
+        })
+    }
+
     fn is_up(&self) -> bool {
         self.is_running() && !self.is_paused()
     }
@@ -334,7 +361,12 @@ impl EtcdMember {
         let member_id = json_field(&body, "member_id")
             .ok_or_else(|| format!("{}: no member_id in {body}", self.name))?;
         let leader = json_field(&body, "leader").unwrap_or_default();
-        Ok(Status { member_id, leader })
+        let raft_term = json_field(&body, "raftTerm").and_then(|term| term.parse().ok());
+        Ok(Status {
+            member_id,
+            leader,
+            raft_term,
+        })
     }
 
     fn healthy(&self) -> Result<(), String> {
@@ -686,11 +718,14 @@ impl EtcdCluster {
     ///
     /// let mut cluster = EtcdCluster::start()?;
     /// let old = cluster.leader()?;
+    /// let led_in = cluster.member(old)?.raft_term()?;
     /// let new = cluster.pause_leader()?;
     /// assert_ne!(old, new);
     /// cluster.resume(old)?; // steps down: it sees a higher term
     /// cluster.wait_until_healthy()?;
-    /// assert!(cluster.followers()?.contains(&old));
+    /// // Which member leads now is not certain (a loaded machine can start another
+    /// // election), but `old` has left the term it led in.
+    /// assert!(cluster.member(old)?.raft_term()? > led_in);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pause_leader(&mut self) -> Result<usize, TestkitError> {

@@ -72,10 +72,10 @@ fn writes_survive_a_killed_leader_and_a_restarted_member() -> Result {
     assert_eq!(value.transpose()?.as_deref(), Some("1"));
     assert!(revision.unwrap_or_default() > first_revision);
 
-    // The killed leader comes back from its data directory and catches up.
+    // The killed leader comes back from its data directory and catches up. Healthy means
+    // it names the same leader as the others (which one may change again under load).
     cluster.restart(old)?;
     cluster.wait_until_healthy()?;
-    assert!(cluster.followers()?.contains(&old));
     let mut only_old =
         runtime.block_on(Client::connect([cluster.member(old)?.endpoint()], None))?;
     let got = runtime.block_on(only_old.get("fence", None))?;
@@ -83,17 +83,26 @@ fn writes_survive_a_killed_leader_and_a_restarted_member() -> Result {
     Ok(())
 }
 
+/// What a resume guarantees: the old leader leaves the term it led in and agrees on the
+/// cluster's leader. Not which member leads: on a loaded machine a missed heartbeat after
+/// the resume can start another election, which any member, `old` included, may win.
 #[test]
 fn a_paused_leader_is_replaced_and_steps_down_on_resume() -> Result {
     let mut cluster = EtcdCluster::start()?;
     let old = cluster.leader()?;
+    let led_in = cluster.member(old)?.raft_term()?;
     let new = cluster.pause_leader()?;
     assert_ne!(old, new);
     assert!(cluster.member(old)?.is_paused());
+    // The new leader was elected in a later term, while `old` was frozen.
+    let replaced_in = cluster.member(new)?.raft_term()?;
+    assert!(replaced_in > led_in, "{replaced_in} > {led_in}");
     cluster.resume(old)?;
+    // Healthy means every member, `old` included, names the same running leader.
     cluster.wait_until_healthy()?;
-    assert_eq!(cluster.leader()?, new);
-    assert!(cluster.followers()?.contains(&old));
+    let leader = cluster.leader()?;
+    assert!(cluster.member(old)?.raft_term()? >= replaced_in);
+    assert!(cluster.member(leader)?.raft_term()? >= replaced_in);
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keel_testkit::{Direction, EtcdCluster, FaultProxy, RedisServer};
+use keel_testkit::{Direction, EtcdCluster, FaultProxy, ProxiedRedis, RedisServer};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -60,10 +60,29 @@ pub(crate) const KINDS: [&str; 6] = [
     "half-open",
 ];
 
+/// A client path the schedule faults: a proxy of the block's own, or one of a
+/// `ProxiedRedis` deployment's (by index), which owns its proxies.
+#[derive(Clone)]
+enum Proxy {
+    Own(Arc<FaultProxy>),
+    Of(Arc<ProxiedRedis>, usize),
+}
+
+impl Proxy {
+    fn get(&self) -> &FaultProxy {
+        match self {
+            Proxy::Own(proxy) => proxy,
+            Proxy::Of(redis, i) => redis.proxies()[*i],
+        }
+    }
+}
+
 /// Injects faults until a deadline, then heals everything.
 pub(crate) struct Injector {
-    server: Arc<Mutex<Server>>,
-    proxies: Vec<Arc<FaultProxy>>,
+    /// `None` when only the network is faulted (a Cluster, whose server faults are
+    /// failovers, another kind of test).
+    server: Option<Arc<Mutex<Server>>>,
+    proxies: Vec<Proxy>,
     ttl: Duration,
     call_timeout: Duration,
     rng: SmallRng,
@@ -79,8 +98,29 @@ impl Injector {
         seed: u64,
     ) -> Injector {
         Injector {
-            server: Arc::new(Mutex::new(server)),
-            proxies,
+            server: Some(Arc::new(Mutex::new(server))),
+            proxies: proxies.into_iter().map(Proxy::Own).collect(),
+            ttl,
+            call_timeout,
+            rng: SmallRng::seed_from_u64(seed),
+            counts: [0; KINDS.len()],
+        }
+    }
+
+    /// Network faults only, on the client paths `proxies` (indexes into `redis.proxies()`).
+    pub(crate) fn network_only(
+        redis: &Arc<ProxiedRedis>,
+        proxies: &[usize],
+        ttl: Duration,
+        call_timeout: Duration,
+        seed: u64,
+    ) -> Injector {
+        Injector {
+            server: None,
+            proxies: proxies
+                .iter()
+                .map(|&i| Proxy::Of(Arc::clone(redis), i))
+                .collect(),
             ttl,
             call_timeout,
             rng: SmallRng::seed_from_u64(seed),
@@ -89,13 +129,15 @@ impl Injector {
     }
 
     /// The server, for reading its state once the run is over.
-    pub(crate) fn server(&self) -> Arc<Mutex<Server>> {
-        Arc::clone(&self.server)
+    pub(crate) fn server(&self) -> Result<Arc<Mutex<Server>>, String> {
+        self.server
+            .clone()
+            .ok_or_else(|| "this schedule faults no server".to_string())
     }
 
     /// Runs a server operation off the runtime's threads (restarts wait for the server).
     async fn on_server(&self, op: fn(&mut Server) -> Result<(), String>) -> Result<(), String> {
-        let server = Arc::clone(&self.server);
+        let server = self.server()?;
         tokio::task::spawn_blocking(move || {
             op(&mut server.lock().unwrap_or_else(|e| e.into_inner()))
         })
@@ -120,8 +162,11 @@ impl Injector {
             if Instant::now() >= deadline {
                 break;
             }
-            let kind = self.rng.random_range(0..KINDS.len());
-            let proxy = Arc::clone(&self.proxies[self.rng.random_range(0..self.proxies.len())]);
+            // Kinds 0 and 1 fault the server.
+            let first = if self.server.is_some() { 0 } else { 2 };
+            let kind = self.rng.random_range(first..KINDS.len());
+            let path = self.proxies[self.rng.random_range(0..self.proxies.len())].clone();
+            let proxy = path.get();
             match kind {
                 0 => {
                     self.on_server(Server::kill).await?;
@@ -152,10 +197,10 @@ impl Injector {
                 4 => {
                     // The next reply is held (its request ran), then the connection dies.
                     proxy.hold(Direction::Downstream);
-                    let waiting = Arc::clone(&proxy);
+                    let waiting = path.clone();
                     let wait = self.ttl;
                     let _ = tokio::task::spawn_blocking(move || {
-                        waiting.wait_for_held(Direction::Downstream, 1, wait)
+                        waiting.get().wait_for_held(Direction::Downstream, 1, wait)
                     })
                     .await;
                     proxy.reset_connections();
@@ -172,7 +217,7 @@ impl Injector {
             self.counts[kind] += 1;
         }
         for proxy in &self.proxies {
-            proxy.heal();
+            proxy.get().heal();
         }
         Ok(KINDS.iter().copied().zip(self.counts).collect())
     }

@@ -118,6 +118,11 @@ const BLOCKS: &[Block] = &[
         run: rate_limit::run,
     },
     Block {
+        name: "rate-limit-redis-cluster",
+        parts: 1,
+        run: rate_limit::cluster,
+    },
+    Block {
         name: "idgen-redis",
         parts: 2,
         run: idgen::redis,

@@ -1,5 +1,9 @@
 //! `RedisLimiter` (sliding log) under every fault, one limiter per failure policy, each on
-//! its own faulty path, with concurrent callers.
+//! its own faulty path, with concurrent callers; and the same limiters on a Redis Cluster
+//! (three masters, a proxy in front of each), under network faults on the paths to the
+//! masters of their keys. The Cluster leg leaves the servers alone: a killed master is
+//! failed over, and a write the replica had not yet copied is lost, which no limiter bound
+//! holds through.
 //!
 //! Anomalies:
 //! - over-admissions beyond each policy's documented bound, over a window the run never
@@ -15,13 +19,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use keel_core::SystemClock;
 use keel_rate_limit::{FailurePolicy, Quota, RedisLimiter, SlidingLog};
 use keel_redis::KeyBuilder;
 use keel_testkit::anomalies::{beyond, late_returns};
-use keel_testkit::{FaultProxy, Reply};
+use keel_testkit::{Deployment, FaultProxy, ProxiedRedis, Reply};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
 
 use crate::faults::{Injector, Server};
 use crate::lock::{REDIS_CALL_TIMEOUT, REDIS_TTL, redis_server};
@@ -33,13 +39,32 @@ const LIMIT: u32 = 300;
 /// Callers per limiter.
 const CALLERS: usize = 2;
 
-struct Limited {
+/// The limiters' setups: key, policy, limit.
+const SETUPS: [(&str, FailurePolicy, u32); 4] = [
+    ("open", FailurePolicy::FailOpen, LIMIT),
+    ("closed", FailurePolicy::FailClosed, LIMIT),
+    ("local", FailurePolicy::Local, LIMIT),
+    // A quota never reached, so every admission is in the log: the double count check.
+    ("counted", FailurePolicy::FailClosed, 1_000_000),
+];
+
+/// A connection a limiter runs on: one server's or a Cluster's.
+trait Conn: ConnectionLike + Clone + Send + Sync + 'static {}
+impl<T: ConnectionLike + Clone + Send + Sync + 'static> Conn for T {}
+
+struct Limited<C> {
     key: &'static str,
     policy: FailurePolicy,
     limit: u32,
-    limiter: RedisLimiter<SlidingLog>,
+    limiter: RedisLimiter<SlidingLog, SystemClock, C>,
     calls: AtomicU64,
     allowed: AtomicU64,
+}
+
+/// Where Redis keeps the limiters' logs, to read what it charged.
+enum Charges {
+    Server(Arc<std::sync::Mutex<Server>>),
+    Cluster(Arc<ProxiedRedis>),
 }
 
 async fn connection(url: &str) -> Result<ConnectionManager, String> {
@@ -54,7 +79,7 @@ async fn connection(url: &str) -> Result<ConnectionManager, String> {
         .map_err(|e| e.to_string())
 }
 
-async fn caller(limited: Arc<Limited>, deadline: Instant, seed: u64) -> Vec<Duration> {
+async fn caller<C: Conn>(limited: Arc<Limited<C>>, deadline: Instant, seed: u64) -> Vec<Duration> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut calls = Vec::new();
     while Instant::now() < deadline {
@@ -86,19 +111,23 @@ async fn caller(limited: Arc<Limited>, deadline: Instant, seed: u64) -> Vec<Dura
 
 /// Admissions Redis recorded for `key`, once the count stops moving (replies held by the
 /// proxies may still land).
-async fn charged(server: &std::sync::Mutex<Server>, key: &str) -> Result<u64, String> {
-    let log = KeyBuilder::new(PREFIX)
-        .map_err(|e| e.to_string())?
-        .key_with(key, ":log");
+async fn charged(charges: &Charges, key: &str) -> Result<u64, String> {
+    let log = log_key(key)?;
     let read = || -> Result<u64, String> {
-        let server = server.lock().unwrap_or_else(|e| e.into_inner());
-        let Server::Redis(server) = &*server else {
-            return Err("rate-limit runs on Redis".into());
+        let reply = match charges {
+            Charges::Server(server) => {
+                let server = server.lock().unwrap_or_else(|e| e.into_inner());
+                let Server::Redis(server) = &*server else {
+                    return Err("rate-limit runs on Redis".into());
+                };
+                server.command(&["ZCARD", &log])
+            }
+            // Read on the key's master directly, not through a faulty path.
+            Charges::Cluster(redis) => redis
+                .master_for_key(&log)
+                .and_then(|master| master.command(&["ZCARD", &log])),
         };
-        match server
-            .command(&["ZCARD", &log])
-            .map_err(|e| e.to_string())?
-        {
+        match reply.map_err(|e| e.to_string())? {
             Reply::Integer(n) => Ok(n as u64),
             other => Err(format!("ZCARD answered {other:?}")),
         }
@@ -115,16 +144,37 @@ async fn charged(server: &std::sync::Mutex<Server>, key: &str) -> Result<u64, St
     Ok(last)
 }
 
+fn log_key(key: &str) -> Result<String, String> {
+    Ok(KeyBuilder::new(PREFIX)
+        .map_err(|e| e.to_string())?
+        .key_with(key, ":log"))
+}
+
+fn limiter<C: Conn>(
+    (key, policy, limit): (&'static str, FailurePolicy, u32),
+    connection: C,
+) -> Result<Limited<C>, String> {
+    let limiter =
+        RedisLimiter::<SlidingLog>::builder(Quota::per_hour(limit).map_err(|e| e.to_string())?)
+            .prefix(PREFIX)
+            .timeout(REDIS_CALL_TIMEOUT)
+            .failure_policy(policy)
+            .build(connection)
+            .map_err(|e| e.to_string())?;
+    Ok(Limited {
+        key,
+        policy,
+        limit,
+        limiter,
+        calls: AtomicU64::new(0),
+        allowed: AtomicU64::new(0),
+    })
+}
+
+/// One server, a proxy per limiter, and every fault (the server's too).
 pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
     let server = redis_server()?;
-    let setups = [
-        ("open", FailurePolicy::FailOpen, LIMIT),
-        ("closed", FailurePolicy::FailClosed, LIMIT),
-        ("local", FailurePolicy::Local, LIMIT),
-        // A quota never reached, so every admission is in the log: the double count check.
-        ("counted", FailurePolicy::FailClosed, 1_000_000),
-    ];
-    let proxies: Vec<Arc<FaultProxy>> = setups
+    let proxies: Vec<Arc<FaultProxy>> = SETUPS
         .iter()
         .map(|_| {
             FaultProxy::start(server.port())
@@ -134,23 +184,8 @@ pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
         .collect::<Result<_, _>>()?;
     runtime()?.block_on(async move {
         let mut limiters = Vec::new();
-        for ((key, policy, limit), proxy) in setups.into_iter().zip(&proxies) {
-            let limiter = RedisLimiter::<SlidingLog>::builder(
-                Quota::per_hour(limit).map_err(|e| e.to_string())?,
-            )
-            .prefix(PREFIX)
-            .timeout(REDIS_CALL_TIMEOUT)
-            .failure_policy(policy)
-            .build(connection(&proxy.url()).await?)
-            .map_err(|e| e.to_string())?;
-            limiters.push(Arc::new(Limited {
-                key,
-                policy,
-                limit,
-                limiter,
-                calls: AtomicU64::new(0),
-                allowed: AtomicU64::new(0),
-            }));
+        for (setup, proxy) in SETUPS.into_iter().zip(&proxies) {
+            limiters.push(Arc::new(limiter(setup, connection(&proxy.url()).await?)?));
         }
         let injector = Injector::new(
             Server::Redis(server),
@@ -159,59 +194,126 @@ pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
             REDIS_CALL_TIMEOUT,
             seed,
         );
-        let server = injector.server();
-        let deadline = Instant::now() + time;
-        let mut tasks = Vec::new();
-        for (i, limited) in limiters.iter().enumerate() {
-            for c in 0..CALLERS {
-                let caller_seed = seed ^ ((i * CALLERS + c) as u64 + 1);
-                tasks.push(tokio::spawn(caller(
-                    Arc::clone(limited),
-                    deadline,
-                    caller_seed,
-                )));
-            }
-        }
-        let faults = injector.run(deadline).await?;
-        let mut durations = Vec::new();
-        for task in tasks {
-            durations.extend(task.await.map_err(|e| e.to_string())?);
-        }
-        let mut row = Row::new("rate-limit-redis");
-        row.faults = faults;
-        row.operations = durations.len() as u64;
-        row.add(
-            Anomaly::LateReturns,
-            late_returns(&durations, REDIS_CALL_TIMEOUT + SLACK) as u64,
-        );
-        row.add(Anomaly::OverAdmissions, 0);
-        row.add(Anomaly::CountedTwice, 0);
-        for limited in &limiters {
-            let limit = u64::from(limited.limit);
-            let (calls, allowed) = (
-                limited.calls.load(Ordering::Relaxed),
-                limited.allowed.load(Ordering::Relaxed),
-            );
-            let failures = limited.limiter.failures();
-            let bound = match limited.policy {
-                FailurePolicy::FailOpen => limit + failures,
-                FailurePolicy::Local => 2 * limit,
-                _ => limit,
-            };
-            let charged = charged(&server, limited.key).await?;
-            // Only Redis admits under FailClosed: each admission must be charged there.
-            let uncharged = match limited.policy {
-                FailurePolicy::FailClosed => beyond(allowed, charged),
-                _ => 0,
-            };
-            eprintln!(
-                "soak: rate-limit {}: {calls} calls, {allowed} allowed (bound {bound}), \
-                 {failures} decided by the policy, {charged} charged in Redis",
-                limited.key
-            );
-            row.add(Anomaly::OverAdmissions, beyond(allowed, bound) + uncharged);
-            row.add(Anomaly::CountedTwice, beyond(charged, calls));
-        }
-        Ok(row)
+        let charges = Charges::Server(injector.server()?);
+        soak(
+            "rate-limit-redis",
+            &limiters,
+            injector,
+            &charges,
+            time,
+            seed,
+        )
+        .await
     })
+}
+
+/// A Cluster through its proxies, network faults on the paths to the keys' masters.
+pub(crate) fn cluster(time: Duration, seed: u64) -> Result<Row, String> {
+    let redis = Arc::new(ProxiedRedis::start(Deployment::Cluster).map_err(|e| e.to_string())?);
+    let mut paths = Vec::new();
+    for (key, _, _) in SETUPS {
+        let proxy = redis
+            .proxy_for_key(&log_key(key)?)
+            .map_err(|e| e.to_string())?;
+        let index = redis
+            .proxies()
+            .iter()
+            .position(|p| std::ptr::eq(*p, proxy))
+            .ok_or("the key's proxy is one of the deployment's")?;
+        if !paths.contains(&index) {
+            paths.push(index);
+        }
+    }
+    runtime()?.block_on(async move {
+        // `retries(0)`: the Cluster client's default re-sends a request whose connection
+        // dropped, which charges a call twice (rate-limit/tests/network_faults.rs).
+        let connection = ClusterClient::builder(redis.client_urls())
+            .connection_timeout(REDIS_CALL_TIMEOUT)
+            .response_timeout(REDIS_CALL_TIMEOUT)
+            .retries(0)
+            .build()
+            .map_err(|e| e.to_string())?
+            .get_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut limiters = Vec::new();
+        for setup in SETUPS {
+            limiters.push(Arc::new(limiter(setup, connection.clone())?));
+        }
+        let injector = Injector::network_only(&redis, &paths, REDIS_TTL, REDIS_CALL_TIMEOUT, seed);
+        let charges = Charges::Cluster(Arc::clone(&redis));
+        soak(
+            "rate-limit-redis-cluster",
+            &limiters,
+            injector,
+            &charges,
+            time,
+            seed,
+        )
+        .await
+    })
+}
+
+/// Runs the callers against the faults for `time`, then counts the anomalies.
+async fn soak<C: Conn>(
+    name: &str,
+    limiters: &[Arc<Limited<C>>],
+    injector: Injector,
+    charges: &Charges,
+    time: Duration,
+    seed: u64,
+) -> Result<Row, String> {
+    let deadline = Instant::now() + time;
+    let mut tasks = Vec::new();
+    for (i, limited) in limiters.iter().enumerate() {
+        for c in 0..CALLERS {
+            let caller_seed = seed ^ ((i * CALLERS + c) as u64 + 1);
+            tasks.push(tokio::spawn(caller(
+                Arc::clone(limited),
+                deadline,
+                caller_seed,
+            )));
+        }
+    }
+    let faults = injector.run(deadline).await?;
+    let mut durations = Vec::new();
+    for task in tasks {
+        durations.extend(task.await.map_err(|e| e.to_string())?);
+    }
+    let mut row = Row::new(name);
+    row.faults = faults;
+    row.operations = durations.len() as u64;
+    row.add(
+        Anomaly::LateReturns,
+        late_returns(&durations, REDIS_CALL_TIMEOUT + SLACK) as u64,
+    );
+    row.add(Anomaly::OverAdmissions, 0);
+    row.add(Anomaly::CountedTwice, 0);
+    for limited in limiters {
+        let limit = u64::from(limited.limit);
+        let (calls, allowed) = (
+            limited.calls.load(Ordering::Relaxed),
+            limited.allowed.load(Ordering::Relaxed),
+        );
+        let failures = limited.limiter.failures();
+        let bound = match limited.policy {
+            FailurePolicy::FailOpen => limit + failures,
+            FailurePolicy::Local => 2 * limit,
+            _ => limit,
+        };
+        let charged = charged(charges, limited.key).await?;
+        // Only Redis admits under FailClosed: each admission must be charged there.
+        let uncharged = match limited.policy {
+            FailurePolicy::FailClosed => beyond(allowed, charged),
+            _ => 0,
+        };
+        eprintln!(
+            "soak: {name} {}: {calls} calls, {allowed} allowed (bound {bound}), \
+             {failures} decided by the policy, {charged} charged in Redis",
+            limited.key
+        );
+        row.add(Anomaly::OverAdmissions, beyond(allowed, bound) + uncharged);
+        row.add(Anomaly::CountedTwice, beyond(charged, calls));
+    }
+    Ok(row)
 }
