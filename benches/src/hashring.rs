@@ -431,7 +431,7 @@ pub fn implementations() -> Vec<Implementation> {
         row(
             "keel MultiProbe (21)",
             |n| Box::new(keel_multi_probe(n)),
-            false,
+            true,
             "into a buffer",
             "any",
         ),
