@@ -4,7 +4,7 @@
 //! # Overview
 //!
 //! keel is a workspace of small crates, one building block each. This crate gathers them:
-//! `keel = { version = "0.1", features = ["cache", "rate-limit"] }` gives
+//! `keel = { git = "https://github.com/keel-rs/keel", features = ["cache", "rate-limit"] }` gives
 //! [`keel::cache`](crate::cache) and [`keel::rate_limit`](crate::rate_limit), and compiles
 //! nothing else. Every block reads time through one [`Clock`] (re-exported here with its
 //! implementations), so tests drive windows, TTLs and leases with a [`ManualClock`] instead of
@@ -168,7 +168,26 @@
 //!   of the same name (`rate_limit` for `rate-limit`).
 //! - `tokio`, `redis`, `tower`, `serde`, `uuid`, `metrics`: passed on to the blocks that are on and have
 //!   them (for example `redis` turns on `RedisLimiter` only with `rate-limit`).
+//! - `etcd`: keel-lock's `EtcdLockService` and `EtcdFence`, with `lock`.
+//! - `lease`: keel-idgen's `WorkerLease` (worker ids leased from a keel-lock service), with
+//!   `idgen`; with `redis` too, it can lease them from Redis.
 //! - `full`: everything.
+//!
+//! ```
+//! # #[cfg(all(feature = "lock", feature = "etcd", feature = "idgen", feature = "lease"))] {
+//! // With `lock` + `etcd` and `idgen` + `lease`, the fleet-mode types are under the facade.
+//! use keel::idgen::WorkerLease;
+//! use keel::lock::{EtcdLockService, InMemoryLockService};
+//!
+//! let _etcd = EtcdLockService::builder().prefix("jobs/");
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! let lease = WorkerLease::builder(InMemoryLockService::new()).ids(16).acquire().await?;
+//! assert_eq!(lease.id(), 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! No feature is on by default; the default build has no network dependency.
 
