@@ -588,10 +588,6 @@ fn default_shards(capacity: u64, weighted: bool) -> usize {
     let by_size = (capacity / 256).max(1);
     // Largest power of two not above `by_size`.
     let by_size = 1usize << (63 - by_size.leading_zeros());
-    let k = crate::knobs::knob("KEEL_SHARDS", 0);
-    if k > 0 {
-        return (k as usize).min(by_size);
-    }
     by_cpu.min(by_size).min(MAX_SHARDS)
 }
 

@@ -171,7 +171,6 @@ mod lock;
 #[cfg(keel_loom)]
 #[doc(hidden)]
 pub use lock::{LoomLocks, loom_thread_slot};
-mod knobs;
 mod shard;
 mod sketch;
 mod striped;

@@ -192,25 +192,6 @@ pub(crate) struct Shard<K, V> {
     /// Next slab index the incremental expiry sweep looks at.
     sweep_cursor: usize,
     pub(crate) evictions: u64,
-    dbg: [u64; 8],
-    marks: Vec<bool>,
-    unread_streak: u64,
-    duel_victims: std::collections::HashSet<u64>,
-    refused: std::collections::HashSet<u64>,
-    fb: [u64; 4],
-    cool: u64,
-    rv: u64,
-}
-
-impl<K, V> Drop for Shard<K, V> {
-    fn drop(&mut self) {
-        if crate::knobs::knob("KEEL_DEBUG", 0) > 0 {
-            eprintln!(
-                "shard cap {} small_max {} small {} main {} dbg readpromo,roompromo,admit,reject,ghostS_main,ghostS_small,ghostM {:?}",
-                self.capacity, self.small_max, self.lists[0].weight, self.lists[1].weight, self.dbg
-            );
-        }
-    }
 }
 
 /// What happened to a lookup.
@@ -231,7 +212,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let small_max = if capacity < GHOST_CHECKED_BELOW {
             capacity / 50
         } else {
-            capacity * crate::knobs::knob("KEEL_SMALL0", 75) as u64 / 1000
+            capacity * 3 / 40
         }
         .max(1);
         // Sized by the entries actually held, not by the capacity (which with a weigher is a
@@ -255,14 +236,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             weighted: config.weighted,
             sweep_cursor: 0,
             evictions: 0,
-            dbg: [0; 8],
-            marks: Vec::new(),
-            unread_streak: 0,
-            duel_victims: Default::default(),
-            refused: Default::default(),
-            fb: [0; 4],
-            cool: 0,
-            rv: 0,
         }
     }
 
@@ -384,30 +357,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if self.weighted {
                 self.weights.push(weight);
             }
-            self.marks.push(false);
             self.grow_sketch();
             // A key dropped from the small queue lately and asked for again skips it (one
             // evicted from main goes through it again: measured, skipping it too cost 1.6
             // points on arc-p6 at 10%). Either moves the boundary toward the list it left.
-            self.cool = self.cool.saturating_sub(1);
             let back = self.ghost.take(hash);
-            if let Some((from, since)) = back {
-                let k = crate::knobs::knob("KEEL_VF_COOL", 0) as u64;
-                if from == MAIN
-                    && k > 0
-                    && u64::from(since) < crate::knobs::knob("KEEL_VF_COOLW", 1_000_000_000) as u64
-                {
-                    self.cool = k * self.capacity / 10;
-                }
-            }
-            if back.is_some() {
-                if self.duel_victims.remove(&(hash >> 32)) {
-                    self.fb[1] += 1;
-                }
-                if self.refused.remove(&(hash >> 32)) {
-                    self.fb[3] += 1;
-                }
-            }
             if let Some((from, since)) = back {
                 self.adapt(from, since);
             }
@@ -418,18 +372,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             } else {
                 SMALL
             };
-            if let Some((from, _)) = back {
-                self.dbg[if from == MAIN {
-                    6
-                } else if list == MAIN {
-                    4
-                } else {
-                    5
-                }] += 1;
-            }
-            if crate::knobs::knob("KEEL_RVOTE", 0) > 0 {
-                self.marks[i as usize] = back.is_some_and(|(from, _)| from == SMALL);
-            }
             self.push_front(list, i);
             if list == SMALL && back.is_some_and(|(from, _)| from == SMALL) {
                 // Back from the ghost but not let past the small queue: one more read there
@@ -582,16 +524,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             // Twice, not once: a loop or a scan reads its keys once more before they age
             // out (lirs-cs at 70 and 140 entries lost 1.3-1.6 points to one read).
             let read = self.nodes[t as usize].hits() >= PROMOTE_READS;
-            let unread = self.nodes[t as usize].hits() == 0;
-            if read && crate::knobs::knob("KEEL_DECAY", 0) == 2 {
-                self.unread_streak = 0;
-            }
             self.nodes[t as usize].set_hits(0);
-            if read {
-                self.dbg[0] += 1;
-            } else if main.weight + self.small_max < self.capacity {
-                self.dbg[1] += 1;
-            }
             if read || main.weight + self.small_max < self.capacity {
                 // Read twice while small, or main has room (so a loop longer than the cache
                 // still keeps a stable set): promote.
@@ -609,133 +542,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let v = self
                 .sketch
                 .estimate(hash_of(&self.nodes[victim as usize].key));
-            let jit = crate::knobs::knob("KEEL_JIT", 0);
-            let amin = if self.capacity < GHOST_CHECKED_BELOW {
-                crate::knobs::knob("KEEL_AMIN_TINY", 3)
-            } else {
-                crate::knobs::knob("KEEL_AMIN_BIG", 3)
-            };
-            let admit = (i64::from(c) >= amin
-                && i64::from(c) > i64::from(v) + crate::knobs::knob("KEEL_MARGIN", 0))
-                || (jit > 0
-                    && i64::from(c) >= jit
-                    && (t_hash ^ self.evictions.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-                        .wrapping_mul(0x2545_f491_4f6c_dd1d)
-                        >> 57
-                        == 0);
-            let vf = crate::knobs::knob("KEEL_VFRONT", 0);
-            let minc = crate::knobs::knob("KEEL_VF_MINC", 0);
-            let stale = (vf == 1 || vf == 4) && self.marks[victim as usize] && i64::from(c) >= minc;
-            let admit = admit || stale;
-            let mut victim = victim;
-            let mut admit = admit;
-            if !admit
-                && vf == 8
-                && c >= ADMIT_MIN
-                && v > c
-                && (self.capacity >= GHOST_CHECKED_BELOW
-                    || crate::knobs::knob("KEEL_VF_BIG", 0) == 0)
-            {
-                let mut u = self.nodes[victim as usize].prev;
-                let steps = crate::knobs::knob("KEEL_VF8_STEPS", 8);
-                for _ in 0..steps {
-                    if u == NIL {
-                        break;
-                    }
-                    if self.nodes[u as usize].hits() == 0 {
-                        let cu = self.sketch.estimate(hash_of(&self.nodes[u as usize].key));
-                        if cu < c {
-                            victim = u;
-                            admit = true;
-                        }
-                        break;
-                    }
-                    u = self.nodes[u as usize].prev;
-                }
-            }
-            if !admit
-                && (vf == 1
-                    || vf == 3
-                    || (vf == 6 && c >= ADMIT_MIN && c == v)
-                    || (vf == 7
-                        && self.cool == 0
-                        && i64::from(c) >= crate::knobs::knob("KEEL_VF7_MINC", 3)
-                        && i64::from(v) > i64::from(c) + crate::knobs::knob("KEEL_VF7_GAP", 0)
-                        && i64::from(v) * 2
-                            >= i64::from(c) * crate::knobs::knob("KEEL_VF7_RATIO2", 0)
-                        && (self.capacity >= GHOST_CHECKED_BELOW
-                            || crate::knobs::knob("KEEL_VF_BIG", 0) == 0)
-                        && self.small_max as i64 * 1000
-                            >= self.capacity as i64 * crate::knobs::knob("KEEL_VF_GATE", 0))
-                    || ((vf == 4 || vf == 5)
-                        && i64::from(c) >= minc
-                        && self.small_max as i64 * 1000
-                            >= self.capacity as i64 * crate::knobs::knob("KEEL_VF_GATE", 0)
-                        && (self.capacity >= GHOST_CHECKED_BELOW
-                            || crate::knobs::knob("KEEL_VF_BIG", 0) == 0)))
-            {
-                self.marks[victim as usize] = true;
-                self.move_to_front(MAIN, victim);
-            }
-            let perm = crate::knobs::knob("KEEL_PERM", 0);
-            if perm > 0
-                && c >= ADMIT_MIN
-                && (self.capacity >= GHOST_CHECKED_BELOW
-                    || crate::knobs::knob("KEEL_VF_BIG", 0) == 0)
-            {
-                let m = crate::knobs::knob("KEEL_PERM_M", 50) as f64 / 100.0;
-                let pa = (self.fb[1] as f64 + 1.0) / (self.fb[0] as f64 + 2.0);
-                let pr = (self.fb[3] as f64 + 1.0) / (self.fb[2] as f64 + 2.0);
-                let permissive = pa < pr * m;
-                if !admit
-                    && permissive
-                    && (perm == 1 || (perm == 2 && i64::from(c) + 2 >= i64::from(v)))
-                {
-                    admit = true;
-                }
-                if admit {
-                    self.fb[0] += 1;
-                    self.duel_victims
-                        .insert(hash_of(&self.nodes[victim as usize].key) >> 32);
-                } else {
-                    self.fb[2] += 1;
-                    self.refused.insert(t_hash >> 32);
-                }
-                if self.fb[0] + self.fb[2] >= 2 * self.capacity {
-                    for f in self.fb.iter_mut() {
-                        *f /= 2;
-                    }
-                    if self.duel_victims.len() as u64 > 4 * self.capacity {
-                        self.duel_victims.clear();
-                    }
-                    if self.refused.len() as u64 > 4 * self.capacity {
-                        self.refused.clear();
-                    }
-                }
-            }
-            self.dbg[if admit { 2 } else { 3 }] += 1;
-            if admit {
+            if c >= ADMIT_MIN && c > v {
                 self.evict(victim, now, hash_of, out);
                 // The eviction may have moved `t` in the slab: read it again from the list.
                 let t = self.lists[SMALL as usize].tail;
                 self.move_to_front(MAIN, t);
             } else {
-                if crate::knobs::knob("KEEL_RVOTE", 0) > 0 && self.marks[t as usize] {
-                    self.rv += 1;
-                    if self.rv >= crate::knobs::knob("KEEL_RVOTE", 0) as u64 {
-                        self.rv = 0;
-                        self.small_max = self.small_max.saturating_sub(1).max(self.small_floor(1));
-                    }
-                }
-                let decay = crate::knobs::knob("KEEL_DECAY", 0);
-                if decay > 0 && unread {
-                    self.unread_streak += 1;
-                    let mul = crate::knobs::knob("KEEL_DECAY_MUL", 1) as u64;
-                    if self.unread_streak >= (self.small_max * mul).max(1) {
-                        self.unread_streak = 0;
-                        self.small_max = self.small_max.saturating_sub(1).max(self.small_floor(1));
-                    }
-                }
                 self.evict(t, now, hash_of, out);
             }
         }
@@ -786,7 +598,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 .saturating_sub(unit)
                 .max(self.small_floor(unit));
         } else {
-            self.unread_streak = 0;
             self.small_max = (self.small_max + unit).min(self.small_top);
         }
     }
@@ -817,7 +628,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 return t;
             }
             self.nodes[t as usize].set_hits(h.min(3) - 1);
-            self.marks[t as usize] = false;
             self.move_to_front(MAIN, t);
         }
     }
@@ -968,7 +778,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if self.weighted {
             self.weights.swap_remove(i as usize);
         }
-        self.marks.swap_remove(i as usize);
         let node = self.nodes.swap_remove(i as usize);
         (node.key, node.value)
     }
@@ -1194,66 +1003,5 @@ mod tests {
         n.set_next(NIL);
         assert_eq!((n.next(), n.list(), n.hits()), (NIL, SMALL, 0));
         assert_eq!(std::mem::size_of::<Node<u64, u64>>(), 24);
-    }
-
-    #[test]
-    #[ignore]
-    fn scratch_loop() {
-        let mut shard = plain(500);
-        let hash_of = |k: &u64| k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut m = 0;
-        let mut per = Vec::new();
-        for lap in 0..200u64 {
-            let mm = replay(
-                &mut shard,
-                (0..580u64).map(|k| k.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 8),
-            );
-            m += mm;
-            if lap % 20 == 0 {
-                per.push((mm, shard.small_max, shard.lists[0].weight));
-            }
-        }
-        let _ = hash_of;
-        eprintln!(
-            "loop misses {} per-lap {:?} dbg {:?}",
-            m as f64 / 116_000.0,
-            per,
-            shard.dbg
-        );
-    }
-
-    #[test]
-    #[ignore]
-    fn scratch_shift() {
-        for &(cap, window, step, every) in &[
-            (500u64, 500u64, 50u64, 5_000u64),
-            (25, 50, 10, 500),
-            (50, 50, 10, 500),
-        ] {
-            let mut shard = plain(cap);
-            let mut x = 0x2545_f491_4f6c_dd1du64;
-            let mut sizes = Vec::new();
-            let n = if cap == 500 { 100_000u64 } else { 200_000 };
-            let keys: Vec<u64> = (0..n)
-                .map(|i| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let every = if cap == 500 { every / 2 } else { every };
-                    (i / every) * step + x % window
-                })
-                .collect();
-            let mut misses = 0;
-            for (j, chunk) in keys.chunks(10_000).enumerate() {
-                misses += replay(&mut shard, chunk.iter().copied());
-                sizes.push((j, shard.small_max));
-            }
-            eprintln!(
-                "cap {cap} window {window}: misses {} small_max {:?} dbg {:?}",
-                misses as f64 / n as f64,
-                sizes,
-                shard.dbg
-            );
-        }
     }
 }

@@ -39,7 +39,7 @@ impl Sketch {
     }
 
     fn words_for(capacity: usize) -> usize {
-        let words = capacity.max(8).next_power_of_two() * crate::knobs::knob("KEEL_SW", 1) as usize;
+        let words = capacity.max(8).next_power_of_two();
         if capacity >= HALF_SKETCH_FROM {
             words / 2
         } else {
@@ -48,8 +48,7 @@ impl Sketch {
     }
 
     fn sample_for(capacity: usize) -> u32 {
-        (capacity.max(16) * crate::knobs::knob("KEEL_SAMPLE", 10) as usize)
-            .min(u32::MAX as usize / 2) as u32
+        (capacity.max(16) * 10).min(u32::MAX as usize / 2) as u32
     }
 
     /// Resizes for a cache of `capacity` entries (under the shard's write lock), keeping

@@ -63,39 +63,3 @@ fn a_tiny_cache_keeps_all_it_can_of_a_loop_a_little_longer_than_it() {
         );
     }
 }
-
-#[test]
-#[ignore]
-fn scratch_loop_seeds() {
-    for seed in 1..=8 {
-        let m = misses(1_000, seed, (0..110_000).map(|i| i % 1_100));
-        let z = misses(
-            1_000,
-            seed,
-            (0..110_000u64).map(|i| (i * 7 + i / 3) % 1_100),
-        );
-        eprintln!("seed {seed}: {m} {z}");
-    }
-}
-
-#[test]
-#[ignore]
-fn scratch_loop_laps() {
-    let cache = Cache::builder()
-        .max_capacity(1_000)
-        .hasher(DefaultHashBuilder::with_seed(8))
-        .build()
-        .unwrap();
-    let mut laps = Vec::new();
-    for _ in 0..100 {
-        let mut m = 0;
-        for k in 0..1_100u64 {
-            if cache.get(&k).is_none() {
-                m += 1;
-                cache.insert(k, ());
-            }
-        }
-        laps.push(m);
-    }
-    eprintln!("laps {laps:?}");
-}
