@@ -166,7 +166,7 @@ fn cases() -> Vec<Case> {
             operation: "get, hit, 4,096 keys",
             implementation: "keel Cache",
             setup: || {
-                let cache = keel_cache::Cache::new(8192).expect("capacity");
+                let cache = seeded_keel_cache(8192);
                 for k in 0..4096u64 {
                     cache.insert(k, k);
                 }
@@ -198,7 +198,7 @@ fn cases() -> Vec<Case> {
             operation: "insert, new keys, full (evicts)",
             implementation: "keel Cache",
             setup: || {
-                let cache = keel_cache::Cache::new(4096).expect("capacity");
+                let cache = seeded_keel_cache(4096);
                 let mut k = 0u64;
                 Box::new(move || {
                     k += 1;
@@ -671,4 +671,14 @@ fn main() {
             case.block, case.operation, case.implementation
         );
     }
+}
+
+/// The default hasher with a fixed seed: the same keys land in the same shards and sketch
+/// counters in every run, so the insert case evicts the same entries and its count is exact.
+fn seeded_keel_cache(capacity: u64) -> keel_cache::Cache<u64, u64> {
+    keel_cache::Cache::builder()
+        .max_capacity(capacity)
+        .hasher(keel_cache::DefaultHashBuilder::with_seed(7))
+        .build()
+        .expect("capacity")
 }
