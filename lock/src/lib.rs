@@ -137,6 +137,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+mod blocking;
 mod dyn_service;
 mod error;
 #[cfg(feature = "etcd")]
