@@ -623,20 +623,19 @@ async fn acquire_on<C: Clock>(
     if wait.is_zero() {
         return Err(busy(start));
     }
-    // Waiting needs tokio's timer; under another executor, say so instead of panicking.
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(LockError::NoRuntime);
-    }
     let mut waiting = Waiting {
         slot,
         clock,
         id: None,
     };
-    let mut sleep = pin!(tokio::time::sleep(Duration::ZERO));
+    // Made at the first park only: a wait that a release ends at its first poll (the
+    // usual case under contention) costs no timer and no second clock reading.
+    let mut sleep = pin!(None::<tokio::time::Sleep>);
     let mut armed_for = None;
     poll_fn(|cx| {
         loop {
-            let now = clock.now();
+            // The coarse reading, as for every grant (see the type's docs).
+            let now = clock.recent();
             let expires_at = now
                 .checked_add(ttl)
                 .ok_or_else(|| LockError::InvalidTtl { ttl })?;
@@ -663,12 +662,20 @@ async fn acquire_on<C: Clock>(
             // expiry or our limit, whichever comes first; re-armed only when that moves.
             let wake = held_until.min(deadline);
             if armed_for != Some(wake) {
-                sleep
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + (wake - now));
+                let at = tokio::time::Instant::now() + (wake - now);
+                match sleep.as_mut().as_pin_mut() {
+                    Some(armed) => armed.reset(at),
+                    // Waiting needs tokio's timer; elsewhere, say so instead of panicking.
+                    None if tokio::runtime::Handle::try_current().is_err() => {
+                        return Poll::Ready(Err(LockError::NoRuntime));
+                    }
+                    None => sleep.set(Some(tokio::time::sleep_until(at))),
+                }
                 armed_for = Some(wake);
             }
-            if sleep.as_mut().poll(cx).is_pending() {
+            if let Some(armed) = sleep.as_mut().as_pin_mut()
+                && armed.poll(cx).is_pending()
+            {
                 return Poll::Pending;
             }
             armed_for = None;

@@ -61,7 +61,9 @@ fn threads_take_turns_with_exclusion_and_rising_tokens() -> Result {
 fn a_parked_waiter_gives_up_at_its_limit_on_the_clock() -> Result {
     let clock = ManualClock::new();
     let service = InMemoryLockService::with_clock(clock.clone());
-    let held = service.acquire_blocking("a", FOREVER, Duration::ZERO)?;
+    // A lease no loop below outlasts, however late the waiter's thread starts.
+    let years = Duration::from_secs(10 * 365 * 24 * 3600);
+    let held = service.acquire_blocking("a", years, Duration::ZERO)?;
     let waiter = std::thread::spawn({
         let service = service.clone();
         move || service.acquire_blocking("a", TTL, Duration::from_secs(5))
