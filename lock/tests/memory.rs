@@ -64,6 +64,34 @@ async fn a_releasing_holder_cannot_barge_past_a_waiter() -> Result {
     Ok(())
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_waiter_dropped_after_the_handoff_passes_the_lock_on_at_once() -> Result {
+    let locks = service();
+    let first = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let spawn_waiter = || {
+        let locks = locks.clone();
+        tokio::spawn(async move { locks.acquire("a", TTL, Duration::from_secs(60)).await })
+    };
+    let handed = spawn_waiter();
+    tokio::task::yield_now().await; // queued first
+    let next = spawn_waiter();
+    tokio::task::yield_now().await; // queued second
+    let released_at = locks.now();
+    locks.release(&first).await?; // reserved for the first waiter, which has not run yet
+    handed.abort(); // cancelled before it takes the lease it was handed
+    assert!(handed.await.is_err_and(|error| error.is_cancelled()));
+    let second = next.await??;
+    assert!(second.token() > first.token());
+    // Passed on by the drop, not after the 10 ms reservation lapsed.
+    assert!(locks.now() - released_at < Duration::from_millis(10));
+    locks.release(&second).await?;
+    assert!(
+        locks.try_acquire("a", TTL).await?.is_some(),
+        "nobody holds it"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_handoff_lapses_when_the_waiter_is_slow() -> Result {
     let clock = ManualClock::new();
