@@ -68,7 +68,11 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// Besides the async [`LockService`] methods, which never wait except in `acquire`, the
 /// service has synchronous twins ([`try_acquire_now`](InMemoryLockService::try_acquire_now),
 /// [`extend_now`](InMemoryLockService::extend_now),
-/// [`release_now`](InMemoryLockService::release_now)) for code outside a runtime.
+/// [`release_now`](InMemoryLockService::release_now)) for code outside a runtime, and
+/// [`acquire_blocking`](InMemoryLockService::acquire_blocking), which blocks the thread as a
+/// mutex does: it spins briefly, then parks in the same queue. A release wakes a parked
+/// thread to compete for the free lock rather than reserving it, up to 8 times, then hands
+/// it over as to an async waiter.
 ///
 /// Clones share the same table.
 ///
