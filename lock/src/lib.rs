@@ -163,6 +163,7 @@ mod redis_fence;
 mod redis_service;
 mod service;
 mod slot;
+mod timer;
 mod token;
 
 pub use dyn_service::{DynLockService, LockFuture};

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::poll_fn;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::pin::pin;
 use std::sync::{Arc, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
@@ -608,7 +607,7 @@ impl<C: Clock> Drop for Waiting<'_, C> {
 /// [`LockService::acquire`] on one name's slot: tries once, then waits in its queue.
 async fn acquire_on<C: Clock>(
     clock: &C,
-    slot: &Slot,
+    slot: &Arc<Slot>,
     name: &LeaseName,
     ttl: Duration,
     wait: Duration,
@@ -632,58 +631,38 @@ async fn acquire_on<C: Clock>(
         clock,
         id: None,
     };
-    // Made at the first park only: a wait that a release ends at its first poll (the
-    // usual case under contention) costs no timer and no second clock reading.
-    let mut sleep = pin!(None::<tokio::time::Sleep>);
-    let mut armed_for = None;
     poll_fn(|cx| {
-        loop {
-            // The coarse reading, as for every grant (see the type's docs).
-            let now = clock.recent();
-            let expires_at = now
-                .checked_add(ttl)
-                .ok_or_else(|| LockError::InvalidTtl { ttl })?;
-            let asker = Asker {
-                id: waiting.id,
-                waker: Some(cx.waker()),
-                unfair: false,
-            };
-            let held_until = match slot.attempt(now, expires_at, asker) {
-                Attempt::Granted(token) => {
-                    waiting.id = None;
-                    return Poll::Ready(Ok(grant(name, token, expires_at, ttl)));
-                }
-                Attempt::Exhausted => return Poll::Ready(Err(exhausted(name))),
-                Attempt::HeldUntil(until, id) => {
-                    waiting.id = id;
-                    until
-                }
-            };
-            if now >= deadline {
-                return Poll::Ready(Err(busy(now)));
+        // The coarse reading, as for every grant (see the type's docs).
+        let now = clock.recent();
+        let expires_at = now
+            .checked_add(ttl)
+            .ok_or_else(|| LockError::InvalidTtl { ttl })?;
+        let asker = Asker {
+            id: waiting.id,
+            waker: Some(cx.waker()),
+            unfair: false,
+        };
+        let held_until = match slot.attempt(now, expires_at, asker) {
+            Attempt::Granted(token) => {
+                waiting.id = None;
+                return Poll::Ready(Ok(grant(name, token, expires_at, ttl)));
             }
-            // Queued with our waker: a release wakes us. The timer is for the holder's
-            // expiry or our limit, whichever comes first; re-armed only when that moves.
-            let wake = held_until.min(deadline);
-            if armed_for != Some(wake) {
-                let at = tokio::time::Instant::now() + (wake - now);
-                match sleep.as_mut().as_pin_mut() {
-                    Some(armed) => armed.reset(at),
-                    // Waiting needs tokio's timer; elsewhere, say so instead of panicking.
-                    None if tokio::runtime::Handle::try_current().is_err() => {
-                        return Poll::Ready(Err(LockError::NoRuntime));
-                    }
-                    None => sleep.set(Some(tokio::time::sleep_until(at))),
-                }
-                armed_for = Some(wake);
+            Attempt::Exhausted => return Poll::Ready(Err(exhausted(name))),
+            Attempt::HeldUntil(until, id) => {
+                waiting.id = id;
+                until
             }
-            if let Some(armed) = sleep.as_mut().as_pin_mut()
-                && armed.poll(cx).is_pending()
-            {
-                return Poll::Pending;
-            }
-            armed_for = None;
+        };
+        if now >= deadline {
+            return Poll::Ready(Err(busy(now)));
         }
+        // Queued with our waker: a release wakes us, and the name's timer by the
+        // holder's expiry or our limit, whichever comes first.
+        if !slot.timer.arm(slot, now, held_until.min(deadline)) {
+            // Waiting needs tokio's timer; elsewhere, say so instead of panicking.
+            return Poll::Ready(Err(LockError::NoRuntime));
+        }
+        Poll::Pending
     })
     .await
 }

@@ -21,6 +21,8 @@ use keel_core::Instant;
 use keel_core::sync::atomic::{AtomicU64, Ordering};
 use keel_core::sync::{Mutex, MutexGuard};
 
+use crate::timer::NameTimer;
+
 /// A lease (or a reservation for a waiter) with the word's token exists; it may have expired
 /// by the clock, which only the expiry can tell.
 const HELD: u64 = 1;
@@ -46,6 +48,8 @@ pub(crate) struct Slot {
     /// When the word's token ends, in clock nanoseconds; meaningful while `HELD`.
     expires_at: AtomicU64,
     queue: Mutex<Queue>,
+    /// Times the async waiters: the holder's expiry and their limits.
+    pub(crate) timer: NameTimer,
 }
 
 #[derive(Default)]
@@ -102,6 +106,7 @@ impl Slot {
             word: AtomicU64::new(floor.min(MAX_TOKEN) << SHIFT),
             expires_at: AtomicU64::new(0),
             queue: Mutex::new(Queue::default()),
+            timer: NameTimer::default(),
         }
     }
 
@@ -311,6 +316,19 @@ impl Slot {
         }
         self.unlock_word(word);
         None
+    }
+
+    /// Wakes every waiter, to look again (the name's timer fired).
+    pub(crate) fn wake_waiters(&self) {
+        let wakers: Vec<Waker> = self
+            .lock_queue()
+            .waiters
+            .iter()
+            .map(|queued| queued.waker.clone())
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
     }
 
     /// Whether the lock may be free at `now`, read without writing (and without waiting
