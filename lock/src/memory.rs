@@ -59,8 +59,10 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// 10 ms (it takes the lease with its own TTL when it runs); during that time
 /// [`try_acquire`](LockService::try_acquire) by anyone else finds the lock busy, and after
 /// it a waiter too slow to run loses the reservation to whoever asks next. A lease that
-/// simply expires is not handed over: the first to ask takes it. Those sleeps use tokio's
-/// timer, so with a [`ManualClock`](keel_core::ManualClock) the service only wakes on
+/// simply expires is not handed over: the first to ask takes it. A name's async waiters
+/// share one tokio timer, kept armed between waits and moved only earlier, so a wait does
+/// not register a timer of its own (which would wake the tokio driver each time). Those
+/// sleeps use tokio's timer, so with a [`ManualClock`](keel_core::ManualClock) the service only wakes on
 /// releases; use `TokioClock` (keel-core feature `tokio`) with paused tokio time to test
 /// waiting for expiry.
 ///
