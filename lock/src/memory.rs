@@ -62,9 +62,9 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// simply expires is not handed over: the first to ask takes it. A name's async waiters
 /// share one tokio timer, kept armed between waits and moved only earlier, so a wait does
 /// not register a timer of its own (which would wake the tokio driver each time). Those
-/// sleeps use tokio's timer, so with a [`ManualClock`](keel_core::ManualClock) the service only wakes on
-/// releases; use `TokioClock` (keel-core feature `tokio`) with paused tokio time to test
-/// waiting for expiry.
+/// sleeps use tokio's timer, so with a [`ManualClock`](keel_core::ManualClock) the service
+/// only wakes on releases; use `TokioClock` (keel-core feature `tokio`) with paused tokio
+/// time to test waiting for expiry.
 ///
 /// Besides the async [`LockService`] methods, which never wait except in `acquire`, the
 /// service has synchronous twins ([`try_acquire_now`](InMemoryLockService::try_acquire_now),
