@@ -550,6 +550,20 @@ fn cases() -> Vec<Case> {
         Case {
             block: "lock",
             operation: "acquire+release, uncontended",
+            implementation: "keel LockHandle (acquire_blocking)",
+            setup: || {
+                let handle = InMemoryLockService::new().handle("orders").expect("a name");
+                Box::new(move || {
+                    let lease = black_box(&handle)
+                        .acquire_blocking(TTL, Duration::ZERO)
+                        .expect("free");
+                    handle.release_now(&lease).expect("held");
+                })
+            },
+        },
+        Case {
+            block: "lock",
+            operation: "acquire+release, uncontended",
             implementation: "tokio::sync::Mutex",
             setup: || {
                 let mutex = tokio::sync::Mutex::new(0u64);

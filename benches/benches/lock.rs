@@ -205,6 +205,39 @@ fn in_memory(c: &mut Criterion) {
             })
         },
     );
+    group.bench_function(
+        BenchmarkId::new(
+            "acquire+release",
+            "keel LockHandle acquire_blocking (one clone per thread)",
+        ),
+        |b| {
+            b.iter_custom(|iters| {
+                let handles = [handle.clone(), handle.clone()];
+                on_two_threads_each(iters, &handles, |handle| {
+                    let lease = handle
+                        .acquire_blocking(TTL, Duration::from_secs(60))
+                        .expect("granted");
+                    handle.release_now(&lease).expect("held");
+                })
+            })
+        },
+    );
+    group.bench_function(
+        BenchmarkId::new(
+            "acquire+release",
+            "keel InMemoryLockService acquire_blocking (by name)",
+        ),
+        |b| {
+            b.iter_custom(|iters| {
+                on_two_threads(iters, || {
+                    let lease = locks
+                        .acquire_blocking("orders", TTL, Duration::from_secs(60))
+                        .expect("granted");
+                    locks.release_now(&lease).expect("held");
+                })
+            })
+        },
+    );
     let mutex = Arc::new(parking_lot::Mutex::new(0u64));
     group.bench_function(
         BenchmarkId::new("acquire+release", "parking_lot::Mutex"),

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::poll_fn;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::pin::pin;
 use std::sync::{Arc, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
@@ -13,6 +12,7 @@ use std::time::Duration;
 use keel_core::sync::{Mutex, MutexGuard};
 use keel_core::{Clock, Instant, SystemClock};
 
+use crate::blocking::acquire_blocking_on;
 use crate::lease::LeaseName;
 use crate::slot::{Asker, Attempt, Slot};
 use crate::{FencingToken, Lease, LockError, LockService};
@@ -59,15 +59,21 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// 10 ms (it takes the lease with its own TTL when it runs); during that time
 /// [`try_acquire`](LockService::try_acquire) by anyone else finds the lock busy, and after
 /// it a waiter too slow to run loses the reservation to whoever asks next. A lease that
-/// simply expires is not handed over: the first to ask takes it. Those sleeps use tokio's
-/// timer, so with a [`ManualClock`](keel_core::ManualClock) the service only wakes on
-/// releases; use `TokioClock` (keel-core feature `tokio`) with paused tokio time to test
-/// waiting for expiry.
+/// simply expires is not handed over: the first to ask takes it. A name's async waiters
+/// share one tokio timer, kept armed between waits and moved only earlier, so a wait does
+/// not register a timer of its own (which would wake the tokio driver each time). Those
+/// sleeps use tokio's timer, so with a [`ManualClock`](keel_core::ManualClock) the service
+/// only wakes on releases; use `TokioClock` (keel-core feature `tokio`) with paused tokio
+/// time to test waiting for expiry.
 ///
 /// Besides the async [`LockService`] methods, which never wait except in `acquire`, the
 /// service has synchronous twins ([`try_acquire_now`](InMemoryLockService::try_acquire_now),
 /// [`extend_now`](InMemoryLockService::extend_now),
-/// [`release_now`](InMemoryLockService::release_now)) for code outside a runtime.
+/// [`release_now`](InMemoryLockService::release_now)) for code outside a runtime, and
+/// [`acquire_blocking`](InMemoryLockService::acquire_blocking), which blocks the thread as a
+/// mutex does: it spins briefly, then parks in the same queue. A release wakes a parked
+/// thread to compete for the free lock rather than reserving it, up to 8 times, then hands
+/// it over as to an async waiter.
 ///
 /// Clones share the same table.
 ///
@@ -311,6 +317,67 @@ impl<C: Clock> InMemoryLockService<C> {
         })
     }
 
+    /// [`LockService::acquire`], blocking the thread: for code outside a runtime that must
+    /// wait for the lock, as it would for a mutex.
+    ///
+    /// It spins briefly, then parks in the name's queue until a release wakes it, the
+    /// holder's lease runs out, or `wait` passes, each judged on the service's [`Clock`]. A
+    /// release wakes a parked thread to compete for the lock, so a thread that takes the
+    /// lock again at once keeps it warm in its cache meanwhile (as `parking_lot` does); after
+    /// 8 such wakes without winning, the next
+    /// release hands the lock to it, as it does to async waiters at once: nobody waits
+    /// forever while the lock changes hands. The OS times the park in real time and the
+    /// clock is read again on waking, at least every 10 ms, so a
+    /// [`ManualClock`](keel_core::ManualClock) that a test advances ends the wait too. Do not
+    /// call it on an async runtime's thread; use [`acquire`](LockService::acquire) there.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Busy`] when `wait` passes with the lock still held, and as
+    /// [`try_acquire_now`](InMemoryLockService::try_acquire_now).
+    ///
+    /// ```
+    /// use keel_lock::{InMemoryLockService, LockError};
+    /// use std::time::Duration;
+    ///
+    /// let service = InMemoryLockService::new();
+    /// let ttl = Duration::from_secs(10);
+    /// let first = service.acquire_blocking("jobs", ttl, Duration::ZERO)?;
+    /// let waiter = std::thread::spawn({
+    ///     let service = service.clone();
+    ///     move || service.acquire_blocking("jobs", ttl, Duration::from_secs(60))
+    /// });
+    /// service.release_now(&first)?; // wakes the waiter, or it finds the lock free
+    /// let second = waiter.join().map_err(|_| "panicked")??;
+    /// assert!(second.token() > first.token());
+    /// let busy = service.acquire_blocking("jobs", ttl, Duration::from_millis(1));
+    /// assert!(matches!(busy, Err(LockError::Busy { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn acquire_blocking(
+        &self,
+        name: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Lease, LockError> {
+        check_name(name)?;
+        let (now, expires_at) = self.grant_expiry(ttl)?;
+        let hash = self.hash(name.as_bytes());
+        // One try under the table's lock; the slot is taken out of the table only to wait.
+        let tried =
+            lock(&self.shard(hash).table).with_entry(hash, name, now, |named| {
+                match named.slot.try_acquire(now, expires_at) {
+                    Attempt::Granted(token) => Ok(Ok(grant(&named.name, token, expires_at, ttl))),
+                    Attempt::Exhausted => Err(exhausted(&named.name)),
+                    Attempt::HeldUntil(..) => Ok(Err((named.name.clone(), named.slot.clone()))),
+                }
+            })?;
+        match tried {
+            Ok(lease) => Ok(lease),
+            Err((name, slot)) => acquire_blocking_on(&self.inner.clock, &slot, &name, ttl, wait),
+        }
+    }
+
     /// [`LockService::extend`], synchronously.
     ///
     /// # Errors
@@ -466,7 +533,7 @@ impl<C: Clock> InMemoryLockService<C> {
 }
 
 #[inline]
-fn expiry_from(now: Instant, ttl: Duration) -> Result<(Instant, Instant), LockError> {
+pub(crate) fn expiry_from(now: Instant, ttl: Duration) -> Result<(Instant, Instant), LockError> {
     check_ttl(ttl)?;
     let expires_at = now
         .checked_add(ttl)
@@ -476,11 +543,11 @@ fn expiry_from(now: Instant, ttl: Duration) -> Result<(Instant, Instant), LockEr
 
 /// A lease on `name` with `token`.
 #[inline]
-fn grant(name: &LeaseName, token: u64, expires_at: Instant, ttl: Duration) -> Lease {
+pub(crate) fn grant(name: &LeaseName, token: u64, expires_at: Instant, ttl: Duration) -> Lease {
     Lease::with_name(name.clone(), FencingToken::new(token), expires_at, ttl)
 }
 
-fn exhausted(name: &LeaseName) -> LockError {
+pub(crate) fn exhausted(name: &LeaseName) -> LockError {
     LockError::TokensExhausted {
         name: name.to_shared(),
     }
@@ -523,10 +590,10 @@ fn finish_release(
 
 /// A place in a slot's queue: leaves it when dropped, and passes on a reservation it was
 /// handed but never took.
-struct Waiting<'a, C: Clock> {
-    slot: &'a Slot,
-    clock: &'a C,
-    id: Option<u64>,
+pub(crate) struct Waiting<'a, C: Clock> {
+    pub(crate) slot: &'a Slot,
+    pub(crate) clock: &'a C,
+    pub(crate) id: Option<u64>,
 }
 
 impl<C: Clock> Drop for Waiting<'_, C> {
@@ -542,7 +609,7 @@ impl<C: Clock> Drop for Waiting<'_, C> {
 /// [`LockService::acquire`] on one name's slot: tries once, then waits in its queue.
 async fn acquire_on<C: Clock>(
     clock: &C,
-    slot: &Slot,
+    slot: &Arc<Slot>,
     name: &LeaseName,
     ttl: Duration,
     wait: Duration,
@@ -561,55 +628,43 @@ async fn acquire_on<C: Clock>(
     if wait.is_zero() {
         return Err(busy(start));
     }
-    // Waiting needs tokio's timer; under another executor, say so instead of panicking.
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(LockError::NoRuntime);
-    }
     let mut waiting = Waiting {
         slot,
         clock,
         id: None,
     };
-    let mut sleep = pin!(tokio::time::sleep(Duration::ZERO));
-    let mut armed_for = None;
     poll_fn(|cx| {
-        loop {
-            let now = clock.now();
-            let expires_at = now
-                .checked_add(ttl)
-                .ok_or_else(|| LockError::InvalidTtl { ttl })?;
-            let asker = Asker {
-                id: waiting.id,
-                waker: Some(cx.waker()),
-            };
-            let held_until = match slot.attempt(now, expires_at, asker) {
-                Attempt::Granted(token) => {
-                    waiting.id = None;
-                    return Poll::Ready(Ok(grant(name, token, expires_at, ttl)));
-                }
-                Attempt::Exhausted => return Poll::Ready(Err(exhausted(name))),
-                Attempt::HeldUntil(until, id) => {
-                    waiting.id = id;
-                    until
-                }
-            };
-            if now >= deadline {
-                return Poll::Ready(Err(busy(now)));
+        // The coarse reading, as for every grant (see the type's docs).
+        let now = clock.recent();
+        let expires_at = now
+            .checked_add(ttl)
+            .ok_or_else(|| LockError::InvalidTtl { ttl })?;
+        let asker = Asker {
+            id: waiting.id,
+            waker: Some(cx.waker()),
+            unfair: false,
+        };
+        let held_until = match slot.attempt(now, expires_at, asker) {
+            Attempt::Granted(token) => {
+                waiting.id = None;
+                return Poll::Ready(Ok(grant(name, token, expires_at, ttl)));
             }
-            // Queued with our waker: a release wakes us. The timer is for the holder's
-            // expiry or our limit, whichever comes first; re-armed only when that moves.
-            let wake = held_until.min(deadline);
-            if armed_for != Some(wake) {
-                sleep
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + (wake - now));
-                armed_for = Some(wake);
+            Attempt::Exhausted => return Poll::Ready(Err(exhausted(name))),
+            Attempt::HeldUntil(until, id) => {
+                waiting.id = id;
+                until
             }
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            armed_for = None;
+        };
+        if now >= deadline {
+            return Poll::Ready(Err(busy(now)));
         }
+        // Queued with our waker: a release wakes us, and the name's timer by the
+        // holder's expiry or our limit, whichever comes first.
+        if !slot.timer.arm(slot, now, held_until.min(deadline)) {
+            // Waiting needs tokio's timer; elsewhere, say so instead of panicking.
+            return Poll::Ready(Err(LockError::NoRuntime));
+        }
+        Poll::Pending
     })
     .await
 }
@@ -798,6 +853,37 @@ impl<C: Clock> LockHandle<C> {
     /// ```
     pub async fn acquire(&self, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
         acquire_on(&self.service.inner.clock, &self.slot, &self.name, ttl, wait).await
+    }
+
+    /// [`InMemoryLockService::acquire_blocking`] on this name: blocks the thread up to
+    /// `wait` for the lock, spinning briefly and then parked in the name's queue.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Busy`] when `wait` passes with the lock still held, and as
+    /// [`try_acquire_now`](LockHandle::try_acquire_now).
+    ///
+    /// ```
+    /// use keel_core::ManualClock;
+    /// use keel_lock::{InMemoryLockService, LockError};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let jobs = InMemoryLockService::with_clock(clock.clone()).handle("jobs")?;
+    /// let ttl = Duration::from_secs(10);
+    /// let first = jobs.acquire_blocking(ttl, Duration::ZERO)?;
+    /// let waiter = std::thread::spawn({
+    ///     let jobs = jobs.clone();
+    ///     move || jobs.acquire_blocking(ttl, Duration::from_secs(3600))
+    /// });
+    /// clock.advance(ttl); // the holder never releases: its lease runs out on the clock
+    /// let second = waiter.join().map_err(|_| "panicked")??;
+    /// assert!(second.token() > first.token());
+    /// assert!(jobs.release_now(&first).unwrap_err().is_not_held());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn acquire_blocking(&self, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
+        acquire_blocking_on(&self.service.inner.clock, &self.slot, &self.name, ttl, wait)
     }
 
     /// [`InMemoryLockService::extend_now`] on this name.

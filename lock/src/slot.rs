@@ -6,6 +6,11 @@
 //! else (a held or expired lock, waiters, extend, a reservation for a waiter) takes the slot's
 //! mutex and marks the word `BUSY` while it reads and writes the expiry and the queue, so a
 //! fast path never sees an expiry that belongs to another token.
+//!
+//! A release with waiters hands the lock to the longest-waiting one (a reservation), except
+//! to a blocking waiter that has been woken fewer than [`UNFAIR_WAKES`] times: that one is
+//! woken to compete for a free lock, as a parked thread of `parking_lot` is, so a thread
+//! that takes the lock again at once keeps it, warm in its cache, while the waiter wakes.
 
 use std::collections::VecDeque;
 use std::sync::PoisonError;
@@ -15,6 +20,8 @@ use std::time::Duration;
 use keel_core::Instant;
 use keel_core::sync::atomic::{AtomicU64, Ordering};
 use keel_core::sync::{Mutex, MutexGuard};
+
+use crate::timer::NameTimer;
 
 /// A lease (or a reservation for a waiter) with the word's token exists; it may have expired
 /// by the clock, which only the expiry can tell.
@@ -31,12 +38,18 @@ pub(crate) const MAX_TOKEN: u64 = u64::MAX >> SHIFT;
 /// How long a lock released to a waiter stays reserved for it before anyone may take it.
 pub(crate) const HANDOFF: Duration = Duration::from_millis(10);
 
+/// How many times a release wakes a blocking waiter to compete for the free lock before
+/// the next release hands it the lock: eventual fairness at a wake-up's cost.
+pub(crate) const UNFAIR_WAKES: u8 = 64;
+
 pub(crate) struct Slot {
     /// `token << SHIFT | flags`; the token is the last one issued for the name.
     word: AtomicU64,
     /// When the word's token ends, in clock nanoseconds; meaningful while `HELD`.
     expires_at: AtomicU64,
     queue: Mutex<Queue>,
+    /// Times the async waiters: the holder's expiry and their limits.
+    pub(crate) timer: NameTimer,
 }
 
 #[derive(Default)]
@@ -46,11 +59,16 @@ struct Queue {
     last_waiter: u64,
     /// The waiter a release reserved the lock for, and the token reserved.
     reserved: Option<(u64, u64)>,
+    /// The blocking waiter a release woke to compete (out of the queue until it asks again,
+    /// then first in it), and how many more such wakes it gets before a hand-over.
+    woken: Option<(u64, u8)>,
 }
 
 struct Queued {
     id: u64,
     waker: Waker,
+    /// Wakes to compete left before a release hands this waiter the lock (0: hand over).
+    unfair_left: u8,
 }
 
 /// What one attempt found.
@@ -69,12 +87,15 @@ pub(crate) struct Asker<'w> {
     pub(crate) id: Option<u64>,
     /// Queue (or stay queued) with this waker when the lock is held.
     pub(crate) waker: Option<&'w Waker>,
+    /// A blocking waiter: a release may wake it to compete instead of handing it the lock.
+    pub(crate) unfair: bool,
 }
 
 impl Asker<'_> {
     pub(crate) const ONCE: Asker<'static> = Asker {
         id: None,
         waker: None,
+        unfair: false,
     };
 }
 
@@ -85,6 +106,7 @@ impl Slot {
             word: AtomicU64::new(floor.min(MAX_TOKEN) << SHIFT),
             expires_at: AtomicU64::new(0),
             queue: Mutex::new(Queue::default()),
+            timer: NameTimer::default(),
         }
     }
 
@@ -140,7 +162,9 @@ impl Slot {
                 self.unlock_word(word);
                 return Attempt::Granted(token);
             }
-            let id = asker.waker.map(|waker| queue.enqueue(asker.id, waker));
+            let id = asker
+                .waker
+                .map(|waker| queue.enqueue(asker.id, waker, asker.unfair));
             if id.is_some() {
                 flags |= QUEUED;
             }
@@ -154,6 +178,7 @@ impl Slot {
         }
         if let Some(id) = asker.id {
             queue.leave(id);
+            queue.forget_woken(id);
         }
         queue.reserved = None;
         self.expires_at
@@ -195,8 +220,25 @@ impl Slot {
     }
 
     /// Gives the longest-waiting acquirer a reservation of the free lock for [`HANDOFF`], or
-    /// frees it; the word is locked (by the caller) with `token` as its last token.
+    /// frees it (waking a blocking waiter to compete for it while it has unfair wakes left);
+    /// the word is locked (by the caller) with `token` as its last token.
     fn hand_over(&self, queue: &mut Queue, token: u64, now: Instant) -> Option<Waker> {
+        if let Some(front) = queue.waiters.front()
+            && front.unfair_left > 0
+        {
+            // One woken waiter at a time: another wake would only cost a system call.
+            let woken = match queue.woken {
+                Some(_) => None,
+                None => queue.waiters.pop_front().map(|next| {
+                    queue.woken = Some((next.id, next.unfair_left - 1));
+                    next.waker
+                }),
+            };
+            queue.reserved = None;
+            let queued = if queue.waiters.is_empty() { 0 } else { QUEUED };
+            self.unlock_word(token << SHIFT | queued);
+            return woken;
+        }
         if token < MAX_TOKEN
             && let Some(next) = queue.waiters.pop_front()
         {
@@ -251,10 +293,12 @@ impl Slot {
         word & QUEUED != 0 || self.holder(now).is_some()
     }
 
-    /// A waiter gives up: leaves the queue, or passes on a reservation it never took.
+    /// A waiter is done (granted or giving up): leaves the queue, passes on a reservation it
+    /// never took, or, woken to compete for a free lock it did not take, wakes the next.
     pub(crate) fn leave(&self, id: u64, now: Instant) -> Option<Waker> {
         let mut queue = self.lock_queue();
         let word = self.lock_word();
+        let was_woken = queue.forget_woken(id);
         if queue.leave(id) {
             let queued = if queue.waiters.is_empty() { 0 } else { QUEUED };
             self.unlock_word(word & !QUEUED | queued);
@@ -265,8 +309,36 @@ impl Slot {
             queue.reserved = None;
             return self.hand_over(&mut queue, token, now);
         }
+        let free = word & HELD == 0 || !self.is_live(word, token, now);
+        if was_woken && free && !queue.waiters.is_empty() {
+            // Nobody else would wake the queue for this free lock.
+            return self.hand_over(&mut queue, token, now);
+        }
         self.unlock_word(word);
         None
+    }
+
+    /// Wakes every waiter, to look again (the name's timer fired).
+    pub(crate) fn wake_waiters(&self) {
+        let wakers: Vec<Waker> = self
+            .lock_queue()
+            .waiters
+            .iter()
+            .map(|queued| queued.waker.clone())
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Whether the lock may be free at `now`, read without writing (and without waiting
+    /// out a grant in progress), so a spinning waiter leaves the holder's cache line alone.
+    #[inline]
+    pub(crate) fn looks_free(&self, now: Instant) -> bool {
+        let word = self.word.load(Ordering::Relaxed);
+        word & (HELD | BUSY) == 0
+            || (word & (HELD | BUSY) == HELD
+                && now >= Instant::from_nanos(self.expires_at.load(Ordering::Relaxed)))
     }
 
     fn is_live(&self, word: u64, token: u64, now: Instant) -> bool {
@@ -321,22 +393,44 @@ impl Slot {
 }
 
 impl Queue {
-    /// Queues a new waiter, or refreshes the waker of one already queued; returns its id.
-    fn enqueue(&mut self, id: Option<u64>, waker: &Waker) -> u64 {
-        if let Some(id) = id
-            && let Some(queued) = self.waiters.iter_mut().find(|queued| queued.id == id)
-        {
-            if !queued.waker.will_wake(waker) {
-                queued.waker = waker.clone();
+    /// Queues a new waiter, or refreshes the waker of one already queued, or puts a waiter
+    /// woken to compete back in front; returns its id.
+    fn enqueue(&mut self, id: Option<u64>, waker: &Waker, unfair: bool) -> u64 {
+        if let Some(id) = id {
+            if let Some(queued) = self.waiters.iter_mut().find(|queued| queued.id == id) {
+                if !queued.waker.will_wake(waker) {
+                    queued.waker = waker.clone();
+                }
+                return id;
             }
-            return id;
+            if let Some((woken, unfair_left)) = self.woken
+                && woken == id
+            {
+                self.woken = None;
+                self.waiters.push_front(Queued {
+                    id,
+                    waker: waker.clone(),
+                    unfair_left,
+                });
+                return id;
+            }
         }
         self.last_waiter += 1;
         self.waiters.push_back(Queued {
             id: self.last_waiter,
             waker: waker.clone(),
+            unfair_left: if unfair { UNFAIR_WAKES } else { 0 },
         });
         self.last_waiter
+    }
+
+    /// Forgets that `id` was woken to compete; whether it was.
+    fn forget_woken(&mut self, id: u64) -> bool {
+        let was = self.woken.is_some_and(|(woken, _)| woken == id);
+        if was {
+            self.woken = None;
+        }
+        was
     }
 
     fn leave(&mut self, id: u64) -> bool {
@@ -346,6 +440,199 @@ impl Queue {
                 true
             }
             None => false,
+        }
+    }
+}
+
+#[cfg(all(test, not(keel_loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    const TTL: Duration = Duration::from_secs(1);
+
+    /// A waiter's waker that counts its wakes.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    struct Waiter {
+        id: Option<u64>,
+        unfair: bool,
+        wakes: Arc<Counter>,
+        waker: Waker,
+    }
+
+    impl Waiter {
+        fn new(unfair: bool) -> Waiter {
+            let wakes = Arc::new(Counter::default());
+            Waiter {
+                id: None,
+                unfair,
+                waker: Waker::from(wakes.clone()),
+                wakes,
+            }
+        }
+
+        fn ask(&mut self, slot: &Slot, now: Instant) -> Attempt {
+            let asker = Asker {
+                id: self.id,
+                waker: Some(&self.waker),
+                unfair: self.unfair,
+            };
+            let attempt = slot.attempt(now, now + TTL, asker);
+            match attempt {
+                Attempt::HeldUntil(_, id) => self.id = id,
+                _ => self.id = None,
+            }
+            attempt
+        }
+    }
+
+    fn wake(waker: Option<Waker>) {
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    #[test]
+    fn a_blocking_waiter_is_woken_to_compete_then_handed_the_lock() {
+        let slot = Slot::new(0);
+        let now = Instant::ZERO;
+        let Attempt::Granted(mut token) = slot.try_acquire(now, now + TTL) else {
+            panic!("free");
+        };
+        let mut waiter = Waiter::new(true);
+        assert!(matches!(waiter.ask(&slot, now), Attempt::HeldUntil(..)));
+        for wakes in 1..=usize::from(UNFAIR_WAKES) {
+            // The holder releases and at once takes the lock again: the waiter was woken.
+            wake(slot.release(token, now).expect("held"));
+            assert_eq!(waiter.wakes.0.load(Ordering::Relaxed), wakes);
+            let Attempt::Granted(next) = slot.try_acquire(now, now + TTL) else {
+                panic!("the woken waiter has not asked yet: free");
+            };
+            token = next;
+            // The waiter comes back to a held lock and is first in line again.
+            assert!(matches!(waiter.ask(&slot, now), Attempt::HeldUntil(..)));
+            assert_eq!(slot.lock_queue().waiters.front().map(|q| q.id), waiter.id);
+        }
+        // Out of wakes to compete: this release hands it the lock.
+        wake(slot.release(token, now).expect("held"));
+        assert!(matches!(
+            slot.try_acquire(now, now + TTL),
+            Attempt::HeldUntil(..)
+        ));
+        assert!(matches!(waiter.ask(&slot, now), Attempt::Granted(t) if t == token + 1));
+    }
+
+    #[test]
+    fn a_woken_waiter_that_gives_up_wakes_the_next() {
+        let slot = Slot::new(0);
+        let now = Instant::ZERO;
+        let Attempt::Granted(token) = slot.try_acquire(now, now + TTL) else {
+            panic!("free");
+        };
+        let (mut first, mut second) = (Waiter::new(true), Waiter::new(false));
+        first.ask(&slot, now);
+        second.ask(&slot, now);
+        wake(slot.release(token, now).expect("held"));
+        assert_eq!(first.wakes.0.load(Ordering::Relaxed), 1);
+        // The lock is free and the async waiter still queued: the woken one's leaving
+        // must hand it on, or it would sleep until its own timer.
+        wake(slot.leave(first.id.expect("queued"), now));
+        assert_eq!(second.wakes.0.load(Ordering::Relaxed), 1);
+        assert!(matches!(second.ask(&slot, now), Attempt::Granted(t) if t == token + 1));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Waiter `w` asks (queueing when held).
+        Ask(usize),
+        /// Someone outside the queue tries once (a barging holder).
+        Try,
+        /// The live lease is released.
+        Release,
+        /// Waiter `w` gives up.
+        Leave(usize),
+        Advance(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..4usize).prop_map(Op::Ask),
+            Just(Op::Try),
+            Just(Op::Release),
+            (0..4usize).prop_map(Op::Leave),
+            (1..1_500u64).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        /// Blocking (unfair) and async waiters mixed, against a model of the lease: one live
+        /// lease at a time, tokens going up, and a released lock never left with waiters
+        /// queued and nobody woken to take it.
+        #[test]
+        fn waiters_of_both_kinds_keep_exclusion_and_nobody_is_stranded(
+            kinds in proptest::collection::vec(any::<bool>(), 4),
+            ops in proptest::collection::vec(op(), 1..80),
+        ) {
+            let slot = Slot::new(0);
+            let mut waiters: Vec<Waiter> = kinds.iter().map(|&unfair| Waiter::new(unfair)).collect();
+            let mut now = Instant::ZERO;
+            // The model: the live lease (token, expiry) and the last token granted.
+            let mut live: Option<(u64, Instant)> = None;
+            let mut last = 0;
+            let mut granted = |token: u64, now: Instant, live: &mut Option<(u64, Instant)>| {
+                prop_assert!(live.is_none_or(|(_, until)| now >= until), "two live leases");
+                prop_assert!(token > last, "token {token} after {last}");
+                last = token;
+                *live = Some((token, now + TTL));
+                Ok(())
+            };
+            for op in ops {
+                match op {
+                    Op::Ask(w) => {
+                        if let Attempt::Granted(token) = waiters[w].ask(&slot, now) {
+                            granted(token, now, &mut live)?;
+                        }
+                    }
+                    Op::Try => {
+                        if let Attempt::Granted(token) = slot.try_acquire(now, now + TTL) {
+                            granted(token, now, &mut live)?;
+                        }
+                    }
+                    Op::Release => {
+                        if let Some((token, until)) = live.take() {
+                            let released = slot.release(token, now);
+                            prop_assert_eq!(released.is_ok(), now < until);
+                            wake(released.ok().flatten());
+                        }
+                    }
+                    Op::Leave(w) => {
+                        if let Some(id) = waiters[w].id.take() {
+                            wake(slot.leave(id, now));
+                        }
+                    }
+                    Op::Advance(ms) => now += Duration::from_millis(ms),
+                }
+                let queue = slot.lock_queue();
+                let word = slot.word.load(Ordering::Relaxed);
+                prop_assert_eq!(word & QUEUED != 0, !queue.waiters.is_empty());
+                // Released (not expired: waiters wake at the holder's expiry on their own).
+                let released = word & HELD == 0;
+                prop_assert!(
+                    !released || queue.waiters.is_empty() || queue.woken.is_some(),
+                    "a released lock with waiters and nobody woken"
+                );
+            }
         }
     }
 }

@@ -313,3 +313,41 @@ fn a_check_outside_the_store_lock_lets_a_stale_write_land() {
     );
     assert!(outcomes.contains(&2));
 }
+
+/// A thread parks in the queue while the holder releases and at once tries again (the
+/// release may wake it to compete, or the holder may win): the parked thread is never left
+/// asleep (loom reports a lost wake-up as a deadlock), one holder at a time, tokens rising.
+#[test]
+fn a_blocking_waiter_is_never_left_asleep() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let service = InMemoryLockService::with_clock(ManualClock::new());
+        let handle = service.handle("x").expect("a name");
+        let first = handle.try_acquire_now(TTL).expect("valid").expect("free");
+        let inside = Arc::new(AtomicUsize::new(0));
+        let waiter = {
+            let (handle, inside) = (handle.clone(), inside.clone());
+            thread::spawn(move || {
+                let lease = handle
+                    .acquire_blocking(TTL, Duration::from_secs(3600))
+                    .expect("granted");
+                assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                inside.fetch_sub(1, Ordering::SeqCst);
+                handle.release_now(&lease).expect("still held");
+                lease.token()
+            })
+        };
+        handle.release_now(&first).expect("still held");
+        let again = handle.try_acquire_now(TTL).expect("valid");
+        if let Some(lease) = &again {
+            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+            inside.fetch_sub(1, Ordering::SeqCst);
+            handle.release_now(lease).expect("still held");
+        }
+        let waited = waiter.join().expect("no panic");
+        assert!(waited > first.token());
+        assert!(again.is_none_or(|lease| lease.token() != waited));
+        assert_eq!(service.holder("x"), None);
+    });
+}

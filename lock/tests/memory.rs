@@ -64,6 +64,86 @@ async fn a_releasing_holder_cannot_barge_past_a_waiter() -> Result {
     Ok(())
 }
 
+#[tokio::test(start_paused = true)]
+async fn waiters_sharing_the_names_timer_each_wake_at_their_own_limit() -> Result {
+    let locks = service();
+    let held = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let start = locks.now();
+    let wait = |limit: u64| {
+        let locks = locks.clone();
+        tokio::spawn(async move {
+            let outcome = locks.acquire("a", TTL, Duration::from_secs(limit)).await;
+            (outcome, locks.now())
+        })
+    };
+    // The later limit arms the name's timer first; the earlier one must still be kept.
+    let late = wait(20);
+    tokio::task::yield_now().await;
+    let early = wait(5);
+    let (outcome, at) = early.await?;
+    assert!(
+        matches!(outcome, Err(LockError::Busy { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(at - start, Duration::from_secs(5));
+    assert!(!late.is_finished());
+    let (outcome, at) = late.await?;
+    assert!(
+        matches!(outcome, Err(LockError::Busy { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(at - start, Duration::from_secs(20));
+    // And a new wait after those re-arms it for the holder's expiry.
+    let lease = locks.acquire("a", TTL, Duration::from_secs(60)).await?;
+    assert_eq!(locks.now() - start, TTL);
+    assert!(lease.token() > held.token());
+    Ok(())
+}
+
+#[test]
+fn a_name_waited_on_in_one_runtime_then_another_still_times_its_waits() -> Result {
+    let locks = InMemoryLockService::new();
+    let held = locks.try_acquire_now("a", TTL)?.ok_or("free")?;
+    for _ in 0..2 {
+        // Each runtime is gone before the next starts: its timer must not be used again.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let busy = runtime.block_on(locks.acquire("a", TTL, Duration::from_millis(20)));
+        assert!(matches!(busy, Err(LockError::Busy { .. })), "{busy:?}");
+    }
+    locks.release_now(&held)?;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_dropped_after_the_handoff_passes_the_lock_on_at_once() -> Result {
+    let locks = service();
+    let first = locks.acquire("a", TTL, Duration::ZERO).await?;
+    let spawn_waiter = || {
+        let locks = locks.clone();
+        tokio::spawn(async move { locks.acquire("a", TTL, Duration::from_secs(60)).await })
+    };
+    let handed = spawn_waiter();
+    tokio::task::yield_now().await; // queued first
+    let next = spawn_waiter();
+    tokio::task::yield_now().await; // queued second
+    let released_at = locks.now();
+    locks.release(&first).await?; // reserved for the first waiter, which has not run yet
+    handed.abort(); // cancelled before it takes the lease it was handed
+    assert!(handed.await.is_err_and(|error| error.is_cancelled()));
+    let second = next.await??;
+    assert!(second.token() > first.token());
+    // Passed on by the drop, not after the 10 ms reservation lapsed.
+    assert!(locks.now() - released_at < Duration::from_millis(10));
+    locks.release(&second).await?;
+    assert!(
+        locks.try_acquire("a", TTL).await?.is_some(),
+        "nobody holds it"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_handoff_lapses_when_the_waiter_is_slow() -> Result {
     let clock = ManualClock::new();

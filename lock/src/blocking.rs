@@ -1,0 +1,167 @@
+//! The in-memory service's blocking acquire: a few spins, then a park in the name's queue.
+
+use std::sync::PoisonError;
+use std::task::{Wake, Waker};
+use std::time::Duration;
+
+use keel_core::sync::{Condvar, Mutex};
+use keel_core::{Clock, Instant};
+
+use crate::lease::LeaseName;
+use crate::memory::{Waiting, exhausted, expiry_from, grant};
+use crate::slot::{Asker, Attempt, Slot};
+use crate::{Lease, LockError};
+
+/// Looks before queueing: pauses of 2, 4 and 8 spins, then yields of the thread. None
+/// under loom, whose yields would let every release run first, so no waiter would park.
+const SPINS: u32 = if cfg!(keel_loom) { 0 } else { 10 };
+/// A parked waiter reads its clock again at least this often, so a clock that does not run
+/// with real time (a `ManualClock` a test advances) still ends its wait.
+const RECHECK: Duration = Duration::from_millis(10);
+
+/// Wakes a parked thread: the waker a blocking waiter leaves in the queue.
+#[derive(Default)]
+struct Parker {
+    woken: Mutex<bool>,
+    condvar: Condvar,
+}
+
+impl Parker {
+    /// Sleeps until woken or for up to `timeout` (real time), whichever comes first.
+    fn park(&self, timeout: Duration) {
+        let mut woken = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*woken {
+            woken = self
+                .condvar
+                .wait_timeout(woken, timeout)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *woken = false;
+    }
+}
+
+impl Wake for Parker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        *self.woken.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.condvar.notify_one();
+    }
+}
+
+/// Spins on a read of the slot, trying only when it looks free: `None` when it stayed held.
+fn spin(
+    clock: &impl Clock,
+    slot: &Slot,
+    name: &LeaseName,
+    ttl: Duration,
+) -> Option<Result<Lease, LockError>> {
+    for round in 0..SPINS {
+        if round < 3 {
+            for _ in 0..2 << round {
+                keel_core::sync::spin_loop();
+            }
+        } else {
+            yield_now();
+        }
+        let now = clock.recent();
+        if slot.looks_free(now) {
+            let (now, expires_at) = match expiry_from(now, ttl) {
+                Ok(expiry) => expiry,
+                Err(error) => return Some(Err(error)),
+            };
+            match slot.try_acquire(now, expires_at) {
+                Attempt::Granted(token) => return Some(Ok(grant(name, token, expires_at, ttl))),
+                Attempt::Exhausted => return Some(Err(exhausted(name))),
+                Attempt::HeldUntil(..) => {}
+            }
+        }
+    }
+    None
+}
+
+fn yield_now() {
+    #[cfg(keel_loom)]
+    keel_core::sync::spin_loop();
+    #[cfg(not(keel_loom))]
+    std::thread::yield_now();
+}
+
+/// The blocking acquire on one name's slot: tries, spins, then parks in the name's queue
+/// until a release wakes it or hands it the lock, the holder's lease runs out, or `wait`
+/// passes, all judged on `clock`.
+#[inline]
+pub(crate) fn acquire_blocking_on<C: Clock>(
+    clock: &C,
+    slot: &Slot,
+    name: &LeaseName,
+    ttl: Duration,
+    wait: Duration,
+) -> Result<Lease, LockError> {
+    let (start, expires_at) = expiry_from(clock.recent(), ttl)?;
+    match slot.try_acquire(start, expires_at) {
+        Attempt::Granted(token) => Ok(grant(name, token, expires_at, ttl)),
+        Attempt::Exhausted => Err(exhausted(name)),
+        Attempt::HeldUntil(..) => wait_on(clock, slot, name, ttl, wait, start),
+    }
+}
+
+/// The held case of [`acquire_blocking_on`], kept out of line so the uncontended grant
+/// stays small enough to inline.
+#[inline(never)]
+fn wait_on<C: Clock>(
+    clock: &C,
+    slot: &Slot,
+    name: &LeaseName,
+    ttl: Duration,
+    wait: Duration,
+    start: Instant,
+) -> Result<Lease, LockError> {
+    let busy = |now: Instant| LockError::Busy {
+        name: name.to_shared(),
+        waited: now - start,
+    };
+    if wait.is_zero() {
+        return Err(busy(start));
+    }
+    let deadline = start.saturating_add(wait);
+    let parker = std::sync::Arc::new(Parker::default());
+    let waker = Waker::from(parker.clone());
+    // Leaves the queue (or passes on what it was given) however this returns.
+    let mut waiting = Waiting {
+        slot,
+        clock,
+        id: None,
+    };
+    loop {
+        if let Some(done) = spin(clock, slot, name, ttl) {
+            return done;
+        }
+        let now = clock.now();
+        let expires_at = now.checked_add(ttl).ok_or(LockError::InvalidTtl { ttl })?;
+        let asker = Asker {
+            id: waiting.id,
+            waker: Some(&waker),
+            unfair: true,
+        };
+        let held_until = match slot.attempt(now, expires_at, asker) {
+            Attempt::Granted(token) => {
+                waiting.id = None;
+                return Ok(grant(name, token, expires_at, ttl));
+            }
+            Attempt::Exhausted => return Err(exhausted(name)),
+            Attempt::HeldUntil(until, id) => {
+                waiting.id = id;
+                until
+            }
+        };
+        if now >= deadline {
+            return Err(busy(now));
+        }
+        // Woken by a release, or at the holder's expiry or our limit, read on `clock`.
+        parker.park((held_until.min(deadline) - now).min(RECHECK));
+    }
+}
