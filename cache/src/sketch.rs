@@ -15,6 +15,8 @@ pub(crate) struct Sketch {
     block_mask: u64,
     additions: AtomicU32,
     sample: u32,
+    /// Whether the counters have been halved at least once (see [`Sketch::halved`]).
+    halved: bool,
 }
 
 /// From this many entries a shard's sketch has a word per two entries: 4 bytes per entry
@@ -35,6 +37,7 @@ impl Sketch {
             block_mask: (words / 8) as u64 - 1,
             additions: AtomicU32::new(0),
             sample: Self::sample_for(capacity),
+            halved: false,
         }
     }
 
@@ -156,8 +159,9 @@ impl Sketch {
         self.additions.store(n + 1, Ordering::Relaxed);
     }
 
-    /// Halves every counter (run under the shard's write lock).
-    pub(crate) fn reset(&self) {
+    /// Halves every counter once enough increments were recorded (under the shard's write
+    /// lock).
+    pub(crate) fn reset(&mut self) {
         if self.additions.load(Ordering::Relaxed) < self.sample {
             return;
         }
@@ -166,6 +170,14 @@ impl Sketch {
             w.store((v >> 1) & RESET_MASK, Ordering::Relaxed);
         }
         self.additions.store(self.sample / 2, Ordering::Relaxed);
+        self.halved = true;
+    }
+
+    /// Whether the counters have been halved. From then on two keys asked for equally often
+    /// may differ by one count: one asked for since the halving leads one asked for just
+    /// before it (halving drops the low bit, and only the first has counted again).
+    pub(crate) fn halved(&self) -> bool {
+        self.halved
     }
 }
 
@@ -201,7 +213,7 @@ mod tests {
 
     #[test]
     fn counts_saturate_and_fade() {
-        let s = Sketch::new(64);
+        let mut s = Sketch::new(64);
         for _ in 0..3 {
             s.increment(42, false);
         }
@@ -216,7 +228,9 @@ mod tests {
             due |= s.increment(k.wrapping_mul(0x1234_5678_9abc_def1), false);
         }
         assert!(due);
+        assert!(!s.halved());
         s.reset();
+        assert!(s.halved());
         assert!(s.estimate(42) < 15);
     }
 
