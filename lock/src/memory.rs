@@ -360,19 +360,7 @@ impl<C: Clock> InMemoryLockService<C> {
         ttl: Duration,
         wait: Duration,
     ) -> Result<Lease, LockError> {
-        check_name(name)?;
-        let (now, expires_at) = self.grant_expiry(ttl)?;
-        let hash = self.hash(name.as_bytes());
-        // One try under the table's lock; the slot is taken out of the table only to wait.
-        let tried =
-            lock(&self.shard(hash).table).with_entry(hash, name, now, |named| {
-                match named.slot.try_acquire(now, expires_at) {
-                    Attempt::Granted(token) => Ok(Ok(grant(&named.name, token, expires_at, ttl))),
-                    Attempt::Exhausted => Err(exhausted(&named.name)),
-                    Attempt::HeldUntil(..) => Ok(Err((named.name.clone(), named.slot.clone()))),
-                }
-            })?;
-        match tried {
+        match self.try_or_wait_on(name, ttl)? {
             Ok(lease) => Ok(lease),
             Err((name, slot)) => acquire_blocking_on(&self.inner.clock, &slot, &name, ttl, wait),
         }
@@ -508,6 +496,25 @@ impl<C: Clock> InMemoryLockService<C> {
     /// The exact reading, and the expiry of a lease for `ttl` from it.
     fn expiry(&self, ttl: Duration) -> Result<(Instant, Instant), LockError> {
         expiry_from(self.inner.clock.now(), ttl)
+    }
+
+    /// One try under the table's lock: a lease, or the name and slot to wait on (the slot is
+    /// taken out of the table only to wait).
+    fn try_or_wait_on(
+        &self,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Result<Lease, (LeaseName, Arc<Slot>)>, LockError> {
+        check_name(name)?;
+        let (now, expires_at) = self.grant_expiry(ttl)?;
+        let hash = self.hash(name.as_bytes());
+        lock(&self.shard(hash).table).with_entry(hash, name, now, |named| {
+            match named.slot.try_acquire(now, expires_at) {
+                Attempt::Granted(token) => Ok(Ok(grant(&named.name, token, expires_at, ttl))),
+                Attempt::Exhausted => Err(exhausted(&named.name)),
+                Attempt::HeldUntil(..) => Ok(Err((named.name.clone(), named.slot.clone()))),
+            }
+        })
     }
 
     /// A grant's reading and expiry, from [`Clock::recent`], which may trail the exact
@@ -675,19 +682,7 @@ impl<C: Clock> LockService for InMemoryLockService<C> {
     }
 
     async fn acquire(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
-        check_name(name)?;
-        let (now, expires_at) = self.grant_expiry(ttl)?;
-        let hash = self.hash(name.as_bytes());
-        // One try under the table's lock; the slot is taken out of the table only to wait.
-        let tried =
-            lock(&self.shard(hash).table).with_entry(hash, name, now, |named| {
-                match named.slot.try_acquire(now, expires_at) {
-                    Attempt::Granted(token) => Ok(Ok(grant(&named.name, token, expires_at, ttl))),
-                    Attempt::Exhausted => Err(exhausted(&named.name)),
-                    Attempt::HeldUntil(..) => Ok(Err((named.name.clone(), named.slot.clone()))),
-                }
-            })?;
-        match tried {
+        match self.try_or_wait_on(name, ttl)? {
             Ok(lease) => Ok(lease),
             Err((name, slot)) => acquire_on(&self.inner.clock, &slot, &name, ttl, wait).await,
         }
