@@ -797,11 +797,18 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_insert(&self, key: K, value: V) -> Result<(), InsertError> {
+        let hash = self.hasher.hash_one(&key);
+        self.try_insert_hashed(hash, key, value)
+    }
+
+    /// [`try_insert`](Cache::try_insert) of a key whose [`hash_key`](Cache::hash_key) the
+    /// caller has already computed (write-back and write-through need it first).
+    pub(crate) fn try_insert_hashed(&self, hash: u64, key: K, value: V) -> Result<(), InsertError> {
         let deadline = match self.ttl {
             Some(ttl) => self.clock.now().as_nanos().saturating_add(ttl),
             None => NEVER,
         };
-        self.insert_at(key, value, deadline)
+        self.insert_at(hash, key, value, deadline)
     }
 
     /// Inserts `key` expiring `ttl` from now (or at the cache's time-to-live or idle
@@ -838,10 +845,11 @@ where
         if let Some(cache_ttl) = self.ttl {
             deadline = deadline.min(now.saturating_add(cache_ttl));
         }
-        self.insert_at(key, value, deadline)
+        let hash = self.hasher.hash_one(&key);
+        self.insert_at(hash, key, value, deadline)
     }
 
-    fn insert_at(&self, key: K, value: V, deadline: u64) -> Result<(), InsertError> {
+    fn insert_at(&self, hash: u64, key: K, value: V, deadline: u64) -> Result<(), InsertError> {
         let weight = match &self.weigher {
             Some(w) => {
                 let weight = w(&key, &value);
@@ -858,7 +866,7 @@ where
             }
             None => 1,
         };
-        let hash = self.hasher.hash_one(&key);
+        debug_assert_eq!(hash, self.hasher.hash_one(&key));
         let now = self.now();
         let hash_of = |k: &K| self.hasher.hash_one(k);
         let mut removed = Removed::new(self.listener.is_some());

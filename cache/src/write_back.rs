@@ -1013,7 +1013,7 @@ where
         match shared
             .dirty
             .insert(hash, key, value, shared.max_dirty, |k, v| {
-                shared.cache.insert(k, v)
+                let _ = shared.cache.try_insert_hashed(hash, k, v);
             }) {
             Marked::Fresh(len) => {
                 shared.written(len);

@@ -119,7 +119,8 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn insert(&self, key: K, value: V) -> Result<(), St::Error> {
-        let stripe = self.cache.hash_key(&key) as usize % KEY_LOCKS;
+        let hash = self.cache.hash_key(&key);
+        let stripe = hash as usize % KEY_LOCKS;
         let _writing_key = self.key_locks[stripe].lock();
         // Declared after the key lock, so it runs (if armed) while the lock is still held.
         let invalidate = InvalidateOnUnwind {
@@ -131,7 +132,7 @@ where
         invalidate.disarm();
         match written {
             Ok(()) => {
-                self.cache.insert(key, value);
+                let _ = self.cache.try_insert_hashed(hash, key, value);
                 Ok(())
             }
             Err(e) => {
