@@ -150,9 +150,8 @@ fn hold() {
 #[test]
 fn leader_killed() -> Result {
     contend_during(|cluster| {
-        let old = cluster.kill_leader()?;
+        cluster.kill_leader()?;
         hold();
-        let _ = old;
         Ok(())
     })?;
     Ok(())
@@ -161,10 +160,9 @@ fn leader_killed() -> Result {
 #[test]
 fn leader_paused() -> Result {
     contend_during(|cluster| {
-        let old = cluster.leader()?;
-        cluster.pause_leader()?;
+        let paused = cluster.pause_leader()?.old;
         hold();
-        cluster.resume(old)?;
+        cluster.resume(paused)?;
         cluster.wait_until_healthy()
     })?;
     Ok(())

@@ -386,6 +386,26 @@ impl EtcdMember {
     }
 }
 
+/// The members a leader change went between: from
+/// [`kill_leader`](EtcdCluster::kill_leader) and [`pause_leader`](EtcdCluster::pause_leader).
+///
+/// ```
+/// use keel_testkit::{EtcdCluster, LeaderChange};
+///
+/// let mut cluster = EtcdCluster::start()?;
+/// let LeaderChange { old, new } = cluster.pause_leader()?;
+/// assert!(cluster.member(old)?.is_paused());
+/// assert_ne!(new, old);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderChange {
+    /// The member that led, now killed or paused.
+    pub old: usize,
+    /// The member the others elected in its place.
+    pub new: usize,
+}
+
 /// A real etcd cluster on `127.0.0.1`, each member in its own data directory, all killed on
 /// drop.
 ///
@@ -399,12 +419,11 @@ impl EtcdMember {
 /// # Example
 ///
 /// ```
-/// use keel_testkit::EtcdCluster;
+/// use keel_testkit::{EtcdCluster, LeaderChange};
 ///
 /// let mut cluster = EtcdCluster::start()?;
 /// assert_eq!(cluster.endpoints().len(), 3);
-/// let old = cluster.leader()?;
-/// let new = cluster.kill_leader()?; // the two others elect one of themselves
+/// let LeaderChange { old, new } = cluster.kill_leader()?; // the two others elect one
 /// assert_ne!(new, old);
 /// cluster.restart(old)?; // rejoins from its data directory
 /// cluster.wait_until_healthy()?;
@@ -679,7 +698,9 @@ impl EtcdCluster {
         self.members[index].spawn()
     }
 
-    /// Kills the leader and waits until the others elect a new one; returns its index.
+    /// Kills the leader and waits until the others elect a new one; returns both indexes
+    /// (read the killed one from here, not from an earlier [`leader`](EtcdCluster::leader):
+    /// leadership may move between the two calls).
     ///
     /// # Errors
     ///
@@ -692,19 +713,20 @@ impl EtcdCluster {
     /// use keel_testkit::EtcdCluster;
     ///
     /// let mut cluster = EtcdCluster::start()?;
-    /// let old = cluster.leader()?;
-    /// let new = cluster.kill_leader()?;
-    /// assert_ne!(old, new);
+    /// let change = cluster.kill_leader()?;
+    /// assert_ne!(change.old, change.new);
+    /// assert!(!cluster.member(change.old)?.is_running());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn kill_leader(&mut self) -> Result<usize, TestkitError> {
+    pub fn kill_leader(&mut self) -> Result<LeaderChange, TestkitError> {
         let old = self.leader()?;
         self.kill(old)?;
-        self.wait_for_new_leader(old)
+        let new = self.wait_for_new_leader(old)?;
+        Ok(LeaderChange { old, new })
     }
 
-    /// Pauses the leader and waits until the others elect a new one; returns its index. The
-    /// old leader stays paused until [`resume`](EtcdCluster::resume).
+    /// Pauses the leader and waits until the others elect a new one; returns both indexes.
+    /// The old leader stays paused until [`resume`](EtcdCluster::resume).
     ///
     /// # Errors
     ///
@@ -714,24 +736,25 @@ impl EtcdCluster {
     /// # Example
     ///
     /// ```
-    /// use keel_testkit::EtcdCluster;
+    /// use keel_testkit::{EtcdCluster, LeaderChange};
     ///
     /// let mut cluster = EtcdCluster::start()?;
-    /// let old = cluster.leader()?;
-    /// let led_in = cluster.member(old)?.raft_term()?;
-    /// let new = cluster.pause_leader()?;
+    /// let LeaderChange { old, new } = cluster.pause_leader()?;
     /// assert_ne!(old, new);
+    /// // The new leader was elected in a later term than any `old` saw while it led.
+    /// let replaced_in = cluster.member(new)?.raft_term()?;
     /// cluster.resume(old)?; // steps down: it sees a higher term
     /// cluster.wait_until_healthy()?;
     /// // Which member leads now is not certain (a loaded machine can start another
     /// // election), but `old` has left the term it led in.
-    /// assert!(cluster.member(old)?.raft_term()? > led_in);
+    /// assert!(cluster.member(old)?.raft_term()? >= replaced_in);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn pause_leader(&mut self) -> Result<usize, TestkitError> {
+    pub fn pause_leader(&mut self) -> Result<LeaderChange, TestkitError> {
         let old = self.leader()?;
         self.pause(old)?;
-        self.wait_for_new_leader(old)
+        let new = self.wait_for_new_leader(old)?;
+        Ok(LeaderChange { old, new })
     }
 
     /// Waits until every running, unpaused member names the same leader, which is itself

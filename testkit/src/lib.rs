@@ -71,7 +71,7 @@ mod resp;
 
 pub use counting_allocator::CountingAllocator;
 pub use error::TestkitError;
-pub use etcd_cluster::{EtcdCluster, EtcdClusterBuilder, EtcdMember};
+pub use etcd_cluster::{EtcdCluster, EtcdClusterBuilder, EtcdMember, LeaderChange};
 pub use fault_proxy::{Direction, FaultProxy};
 pub use proxied_redis::{Deployment, ProxiedRedis};
 pub use redis_cluster::{RedisCluster, RedisClusterBuilder};

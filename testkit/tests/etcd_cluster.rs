@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use etcd_client::Client;
-use keel_testkit::{EtcdCluster, TestkitError};
+use keel_testkit::{EtcdCluster, LeaderChange, TestkitError};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -38,8 +38,7 @@ fn writes_survive_a_killed_leader_and_a_restarted_member() -> Result {
     let first_revision = first.header().map(|h| h.revision()).unwrap_or_default();
 
     let started = Instant::now();
-    let old = cluster.leader()?;
-    let new = cluster.kill_leader()?;
+    let LeaderChange { old, new } = cluster.kill_leader()?;
     eprintln!("etcd leader change in {:?}", started.elapsed());
     assert_ne!(old, new);
 
@@ -89,9 +88,8 @@ fn writes_survive_a_killed_leader_and_a_restarted_member() -> Result {
 #[test]
 fn a_paused_leader_is_replaced_and_steps_down_on_resume() -> Result {
     let mut cluster = EtcdCluster::start()?;
-    let old = cluster.leader()?;
-    let led_in = cluster.member(old)?.raft_term()?;
-    let new = cluster.pause_leader()?;
+    let led_in = cluster.member(cluster.leader()?)?.raft_term()?;
+    let LeaderChange { old, new } = cluster.pause_leader()?;
     assert_ne!(old, new);
     assert!(cluster.member(old)?.is_paused());
     // The new leader was elected in a later term, while `old` was frozen.
