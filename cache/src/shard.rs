@@ -228,12 +228,6 @@ pub(crate) struct Shard<K, V> {
     /// Next slab index the incremental expiry sweep looks at.
     sweep_cursor: usize,
     pub(crate) evictions: u64,
-    /// Re-admissions left in this lap, and the lap clock's reading when it started
-    /// (experiment).
-    ra_left: u64,
-    ra_mark: u64,
-    ra_done: u64,
-    ra_asked: u64,
 }
 
 /// What happened to a lookup.
@@ -278,10 +272,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             weighted: config.weighted,
             sweep_cursor: 0,
             evictions: 0,
-            ra_left: 0,
-            ra_mark: 0,
-            ra_done: 0,
-            ra_asked: 0,
         }
     }
 
@@ -411,16 +401,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if let Some((from, since)) = back {
                 self.adapt(from, since);
             }
-            let mut list = if back.is_some_and(|(from, _)| from == SMALL)
+            let list = if back.is_some_and(|(from, _)| from == SMALL)
                 && self.ghost_admits(hash, hash_of)
             {
                 MAIN
             } else {
                 SMALL
             };
-            if list == SMALL && back.is_some_and(|(from, _)| from == SMALL) && self.readmit(hash) {
-                list = MAIN;
-            }
             self.push_front(list, i);
             if list == SMALL && back.is_some_and(|(from, _)| from == SMALL) {
                 // Back from the ghost but not let past the small queue: one more read there
@@ -621,49 +608,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.evict(t, now, hash_of, out);
             }
         }
-    }
-
-    /// Experiment: whether a key back from the small queue's ghost that the sketch turned
-    /// away goes to main anyway (bounded per lap).
-    fn readmit(&mut self, hash: u64) -> bool {
-        use crate::knobs::knob;
-        if knob("KEEL_RA", 0) == 0 {
-            return false;
-        }
-        match knob("KEEL_RA_BIG", 0) {
-            1 if self.capacity < GHOST_CHECKED_BELOW => return false,
-            2 if self.capacity >= GHOST_CHECKED_BELOW => return false,
-            _ => {}
-        }
-        if self.lists[MAIN as usize].tail == NIL {
-            return false;
-        }
-        let minc = knob("KEEL_RA_MINC", 0);
-        if i64::from(self.sketch.estimate(hash)) < minc {
-            return false;
-        }
-        self.ra_asked += 1;
-        let lap_mode = knob("KEEL_RA_LAP", 0);
-        let clock = match lap_mode {
-            1 => self.sketch.halvings,
-            2 => u64::from(self.ghost.evicted[MAIN as usize]),
-            _ => self.evictions,
-        };
-        let lap = if lap_mode == 1 {
-            1
-        } else {
-            (self.capacity * knob("KEEL_RA_LAPX", 1000) as u64 / 1000).max(1)
-        };
-        if clock.wrapping_sub(self.ra_mark) >= lap || self.ra_asked == 1 {
-            self.ra_mark = clock;
-            self.ra_left = (self.capacity * knob("KEEL_RA_K", 50) as u64 / 1000).max(1);
-        }
-        if self.ra_left == 0 {
-            return false;
-        }
-        self.ra_left -= 1;
-        self.ra_done += 1;
-        true
     }
 
     /// Whether a key back from the ghost may skip the small queue. It must also be asked
@@ -906,23 +850,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if !self.expired(i as u32, now) {
                 f(&n.key, &n.value);
             }
-        }
-    }
-}
-
-impl<K, V> Drop for Shard<K, V> {
-    fn drop(&mut self) {
-        if crate::knobs::knob("KEEL_DEBUG", 0) != 0 && self.capacity >= 20 {
-            eprintln!(
-                "shard cap {} small_max {} small {} main {} evictions {} readmit asked {} done {}",
-                self.capacity,
-                self.small_max,
-                self.lists[SMALL as usize].weight,
-                self.lists[MAIN as usize].weight,
-                self.evictions,
-                self.ra_asked,
-                self.ra_done
-            );
         }
     }
 }

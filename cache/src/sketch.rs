@@ -17,8 +17,6 @@ pub(crate) struct Sketch {
     sample: u32,
     /// Whether the counters have been halved at least once (see [`Sketch::halved`]).
     halved: bool,
-    /// Halvings so far (experiment).
-    pub(crate) halvings: u64,
 }
 
 /// From this many entries a shard's sketch has a word per two entries: 4 bytes per entry
@@ -40,7 +38,6 @@ impl Sketch {
             additions: AtomicU32::new(0),
             sample: Self::sample_for(capacity),
             halved: false,
-            halvings: 0,
         }
     }
 
@@ -174,7 +171,6 @@ impl Sketch {
         }
         self.additions.store(self.sample / 2, Ordering::Relaxed);
         self.halved = true;
-        self.halvings += 1;
     }
 
     /// Whether the counters have been halved. From then on two keys asked for equally often
