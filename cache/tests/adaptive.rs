@@ -69,12 +69,30 @@ fn a_loop_does_not_churn_after_the_sketch_halves() {
     // The same loop over 64 hash seeds. After each halving of the sketch, a key just asked
     // for leads by one count the key due next, which was last counted before the halving;
     // admitting on that lead made every newcomer displace the next key due, for a lap after
-    // each halving: 25 of these seeds missed 8,679 to 8,702 times (26%). A seed whose small
-    // queue never shrinks to nothing misses 4 a lap (4,029).
+    // each halving: 25 of these seeds missed 8,679 to 8,702 times (26%). (How many a lap it
+    // misses after that: `a_tiny_loop_keeps_no_slot_for_the_newcomer_it_refuses`.)
     for seed in 1..=64 {
         let misses = misses(30, seed, (0..33_000).map(|i| i % 33));
         assert!(
             (3_000..=4_100).contains(&misses),
+            "seed {seed}: {misses} misses, 3,000 the least possible"
+        );
+    }
+}
+
+#[test]
+fn a_tiny_loop_keeps_no_slot_for_the_newcomer_it_refuses() {
+    // The same loop over the same seeds. At 7 of them the small queue kept one of the 30
+    // entries for the newcomer about to be refused, and 4 keys a lap missed (4,029 misses):
+    // each newcomer back from the small queue's ghost lost to main's victim by the sketch, so
+    // main evicted nothing and its ghost never voted the small queue down. Main now takes a
+    // few such keys in anyway (a tenth of the shard per lap of main's evictions), and every
+    // seed misses 3,092-3,153; the first laps cost the other seeds 52-113 misses more
+    // than the 3,040-3,045 they reached before.
+    for seed in 1..=64 {
+        let misses = misses(30, seed, (0..33_000).map(|i| i % 33));
+        assert!(
+            (3_000..3_300).contains(&misses),
             "seed {seed}: {misses} misses, 3,000 the least possible"
         );
     }
