@@ -642,10 +642,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// Whether a key back from the small queue's ghost that [`Shard::ghost_admits`] turned
     /// away goes to main anyway: at most 1/[`READMIT_SHARE`] of the shard's capacity (with a
-    /// weigher, of the entries it holds) per lap of main (that many evictions from main). When a working set moves on, the
-    /// keys that left it keep their sketch counts and turn newcomers away until the sketch
-    /// halves, where LRU just takes them; in a loop main evicts little, so the laps, and the
-    /// keys let in, come slowly.
+    /// weigher, of the entries it holds) per lap of main (that many evictions from main).
+    /// When a working set moves on, the keys that left it keep their sketch counts and turn
+    /// newcomers away until the sketch halves, where LRU just takes them; in a loop main
+    /// evicts little, so the laps, and the keys let in, come slowly.
     fn readmit(&mut self) -> bool {
         let held = if self.weighted {
             self.nodes.len() as u64
