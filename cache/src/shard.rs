@@ -81,9 +81,6 @@ const HITS_SHIFT: u32 = 29;
 /// outcounted a frequent newcomer, and has not been read since.
 const MARK: u32 = 1 << 31;
 
-/// Experiment: a bit of [`Node::prev`]: read in main since it entered main.
-const SEEN: u32 = 1 << 30;
-
 /// The most entries one shard holds: node indexes take 28 bits of the link word.
 pub(crate) const MAX_SHARD_ENTRIES: u64 = NEXT_MASK as u64 - 1;
 
@@ -108,7 +105,7 @@ impl<K, V> Node<K, V> {
 
     #[inline]
     fn set_prev(&mut self, prev: u32) {
-        self.prev = (self.prev & !NEXT_MASK) | (prev & NEXT_MASK);
+        self.prev = (self.prev & MARK) | (prev & NEXT_MASK);
     }
 
     #[inline]
@@ -119,16 +116,6 @@ impl<K, V> Node<K, V> {
     #[inline]
     fn set_marked(&mut self, marked: bool) {
         self.prev = (self.prev & !MARK) | if marked { MARK } else { 0 };
-    }
-
-    #[inline]
-    fn seen(&self) -> bool {
-        self.prev & SEEN != 0
-    }
-
-    #[inline]
-    fn set_seen(&mut self, seen: bool) {
-        self.prev = (self.prev & !SEEN) | if seen { SEEN } else { 0 };
     }
 
     #[inline]
@@ -241,25 +228,6 @@ pub(crate) struct Shard<K, V> {
     /// Next slab index the incremental expiry sweep looks at.
     sweep_cursor: usize,
     pub(crate) evictions: u64,
-    dbg: [u64; 16],
-    mh_ctr: u64,
-    mh_ctr2: u64,
-    stale_ema: u32,
-    stale_hits: u64,
-    tail_seen: u32,
-    tail_refusals: u64,
-}
-
-impl<K, V> Drop for Shard<K, V> {
-    fn drop(&mut self) {
-        if crate::knobs::knob("KEEL_DEBUG", 0) > 0 && self.dbg[0] > 0 {
-            let d = &self.dbg;
-            eprintln!(
-                "cap {} small_max {} avg_small {:.1} | ins {} gS in/late {}/{} gM in/late {}/{} | refuse c3 {} all {} admit {} rpromo {} | mev {} unread {} handhit {} gadmit {} ema {} gMin_seen {} stale {}",
-                self.capacity, self.small_max, d[13] as f64 / d[0] as f64, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[14] / d[0], d[15], self.stale_hits
-            );
-        }
-    }
 }
 
 /// What happened to a lookup.
@@ -304,13 +272,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             weighted: config.weighted,
             sweep_cursor: 0,
             evictions: 0,
-            dbg: [0; 16],
-            mh_ctr: 0,
-            mh_ctr2: 0,
-            stale_ema: crate::knobs::knob("KEEL_MH_E0", 0) as u32,
-            stale_hits: 0,
-            tail_seen: NIL,
-            tail_refusals: 0,
         }
     }
 
@@ -433,9 +394,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.weights.push(weight);
             }
             self.grow_sketch();
-            self.dbg[0] += 1;
-            self.dbg[13] += self.small_max;
-            self.dbg[14] += u64::from(self.stale_ema);
             // A key dropped from the small queue lately and asked for again skips it (one
             // evicted from main goes through it again: measured, skipping it too cost 1.6
             // points on arc-p6 at 10%). Either moves the boundary toward the list it left.
@@ -450,9 +408,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             } else {
                 SMALL
             };
-            if list == MAIN {
-                self.dbg[12] += 1;
-            }
             self.push_front(list, i);
             if list == SMALL && back.is_some_and(|(from, _)| from == SMALL) {
                 // Back from the ghost but not let past the small queue: one more read there
@@ -609,15 +564,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if read || main.weight + self.small_max < self.capacity {
                 // Read twice while small, or main has room (so a loop longer than the cache
                 // still keeps a stable set): promote.
-                if read {
-                    self.dbg[8] += 1;
-                }
-                self.nodes[t as usize].set_seen(false);
                 self.move_to_front(MAIN, t);
                 continue;
             }
             let t_hash = hash_of(&self.nodes[t as usize].key);
-            self.ghost.insert(t_hash, SMALL, false);
+            self.ghost.insert(t_hash, SMALL);
             let victim = self.main_victim();
             if victim == NIL {
                 self.evict(t, now, hash_of, out);
@@ -637,50 +588,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let stale = c >= ADMIT_MIN
                 && self.nodes[victim as usize].marked()
                 && self.capacity >= GHOST_CHECKED_BELOW;
-            let lead = u8::from(
-                self.sketch.halved()
-                    && !(crate::knobs::knob("KEEL_MH", 0) == 4
-                        && self.stale_ema >= crate::knobs::knob("KEEL_MH_T", 512) as u32),
-            );
-            if stale || (c >= ADMIT_MIN && c > v + lead) {
-                if stale && !(c > v + lead) {
-                    self.dbg[4] += 0;
-                    self.mh_ctr2 += 0;
-                    self.dbg[12] += 0;
-                    self.stale_hits += 1;
-                    if matches!(crate::knobs::knob("KEEL_MH", 0), 10 | 12) {
-                        for _ in 0..crate::knobs::knob("KEEL_MH_STEP", 1) {
-                            self.nudge_small(true);
-                        }
-                    }
-                }
+            if stale || (c >= ADMIT_MIN && c > v + u8::from(self.sketch.halved())) {
                 self.evict(victim, now, hash_of, out);
                 // The eviction may have moved `t` in the slab: read it again from the list.
                 let t = self.lists[SMALL as usize].tail;
-                self.dbg[7] += 1;
-                self.nodes[t as usize].set_seen(false);
                 self.move_to_front(MAIN, t);
             } else {
-                self.dbg[6] += 1;
-                if c >= ADMIT_MIN {
-                    self.dbg[5] += 1;
-                }
-                let mh = crate::knobs::knob("KEEL_MH", 0);
-                if (mh == 12 || mh == 13)
-                    && c >= crate::knobs::knob("KEEL_MH_C", 3) as u8
-                    && (mh == 13 || self.capacity < GHOST_CHECKED_BELOW)
-                {
-                    if self.tail_seen == victim {
-                        self.tail_refusals += 1;
-                    } else {
-                        self.tail_seen = victim;
-                        self.tail_refusals = 1;
-                    }
-                    if self.tail_refusals == crate::knobs::knob("KEEL_MH_K", 2) as u64 {
-                        self.stale_hits += 1;
-                        self.nudge_small(true);
-                    }
-                }
                 if c >= ADMIT_MIN && v > c && self.capacity >= GHOST_CHECKED_BELOW {
                     // The victim outcounts a newcomer that was itself asked for often: it
                     // goes around again as if read, so the next newcomer meets main's next
@@ -720,49 +633,19 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// ghosts so the read path pays nothing). The share stays between one entry and all
     /// but a tenth of the shard.
     fn adapt(&mut self, from: u8, since: u32) {
-        let fix = crate::knobs::knob("KEEL_FIX_SMALL", -1);
-        if fix >= 0 {
-            self.small_max = (self.capacity * fix as u64 / 1000).min(self.small_top);
-            return;
-        }
         // A key back from the small queue counts if it left within half the queue's length,
         // one back from main within the whole: measured, counting both within the whole
         // queue grew it too far on Zipf 0.8 at 1% (+4.8 points) and arc-oltp at 1% (+3.7).
         // Either window is at least 1/`VOTE_WINDOW_FLOOR` of the shard: windows that scale
         // only with the small queue shrink with it, so a queue voted down to a few entries
         // no longer heard the keys it turned away come back, and stayed there.
-        let mh = crate::knobs::knob("KEEL_MH", 0);
-        let stale = self.stale_ema >= crate::knobs::knob("KEEL_MH_T", 512) as u32;
         let window = if from == MAIN {
             self.small_max
         } else {
             self.small_max / 2
         }
         .max(self.capacity / VOTE_WINDOW_FLOOR);
-        let late = u64::from(since) >= window.max(1);
-        if from == MAIN && !late {
-            self.dbg[if self.ghost.flag { 15 } else { 2 }] += 0;
-            self.dbg[15] += u64::from(self.ghost.flag);
-            if (mh == 6 && !self.ghost.flag) || (mh == 7 && self.ghost.flag) {
-                return;
-            }
-        }
-        if (mh == 5 || crate::knobs::knob("KEEL_MH5", 0) == 1) && late && from == SMALL && !stale
-            && match crate::knobs::knob("KEEL_MH5_BIG", 0) {
-                0 => true,
-                1 => self.capacity >= GHOST_CHECKED_BELOW,
-                _ => self.capacity < GHOST_CHECKED_BELOW,
-            }
-        {
-            self.nudge_small(true);
-            return;
-        }
-        self.dbg[if from == MAIN { 3 } else { 1 } + usize::from(late)] += 1;
-        if late && (mh == 3 || mh == 4) && from == SMALL && stale {
-            self.nudge_small(true);
-            return;
-        }
-        if late {
+        if u64::from(since) >= window.max(1) {
             return;
         }
         let unit = if self.weighted && !self.nodes.is_empty() {
@@ -777,23 +660,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 .max(self.small_floor(unit));
         } else {
             self.small_max = (self.small_max + unit).min(self.small_top);
-        }
-    }
-
-    /// Experiment: moves the boundary by one unit.
-    fn nudge_small(&mut self, grow: bool) {
-        let unit = if self.weighted && !self.nodes.is_empty() {
-            (self.weight() / self.nodes.len() as u64).max(1)
-        } else {
-            1
-        };
-        if grow {
-            self.small_max = (self.small_max + unit).min(self.small_top);
-        } else {
-            self.small_max = self
-                .small_max
-                .saturating_sub(unit)
-                .max(self.small_floor(unit));
         }
     }
 
@@ -824,14 +690,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
             self.nodes[t as usize].set_hits(h.min(3) - 1);
             self.nodes[t as usize].set_marked(false);
-            self.nodes[t as usize].set_seen(true);
-            self.dbg[11] += 1;
-            if crate::knobs::knob("KEEL_MH", 0) == 2 {
-                self.mh_ctr2 += 1;
-                if self.mh_ctr2 % crate::knobs::knob("KEEL_MH_M", 8) as u64 == 0 {
-                    self.nudge_small(false);
-                }
-            }
             self.move_to_front(MAIN, t);
         }
     }
@@ -849,24 +707,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         } else {
             self.evictions += 1;
             if self.nodes[i as usize].list() == MAIN {
-                self.dbg[9] += 1;
-                let unread = !self.nodes[i as usize].seen();
-                if unread {
-                    self.dbg[10] += 1;
-                }
-                let mh = crate::knobs::knob("KEEL_MH", 0);
-                if mh >= 1 || crate::knobs::knob("KEEL_MH5", 0) == 1 {
-                    let a = crate::knobs::knob("KEEL_MH_A", 32) as u32;
-                    let x = if unread { 1024 } else { 0 };
-                    self.stale_ema = self.stale_ema - self.stale_ema / a + x / a;
-                }
-                if (mh == 1 || mh == 2) && unread {
-                    self.mh_ctr += 1;
-                    if self.mh_ctr % crate::knobs::knob("KEEL_MH_N", 1) as u64 == 0 {
-                        self.nudge_small(true);
-                    }
-                }
-                self.ghost.insert(hash, MAIN, !unread);
+                self.ghost.insert(hash, MAIN);
             }
             RemovalCause::Size
         };
@@ -1027,10 +868,9 @@ struct Ghost {
     cap: usize,
     /// Evictions so far from the small queue and from main (31 bits, wrapping).
     evicted: [u32; 2],
-    flag: bool,
 }
 
-const SEQ_MASK: u32 = (1 << 30) - 1;
+const SEQ_MASK: u32 = (1 << 31) - 1;
 
 #[inline]
 fn ghost_key(hash: u64) -> u64 {
@@ -1050,16 +890,15 @@ impl Ghost {
             set: HashTable::new(),
             cap: cap.max(1),
             evicted: [0; 2],
-            flag: false,
         }
     }
 
     /// Remembers `hash` as evicted from `list`.
-    fn insert(&mut self, hash: u64, list: u8, flag: bool) {
+    fn insert(&mut self, hash: u64, list: u8) {
         let seq = self.evicted[list as usize];
         self.evicted[list as usize] = (seq + 1) & SEQ_MASK;
         let key = ghost_key(hash);
-        let entry = (key << 32) | (u64::from(list) << 31) | (u64::from(flag) << 30) | u64::from(seq);
+        let entry = (key << 32) | (u64::from(list) << 31) | u64::from(seq);
         match self.set.find_mut(ghost_slot(key), |&e| e >> 32 == key) {
             // Already remembered: the older ring slot stays, and forgets it a little early.
             Some(e) => *e = entry,
@@ -1087,7 +926,6 @@ impl Ghost {
             .ok()?;
         let (entry, _) = e.remove();
         let list = ((entry >> 31) & 1) as u8;
-        self.flag = (entry >> 30) & 1 == 1;
         let seq = (entry as u32) & SEQ_MASK;
         let since = self.evicted[list as usize].wrapping_sub(seq + 1) & SEQ_MASK;
         Some((list, since))
