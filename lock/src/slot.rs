@@ -42,7 +42,15 @@ pub(crate) const HANDOFF: Duration = Duration::from_millis(10);
 /// the next release hands it the lock: eventual fairness at a wake-up's cost.
 pub(crate) const UNFAIR_WAKES: u8 = 64;
 
+/// The next slot's id: ids are never reused in the process (a `u64` does not run out), so a
+/// lease's `granted_by` names one slot for good. A std atomic also under loom: it only hands
+/// out numbers.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 pub(crate) struct Slot {
+    /// This slot's id, never [`NOT_GRANTED_HERE`](crate::lease::NOT_GRANTED_HERE): the
+    /// `granted_by` of the leases it grants.
+    pub(crate) id: u64,
     /// `token << SHIFT | flags`; the token is the last one issued for the name.
     word: AtomicU64,
     /// When the word's token ends, in clock nanoseconds; meaningful while `HELD`.
@@ -103,6 +111,7 @@ impl Slot {
     /// A free slot whose first grant gets `floor + 1`.
     pub(crate) fn new(floor: u64) -> Slot {
         Slot {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             word: AtomicU64::new(floor.min(MAX_TOKEN) << SHIFT),
             expires_at: AtomicU64::new(0),
             queue: Mutex::new(Queue::default()),
@@ -192,21 +201,25 @@ impl Slot {
     /// waiter, whose waker it returns (woken by the caller, outside every lock).
     #[inline]
     pub(crate) fn release(&self, token: u64, now: Instant) -> Result<Option<Waker>, ()> {
+        if self.release_fast(token, now) {
+            return Ok(None);
+        }
+        self.release_slow(token, now)
+    }
+
+    /// The uncontended release: ends the lease `token` when the word shows it held, nobody
+    /// waits and it is live at `now`; false leaves everything else (expired, taken over,
+    /// waiters, a slow path at work) to [`release`](Slot::release).
+    #[inline]
+    pub(crate) fn release_fast(&self, token: u64, now: Instant) -> bool {
         let word = self.word.load(Ordering::Acquire);
-        if word == token << SHIFT | HELD {
-            // The word's acquire load orders this read after the holder's publication.
-            if now >= Instant::from_nanos(self.expires_at.load(Ordering::Relaxed)) {
-                return Err(());
-            }
-            if self
+        // The word's acquire load orders the expiry's read after the holder's publication.
+        word == token << SHIFT | HELD
+            && now < Instant::from_nanos(self.expires_at.load(Ordering::Relaxed))
+            && self
                 .word
                 .compare_exchange(word, token << SHIFT, Ordering::Release, Ordering::Relaxed)
                 .is_ok()
-            {
-                return Ok(None);
-            }
-        }
-        self.release_slow(token, now)
     }
 
     fn release_slow(&self, token: u64, now: Instant) -> Result<Option<Waker>, ()> {
