@@ -8,7 +8,7 @@ use keel_core::sync::{Condvar, Mutex};
 use keel_core::{Clock, Instant};
 
 use crate::lease::LeaseName;
-use crate::memory::{Waiting, exhausted, expiry_from, grant};
+use crate::memory::{Waiting, exhausted, grant, try_once};
 use crate::slot::{Asker, Attempt, Slot};
 use crate::{Lease, LockError};
 
@@ -71,16 +71,10 @@ fn spin(
             yield_now();
         }
         let now = clock.recent();
-        if slot.looks_free(now) {
-            let (now, expires_at) = match expiry_from(now, ttl) {
-                Ok(expiry) => expiry,
-                Err(error) => return Some(Err(error)),
-            };
-            match slot.try_acquire(now, expires_at) {
-                Attempt::Granted(token) => return Some(Ok((token, expires_at))),
-                Attempt::Exhausted => return Some(Err(exhausted(name))),
-                Attempt::HeldUntil(..) => {}
-            }
+        if slot.looks_free(now)
+            && let Some(done) = try_once(slot, name, now, ttl).transpose()
+        {
+            return Some(done);
         }
     }
     None
@@ -104,12 +98,11 @@ pub(crate) fn acquire_blocking_on<C: Clock>(
     ttl: Duration,
     wait: Duration,
 ) -> Result<Lease, LockError> {
-    let (start, expires_at) = expiry_from(clock.recent(), ttl)?;
+    let start = clock.recent();
     // Both ways end in one lease built here, not a lease from each moved into one place.
-    let (token, expires_at) = match slot.try_acquire(start, expires_at) {
-        Attempt::Granted(token) => (token, expires_at),
-        Attempt::Exhausted => return Err(exhausted(name)),
-        Attempt::HeldUntil(..) => wait_on(clock, slot, name, ttl, wait, start)?,
+    let (token, expires_at) = match try_once(slot, name, start, ttl)? {
+        Some(granted) => granted,
+        None => wait_on(clock, slot, name, ttl, wait, start)?,
     };
     Ok(grant(name, slot, token, expires_at, ttl))
 }

@@ -201,25 +201,30 @@ impl Slot {
     /// waiter, whose waker it returns (woken by the caller, outside every lock).
     #[inline]
     pub(crate) fn release(&self, token: u64, now: Instant) -> Result<Option<Waker>, ()> {
-        if self.release_fast(token, now) {
-            return Ok(None);
+        match self.release_fast(token, || now) {
+            Some(true) => Ok(None),
+            Some(false) => Err(()),
+            None => self.release_slow(token, now),
         }
-        self.release_slow(token, now)
     }
 
-    /// The uncontended release: ends the lease `token` when the word shows it held, nobody
-    /// waits and it is live at `now`; false leaves everything else (expired, taken over,
-    /// waiters, a slow path at work) to [`release`](Slot::release).
+    /// The uncontended release: when the word shows the lease `token` held and nobody
+    /// waiting, frees it and says whether it was live at `now()`, read only after the word is
+    /// free so the clock stays out of the time the lock is held. An expired lease nobody took
+    /// over is free anyway; freeing it changes nothing anyone can see (the next grant gets the
+    /// next token either way). `None` leaves everything else (taken over, waiters, a slow
+    /// path at work) to [`release`](Slot::release).
     #[inline]
-    pub(crate) fn release_fast(&self, token: u64, now: Instant) -> bool {
-        let word = self.word.load(Ordering::Acquire);
-        // The word's acquire load orders the expiry's read after the holder's publication.
-        word == token << SHIFT | HELD
-            && now < Instant::from_nanos(self.expires_at.load(Ordering::Relaxed))
-            && self
-                .word
-                .compare_exchange(word, token << SHIFT, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
+    pub(crate) fn release_fast(&self, token: u64, now: impl FnOnce() -> Instant) -> Option<bool> {
+        // Read while the lease is still held: once the word is free, a grant may overwrite it.
+        // The release below keeps this read before it, so it sees no later grant's expiry;
+        // the holder's own grant or extend (or the hand-over of its lease) came before it.
+        let expires_at = self.expires_at.load(Ordering::Relaxed);
+        let held = token << SHIFT | HELD;
+        self.word
+            .compare_exchange(held, token << SHIFT, Ordering::Release, Ordering::Relaxed)
+            .ok()?;
+        Some(now() < Instant::from_nanos(expires_at))
     }
 
     fn release_slow(&self, token: u64, now: Instant) -> Result<Option<Waker>, ()> {
