@@ -564,8 +564,8 @@ pub(crate) fn expiry_from(now: Instant, ttl: Duration) -> Result<(Instant, Insta
 }
 
 /// One try on a slot at the reading `now`: the grant's token and expiry, or `None` while the
-/// lock is held. Every acquire on a slot starts with it (the blocking one also retries with
-/// it while spinning); each builds its lease from the grant.
+/// lock is held. A handle's `try_acquire_now` and the blocking acquire start with it (the
+/// latter also retries with it while spinning); each builds its lease from the grant.
 #[inline]
 pub(crate) fn try_once(
     slot: &Slot,
@@ -1004,7 +1004,7 @@ impl<C: Clock> LockHandle<C> {
     }
 
     /// [`release_now`](LockHandle::release_now) beyond its fast path: a lease to recognise
-    /// by name, an expired one, or waiters to hand over to.
+    /// by name, one released or taken over, or waiters to hand over to.
     #[inline(never)]
     fn release_checked(&self, lease: &Lease) -> Result<(), LockError> {
         if !self.is_mine(lease) {
