@@ -8,7 +8,7 @@ use keel_core::sync::{Condvar, Mutex};
 use keel_core::{Clock, Instant};
 
 use crate::lease::LeaseName;
-use crate::memory::{Waiting, exhausted, expiry_from, grant};
+use crate::memory::{Waiting, exhausted, grant, try_once};
 use crate::slot::{Asker, Attempt, Slot};
 use crate::{Lease, LockError};
 
@@ -52,13 +52,16 @@ impl Wake for Parker {
     }
 }
 
+/// A grant's token and expiry, the lease built from them once by the caller.
+type Granted = (u64, Instant);
+
 /// Spins on a read of the slot, trying only when it looks free: `None` when it stayed held.
 fn spin(
     clock: &impl Clock,
     slot: &Slot,
     name: &LeaseName,
     ttl: Duration,
-) -> Option<Result<Lease, LockError>> {
+) -> Option<Result<Granted, LockError>> {
     for round in 0..SPINS {
         if round < 3 {
             for _ in 0..2 << round {
@@ -68,16 +71,10 @@ fn spin(
             yield_now();
         }
         let now = clock.recent();
-        if slot.looks_free(now) {
-            let (now, expires_at) = match expiry_from(now, ttl) {
-                Ok(expiry) => expiry,
-                Err(error) => return Some(Err(error)),
-            };
-            match slot.try_acquire(now, expires_at) {
-                Attempt::Granted(token) => return Some(Ok(grant(name, token, expires_at, ttl))),
-                Attempt::Exhausted => return Some(Err(exhausted(name))),
-                Attempt::HeldUntil(..) => {}
-            }
+        if slot.looks_free(now)
+            && let Some(done) = try_once(slot, name, now, ttl).transpose()
+        {
+            return Some(done);
         }
     }
     None
@@ -101,12 +98,13 @@ pub(crate) fn acquire_blocking_on<C: Clock>(
     ttl: Duration,
     wait: Duration,
 ) -> Result<Lease, LockError> {
-    let (start, expires_at) = expiry_from(clock.recent(), ttl)?;
-    match slot.try_acquire(start, expires_at) {
-        Attempt::Granted(token) => Ok(grant(name, token, expires_at, ttl)),
-        Attempt::Exhausted => Err(exhausted(name)),
-        Attempt::HeldUntil(..) => wait_on(clock, slot, name, ttl, wait, start),
-    }
+    let start = clock.recent();
+    // Both ways end in one lease built here, not a lease from each moved into one place.
+    let (token, expires_at) = match try_once(slot, name, start, ttl)? {
+        Some(granted) => granted,
+        None => wait_on(clock, slot, name, ttl, wait, start)?,
+    };
+    Ok(grant(name, slot, token, expires_at, ttl))
 }
 
 /// The held case of [`acquire_blocking_on`], kept out of line so the uncontended grant
@@ -119,7 +117,7 @@ fn wait_on<C: Clock>(
     ttl: Duration,
     wait: Duration,
     start: Instant,
-) -> Result<Lease, LockError> {
+) -> Result<Granted, LockError> {
     let busy = |now: Instant| LockError::Busy {
         name: name.to_shared(),
         waited: now - start,
@@ -150,7 +148,7 @@ fn wait_on<C: Clock>(
         let held_until = match slot.attempt(now, expires_at, asker) {
             Attempt::Granted(token) => {
                 waiting.id = None;
-                return Ok(grant(name, token, expires_at, ttl));
+                return Ok((token, expires_at));
             }
             Attempt::Exhausted => return Err(exhausted(name)),
             Attempt::HeldUntil(until, id) => {

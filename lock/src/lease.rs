@@ -40,10 +40,17 @@ use crate::FencingToken;
 #[derive(Clone)]
 pub struct Lease {
     name: LeaseName,
+    /// The in-memory lock state that granted it ([`NOT_GRANTED_HERE`] for a lease of another
+    /// service or one built by [`Lease::new`]), so a release on that state knows the lease is
+    /// its own without comparing names, and a lease of another service is never taken for one.
+    granted_by: u64,
     token: FencingToken,
     expires_at: Instant,
     ttl: Duration,
 }
+
+/// The `granted_by` of a lease no in-memory lock state granted: its name decides whose it is.
+pub(crate) const NOT_GRANTED_HERE: u64 = 0;
 
 /// How long a name may be to live inside the lease itself.
 const INLINE: usize = 22;
@@ -122,6 +129,8 @@ impl LeaseName {
     }
 }
 
+// Who granted a lease is not part of it: a lease rebuilt with `Lease::new` from a granted
+// one's parts equals it.
 impl PartialEq for Lease {
     fn eq(&self, other: &Lease) -> bool {
         self.name.same(&other.name)
@@ -141,6 +150,10 @@ impl std::hash::Hash for Lease {
 impl Lease {
     /// Builds a lease. Services call this; a user gets leases from a service.
     ///
+    /// Unlike a lease [`InMemoryLockService`](crate::InMemoryLockService) grants, which
+    /// remembers the service's state for its name that granted it, a lease built here is
+    /// judged by its name and token alone. Equality is by name, token, expiry and TTL.
+    ///
     /// ```
     /// use keel_core::{Clock, ManualClock};
     /// use keel_lock::{FencingToken, Lease};
@@ -155,22 +168,36 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(name: Arc<str>, token: FencingToken, expires_at: Instant, ttl: Duration) -> Lease {
-        Lease::with_name(LeaseName::Shared(name), token, expires_at, ttl)
+        Lease::with_name(
+            LeaseName::Shared(name),
+            NOT_GRANTED_HERE,
+            token,
+            expires_at,
+            ttl,
+        )
     }
 
     #[inline]
     pub(crate) fn with_name(
         name: LeaseName,
+        granted_by: u64,
         token: FencingToken,
         expires_at: Instant,
         ttl: Duration,
     ) -> Lease {
         Lease {
             name,
+            granted_by,
             token,
             expires_at,
             ttl,
         }
+    }
+
+    /// The id of the in-memory lock state that granted it, or [`NOT_GRANTED_HERE`].
+    #[inline]
+    pub(crate) fn granted_by(&self) -> u64 {
+        self.granted_by
     }
 
     /// The name as the lease keeps it.
@@ -368,6 +395,7 @@ mod tests {
         let at = |name: LeaseName| {
             Lease::with_name(
                 name,
+                NOT_GRANTED_HERE,
                 FencingToken::new(1),
                 Instant::ZERO,
                 Duration::from_secs(1),

@@ -42,7 +42,15 @@ pub(crate) const HANDOFF: Duration = Duration::from_millis(10);
 /// the next release hands it the lock: eventual fairness at a wake-up's cost.
 pub(crate) const UNFAIR_WAKES: u8 = 64;
 
+/// The next slot's id: ids are never reused in the process (a `u64` does not run out), so a
+/// lease's `granted_by` names one slot for good. A std atomic also under loom: it only hands
+/// out numbers.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 pub(crate) struct Slot {
+    /// This slot's id, never [`NOT_GRANTED_HERE`](crate::lease::NOT_GRANTED_HERE): the
+    /// `granted_by` of the leases it grants.
+    pub(crate) id: u64,
     /// `token << SHIFT | flags`; the token is the last one issued for the name.
     word: AtomicU64,
     /// When the word's token ends, in clock nanoseconds; meaningful while `HELD`.
@@ -103,6 +111,7 @@ impl Slot {
     /// A free slot whose first grant gets `floor + 1`.
     pub(crate) fn new(floor: u64) -> Slot {
         Slot {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             word: AtomicU64::new(floor.min(MAX_TOKEN) << SHIFT),
             expires_at: AtomicU64::new(0),
             queue: Mutex::new(Queue::default()),
@@ -192,21 +201,30 @@ impl Slot {
     /// waiter, whose waker it returns (woken by the caller, outside every lock).
     #[inline]
     pub(crate) fn release(&self, token: u64, now: Instant) -> Result<Option<Waker>, ()> {
-        let word = self.word.load(Ordering::Acquire);
-        if word == token << SHIFT | HELD {
-            // The word's acquire load orders this read after the holder's publication.
-            if now >= Instant::from_nanos(self.expires_at.load(Ordering::Relaxed)) {
-                return Err(());
-            }
-            if self
-                .word
-                .compare_exchange(word, token << SHIFT, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Ok(None);
-            }
+        match self.release_fast(token, || now) {
+            Some(true) => Ok(None),
+            Some(false) => Err(()),
+            None => self.release_slow(token, now),
         }
-        self.release_slow(token, now)
+    }
+
+    /// The uncontended release: when the word shows the lease `token` held and nobody
+    /// waiting, frees it and says whether it was live at `now()`, read only after the word is
+    /// free so the clock stays out of the time the lock is held. An expired lease nobody took
+    /// over is free anyway; freeing it changes nothing anyone can see (the next grant gets the
+    /// next token either way). `None` leaves everything else (taken over, waiters, a slow
+    /// path at work) to [`release`](Slot::release).
+    #[inline]
+    pub(crate) fn release_fast(&self, token: u64, now: impl FnOnce() -> Instant) -> Option<bool> {
+        // Read while the lease is still held: once the word is free, a grant may overwrite it.
+        // The release below keeps this read before it, so it sees no later grant's expiry;
+        // the holder's own grant or extend (or the hand-over of its lease) came before it.
+        let expires_at = self.expires_at.load(Ordering::Relaxed);
+        let held = token << SHIFT | HELD;
+        self.word
+            .compare_exchange(held, token << SHIFT, Ordering::Release, Ordering::Relaxed)
+            .ok()?;
+        Some(now() < Instant::from_nanos(expires_at))
     }
 
     fn release_slow(&self, token: u64, now: Instant) -> Result<Option<Waker>, ()> {

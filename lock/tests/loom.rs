@@ -108,6 +108,34 @@ fn stale_holder_cannot_touch_the_new_lease() {
     });
 }
 
+/// A handle's release of an expired lease that nobody took over races a new grant. The
+/// release frees the word before it reads the clock, so it must judge the old lease by the
+/// expiry it read while it still held the word, never by the new holder's. (Reading the
+/// expiry after the compare-and-swap fails here.)
+#[test]
+fn an_expired_release_racing_a_grant_is_judged_by_its_own_expiry() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let service = InMemoryLockService::with_clock(clock.clone());
+        let handle = service.handle("x").expect("a name");
+        let old = handle.try_acquire_now(TTL).expect("valid").expect("free");
+        clock.advance(TTL);
+        let releaser = {
+            let handle = handle.clone();
+            let old = old.clone();
+            thread::spawn(move || handle.release_now(&old).is_ok())
+        };
+        let fresh = handle
+            .try_acquire_now(TTL)
+            .expect("valid")
+            .expect("expired lease is free");
+        let released = releaser.join().expect("no panic");
+        assert!(!released, "an expired lease was released as live");
+        assert!(fresh.token() > old.token());
+        assert_eq!(service.holder("x"), Some(fresh.token()));
+    });
+}
+
 /// Two handles race on the lock-free paths (one compare-and-swap to grant, one to release)
 /// while a third thread asks by name: one holder at a time, tokens in grant order.
 #[test]
