@@ -13,26 +13,7 @@ use hashbrown::HashTable;
 use keel_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::RemovalCause;
-use crate::knobs::knob;
 use crate::sketch::Sketch;
-
-/// Exploration counters (eighth round), printed on drop with `KEEL_DEBUG=1`.
-#[derive(Default, Debug)]
-struct Dbg {
-    ins: u64,
-    /// Frequent newcomers refused by main's victim.
-    rf: u64,
-    /// ... by a victim never read in main.
-    rfu: u64,
-    rfe: u64,
-    stale: u64,
-    /// Small-ghost returns within the window / within 2x / later.
-    ret_in: u64,
-    ret_late: u64,
-    ret_later: u64,
-    /// Growth events of the new signal.
-    grow: u64,
-}
 
 const NIL: u32 = u32::MAX;
 
@@ -140,18 +121,7 @@ struct Node<K, V> {
     link: AtomicU32,
 }
 
-const EPOCH_SHIFT: u32 = 28;
-
 impl<K, V> Node<K, V> {
-    #[inline]
-    fn epoch(&self) -> u32 {
-        (self.prev >> EPOCH_SHIFT) & 3
-    }
-
-    #[inline]
-    fn set_epoch(&mut self, e: u32) {
-        self.prev = (self.prev & !(3 << EPOCH_SHIFT)) | ((e & 3) << EPOCH_SHIFT);
-    }
     #[inline]
     fn prev(&self) -> u32 {
         let p = self.prev & NEXT_MASK;
@@ -301,22 +271,6 @@ pub(crate) struct Shard<K, V> {
     /// average over about [`MAIN_READ_SPAN`] of them, kept in shards under
     /// [`GHOST_CHECKED_BELOW`] entries only. Starts at all unread.
     main_unread: u32,
-    dbg: Dbg,
-    /// Events of the candidate signal since it last grew the small queue.
-    sig: u64,
-}
-
-impl<K, V> Drop for Shard<K, V> {
-    fn drop(&mut self) {
-        if knob!("KEEL_DEBUG", 0) == 1 && self.dbg.ins > 0 {
-            let d = &self.dbg;
-            eprintln!(
-                "DBG cap={} small={} ins={} rf={} rfu={} rfe={} stale={} ret={}/{}/{} grow={} unread={}",
-                self.capacity, self.small_max, d.ins, d.rf, d.rfu, d.rfe, d.stale, d.ret_in, d.ret_late,
-                d.ret_later, d.grow, self.main_unread
-            );
-        }
-    }
 }
 
 /// What happened to a lookup.
@@ -364,8 +318,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             readmits_left: 0,
             readmit_lap: NIL,
             main_unread: 1024,
-            dbg: Dbg::default(),
-            sig: 0,
         }
     }
 
@@ -488,21 +440,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.weights.push(weight);
             }
             self.grow_sketch();
-            self.dbg.ins += 1;
             // A key dropped from the small queue lately and asked for again skips it (one
             // evicted from main goes through it again: measured, skipping it too cost 1.6
             // points on arc-p6 at 10%). Either moves the boundary toward the list it left.
             let back = self.ghost.take(hash);
-            if knob!("KEEL_R", 0) == 11 {
-                let x = if back.is_some_and(|(from, _)| from == SMALL) { 65_536 } else { 0 };
-                let span = knob!("KEEL_R_SPAN", 256);
-                self.sig = self.sig - self.sig / span + x / span;
-            }
-            if matches!(knob!("KEEL_R", 0), 9 | 10) {
-                let x = if back.is_some_and(|(from, _)| from == SMALL) { 1024 } else { 0 };
-                let span = knob!("KEEL_R_SPAN", 256);
-                self.sig = self.sig - self.sig / span + x / span;
-            }
             if let Some((from, since)) = back {
                 self.adapt(from, since);
             }
@@ -514,8 +455,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 SMALL
             };
             self.push_front(list, i);
-            let e = self.sketch.halvings;
-            self.nodes[i as usize].set_epoch(e);
             if list == SMALL && back.is_some_and(|(from, _)| from == SMALL) {
                 // Back from the ghost but not let past the small queue: one more read there
                 // promotes it (measured: 0.1-0.3 point on the shifting working sets, and
@@ -672,8 +611,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 // Read twice while small, or main has room (so a loop longer than the cache
                 // still keeps a stable set): promote.
                 self.nodes[t as usize].set_seen(false);
-                let e = self.sketch.halvings;
-                self.nodes[t as usize].set_epoch(e);
                 self.move_to_front(MAIN, t);
                 continue;
             }
@@ -695,47 +632,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             // A victim that already went around after outcounting a frequent newcomer, and
             // was not read in the whole lap since, is asked for no longer: its count is stale
             // (a working set that moved on), so the next frequent newcomer replaces it.
-            let old_epoch = knob!("KEEL_R", 0) == 8
-                && self.nodes[victim as usize].epoch() != (self.sketch.halvings & 3)
-                && c + knob!("KEEL_R_D", 0) as u8 >= v;
             let stale = c >= ADMIT_MIN
-                && (self.nodes[victim as usize].marked() || old_epoch)
+                && self.nodes[victim as usize].marked()
                 && self.capacity >= GHOST_CHECKED_BELOW;
             let wins = c >= ADMIT_MIN && c > v + u8::from(self.sketch.halved());
-            if stale && !wins {
-                self.dbg.stale += 1;
-                if matches!(knob!("KEEL_R", 0), 6 | 7) {
-                    self.sig = knob!("KEEL_R_M", 8);
-                }
-                if knob!("KEEL_R", 0) == 4 {
-                    self.sketch.age(knob!("KEEL_R_K", 16));
-                }
-            }
-            if c >= ADMIT_MIN && !stale && !wins {
-                self.dbg.rf += 1;
-                let unseen = !self.nodes[victim as usize].seen();
-                if unseen {
-                    self.dbg.rfu += 1;
-                }
-                if self.nodes[victim as usize].epoch() != (self.sketch.halvings & 3) {
-                    self.dbg.rfe += 1;
-                }
-                // Candidate: frequent newcomers refused by a victim main never read grow the
-                // small queue (big shards).
-                let r = knob!("KEEL_R", 0);
-                let old_epoch =
-                    self.nodes[victim as usize].epoch() != (self.sketch.halvings & 3);
-                if (r == 1 && unseen || r == 2 || r == 5 && old_epoch)
-                    && self.capacity >= GHOST_CHECKED_BELOW
-                {
-                    self.sig += 1;
-                    if self.sig >= knob!("KEEL_R_N", 8) {
-                        self.sig = 0;
-                        self.dbg.grow += 1;
-                        self.small_max = (self.small_max + self.unit()).min(self.small_top);
-                    }
-                }
-            }
             if stale || wins {
                 if !wins {
                     // Main held a key no longer asked for: ARC's answer to a working set
@@ -748,8 +648,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 // The eviction may have moved `t` in the slab: read it again from the list.
                 let t = self.lists[SMALL as usize].tail;
                 self.nodes[t as usize].set_seen(false);
-                let e = self.sketch.halvings;
-                self.nodes[t as usize].set_epoch(e);
                 self.move_to_front(MAIN, t);
             } else {
                 if c >= ADMIT_MIN && v > c && self.capacity >= GHOST_CHECKED_BELOW {
@@ -831,60 +729,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.small_max / 2
         }
         .max(self.capacity / VOTE_WINDOW_FLOOR);
-        if from == SMALL {
-            let w = window.max(1);
-            if u64::from(since) < w {
-                self.dbg.ret_in += 1;
-            } else if u64::from(since) < 2 * w {
-                self.dbg.ret_late += 1;
-            } else {
-                self.dbg.ret_later += 1;
-            }
-        }
-        // Candidate (KEEL_R=3): in big shards, a late small-ghost return (within twice the
-        // window) votes while most small-ghost returns come within twice the window.
-        let mut late_vote = false;
-        if knob!("KEEL_R", 0) == 3 && from == SMALL && self.capacity >= GHOST_CHECKED_BELOW {
-            let w = window.max(1);
-            let near = if u64::from(since) < knob!("KEEL_R_W", 2) * w { 1024 } else { 0 };
-            let span = knob!("KEEL_R_SPAN", 64);
-            self.sig = self.sig - self.sig / span + near / span;
-            if u64::from(since) >= w
-                && near > 0
-                && self.sig >= knob!("KEEL_R_G", 614)
-            {
-                late_vote = true;
-                self.dbg.grow += 1;
-            }
-        }
-        let r = knob!("KEEL_R", 0);
-        if (r == 6 || r == 7) && from == SMALL && self.sig > 0 {
-            let w = window.max(1);
-            let s = u64::from(since);
-            if s >= w && (r == 7 || s < knob!("KEEL_R_W", 2) * w) {
-                self.sig -= 1;
-                late_vote = true;
-                self.dbg.grow += 1;
-            }
-        }
-        if !late_vote
-            && u64::from(since) >= window.max(1)
+        if u64::from(since) >= window.max(1)
             && !(from == SMALL
                 && self.capacity < GHOST_CHECKED_BELOW
                 && self.main_unread < MAIN_READ_GATE)
         {
             return;
         }
-        let mut unit = self.unit();
-        if from == SMALL
-            && !late_vote
-            && (((r == 9 && self.capacity >= GHOST_CHECKED_BELOW) || r == 10)
-                && self.sig >= knob!("KEEL_R_G", 256)
-                || r == 11 && self.sig >= knob!("KEEL_R_G", 256) * 64)
-        {
-            unit *= knob!("KEEL_R_S", 2);
-            self.dbg.grow += 1;
-        }
+        let unit = self.unit();
         if from == MAIN {
             self.small_max = self
                 .small_max
@@ -932,8 +784,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.nodes[t as usize].set_hits(h.min(3) - 1);
             self.nodes[t as usize].set_marked(false);
             self.nodes[t as usize].set_seen(true);
-            let e = self.sketch.halvings;
-            self.nodes[t as usize].set_epoch(e);
             self.move_to_front(MAIN, t);
         }
     }

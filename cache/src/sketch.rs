@@ -17,8 +17,6 @@ pub(crate) struct Sketch {
     sample: u32,
     /// Whether the counters have been halved at least once (see [`Sketch::halved`]).
     halved: bool,
-    /// Halvings so far (exploration).
-    pub(crate) halvings: u32,
 }
 
 /// From this many entries a shard's sketch has a word per two entries: 4 bytes per entry
@@ -40,7 +38,6 @@ impl Sketch {
             additions: AtomicU32::new(0),
             sample: Self::sample_for(capacity),
             halved: false,
-            halvings: 0,
         }
     }
 
@@ -174,14 +171,6 @@ impl Sketch {
         }
         self.additions.store(self.sample / 2, Ordering::Relaxed);
         self.halved = true;
-        self.halvings = self.halvings.wrapping_add(1);
-    }
-
-    /// Brings the next halving `1/k` of a sample closer (exploration).
-    pub(crate) fn age(&mut self, k: u64) {
-        let n = self.additions.load(Ordering::Relaxed);
-        let add = (u64::from(self.sample) / k.max(1)) as u32;
-        self.additions.store(n.saturating_add(add), Ordering::Relaxed);
     }
 
     /// Whether the counters have been halved. From then on two keys asked for equally often
