@@ -27,17 +27,23 @@ fn misses(capacity: u64, seed: u64, keys: impl Iterator<Item = u64>) -> u64 {
     misses
 }
 
+/// Misses of a `capacity`-entry LRU over `keys`, inserting each miss.
+fn lru_misses(capacity: usize, keys: impl Iterator<Item = u64>) -> u64 {
+    let mut lru = Lru::new(capacity).unwrap();
+    let mut misses = 0;
+    for k in keys {
+        if lru.get(&k).is_none() {
+            misses += 1;
+            lru.put(k, ());
+        }
+    }
+    misses
+}
+
 #[test]
 fn the_recency_probe_misses_no_more_than_lru() {
     for capacity in [20u64, 50, 500] {
-        let mut lru = Lru::new(capacity as usize).unwrap();
-        let mut lru_misses = 0;
-        for k in probe(40_000) {
-            if lru.get(&k).is_none() {
-                lru_misses += 1;
-                lru.put(k, ());
-            }
-        }
+        let lru_misses = lru_misses(capacity as usize, probe(40_000));
         assert_eq!(lru_misses, 20_000);
         for seed in [1, 2, 3] {
             let misses = misses(capacity, seed, probe(40_000));
@@ -118,14 +124,7 @@ fn a_working_set_that_moves_on_keeps_its_small_queue() {
     // entries, heard no newcomer come back, and each newcomer missed until the sketch
     // counted it three times (53,254 misses here at seed 1; LRU 30,709). With a vote window
     // of at least 1/24 of the shard, 43,943-44,203 over the seeds below.
-    let mut lru = Lru::new(1_000).unwrap();
-    let mut lru_misses = 0u64;
-    for k in shifting(600_000, 1_000, 100, 5_000) {
-        if lru.get(&k).is_none() {
-            lru_misses += 1;
-            lru.put(k, ());
-        }
-    }
+    let lru_misses = lru_misses(1_000, shifting(600_000, 1_000, 100, 5_000));
     for seed in 1..=4 {
         let misses = misses(1_000, seed, shifting(600_000, 1_000, 100, 5_000));
         assert!(
@@ -142,14 +141,7 @@ fn a_tiny_cache_follows_a_working_set_that_moves_on() {
     // come back and stayed at a few entries: each newcomer had to outcount a key that had
     // left the window. Main's own hits now let late returns vote while what main admits is
     // read there.
-    let mut lru = Lru::new(50).unwrap();
-    let mut lru_misses = 0u64;
-    for k in shifting(200_000, 50, 10, 500) {
-        if lru.get(&k).is_none() {
-            lru_misses += 1;
-            lru.put(k, ());
-        }
-    }
+    let lru_misses = lru_misses(50, shifting(200_000, 50, 10, 500));
     // Without it: 12,235-12,633 misses over these seeds (1.53-1.58x LRU's 7,977); with it
     // 10,522-10,733 (1.32-1.35x).
     for seed in 1..=8 {
@@ -169,19 +161,8 @@ fn newcomers_that_keep_coming_back_grow_the_small_queue_faster() {
     // 1,000-key set at 1,000 entries (1.41-1.42x LRU's 30,709) and 103,013-103,193 for the
     // 50-key set at 25 (LRU 100,766); with it 39,642-39,795 (1.29-1.30x) and
     // 100,852-100,992.
-    let lru_misses = |capacity: usize, keys: &mut dyn Iterator<Item = u64>| {
-        let mut lru = Lru::new(capacity).unwrap();
-        let mut n = 0u64;
-        for k in keys {
-            if lru.get(&k).is_none() {
-                n += 1;
-                lru.put(k, ());
-            }
-        }
-        n
-    };
-    let big_lru = lru_misses(1_000, &mut shifting(600_000, 1_000, 100, 5_000));
-    let tiny_lru = lru_misses(25, &mut shifting(200_000, 50, 10, 500));
+    let big_lru = lru_misses(1_000, shifting(600_000, 1_000, 100, 5_000));
+    let tiny_lru = lru_misses(25, shifting(200_000, 50, 10, 500));
     for seed in 1..=4 {
         let big = misses(1_000, seed, shifting(600_000, 1_000, 100, 5_000));
         assert!(
