@@ -272,8 +272,6 @@ pub(crate) struct Shard<K, V> {
     small_top: u64,
     /// Exploration counter.
     skip: u64,
-    /// Exploration stats.
-    pub(crate) dbg: [u64; 12],
     capacity: u64,
     sketch: Sketch,
     /// The entry count the sketch and ghost are sized for.
@@ -332,7 +330,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             small_max,
             small_top: (capacity - capacity / 10).max(small_max),
             skip: 0,
-            dbg: [0; 12],
             capacity,
             sketch: Sketch::new(sized),
             sketch_size: sized,
@@ -482,27 +479,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if let Some((from, since)) = back {
                 self.adapt(from, since);
             }
-            self.dbg[0] += 1;
-            self.dbg[9] += self.small_max;
-            if back.is_some_and(|(from, _)| from == SMALL) { self.dbg[1] += 1; }
-            if back.is_some_and(|(from, _)| from == MAIN) { self.dbg[2] += 1; }
             let list = if back.is_some_and(|(from, _)| from == SMALL)
-                && (self.ghost_admits(hash, hash_of) || { self.dbg[3] += 1; self.readmit() })
+                && (self.ghost_admits(hash, hash_of) || self.readmit())
             {
                 MAIN
             } else {
                 SMALL
             };
             self.push_front(list, i);
-            let gated = self.returns >= (knob!("KEEL_RGATE", RETURN_SHARE_GATE as u64) as u32) << 6;
-            let mh = knob!("KEEL_MAINRET_HIT", 0);
-            if back.is_some_and(|(from, _)| from == MAIN) && (mh == 1 || (mh == 2 && gated)) {
-                self.nodes[i as usize].set_hits(PROMOTE_READS - 1);
-            }
-            let fx = knob!("KEEL_FIX_SMALL", 0);
-            if fx > 0 {
-                self.small_max = self.capacity * fx / 1000;
-            }
             if list == SMALL && back.is_some_and(|(from, _)| from == SMALL) {
                 // Back from the ghost but not let past the small queue: one more read there
                 // promotes it (measured: 0.1-0.3 point on the shifting working sets, and
@@ -655,7 +639,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             // out (lirs-cs at 70 and 140 entries lost 1.3-1.6 points to one read).
             let read = self.nodes[t as usize].hits() >= PROMOTE_READS;
             self.nodes[t as usize].set_hits(0);
-            if read { self.dbg[4] += 1; }
             if read || main.weight + self.small_max < self.capacity {
                 // Read twice while small, or main has room (so a loop longer than the cache
                 // still keeps a stable set): promote.
@@ -686,9 +669,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 && self.capacity >= GHOST_CHECKED_BELOW;
             let wins = c >= ADMIT_MIN && c > v + u8::from(self.sketch.halved());
             if stale || wins {
-                if wins { self.dbg[5] += 1; }
                 if !wins {
-                    self.dbg[6] += 1;
                     // Main held a key no longer asked for: ARC's answer to a working set
                     // that moved on is more room for newcomers, so the small queue grows by
                     // one (the 1,000-key shifting set at 1,000 entries 0.0805 -> 0.0793,
@@ -704,7 +685,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     self.small_max =
                         (self.small_max + self.unit() * step).min(self.small_top);
                     let k = knob!("KEEL_AGE_K", 0);
-                    if k > 0 && (knob!("KEEL_AGE_G", 0) == 0 || gated) && self.capacity >= knob!("KEEL_AGE_MINCAP", 0) {
+                    if k > 0 && (knob!("KEEL_AGE_G", 0) == 0 || gated) {
                         self.sketch.age(k);
                     }
                 }
@@ -724,9 +705,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     // main holds only the hottest few dozen keys.
                     self.move_to_front(MAIN, victim);
                     self.nodes[victim as usize].set_marked(true);
-                    self.dbg[7] += 1;
                 }
-                self.dbg[8] += 1;
                 self.evict(t, now, hash_of, out);
             }
         }
@@ -740,11 +719,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// otherwise send every key back into main, each displacing one that comes next.
     fn ghost_admits(&self, hash: u64, hash_of: &impl Fn(&K) -> u64) -> bool {
         let t = self.lists[MAIN as usize].tail;
-        // KEEL_GTRUST: while gated, trust any return (shards >= 128); KEEL_TRUST_DEN: 1/n.
-        let gated = self.returns >= (knob!("KEEL_RGATE", RETURN_SHARE_GATE as u64) as u32) << 6;
-        let den = if gated { knob!("KEEL_TRUST_DEN_G", GHOST_TRUSTED_FROM.1) } else { knob!("KEEL_TRUST_DEN", GHOST_TRUSTED_FROM.1) };
         (self.capacity >= GHOST_CHECKED_BELOW
-            && self.small_max * den >= self.capacity * GHOST_TRUSTED_FROM.0)
+            && self.small_max * GHOST_TRUSTED_FROM.1 >= self.capacity * GHOST_TRUSTED_FROM.0)
             || t == NIL
             || self.sketch.estimate(hash)
                 > self.sketch.estimate(hash_of(&self.nodes[t as usize].key))
@@ -767,9 +743,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             || u64::from(evicted.wrapping_sub(self.readmit_lap) & SEQ_MASK) >= held
         {
             self.readmit_lap = evicted;
-            let gated = self.returns >= (knob!("KEEL_RGATE", RETURN_SHARE_GATE as u64) as u32) << 6;
-            let share = if gated { knob!("KEEL_READMIT_G", READMIT_SHARE) } else { READMIT_SHARE };
-            self.readmits_left = u32::try_from(held / share)
+            self.readmits_left = u32::try_from(held / READMIT_SHARE)
                 .unwrap_or(u32::MAX)
                 .max(1);
         }
@@ -868,10 +842,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if h == 0 {
                 return t;
             }
-            let gated = self.returns >= (knob!("KEEL_RGATE", RETURN_SHARE_GATE as u64) as u32) << 6;
-            let big = self.capacity >= knob!("KEEL_GCLOCK_MIN", 0);
-            let cap = if gated && big { knob!("KEEL_GCLOCK", 3) as u8 } else { 3 };
-            self.nodes[t as usize].set_hits(h.min(cap) - 1);
+            self.nodes[t as usize].set_hits(h.min(3) - 1);
             self.nodes[t as usize].set_marked(false);
             self.nodes[t as usize].set_seen(true);
             self.move_to_front(MAIN, t);
@@ -1335,17 +1306,5 @@ mod tests {
         // No key came back, so no ghost vote moved the small queue; the stale key's leaving
         // grew it by one.
         assert_eq!(shard.small_max, start + 1);
-    }
-}
-
-impl<K, V> Drop for Shard<K, V> {
-    fn drop(&mut self) {
-        if knob!("KEEL_DEBUG", 0) > 0 && self.dbg[0] > 0 {
-            let d = &self.dbg;
-            eprintln!(
-                "shard cap {} small_max {} avg_small {} inserts {} smallret {} mainret {} ghost_refused {} promoted_by_reads {} wins {} stale {} rotated {} refused_newcomer {}",
-                self.capacity, self.small_max, d[9] / d[0], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8]
-            );
-        }
     }
 }
