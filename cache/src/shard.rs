@@ -12,7 +12,6 @@ use std::hash::Hash;
 use hashbrown::HashTable;
 use keel_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::knobs::knob;
 use crate::RemovalCause;
 use crate::sketch::Sketch;
 
@@ -270,8 +269,6 @@ pub(crate) struct Shard<K, V> {
     /// measured share below and adapts between one entry and `small_top` (see `adapt`).
     small_max: u64,
     small_top: u64,
-    /// Exploration counter.
-    skip: u64,
     capacity: u64,
     sketch: Sketch,
     /// The entry count the sketch and ghost are sized for.
@@ -329,7 +326,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             lists: [List::EMPTY; 2],
             small_max,
             small_top: (capacity - capacity / 10).max(small_max),
-            skip: 0,
             capacity,
             sketch: Sketch::new(sized),
             sketch_size: sized,
@@ -674,20 +670,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     // that moved on is more room for newcomers, so the small queue grows by
                     // one (the 1,000-key shifting set at 1,000 entries 0.0805 -> 0.0793,
                     // lirs-sprite at 353 and 707 entries 0.25-0.30 point better).
-                    // Ninth-round knobs: KEEL_AGE_K (sketch aging 1/k of a sample on a
-                    // stale replacement; 0 = off), KEEL_AGE_G (only while the return share
-                    // gate is on), KEEL_STALE_STEP (units grown; while gated if KEEL_STALE_G).
-                    let gated = self.returns >= (knob!("KEEL_RGATE", RETURN_SHARE_GATE as u64) as u32) << 6;
-                    let mut step = 1;
-                    if knob!("KEEL_STALE_G", 0) == 0 || gated {
-                        step = knob!("KEEL_STALE_STEP", 1);
-                    }
-                    self.small_max =
-                        (self.small_max + self.unit() * step).min(self.small_top);
-                    let k = knob!("KEEL_AGE_K", 0);
-                    if k > 0 && (knob!("KEEL_AGE_G", 0) == 0 || gated) {
-                        self.sketch.age(k);
-                    }
+                    self.small_max = (self.small_max + self.unit()).min(self.small_top);
                 }
                 self.evict(victim, now, hash_of, out);
                 // The eviction may have moved `t` in the slab: read it again from the list.
@@ -782,21 +765,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             return;
         }
         let mut unit = self.unit();
-        let gated = self.returns >= (knob!("KEEL_RGATE", RETURN_SHARE_GATE as u64) as u32) << 6;
-        if from == SMALL && gated {
+        if from == SMALL && self.returns >= RETURN_SHARE_GATE << 6 {
             // Keys the small queue dropped keep coming back: a working set that moved on.
-            unit *= knob!("KEEL_RSTEP", RETURN_VOTE_STEP);
-        }
-        if from == MAIN && gated && knob!("KEEL_MAIN_SKIP", 0) > 0 {
-            // KEEL_MAIN_SKIP: main's votes ignored while gated (1 = all, n>1 = all but 1 in n)
-            self.skip = self.skip.wrapping_add(1);
-            let n = knob!("KEEL_MAIN_SKIP", 0);
-            if n == 1 || self.skip % n != 0 {
-                return;
-            }
-        }
-        if from == SMALL && !gated && knob!("KEEL_UNGATED_STEP", 1) > 1 {
-            unit *= knob!("KEEL_UNGATED_STEP", 1);
+            unit *= RETURN_VOTE_STEP;
         }
         if from == MAIN {
             self.small_max = self
