@@ -300,6 +300,8 @@ pub(crate) struct Shard<K, V> {
     /// Of the shard's recent inserts, the share (of 65,536) that were keys back from the
     /// small queue's ghost: an average over about [`RETURN_SHARE_SPAN`] inserts.
     returns: u32,
+    /// Rounds a read entry of main goes around (see [`CLOCK_ROUNDS`]), set from `returns`.
+    clock_rounds: u8,
 }
 
 /// What happened to a lookup.
@@ -348,6 +350,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             readmit_lap: NIL,
             main_unread: 1024,
             returns: 0,
+            clock_rounds: CLOCK_ROUNDS.0,
         }
     }
 
@@ -481,6 +484,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             };
             self.returns =
                 self.returns - self.returns / RETURN_SHARE_SPAN + returned / RETURN_SHARE_SPAN;
+            self.clock_rounds =
+                if self.returns >= RETURN_SHARE_GATE << 6 && self.capacity >= GHOST_CHECKED_BELOW {
+                    CLOCK_ROUNDS.1
+                } else {
+                    CLOCK_ROUNDS.0
+                };
             if let Some((from, since)) = back {
                 self.adapt(from, since);
             }
@@ -814,12 +823,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Read entries go around again with one read fewer (CLOCK with a 2-bit counter), at
     /// most [`CLOCK_ROUNDS`] times.
     fn main_victim(&mut self) -> u32 {
-        let rounds =
-            if self.returns >= RETURN_SHARE_GATE << 6 && self.capacity >= GHOST_CHECKED_BELOW {
-                CLOCK_ROUNDS.1
-            } else {
-                CLOCK_ROUNDS.0
-            };
         loop {
             let t = self.lists[MAIN as usize].tail;
             if t == NIL {
@@ -829,7 +832,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if h == 0 {
                 return t;
             }
-            self.nodes[t as usize].set_hits(h.min(rounds) - 1);
+            self.nodes[t as usize].set_hits(h.min(self.clock_rounds) - 1);
             self.nodes[t as usize].set_marked(false);
             self.nodes[t as usize].set_seen(true);
             self.move_to_front(MAIN, t);
