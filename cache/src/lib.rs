@@ -174,7 +174,6 @@ pub use lock::{LoomLocks, loom_thread_slot};
 #[cfg(keel_loom)]
 #[doc(hidden)]
 pub use room::LoomRoom;
-mod knobs;
 mod shard;
 mod sketch;
 mod striped;

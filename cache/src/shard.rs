@@ -12,7 +12,6 @@ use std::hash::Hash;
 use hashbrown::HashTable;
 use keel_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::knobs::knob;
 use crate::RemovalCause;
 use crate::sketch::Sketch;
 
@@ -486,7 +485,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.returns =
                 self.returns - self.returns / RETURN_SHARE_SPAN + returned / RETURN_SHARE_SPAN;
             self.clock_rounds =
-                if self.returns >= (knob!("KEEL_CGATE", RETURN_SHARE_GATE as u64) as u32) << 6 && self.capacity >= knob!("KEEL_CMIN", GHOST_CHECKED_BELOW) {
+                if self.returns >= RETURN_SHARE_GATE << 6 && self.capacity >= GHOST_CHECKED_BELOW {
                     CLOCK_ROUNDS.1
                 } else {
                     CLOCK_ROUNDS.0
@@ -690,10 +689,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     // one (the 1,000-key shifting set at 1,000 entries 0.0805 -> 0.0793,
                     // lirs-sprite at 353 and 707 entries 0.25-0.30 point better).
                     self.small_max = (self.small_max + self.unit()).min(self.small_top);
-                    let k = knob!("KEEL_AGE_K", 0);
-                    if k > 0 && (knob!("KEEL_AGE_G", 0) == 0 || self.clock_rounds == CLOCK_ROUNDS.1) {
-                        self.sketch.age(k);
-                    }
                 }
                 self.evict(victim, now, hash_of, out);
                 // The eviction may have moved `t` in the slab: read it again from the list.

@@ -173,13 +173,6 @@ impl Sketch {
         self.halved = true;
     }
 
-    /// Brings the next halving `1/k` of a sample closer (exploration).
-    pub(crate) fn age(&mut self, k: u64) {
-        let n = self.additions.load(Ordering::Relaxed);
-        let add = (u64::from(self.sample) / k.max(1)) as u32;
-        self.additions.store(n.saturating_add(add), Ordering::Relaxed);
-    }
-
     /// Whether the counters have been halved. From then on two keys asked for equally often
     /// may differ by one count: one asked for since the halving leads one asked for just
     /// before it (halving drops the low bit, and only the first has counted again).
