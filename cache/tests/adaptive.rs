@@ -183,7 +183,7 @@ fn keys_that_left_a_moving_working_set_leave_main_sooner() {
     // over for three laps while it evicted keys still asked for. While newcomers keep coming
     // back from the small queue's ghost, a read entry goes around at most twice. Without it,
     // over these seeds: 39,619-39,795 misses (1.29-1.30x LRU's 30,709); with it
-    // 36,728-37,151 (1.20-1.21x).
+    // 35,866-36,024 (1.17x).
     let lru = lru_misses(1_000, shifting(600_000, 1_000, 100, 5_000));
     for seed in 1..=8 {
         let misses = misses(1_000, seed, shifting(600_000, 1_000, 100, 5_000));
