@@ -92,8 +92,7 @@ const RETURN_VOTE_STEP: u64 = 3;
 
 /// Rounds a read entry of main goes around before it may be evicted (CLOCK's counter cap),
 /// and the lower cap while the return share (see [`RETURN_SHARE_GATE`]) is over
-/// [`CLOCK_GATE`], in shards from
-/// [`GHOST_CHECKED_BELOW`] entries. A working set that moved on left keys read often while
+/// [`CLOCK_GATE`], in shards from [`GHOST_CHECKED_BELOW`] entries. A working set that moved on left keys read often while
 /// they were in it: with three rounds each took three laps of main's hand to leave, and the
 /// hand evicted keys still asked for in the meantime. Chosen on the A half, checked on B
 /// (README, "Ninth round"): the 1,000-key shifting set at 1,000 entries 0.0738 -> 0.0689
