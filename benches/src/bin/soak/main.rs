@@ -3,7 +3,8 @@
 //!
 //! `scripts/soak [MINUTES] [--seed N] [--only BLOCK]`, or
 //! `cargo run --release -p keel-benches --bin soak -- [MINUTES] [--seed N]`.
-//! `KEEL_SOAK_SEED` sets the seed too. The exit status is 1 when any anomaly is counted.
+//! `KEEL_SOAK_SEED` sets the seed too. Each block runs at least 5 s. The exit status is 1 when
+//! any anomaly is counted or a block did no operations.
 //!
 //! The checkers are `keel_testkit::anomalies`, shared with the fault tests and tested there
 //! with planted anomalies.
@@ -22,6 +23,11 @@ use std::time::Duration;
 /// on a loaded, shared 2-core machine, not I/O (the fault tests allow 100 ms on an
 /// otherwise idle one).
 pub(crate) const SLACK: Duration = Duration::from_millis(250);
+
+/// The least time a block runs, whatever its share: a shorter run can fall wholly inside
+/// faults and check nothing (a 2.3 s etcd leg once issued 0 IDs: a pause and a partition
+/// longer than its 1 s TTL covered it).
+const MIN_SHARE: Duration = Duration::from_secs(5);
 
 /// `--plant`: each block plants a bug of its own kind (a holder that outlives its lease, a
 /// writer around the fence, a generator that ignores its lease, a retrying limiter caller,
@@ -257,7 +263,9 @@ fn main() -> ExitCode {
     let mut rows = Vec::new();
     let mut failed = false;
     for (i, block) in blocks.iter().enumerate() {
-        let share = total.mul_f64(f64::from(block.parts) / f64::from(parts));
+        let share = total
+            .mul_f64(f64::from(block.parts) / f64::from(parts))
+            .max(MIN_SHARE);
         // Each block draws from its own stream of the seed.
         let seed = args
             .seed
@@ -280,13 +288,24 @@ fn main() -> ExitCode {
     );
     print_table(&rows);
     let anomalies: u64 = rows.iter().flat_map(|r| r.anomalies).flatten().sum();
-    if failed || anomalies > 0 {
+    // A block that did nothing checked nothing: that fails the run like an anomaly.
+    let idle: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.operations == 0)
+        .map(|r| r.name.as_str())
+        .collect();
+    if failed || anomalies > 0 || !idle.is_empty() {
         println!(
-            "soak: {anomalies} anomalies{}",
+            "soak: {anomalies} anomalies{}{}",
             if failed {
                 ", and a block failed to run"
             } else {
                 ""
+            },
+            if idle.is_empty() {
+                String::new()
+            } else {
+                format!(", and no operations in {}", idle.join(", "))
             }
         );
         ExitCode::FAILURE
