@@ -276,20 +276,42 @@ pub const POLICIES: &[&str] = &[
 /// `keel-cache`'s trace test uses).
 pub const DEFAULT_SEED: u64 = 0x6b65_656c;
 
+/// The shard count keel `Cache`'s builder picks by default for `capacity` on a machine with
+/// `cpus` CPUs (the rule `CacheBuilder::shards` documents: 16 per CPU, at least 256 entries
+/// each, a power of two), so a replay can show another machine's table. The test
+/// `replays_as_on_this_machine` checks it against the builder's own choice.
+pub fn shards_on(cpus: usize, capacity: usize) -> usize {
+    let by_cpu = cpus.max(1).saturating_mul(16).next_power_of_two();
+    let by_size = (capacity / 256).max(1);
+    let by_size = 1usize << by_size.ilog2();
+    by_cpu.min(by_size).min(1 << 16)
+}
+
 /// Replays `keys` through the policy named `policy` with `capacity` entries (get, and
 /// insert on a miss); returns the miss ratio. Every cache hashes with a hasher seeded by
 /// `seed` (keel's, moka's and quick_cache's hashers are otherwise random per cache), so a
 /// replay gives the same ratio every run.
-pub fn miss_ratio(policy: &str, keys: &[u64], capacity: usize, seed: u64) -> f64 {
+///
+/// `cpus`: keel `Cache` takes the shard count its builder picks by default on a machine with
+/// that many CPUs ([`shards_on`]); `None` lets it pick for this machine.
+pub fn miss_ratio(
+    policy: &str,
+    keys: &[u64],
+    capacity: usize,
+    seed: u64,
+    cpus: Option<usize>,
+) -> f64 {
     let hasher = || keel_cache::DefaultHashBuilder::with_seed(seed);
     let mut misses = 0usize;
     match policy {
         "keel Cache" => {
-            let cache = keel_cache::Cache::builder()
+            let mut builder = keel_cache::Cache::builder()
                 .max_capacity(capacity as u64)
-                .hasher(hasher())
-                .build()
-                .expect("capacity > 0");
+                .hasher(hasher());
+            if let Some(cpus) = cpus {
+                builder = builder.shards(shards_on(cpus, capacity));
+            }
+            let cache = builder.build().expect("capacity > 0, shards fit");
             for &k in keys {
                 if cache.get(&k).is_none() {
                     misses += 1;
@@ -357,4 +379,27 @@ pub fn miss_ratio(policy: &str, keys: &[u64], capacity: usize, seed: u64) -> f64
         other => panic!("unknown policy {other}"),
     }
     misses as f64 / keys.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `shards_on` mirrors the builder's default: replayed with the shards it gives for this
+    /// machine, every size misses exactly as with the builder's own choice. Sizes from one
+    /// shard to many, so a changed rule (per CPU or per entry) shows.
+    #[test]
+    fn replays_as_on_this_machine() {
+        let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let mut zipf = Zipf::new(200_000, 0.8, 7);
+        let keys: Vec<u64> = (0..60_000).map(|_| zipf.next_key()).collect();
+        for capacity in [100, 700, 3_000, 9_000, 40_000] {
+            let default = miss_ratio("keel Cache", &keys, capacity, DEFAULT_SEED, None);
+            let mirrored = miss_ratio("keel Cache", &keys, capacity, DEFAULT_SEED, Some(cpus));
+            assert_eq!(default, mirrored, "capacity {capacity} on {cpus} CPUs");
+        }
+        assert_eq!(shards_on(2, 40_000), 32);
+        assert_eq!(shards_on(8, 40_000), 128);
+        assert_eq!(shards_on(8, 300), 1);
+    }
 }

@@ -1,11 +1,12 @@
 //! `compare cache`: miss ratios of keel's caches beside moka, quick_cache and lru.
 //!
-//! `compare cache [--requests N] [--trace PATH]... [--size N]... [--seed N] [--policy NAME]...`:
+//! `compare cache [--requests N] [--trace PATH]... [--size N]... [--seed N] [--cpus N] [--policy NAME]...`:
 //! the built-in synthetic workloads, then every trace given (one integer key per line, gzip
 //! or plain), each at 1%, 5% and 10% of its distinct keys and at every `--size` given (e.g.
 //! 2000 and 10000 for arc-oltp, the sizes published comparisons use). Every cache hashes
 //! with a hasher seeded by `--seed` (default [`DEFAULT_SEED`]), so two runs print the same
-//! table. `--policy` (repeatable) replays only the named policies; `--no-synthetic` skips
+//! table. keel `Cache` picks its shard count by the CPU count, so its big rows differ between
+//! machines; `--cpus N` replays it with the shards it picks on N CPUs. `--policy` (repeatable) replays only the named policies; `--no-synthetic` skips
 //! the built-in workloads.
 
 use std::path::PathBuf;
@@ -13,13 +14,14 @@ use std::path::PathBuf;
 use keel_benches::cache::{DEFAULT_SEED, POLICIES, Workload, miss_ratio, read_trace, synthetic};
 
 const USAGE: &str = "usage: compare cache [--requests N] [--trace PATH]... [--size N]... \
-                     [--seed N] [--policy NAME]... [--no-synthetic]";
+                     [--seed N] [--cpus N] [--policy NAME]... [--no-synthetic]";
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let mut traces = Vec::new();
     let mut requests = 300_000usize;
     let mut sizes = Vec::new();
     let mut seed = DEFAULT_SEED;
+    let mut cpus = None;
     let mut policies: Vec<&'static str> = Vec::new();
     let mut with_synthetic = true;
     let mut args = args.iter();
@@ -48,6 +50,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 let n = args.next().ok_or("--seed needs a number")?;
                 seed = n.parse().map_err(|e| format!("--seed {n}: {e}"))?;
             }
+            "--cpus" => {
+                let n = args.next().ok_or("--cpus needs a number")?;
+                let n: usize = n.parse().map_err(|e| format!("--cpus {n}: {e}"))?;
+                if n == 0 {
+                    return Err("--cpus must be > 0".into());
+                }
+                cpus = Some(n);
+            }
             "--policy" => {
                 let name = args.next().ok_or("--policy needs a name")?;
                 let p = POLICIES
@@ -66,13 +76,16 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         policies = POLICIES.to_vec();
     }
     println!(
-        "Miss ratio (lower is better): get, and insert on a miss, one thread, hash seed {seed}. \
+        "Miss ratio (lower is better): get, and insert on a miss, one thread, hash seed {seed}{}. \
          Sizes are 1%, 5% and 10% of each workload's distinct keys (the \
-         workloads marked \"fixed\" at the sizes shown). Best of the row in bold.\n"
+         workloads marked \"fixed\" at the sizes shown). Best of the row in bold.\n",
+        cpus.map_or_else(String::new, |n| format!(
+            ", keel Cache sharded as on {n} CPUs"
+        ))
     );
     if with_synthetic {
         println!("### Synthetic workloads ({requests} requests each, 100,000-key Zipf)\n");
-        table(&synthetic(requests), &[], &policies, seed);
+        table(&synthetic(requests), &[], &policies, seed, cpus);
     }
     if !traces.is_empty() {
         let mut loaded = Vec::new();
@@ -85,12 +98,18 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             loaded.push(Workload::new(name, keys));
         }
         println!("\n### Traces\n");
-        table(&loaded, &sizes, &policies, seed);
+        table(&loaded, &sizes, &policies, seed, cpus);
     }
     Ok(())
 }
 
-fn table(workloads: &[Workload], extra_sizes: &[usize], policies: &[&str], seed: u64) {
+fn table(
+    workloads: &[Workload],
+    extra_sizes: &[usize],
+    policies: &[&str],
+    seed: u64,
+    cpus: Option<usize>,
+) {
     print!("| workload | size |");
     for p in policies {
         print!(" {p} |");
@@ -118,7 +137,7 @@ fn table(workloads: &[Workload], extra_sizes: &[usize], policies: &[&str], seed:
         for (size, label) in sizes {
             let ratios: Vec<f64> = policies
                 .iter()
-                .map(|p| miss_ratio(p, &w.keys, size, seed))
+                .map(|p| miss_ratio(p, &w.keys, size, seed, cpus))
                 .collect();
             let best = ratios.iter().copied().fold(f64::INFINITY, f64::min);
             print!("| {} | {size} ({label}) |", w.name);
