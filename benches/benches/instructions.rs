@@ -182,7 +182,7 @@ fn cases() -> Vec<Case> {
             operation: "get, hit, 4,096 keys",
             implementation: "quick_cache",
             setup: || {
-                let cache = quick_cache::sync::Cache::new(8192);
+                let cache = seeded_quick_cache(8192);
                 for k in 0..4096u64 {
                     cache.insert(k, k);
                 }
@@ -211,7 +211,7 @@ fn cases() -> Vec<Case> {
             operation: "insert, new keys, full (evicts)",
             implementation: "quick_cache",
             setup: || {
-                let cache = quick_cache::sync::Cache::new(4096);
+                let cache = seeded_quick_cache(4096);
                 let mut k = 0u64;
                 Box::new(move || {
                     k += 1;
@@ -689,6 +689,20 @@ fn main() {
 
 /// The default hasher with a fixed seed: the same keys land in the same shards and sketch
 /// counters in every run, so the insert case evicts the same entries and its count is exact.
+/// quick_cache with its default hasher (ahash) at fixed seeds: with random ones its insert
+/// count moved by a few instructions between runs.
+fn seeded_quick_cache(
+    capacity: usize,
+) -> quick_cache::sync::Cache<u64, u64, quick_cache::UnitWeighter, ahash::RandomState> {
+    quick_cache::sync::Cache::with(
+        capacity,
+        capacity as u64,
+        quick_cache::UnitWeighter,
+        ahash::RandomState::with_seeds(1, 2, 3, 4),
+        quick_cache::sync::DefaultLifecycle::default(),
+    )
+}
+
 fn seeded_keel_cache(capacity: u64) -> keel_cache::Cache<u64, u64> {
     keel_cache::Cache::builder()
         .max_capacity(capacity)
