@@ -107,25 +107,38 @@ impl Injector {
         }
     }
 
-    /// Network faults only, on the client paths `proxies` (indexes into `redis.proxies()`).
+    /// Network faults only, on the client paths to the servers that hold `keys` (each path
+    /// once).
     pub(crate) fn network_only(
         redis: &Arc<ProxiedRedis>,
-        proxies: &[usize],
+        keys: &[String],
         ttl: Duration,
         call_timeout: Duration,
         seed: u64,
-    ) -> Injector {
-        Injector {
-            server: None,
-            proxies: proxies
+    ) -> Result<Injector, String> {
+        let mut paths = Vec::new();
+        for key in keys {
+            let proxy = redis.proxy_for_key(key).map_err(|e| e.to_string())?;
+            let index = redis
+                .proxies()
                 .iter()
-                .map(|&i| Proxy::Of(Arc::clone(redis), i))
+                .position(|p| std::ptr::eq(*p, proxy))
+                .ok_or("the key's proxy is one of the deployment's")?;
+            if !paths.contains(&index) {
+                paths.push(index);
+            }
+        }
+        Ok(Injector {
+            server: None,
+            proxies: paths
+                .into_iter()
+                .map(|i| Proxy::Of(Arc::clone(redis), i))
                 .collect(),
             ttl,
             call_timeout,
             rng: SmallRng::seed_from_u64(seed),
             counts: [0; KINDS.len()],
-        }
+        })
     }
 
     /// The server, for reading its state once the run is over.

@@ -1,5 +1,6 @@
-//! Leases on Redis and etcd under every fault: clients contend for one lease, write through
-//! the fence while they hold it, and sometimes write late with an old token.
+//! Leases on Redis (one server and a Cluster) and etcd under every fault: clients contend for
+//! one lease, write through the fence while they hold it, and sometimes write late with an old
+//! token.
 //!
 //! Anomalies: double grants (two holders' spans of belief overlap), stale writes the fence
 //! accepted, and calls that returned after their timeout.
@@ -8,13 +9,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use keel_core::SystemClock;
 use keel_lock::{EtcdLockService, FencingToken, LockError, LockService, RedisLockService};
 use keel_testkit::anomalies::{
     FencedWrite, Holding, double_grants, late_returns, stale_writes_accepted,
 };
-use keel_testkit::{EtcdCluster, FaultProxy, Persistence, RedisServer};
+use keel_testkit::{Deployment, EtcdCluster, FaultProxy, Persistence, ProxiedRedis, RedisServer};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use redis::aio::ConnectionLike;
+use redis::cluster::ClusterClient;
 
 use crate::faults::{Injector, Server};
 use crate::{Anomaly, Row, SLACK, runtime};
@@ -22,6 +26,7 @@ use crate::{Anomaly, Row, SLACK, runtime};
 /// Clients contending for the lease, each on its own faulty path.
 const CLIENTS: usize = 3;
 const NAME: &str = "job";
+const FENCE_KEY: &str = "{job}:fence";
 
 /// A lock service the soak can also write through a fence of.
 pub(crate) trait Fenced: LockService + Clone + Send + Sync + 'static {
@@ -31,12 +36,16 @@ pub(crate) trait Fenced: LockService + Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), LockError>> + Send;
 }
 
-impl Fenced for RedisLockService {
+impl<R> Fenced for RedisLockService<SystemClock, R>
+where
+    R: ConnectionLike + Clone + Send + Sync + 'static,
+{
     fn fenced_write(
         &self,
         token: FencingToken,
     ) -> impl Future<Output = Result<(), LockError>> + Send {
-        let fence = self.fence("{job}:fence");
+        // One hash tag: on a Cluster the fence and its data share a slot.
+        let fence = self.fence(FENCE_KEY);
         async move { fence.set(token, "{job}:data", token.get()).await }
     }
 }
@@ -317,5 +326,44 @@ pub(crate) fn etcd(time: Duration, seed: u64) -> Result<Row, String> {
             time,
             seed,
         )
+    })
+}
+
+/// The lease on a Redis Cluster (3 masters, 3 replicas, a `FaultProxy` in front of each):
+/// three clients, each with its own Cluster connection, contend through the proxies of the
+/// masters holding the lock key and the fence. Network faults only: a Cluster's server faults
+/// are failovers, which `lock/tests/cluster.rs` covers.
+pub(crate) fn cluster(time: Duration, seed: u64) -> Result<Row, String> {
+    let redis = Arc::new(ProxiedRedis::start(Deployment::Cluster).map_err(|e| e.to_string())?);
+    runtime()?.block_on(async move {
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            let connection = ClusterClient::builder(redis.client_urls())
+                .connection_timeout(REDIS_CALL_TIMEOUT)
+                .response_timeout(REDIS_CALL_TIMEOUT)
+                .build()
+                .map_err(|e| e.to_string())?
+                .get_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            clients.push(
+                RedisLockService::builder()
+                    .call_timeout(REDIS_CALL_TIMEOUT)
+                    .build(connection)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let keys = [clients[0].lock_key(NAME), FENCE_KEY.to_string()];
+        let injector = Injector::network_only(&redis, &keys, REDIS_TTL, REDIS_CALL_TIMEOUT, seed)?;
+        soak(
+            "lock-redis-cluster",
+            clients,
+            injector,
+            REDIS_TTL,
+            REDIS_CALL_TIMEOUT,
+            time,
+            seed,
+        )
+        .await
     })
 }

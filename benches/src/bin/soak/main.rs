@@ -148,6 +148,12 @@ const BLOCKS: &[Block] = &[
         parts: 1,
         run: breaker::run,
     },
+    // Last, so the blocks before it keep the seed streams of earlier runs' seeds.
+    Block {
+        name: "lock-redis-cluster",
+        parts: 1,
+        run: lock::cluster,
+    },
 ];
 
 struct Args {

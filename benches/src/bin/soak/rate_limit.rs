@@ -210,20 +210,10 @@ pub(crate) fn run(time: Duration, seed: u64) -> Result<Row, String> {
 /// A Cluster through its proxies, network faults on the paths to the keys' masters.
 pub(crate) fn cluster(time: Duration, seed: u64) -> Result<Row, String> {
     let redis = Arc::new(ProxiedRedis::start(Deployment::Cluster).map_err(|e| e.to_string())?);
-    let mut paths = Vec::new();
-    for (key, _, _) in SETUPS {
-        let proxy = redis
-            .proxy_for_key(&log_key(key)?)
-            .map_err(|e| e.to_string())?;
-        let index = redis
-            .proxies()
-            .iter()
-            .position(|p| std::ptr::eq(*p, proxy))
-            .ok_or("the key's proxy is one of the deployment's")?;
-        if !paths.contains(&index) {
-            paths.push(index);
-        }
-    }
+    let keys = SETUPS
+        .iter()
+        .map(|(key, _, _)| log_key(key))
+        .collect::<Result<Vec<_>, _>>()?;
     runtime()?.block_on(async move {
         // `retries(0)`: the Cluster client's default re-sends a request whose connection
         // dropped, which charges a call twice (rate-limit/tests/network_faults.rs).
@@ -240,7 +230,7 @@ pub(crate) fn cluster(time: Duration, seed: u64) -> Result<Row, String> {
         for setup in SETUPS {
             limiters.push(Arc::new(limiter(setup, connection.clone())?));
         }
-        let injector = Injector::network_only(&redis, &paths, REDIS_TTL, REDIS_CALL_TIMEOUT, seed);
+        let injector = Injector::network_only(&redis, &keys, REDIS_TTL, REDIS_CALL_TIMEOUT, seed)?;
         let charges = Charges::Cluster(Arc::clone(&redis));
         soak(
             "rate-limit-redis-cluster",
