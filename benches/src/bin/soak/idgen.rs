@@ -12,11 +12,13 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::faults::Injector;
-use crate::lock::{ETCD_TTL, REDIS_TTL, on_etcd, on_redis};
+use crate::lock::{ETCD_TTL, REDIS_TTL, on_cluster, on_etcd, on_redis};
 use crate::{Anomaly, Row};
 
 /// Worker ids to share among the workers (one per fault proxy, so three).
 const IDS: u64 = 2;
+/// `WorkerLease`'s default lock name prefix: id `n` is the lock `<prefix><n>`.
+const PREFIX: &str = "keel:idgen:worker:";
 
 /// One worker: lease an id, generate until the lease is lost or the hold ends, release,
 /// again. Returns every ID it issued and how many leases it got.
@@ -29,6 +31,7 @@ where
     while Instant::now() < deadline {
         let lease = match WorkerLease::builder(locks.clone())
             .ids(IDS)
+            .name_prefix(PREFIX)
             .ttl(ttl)
             .acquire()
             .await
@@ -123,5 +126,27 @@ pub(crate) fn redis(time: Duration, seed: u64) -> Result<Row, String> {
 pub(crate) fn etcd(time: Duration, seed: u64) -> Result<Row, String> {
     on_etcd(seed, |clients, injector| {
         soak("idgen-etcd", clients, injector, ETCD_TTL, time, seed)
+    })
+}
+
+/// On a Redis Cluster, under network faults on the paths to the ids' locks.
+pub(crate) fn cluster(time: Duration, seed: u64) -> Result<Row, String> {
+    let keys = |locks: &keel_lock::RedisLockService<_, _>| {
+        (0..IDS)
+            .flat_map(|id| {
+                let name = format!("{PREFIX}{id}");
+                [locks.lock_key(&name), locks.counter_key(&name)]
+            })
+            .collect()
+    };
+    on_cluster(seed, keys, |clients, injector| {
+        soak(
+            "idgen-redis-cluster",
+            clients,
+            injector,
+            REDIS_TTL,
+            time,
+            seed,
+        )
     })
 }

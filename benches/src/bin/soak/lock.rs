@@ -19,6 +19,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use redis::aio::ConnectionLike;
 use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 
 use crate::faults::{Injector, Server};
 use crate::{Anomaly, Row, SLACK, runtime};
@@ -329,11 +330,17 @@ pub(crate) fn etcd(time: Duration, seed: u64) -> Result<Row, String> {
     })
 }
 
-/// The lease on a Redis Cluster (3 masters, 3 replicas, a `FaultProxy` in front of each):
-/// three clients, each with its own Cluster connection, contend through the proxies of the
-/// masters holding the lock key and the fence. Network faults only: a Cluster's server faults
-/// are failovers, which `lock/tests/cluster.rs` covers.
-pub(crate) fn cluster(time: Duration, seed: u64) -> Result<Row, String> {
+/// Runs `body` on one Redis Cluster lock client per contender, each with its own Cluster
+/// connection (the client's default retries), through the proxies of a fresh `ProxiedRedis`
+/// Cluster (3 masters, 3 replicas), with an injector of network faults on the paths to the
+/// masters of the keys `keys` names. Network faults only: a Cluster's server faults are
+/// failovers, which `lock/tests/cluster.rs` covers.
+pub(crate) fn on_cluster<K, F, Fut>(seed: u64, keys: K, body: F) -> Result<Row, String>
+where
+    K: FnOnce(&RedisLockService<SystemClock, ClusterConnection>) -> Vec<String>,
+    F: FnOnce(Vec<RedisLockService<SystemClock, ClusterConnection>>, Injector) -> Fut,
+    Fut: Future<Output = Result<Row, String>>,
+{
     let redis = Arc::new(ProxiedRedis::start(Deployment::Cluster).map_err(|e| e.to_string())?);
     runtime()?.block_on(async move {
         let mut clients = Vec::new();
@@ -353,8 +360,16 @@ pub(crate) fn cluster(time: Duration, seed: u64) -> Result<Row, String> {
                     .map_err(|e| e.to_string())?,
             );
         }
-        let keys = [clients[0].lock_key(NAME), FENCE_KEY.to_string()];
+        let keys = keys(&clients[0]);
         let injector = Injector::network_only(&redis, &keys, REDIS_TTL, REDIS_CALL_TIMEOUT, seed)?;
+        body(clients, injector).await
+    })
+}
+
+/// The lease on a Redis Cluster, under network faults on the paths to the lock and the fence.
+pub(crate) fn cluster(time: Duration, seed: u64) -> Result<Row, String> {
+    let keys = |locks: &RedisLockService<_, _>| vec![locks.lock_key(NAME), FENCE_KEY.to_string()];
+    on_cluster(seed, keys, |clients, injector| {
         soak(
             "lock-redis-cluster",
             clients,
@@ -364,6 +379,5 @@ pub(crate) fn cluster(time: Duration, seed: u64) -> Result<Row, String> {
             time,
             seed,
         )
-        .await
     })
 }

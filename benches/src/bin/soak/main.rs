@@ -148,11 +148,16 @@ const BLOCKS: &[Block] = &[
         parts: 1,
         run: breaker::run,
     },
-    // Last, so the blocks before it keep the seed streams of earlier runs' seeds.
+    // Last, so the blocks before them keep the seed streams of earlier runs' seeds.
     Block {
         name: "lock-redis-cluster",
         parts: 1,
         run: lock::cluster,
+    },
+    Block {
+        name: "idgen-redis-cluster",
+        parts: 1,
+        run: idgen::cluster,
     },
 ];
 
