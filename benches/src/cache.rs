@@ -278,12 +278,16 @@ pub const DEFAULT_SEED: u64 = 0x6b65_656c;
 
 /// The shard count keel `Cache`'s builder picks by default for `capacity` on a machine with
 /// `cpus` CPUs (the rule `CacheBuilder::shards` documents: 16 per CPU, at least 256 entries
-/// each, a power of two), so a replay can show another machine's table. The test
+/// each, a power of two, and one shard rather than two under 1,024 entries), so a replay can show another machine's table. The test
 /// `replays_as_on_this_machine` checks it against the builder's own choice.
 pub fn shards_on(cpus: usize, capacity: usize) -> usize {
     let by_cpu = cpus.max(1).saturating_mul(16).next_power_of_two();
     let by_size = (capacity / 256).max(1);
-    let by_size = 1usize << by_size.ilog2();
+    let by_size = if by_size < 4 {
+        1
+    } else {
+        1usize << by_size.ilog2()
+    };
     by_cpu.min(by_size).min(1 << 16)
 }
 
@@ -393,7 +397,7 @@ mod tests {
         let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
         let mut zipf = Zipf::new(200_000, 0.8, 7);
         let keys: Vec<u64> = (0..60_000).map(|_| zipf.next_key()).collect();
-        for capacity in [100, 700, 3_000, 9_000, 40_000] {
+        for capacity in [100, 700, 1_000, 1_500, 3_000, 9_000, 40_000] {
             let default = miss_ratio("keel Cache", &keys, capacity, DEFAULT_SEED, None);
             let mirrored = miss_ratio("keel Cache", &keys, capacity, DEFAULT_SEED, Some(cpus));
             assert_eq!(default, mirrored, "capacity {capacity} on {cpus} CPUs");
@@ -401,5 +405,7 @@ mod tests {
         assert_eq!(shards_on(2, 40_000), 32);
         assert_eq!(shards_on(8, 40_000), 128);
         assert_eq!(shards_on(8, 300), 1);
+        assert_eq!(shards_on(8, 1_000), 1);
+        assert_eq!(shards_on(8, 1_024), 4);
     }
 }

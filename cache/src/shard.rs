@@ -727,13 +727,24 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// and in any shard whose small queue has not grown past [`GHOST_TRUSTED_FROM`]: there
     /// recency has not shown itself, and a loop a little longer than the shard would
     /// otherwise send every key back into main, each displacing one that comes next.
+    ///
+    /// A lead of one count is not enough once the sketch has been halved, in a shard from
+    /// [`GHOST_CHECKED_BELOW`] entries whose small queue was voted below
+    /// 1/[`VOTE_WINDOW_FLOOR`] of it (as `maintain`'s admission, and for its reason: the
+    /// returning key was just counted, main's oldest perhaps not since the halving). A loop
+    /// a little longer than the shard votes its small queue down to one entry; there that
+    /// lead let its returning keys displace keys due next for 10-50 laps after the first
+    /// halving, where it settles in one.
     fn ghost_admits(&self, hash: u64, hash_of: &impl Fn(&K) -> u64) -> bool {
         let t = self.lists[MAIN as usize].tail;
+        let lead = self.capacity >= GHOST_CHECKED_BELOW
+            && self.small_max * VOTE_WINDOW_FLOOR < self.capacity
+            && self.sketch.halved();
         (self.capacity >= GHOST_CHECKED_BELOW
             && self.small_max * GHOST_TRUSTED_FROM.1 >= self.capacity * GHOST_TRUSTED_FROM.0)
             || t == NIL
             || self.sketch.estimate(hash)
-                > self.sketch.estimate(hash_of(&self.nodes[t as usize].key))
+                > self.sketch.estimate(hash_of(&self.nodes[t as usize].key)) + u8::from(lead)
     }
 
     /// Whether a key back from the small queue's ghost that [`Shard::ghost_admits`] turned
