@@ -696,18 +696,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             // A victim that already went around after outcounting a frequent newcomer, and
             // was not read in the whole lap since, is asked for no longer: its count is stale
             // (a working set that moved on), so the next frequent newcomer replaces it.
-            let admit_min = if self.capacity >= GHOST_CHECKED_BELOW
-                && !self.sketch.halved()
-                && !self.nodes[victim as usize].seen()
-            {
-                WARM_ADMIT_MIN
-            } else {
-                ADMIT_MIN
-            };
-            let stale = c >= admit_min
+            // Until the sketch first halves, two counts will do against a victim unread in
+            // main (see `WARM_ADMIT_MIN`).
+            let counted = c >= ADMIT_MIN
+                || (c >= WARM_ADMIT_MIN
+                    && self.capacity >= GHOST_CHECKED_BELOW
+                    && !self.sketch.halved()
+                    && !self.nodes[victim as usize].seen());
+            let stale = counted
                 && self.nodes[victim as usize].marked()
                 && self.capacity >= GHOST_CHECKED_BELOW;
-            let wins = c >= admit_min && c > v + u8::from(self.sketch.halved());
+            let wins = counted && c > v + u8::from(self.sketch.halved());
             if stale || wins {
                 if !wins {
                     // Main held a key no longer asked for: ARC's answer to a working set
