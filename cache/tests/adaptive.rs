@@ -3,6 +3,7 @@
 //! one or two entries missed 81% of requests. And in a tiny cache it adapts the other way,
 //! down to no small queue at all, when that keeps more of a loop. A working set that moves
 //! on grows it again, by main's own hits and by newcomers that keep coming back.
+//! While the sketch is young, keys asked for twice displace the keys that filled main.
 
 use keel_cache::{Cache, DefaultHashBuilder, Lru};
 
@@ -243,5 +244,32 @@ fn a_cache_under_1024_entries_is_one_shard() {
             cache.insert(k, ());
         }
         assert_eq!(cache.entry_count(), 1_000, "seed {seed}");
+    }
+}
+
+/// A cache warming up: `fill` keys asked for once, then `hot` keys each asked for twice in a
+/// row, then the hot keys in `laps` loops.
+fn warming(fill: u64, hot: u64, laps: u64) -> impl Iterator<Item = u64> {
+    let once = 0..fill;
+    let pairs = (0..hot * 2).map(move |i| (1 << 32) + i / 2);
+    let loops = (0..hot * laps).map(move |i| (1 << 32) + i % hot);
+    once.chain(pairs).chain(loops)
+}
+
+#[test]
+fn keys_asked_for_twice_displace_what_filled_main_before_the_sketch_halves() {
+    // Main fills with keys asked for once, while it has room. Before the sketch first halves
+    // its counts are all low, so a newcomer asked for twice replaces such a key, unread in
+    // main, as LRU would. Otherwise each hot key is turned away once more and must come back
+    // from the ghost. Without it, over these seeds: 2,046-2,049 misses (1.28x LRU's 1,600);
+    // with it 1,837-1,848 (1.15x).
+    let lru = lru_misses(1_000, warming(1_000, 600, 5));
+    assert_eq!(lru, 1_600);
+    for seed in 1..=8 {
+        let misses = misses(1_000, seed, warming(1_000, 600, 5));
+        assert!(
+            misses * 100 <= lru * 120,
+            "seed {seed}: {misses} misses against LRU's {lru}"
+        );
     }
 }
