@@ -687,8 +687,6 @@ fn main() {
     }
 }
 
-/// The default hasher with a fixed seed: the same keys land in the same shards and sketch
-/// counters in every run, so the insert case evicts the same entries and its count is exact.
 /// quick_cache with its default hasher (ahash) at fixed seeds: with random ones its insert
 /// count moved by a few instructions between runs.
 fn seeded_quick_cache(
@@ -703,6 +701,8 @@ fn seeded_quick_cache(
     )
 }
 
+/// The default hasher with a fixed seed: the same keys land in the same shards and sketch
+/// counters in every run, so the insert case evicts the same entries and its count is exact.
 fn seeded_keel_cache(capacity: u64) -> keel_cache::Cache<u64, u64> {
     keel_cache::Cache::builder()
         .max_capacity(capacity)
