@@ -276,12 +276,18 @@ pub const POLICIES: &[&str] = &[
 /// `keel-cache`'s trace test uses).
 pub const DEFAULT_SEED: u64 = 0x6b65_656c;
 
-/// The shard count keel `Cache`'s builder picks by default for `capacity` on a machine with
-/// `cpus` CPUs (the rule `CacheBuilder::shards` documents: 16 per CPU, at least 256 entries
-/// each, a power of two, and one shard rather than two under 1,024 entries), so a replay can show another machine's table. The test
+/// The shard count keel `Cache`'s builder picks by default, without a weigher, for
+/// `capacity` on a machine with `cpus` CPUs (the rule `CacheBuilder::shards` documents: 16
+/// per CPU, at least 256 entries each, a power of two, and one shard rather than two under
+/// 1,024 entries), so a replay can show another machine's table. The test
 /// `replays_as_on_this_machine` checks it against the builder's own choice.
 pub fn shards_on(cpus: usize, capacity: usize) -> usize {
-    let by_cpu = cpus.max(1).saturating_mul(16).next_power_of_two();
+    // `checked_`: an absurd `--cpus` would otherwise wrap to 0 shards in a release build.
+    let by_cpu = cpus
+        .max(1)
+        .saturating_mul(16)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 16);
     let by_size = (capacity / 256).max(1);
     let by_size = if by_size < 4 {
         1
@@ -407,5 +413,6 @@ mod tests {
         assert_eq!(shards_on(8, 300), 1);
         assert_eq!(shards_on(8, 1_000), 1);
         assert_eq!(shards_on(8, 1_024), 4);
+        assert_eq!(shards_on(usize::MAX, 1 << 40), 1 << 16);
     }
 }

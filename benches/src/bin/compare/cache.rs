@@ -6,8 +6,9 @@
 //! 2000 and 10000 for arc-oltp, the sizes published comparisons use). Every cache hashes
 //! with a hasher seeded by `--seed` (default [`DEFAULT_SEED`]), so two runs print the same
 //! table. keel `Cache` picks its shard count by the CPU count, so its big rows differ between
-//! machines; `--cpus N` replays it with the shards it picks on N CPUs. `--policy` (repeatable) replays only the named policies; `--no-synthetic` skips
-//! the built-in workloads.
+//! machines; `--cpus N` replays it with the shards it picks on N CPUs. `--policy`
+//! (repeatable) replays only the named policies; `--no-synthetic` skips the built-in
+//! workloads.
 
 use std::path::PathBuf;
 
