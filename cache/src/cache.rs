@@ -212,10 +212,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
     /// The number of shards, a power of two. By default 16 per CPU (so threads seldom meet
     /// in one shard), but at least 256 units of capacity per shard, since each shard runs
-    /// its own policy and tiny shards choose badly; and a capacity under 1,024 is one
-    /// shard, not two (two shards of a few hundred entries each miss more than one when
-    /// the working set is near the capacity: the 1,000-key shifting set at 1,000 entries
-    /// 0.0689 -> 0.0619 in one shard).
+    /// its own policy and tiny shards choose badly; and under 1,024 units, one shard rather
+    /// than two (the hash splits a working set near the capacity unevenly, and the fuller
+    /// shard misses).
     ///
     /// Each shard gets `capacity / shards` of the capacity, so with a weigher the shard count
     /// also bounds the heaviest entry (see [`InsertError::TooHeavy`]). With a weigher the
@@ -237,6 +236,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// );
     /// let err = Cache::<u32, u32>::builder().max_capacity(1_000).shards(3).build().unwrap_err();
     /// assert_eq!(err, BuildError::BadShards(3)); // not a power of two
+    ///
+    /// // By default a capacity under 1,024 is one shard, so it holds that many keys.
+    /// let small = Cache::builder().max_capacity(1_000).build()?;
+    /// for k in 0..1_000u32 {
+    ///     small.insert(k, ());
+    /// }
+    /// assert_eq!(small.entry_count(), 1_000);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shards(mut self, shards: usize) -> Self {
@@ -588,17 +594,19 @@ fn default_shards(capacity: u64, weighted: bool) -> usize {
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
     let per_cpu = if weighted { 1 } else { 16 };
     let by_cpu = (cpus * per_cpu).next_power_of_two();
-    let by_size = (capacity / 256).max(1);
+    // Clamped first, so the cast and the shift fit a 32-bit `usize` too.
+    let by_size = (capacity / 256).clamp(1, MAX_SHARDS as u64) as usize;
     // Largest power of two not above `by_size`, and one shard rather than two: two shards
     // of 256-511 cost a working set near the capacity the split (each shard's half of it
-    // varies) for little concurrency, while four or more of that size measured no worse
-    // than fewer (arc-oltp at 1,868 entries is better in four than in one or two).
+    // varies; the 1,000-key shifting set at 1,000 entries missed 0.0689 in two, 0.0619 in
+    // one) for little concurrency, while four or more of that size measured no worse than
+    // fewer (arc-oltp at 1,868 entries is better in four than in one or two).
     let by_size = if by_size < 4 {
         1
     } else {
-        1usize << (63 - by_size.leading_zeros())
+        1usize << by_size.ilog2()
     };
-    by_cpu.min(by_size).min(MAX_SHARDS)
+    by_cpu.min(by_size)
 }
 
 /// Why [`Cache::try_insert`] did not store an entry.
