@@ -3,8 +3,8 @@
 //!
 //! `scripts/soak [MINUTES] [--seed N] [--only BLOCK]`, or
 //! `cargo run --release -p keel-benches --bin soak -- [MINUTES] [--seed N]`.
-//! `KEEL_SOAK_SEED` sets the seed too. Each block runs at least 5 s. The exit status is 1 when
-//! any anomaly is counted or a block did no operations.
+//! `KEEL_SOAK_SEED` sets the seed too. Each block runs at least 5 s (idgen-etcd 10 s). The
+//! exit status is 1 when any anomaly is counted or a block did no operations.
 //!
 //! The checkers are `keel_testkit::anomalies`, shared with the fault tests and tested there
 //! with planted anomalies.
@@ -28,6 +28,9 @@ pub(crate) const SLACK: Duration = Duration::from_millis(250);
 /// faults and check nothing (a 2.3 s etcd leg once issued 0 IDs: a pause and a partition
 /// longer than its 1 s TTL covered it).
 const MIN_SHARE: Duration = Duration::from_secs(5);
+/// The etcd generators' least time: their TTL is 1 s and each new lease waits up to a TTL
+/// before its first ID, so 5 s is a few server faults from issuing none.
+const MIN_SHARE_IDGEN_ETCD: Duration = Duration::from_secs(10);
 
 /// `--plant`: each block plants a bug of its own kind (a holder that outlives its lease, a
 /// writer around the fence, a generator that ignores its lease, a retrying limiter caller,
@@ -104,6 +107,8 @@ struct Block {
     name: &'static str,
     /// Its share of the run: its parts over the sum of the parts of the blocks run.
     parts: u32,
+    /// It runs at least this long, whatever its share.
+    min: Duration,
     run: fn(Duration, u64) -> Result<Row, String>,
 }
 
@@ -111,52 +116,62 @@ const BLOCKS: &[Block] = &[
     Block {
         name: "lock-redis",
         parts: 3,
+        min: MIN_SHARE,
         run: lock::redis,
     },
     Block {
         name: "lock-etcd",
         parts: 2,
+        min: MIN_SHARE,
         run: lock::etcd,
     },
     Block {
         name: "rate-limit-redis",
         parts: 2,
+        min: MIN_SHARE,
         run: rate_limit::run,
     },
     Block {
         name: "rate-limit-redis-cluster",
         parts: 1,
+        min: MIN_SHARE,
         run: rate_limit::cluster,
     },
     Block {
         name: "idgen-redis",
         parts: 2,
+        min: MIN_SHARE,
         run: idgen::redis,
     },
     Block {
         name: "idgen-etcd",
         parts: 1,
+        min: MIN_SHARE_IDGEN_ETCD,
         run: idgen::etcd,
     },
     Block {
         name: "cache-write-back",
         parts: 1,
+        min: MIN_SHARE,
         run: cache::run,
     },
     Block {
         name: "breaker-bulkhead-retry",
         parts: 1,
+        min: MIN_SHARE,
         run: breaker::run,
     },
     // Last, so the blocks before them keep the seed streams of earlier runs' seeds.
     Block {
         name: "lock-redis-cluster",
         parts: 1,
+        min: MIN_SHARE,
         run: lock::cluster,
     },
     Block {
         name: "idgen-redis-cluster",
         parts: 1,
+        min: MIN_SHARE,
         run: idgen::cluster,
     },
 ];
@@ -276,7 +291,7 @@ fn main() -> ExitCode {
     for (i, block) in blocks.iter().enumerate() {
         let share = total
             .mul_f64(f64::from(block.parts) / f64::from(parts))
-            .max(MIN_SHARE);
+            .max(block.min);
         // Each block draws from its own stream of the seed.
         let seed = args
             .seed
