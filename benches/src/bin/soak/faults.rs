@@ -123,7 +123,7 @@ impl Injector {
                 .proxies()
                 .iter()
                 .position(|p| std::ptr::eq(*p, proxy))
-                .ok_or("the key's proxy is one of the deployment's")?;
+                .ok_or("the proxy for the key is not among the deployment's proxies")?;
             if !paths.contains(&index) {
                 paths.push(index);
             }
