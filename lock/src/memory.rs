@@ -158,8 +158,9 @@ impl Table {
     fn find(&self, hash: u64, name: &[u8]) -> Option<&Named> {
         match self.named.get(&hash) {
             Some(named) if named.name.is(name) => Some(named),
-            Some(_) => self.collided.iter().find(|named| named.name.is(name)),
-            None => None,
+            // Also with no entry for the hash: a sweep may have taken the one a collided
+            // name was set aside for.
+            _ => self.collided.iter().find(|named| named.name.is(name)),
         }
     }
 
@@ -1271,6 +1272,31 @@ mod tests {
                 .is_some_and(|named| Arc::ptr_eq(&named.slot, &a))
         );
         assert!(table.find(7, b"c").is_none());
+    }
+
+    #[test]
+    fn a_name_set_aside_for_its_hash_is_found_after_a_sweep_takes_the_hash() {
+        let mut table = Table::default();
+        let now = Instant::ZERO;
+        drop(table.with_entry(7, "a", now, |named| named.slot.clone()));
+        let b = table.with_entry(7, "b", now, |named| named.slot.clone());
+        let Attempt::Granted(token) = b.try_acquire(now, now + TTL) else {
+            panic!("free")
+        };
+        // A sweep takes "a" (unused) and keeps "b" (held), set aside for the hash "a" had.
+        table.new_names_since_sweep = MIN_SWEEP_INTERVAL;
+        table.sweep_now_and_then(now);
+        assert!(table.named.is_empty() && table.collided.len() == 1);
+        assert!(
+            table
+                .find(7, b"b")
+                .is_some_and(|named| Arc::ptr_eq(&named.slot, &b))
+        );
+        // So "b" gets no second entry, whose first grant would be a second holder.
+        let again = table.with_entry(7, "b", now, |named| named.slot.clone());
+        assert!(Arc::ptr_eq(&again, &b));
+        assert!(table.named.is_empty() && table.collided.len() == 1);
+        assert_eq!(b.holder(now), Some(token));
     }
 
     #[test]
