@@ -1081,6 +1081,7 @@ fn seed() -> u64 {
     }
 }
 
+#[inline]
 fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
     // No code panics while holding a table, so a poisoned one is still consistent.
     table.lock().unwrap_or_else(PoisonError::into_inner)
