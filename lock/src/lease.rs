@@ -124,8 +124,38 @@ impl LeaseName {
     }
 
     /// Whether this is the name whose UTF-8 bytes are `name`.
+    #[inline]
     pub(crate) fn is(&self, name: &[u8]) -> bool {
-        self.bytes() == name
+        match self {
+            LeaseName::Inline { len, bytes } => {
+                usize::from(*len) == name.len()
+                    && bytes
+                        .get(..name.len())
+                        .is_some_and(|own| short_eq(own, name))
+            }
+            LeaseName::Shared(own) => own.as_bytes() == name,
+        }
+    }
+}
+
+/// Whether `a` and `b`, of one length up to 32 bytes, are equal, compared as two words
+/// (overlapping where the length is not twice a word's): a few loads, no call to `memcmp`,
+/// whose cost for a short name depends on where the bytes lie in their page.
+#[inline]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    /// The first and last `N` bytes of each, which cover them whole for a length up to 2N.
+    fn ends_eq<const N: usize>(a: &[u8], b: &[u8]) -> bool {
+        a.first_chunk::<N>() == b.first_chunk::<N>() && a.last_chunk::<N>() == b.last_chunk::<N>()
+    }
+    debug_assert_eq!(a.len(), b.len());
+    match a.len() {
+        0 => true,
+        1 => a.first() == b.first(),
+        2..=3 => ends_eq::<2>(a, b),
+        4..=7 => ends_eq::<4>(a, b),
+        8..=15 => ends_eq::<8>(a, b),
+        16..=32 => ends_eq::<16>(a, b),
+        _ => a == b,
     }
 }
 
@@ -392,6 +422,8 @@ mod tests {
             assert_eq!(&*kept.to_shared(), name);
         }
         assert!(!LeaseName::new("ab").same(&LeaseName::new("a")));
+        assert!(!LeaseName::new("ab").is(b"a") && !LeaseName::new("a").is(b"ab"));
+
         let at = |name: LeaseName| {
             Lease::with_name(
                 name,
@@ -408,5 +440,21 @@ mod tests {
             std::hash::BuildHasher::hash_one(&state, &inline),
             std::hash::BuildHasher::hash_one(&state, &shared)
         );
+    }
+
+    #[test]
+    fn short_names_compare_at_every_length_and_position() {
+        let text: Vec<u8> = (b'a'..=b'z').chain(b'A'..=b'Z').collect();
+        for len in 0..=40 {
+            let name = &text[..len];
+            assert!(short_eq(name, name), "{len}");
+            for at in 0..len {
+                let mut other = name.to_vec();
+                other[at] ^= 1;
+                assert!(!short_eq(name, &other), "{len} bytes, differing at {at}");
+                let inline = LeaseName::new(std::str::from_utf8(name).expect("ascii"));
+                assert!(inline.is(name) && !inline.is(&other));
+            }
+        }
     }
 }

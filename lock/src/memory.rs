@@ -158,8 +158,20 @@ impl Table {
     fn find(&self, hash: u64, name: &[u8]) -> Option<&Named> {
         match self.named.get(&hash) {
             Some(named) if named.name.is(name) => Some(named),
-            Some(_) => self.collided.iter().find(|named| named.name.is(name)),
-            None => None,
+            // Also with no entry for the hash: a sweep may have taken the one a collided
+            // name was set aside for.
+            _ => self.collided.iter().find(|named| named.name.is(name)),
+        }
+    }
+
+    /// The entry that may hold `lease`: the one its granter's id names, without comparing
+    /// names (a slot grants only its own name's leases, and slot ids are never reused, so a
+    /// swept slot's leases never match a new one), else the entry of its name.
+    #[inline]
+    fn find_lease(&self, hash: u64, lease: &Lease) -> Option<&Named> {
+        match self.named.get(&hash) {
+            Some(named) if named.slot.id == lease.granted_by() => Some(named),
+            _ => self.find(hash, lease.lease_name().bytes()),
         }
     }
 
@@ -400,7 +412,7 @@ impl<C: Clock> InMemoryLockService<C> {
         let hash = self.hash(lease.lease_name().bytes());
         let table = lock(&self.shard(hash).table);
         let (now, expires_at) = self.expiry(ttl)?;
-        match table.find(hash, lease.lease_name().bytes()) {
+        match table.find_lease(hash, lease) {
             Some(named) if granted_on(lease, &named.slot) => {
                 extend_on(&named.slot, lease, now, expires_at, ttl)
             }
@@ -436,7 +448,7 @@ impl<C: Clock> InMemoryLockService<C> {
         let hash = self.hash(lease.lease_name().bytes());
         let table = lock(&self.shard(hash).table);
         let now = self.inner.clock.recent();
-        let released = match table.find(hash, lease.lease_name().bytes()) {
+        let released = match table.find_lease(hash, lease) {
             Some(named) if granted_on(lease, &named.slot) => {
                 named.slot.release(lease.token().get(), now)
             }
@@ -1069,6 +1081,7 @@ fn seed() -> u64 {
     }
 }
 
+#[inline]
 fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
     // No code panics while holding a table, so a poisoned one is still consistent.
     table.lock().unwrap_or_else(PoisonError::into_inner)
@@ -1271,6 +1284,84 @@ mod tests {
                 .is_some_and(|named| Arc::ptr_eq(&named.slot, &a))
         );
         assert!(table.find(7, b"c").is_none());
+    }
+
+    #[test]
+    fn a_name_set_aside_for_its_hash_is_found_after_a_sweep_takes_the_hash() {
+        let mut table = Table::default();
+        let now = Instant::ZERO;
+        drop(table.with_entry(7, "a", now, |named| named.slot.clone()));
+        let b = table.with_entry(7, "b", now, |named| named.slot.clone());
+        let Attempt::Granted(token) = b.try_acquire(now, now + TTL) else {
+            panic!("free")
+        };
+        // A sweep takes "a" (unused) and keeps "b" (held), set aside for the hash "a" had.
+        table.new_names_since_sweep = MIN_SWEEP_INTERVAL;
+        table.sweep_now_and_then(now);
+        assert!(table.named.is_empty() && table.collided.len() == 1);
+        assert!(
+            table
+                .find(7, b"b")
+                .is_some_and(|named| Arc::ptr_eq(&named.slot, &b))
+        );
+        // So "b" gets no second entry, whose first grant would be a second holder.
+        let again = table.with_entry(7, "b", now, |named| named.slot.clone());
+        assert!(Arc::ptr_eq(&again, &b));
+        assert!(table.named.is_empty() && table.collided.len() == 1);
+        assert_eq!(b.holder(now), Some(token));
+    }
+
+    #[test]
+    fn a_lease_is_found_by_its_granter_or_else_by_name() {
+        let mut table = Table::default();
+        let now = Instant::ZERO;
+        let a = table.with_entry(7, "a", now, |named| named.slot.clone());
+        let b = table.with_entry(7, "b", now, |named| named.slot.clone());
+        let granted =
+            |name: &str, slot: &Slot| grant(&LeaseName::new(name), slot, 1, now + TTL, TTL);
+        let found = |table: &Table, lease: &Lease| {
+            table.find_lease(7, lease).map(|named| named.slot.clone())
+        };
+        // Its granter's entry, also set aside for its hash.
+        assert!(found(&table, &granted("a", &a)).is_some_and(|slot| Arc::ptr_eq(&slot, &a)));
+        assert!(found(&table, &granted("b", &b)).is_some_and(|slot| Arc::ptr_eq(&slot, &b)));
+        // No granter, or one not in this table: the name's entry, which is not the granter.
+        let rebuilt = Lease::new("b".into(), FencingToken::new(1), now + TTL, TTL);
+        assert!(found(&table, &rebuilt).is_some_and(|slot| Arc::ptr_eq(&slot, &b)));
+        let elsewhere = granted("a", &Slot::new(0));
+        let entry = table.find_lease(7, &elsewhere).expect("the name's entry");
+        assert!(Arc::ptr_eq(&entry.slot, &a) && !granted_on(&elsewhere, &entry.slot));
+        assert!(found(&table, &granted("c", &Slot::new(0))).is_none());
+    }
+
+    #[test]
+    fn a_lease_of_a_swept_entry_is_not_the_new_entrys() -> Result<(), LockError> {
+        let clock = ManualClock::new();
+        let service = InMemoryLockService::with_clock(clock.clone());
+        let old = service.try_acquire_now("kept", TTL)?.expect("free");
+        clock.advance(TTL);
+        for i in 0..10_000 {
+            let lease = service
+                .try_acquire_now(&format!("name-{i}"), TTL)?
+                .expect("free");
+            service.release_now(&lease)?;
+        }
+        let hash = service.hash(b"kept");
+        assert!(
+            lock(&service.shard(hash).table)
+                .find(hash, b"kept")
+                .is_none(),
+            "swept"
+        );
+        let new = service.try_acquire_now("kept", TTL)?.expect("free");
+        // A new state for the name, with an id of its own: the old lease is not its.
+        assert_ne!(new.granted_by(), old.granted_by());
+        assert!(new.token() > old.token());
+        assert!(service.release_now(&old).unwrap_err().is_not_held());
+        assert!(service.extend_now(&old, TTL).unwrap_err().is_not_held());
+        assert_eq!(service.holder("kept"), Some(new.token()));
+        service.release_now(&new)?;
+        Ok(())
     }
 
     #[test]
