@@ -386,6 +386,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.lists.iter().map(|l| l.weight).sum()
     }
 
+    #[inline]
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
         K: Borrow<Q>,
@@ -402,6 +403,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// The read path: shared access only. Counts the hit or miss.
+    #[inline]
     pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: u64) -> Lookup<'_, V>
     where
         K: Borrow<Q>,
@@ -1095,12 +1097,16 @@ impl Ghost {
         self.evicted[list as usize] = (seq + 1) & SEQ_MASK;
         let key = ghost_key(hash);
         let entry = (key << 32) | (u64::from(list) << 31) | u64::from(seq);
-        match self.set.find_mut(ghost_slot(key), |&e| e >> 32 == key) {
+        // One probe finds the key or the slot for it.
+        match self.set.entry(
+            ghost_slot(key),
+            |&e| e >> 32 == key,
+            |&e| ghost_slot(e >> 32),
+        ) {
             // Already remembered: the older ring slot stays, and forgets it a little early.
-            Some(e) => *e = entry,
-            None => {
-                self.set
-                    .insert_unique(ghost_slot(key), entry, |&e| ghost_slot(e >> 32));
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = entry,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(entry);
             }
         }
         if self.ring.len() >= self.cap
