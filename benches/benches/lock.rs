@@ -128,6 +128,17 @@ fn in_memory(c: &mut Criterion) {
             handle.release_now(&lease).expect("held");
         })
     });
+    group.bench_function(
+        BenchmarkId::new(op, "keel LockHandle acquire_blocking (sync)"),
+        |b| {
+            b.iter(|| {
+                let lease = black_box(&handle)
+                    .acquire_blocking(TTL, Duration::from_secs(60))
+                    .expect("free");
+                handle.release_now(&lease).expect("held");
+            })
+        },
+    );
     let mutex = parking_lot::Mutex::new(0u64);
     group.bench_function(BenchmarkId::new(op, "parking_lot::Mutex"), |b| {
         b.iter(|| *black_box(&mutex).lock() += 1)

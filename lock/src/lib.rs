@@ -103,7 +103,7 @@
 //! | `try_acquire_now` + `release_now`, in memory, uncontended | [`LockHandle`] | `parking_lot::Mutex` lock + unlock | 2.00x, 1.85x (1.12x, 1.12x after the lease carried its granter's id; idle, `'in memory/'`) |
 //! | the same, 2 threads on one name, spinning on a try (throughput) | [`LockHandle`] | `parking_lot::Mutex::lock` | 0.26x, 0.28x |
 //! | the same | [`LockHandle`] | `parking_lot::Mutex::try_lock` in the same spin loop | 0.39x, 0.50x |
-//! | the same, 2 threads, blocking in [`acquire_blocking`](LockHandle::acquire_blocking) (throughput; seven idle runs of `'2 threads'`, median 0.42x; goal 0.5x not met) | [`LockHandle`] | `parking_lot::Mutex::lock` | 0.38x–0.52x (0.33x, 0.31x on an idle AMD EPYC) |
+//! | the same, 2 threads, blocking in [`acquire_blocking`](LockHandle::acquire_blocking) (throughput; seven idle runs of `'2 threads'`, median 0.42x; goal 0.5x not met before session 10) | [`LockHandle`] | `parking_lot::Mutex::lock` | 0.38x–0.52x (0.33x, 0.31x on an idle AMD EPYC); 0.71x, 0.59x, 0.69x once inlined, against 0.33x, 0.28x, 0.32x for the build before in alternate runs (AMD EPYC, session 10; goal met) |
 //! | acquire + release, one Redis on loopback | `RedisLockService` | rslock (Redlock, one server) | 1.12x, 1.45x |
 //! | acquire + release, one Redis on loopback | `RedisLockService` | `SET NX PX` + `DEL` | 1.33x, 1.23x |
 //! | fenced write, one Redis | `RedisFence::set` | `SET` | 1.22x, 1.31x |

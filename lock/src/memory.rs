@@ -946,6 +946,7 @@ impl<C: Clock> LockHandle<C> {
     /// assert!(jobs.release_now(&first).unwrap_err().is_not_held());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn acquire_blocking(&self, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
         acquire_blocking_on(&self.service.inner.clock, &self.slot, &self.name, ttl, wait)
     }

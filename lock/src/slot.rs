@@ -124,21 +124,7 @@ impl Slot {
     pub(crate) fn try_acquire(&self, now: Instant, expires_at: Instant) -> Attempt {
         let word = self.word.load(Ordering::Acquire);
         if word & FLAGS == 0 && word >> SHIFT < MAX_TOKEN {
-            let token = (word >> SHIFT) + 1;
-            if self
-                .word
-                .compare_exchange(
-                    word,
-                    token << SHIFT | HELD | BUSY,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                // Nobody else writes the word while it is BUSY: a plain store publishes.
-                self.expires_at
-                    .store(expires_at.as_nanos(), Ordering::Relaxed);
-                self.word.store(token << SHIFT | HELD, Ordering::Release);
+            if let Some(token) = self.grant_free(word, expires_at) {
                 return Attempt::Granted(token);
             }
         } else if word & (HELD | BUSY) == HELD {
@@ -151,6 +137,55 @@ impl Slot {
             }
         }
         self.attempt(now, expires_at, Asker::ONCE)
+    }
+
+    /// [`try_acquire`](Slot::try_acquire) for a blocking waiter that looks again (and queues,
+    /// deciding under the mutex, before it sleeps): `None` where `try_acquire` would take the
+    /// mutex only to wait out a change in flight (a grant publishing its expiry, a slow path
+    /// at work, a word that changed under the held check or the compare-and-swap). Those are
+    /// mostly the other thread taking the lock; waiting them out under the mutex marked the
+    /// word busy under the new holder, whose release then went the slow way too. An expired
+    /// lock, a free one with waiters and a name out of tokens still go to the mutex.
+    #[inline]
+    pub(crate) fn try_acquire_or_retry(
+        &self,
+        now: Instant,
+        expires_at: Instant,
+    ) -> Option<Attempt> {
+        let word = self.word.load(Ordering::Acquire);
+        if word & FLAGS == 0 && word >> SHIFT < MAX_TOKEN {
+            return self.grant_free(word, expires_at).map(Attempt::Granted);
+        }
+        if word & BUSY != 0 {
+            return None;
+        }
+        if word & HELD != 0 {
+            let held_until = Instant::from_nanos(self.expires_at.load(Ordering::Acquire));
+            if now < held_until || self.word.load(Ordering::Acquire) != word {
+                return None;
+            }
+        }
+        Some(self.attempt(now, expires_at, Asker::ONCE))
+    }
+
+    /// The uncontended grant of the free `word` (no flags, a token left): the next token, or
+    /// `None` if the word changed first.
+    #[inline]
+    fn grant_free(&self, word: u64, expires_at: Instant) -> Option<u64> {
+        let token = (word >> SHIFT) + 1;
+        self.word
+            .compare_exchange(
+                word,
+                token << SHIFT | HELD | BUSY,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .ok()?;
+        // Nobody else writes the word while it is BUSY: a plain store publishes.
+        self.expires_at
+            .store(expires_at.as_nanos(), Ordering::Relaxed);
+        self.word.store(token << SHIFT | HELD, Ordering::Release);
+        Some(token)
     }
 
     /// One decision under the slot's mutex: takes a reservation made for `asker`, grants a
@@ -549,6 +584,39 @@ mod tests {
             Attempt::HeldUntil(..)
         ));
         assert!(matches!(waiter.ask(&slot, now), Attempt::Granted(t) if t == token + 1));
+    }
+
+    #[test]
+    fn a_waiters_try_looks_again_at_a_change_in_flight_instead_of_waiting_it_out() {
+        let slot = Slot::new(0);
+        let now = Instant::ZERO;
+        let Some(Attempt::Granted(token)) = slot.try_acquire_or_retry(now, now + TTL) else {
+            panic!("free");
+        };
+        // Held and live: look again.
+        assert!(slot.try_acquire_or_retry(now, now + TTL).is_none());
+        // A slow path at work (the word marked busy, as a grant publishing its expiry marks
+        // it): look again at once. `try_acquire` would wait it out, here for ever.
+        let word = slot.lock_word();
+        assert!(slot.try_acquire_or_retry(now, now + TTL).is_none());
+        slot.unlock_word(word);
+        // Expired: the mutex decides, and grants the next token.
+        let later = now + TTL;
+        assert!(matches!(
+            slot.try_acquire_or_retry(later, later + TTL),
+            Some(Attempt::Granted(next)) if next == token + 1
+        ));
+        // Released with a waiter still queued (the first woken to compete, the second
+        // waiting): free but not the fast path's, so the mutex decides.
+        let (mut first, mut second) = (Waiter::new(true), Waiter::new(true));
+        assert!(matches!(first.ask(&slot, later), Attempt::HeldUntil(..)));
+        assert!(matches!(second.ask(&slot, later), Attempt::HeldUntil(..)));
+        wake(slot.release(token + 1, later).expect("held"));
+        assert_eq!(slot.word.load(Ordering::Relaxed) & (FLAGS), QUEUED);
+        assert!(matches!(
+            slot.try_acquire_or_retry(later, later + TTL),
+            Some(Attempt::Granted(next)) if next == token + 2
+        ));
     }
 
     #[test]

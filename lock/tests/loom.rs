@@ -379,3 +379,41 @@ fn a_blocking_waiter_is_never_left_asleep() {
         assert_eq!(service.holder("x"), None);
     });
 }
+
+/// Two blocking acquirers queue behind a holder that releases: their tries (which look
+/// again at a change in flight rather than waiting it out under the slot's mutex) and
+/// their places in the queue still give one holder at a time, rising tokens, and nobody
+/// left asleep (loom reports a lost wake-up as a deadlock).
+#[test]
+fn two_blocking_waiters_take_turns() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let service = InMemoryLockService::with_clock(ManualClock::new());
+        let handle = service.handle("x").expect("a name");
+        let first = handle.try_acquire_now(TTL).expect("valid").expect("free");
+        let inside = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let (handle, inside) = (handle.clone(), inside.clone());
+                thread::spawn(move || {
+                    let lease = handle
+                        .acquire_blocking(TTL, Duration::from_secs(3600))
+                        .expect("granted");
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    handle.release_now(&lease).expect("still held");
+                    lease.token()
+                })
+            })
+            .collect();
+        handle.release_now(&first).expect("still held");
+        let mut tokens: Vec<_> = waiters
+            .into_iter()
+            .map(|waiter| waiter.join().expect("no panic"))
+            .collect();
+        tokens.sort_unstable();
+        assert!(first.token() < tokens[0] && tokens[0] < tokens[1]);
+        assert_eq!(service.holder("x"), None);
+    });
+}
