@@ -86,7 +86,7 @@
 //!   that time loses its turn to whoever asks next. A thread blocked in
 //!   [`acquire_blocking`](InMemoryLockService::acquire_blocking) is instead woken to compete
 //!   for the free lock (as `parking_lot` does, so a thread that takes the lock again keeps
-//!   its cache warm), up to 8 times; then it too is handed the lock. In Redis, waiters are
+//!   its cache warm), up to 64 times; then it too is handed the lock. In Redis, waiters are
 //!   not queued.
 //!
 //! # What it costs

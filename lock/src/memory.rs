@@ -72,7 +72,7 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// [`release_now`](InMemoryLockService::release_now)) for code outside a runtime, and
 /// [`acquire_blocking`](InMemoryLockService::acquire_blocking), which blocks the thread as a
 /// mutex does: it spins briefly, then parks in the same queue. A release wakes a parked
-/// thread to compete for the free lock rather than reserving it, up to 8 times, then hands
+/// thread to compete for the free lock rather than reserving it, up to 64 times, then hands
 /// it over as to an async waiter.
 ///
 /// Clones share the same table.
@@ -342,7 +342,7 @@ impl<C: Clock> InMemoryLockService<C> {
     /// holder's lease runs out, or `wait` passes, each judged on the service's [`Clock`]. A
     /// release wakes a parked thread to compete for the lock, so a thread that takes the
     /// lock again at once keeps it warm in its cache meanwhile (as `parking_lot` does); after
-    /// 8 such wakes without winning, the next
+    /// 64 such wakes without winning, the next
     /// release hands the lock to it, as it does to async waiters at once: nobody waits
     /// forever while the lock changes hands. The OS times the park in real time and the
     /// clock is read again on waking, at least every 10 ms, so a
