@@ -11,7 +11,7 @@ use std::time::Duration;
 use keel_core::ManualClock;
 use keel_core::sync::atomic::{AtomicUsize, Ordering};
 use keel_core::sync::{Arc, Mutex};
-use keel_lock::{Fence, FencingToken, InMemoryLockService};
+use keel_lock::{Fence, FencingToken, InMemoryLockService, LockHandle};
 use loom::thread;
 
 const TTL: Duration = Duration::from_secs(10);
@@ -354,18 +354,7 @@ fn a_blocking_waiter_is_never_left_asleep() {
         let handle = service.handle("x").expect("a name");
         let first = handle.try_acquire_now(TTL).expect("valid").expect("free");
         let inside = Arc::new(AtomicUsize::new(0));
-        let waiter = {
-            let (handle, inside) = (handle.clone(), inside.clone());
-            thread::spawn(move || {
-                let lease = handle
-                    .acquire_blocking(TTL, Duration::from_secs(3600))
-                    .expect("granted");
-                assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
-                inside.fetch_sub(1, Ordering::SeqCst);
-                handle.release_now(&lease).expect("still held");
-                lease.token()
-            })
-        };
+        let waiter = spawn_blocking_acquirer(&handle, &inside);
         handle.release_now(&first).expect("still held");
         let again = handle.try_acquire_now(TTL).expect("valid");
         if let Some(lease) = &again {
@@ -394,18 +383,7 @@ fn two_blocking_waiters_take_turns() {
         let first = handle.try_acquire_now(TTL).expect("valid").expect("free");
         let inside = Arc::new(AtomicUsize::new(0));
         let waiters: Vec<_> = (0..2)
-            .map(|_| {
-                let (handle, inside) = (handle.clone(), inside.clone());
-                thread::spawn(move || {
-                    let lease = handle
-                        .acquire_blocking(TTL, Duration::from_secs(3600))
-                        .expect("granted");
-                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
-                    inside.fetch_sub(1, Ordering::SeqCst);
-                    handle.release_now(&lease).expect("still held");
-                    lease.token()
-                })
-            })
+            .map(|_| spawn_blocking_acquirer(&handle, &inside))
             .collect();
         handle.release_now(&first).expect("still held");
         let mut tokens: Vec<_> = waiters
@@ -416,4 +394,22 @@ fn two_blocking_waiters_take_turns() {
         assert!(first.token() < tokens[0] && tokens[0] < tokens[1]);
         assert_eq!(service.holder("x"), None);
     });
+}
+
+/// A thread that waits in `acquire_blocking`, checks it is the only holder (`inside` counts
+/// the holders), releases, and returns its token.
+fn spawn_blocking_acquirer(
+    handle: &LockHandle<ManualClock>,
+    inside: &Arc<AtomicUsize>,
+) -> thread::JoinHandle<FencingToken> {
+    let (handle, inside) = (handle.clone(), inside.clone());
+    thread::spawn(move || {
+        let lease = handle
+            .acquire_blocking(TTL, Duration::from_secs(3600))
+            .expect("granted");
+        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+        inside.fetch_sub(1, Ordering::SeqCst);
+        handle.release_now(&lease).expect("still held");
+        lease.token()
+    })
 }
