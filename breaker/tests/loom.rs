@@ -161,18 +161,22 @@ fn check_chain(seen: &Seen, breaker: &CircuitBreaker<ManualClock>) {
             "a generation was skipped: {chain:?}"
         );
         assert_eq!(t.from, state, "{chain:?}");
-        let edge_ok = match (t.from, t.to, t.reason) {
-            (_, _, Reason::Operator) => true,
-            (
-                State::Closed,
-                State::Open,
-                Reason::ConsecutiveFailures(_) | Reason::FailureRate | Reason::SlowCallRate,
-            ) => true,
-            (State::Open, State::HalfOpen, Reason::WaitElapsed) => true,
-            (State::HalfOpen, State::Open, Reason::ProbeFailed | Reason::ProbeTimedOut) => true,
-            (State::HalfOpen, State::Closed, Reason::ProbesSucceeded) => true,
-            _ => false,
-        };
+        let edge_ok = matches!(
+            (t.from, t.to, t.reason),
+            (_, _, Reason::Operator)
+                | (
+                    State::Closed,
+                    State::Open,
+                    Reason::ConsecutiveFailures(_) | Reason::FailureRate | Reason::SlowCallRate,
+                )
+                | (State::Open, State::HalfOpen, Reason::WaitElapsed)
+                | (
+                    State::HalfOpen,
+                    State::Open,
+                    Reason::ProbeFailed | Reason::ProbeTimedOut
+                )
+                | (State::HalfOpen, State::Closed, Reason::ProbesSucceeded)
+        );
         assert!(edge_ok, "illegal transition {t:?} in {chain:?}");
         state = t.to;
     }
