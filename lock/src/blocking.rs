@@ -8,7 +8,7 @@ use keel_core::sync::{Condvar, Mutex};
 use keel_core::{Clock, Instant};
 
 use crate::lease::LeaseName;
-use crate::memory::{Waiting, exhausted, expiry_from, grant, try_once};
+use crate::memory::{Waiting, exhausted, expiry_from, grant, granted, try_once};
 use crate::slot::{Asker, Attempt, Slot};
 use crate::{Lease, LockError};
 
@@ -95,9 +95,8 @@ fn try_or_retry(
 ) -> Result<Option<Granted>, LockError> {
     let (now, expires_at) = expiry_from(now, ttl)?;
     match slot.try_acquire_or_retry(now, expires_at) {
-        Some(Attempt::Granted(token)) => Ok(Some((token, expires_at))),
-        Some(Attempt::HeldUntil(..)) | None => Ok(None),
-        Some(Attempt::Exhausted) => Err(exhausted(name)),
+        Some(attempt) => granted(attempt, name, expires_at),
+        None => Ok(None),
     }
 }
 

@@ -586,7 +586,18 @@ pub(crate) fn try_once(
     ttl: Duration,
 ) -> Result<Option<(u64, Instant)>, LockError> {
     let (now, expires_at) = expiry_from(now, ttl)?;
-    match slot.try_acquire(now, expires_at) {
+    granted(slot.try_acquire(now, expires_at), name, expires_at)
+}
+
+/// What one try's `attempt` comes to: the grant's token and `expires_at`, `None` while
+/// held, or the error of a name out of tokens.
+#[inline]
+pub(crate) fn granted(
+    attempt: Attempt,
+    name: &LeaseName,
+    expires_at: Instant,
+) -> Result<Option<(u64, Instant)>, LockError> {
+    match attempt {
         Attempt::Granted(token) => Ok(Some((token, expires_at))),
         Attempt::HeldUntil(..) => Ok(None),
         Attempt::Exhausted => Err(exhausted(name)),
