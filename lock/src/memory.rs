@@ -109,7 +109,8 @@ struct Inner<C> {
     clock: C,
     /// Seeds the one hash of a name (random per service; fixed under loom, which replays).
     hasher: foldhash::fast::FixedState,
-    shards: Box<[Shard]>,
+    /// An array, not a boxed slice: picking a shard needs no bounds check and no pointer.
+    shards: [Shard; SHARDS],
 }
 
 struct Shard {
@@ -158,6 +159,7 @@ impl Hasher for KeyIsHash {
 
 impl Table {
     /// The entry of the name whose UTF-8 bytes are `name`.
+    #[inline]
     fn find(&self, hash: u64, name: &[u8]) -> Option<&Named> {
         match self.named.get(&hash) {
             Some(named) if named.name.is(name) => Some(named),
@@ -188,23 +190,31 @@ impl Table {
         service: u64,
         op: impl FnOnce(&Named) -> R,
     ) -> R {
-        if let Some(named) = self.find(hash, name.as_bytes()) {
-            return op(named);
-        }
+        // One call of `op` for both ways, so that it is inlined here.
+        let named = match self.find(hash, name.as_bytes()) {
+            Some(named) => named,
+            None => self.add(hash, name, now, service),
+        };
+        op(named)
+    }
+
+    /// Adds the entry of `name`, which has none, sweeping first now and then.
+    #[cold]
+    fn add(&mut self, hash: u64, name: &str, now: Instant, service: u64) -> &Named {
         self.sweep_now_and_then(now);
         self.new_names_since_sweep += 1;
         let fresh = Named {
             name: LeaseName::new(name),
             slot: Arc::new(Slot::new(self.floor, service)),
         };
-        let result = op(&fresh);
         match self.named.entry(hash) {
-            std::collections::hash_map::Entry::Occupied(_) => self.collided.push(fresh),
-            std::collections::hash_map::Entry::Vacant(vacant) => {
-                vacant.insert(fresh);
+            std::collections::hash_map::Entry::Vacant(vacant) => vacant.insert(fresh),
+            std::collections::hash_map::Entry::Occupied(_) => {
+                let index = self.collided.len();
+                self.collided.push(fresh);
+                &self.collided[index]
             }
         }
-        result
     }
 
     /// Sweeps entries nobody uses (no live lease, no waiter, no handle, no lease granted by
@@ -271,11 +281,9 @@ impl<C: Clock> InMemoryLockService<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_clock(clock: C) -> InMemoryLockService<C> {
-        let shards = (0..SHARDS)
-            .map(|_| Shard {
-                table: Mutex::new(Table::default()),
-            })
-            .collect();
+        let shards = std::array::from_fn(|_| Shard {
+            table: Mutex::new(Table::default()),
+        });
         InMemoryLockService {
             inner: Arc::new(Inner {
                 id: next_id(),
