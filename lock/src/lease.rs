@@ -12,7 +12,9 @@ use crate::slot::Slot;
 /// A time-limited grant of a named lock, with its fencing token.
 ///
 /// A lease is plain data: cloning it does not duplicate the lock, and dropping it does not
-/// release it (a [`LeaseGuard`](crate::LeaseGuard) does). It is valid until
+/// release it (a [`LeaseGuard`](crate::LeaseGuard) does). One that
+/// [`InMemoryLockService`](crate::InMemoryLockService) granted by name holds a reference to
+/// the name's state, so the service keeps the name while the lease lives. It is valid until
 /// [`expires_at`](Lease::expires_at), a reading of the granting service's clock
 /// ([`LockService::now`](crate::LockService::now)), unless it is released or extended first.
 ///
