@@ -7,11 +7,14 @@ use std::time::Duration;
 use keel_core::Instant;
 
 use crate::FencingToken;
+use crate::slot::Slot;
 
 /// A time-limited grant of a named lock, with its fencing token.
 ///
 /// A lease is plain data: cloning it does not duplicate the lock, and dropping it does not
-/// release it (a [`LeaseGuard`](crate::LeaseGuard) does). It is valid until
+/// release it (a [`LeaseGuard`](crate::LeaseGuard) does). One that
+/// [`InMemoryLockService`](crate::InMemoryLockService) granted by name holds a reference to
+/// the name's state, so the service keeps the name while the lease lives. It is valid until
 /// [`expires_at`](Lease::expires_at), a reading of the granting service's clock
 /// ([`LockService::now`](crate::LockService::now)), unless it is released or extended first.
 ///
@@ -40,17 +43,44 @@ use crate::FencingToken;
 #[derive(Clone)]
 pub struct Lease {
     name: LeaseName,
-    /// The in-memory lock state that granted it ([`NOT_GRANTED_HERE`] for a lease of another
-    /// service or one built by [`Lease::new`]), so a release on that state knows the lease is
-    /// its own without comparing names, and a lease of another service is never taken for one.
-    granted_by: u64,
+    /// The in-memory lock state that granted it, so a release on that state knows the lease
+    /// is its own without comparing names, and a lease of another service is never taken for
+    /// one.
+    granted_by: Grantor,
     token: FencingToken,
     expires_at: Instant,
     ttl: Duration,
 }
 
-/// The `granted_by` of a lease no in-memory lock state granted: its name decides whose it is.
+/// The id of a lease no in-memory lock state granted: its name decides whose it is.
 pub(crate) const NOT_GRANTED_HERE: u64 = 0;
+
+/// Which in-memory lock state granted a lease.
+#[derive(Clone)]
+pub(crate) enum Grantor {
+    /// None: another service granted it, or [`Lease::new`] built it.
+    Elsewhere,
+    /// The state with this id: a [`LockHandle`](crate::LockHandle)'s grant, which holds the
+    /// state itself, so its leases count no shared reference.
+    Id(u64),
+    /// The state itself: a grant by name, so a release or extend by name goes straight to
+    /// it instead of taking the name table's lock to look the name up (which cost as much as
+    /// the rest of an uncontended acquire and release together). It keeps the name in the
+    /// table while the lease lives.
+    State(Arc<Slot>),
+}
+
+impl Grantor {
+    /// The granting state's id, or [`NOT_GRANTED_HERE`].
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        match self {
+            Grantor::Elsewhere => NOT_GRANTED_HERE,
+            Grantor::Id(id) => *id,
+            Grantor::State(slot) => slot.id,
+        }
+    }
+}
 
 /// How long a name may be to live inside the lease itself.
 const INLINE: usize = 22;
@@ -200,7 +230,7 @@ impl Lease {
     pub fn new(name: Arc<str>, token: FencingToken, expires_at: Instant, ttl: Duration) -> Lease {
         Lease::with_name(
             LeaseName::Shared(name),
-            NOT_GRANTED_HERE,
+            Grantor::Elsewhere,
             token,
             expires_at,
             ttl,
@@ -210,7 +240,7 @@ impl Lease {
     #[inline]
     pub(crate) fn with_name(
         name: LeaseName,
-        granted_by: u64,
+        granted_by: Grantor,
         token: FencingToken,
         expires_at: Instant,
         ttl: Duration,
@@ -227,7 +257,22 @@ impl Lease {
     /// The id of the in-memory lock state that granted it, or [`NOT_GRANTED_HERE`].
     #[inline]
     pub(crate) fn granted_by(&self) -> u64 {
-        self.granted_by
+        self.granted_by.id()
+    }
+
+    /// The in-memory lock state that granted it, if it holds it (a grant by name).
+    #[inline]
+    pub(crate) fn granting_state(&self) -> Option<&Arc<Slot>> {
+        match &self.granted_by {
+            Grantor::State(slot) => Some(slot),
+            _ => None,
+        }
+    }
+
+    /// Who granted it.
+    #[inline]
+    pub(crate) fn grantor(&self) -> &Grantor {
+        &self.granted_by
     }
 
     /// The name as the lease keeps it.
@@ -427,7 +472,7 @@ mod tests {
         let at = |name: LeaseName| {
             Lease::with_name(
                 name,
-                NOT_GRANTED_HERE,
+                Grantor::Elsewhere,
                 FencingToken::new(1),
                 Instant::ZERO,
                 Duration::from_secs(1),

@@ -13,8 +13,8 @@ use keel_core::sync::{Mutex, MutexGuard};
 use keel_core::{Clock, Instant, SystemClock};
 
 use crate::blocking::acquire_blocking_on;
-use crate::lease::{LeaseName, NOT_GRANTED_HERE};
-use crate::slot::{Asker, Attempt, Slot};
+use crate::lease::{Grantor, LeaseName, NOT_GRANTED_HERE};
+use crate::slot::{Asker, Attempt, Slot, next_id};
 use crate::{FencingToken, Lease, LockError, LockService};
 
 /// Shards of the name table; a power of two so a hash picks one with a mask.
@@ -30,7 +30,8 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// waiters, `extend` and hand-overs take the name's own mutex. Names are found in 32 shards
 /// of mutex-guarded tables (foldhash, seeded at random per service); a [`LockHandle`] from
 /// [`handle`](InMemoryLockService::handle) finds its name once and skips the table from
-/// then on. Tokens are counted per name, strictly increasing and never reused, also after a
+/// then on. A lease granted by name holds its name's state (one shared reference count), so
+/// releasing or extending it skips the table as well. Tokens are counted per name, strictly increasing and never reused, also after a
 /// name's entry is swept away (a shard remembers the highest token of the names it swept).
 ///
 /// Expiry is read from the [`Clock`]: a lease whose `expires_at` has passed is free for the
@@ -43,10 +44,10 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// a held lease as live a little longer. So once a contender is granted the lock, the
 /// previous holder's exact reading already shows its lease expired (tested with a lagging
 /// manual clock in `tests/coarse_clock.rs`). A release may be accepted up to that lag after
-/// the lease's expiry, but only when nobody was granted the lock meanwhile. Expired and released entries
-/// that no handle or waiter uses are swept lazily (a shard sweeps once it has added as many
-/// new names as it kept at its last sweep), so memory stays proportional to the names held
-/// recently.
+/// the lease's expiry, but only when nobody was granted the lock meanwhile. Expired and
+/// released entries that no handle, waiter or lease granted by name holds are swept lazily (a
+/// shard sweeps once it has added as many new names as it kept at its last sweep), so memory
+/// stays proportional to the names held recently and the leases kept.
 ///
 /// [`acquire`](LockService::acquire) waits without polling, in a first-come, first-served
 /// queue per name: it sleeps until a release hands it the lock, or until the holder's lease
@@ -103,10 +104,13 @@ pub struct InMemoryLockService<C: Clock = SystemClock> {
 }
 
 struct Inner<C> {
+    /// Tells this service's leases from another's (ids are never reused in the process).
+    id: u64,
     clock: C,
     /// Seeds the one hash of a name (random per service; fixed under loom, which replays).
     hasher: foldhash::fast::FixedState,
-    shards: Box<[Shard]>,
+    /// An array, not a boxed slice: picking a shard needs no bounds check and no pointer.
+    shards: [Shard; SHARDS],
 }
 
 struct Shard {
@@ -155,6 +159,7 @@ impl Hasher for KeyIsHash {
 
 impl Table {
     /// The entry of the name whose UTF-8 bytes are `name`.
+    #[inline]
     fn find(&self, hash: u64, name: &[u8]) -> Option<&Named> {
         match self.named.get(&hash) {
             Some(named) if named.name.is(name) => Some(named),
@@ -182,29 +187,38 @@ impl Table {
         hash: u64,
         name: &str,
         now: Instant,
+        service: u64,
         op: impl FnOnce(&Named) -> R,
     ) -> R {
-        if let Some(named) = self.find(hash, name.as_bytes()) {
-            return op(named);
-        }
+        // One call of `op` for both ways, so that it is inlined here.
+        let named = match self.find(hash, name.as_bytes()) {
+            Some(named) => named,
+            None => self.add(hash, name, now, service),
+        };
+        op(named)
+    }
+
+    /// Adds the entry of `name`, which has none, sweeping first now and then.
+    #[cold]
+    fn add(&mut self, hash: u64, name: &str, now: Instant, service: u64) -> &Named {
         self.sweep_now_and_then(now);
         self.new_names_since_sweep += 1;
         let fresh = Named {
             name: LeaseName::new(name),
-            slot: Arc::new(Slot::new(self.floor)),
+            slot: Arc::new(Slot::new(self.floor, service)),
         };
-        let result = op(&fresh);
         match self.named.entry(hash) {
-            std::collections::hash_map::Entry::Occupied(_) => self.collided.push(fresh),
-            std::collections::hash_map::Entry::Vacant(vacant) => {
-                vacant.insert(fresh);
+            std::collections::hash_map::Entry::Vacant(vacant) => vacant.insert(fresh),
+            std::collections::hash_map::Entry::Occupied(_) => {
+                let index = self.collided.len();
+                self.collided.push(fresh);
+                &self.collided[index]
             }
         }
-        result
     }
 
-    /// Sweeps entries nobody uses (no live lease, no waiter, no handle) once the shard has
-    /// added as many new names as it kept at its last sweep.
+    /// Sweeps entries nobody uses (no live lease, no waiter, no handle, no lease granted by
+    /// name) once the shard has added as many new names as it kept at its last sweep.
     fn sweep_now_and_then(&mut self, now: Instant) {
         if self.new_names_since_sweep < self.sweep_after.max(MIN_SWEEP_INTERVAL) {
             return;
@@ -267,13 +281,12 @@ impl<C: Clock> InMemoryLockService<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_clock(clock: C) -> InMemoryLockService<C> {
-        let shards = (0..SHARDS)
-            .map(|_| Shard {
-                table: Mutex::new(Table::default()),
-            })
-            .collect();
+        let shards = std::array::from_fn(|_| Shard {
+            table: Mutex::new(Table::default()),
+        });
         InMemoryLockService {
             inner: Arc::new(Inner {
+                id: next_id(),
                 clock,
                 hasher: foldhash::fast::FixedState::with_seed(seed()),
                 shards,
@@ -320,11 +333,12 @@ impl<C: Clock> InMemoryLockService<C> {
         check_name(name)?;
         let (now, expires_at) = self.grant_expiry(ttl)?;
         let hash = self.hash(name.as_bytes());
-        lock(&self.shard(hash).table).with_entry(hash, name, now, |named| {
+        let service = self.inner.id;
+        lock(&self.shard(hash).table).with_entry(hash, name, now, service, |named| {
             match named.slot.try_acquire(now, expires_at) {
                 Attempt::Granted(token) => Ok(Some(grant(
                     &named.name,
-                    &named.slot,
+                    Grantor::State(named.slot.clone()),
                     token,
                     expires_at,
                     ttl,
@@ -380,7 +394,9 @@ impl<C: Clock> InMemoryLockService<C> {
     ) -> Result<Lease, LockError> {
         match self.try_or_wait_on(name, ttl)? {
             Ok(lease) => Ok(lease),
-            Err((name, slot)) => acquire_blocking_on(&self.inner.clock, &slot, &name, ttl, wait),
+            Err((name, slot)) => {
+                acquire_blocking_on::<C, BY_NAME>(&self.inner.clock, &slot, &name, ttl, wait)
+            }
         }
     }
 
@@ -409,12 +425,18 @@ impl<C: Clock> InMemoryLockService<C> {
     /// ```
     pub fn extend_now(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
         check_ttl(ttl)?;
+        if let Some(slot) = self.own_state(lease) {
+            let (now, expires_at) = self.expiry(ttl)?;
+            let granted_by = lease.grantor().clone();
+            return extend_on(slot, lease, now, expires_at, ttl, granted_by);
+        }
         let hash = self.hash(lease.lease_name().bytes());
         let table = lock(&self.shard(hash).table);
         let (now, expires_at) = self.expiry(ttl)?;
         match table.find_lease(hash, lease) {
             Some(named) if granted_on(lease, &named.slot) => {
-                extend_on(&named.slot, lease, now, expires_at, ttl)
+                let granted_by = Grantor::State(named.slot.clone());
+                extend_on(&named.slot, lease, now, expires_at, ttl, granted_by)
             }
             _ => Err(not_held(lease)),
         }
@@ -445,6 +467,10 @@ impl<C: Clock> InMemoryLockService<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release_now(&self, lease: &Lease) -> Result<(), LockError> {
+        if let Some(slot) = self.own_state(lease) {
+            let now = self.inner.clock.recent();
+            return finish_release(slot.release(lease.token().get(), now), lease);
+        }
         let hash = self.hash(lease.lease_name().bytes());
         let table = lock(&self.shard(hash).table);
         let now = self.inner.clock.recent();
@@ -508,7 +534,8 @@ impl<C: Clock> InMemoryLockService<C> {
         let hash = self.hash(name.as_bytes());
         let now = self.inner.clock.now();
         let slot =
-            lock(&self.shard(hash).table).with_entry(hash, name, now, |named| named.slot.clone());
+            lock(&self.shard(hash).table)
+                .with_entry(hash, name, now, self.inner.id, |named| named.slot.clone());
         Ok(LockHandle {
             service: self.clone(),
             slot,
@@ -516,6 +543,17 @@ impl<C: Clock> InMemoryLockService<C> {
             // count, even for a name too long to live inline.
             name: LeaseName::new(name),
         })
+    }
+
+    /// The state that granted `lease` by name, when this service granted it: a release or
+    /// extend goes to it without the table. It is still the name's entry in the table, which
+    /// keeps every state a lease holds.
+    #[inline]
+    fn own_state<'l>(&self, lease: &'l Lease) -> Option<&'l Slot> {
+        lease
+            .granting_state()
+            .filter(|slot| slot.service == self.inner.id)
+            .map(|slot| &**slot)
     }
 
     /// The exact reading, and the expiry of a lease for `ttl` from it.
@@ -533,11 +571,16 @@ impl<C: Clock> InMemoryLockService<C> {
         check_name(name)?;
         let (now, expires_at) = self.grant_expiry(ttl)?;
         let hash = self.hash(name.as_bytes());
-        lock(&self.shard(hash).table).with_entry(hash, name, now, |named| {
+        let service = self.inner.id;
+        lock(&self.shard(hash).table).with_entry(hash, name, now, service, |named| {
             match named.slot.try_acquire(now, expires_at) {
-                Attempt::Granted(token) => {
-                    Ok(Ok(grant(&named.name, &named.slot, token, expires_at, ttl)))
-                }
+                Attempt::Granted(token) => Ok(Ok(grant(
+                    &named.name,
+                    Grantor::State(named.slot.clone()),
+                    token,
+                    expires_at,
+                    ttl,
+                ))),
                 Attempt::Exhausted => Err(exhausted(&named.name)),
                 Attempt::HeldUntil(..) => Ok(Err((named.name.clone(), named.slot.clone()))),
             }
@@ -604,22 +647,38 @@ pub(crate) fn granted(
     }
 }
 
-/// A lease on `name` with `token`, granted by `slot`.
+/// A lease on `name` with `token`, granted by `granted_by`.
 #[inline]
 pub(crate) fn grant(
     name: &LeaseName,
-    slot: &Slot,
+    granted_by: Grantor,
     token: u64,
     expires_at: Instant,
     ttl: Duration,
 ) -> Lease {
     Lease::with_name(
         name.clone(),
-        slot.id,
+        granted_by,
         FencingToken::new(token),
         expires_at,
         ttl,
     )
+}
+
+/// A grant by name: its lease holds the name's state.
+pub(crate) const BY_NAME: bool = true;
+/// A grant by a handle: its lease names the state by id and counts no shared reference.
+pub(crate) const BY_HANDLE: bool = false;
+
+/// Who granted a lease of `slot`: [`BY_NAME`] or [`BY_HANDLE`] (a constant, so each caller
+/// compiles to one of the two).
+#[inline]
+pub(crate) fn grantor<const NAMED: bool>(slot: &Arc<Slot>) -> Grantor {
+    if NAMED {
+        Grantor::State(slot.clone())
+    } else {
+        Grantor::Id(slot.id)
+    }
 }
 
 pub(crate) fn exhausted(name: &LeaseName) -> LockError {
@@ -642,11 +701,12 @@ fn extend_on(
     now: Instant,
     expires_at: Instant,
     ttl: Duration,
+    granted_by: Grantor,
 ) -> Result<Lease, LockError> {
     match slot.extend(lease.token().get(), now, expires_at) {
         Ok(()) => Ok(Lease::with_name(
             lease.lease_name().clone(),
-            slot.id,
+            granted_by,
             lease.token(),
             expires_at,
             ttl,
@@ -691,7 +751,7 @@ impl<C: Clock> Drop for Waiting<'_, C> {
 }
 
 /// [`LockService::acquire`] on one name's slot: tries once, then waits in its queue.
-async fn acquire_on<C: Clock>(
+async fn acquire_on<C: Clock, const NAMED: bool>(
     clock: &C,
     slot: &Arc<Slot>,
     name: &LeaseName,
@@ -702,7 +762,9 @@ async fn acquire_on<C: Clock>(
     // more instructions per uncontended acquire (157 against 146, callgrind).
     let (start, expires_at) = expiry_from(clock.recent(), ttl)?;
     match slot.try_acquire(start, expires_at) {
-        Attempt::Granted(token) => return Ok(grant(name, slot, token, expires_at, ttl)),
+        Attempt::Granted(token) => {
+            return Ok(grant(name, grantor::<NAMED>(slot), token, expires_at, ttl));
+        }
         Attempt::Exhausted => return Err(exhausted(name)),
         Attempt::HeldUntil(..) => {}
     }
@@ -733,7 +795,8 @@ async fn acquire_on<C: Clock>(
         let held_until = match slot.attempt(now, expires_at, asker) {
             Attempt::Granted(token) => {
                 waiting.id = None;
-                return Poll::Ready(Ok(grant(name, slot, token, expires_at, ttl)));
+                let granted_by = grantor::<NAMED>(slot);
+                return Poll::Ready(Ok(grant(name, granted_by, token, expires_at, ttl)));
             }
             Attempt::Exhausted => return Poll::Ready(Err(exhausted(name))),
             Attempt::HeldUntil(until, id) => {
@@ -763,7 +826,9 @@ impl<C: Clock> LockService for InMemoryLockService<C> {
     async fn acquire(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
         match self.try_or_wait_on(name, ttl)? {
             Ok(lease) => Ok(lease),
-            Err((name, slot)) => acquire_on(&self.inner.clock, &slot, &name, ttl, wait).await,
+            Err((name, slot)) => {
+                acquire_on::<C, BY_NAME>(&self.inner.clock, &slot, &name, ttl, wait).await
+            }
         }
     }
 
@@ -893,10 +958,15 @@ impl<C: Clock> LockHandle<C> {
     pub fn try_acquire_now(&self, ttl: Duration) -> Result<Option<Lease>, LockError> {
         let now = self.service.inner.clock.recent();
         let granted = try_once(&self.slot, &self.name, now, ttl)?;
-        Ok(
-            granted
-                .map(|(token, expires_at)| grant(&self.name, &self.slot, token, expires_at, ttl)),
-        )
+        Ok(granted.map(|(token, expires_at)| {
+            grant(
+                &self.name,
+                Grantor::Id(self.slot.id),
+                token,
+                expires_at,
+                ttl,
+            )
+        }))
     }
 
     /// [`LockService::acquire`] on this name: waits up to `wait`, first come, first served,
@@ -927,7 +997,8 @@ impl<C: Clock> LockHandle<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn acquire(&self, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
-        acquire_on(&self.service.inner.clock, &self.slot, &self.name, ttl, wait).await
+        let clock = &self.service.inner.clock;
+        acquire_on::<C, BY_HANDLE>(clock, &self.slot, &self.name, ttl, wait).await
     }
 
     /// [`InMemoryLockService::acquire_blocking`] on this name: blocks the thread up to
@@ -959,7 +1030,8 @@ impl<C: Clock> LockHandle<C> {
     /// ```
     #[inline]
     pub fn acquire_blocking(&self, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
-        acquire_blocking_on(&self.service.inner.clock, &self.slot, &self.name, ttl, wait)
+        let clock = &self.service.inner.clock;
+        acquire_blocking_on::<C, BY_HANDLE>(clock, &self.slot, &self.name, ttl, wait)
     }
 
     /// [`InMemoryLockService::extend_now`] on this name.
@@ -986,7 +1058,14 @@ impl<C: Clock> LockHandle<C> {
         if !self.is_mine(lease) {
             return Err(not_held(lease));
         }
-        extend_on(&self.slot, lease, now, expires_at, ttl)
+        extend_on(
+            &self.slot,
+            lease,
+            now,
+            expires_at,
+            ttl,
+            Grantor::Id(self.slot.id),
+        )
     }
 
     /// [`InMemoryLockService::release_now`] on this name: hands the lock to the
@@ -1283,9 +1362,9 @@ mod tests {
     fn names_with_one_hash_keep_separate_entries() {
         let mut table = Table::default();
         let now = Instant::ZERO;
-        let a = table.with_entry(7, "a", now, |named| named.slot.clone());
-        let b = table.with_entry(7, "b", now, |named| named.slot.clone());
-        let again = table.with_entry(7, "b", now, |named| named.slot.clone());
+        let a = table.with_entry(7, "a", now, 0, |named| named.slot.clone());
+        let b = table.with_entry(7, "b", now, 0, |named| named.slot.clone());
+        let again = table.with_entry(7, "b", now, 0, |named| named.slot.clone());
         assert_eq!(table.new_names_since_sweep, 2);
         assert_eq!(table.collided.len(), 1);
         assert!(!Arc::ptr_eq(&a, &b));
@@ -1302,8 +1381,8 @@ mod tests {
     fn a_name_set_aside_for_its_hash_is_found_after_a_sweep_takes_the_hash() {
         let mut table = Table::default();
         let now = Instant::ZERO;
-        drop(table.with_entry(7, "a", now, |named| named.slot.clone()));
-        let b = table.with_entry(7, "b", now, |named| named.slot.clone());
+        drop(table.with_entry(7, "a", now, 0, |named| named.slot.clone()));
+        let b = table.with_entry(7, "b", now, 0, |named| named.slot.clone());
         let Attempt::Granted(token) = b.try_acquire(now, now + TTL) else {
             panic!("free")
         };
@@ -1317,7 +1396,7 @@ mod tests {
                 .is_some_and(|named| Arc::ptr_eq(&named.slot, &b))
         );
         // So "b" gets no second entry, whose first grant would be a second holder.
-        let again = table.with_entry(7, "b", now, |named| named.slot.clone());
+        let again = table.with_entry(7, "b", now, 0, |named| named.slot.clone());
         assert!(Arc::ptr_eq(&again, &b));
         assert!(table.named.is_empty() && table.collided.len() == 1);
         assert_eq!(b.holder(now), Some(token));
@@ -1327,10 +1406,17 @@ mod tests {
     fn a_lease_is_found_by_its_granter_or_else_by_name() {
         let mut table = Table::default();
         let now = Instant::ZERO;
-        let a = table.with_entry(7, "a", now, |named| named.slot.clone());
-        let b = table.with_entry(7, "b", now, |named| named.slot.clone());
-        let granted =
-            |name: &str, slot: &Slot| grant(&LeaseName::new(name), slot, 1, now + TTL, TTL);
+        let a = table.with_entry(7, "a", now, 0, |named| named.slot.clone());
+        let b = table.with_entry(7, "b", now, 0, |named| named.slot.clone());
+        let granted = |name: &str, slot: &Slot| {
+            grant(
+                &LeaseName::new(name),
+                Grantor::Id(slot.id),
+                1,
+                now + TTL,
+                TTL,
+            )
+        };
         let found = |table: &Table, lease: &Lease| {
             table.find_lease(7, lease).map(|named| named.slot.clone())
         };
@@ -1340,17 +1426,19 @@ mod tests {
         // No granter, or one not in this table: the name's entry, which is not the granter.
         let rebuilt = Lease::new("b".into(), FencingToken::new(1), now + TTL, TTL);
         assert!(found(&table, &rebuilt).is_some_and(|slot| Arc::ptr_eq(&slot, &b)));
-        let elsewhere = granted("a", &Slot::new(0));
+        let elsewhere = granted("a", &Slot::new(0, 0));
         let entry = table.find_lease(7, &elsewhere).expect("the name's entry");
         assert!(Arc::ptr_eq(&entry.slot, &a) && !granted_on(&elsewhere, &entry.slot));
-        assert!(found(&table, &granted("c", &Slot::new(0))).is_none());
+        assert!(found(&table, &granted("c", &Slot::new(0, 0))).is_none());
     }
 
     #[test]
     fn a_lease_of_a_swept_entry_is_not_the_new_entrys() -> Result<(), LockError> {
         let clock = ManualClock::new();
         let service = InMemoryLockService::with_clock(clock.clone());
-        let old = service.try_acquire_now("kept", TTL)?.expect("free");
+        // A handle's lease names its entry by id only, so the entry can go once the handle
+        // does (a lease granted by name would keep it).
+        let old = service.handle("kept")?.try_acquire_now(TTL)?.expect("free");
         clock.advance(TTL);
         for i in 0..10_000 {
             let lease = service
@@ -1373,6 +1461,44 @@ mod tests {
         assert!(service.extend_now(&old, TTL).unwrap_err().is_not_held());
         assert_eq!(service.holder("kept"), Some(new.token()));
         service.release_now(&new)?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_lease_granted_by_name_keeps_its_entry_until_dropped() -> Result<(), LockError> {
+        let clock = ManualClock::new();
+        let service = InMemoryLockService::with_clock(clock.clone());
+        let kept = service.try_acquire_now("kept", TTL)?.expect("free");
+        let churn = |from: usize| -> Result<(), LockError> {
+            for i in from..from + 10_000 {
+                let lease = service
+                    .try_acquire_now(&format!("name-{i}"), TTL)?
+                    .expect("free");
+                service.release_now(&lease)?;
+            }
+            Ok(())
+        };
+        let present = || {
+            let hash = service.hash(b"kept");
+            lock(&service.shard(hash).table)
+                .find(hash, b"kept")
+                .is_some()
+        };
+        churn(0)?;
+        assert!(present(), "held, so never swept");
+        // Expired, but its lease still holds the entry, which answers for it without the table.
+        clock.advance(TTL);
+        churn(10_000)?;
+        assert!(present(), "a lease still holds it");
+        assert!(service.release_now(&kept).unwrap_err().is_not_held());
+        assert!(service.extend_now(&kept, TTL).unwrap_err().is_not_held());
+        let next = service.try_acquire_now("kept", TTL)?.expect("free");
+        assert!(next.token() > kept.token());
+        assert!(service.release_now(&kept).unwrap_err().is_not_held());
+        service.release_now(&next)?;
+        drop((kept, next));
+        churn(20_000)?;
+        assert!(!present(), "swept once no lease holds it");
         Ok(())
     }
 

@@ -42,15 +42,22 @@ pub(crate) const HANDOFF: Duration = Duration::from_millis(10);
 /// the next release hands it the lock: eventual fairness at a wake-up's cost.
 pub(crate) const UNFAIR_WAKES: u8 = 64;
 
-/// The next slot's id: ids are never reused in the process (a `u64` does not run out), so a
-/// lease's `granted_by` names one slot for good. A std atomic also under loom: it only hands
+/// The next id: ids are never reused in the process (a `u64` does not run out), so a lease's
+/// `granted_by` names one slot for good. A std atomic also under loom: it only hands
 /// out numbers.
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A number never handed out before in this process: a slot's or a service's id.
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 pub(crate) struct Slot {
     /// This slot's id, never [`NOT_GRANTED_HERE`](crate::lease::NOT_GRANTED_HERE): the
     /// `granted_by` of the leases it grants.
     pub(crate) id: u64,
+    /// The id of the service whose table holds it, so a service knows its own leases.
+    pub(crate) service: u64,
     /// `token << SHIFT | flags`; the token is the last one issued for the name.
     word: AtomicU64,
     /// When the word's token ends, in clock nanoseconds; meaningful while `HELD`.
@@ -108,10 +115,11 @@ impl Asker<'_> {
 }
 
 impl Slot {
-    /// A free slot whose first grant gets `floor + 1`.
-    pub(crate) fn new(floor: u64) -> Slot {
+    /// A free slot of the service `service` whose first grant gets `floor + 1`.
+    pub(crate) fn new(floor: u64, service: u64) -> Slot {
         Slot {
-            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: next_id(),
+            service,
             word: AtomicU64::new(floor.min(MAX_TOKEN) << SHIFT),
             expires_at: AtomicU64::new(0),
             queue: Mutex::new(Queue::default()),
@@ -558,7 +566,7 @@ mod tests {
 
     #[test]
     fn a_blocking_waiter_is_woken_to_compete_then_handed_the_lock() {
-        let slot = Slot::new(0);
+        let slot = Slot::new(0, 0);
         let now = Instant::ZERO;
         let Attempt::Granted(mut token) = slot.try_acquire(now, now + TTL) else {
             panic!("free");
@@ -588,7 +596,7 @@ mod tests {
 
     #[test]
     fn a_waiters_try_looks_again_at_a_change_in_flight_instead_of_waiting_it_out() {
-        let slot = Slot::new(0);
+        let slot = Slot::new(0, 0);
         let now = Instant::ZERO;
         let Some(Attempt::Granted(token)) = slot.try_acquire_or_retry(now, now + TTL) else {
             panic!("free");
@@ -621,7 +629,7 @@ mod tests {
 
     #[test]
     fn a_woken_waiter_that_gives_up_wakes_the_next() {
-        let slot = Slot::new(0);
+        let slot = Slot::new(0, 0);
         let now = Instant::ZERO;
         let Attempt::Granted(token) = slot.try_acquire(now, now + TTL) else {
             panic!("free");
@@ -670,7 +678,7 @@ mod tests {
             kinds in proptest::collection::vec(any::<bool>(), 4),
             ops in proptest::collection::vec(op(), 1..80),
         ) {
-            let slot = Slot::new(0);
+            let slot = Slot::new(0, 0);
             let mut waiters: Vec<Waiter> = kinds.iter().map(|&unfair| Waiter::new(unfair)).collect();
             let mut now = Instant::ZERO;
             // The model: the live lease (token, expiry) and the last token granted.
