@@ -326,6 +326,10 @@ pub(crate) struct Shard<K, V> {
     /// Derivable, but kept: deciding it in `main_victim` instead cost 28 instructions per
     /// insert (1,245.8 -> 1,273.9, callgrind).
     clock_rounds: u8,
+    /// The node the running insert added, kept out of `table` until its evictions are done
+    /// (`NIL`: none). An eviction moves the slab's last node, most often this one, into the
+    /// victim's slot; in the table that would take a probe to find and renumber.
+    pending: u32,
 }
 
 /// What happened to a lookup.
@@ -375,6 +379,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             main_unread: 1024,
             returns: 0,
             clock_rounds: CLOCK_ROUNDS.0,
+            pending: NIL,
         }
     }
 
@@ -533,11 +538,16 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 // arc-oltp stays within the best reference).
                 self.nodes[i as usize].set_hits(PROMOTE_READS - 1);
             }
+            self.pending = i;
+        }
+        self.maintain(now, hash_of, out);
+        // Where the evictions left the new node, unless they evicted it.
+        let i = std::mem::replace(&mut self.pending, NIL);
+        if i != NIL {
             let nodes = &self.nodes;
             self.table
                 .insert_unique(hash, i, |&j| hash_of(&nodes[j as usize].key));
         }
-        self.maintain(now, hash_of, out);
     }
 
     /// Makes room for one more node. By entry count, the slab grows by doubling but never
@@ -671,7 +681,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let main = self.lists[MAIN as usize];
             if small.tail == NIL || (small.weight <= self.small_max && main.tail != NIL) {
                 let victim = self.main_victim();
-                self.evict(victim, now, hash_of, out);
+                let hash = hash_of(&self.nodes[victim as usize].key);
+                self.evict(victim, hash, now, hash_of, out);
                 continue;
             }
             let t = small.tail;
@@ -690,13 +701,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.ghost.insert(t_hash, SMALL);
             let victim = self.main_victim();
             if victim == NIL {
-                self.evict(t, now, hash_of, out);
+                self.evict(t, t_hash, now, hash_of, out);
                 continue;
             }
             let c = self.sketch.estimate(t_hash);
-            let v = self
-                .sketch
-                .estimate(hash_of(&self.nodes[victim as usize].key));
+            let v_hash = hash_of(&self.nodes[victim as usize].key);
+            let v = self.sketch.estimate(v_hash);
             // Once the sketch has been halved, a lead of one count is within its rounding: the
             // newcomer was just counted, the victim perhaps not since the halving. In a loop
             // that lead let each newcomer displace the next key due, for a lap after every
@@ -723,7 +733,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     // lirs-sprite at 353 and 707 entries 0.25-0.30 point better).
                     self.small_max = (self.small_max + self.unit()).min(self.small_top);
                 }
-                self.evict(victim, now, hash_of, out);
+                self.evict(victim, v_hash, now, hash_of, out);
                 // The eviction may have moved `t` in the slab: read it again from the list.
                 let t = self.lists[SMALL as usize].tail;
                 self.nodes[t as usize].set_seen(false);
@@ -740,7 +750,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     self.move_to_front(MAIN, victim);
                     self.nodes[victim as usize].set_marked(true);
                 }
-                self.evict(t, now, hash_of, out);
+                self.evict(t, t_hash, now, hash_of, out);
             }
         }
     }
@@ -883,14 +893,15 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
     }
 
+    /// Evicts node `i`, whose key hashes to `hash` (the caller has it already).
     fn evict(
         &mut self,
         i: u32,
+        hash: u64,
         now: u64,
         hash_of: &impl Fn(&K) -> u64,
         out: &mut impl FnMut(K, V, RemovalCause),
     ) {
-        let hash = hash_of(&self.nodes[i as usize].key);
         let cause = if self.expired(i, now) {
             RemovalCause::Expired
         } else {
@@ -1003,14 +1014,20 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// last node into its slot.
     fn remove_node(&mut self, hash: u64, i: u32, hash_of: &impl Fn(&K) -> u64) -> (K, V) {
         self.unlink(i);
-        if let Ok(e) = self.table.find_entry(hash, |&j| j == i) {
+        if i == self.pending {
+            self.pending = NIL;
+        } else if let Ok(e) = self.table.find_entry(hash, |&j| j == i) {
             e.remove();
         }
         let last = (self.nodes.len() - 1) as u32;
         if i != last {
-            let moved_hash = hash_of(&self.nodes[last as usize].key);
-            if let Some(slot) = self.table.find_mut(moved_hash, |&j| j == last) {
-                *slot = i;
+            if last == self.pending {
+                self.pending = i;
+            } else {
+                let moved_hash = hash_of(&self.nodes[last as usize].key);
+                if let Some(slot) = self.table.find_mut(moved_hash, |&j| j == last) {
+                    *slot = i;
+                }
             }
             let (prev, next, list) = {
                 let n = &self.nodes[last as usize];
