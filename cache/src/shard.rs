@@ -705,8 +705,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 continue;
             }
             let c = self.sketch.estimate(t_hash);
-            let v_hash = hash_of(&self.nodes[victim as usize].key);
-            let v = self.sketch.estimate(v_hash);
             // Once the sketch has been halved, a lead of one count is within its rounding: the
             // newcomer was just counted, the victim perhaps not since the halving. In a loop
             // that lead let each newcomer displace the next key due, for a lap after every
@@ -721,10 +719,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     && self.capacity >= WARM_ADMIT_FROM
                     && !self.sketch.halved()
                     && !self.nodes[victim as usize].seen());
-            let stale = counted
-                && self.nodes[victim as usize].marked()
-                && self.capacity >= GHOST_CHECKED_BELOW;
-            let wins = counted && c > v + u8::from(self.sketch.halved());
+            if !counted {
+                // Asked for too seldom to displace anything (nor, below `ADMIT_MIN`, to send
+                // the victim around): no need to weigh the victim.
+                self.evict(t, t_hash, now, hash_of, out);
+                continue;
+            }
+            let v_hash = hash_of(&self.nodes[victim as usize].key);
+            let v = self.sketch.estimate(v_hash);
+            let stale =
+                self.nodes[victim as usize].marked() && self.capacity >= GHOST_CHECKED_BELOW;
+            let wins = c > v + u8::from(self.sketch.halved());
             if stale || wins {
                 if !wins {
                     // Main held a key no longer asked for: ARC's answer to a working set
