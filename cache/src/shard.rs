@@ -15,7 +15,13 @@ use keel_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::RemovalCause;
 use crate::sketch::Sketch;
 
-const NIL: u32 = u32::MAX;
+/// No node: all ones in the 28 bits an index takes, as the links store it, so reading a
+/// link needs no translation.
+const NIL: u32 = NEXT_MASK;
+
+/// No lap of main begun yet (see [`Shard::readmit`]): outside the 31 bits of an eviction
+/// count.
+const NO_LAP: u32 = u32::MAX;
 
 /// Which list a node is on.
 const SMALL: u8 = 0;
@@ -172,8 +178,7 @@ struct Node<K, V> {
 impl<K, V> Node<K, V> {
     #[inline]
     fn prev(&self) -> u32 {
-        let p = self.prev & NEXT_MASK;
-        if p == NEXT_MASK { NIL } else { p }
+        self.prev & NEXT_MASK
     }
 
     #[inline]
@@ -203,8 +208,7 @@ impl<K, V> Node<K, V> {
 
     #[inline]
     fn next(&self) -> u32 {
-        let n = self.link.load(Ordering::Relaxed) & NEXT_MASK;
-        if n == NEXT_MASK { NIL } else { n }
+        self.link.load(Ordering::Relaxed) & NEXT_MASK
     }
 
     #[inline]
@@ -312,7 +316,7 @@ pub(crate) struct Shard<K, V> {
     sweep_cursor: usize,
     pub(crate) evictions: u64,
     /// Keys back from the small queue's ghost main may still take in against the sketch
-    /// this lap, and the count of main's evictions when the lap began (`NIL`: none yet).
+    /// this lap, and the count of main's evictions when the lap began (`NO_LAP`: none yet).
     readmits_left: u32,
     readmit_lap: u32,
     /// Of main's recent evictions, the share (of 1024) unread since they entered main: an
@@ -375,7 +379,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             sweep_cursor: 0,
             evictions: 0,
             readmits_left: 0,
-            readmit_lap: NIL,
+            readmit_lap: NO_LAP,
             main_unread: 1024,
             returns: 0,
             clock_rounds: CLOCK_ROUNDS.0,
@@ -799,7 +803,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.capacity
         };
         let evicted = self.ghost.evicted[MAIN as usize];
-        if self.readmit_lap == NIL
+        if self.readmit_lap == NO_LAP
             || u64::from(evicted.wrapping_sub(self.readmit_lap) & SEQ_MASK) >= held
         {
             self.readmit_lap = evicted;
@@ -881,6 +885,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Main's next victim: its oldest entry not read since it was last passed over.
     /// Read entries go around again with one read fewer (CLOCK with a 2-bit counter), at
     /// most [`CLOCK_ROUNDS`] times.
+    #[inline]
     fn main_victim(&mut self) -> u32 {
         loop {
             let t = self.lists[MAIN as usize].tail;
