@@ -164,6 +164,7 @@ impl<'a, T> ShardLock<'a, T> {
     }
 
     /// Exclusive access. Blocks while another writer or any reader holds the shard.
+    #[inline]
     pub(crate) fn write(&self) -> WriteGuard<'a, T> {
         let cell = &self.locks.cells[self.index];
         let writers = lock(&cell.writers);
@@ -247,6 +248,7 @@ fn loom_fence() {
 }
 
 #[cfg(not(keel_loom))]
+#[inline]
 fn lock(mutex: &Mutex) -> MutexGuard<'_> {
     mutex.lock()
 }

@@ -15,7 +15,13 @@ use keel_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::RemovalCause;
 use crate::sketch::Sketch;
 
-const NIL: u32 = u32::MAX;
+/// No node: all ones in the 28 bits an index takes, as the links store it, so reading a
+/// link needs no translation.
+const NIL: u32 = NEXT_MASK;
+
+/// No lap of main begun yet (see [`Shard::readmit`]): outside the 31 bits of an eviction
+/// count.
+const NO_LAP: u32 = u32::MAX;
 
 /// Which list a node is on.
 const SMALL: u8 = 0;
@@ -172,8 +178,7 @@ struct Node<K, V> {
 impl<K, V> Node<K, V> {
     #[inline]
     fn prev(&self) -> u32 {
-        let p = self.prev & NEXT_MASK;
-        if p == NEXT_MASK { NIL } else { p }
+        self.prev & NEXT_MASK
     }
 
     #[inline]
@@ -203,8 +208,7 @@ impl<K, V> Node<K, V> {
 
     #[inline]
     fn next(&self) -> u32 {
-        let n = self.link.load(Ordering::Relaxed) & NEXT_MASK;
-        if n == NEXT_MASK { NIL } else { n }
+        self.link.load(Ordering::Relaxed) & NEXT_MASK
     }
 
     #[inline]
@@ -312,7 +316,7 @@ pub(crate) struct Shard<K, V> {
     sweep_cursor: usize,
     pub(crate) evictions: u64,
     /// Keys back from the small queue's ghost main may still take in against the sketch
-    /// this lap, and the count of main's evictions when the lap began (`NIL`: none yet).
+    /// this lap, and the count of main's evictions when the lap began (`NO_LAP`: none yet).
     readmits_left: u32,
     readmit_lap: u32,
     /// Of main's recent evictions, the share (of 1024) unread since they entered main: an
@@ -326,6 +330,10 @@ pub(crate) struct Shard<K, V> {
     /// Derivable, but kept: deciding it in `main_victim` instead cost 28 instructions per
     /// insert (1,245.8 -> 1,273.9, callgrind).
     clock_rounds: u8,
+    /// The node the running insert added, kept out of `table` until its evictions are done
+    /// (`NIL`: none). An eviction moves the slab's last node, most often this one, into the
+    /// victim's slot; in the table that would take a probe to find and renumber.
+    pending: u32,
 }
 
 /// What happened to a lookup.
@@ -371,10 +379,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             sweep_cursor: 0,
             evictions: 0,
             readmits_left: 0,
-            readmit_lap: NIL,
+            readmit_lap: NO_LAP,
             main_unread: 1024,
             returns: 0,
             clock_rounds: CLOCK_ROUNDS.0,
+            pending: NIL,
         }
     }
 
@@ -533,11 +542,16 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 // arc-oltp stays within the best reference).
                 self.nodes[i as usize].set_hits(PROMOTE_READS - 1);
             }
+            self.pending = i;
+        }
+        self.maintain(now, hash_of, out);
+        // Where the evictions left the new node, unless they evicted it.
+        let i = std::mem::replace(&mut self.pending, NIL);
+        if i != NIL {
             let nodes = &self.nodes;
             self.table
                 .insert_unique(hash, i, |&j| hash_of(&nodes[j as usize].key));
         }
-        self.maintain(now, hash_of, out);
     }
 
     /// Makes room for one more node. By entry count, the slab grows by doubling but never
@@ -574,7 +588,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if self.sketch_size < limit {
             self.sketch_size = (self.sketch_size * 2).min(limit);
             self.sketch.grow(self.sketch_size);
-            self.ghost.cap = self.sketch_size;
+            self.ghost.set_cap(self.sketch_size);
         }
     }
 
@@ -671,7 +685,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let main = self.lists[MAIN as usize];
             if small.tail == NIL || (small.weight <= self.small_max && main.tail != NIL) {
                 let victim = self.main_victim();
-                self.evict(victim, now, hash_of, out);
+                let hash = hash_of(&self.nodes[victim as usize].key);
+                self.evict(victim, hash, now, hash_of, out);
                 continue;
             }
             let t = small.tail;
@@ -690,13 +705,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.ghost.insert(t_hash, SMALL);
             let victim = self.main_victim();
             if victim == NIL {
-                self.evict(t, now, hash_of, out);
+                self.evict(t, t_hash, now, hash_of, out);
                 continue;
             }
             let c = self.sketch.estimate(t_hash);
-            let v = self
-                .sketch
-                .estimate(hash_of(&self.nodes[victim as usize].key));
             // Once the sketch has been halved, a lead of one count is within its rounding: the
             // newcomer was just counted, the victim perhaps not since the halving. In a loop
             // that lead let each newcomer displace the next key due, for a lap after every
@@ -711,10 +723,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     && self.capacity >= WARM_ADMIT_FROM
                     && !self.sketch.halved()
                     && !self.nodes[victim as usize].seen());
-            let stale = counted
-                && self.nodes[victim as usize].marked()
-                && self.capacity >= GHOST_CHECKED_BELOW;
-            let wins = counted && c > v + u8::from(self.sketch.halved());
+            if !counted {
+                // Asked for too seldom to displace anything (nor, below `ADMIT_MIN`, to send
+                // the victim around): no need to weigh the victim.
+                self.evict(t, t_hash, now, hash_of, out);
+                continue;
+            }
+            let v_hash = hash_of(&self.nodes[victim as usize].key);
+            let v = self.sketch.estimate(v_hash);
+            let stale =
+                self.nodes[victim as usize].marked() && self.capacity >= GHOST_CHECKED_BELOW;
+            let wins = c > v + u8::from(self.sketch.halved());
             if stale || wins {
                 if !wins {
                     // Main held a key no longer asked for: ARC's answer to a working set
@@ -723,7 +742,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     // lirs-sprite at 353 and 707 entries 0.25-0.30 point better).
                     self.small_max = (self.small_max + self.unit()).min(self.small_top);
                 }
-                self.evict(victim, now, hash_of, out);
+                self.evict(victim, v_hash, now, hash_of, out);
                 // The eviction may have moved `t` in the slab: read it again from the list.
                 let t = self.lists[SMALL as usize].tail;
                 self.nodes[t as usize].set_seen(false);
@@ -740,7 +759,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     self.move_to_front(MAIN, victim);
                     self.nodes[victim as usize].set_marked(true);
                 }
-                self.evict(t, now, hash_of, out);
+                self.evict(t, t_hash, now, hash_of, out);
             }
         }
     }
@@ -784,7 +803,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.capacity
         };
         let evicted = self.ghost.evicted[MAIN as usize];
-        if self.readmit_lap == NIL
+        if self.readmit_lap == NO_LAP
             || u64::from(evicted.wrapping_sub(self.readmit_lap) & SEQ_MASK) >= held
         {
             self.readmit_lap = evicted;
@@ -866,6 +885,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Main's next victim: its oldest entry not read since it was last passed over.
     /// Read entries go around again with one read fewer (CLOCK with a 2-bit counter), at
     /// most [`CLOCK_ROUNDS`] times.
+    #[inline]
     fn main_victim(&mut self) -> u32 {
         loop {
             let t = self.lists[MAIN as usize].tail;
@@ -883,14 +903,15 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
     }
 
+    /// Evicts node `i`, whose key hashes to `hash` (the caller has it already).
     fn evict(
         &mut self,
         i: u32,
+        hash: u64,
         now: u64,
         hash_of: &impl Fn(&K) -> u64,
         out: &mut impl FnMut(K, V, RemovalCause),
     ) {
-        let hash = hash_of(&self.nodes[i as usize].key);
         let cause = if self.expired(i, now) {
             RemovalCause::Expired
         } else {
@@ -1003,14 +1024,20 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// last node into its slot.
     fn remove_node(&mut self, hash: u64, i: u32, hash_of: &impl Fn(&K) -> u64) -> (K, V) {
         self.unlink(i);
-        if let Ok(e) = self.table.find_entry(hash, |&j| j == i) {
+        if i == self.pending {
+            self.pending = NIL;
+        } else if let Ok(e) = self.table.find_entry(hash, |&j| j == i) {
             e.remove();
         }
         let last = (self.nodes.len() - 1) as u32;
         if i != last {
-            let moved_hash = hash_of(&self.nodes[last as usize].key);
-            if let Some(slot) = self.table.find_mut(moved_hash, |&j| j == last) {
-                *slot = i;
+            if last == self.pending {
+                self.pending = i;
+            } else {
+                let moved_hash = hash_of(&self.nodes[last as usize].key);
+                if let Some(slot) = self.table.find_mut(moved_hash, |&j| j == last) {
+                    *slot = i;
+                }
             }
             let (prev, next, list) = {
                 let n = &self.nodes[last as usize];
@@ -1057,12 +1084,27 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 /// lately it left which list tells the shard which list was too short.
 ///
 /// An entry is one word: the hash's upper 32 bits, the list it left (1 bit) and the
-/// count of that list's evictions when it left (31 bits), so the ghost costs what a ghost
-/// of plain hashes would.
+/// count of that list's evictions when it left (31 bits). The ring holds the last `cap`
+/// entries in eviction order; the index finds the ring slot of each key still remembered
+/// (a key evicted again is remembered by its newer slot, and a key taken by none).
+///
+/// The index is open addressing with linear probing over ring slots, so a lookup compares
+/// the key in the ring, and a deletion shifts the cluster back rather than leaving a
+/// tombstone: the index never needs rehashing in place, and the slot the ring reuses is
+/// found without hashing (a hashbrown set of entries took two probes per eviction, one to
+/// add and one to drop the entry the ring let go).
 #[derive(Debug)]
 struct Ghost {
-    ring: std::collections::VecDeque<u64>,
-    set: HashTable<u64>,
+    /// Entries, oldest at `head` once the ring is full (before that, at 0).
+    ring: Vec<u64>,
+    head: usize,
+    /// Ring slots of remembered keys (`EMPTY` for none): a power of two at most 1/[`LOAD`]
+    /// full, or empty until the first eviction.
+    index: Box<[u32]>,
+    /// 64 minus the index's size in bits: a key's home is the top bits of its spread hash.
+    shift: u32,
+    /// Keys remembered.
+    live: usize,
     cap: usize,
     /// Evictions so far from the small queue and from main (31 bits, wrapping).
     evicted: [u32; 2],
@@ -1070,25 +1112,142 @@ struct Ghost {
 
 const SEQ_MASK: u32 = (1 << 31) - 1;
 
+/// An unused slot of [`Ghost::index`].
+const EMPTY: u32 = u32::MAX;
+
+/// [`Ghost::index`] has at least this many slots per key remembered.
+const LOAD: usize = 4;
+
 #[inline]
 fn ghost_key(hash: u64) -> u64 {
     hash >> 32
 }
 
-/// Where an entry with ghost key `key` lives in the set (spread over all 64 bits).
-#[inline]
-fn ghost_slot(key: u64) -> u64 {
-    key.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
 impl Ghost {
     fn new(cap: usize) -> Ghost {
         Ghost {
-            ring: std::collections::VecDeque::new(),
-            set: HashTable::new(),
+            ring: Vec::new(),
+            head: 0,
+            index: Box::new([]),
+            shift: 64,
+            live: 0,
             cap: cap.max(1),
             evicted: [0; 2],
         }
+    }
+
+    /// Where ghost key `key` starts probing (spread over all 64 bits, top bits taken).
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
+    /// The index slot remembering `key`, or the empty slot that would (none while the
+    /// index is empty).
+    #[inline]
+    fn find(&self, key: u64) -> Result<usize, Option<usize>> {
+        if self.index.is_empty() {
+            return Err(None);
+        }
+        let mask = self.index.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let r = self.index[i];
+            if r == EMPTY {
+                return Err(Some(i));
+            }
+            if self.ring[r as usize] >> 32 == key {
+                return Ok(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The index slot pointing at ring slot `r`, if its key is remembered there: found
+    /// from its key's home by comparing slots, without reading the ring.
+    #[inline]
+    fn slot_of(&self, r: usize) -> Option<usize> {
+        if self.live == 0 {
+            return None;
+        }
+        let mask = self.index.len() - 1;
+        let mut i = self.home(self.ring[r] >> 32);
+        loop {
+            match self.index[i] {
+                EMPTY => return None,
+                x if x as usize == r => return Some(i),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Empties index slot `i`, moving later entries of its cluster back so that every
+    /// entry stays reachable from its home without tombstones.
+    fn forget(&mut self, mut i: usize) {
+        let mask = self.index.len() - 1;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let r = self.index[j];
+            if r == EMPTY {
+                break;
+            }
+            let home = self.home(self.ring[r as usize] >> 32);
+            // `j`'s entry may fill the hole unless its home lies after the hole.
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(i) & mask {
+                self.index[i] = r;
+                i = j;
+            }
+        }
+        self.index[i] = EMPTY;
+        self.live -= 1;
+    }
+
+    /// Adds ring slot `r`, whose key is not remembered, to the index at empty slot `at`
+    /// (found by [`find`](Ghost::find)), or wherever it goes once the index has grown.
+    fn remember(&mut self, r: usize, at: Option<usize>) {
+        self.live += 1;
+        match at {
+            Some(i) if self.live * LOAD <= self.index.len() => self.index[i] = r as u32,
+            _ => self.grow_index(r),
+        }
+    }
+
+    /// Doubles the index (at least to 8 slots) and adds ring slot `r` to it.
+    #[cold]
+    fn grow_index(&mut self, r: usize) {
+        let size = (self.index.len() * 2).max(8);
+        let old = std::mem::replace(&mut self.index, vec![EMPTY; size].into_boxed_slice());
+        self.shift = 64 - size.trailing_zeros();
+        let mask = size - 1;
+        for r in old
+            .iter()
+            .copied()
+            .filter(|&r| r != EMPTY)
+            .chain([r as u32])
+        {
+            let mut i = self.home(self.ring[r as usize] >> 32);
+            while self.index[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.index[i] = r;
+        }
+    }
+
+    /// Remembers up to `cap` entries from now on (never fewer than before).
+    fn set_cap(&mut self, cap: usize) {
+        if self.head != 0 {
+            // The ring is full and wraps: put its oldest entry first, so it can grow at
+            // the end, and renumber the index to match.
+            let len = self.ring.len();
+            let head = self.head;
+            self.ring.rotate_left(head);
+            for r in self.index.iter_mut().filter(|r| **r != EMPTY) {
+                *r = ((*r as usize + len - head) % len) as u32;
+            }
+            self.head = 0;
+        }
+        self.cap = self.cap.max(cap);
     }
 
     /// Remembers `hash` as evicted from `list`.
@@ -1097,36 +1256,33 @@ impl Ghost {
         self.evicted[list as usize] = (seq + 1) & SEQ_MASK;
         let key = ghost_key(hash);
         let entry = (key << 32) | (u64::from(list) << 31) | u64::from(seq);
-        // One probe finds the key or the slot for it.
-        match self.set.entry(
-            ghost_slot(key),
-            |&e| e >> 32 == key,
-            |&e| ghost_slot(e >> 32),
-        ) {
-            // Already remembered: the older ring slot stays, and forgets it a little early.
-            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = entry,
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                e.insert(entry);
+        let r = if self.ring.len() >= self.cap {
+            // Full: the oldest entry leaves (and its key with it, unless the key was taken
+            // or evicted again since), and the new one takes its slot.
+            let r = self.head;
+            if let Some(i) = self.slot_of(r) {
+                self.forget(i);
             }
+            self.ring[r] = entry;
+            self.head = if r + 1 == self.ring.len() { 0 } else { r + 1 };
+            r
+        } else {
+            self.ring.push(entry);
+            self.ring.len() - 1
+        };
+        match self.find(key) {
+            // Already remembered: its older ring slot stays, no longer indexed.
+            Ok(i) => self.index[i] = r as u32,
+            Err(at) => self.remember(r, at),
         }
-        if self.ring.len() >= self.cap
-            && let Some(old) = self.ring.pop_front()
-            && let Ok(e) = self.set.find_entry(ghost_slot(old >> 32), |&e| e == old)
-        {
-            e.remove();
-        }
-        self.ring.push_back(entry);
     }
 
     /// If `hash` was remembered: the list it left and how many evictions from that list
     /// came after it; forgets it.
     fn take(&mut self, hash: u64) -> Option<(u8, u32)> {
-        let key = ghost_key(hash);
-        let e = self
-            .set
-            .find_entry(ghost_slot(key), |&e| e >> 32 == key)
-            .ok()?;
-        let (entry, _) = e.remove();
+        let i = self.find(ghost_key(hash)).ok()?;
+        let entry = self.ring[self.index[i] as usize];
+        self.forget(i);
         let list = ((entry >> 31) & 1) as u8;
         let seq = (entry as u32) & SEQ_MASK;
         let since = self.evicted[list as usize].wrapping_sub(seq + 1) & SEQ_MASK;
@@ -1344,5 +1500,63 @@ mod tests {
         // No key came back, so no ghost vote moved the small queue; the stale key's leaving
         // grew it by one.
         assert_eq!(shard.small_max, start + 1);
+    }
+
+    #[test]
+    fn the_ghost_remembers_what_a_ring_and_a_set_of_entries_would() {
+        // The model: the ring of entries and the set of entries by key the index replaced.
+        let mut ghost = Ghost::new(16);
+        let mut ring = std::collections::VecDeque::new();
+        let mut set = std::collections::HashMap::new();
+        let (mut cap, mut evicted) = (16usize, [0u32; 2]);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..300_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Few keys, so they come back while remembered; the low bits are not the key's.
+            let key = (x >> 40) % 700;
+            let hash = key << 32 | (x & 0xffff);
+            match x % 8 {
+                0..=4 => {
+                    let list = (x >> 8) as u8 & 1;
+                    ghost.insert(hash, list);
+                    let seq = evicted[list as usize];
+                    evicted[list as usize] = (seq + 1) & SEQ_MASK;
+                    let entry = key << 32 | u64::from(list) << 31 | u64::from(seq);
+                    set.insert(key, entry);
+                    if ring.len() >= cap
+                        && let Some(old) = ring.pop_front()
+                        && set.get(&(old >> 32)) == Some(&old)
+                    {
+                        set.remove(&(old >> 32));
+                    }
+                    ring.push_back(entry);
+                }
+                5 | 6 => {
+                    let want = set.remove(&key).map(|entry| {
+                        let list = ((entry >> 31) & 1) as u8;
+                        let seq = (entry as u32) & SEQ_MASK;
+                        (
+                            list,
+                            evicted[list as usize].wrapping_sub(seq + 1) & SEQ_MASK,
+                        )
+                    });
+                    assert_eq!(ghost.take(hash), want, "step {step}");
+                }
+                _ if cap < 1_024 && (x >> 20).is_multiple_of(1_000) => {
+                    cap *= 2;
+                    ghost.set_cap(cap);
+                }
+                _ => {}
+            }
+            assert_eq!(ghost.live, set.len(), "step {step}");
+            if step.is_multiple_of(997) {
+                for k in 0..700 {
+                    assert_eq!(ghost.find(k).is_ok(), set.contains_key(&k), "step {step}");
+                }
+            }
+        }
+        assert_eq!(cap, 1_024, "the ring grew while full");
     }
 }

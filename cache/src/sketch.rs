@@ -182,10 +182,15 @@ impl Sketch {
 
     /// Halves every counter once enough increments were recorded (under the shard's write
     /// lock).
+    #[inline]
     pub(crate) fn reset(&mut self) {
-        if self.additions.load(Ordering::Relaxed) < self.sample {
-            return;
+        if self.additions.load(Ordering::Relaxed) >= self.sample {
+            self.halve();
         }
+    }
+
+    #[cold]
+    fn halve(&mut self) {
         for w in self.blocks.iter().flat_map(|block| &block.0) {
             let v = w.load(Ordering::Relaxed);
             w.store((v >> 1) & RESET_MASK, Ordering::Relaxed);
