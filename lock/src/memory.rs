@@ -138,6 +138,20 @@ struct Named {
     slot: Arc<Slot>,
 }
 
+impl Named {
+    /// The lease of a grant by name with `token`: it holds the name's state.
+    #[inline]
+    fn grant(&self, token: u64, expires_at: Instant, ttl: Duration) -> Lease {
+        grant(
+            &self.name,
+            Grantor::State(self.slot.clone()),
+            token,
+            expires_at,
+            ttl,
+        )
+    }
+}
+
 /// The table's keys are already hashes: passes them through.
 #[derive(Default)]
 struct KeyIsHash(u64);
@@ -336,13 +350,7 @@ impl<C: Clock> InMemoryLockService<C> {
         let service = self.inner.id;
         lock(&self.shard(hash).table).with_entry(hash, name, now, service, |named| {
             match named.slot.try_acquire(now, expires_at) {
-                Attempt::Granted(token) => Ok(Some(grant(
-                    &named.name,
-                    Grantor::State(named.slot.clone()),
-                    token,
-                    expires_at,
-                    ttl,
-                ))),
+                Attempt::Granted(token) => Ok(Some(named.grant(token, expires_at, ttl))),
                 Attempt::HeldUntil(..) => Ok(None),
                 Attempt::Exhausted => Err(exhausted(&named.name)),
             }
@@ -574,13 +582,7 @@ impl<C: Clock> InMemoryLockService<C> {
         let service = self.inner.id;
         lock(&self.shard(hash).table).with_entry(hash, name, now, service, |named| {
             match named.slot.try_acquire(now, expires_at) {
-                Attempt::Granted(token) => Ok(Ok(grant(
-                    &named.name,
-                    Grantor::State(named.slot.clone()),
-                    token,
-                    expires_at,
-                    ttl,
-                ))),
+                Attempt::Granted(token) => Ok(Ok(named.grant(token, expires_at, ttl))),
                 Attempt::Exhausted => Err(exhausted(&named.name)),
                 Attempt::HeldUntil(..) => Ok(Err((named.name.clone(), named.slot.clone()))),
             }
