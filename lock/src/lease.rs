@@ -269,12 +269,6 @@ impl Lease {
         }
     }
 
-    /// Who granted it.
-    #[inline]
-    pub(crate) fn grantor(&self) -> &Grantor {
-        &self.granted_by
-    }
-
     /// The name as the lease keeps it.
     #[inline]
     pub(crate) fn lease_name(&self) -> &LeaseName {

@@ -31,8 +31,9 @@ const MIN_SWEEP_INTERVAL: usize = 64;
 /// of mutex-guarded tables (foldhash, seeded at random per service); a [`LockHandle`] from
 /// [`handle`](InMemoryLockService::handle) finds its name once and skips the table from
 /// then on. A lease granted by name holds its name's state (one shared reference count), so
-/// releasing or extending it skips the table as well. Tokens are counted per name, strictly increasing and never reused, also after a
-/// name's entry is swept away (a shard remembers the highest token of the names it swept).
+/// releasing or extending it skips the table as well. Tokens are counted per name, strictly
+/// increasing and never reused, also after a name's entry is swept away (a shard remembers
+/// the highest token of the names it swept).
 ///
 /// Expiry is read from the [`Clock`]: a lease whose `expires_at` has passed is free for the
 /// next acquirer, and can be neither extended nor released. Grants and releases read
@@ -144,7 +145,7 @@ impl Named {
     fn grant(&self, token: u64, expires_at: Instant, ttl: Duration) -> Lease {
         grant(
             &self.name,
-            Grantor::State(self.slot.clone()),
+            grantor::<BY_NAME>(&self.slot),
             token,
             expires_at,
             ttl,
@@ -435,15 +436,14 @@ impl<C: Clock> InMemoryLockService<C> {
         check_ttl(ttl)?;
         if let Some(slot) = self.own_state(lease) {
             let (now, expires_at) = self.expiry(ttl)?;
-            let granted_by = lease.grantor().clone();
-            return extend_on(slot, lease, now, expires_at, ttl, granted_by);
+            return extend_on(slot, lease, now, expires_at, ttl, grantor::<BY_NAME>(slot));
         }
         let hash = self.hash(lease.lease_name().bytes());
         let table = lock(&self.shard(hash).table);
         let (now, expires_at) = self.expiry(ttl)?;
         match table.find_lease(hash, lease) {
             Some(named) if granted_on(lease, &named.slot) => {
-                let granted_by = Grantor::State(named.slot.clone());
+                let granted_by = grantor::<BY_NAME>(&named.slot);
                 extend_on(&named.slot, lease, now, expires_at, ttl, granted_by)
             }
             _ => Err(not_held(lease)),
@@ -557,11 +557,10 @@ impl<C: Clock> InMemoryLockService<C> {
     /// extend goes to it without the table. It is still the name's entry in the table, which
     /// keeps every state a lease holds.
     #[inline]
-    fn own_state<'l>(&self, lease: &'l Lease) -> Option<&'l Slot> {
+    fn own_state<'l>(&self, lease: &'l Lease) -> Option<&'l Arc<Slot>> {
         lease
             .granting_state()
             .filter(|slot| slot.service == self.inner.id)
-            .map(|slot| &**slot)
     }
 
     /// The exact reading, and the expiry of a lease for `ttl` from it.
@@ -963,7 +962,7 @@ impl<C: Clock> LockHandle<C> {
         Ok(granted.map(|(token, expires_at)| {
             grant(
                 &self.name,
-                Grantor::Id(self.slot.id),
+                grantor::<BY_HANDLE>(&self.slot),
                 token,
                 expires_at,
                 ttl,
@@ -1066,7 +1065,7 @@ impl<C: Clock> LockHandle<C> {
             now,
             expires_at,
             ttl,
-            Grantor::Id(self.slot.id),
+            grantor::<BY_HANDLE>(&self.slot),
         )
     }
 
