@@ -8,7 +8,7 @@ use keel_core::sync::{Condvar, Mutex};
 use keel_core::{Clock, Instant};
 
 use crate::lease::LeaseName;
-use crate::memory::{Waiting, exhausted, expiry_from, grant, granted, grantor, try_once};
+use crate::memory::{Waiting, exhausted, expiry_from, grant, granted, try_once};
 use crate::slot::{Asker, Attempt, Slot};
 use crate::{Lease, LockError};
 
@@ -131,7 +131,7 @@ pub(crate) fn acquire_blocking_on<C: Clock, const NAMED: bool>(
         Some(granted) => granted,
         None => wait_on(clock, slot, name, ttl, wait, start)?,
     };
-    Ok(grant(name, grantor::<NAMED>(slot), token, expires_at, ttl))
+    Ok(grant::<NAMED>(slot, name, token, expires_at, ttl))
 }
 
 /// The held case of [`acquire_blocking_on`], kept out of line so the uncontended grant

@@ -42,11 +42,7 @@ use crate::slot::Slot;
 /// ```
 #[derive(Clone)]
 pub struct Lease {
-    name: LeaseName,
-    /// The in-memory lock state that granted it, so a release on that state knows the lease
-    /// is its own without comparing names, and a lease of another service is never taken for
-    /// one.
-    granted_by: Grantor,
+    origin: Origin,
     token: FencingToken,
     expires_at: Instant,
     ttl: Duration,
@@ -55,31 +51,22 @@ pub struct Lease {
 /// The id of a lease no in-memory lock state granted: its name decides whose it is.
 pub(crate) const NOT_GRANTED_HERE: u64 = 0;
 
-/// Which in-memory lock state granted a lease.
+/// Where a lease keeps its name, and which in-memory lock state granted it, so a release on
+/// that state knows the lease is its own without comparing names, and a lease of another
+/// service is never taken for one.
 #[derive(Clone)]
-pub(crate) enum Grantor {
-    /// None: another service granted it, or [`Lease::new`] built it.
-    Elsewhere,
-    /// The state with this id: a [`LockHandle`](crate::LockHandle)'s grant, which holds the
-    /// state itself, so its leases count no shared reference.
-    Id(u64),
-    /// The state itself: a grant by name, so a release or extend by name goes straight to
-    /// it instead of taking the name table's lock to look the name up (which cost as much as
-    /// the rest of an uncontended acquire and release together). It keeps the name in the
-    /// table while the lease lives.
+pub(crate) enum Origin {
+    /// Its own copy of the name, and the id of the state that granted it: a
+    /// [`LockHandle`](crate::LockHandle)'s grant, which holds the state itself, so its leases
+    /// count no shared reference. [`NOT_GRANTED_HERE`] when another service granted it or
+    /// [`Lease::new`] built it.
+    Copy { name: LeaseName, granted_by: u64 },
+    /// The state that granted it by name, which holds the name. A grant writes a pointer
+    /// instead of copying the name, and a release or extend by name goes straight to the
+    /// state instead of taking the name table's lock to look the name up (which cost as
+    /// much as the rest of an uncontended acquire and release together). It keeps the name
+    /// in the table while the lease lives.
     State(Arc<Slot>),
-}
-
-impl Grantor {
-    /// The granting state's id, or [`NOT_GRANTED_HERE`].
-    #[inline]
-    pub(crate) fn id(&self) -> u64 {
-        match self {
-            Grantor::Elsewhere => NOT_GRANTED_HERE,
-            Grantor::Id(id) => *id,
-            Grantor::State(slot) => slot.id,
-        }
-    }
 }
 
 /// How long a name may be to live inside the lease itself.
@@ -193,7 +180,7 @@ fn short_eq(a: &[u8], b: &[u8]) -> bool {
 // one's parts equals it.
 impl PartialEq for Lease {
     fn eq(&self, other: &Lease) -> bool {
-        self.name.same(&other.name)
+        self.lease_name().same(other.lease_name())
             && (self.token, self.expires_at, self.ttl) == (other.token, other.expires_at, other.ttl)
     }
 }
@@ -228,26 +215,22 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(name: Arc<str>, token: FencingToken, expires_at: Instant, ttl: Duration) -> Lease {
-        Lease::with_name(
-            LeaseName::Shared(name),
-            Grantor::Elsewhere,
-            token,
-            expires_at,
-            ttl,
-        )
+        let origin = Origin::Copy {
+            name: LeaseName::Shared(name),
+            granted_by: NOT_GRANTED_HERE,
+        };
+        Lease::granted(origin, token, expires_at, ttl)
     }
 
     #[inline]
-    pub(crate) fn with_name(
-        name: LeaseName,
-        granted_by: Grantor,
+    pub(crate) fn granted(
+        origin: Origin,
         token: FencingToken,
         expires_at: Instant,
         ttl: Duration,
     ) -> Lease {
         Lease {
-            name,
-            granted_by,
+            origin,
             token,
             expires_at,
             ttl,
@@ -257,22 +240,28 @@ impl Lease {
     /// The id of the in-memory lock state that granted it, or [`NOT_GRANTED_HERE`].
     #[inline]
     pub(crate) fn granted_by(&self) -> u64 {
-        self.granted_by.id()
+        match &self.origin {
+            Origin::Copy { granted_by, .. } => *granted_by,
+            Origin::State(slot) => slot.id,
+        }
     }
 
     /// The in-memory lock state that granted it, if it holds it (a grant by name).
     #[inline]
     pub(crate) fn granting_state(&self) -> Option<&Arc<Slot>> {
-        match &self.granted_by {
-            Grantor::State(slot) => Some(slot),
-            _ => None,
+        match &self.origin {
+            Origin::State(slot) => Some(slot),
+            Origin::Copy { .. } => None,
         }
     }
 
-    /// The name as the lease keeps it.
+    /// The lock's name, from the lease's copy or from the state that holds it.
     #[inline]
     pub(crate) fn lease_name(&self) -> &LeaseName {
-        &self.name
+        match &self.origin {
+            Origin::Copy { name, .. } => name,
+            Origin::State(slot) => &slot.name,
+        }
     }
 
     /// The lock's name.
@@ -287,13 +276,13 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn name(&self) -> &str {
-        self.name.as_str()
+        self.lease_name().as_str()
     }
 
     /// The lock's name as a shared string: the lease's own for a name given as an `Arc<str>`
     /// ([`Lease::new`]) or longer than 22 bytes, else a new one. The in-memory service keeps
-    /// short names inside the lease, so that a grant copies bytes instead of counting a
-    /// shared reference.
+    /// short names inline (in a handle's leases, and in the name's state that a lease granted
+    /// by name holds), so that a grant counts no shared reference for the name.
     ///
     /// ```
     /// use keel_lock::InMemoryLockService;
@@ -312,7 +301,7 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shared_name(&self) -> Arc<str> {
-        self.name.to_shared()
+        self.lease_name().to_shared()
     }
 
     /// The fencing token of this grant; extending keeps it.
@@ -463,22 +452,38 @@ mod tests {
         assert!(!LeaseName::new("ab").same(&LeaseName::new("a")));
         assert!(!LeaseName::new("ab").is(b"a") && !LeaseName::new("a").is(b"ab"));
 
-        let at = |name: LeaseName| {
-            Lease::with_name(
-                name,
-                Grantor::Elsewhere,
+        let at = |origin: Origin| {
+            Lease::granted(
+                origin,
                 FencingToken::new(1),
                 Instant::ZERO,
                 Duration::from_secs(1),
             )
         };
-        let (inline, shared) = (at(LeaseName::new("a")), at(LeaseName::Shared("a".into())));
-        assert_eq!(inline, shared);
+        let copy = |name: LeaseName| Origin::Copy {
+            name,
+            granted_by: NOT_GRANTED_HERE,
+        };
+        let inline = at(copy(LeaseName::new("a")));
+        let shared = at(copy(LeaseName::Shared("a".into())));
+        let slot = Arc::new(Slot::new(LeaseName::new("a"), 0, 0));
+        let by_state = at(Origin::State(slot.clone()));
+        assert_eq!((inline.name(), by_state.name()), ("a", "a"));
+        assert_eq!(by_state.granted_by(), slot.id);
         let state = std::hash::RandomState::new();
-        assert_eq!(
-            std::hash::BuildHasher::hash_one(&state, &inline),
-            std::hash::BuildHasher::hash_one(&state, &shared)
-        );
+        for lease in [&shared, &by_state] {
+            assert_eq!(&inline, lease);
+            assert_eq!(
+                std::hash::BuildHasher::hash_one(&state, &inline),
+                std::hash::BuildHasher::hash_one(&state, lease)
+            );
+        }
+        let other = at(Origin::State(Arc::new(Slot::new(
+            LeaseName::new("b"),
+            0,
+            0,
+        ))));
+        assert_ne!(inline, other);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use keel_core::sync::{Mutex, MutexGuard};
 use keel_core::{Clock, Instant, SystemClock};
 
 use crate::blocking::acquire_blocking_on;
-use crate::lease::{Grantor, LeaseName, NOT_GRANTED_HERE};
+use crate::lease::{LeaseName, NOT_GRANTED_HERE, Origin};
 use crate::slot::{Asker, Attempt, Slot, next_id};
 use crate::{FencingToken, Lease, LockError, LockService};
 
@@ -121,9 +121,9 @@ struct Shard {
 /// The names of one shard, keyed by their 64-bit hash, so a lookup hashes the name once.
 #[derive(Default)]
 struct Table {
-    named: HashMap<u64, Named, BuildHasherDefault<KeyIsHash>>,
+    slots: HashMap<u64, Arc<Slot>, BuildHasherDefault<KeyIsHash>>,
     /// Names whose hash another name of the shard already has (rare: 2^-64 per pair).
-    collided: Vec<Named>,
+    collided: Vec<Arc<Slot>>,
     /// The highest token of the names swept from this shard: a name added again starts
     /// above it, so its tokens keep increasing.
     floor: u64,
@@ -131,26 +131,6 @@ struct Table {
     /// Sweep after this many new names: the size after the last sweep, so a sweep's cost is
     /// paid for by the inserts before it.
     sweep_after: usize,
-}
-
-/// One name's entry: the name, copied into the leases granted by name, and its state.
-struct Named {
-    name: LeaseName,
-    slot: Arc<Slot>,
-}
-
-impl Named {
-    /// The lease of a grant by name with `token`: it holds the name's state.
-    #[inline]
-    fn grant(&self, token: u64, expires_at: Instant, ttl: Duration) -> Lease {
-        grant(
-            &self.name,
-            grantor::<BY_NAME>(&self.slot),
-            token,
-            expires_at,
-            ttl,
-        )
-    }
 }
 
 /// The table's keys are already hashes: passes them through.
@@ -175,12 +155,12 @@ impl Hasher for KeyIsHash {
 impl Table {
     /// The entry of the name whose UTF-8 bytes are `name`.
     #[inline]
-    fn find(&self, hash: u64, name: &[u8]) -> Option<&Named> {
-        match self.named.get(&hash) {
-            Some(named) if named.name.is(name) => Some(named),
+    fn find(&self, hash: u64, name: &[u8]) -> Option<&Arc<Slot>> {
+        match self.slots.get(&hash) {
+            Some(slot) if slot.name.is(name) => Some(slot),
             // Also with no entry for the hash: a sweep may have taken the one a collided
             // name was set aside for.
-            _ => self.collided.iter().find(|named| named.name.is(name)),
+            _ => self.collided.iter().find(|slot| slot.name.is(name)),
         }
     }
 
@@ -188,9 +168,9 @@ impl Table {
     /// names (a slot grants only its own name's leases, and slot ids are never reused, so a
     /// swept slot's leases never match a new one), else the entry of its name.
     #[inline]
-    fn find_lease(&self, hash: u64, lease: &Lease) -> Option<&Named> {
-        match self.named.get(&hash) {
-            Some(named) if named.slot.id == lease.granted_by() => Some(named),
+    fn find_lease(&self, hash: u64, lease: &Lease) -> Option<&Arc<Slot>> {
+        match self.slots.get(&hash) {
+            Some(slot) if slot.id == lease.granted_by() => Some(slot),
             _ => self.find(hash, lease.lease_name().bytes()),
         }
     }
@@ -203,26 +183,23 @@ impl Table {
         name: &str,
         now: Instant,
         service: u64,
-        op: impl FnOnce(&Named) -> R,
+        op: impl FnOnce(&Arc<Slot>) -> R,
     ) -> R {
         // One call of `op` for both ways, so that it is inlined here.
-        let named = match self.find(hash, name.as_bytes()) {
-            Some(named) => named,
+        let slot = match self.find(hash, name.as_bytes()) {
+            Some(slot) => slot,
             None => self.add(hash, name, now, service),
         };
-        op(named)
+        op(slot)
     }
 
     /// Adds the entry of `name`, which has none, sweeping first now and then.
     #[cold]
-    fn add(&mut self, hash: u64, name: &str, now: Instant, service: u64) -> &Named {
+    fn add(&mut self, hash: u64, name: &str, now: Instant, service: u64) -> &Arc<Slot> {
         self.sweep_now_and_then(now);
         self.new_names_since_sweep += 1;
-        let fresh = Named {
-            name: LeaseName::new(name),
-            slot: Arc::new(Slot::new(self.floor, service)),
-        };
-        match self.named.entry(hash) {
+        let fresh = Arc::new(Slot::new(LeaseName::new(name), self.floor, service));
+        match self.slots.entry(hash) {
             std::collections::hash_map::Entry::Vacant(vacant) => vacant.insert(fresh),
             std::collections::hash_map::Entry::Occupied(_) => {
                 let index = self.collided.len();
@@ -240,18 +217,18 @@ impl Table {
         }
         let mut floor = self.floor;
         // Only the table holds an unused entry's slot, so nothing can change it meanwhile.
-        let mut keep = |named: &Named| {
-            let used = Arc::strong_count(&named.slot) > 1 || named.slot.in_use(now);
+        let mut keep = |slot: &Arc<Slot>| {
+            let used = Arc::strong_count(slot) > 1 || slot.in_use(now);
             if !used {
-                floor = floor.max(named.slot.last_token());
+                floor = floor.max(slot.last_token());
             }
             used
         };
-        self.named.retain(|_, named| keep(named));
-        self.collided.retain(|named| keep(named));
+        self.slots.retain(|_, slot| keep(slot));
+        self.collided.retain(|slot| keep(slot));
         self.floor = floor;
         self.new_names_since_sweep = 0;
-        self.sweep_after = self.named.len() + self.collided.len();
+        self.sweep_after = self.slots.len() + self.collided.len();
     }
 }
 
@@ -349,11 +326,11 @@ impl<C: Clock> InMemoryLockService<C> {
         let (now, expires_at) = self.grant_expiry(ttl)?;
         let hash = self.hash(name.as_bytes());
         let service = self.inner.id;
-        lock(&self.shard(hash).table).with_entry(hash, name, now, service, |named| {
-            match named.slot.try_acquire(now, expires_at) {
-                Attempt::Granted(token) => Ok(Some(named.grant(token, expires_at, ttl))),
+        lock(&self.shard(hash).table).with_entry(hash, name, now, service, |slot| {
+            match slot.try_acquire(now, expires_at) {
+                Attempt::Granted(token) => Ok(Some(grant_by_name(slot, token, expires_at, ttl))),
                 Attempt::HeldUntil(..) => Ok(None),
-                Attempt::Exhausted => Err(exhausted(&named.name)),
+                Attempt::Exhausted => Err(exhausted(&slot.name)),
             }
         })
     }
@@ -403,8 +380,8 @@ impl<C: Clock> InMemoryLockService<C> {
     ) -> Result<Lease, LockError> {
         match self.try_or_wait_on(name, ttl)? {
             Ok(lease) => Ok(lease),
-            Err((name, slot)) => {
-                acquire_blocking_on::<C, BY_NAME>(&self.inner.clock, &slot, &name, ttl, wait)
+            Err(slot) => {
+                acquire_blocking_on::<C, BY_NAME>(&self.inner.clock, &slot, &slot.name, ttl, wait)
             }
         }
     }
@@ -436,15 +413,14 @@ impl<C: Clock> InMemoryLockService<C> {
         check_ttl(ttl)?;
         if let Some(slot) = self.own_state(lease) {
             let (now, expires_at) = self.expiry(ttl)?;
-            return extend_on(slot, lease, now, expires_at, ttl, grantor::<BY_NAME>(slot));
+            return extend_on::<BY_NAME>(slot, &slot.name, lease, now, expires_at, ttl);
         }
         let hash = self.hash(lease.lease_name().bytes());
         let table = lock(&self.shard(hash).table);
         let (now, expires_at) = self.expiry(ttl)?;
         match table.find_lease(hash, lease) {
-            Some(named) if granted_on(lease, &named.slot) => {
-                let granted_by = grantor::<BY_NAME>(&named.slot);
-                extend_on(&named.slot, lease, now, expires_at, ttl, granted_by)
+            Some(slot) if granted_on(lease, slot) => {
+                extend_on::<BY_NAME>(slot, &slot.name, lease, now, expires_at, ttl)
             }
             _ => Err(not_held(lease)),
         }
@@ -483,9 +459,7 @@ impl<C: Clock> InMemoryLockService<C> {
         let table = lock(&self.shard(hash).table);
         let now = self.inner.clock.recent();
         let released = match table.find_lease(hash, lease) {
-            Some(named) if granted_on(lease, &named.slot) => {
-                named.slot.release(lease.token().get(), now)
-            }
+            Some(slot) if granted_on(lease, slot) => slot.release(lease.token().get(), now),
             _ => Err(()),
         };
         drop(table);
@@ -512,7 +486,7 @@ impl<C: Clock> InMemoryLockService<C> {
         let now = self.inner.clock.now();
         table
             .find(hash, name.as_bytes())
-            .and_then(|named| named.slot.holder(now))
+            .and_then(|slot| slot.holder(now))
             .map(FencingToken::new)
     }
 
@@ -543,7 +517,7 @@ impl<C: Clock> InMemoryLockService<C> {
         let now = self.inner.clock.now();
         let slot =
             lock(&self.shard(hash).table)
-                .with_entry(hash, name, now, self.inner.id, |named| named.slot.clone());
+                .with_entry(hash, name, now, self.inner.id, |slot| slot.clone());
         Ok(LockHandle {
             service: self.clone(),
             slot,
@@ -568,22 +542,22 @@ impl<C: Clock> InMemoryLockService<C> {
         expiry_from(self.inner.clock.now(), ttl)
     }
 
-    /// One try under the table's lock: a lease, or the name and slot to wait on (the slot is
-    /// taken out of the table only to wait).
+    /// One try under the table's lock: a lease, or the name's slot to wait on (taken out of
+    /// the table only to wait).
     fn try_or_wait_on(
         &self,
         name: &str,
         ttl: Duration,
-    ) -> Result<Result<Lease, (LeaseName, Arc<Slot>)>, LockError> {
+    ) -> Result<Result<Lease, Arc<Slot>>, LockError> {
         check_name(name)?;
         let (now, expires_at) = self.grant_expiry(ttl)?;
         let hash = self.hash(name.as_bytes());
         let service = self.inner.id;
-        lock(&self.shard(hash).table).with_entry(hash, name, now, service, |named| {
-            match named.slot.try_acquire(now, expires_at) {
-                Attempt::Granted(token) => Ok(Ok(named.grant(token, expires_at, ttl))),
-                Attempt::Exhausted => Err(exhausted(&named.name)),
-                Attempt::HeldUntil(..) => Ok(Err((named.name.clone(), named.slot.clone()))),
+        lock(&self.shard(hash).table).with_entry(hash, name, now, service, |slot| {
+            match slot.try_acquire(now, expires_at) {
+                Attempt::Granted(token) => Ok(Ok(grant_by_name(slot, token, expires_at, ttl))),
+                Attempt::Exhausted => Err(exhausted(&slot.name)),
+                Attempt::HeldUntil(..) => Ok(Err(slot.clone())),
             }
         })
     }
@@ -648,38 +622,37 @@ pub(crate) fn granted(
     }
 }
 
-/// A lease on `name` with `token`, granted by `granted_by`.
+/// A grant by name: its lease holds the name's state, which holds the name.
+pub(crate) const BY_NAME: bool = true;
+/// A grant by a handle: its lease keeps its own copy of the name and the state's id, and
+/// counts no shared reference.
+pub(crate) const BY_HANDLE: bool = false;
+
+/// A lease of `slot` with `token`, granted [`BY_NAME`] or [`BY_HANDLE`] (a constant, so
+/// each caller compiles to one of the two); a handle's lease copies `name`, the handle's own.
 #[inline]
-pub(crate) fn grant(
+pub(crate) fn grant<const NAMED: bool>(
+    slot: &Arc<Slot>,
     name: &LeaseName,
-    granted_by: Grantor,
     token: u64,
     expires_at: Instant,
     ttl: Duration,
 ) -> Lease {
-    Lease::with_name(
-        name.clone(),
-        granted_by,
-        FencingToken::new(token),
-        expires_at,
-        ttl,
-    )
+    let origin = if NAMED {
+        Origin::State(slot.clone())
+    } else {
+        Origin::Copy {
+            name: name.clone(),
+            granted_by: slot.id,
+        }
+    };
+    Lease::granted(origin, FencingToken::new(token), expires_at, ttl)
 }
 
-/// A grant by name: its lease holds the name's state.
-pub(crate) const BY_NAME: bool = true;
-/// A grant by a handle: its lease names the state by id and counts no shared reference.
-pub(crate) const BY_HANDLE: bool = false;
-
-/// Who granted a lease of `slot`: [`BY_NAME`] or [`BY_HANDLE`] (a constant, so each caller
-/// compiles to one of the two).
+/// The lease of a grant by name: it holds the name's state.
 #[inline]
-pub(crate) fn grantor<const NAMED: bool>(slot: &Arc<Slot>) -> Grantor {
-    if NAMED {
-        Grantor::State(slot.clone())
-    } else {
-        Grantor::Id(slot.id)
-    }
+fn grant_by_name(slot: &Arc<Slot>, token: u64, expires_at: Instant, ttl: Duration) -> Lease {
+    grant::<BY_NAME>(slot, &slot.name, token, expires_at, ttl)
 }
 
 pub(crate) fn exhausted(name: &LeaseName) -> LockError {
@@ -696,22 +669,19 @@ fn granted_on(lease: &Lease, slot: &Slot) -> bool {
     lease.granted_by() == slot.id || lease.granted_by() == NOT_GRANTED_HERE
 }
 
-fn extend_on(
-    slot: &Slot,
+/// Extends `lease` on `slot`: the extended lease is granted [`BY_NAME`] or [`BY_HANDLE`]
+/// (copying `name`), as [`grant`].
+fn extend_on<const NAMED: bool>(
+    slot: &Arc<Slot>,
+    name: &LeaseName,
     lease: &Lease,
     now: Instant,
     expires_at: Instant,
     ttl: Duration,
-    granted_by: Grantor,
 ) -> Result<Lease, LockError> {
-    match slot.extend(lease.token().get(), now, expires_at) {
-        Ok(()) => Ok(Lease::with_name(
-            lease.lease_name().clone(),
-            granted_by,
-            lease.token(),
-            expires_at,
-            ttl,
-        )),
+    let token = lease.token().get();
+    match slot.extend(token, now, expires_at) {
+        Ok(()) => Ok(grant::<NAMED>(slot, name, token, expires_at, ttl)),
         Err(()) => Err(not_held(lease)),
     }
 }
@@ -764,7 +734,7 @@ async fn acquire_on<C: Clock, const NAMED: bool>(
     let (start, expires_at) = expiry_from(clock.recent(), ttl)?;
     match slot.try_acquire(start, expires_at) {
         Attempt::Granted(token) => {
-            return Ok(grant(name, grantor::<NAMED>(slot), token, expires_at, ttl));
+            return Ok(grant::<NAMED>(slot, name, token, expires_at, ttl));
         }
         Attempt::Exhausted => return Err(exhausted(name)),
         Attempt::HeldUntil(..) => {}
@@ -796,8 +766,7 @@ async fn acquire_on<C: Clock, const NAMED: bool>(
         let held_until = match slot.attempt(now, expires_at, asker) {
             Attempt::Granted(token) => {
                 waiting.id = None;
-                let granted_by = grantor::<NAMED>(slot);
-                return Poll::Ready(Ok(grant(name, granted_by, token, expires_at, ttl)));
+                return Poll::Ready(Ok(grant::<NAMED>(slot, name, token, expires_at, ttl)));
             }
             Attempt::Exhausted => return Poll::Ready(Err(exhausted(name))),
             Attempt::HeldUntil(until, id) => {
@@ -827,8 +796,8 @@ impl<C: Clock> LockService for InMemoryLockService<C> {
     async fn acquire(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Lease, LockError> {
         match self.try_or_wait_on(name, ttl)? {
             Ok(lease) => Ok(lease),
-            Err((name, slot)) => {
-                acquire_on::<C, BY_NAME>(&self.inner.clock, &slot, &name, ttl, wait).await
+            Err(slot) => {
+                acquire_on::<C, BY_NAME>(&self.inner.clock, &slot, &slot.name, ttl, wait).await
             }
         }
     }
@@ -960,13 +929,7 @@ impl<C: Clock> LockHandle<C> {
         let now = self.service.inner.clock.recent();
         let granted = try_once(&self.slot, &self.name, now, ttl)?;
         Ok(granted.map(|(token, expires_at)| {
-            grant(
-                &self.name,
-                grantor::<BY_HANDLE>(&self.slot),
-                token,
-                expires_at,
-                ttl,
-            )
+            grant::<BY_HANDLE>(&self.slot, &self.name, token, expires_at, ttl)
         }))
     }
 
@@ -1059,14 +1022,7 @@ impl<C: Clock> LockHandle<C> {
         if !self.is_mine(lease) {
             return Err(not_held(lease));
         }
-        extend_on(
-            &self.slot,
-            lease,
-            now,
-            expires_at,
-            ttl,
-            grantor::<BY_HANDLE>(&self.slot),
-        )
+        extend_on::<BY_HANDLE>(&self.slot, &self.name, lease, now, expires_at, ttl)
     }
 
     /// [`InMemoryLockService::release_now`] on this name: hands the lock to the
@@ -1316,7 +1272,7 @@ mod tests {
             let hash = service.hash(b"a");
             lock(&service.shard(hash).table)
                 .find(hash, b"a")
-                .map(|named| named.slot.queued())
+                .map(|slot| slot.queued())
         };
         assert_eq!(waiting(&service), Some(1));
         waiter.abort();
@@ -1363,9 +1319,9 @@ mod tests {
     fn names_with_one_hash_keep_separate_entries() {
         let mut table = Table::default();
         let now = Instant::ZERO;
-        let a = table.with_entry(7, "a", now, 0, |named| named.slot.clone());
-        let b = table.with_entry(7, "b", now, 0, |named| named.slot.clone());
-        let again = table.with_entry(7, "b", now, 0, |named| named.slot.clone());
+        let a = table.with_entry(7, "a", now, 0, |slot| slot.clone());
+        let b = table.with_entry(7, "b", now, 0, |slot| slot.clone());
+        let again = table.with_entry(7, "b", now, 0, |slot| slot.clone());
         assert_eq!(table.new_names_since_sweep, 2);
         assert_eq!(table.collided.len(), 1);
         assert!(!Arc::ptr_eq(&a, &b));
@@ -1373,7 +1329,7 @@ mod tests {
         assert!(
             table
                 .find(7, b"a")
-                .is_some_and(|named| Arc::ptr_eq(&named.slot, &a))
+                .is_some_and(|slot| Arc::ptr_eq(slot, &a))
         );
         assert!(table.find(7, b"c").is_none());
     }
@@ -1382,24 +1338,24 @@ mod tests {
     fn a_name_set_aside_for_its_hash_is_found_after_a_sweep_takes_the_hash() {
         let mut table = Table::default();
         let now = Instant::ZERO;
-        drop(table.with_entry(7, "a", now, 0, |named| named.slot.clone()));
-        let b = table.with_entry(7, "b", now, 0, |named| named.slot.clone());
+        drop(table.with_entry(7, "a", now, 0, |slot| slot.clone()));
+        let b = table.with_entry(7, "b", now, 0, |slot| slot.clone());
         let Attempt::Granted(token) = b.try_acquire(now, now + TTL) else {
             panic!("free")
         };
         // A sweep takes "a" (unused) and keeps "b" (held), set aside for the hash "a" had.
         table.new_names_since_sweep = MIN_SWEEP_INTERVAL;
         table.sweep_now_and_then(now);
-        assert!(table.named.is_empty() && table.collided.len() == 1);
+        assert!(table.slots.is_empty() && table.collided.len() == 1);
         assert!(
             table
                 .find(7, b"b")
-                .is_some_and(|named| Arc::ptr_eq(&named.slot, &b))
+                .is_some_and(|slot| Arc::ptr_eq(slot, &b))
         );
         // So "b" gets no second entry, whose first grant would be a second holder.
-        let again = table.with_entry(7, "b", now, 0, |named| named.slot.clone());
+        let again = table.with_entry(7, "b", now, 0, |slot| slot.clone());
         assert!(Arc::ptr_eq(&again, &b));
-        assert!(table.named.is_empty() && table.collided.len() == 1);
+        assert!(table.slots.is_empty() && table.collided.len() == 1);
         assert_eq!(b.holder(now), Some(token));
     }
 
@@ -1407,30 +1363,24 @@ mod tests {
     fn a_lease_is_found_by_its_granter_or_else_by_name() {
         let mut table = Table::default();
         let now = Instant::ZERO;
-        let a = table.with_entry(7, "a", now, 0, |named| named.slot.clone());
-        let b = table.with_entry(7, "b", now, 0, |named| named.slot.clone());
-        let granted = |name: &str, slot: &Slot| {
-            grant(
-                &LeaseName::new(name),
-                Grantor::Id(slot.id),
-                1,
-                now + TTL,
-                TTL,
-            )
+        let a = table.with_entry(7, "a", now, 0, |slot| slot.clone());
+        let b = table.with_entry(7, "b", now, 0, |slot| slot.clone());
+        // As a handle grants: a copy of the name and the granter's id.
+        let granted = |name: &str, slot: &Arc<Slot>| {
+            grant::<BY_HANDLE>(slot, &LeaseName::new(name), 1, now + TTL, TTL)
         };
-        let found = |table: &Table, lease: &Lease| {
-            table.find_lease(7, lease).map(|named| named.slot.clone())
-        };
+        let detached = |name: &str| Arc::new(Slot::new(LeaseName::new(name), 0, 0));
+        let found = |table: &Table, lease: &Lease| table.find_lease(7, lease).cloned();
         // Its granter's entry, also set aside for its hash.
         assert!(found(&table, &granted("a", &a)).is_some_and(|slot| Arc::ptr_eq(&slot, &a)));
         assert!(found(&table, &granted("b", &b)).is_some_and(|slot| Arc::ptr_eq(&slot, &b)));
         // No granter, or one not in this table: the name's entry, which is not the granter.
         let rebuilt = Lease::new("b".into(), FencingToken::new(1), now + TTL, TTL);
         assert!(found(&table, &rebuilt).is_some_and(|slot| Arc::ptr_eq(&slot, &b)));
-        let elsewhere = granted("a", &Slot::new(0, 0));
+        let elsewhere = granted("a", &detached("a"));
         let entry = table.find_lease(7, &elsewhere).expect("the name's entry");
-        assert!(Arc::ptr_eq(&entry.slot, &a) && !granted_on(&elsewhere, &entry.slot));
-        assert!(found(&table, &granted("c", &Slot::new(0, 0))).is_none());
+        assert!(Arc::ptr_eq(entry, &a) && !granted_on(&elsewhere, entry));
+        assert!(found(&table, &granted("c", &detached("c"))).is_none());
     }
 
     #[test]
@@ -1555,7 +1505,7 @@ mod tests {
             .iter()
             .map(|shard| {
                 let table = lock(&shard.table);
-                table.named.len() + table.collided.len()
+                table.slots.len() + table.collided.len()
             })
             .sum();
         // Only names of the last TTL (500 of them) must stay, plus what sweeps have not reached.

@@ -21,6 +21,7 @@ use keel_core::Instant;
 use keel_core::sync::atomic::{AtomicU64, Ordering};
 use keel_core::sync::{Mutex, MutexGuard};
 
+use crate::lease::LeaseName;
 use crate::timer::NameTimer;
 
 /// A lease (or a reservation for a waiter) with the word's token exists; it may have expired
@@ -58,6 +59,9 @@ pub(crate) struct Slot {
     pub(crate) id: u64,
     /// The id of the service whose table holds it, so a service knows its own leases.
     pub(crate) service: u64,
+    /// The name it is the state of: the name of the leases granted by name, which hold the
+    /// state instead of copying it.
+    pub(crate) name: LeaseName,
     /// `token << SHIFT | flags`; the token is the last one issued for the name.
     word: AtomicU64,
     /// When the word's token ends, in clock nanoseconds; meaningful while `HELD`.
@@ -115,11 +119,12 @@ impl Asker<'_> {
 }
 
 impl Slot {
-    /// A free slot of the service `service` whose first grant gets `floor + 1`.
-    pub(crate) fn new(floor: u64, service: u64) -> Slot {
+    /// A free slot for `name` of the service `service` whose first grant gets `floor + 1`.
+    pub(crate) fn new(name: LeaseName, floor: u64, service: u64) -> Slot {
         Slot {
             id: next_id(),
             service,
+            name,
             word: AtomicU64::new(floor.min(MAX_TOKEN) << SHIFT),
             expires_at: AtomicU64::new(0),
             queue: Mutex::new(Queue::default()),
@@ -566,7 +571,7 @@ mod tests {
 
     #[test]
     fn a_blocking_waiter_is_woken_to_compete_then_handed_the_lock() {
-        let slot = Slot::new(0, 0);
+        let slot = Slot::new(LeaseName::new("a"), 0, 0);
         let now = Instant::ZERO;
         let Attempt::Granted(mut token) = slot.try_acquire(now, now + TTL) else {
             panic!("free");
@@ -596,7 +601,7 @@ mod tests {
 
     #[test]
     fn a_waiters_try_looks_again_at_a_change_in_flight_instead_of_waiting_it_out() {
-        let slot = Slot::new(0, 0);
+        let slot = Slot::new(LeaseName::new("a"), 0, 0);
         let now = Instant::ZERO;
         let Some(Attempt::Granted(token)) = slot.try_acquire_or_retry(now, now + TTL) else {
             panic!("free");
@@ -629,7 +634,7 @@ mod tests {
 
     #[test]
     fn a_woken_waiter_that_gives_up_wakes_the_next() {
-        let slot = Slot::new(0, 0);
+        let slot = Slot::new(LeaseName::new("a"), 0, 0);
         let now = Instant::ZERO;
         let Attempt::Granted(token) = slot.try_acquire(now, now + TTL) else {
             panic!("free");
@@ -678,7 +683,7 @@ mod tests {
             kinds in proptest::collection::vec(any::<bool>(), 4),
             ops in proptest::collection::vec(op(), 1..80),
         ) {
-            let slot = Slot::new(0, 0);
+            let slot = Slot::new(LeaseName::new("a"), 0, 0);
             let mut waiters: Vec<Waiter> = kinds.iter().map(|&unfair| Waiter::new(unfair)).collect();
             let mut now = Instant::ZERO;
             // The model: the live lease (token, expiry) and the last token granted.
