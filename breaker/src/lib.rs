@@ -129,8 +129,8 @@
 //! - `metrics`: each breaker emits, through the `metrics` facade and labelled with its
 //!   [`name`](CircuitBreakerBuilder::name): `keel_breaker_transitions_total` (labels `from`,
 //!   `to`), `keel_breaker_rejected_total` and the gauge `keel_breaker_state` (0 closed,
-//!   1 half-open, 2 open, 3 forced open, 4 disabled). Each [`Retry`], labelled with its
-//!   [`name`](RetryBuilder::name): `keel_breaker_retry_attempts_total` (retries allowed,
+//!   1 half-open, 2 open, 3 forced open, 4 disabled). Each [`Retry`], labelled with the
+//!   name its [`RetryBuilder`] was given: `keel_breaker_retry_attempts_total` (retries allowed,
 //!   the first attempt not counted) and `keel_breaker_retry_budget_exhausted_total`
 //!   (retries refused because the [`RetryBudget`] was spent). With `tokio` too, each
 //!   [`Bulkhead`] (named by `Bulkhead::with_name`): the gauge

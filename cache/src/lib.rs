@@ -146,8 +146,8 @@
 //!   and `AsyncStore` with `WriteBackBuilder::build_async`, whose flusher is a tokio task.
 //!   Off by default; the default build depends on `keel-core`, `hashbrown`, `foldhash`,
 //!   `parking_lot` and `crossbeam-utils` only.
-//! - `metrics`: each cache emits, through the `metrics` facade and labelled with its
-//!   [`name`](CacheBuilder::name): `keel_cache_hits_total` and `keel_cache_misses_total`
+//! - `metrics`: each cache emits, through the `metrics` facade and labelled with the name
+//!   its [`CacheBuilder`] was given (`name`): `keel_cache_hits_total` and `keel_cache_misses_total`
 //!   (every [`Cache::get`], whether or not `record_stats` is on),
 //!   `keel_cache_evictions_total` (label `cause`: `size` or `expired`) and the gauge
 //!   `keel_cache_size` (the [`weighted_size`](Cache::weighted_size), the entry count

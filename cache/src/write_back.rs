@@ -115,6 +115,8 @@ use crate::{BuildError, Cache, Store};
 /// assert_eq!(db.rows_when(4).len(), 4);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+// `insert_async` exists with feature `tokio` only; the docs link it when it does.
+#[cfg_attr(not(feature = "tokio"), allow(rustdoc::broken_intra_doc_links))]
 pub struct WriteBack<K, V, St, S = crate::DefaultHashBuilder> {
     shared: Arc<Shared<K, V, St, S>>,
     flusher: Option<Flusher>,
@@ -963,6 +965,7 @@ where
     /// assert_eq!(db.rows(), [(1, 10)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg_attr(not(feature = "tokio"), allow(rustdoc::broken_intra_doc_links))]
     pub fn insert(&self, key: K, value: V) {
         let mut write = (key, value);
         loop {

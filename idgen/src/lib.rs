@@ -111,7 +111,7 @@
 //! - `lease`: `WorkerLease`, worker ids leased from any keel-lock `LockService` (adds
 //!   keel-lock and tokio).
 //! - `redis`: `lease` plus keel-lock's Redis backend, to lease worker ids from Redis.
-//! - `metrics`: each [`Snowflake`], labelled with its [`name`](SnowflakeBuilder::name),
+//! - `metrics`: each [`Snowflake`], labelled with the name its [`SnowflakeBuilder`] was given,
 //!   counts `keel_idgen_clock_backwards_waits_total` through the `metrics` facade: each
 //!   time an ID had to wait (or `try_next_id` answered `WouldBlock`) because the clock
 //!   stepped back within [`ClockBackwards::Wait`]'s bound; a blocking `next_id` that waits
