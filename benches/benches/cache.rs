@@ -2,10 +2,12 @@
 //!
 //! `cargo bench -p keel-benches --bench cache` runs the throughput groups;
 //! `KEEL_CACHE_MEMORY=1 cargo bench -p keel-benches --bench cache` prints bytes per entry
-//! instead (measured with keel-testkit's counting allocator).
+//! instead (measured with keel-testkit's counting allocator). The `machine:` group measures
+//! what moving a cache line between two cores costs, which the 2-thread ratios depend on.
 
 use std::hint::black_box;
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -174,6 +176,36 @@ fn single_thread_lru(c: &mut Criterion) {
     group.finish();
 }
 
+/// What moving a cache line between the cores costs on this machine, which decides how much
+/// a shared lock word (quick_cache's `RwLock`) loses against counters of one's own (keel's
+/// shard lock): one atomic add per operation, 2 threads, each on a line of its own or both
+/// on one line.
+fn line_moves(c: &mut Criterion) {
+    #[repr(align(128))]
+    struct Line(AtomicU64);
+    let lines: Vec<Line> = (0..THREADS).map(|_| Line(AtomicU64::new(0))).collect();
+    let mut group = c.benchmark_group("machine: atomic add, 2 threads");
+    group.measurement_time(Duration::from_secs(2));
+    group.warm_up_time(Duration::from_millis(500));
+    group.throughput(Throughput::Elements(THREADS as u64));
+    let no_keys: Vec<Vec<u64>> = (0..THREADS).map(|t| vec![t as u64]).collect();
+    group.bench_function(BenchmarkId::new("fetch_add", "own lines"), |b| {
+        b.iter_custom(|iters| {
+            parallel(iters, &no_keys, &|_, t| {
+                lines[t as usize].0.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+    });
+    group.bench_function(BenchmarkId::new("fetch_add", "one shared line"), |b| {
+        b.iter_custom(|iters| {
+            parallel(iters, &no_keys, &|_, _| {
+                lines[0].0.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+    });
+    group.finish();
+}
+
 /// Live heap bytes per held entry after filling each cache with 1M `u64 → u64` entries.
 fn memory() {
     const N: usize = 1_000_000;
@@ -245,5 +277,6 @@ fn main() {
     reads(&mut c);
     mixed(&mut c);
     single_thread_lru(&mut c);
+    line_moves(&mut c);
     c.final_summary();
 }

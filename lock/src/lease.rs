@@ -58,9 +58,9 @@ pub(crate) const NOT_GRANTED_HERE: u64 = 0;
 pub(crate) enum Origin {
     /// Its own copy of the name, and the id of the state that granted it: a
     /// [`LockHandle`](crate::LockHandle)'s grant, which holds the state itself, so its leases
-    /// count no shared reference. [`NOT_GRANTED_HERE`] when another service granted it or
-    /// [`Lease::new`] built it.
-    Copy { name: LeaseName, granted_by: u64 },
+    /// count no shared reference. [`NOT_GRANTED_HERE`] when [`Lease::new`] built it (as
+    /// Redis and etcd services do).
+    Own { name: LeaseName, granted_by: u64 },
     /// The state that granted it by name, which holds the name. A grant writes a pointer
     /// instead of copying the name, and a release or extend by name goes straight to the
     /// state instead of taking the name table's lock to look the name up (which cost as
@@ -69,11 +69,12 @@ pub(crate) enum Origin {
     State(Arc<Slot>),
 }
 
-/// How long a name may be to live inside the lease itself.
+/// How long a name may be to live inline.
 const INLINE: usize = 22;
 
-/// A lease's name: a short one inline, so a grant copies bytes rather than counting a shared
-/// reference (two atomic read-modify-writes, as much as a whole uncontended mutex).
+/// A lock's name, as a handle's lease and a name's state keep it: a short one inline, so a
+/// handle's grant copies bytes rather than counting a shared reference (two atomic
+/// read-modify-writes, as much as a whole uncontended mutex).
 #[derive(Clone)]
 pub(crate) enum LeaseName {
     /// The first `len` bytes are the name (a whole `str`), the rest zero.
@@ -215,7 +216,7 @@ impl Lease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(name: Arc<str>, token: FencingToken, expires_at: Instant, ttl: Duration) -> Lease {
-        let origin = Origin::Copy {
+        let origin = Origin::Own {
             name: LeaseName::Shared(name),
             granted_by: NOT_GRANTED_HERE,
         };
@@ -241,7 +242,7 @@ impl Lease {
     #[inline]
     pub(crate) fn granted_by(&self) -> u64 {
         match &self.origin {
-            Origin::Copy { granted_by, .. } => *granted_by,
+            Origin::Own { granted_by, .. } => *granted_by,
             Origin::State(slot) => slot.id,
         }
     }
@@ -251,7 +252,7 @@ impl Lease {
     pub(crate) fn granting_state(&self) -> Option<&Arc<Slot>> {
         match &self.origin {
             Origin::State(slot) => Some(slot),
-            Origin::Copy { .. } => None,
+            Origin::Own { .. } => None,
         }
     }
 
@@ -259,7 +260,7 @@ impl Lease {
     #[inline]
     pub(crate) fn lease_name(&self) -> &LeaseName {
         match &self.origin {
-            Origin::Copy { name, .. } => name,
+            Origin::Own { name, .. } => name,
             Origin::State(slot) => &slot.name,
         }
     }
@@ -460,12 +461,12 @@ mod tests {
                 Duration::from_secs(1),
             )
         };
-        let copy = |name: LeaseName| Origin::Copy {
+        let own = |name: LeaseName| Origin::Own {
             name,
             granted_by: NOT_GRANTED_HERE,
         };
-        let inline = at(copy(LeaseName::new("a")));
-        let shared = at(copy(LeaseName::Shared("a".into())));
+        let inline = at(own(LeaseName::new("a")));
+        let shared = at(own(LeaseName::Shared("a".into())));
         let slot = Arc::new(Slot::new(LeaseName::new("a"), 0, 0));
         let by_state = at(Origin::State(slot.clone()));
         assert_eq!((inline.name(), by_state.name()), ("a", "a"));
@@ -484,6 +485,17 @@ mod tests {
             0,
         ))));
         assert_ne!(inline, other);
+        // A name too long to live inline: the state's shared copy, or a new one.
+        let long = "a name longer than twenty-two bytes";
+        let slot = Arc::new(Slot::new(LeaseName::new(long), 0, 0));
+        let by_state = at(Origin::State(slot));
+        let built = at(own(LeaseName::Shared(long.into())));
+        assert_eq!((by_state.name(), &*by_state.shared_name()), (long, long));
+        assert_eq!(by_state, built);
+        assert_eq!(
+            std::hash::BuildHasher::hash_one(&state, &by_state),
+            std::hash::BuildHasher::hash_one(&state, &built)
+        );
     }
 
     #[test]

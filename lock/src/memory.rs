@@ -641,7 +641,7 @@ pub(crate) fn grant<const NAMED: bool>(
     let origin = if NAMED {
         Origin::State(slot.clone())
     } else {
-        Origin::Copy {
+        Origin::Own {
             name: name.clone(),
             granted_by: slot.id,
         }
