@@ -26,6 +26,13 @@ const SEQ_BITS: u32 = 64 - EPOCH_BITS;
 const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
 const COUNT_BITS: u32 = 22;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+/// The sequence that folds back: the call that draws it takes `FOLD` off the head, so the
+/// sequence never carries into the epoch, however long a breaker stays closed (2^44 calls
+/// is about 200 days at a million calls a second). Only the order in which slots are
+/// reused changes, as when the low 32 bits wrap; the totals stay exact, and the window
+/// stays full (`FOLD` leaves far more than the largest window).
+const FOLD_AT: u64 = 1 << (SEQ_BITS - 1);
+const FOLD: u64 = 1 << (SEQ_BITS - 2);
 
 /// The largest count window. The 22-bit fields of `totals` count modulo 2^22: a writer can
 /// swap out an outcome whose own writer has not yet added it, so a field may dip below zero
@@ -97,6 +104,9 @@ impl CountWindow {
         let head = self.head.fetch_add(1, Ordering::AcqRel);
         let epoch = head >> SEQ_BITS;
         let seq = head & SEQ_MASK;
+        if seq == FOLD_AT {
+            self.fold(epoch);
+        }
         // The index follows the low 32 bits of the sequence: once every 2^32 calls it jumps,
         // which swaps one recent outcome for another and keeps the totals exact.
         let len = self.slots.len() as u32;
@@ -149,6 +159,26 @@ impl CountWindow {
                     current = actual;
                     keel_core::sync::spin_loop();
                 }
+            }
+        }
+    }
+
+    /// Takes [`FOLD`] off the head's sequence, unless a reset has started a new epoch
+    /// meanwhile (which restarts the sequence anyway).
+    #[cold]
+    fn fold(&self, epoch: u64) {
+        let mut current = self.head.load(Ordering::Acquire);
+        // Only the call that drew FOLD_AT gets here, and the sequence is at least that
+        // until this folds it: the subtraction cannot borrow from the epoch.
+        while current >> SEQ_BITS == epoch && current & SEQ_MASK >= FOLD_AT {
+            match self.head.compare_exchange_weak(
+                current,
+                current - FOLD,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
             }
         }
     }
@@ -481,6 +511,59 @@ mod tests {
             let window = TimeWindow::new(1, bucket_nanos, 1);
             prop_assert_eq!(window.bucket_of(Instant::from_nanos(nanos)), nanos / bucket_nanos);
         }
+    }
+
+    /// A window whose sequence starts at `seq`, as after that many calls in its epoch.
+    fn count_window_at(size: u32, seq: u64) -> CountWindow {
+        let window = CountWindow::new(size);
+        window.head.store(seq, Ordering::Release);
+        window
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+
+        /// A breaker that stays closed for 2^43 calls folds its sequence back and keeps
+        /// counting the last `size` outcomes exactly; before the fold, the sequence carried
+        /// into the epoch at 2^44 calls and froze the failure counts. Sizes are powers of two:
+        /// the fold comes as the low 32 bits wrap, where any other size reuses one slot early
+        /// (by design, see `record`), which a model of the last `size` outcomes would flag.
+        #[test]
+        fn the_sequence_folds_back_and_the_window_stays_exact(
+            size in (0u32..5).prop_map(|bits| 1 << bits),
+            before in 0u64..40,
+            outcomes in proptest::collection::vec(0u32..4, 1..80),
+        ) {
+            // Full of successes, as after FOLD_AT - before healthy calls.
+            let window = count_window_at(size, FOLD_AT - before);
+            let mut model: VecDeque<u32> = std::iter::repeat_n(0, size as usize).collect();
+            for (calls, outcome) in (1..).zip(outcomes) {
+                window.record(outcome);
+                model.push_back(outcome);
+                model.pop_front();
+                prop_assert_eq!(window.counts(), model_counts(&model));
+                let seq = FOLD_AT - before + calls;
+                let folded = if seq > FOLD_AT { seq - FOLD } else { seq };
+                prop_assert_eq!(window.head.load(Ordering::Acquire), folded, "epoch 0, folded once");
+            }
+        }
+    }
+
+    #[test]
+    fn a_fold_after_a_reset_leaves_the_new_epoch_alone() {
+        let window = count_window_at(3, FOLD_AT);
+        window.reset();
+        window.fold(0); // as if the call that drew FOLD_AT ran only now
+        assert_eq!(window.head.load(Ordering::Acquire), 1 << SEQ_BITS);
+        window.record(FAILED);
+        assert_eq!(
+            window.counts(),
+            Counts {
+                calls: 1,
+                failed: 1,
+                slow: 0
+            }
+        );
     }
 
     #[test]

@@ -80,8 +80,12 @@ impl Algorithm for FixedWindow {
             window.count = 0;
         }
         // A stale clock reading (taken before another caller locked) counts in the current window.
-        let end = window.start + w;
-        let until_end = end.saturating_sub(now).max(1);
+        // Measured from `now`, so a window ending past the clock's range does not overflow.
+        let until_end = if now >= window.start {
+            w - (now - window.start)
+        } else {
+            (window.start - now).saturating_add(w)
+        };
         let count = window.count + u64::from(n);
         if count > limit {
             let remaining = limit.saturating_sub(window.count);
@@ -94,6 +98,9 @@ impl Algorithm for FixedWindow {
 
     fn is_fresh(quota: &Quota, state: &FixedWindowState, now: Instant) -> bool {
         let window = state.inner.lock();
-        window.count == 0 || now.as_nanos() >= window.start.saturating_add(quota.period_nanos())
+        // Measured back from `now`: the window's end may pass the clock's range.
+        window.count == 0
+            || (now.as_nanos().checked_sub(window.start))
+                .is_some_and(|since| since >= quota.period_nanos())
     }
 }

@@ -82,17 +82,21 @@ impl Algorithm for Gcra {
         let now = now.as_nanos();
         let t = quota.emission_nanos();
         let tau = quota.tolerance_nanos();
-        let increment = u64::from(n) * t;
+        // Saturating: `n` above the burst (which only a direct call can pass) is denied.
+        let increment = u64::from(n).saturating_mul(t);
         let mut tat = state.tat.load(Ordering::Acquire);
         loop {
             let base = tat.max(now);
             let new_tat = base.saturating_add(increment);
             let ahead = new_tat - now;
-            if ahead > tau {
+            // A saturated `new_tat` is a cell past the clock's range: it never fits (without
+            // this, a clock at its end would admit every request for nothing).
+            if ahead > tau || new_tat == u64::MAX {
                 // `saturating_sub`: after `set_quota` lowers the burst, the cell may be further ahead
                 // than the new tolerance.
                 let slack = tau.saturating_sub(base - now);
-                return Decision::deny_slack(quota, slack, t, base - now, ahead - tau);
+                let retry = ahead.saturating_sub(tau);
+                return Decision::deny_slack(quota, slack, t, base - now, retry);
             }
             if new_tat == tat {
                 // n == 0 with the cell in the future: nothing to write.

@@ -76,7 +76,8 @@ impl Algorithm for LeakyBucket {
         // A caller that read the clock before another took the lock sees the later time.
         let now = now.as_nanos().max(bucket.last);
         let level = bucket.level.saturating_sub(now - bucket.last);
-        let poured = level + u64::from(n) * t;
+        // Saturating: `n` above the burst (which only a direct call can pass) is denied.
+        let poured = level.saturating_add(u64::from(n).saturating_mul(t));
         if poured > capacity {
             bucket.level = level;
             bucket.last = now;

@@ -121,11 +121,12 @@ impl Algorithm for SlidingCounter {
         // A stale clock reading (taken before another caller locked) counts in the current window.
         let now = now.as_nanos().max(c.start);
         let elapsed = now - c.start;
+        // From `elapsed` (under `w`), not `c.start`, so nothing overflows near the clock's end.
         let reset = |c: &Counters| {
             if c.current > 0 {
-                c.start + 2 * w - now
+                2 * w - elapsed
             } else if c.previous > 0 {
-                c.start + w - now
+                w - elapsed
             } else {
                 0
             }
@@ -140,8 +141,8 @@ impl Algorithm for SlidingCounter {
             let retry = match earliest(c.previous, c.current, n, w, limit) {
                 Some(e) => e - elapsed,
                 None => match earliest(c.current, 0, n, w, limit) {
-                    Some(e) => c.start + w + e - now,
-                    None => c.start + 2 * w - now,
+                    Some(e) => w + e - elapsed,
+                    None => 2 * w - elapsed,
                 },
             };
             return Decision::deny(quota, remaining(&c), reset(&c), retry);
@@ -153,8 +154,9 @@ impl Algorithm for SlidingCounter {
     fn is_fresh(quota: &Quota, state: &SlidingCounterState, now: Instant) -> bool {
         let c = state.inner.lock();
         let w = quota.period_nanos();
-        let now = now.as_nanos();
-        (c.current == 0 || now >= c.start.saturating_add(2 * w))
-            && (c.previous == 0 || now >= c.start.saturating_add(w))
+        // Measured back from `now`: the window's end may pass the clock's range.
+        let since = now.as_nanos().checked_sub(c.start);
+        (c.current == 0 || since.is_some_and(|since| since >= 2 * w))
+            && (c.previous == 0 || since.is_some_and(|since| since >= w))
     }
 }

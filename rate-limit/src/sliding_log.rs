@@ -68,7 +68,8 @@ struct Log {
 impl Log {
     fn expire(&mut self, now: u64, w: u64) {
         while let Some(&(at, n)) = self.entries.front() {
-            if at.saturating_add(w) > now {
+            // Measured back from `now`: `at + w` may pass the clock's range.
+            if now.saturating_sub(at) < w {
                 break;
             }
             self.entries.pop_front();
@@ -94,13 +95,15 @@ impl Algorithm for SlidingLog {
             None => now.as_nanos(),
         };
         log.expire(now, w);
-        let reset_of = |log: &Log| log.entries.back().map_or(0, |&(at, _)| at + w - now);
+        // Every entry is under `w` old (`expire`): measured back from `now`, nothing overflows
+        // near the clock's end.
+        let reset_of = |log: &Log| log.entries.back().map_or(0, |&(at, _)| w - (now - at));
         if log.total + u64::from(n) > limit {
             // Wait until the oldest admissions free enough room.
             let mut to_free = log.total + u64::from(n) - limit;
             let mut retry = w;
             for &(at, count) in &log.entries {
-                retry = at + w - now;
+                retry = w - (now - at);
                 to_free = to_free.saturating_sub(u64::from(count));
                 if to_free == 0 {
                     break;
@@ -123,6 +126,6 @@ impl Algorithm for SlidingLog {
         let log = state.inner.lock();
         log.entries
             .back()
-            .is_none_or(|&(at, _)| at.saturating_add(quota.period_nanos()) <= now.as_nanos())
+            .is_none_or(|&(at, _)| now.as_nanos().saturating_sub(at) >= quota.period_nanos())
     }
 }
