@@ -22,6 +22,7 @@ use keel_core::sync::atomic::{AtomicUsize, Ordering};
 pub struct BulkheadFull {
     max_concurrent: usize,
     waited: Option<Duration>,
+    no_runtime: bool,
 }
 
 impl BulkheadFull {
@@ -30,6 +31,7 @@ impl BulkheadFull {
         BulkheadFull {
             max_concurrent,
             waited: None,
+            no_runtime: false,
         }
     }
 
@@ -62,6 +64,38 @@ impl BulkheadFull {
     pub fn waited(&self) -> Option<Duration> {
         self.waited
     }
+
+    /// Whether the call would have waited for a slot but could not: with the `tokio`
+    /// feature, a full `Bulkhead::acquire` with a `max_wait` polled outside a tokio runtime
+    /// fails at once, without waiting, rather than panic.
+    ///
+    /// ```
+    /// use keel_breaker::Bulkhead;
+    /// use std::time::Duration;
+    ///
+    /// let bulkhead = Bulkhead::with_max_wait(1, Duration::from_millis(100))?;
+    /// let _held = bulkhead.try_acquire()?;
+    /// assert!(!bulkhead.try_acquire().unwrap_err().no_runtime()); // never meant to wait
+    /// # #[cfg(feature = "tokio")] {
+    /// use std::future::Future;
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// let acquire = std::pin::pin!(bulkhead.acquire()); // polled by hand: no runtime
+    /// let Poll::Ready(Err(full)) = acquire.poll(&mut Context::from_waker(Waker::noop())) else {
+    ///     panic!("fails at once");
+    /// };
+    /// assert!(full.no_runtime());
+    /// assert_eq!(full.waited(), None);
+    /// assert_eq!(
+    ///     full.to_string(),
+    ///     "bulkhead full: all 1 concurrent slots are taken (no tokio runtime to wait for one)"
+    /// );
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn no_runtime(&self) -> bool {
+        self.no_runtime
+    }
 }
 
 impl fmt::Display for BulkheadFull {
@@ -73,6 +107,9 @@ impl fmt::Display for BulkheadFull {
         )?;
         if let Some(waited) = self.waited {
             write!(f, " (waited {waited:?})")?;
+        }
+        if self.no_runtime {
+            f.write_str(" (no tokio runtime to wait for one)")?;
         }
         Ok(())
     }
@@ -254,6 +291,7 @@ impl Bulkhead {
         BulkheadFull {
             max_concurrent: self.max_concurrent,
             waited,
+            no_runtime: false,
         }
     }
 
@@ -337,9 +375,14 @@ impl Bulkhead {
 impl Bulkhead {
     /// Takes a slot, waiting up to the bulkhead's `max_wait` for one (on tokio's timer).
     ///
+    /// A slot that is free is taken anywhere. Outside a tokio runtime, a full bulkhead with
+    /// a finite `max_wait` fails at once, with [`BulkheadFull::no_runtime`], as it has no
+    /// timer to bound the wait (a `max_wait` of `Duration::MAX` waits without one). Inside
+    /// a runtime built without timers (no `enable_time`), tokio panics on the wait.
+    ///
     /// # Errors
     ///
-    /// [`BulkheadFull`] if no slot came free in time.
+    /// [`BulkheadFull`] if no slot came free in time, or it could not wait.
     ///
     /// ```
     /// use keel_breaker::Bulkhead;
@@ -364,11 +407,12 @@ impl Bulkhead {
         Ok(BulkheadPermit { bulkhead: self })
     }
 
-    /// [`acquire`](Bulkhead::acquire) with a permit that holds the bulkhead by `Arc`.
+    /// [`acquire`](Bulkhead::acquire) with a permit that holds the bulkhead by `Arc`; like
+    /// it, fails at once rather than wait outside a tokio runtime.
     ///
     /// # Errors
     ///
-    /// [`BulkheadFull`] if no slot came free in time.
+    /// [`BulkheadFull`] if no slot came free in time, or it could not wait.
     ///
     /// ```
     /// use keel_breaker::Bulkhead;
@@ -399,12 +443,14 @@ impl Bulkhead {
         })
     }
 
-    /// Awaits `call` in a slot, waiting up to `max_wait` for one. Dropping the returned
-    /// future gives the slot back.
+    /// Awaits `call` in a slot, waiting up to `max_wait` for one (outside a tokio runtime,
+    /// not at all: see [`acquire`](Bulkhead::acquire)). Dropping the returned future gives
+    /// the slot back.
     ///
     /// # Errors
     ///
-    /// [`BulkheadFull`] without polling `call` if no slot came free in time.
+    /// [`BulkheadFull`] without polling `call` if no slot came free in time, or it could not
+    /// wait.
     ///
     /// ```
     /// use keel_breaker::Bulkhead;
@@ -437,6 +483,13 @@ impl Bulkhead {
         // `None` for a wait past the end of time (`Duration::MAX`): wait without a deadline
         // rather than overflow the instant.
         let deadline = started.checked_add(self.max_wait);
+        // A deadline needs tokio's timer, which panics outside a runtime.
+        if deadline.is_some() && !crate::has_runtime() {
+            return Err(BulkheadFull {
+                no_runtime: true,
+                ..self.full(None)
+            });
+        }
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);

@@ -124,7 +124,9 @@
 //! # Crate features
 //!
 //! - `tokio`: async retries (`Retry::run`) and the bulkhead's bounded wait
-//!   (`Bulkhead::acquire`).
+//!   (`Bulkhead::acquire`). Their waits need a tokio runtime with timers: outside a runtime
+//!   a wait fails instead ([`GiveUp::NoRuntime`], [`BulkheadFull::no_runtime`]); in a
+//!   runtime built without `enable_time`, tokio panics.
 //! - `tower`: `Layer`s for the breaker, retry (with budget) and bulkhead; implies `tokio`.
 //! - `metrics`: each breaker emits, through the `metrics` facade and labelled with its
 //!   [`name`](CircuitBreakerBuilder::name): `keel_breaker_transitions_total` (labels `from`,
@@ -173,6 +175,13 @@ pub use permit::OwnedPermit;
 pub use registry::BreakerRegistry;
 pub use retry::{Attempts, GiveUp, Retry, RetryBuilder, RetryError};
 pub use state::{Reason, State, Transition};
+
+/// Whether tokio's timer can be reached from here. A runtime built without `enable_time`
+/// passes this check and still panics in tokio, which offers no check that does not panic.
+#[cfg(feature = "tokio")]
+pub(crate) fn has_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
 
 // The README's example runs as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]

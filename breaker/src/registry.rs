@@ -14,7 +14,18 @@ use crate::{BreakerConfigError, CircuitBreaker, CircuitBreakerBuilder};
 /// Breakers by key, all built from one template, so each downstream host trips on its own.
 ///
 /// Lookup is one hash and a shard read lock (dashmap); a breaker is built the first time its
-/// key is asked for and lives until [`remove`](Self::remove).
+/// key is asked for and lives until [`remove`](Self::remove) or [`retain`](Self::retain).
+///
+/// # Memory
+///
+/// Nothing is evicted, and every new key builds a breaker: 1 to 2 KB, plus 4 bytes a call
+/// of a count window (400 KB for `Window::Count(100_000)`, 8 MB for the largest) or 24
+/// bytes a bucket of a time window (1.5 MB for the most buckets). So a registry keyed by
+/// untrusted input (a client-supplied host or path) grows without bound. Key it by a set
+/// you control, such as the configured downstream hosts, or bound it yourself: look a key up
+/// with [`get_existing`](Self::get_existing), which builds nothing, check
+/// [`len`](Self::len) before [`get`](Self::get) builds a breaker for an unknown one, and
+/// drop keys with [`remove`](Self::remove) or [`retain`](Self::retain).
 ///
 /// ```
 /// use keel_breaker::{BreakerRegistry, CircuitBreaker, State};
@@ -59,7 +70,8 @@ impl<K: Hash + Eq, C: Clock + Clone> BreakerRegistry<K, C> {
         })
     }
 
-    /// The breaker for `key`, built on first use.
+    /// The breaker for `key`, built on first use and kept until removed (see the memory
+    /// note on [`BreakerRegistry`]).
     ///
     /// ```
     /// use keel_breaker::{BreakerRegistry, CircuitBreaker};
@@ -91,6 +103,34 @@ impl<K: Hash + Eq, C: Clock + Clone> BreakerRegistry<K, C> {
             .clone()
     }
 
+    /// The breaker for `key` if one exists; unlike [`get`](Self::get), builds none. With
+    /// [`len`](Self::len), it bounds a registry keyed by untrusted input.
+    ///
+    /// ```
+    /// use keel_breaker::{BreakerRegistry, CircuitBreaker};
+    /// use std::sync::Arc;
+    ///
+    /// let registry = BreakerRegistry::<String>::new(CircuitBreaker::builder())?;
+    /// let breaker_for = |host: &str| match registry.get_existing(host) {
+    ///     Some(breaker) => Some(breaker),
+    ///     None if registry.len() < 2 => Some(registry.get(host)),
+    ///     None => None, // too many hosts: refuse rather than grow
+    /// };
+    /// let a = breaker_for("a").ok_or("refused")?;
+    /// breaker_for("b").ok_or("refused")?;
+    /// assert!(breaker_for("c").is_none());
+    /// assert!(Arc::ptr_eq(&breaker_for("a").ok_or("refused")?, &a)); // known keys still work
+    /// assert_eq!(registry.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_existing<Q>(&self, key: &Q) -> Option<Arc<CircuitBreaker<C>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.breakers.get(key).map(|breaker| breaker.clone())
+    }
+
     /// Forgets the breaker for `key`, returning it if there was one.
     ///
     /// ```
@@ -110,6 +150,35 @@ impl<K: Hash + Eq, C: Clock + Clone> BreakerRegistry<K, C> {
         Q: Hash + Eq + ?Sized,
     {
         self.breakers.remove(key).map(|(_, breaker)| breaker)
+    }
+
+    /// Keeps only the breakers `keep` returns `true` for, to prune keys no longer in use.
+    /// Anyone still holding a removed breaker keeps it; the key's next
+    /// [`get`](Self::get) builds a fresh one.
+    ///
+    /// `keep` runs while a write lock on part of the registry is held: calling any method
+    /// of this registry from it (directly, or from a state-change listener it triggers) can
+    /// deadlock.
+    ///
+    /// ```
+    /// use keel_breaker::{BreakerRegistry, CircuitBreaker, State};
+    ///
+    /// let registry = BreakerRegistry::<String>::new(CircuitBreaker::builder())?;
+    /// for host in ["db-1", "db-2", "db-3"] {
+    ///     registry.get(host);
+    /// }
+    /// registry.get("db-3").force_open();
+    /// // db-2 left service discovery; db-3 is kept while it is not closed.
+    /// let current = ["db-1"];
+    /// registry.retain(|host, breaker| {
+    ///     current.contains(&host.as_str()) || breaker.state() != State::Closed
+    /// });
+    /// assert_eq!(registry.len(), 2);
+    /// assert!(registry.remove("db-2").is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn retain(&self, mut keep: impl FnMut(&K, &CircuitBreaker<C>) -> bool) {
+        self.breakers.retain(|key, breaker| keep(key, breaker));
     }
 
     /// How many breakers exist.

@@ -71,6 +71,9 @@ pub enum GiveUp {
     Elapsed,
     /// The retry budget is spent.
     Budget,
+    /// The next attempt needed a wait on tokio's timer, and `Retry::run` or the tower
+    /// `RetryLayer` ran outside a tokio runtime. No retry token was spent.
+    NoRuntime,
 }
 
 impl fmt::Display for GiveUp {
@@ -80,6 +83,7 @@ impl fmt::Display for GiveUp {
             GiveUp::Attempts => "no attempts left",
             GiveUp::Elapsed => "the time limit would pass before the next attempt",
             GiveUp::Budget => "the retry budget is spent",
+            GiveUp::NoRuntime => "a tokio runtime is needed to wait before the next attempt",
         })
     }
 }
@@ -162,6 +166,18 @@ impl<C: Clock> Retry<C> {
         state: &mut AttemptState,
         transient: bool,
     ) -> Result<Duration, GiveUp> {
+        self.next_delay_if(state, transient, || true)
+    }
+
+    /// [`next_delay_of`](Self::next_delay_of) for a caller that may be unable to wait:
+    /// `can_wait` is asked once a retry is otherwise due, before the budget is spent, so a
+    /// caller that cannot wait gives up with [`GiveUp::NoRuntime`] having spent nothing.
+    pub(crate) fn next_delay_if(
+        &self,
+        state: &mut AttemptState,
+        transient: bool,
+        can_wait: impl FnOnce() -> bool,
+    ) -> Result<Duration, GiveUp> {
         if !transient {
             return Err(GiveUp::Permanent);
         }
@@ -174,6 +190,9 @@ impl<C: Clock> Retry<C> {
             && self.clock.now() - started + delay > limit
         {
             return Err(GiveUp::Elapsed);
+        }
+        if !can_wait() {
+            return Err(GiveUp::NoRuntime);
         }
         if let Some(budget) = &self.budget
             && !budget.try_withdraw()
@@ -389,6 +408,11 @@ impl<C: Clock> Retry<C> {
     /// gives up, sleeping on tokio's timer between attempts. `is_transient` decides which
     /// errors are worth retrying.
     ///
+    /// Outside a tokio runtime, an operation that succeeds or gives up at its first try
+    /// still runs; one that would be retried gives up with [`GiveUp::NoRuntime`] instead of
+    /// waiting. Inside a runtime built without timers (no `enable_time`), tokio panics on
+    /// the first wait.
+    ///
     /// # Errors
     ///
     /// [`RetryError`] with the last attempt's error once the policy gives up.
@@ -419,6 +443,22 @@ impl<C: Clock> Retry<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }
     /// ```
+    ///
+    /// Outside a runtime (polled by hand here), a retry cannot wait:
+    ///
+    /// ```
+    /// use keel_breaker::{GiveUp, Retry};
+    /// use std::future::Future;
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// let retry = Retry::builder().max_attempts(3).build()?;
+    /// let run = std::pin::pin!(retry.run(|_| async { Err::<(), _>("busy") }, |_| true));
+    /// let Poll::Ready(Err(error)) = run.poll(&mut Context::from_waker(Waker::noop())) else {
+    ///     panic!("gives up at once");
+    /// };
+    /// assert_eq!((error.attempts, error.reason), (1, GiveUp::NoRuntime));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn run<T, E, F, Fut>(
         &self,
         mut operation: F,
@@ -432,7 +472,11 @@ impl<C: Clock> Retry<C> {
         loop {
             match operation(attempts.made()).await {
                 Ok(value) => return Ok(value),
-                Err(error) => match attempts.next_delay(is_transient(&error)) {
+                Err(error) => match self.next_delay_if(
+                    &mut attempts.state,
+                    is_transient(&error),
+                    crate::has_runtime,
+                ) {
                     // Boxed: a timer entry would triple the size of every `run` future,
                     // which is moved on each call even when nothing fails.
                     Ok(delay) => Box::pin(tokio::time::sleep(delay)).await,

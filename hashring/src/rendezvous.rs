@@ -272,6 +272,38 @@ impl<N: StableHash + Eq> Rendezvous<N> {
         Ok(())
     }
 
+    /// Adds every `(node, weight)` at once, in `O((n + k) log k)` for `k` new nodes rather
+    /// than `O(n)` each as [`add_weighted`](Self::add_weighted) costs. On error nothing is
+    /// added.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_weighted`](Self::add_weighted) one by one in order would give first:
+    /// [`Error::ZeroWeight`], or [`Error::DuplicateNode`] if a node is already a member or
+    /// repeated.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use keel_hashring::{ConsistentHash, Error, Rendezvous};
+    ///
+    /// let mut hrw = Rendezvous::new();
+    /// hrw.extend_weighted((0..1_000u32).map(|node| (node, 1 + node % 3)))?;
+    /// assert_eq!(hrw.len(), 1_000);
+    /// assert_eq!(hrw.extend_weighted([(1_000, 1), (7, 1)]), Err(Error::DuplicateNode));
+    /// assert_eq!(hrw.extend_weighted([(1_000, 0)]), Err(Error::ZeroWeight));
+    /// assert_eq!(hrw.len(), 1_000); // nothing added
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn extend_weighted<I: IntoIterator<Item = (N, u32)>>(
+        &mut self,
+        nodes: I,
+    ) -> Result<(), Error> {
+        self.members.extend(nodes, |_| Ok(()))?;
+        self.refresh_uniform();
+        Ok(())
+    }
+
     /// Removes `node`; returns whether it was a member.
     ///
     /// ```

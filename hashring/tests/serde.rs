@@ -120,3 +120,71 @@ fn oversized_saved_ring_is_rejected_before_allocating() {
         "{err}"
     );
 }
+
+/// Adds `(node, weight)` one by one, as restoring did before it took one bulk merge.
+fn rendezvous_by_adds(nodes: &[(u32, u32)]) -> Result<Rendezvous<u32>, keel_hashring::Error> {
+    let mut hrw = Rendezvous::new();
+    for &(node, weight) in nodes {
+        hrw.add_weighted(node, weight)?;
+    }
+    Ok(hrw)
+}
+
+fn rendezvous_from_saved(nodes: &[(u32, u32)]) -> Result<Rendezvous<u32>, String> {
+    let saved = serde_json::json!({ "nodes": nodes });
+    serde_json::from_value(saved).map_err(|e| e.to_string())
+}
+
+fn same_rendezvous(a: &Rendezvous<u32>, b: &Rendezvous<u32>) -> bool {
+    a.iter().eq(b.iter()) && (0..200u32).all(|k| a.node(&k) == b.node(&k))
+}
+
+proptest::proptest! {
+    /// Restoring a saved list, valid or not, gives what adding it one node at a time gives:
+    /// the same members in the same canonical order, or the same first error.
+    #[test]
+    fn rendezvous_restores_as_adds_do(
+        nodes in proptest::collection::vec(
+            (0u32..300, proptest::prop_oneof![19 => 1u32..4, 1 => proptest::strategy::Just(0)]),
+            0..120,
+        ),
+    ) {
+        match (rendezvous_by_adds(&nodes), rendezvous_from_saved(&nodes)) {
+            (Ok(expected), Ok(restored)) => {
+                proptest::prop_assert!(same_rendezvous(&expected, &restored));
+            }
+            (Err(expected), Err(restored)) => {
+                proptest::prop_assert_eq!(expected.to_string(), restored);
+            }
+            (expected, restored) => {
+                proptest::prop_assert!(false, "adds: {expected:?}, restored: {restored:?}");
+            }
+        }
+    }
+}
+
+/// A large saved set restores to the set built by adds, and its duplicate and zero-weight
+/// entries fail as adds fail.
+#[test]
+fn large_rendezvous_restores_as_adds_do() {
+    let nodes: Vec<(u32, u32)> = (0..5_000).map(|n| (n * 7919, 1 + n % 5)).collect();
+    let expected = rendezvous_by_adds(&nodes).unwrap();
+    let restored = rendezvous_from_saved(&nodes).unwrap();
+    assert!(same_rendezvous(&expected, &restored));
+    let json = serde_json::to_string(&expected).unwrap();
+    let round_tripped: Rendezvous<u32> = serde_json::from_str(&json).unwrap();
+    assert!(same_rendezvous(&expected, &round_tripped));
+
+    let mut duplicate = nodes.clone();
+    duplicate.push(nodes[2_500]);
+    assert_eq!(
+        rendezvous_from_saved(&duplicate).unwrap_err(),
+        keel_hashring::Error::DuplicateNode.to_string()
+    );
+    let mut zero = nodes;
+    zero.push((1, 0));
+    assert_eq!(
+        rendezvous_from_saved(&zero).unwrap_err(),
+        keel_hashring::Error::ZeroWeight.to_string()
+    );
+}

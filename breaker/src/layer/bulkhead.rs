@@ -18,6 +18,8 @@ type Acquire = Pin<Box<dyn Future<Output = Result<OwnedBulkheadPermit, BulkheadF
 /// waits up to the bulkhead's `max_wait` for a slot; a request that got none fails with
 /// [`BulkheadError::Full`] without reaching the service. The inner service's error is kept,
 /// as [`BulkheadError::Inner`], not boxed; the future is named, [`BulkheadFuture`].
+/// Outside a tokio runtime `poll_ready` cannot wait: a full bulkhead refuses at once, with
+/// [`BulkheadFull::no_runtime`].
 ///
 /// ```
 /// use keel_breaker::{Bulkhead, BulkheadError, BulkheadLayer};

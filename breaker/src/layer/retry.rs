@@ -24,6 +24,10 @@ use crate::retry::AttemptState;
 /// `Policy::clone_request`. The inner service is cloned per request, as tower's own `Retry`
 /// does. The response error is the last attempt's.
 ///
+/// Outside a tokio runtime a request is not retried: it fails with its first error, and
+/// spends no retry token, rather than wait without a timer. Inside a runtime built without
+/// timers (no `enable_time`), tokio panics on the first wait.
+///
 /// ```
 /// use keel_breaker::{Backoff, Retry, RetryLayer};
 /// use std::sync::atomic::{AtomicU32, Ordering};
@@ -387,7 +391,10 @@ where
                         return Poll::Ready(Err(error));
                     }
                     let transient = this.predicate.is_transient(&error);
-                    match this.retry.next_delay_of(this.attempts, transient) {
+                    match this
+                        .retry
+                        .next_delay_if(this.attempts, transient, crate::has_runtime)
+                    {
                         Ok(delay) => {
                             *this.sleep = Some(Box::pin(tokio::time::sleep(delay)));
                             this.state.set(State::Waiting);
