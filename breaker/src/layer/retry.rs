@@ -396,7 +396,13 @@ where
                         .next_delay_if(this.attempts, transient, crate::has_runtime)
                     {
                         Ok(delay) => {
-                            *this.sleep = Some(Box::pin(tokio::time::sleep(delay)));
+                            // The first retry boxes the timer; later ones reset it in place.
+                            let at = tokio::time::Instant::now().checked_add(delay);
+                            match (this.sleep.as_mut(), at) {
+                                (Some(sleep), Some(at)) => sleep.as_mut().reset(at),
+                                // tokio's `sleep` caps a delay past the end of time.
+                                _ => *this.sleep = Some(Box::pin(tokio::time::sleep(delay))),
+                            }
                             this.state.set(State::Waiting);
                         }
                         Err(_) => return Poll::Ready(Err(error)),
