@@ -348,7 +348,7 @@ impl Slot {
     }
 
     /// How many acquirers wait.
-    #[cfg(test)]
+    #[cfg(all(test, not(keel_loom)))]
     pub(crate) fn queued(&self) -> usize {
         self.lock_queue().waiters.len()
     }
