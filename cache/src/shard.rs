@@ -1363,6 +1363,62 @@ mod tests {
         })
     }
 
+    /// A shard whose main holds keys `0..n` with key 0 at the tail, where main's hand looks
+    /// first, key 1 next, all unread since the hand last passed them.
+    fn main_in_order(
+        capacity: u64,
+        n: u64,
+    ) -> (Shard<u64, u64>, impl Fn(&Shard<u64, u64>, u64) -> u32) {
+        let mut shard = plain(capacity);
+        let hash_of = |k: &u64| k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for k in 0..n {
+            shard.insert(hash_of(&k), k, k, 1, NEVER, 0, &hash_of, &mut |_, _, _| {});
+        }
+        let index = move |shard: &Shard<u64, u64>, k: u64| shard.find(hash_of(&k), &k).unwrap();
+        for k in 0..n {
+            let i = index(&shard, k);
+            shard.move_to_front(MAIN, i);
+        }
+        (shard, index)
+    }
+
+    #[test]
+    fn main_demotes_a_key_it_has_seen_read_before_evicting_it() {
+        // Key 0 was read in main before but not since the hand last passed it: it goes
+        // around once more, unread and no longer seen, and key 1, never read in main, is
+        // the victim.
+        let (mut shard, index) = main_in_order(200, 150);
+        let first = index(&shard, 0);
+        shard.nodes[first as usize].set_seen(true);
+        assert_eq!(shard.main_victim(), index(&shard, 1));
+        let first = index(&shard, 0);
+        assert_eq!(shard.lists[MAIN as usize].head, first, "key 0 went around");
+        assert!(!shard.nodes[first as usize].seen());
+        // Met again unread, it is the victim.
+        for k in 1..150 {
+            let i = index(&shard, k);
+            shard.move_to_front(MAIN, i);
+        }
+        assert_eq!(shard.main_victim(), index(&shard, 0));
+    }
+
+    #[test]
+    fn main_does_not_demote_in_tiny_shards_or_while_keys_keep_coming_back() {
+        // Under 128 entries main holds the hottest few dozen keys: a key it has seen read
+        // but not lately is the victim at once.
+        let (mut shard, index) = main_in_order(100, 80);
+        let first = index(&shard, 0);
+        shard.nodes[first as usize].set_seen(true);
+        assert_eq!(shard.main_victim(), first);
+        // Nor while many inserts are keys back from the small queue's ghost (a working set
+        // that moved on), when main's read entries also go around fewer times.
+        let (mut shard, index) = main_in_order(200, 150);
+        let first = index(&shard, 0);
+        shard.nodes[first as usize].set_seen(true);
+        shard.clock_rounds = CLOCK_ROUNDS.1;
+        assert_eq!(shard.main_victim(), first);
+    }
+
     #[test]
     fn the_small_queue_grows_on_a_recency_trace() {
         // Fresh keys, each asked for again two requests later: only a small queue of two
