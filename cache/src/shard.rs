@@ -1383,6 +1383,25 @@ mod tests {
     }
 
     #[test]
+    fn big_shards_count_one_read_between_two_looks_of_the_policy() {
+        // The insert counts once; then four reads with no look of the policy between them.
+        // A shard from 128 entries hears the first (SKETCH_READS.1), a tiny one two.
+        let hash_of = |k: &u64| k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for (capacity, counted) in [(200, 1 + SKETCH_READS.1), (100, 1 + SKETCH_READS.0)] {
+            let mut shard = plain(capacity);
+            shard.insert(hash_of(&7), 7, 7, 1, NEVER, 0, &hash_of, &mut |_, _, _| {});
+            for _ in 0..4 {
+                assert!(matches!(shard.get(hash_of(&7), &7, 0), Lookup::Hit(&7)));
+            }
+            assert_eq!(
+                shard.sketch.estimate(hash_of(&7)),
+                counted,
+                "capacity {capacity}"
+            );
+        }
+    }
+
+    #[test]
     fn main_demotes_a_key_it_has_seen_read_before_evicting_it() {
         // Key 0 was read in main before but not since the hand last passed it: it goes
         // around once more, unread and no longer seen, and key 1, never read in main, is
