@@ -1363,23 +1363,27 @@ mod tests {
         })
     }
 
+    fn hash_of(k: &u64) -> u64 {
+        k.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// The slab index of `k`.
+    fn index(shard: &Shard<u64, u64>, k: u64) -> u32 {
+        shard.find(hash_of(&k), &k).unwrap()
+    }
+
     /// A shard whose main holds keys `0..n` with key 0 at the tail, where main's hand looks
     /// first, key 1 next, all unread since the hand last passed them.
-    fn main_in_order(
-        capacity: u64,
-        n: u64,
-    ) -> (Shard<u64, u64>, impl Fn(&Shard<u64, u64>, u64) -> u32) {
+    fn main_in_order(capacity: u64, n: u64) -> Shard<u64, u64> {
         let mut shard = plain(capacity);
-        let hash_of = |k: &u64| k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         for k in 0..n {
             shard.insert(hash_of(&k), k, k, 1, NEVER, 0, &hash_of, &mut |_, _, _| {});
         }
-        let index = move |shard: &Shard<u64, u64>, k: u64| shard.find(hash_of(&k), &k).unwrap();
         for k in 0..n {
             let i = index(&shard, k);
             shard.move_to_front(MAIN, i);
         }
-        (shard, index)
+        shard
     }
 
     #[test]
@@ -1406,7 +1410,7 @@ mod tests {
         // Key 0 was read in main before but not since the hand last passed it: it goes
         // around once more, unread and no longer seen, and key 1, never read in main, is
         // the victim.
-        let (mut shard, index) = main_in_order(200, 150);
+        let mut shard = main_in_order(200, 150);
         let first = index(&shard, 0);
         shard.nodes[first as usize].set_seen(true);
         assert_eq!(shard.main_victim(), index(&shard, 1));
@@ -1425,13 +1429,13 @@ mod tests {
     fn main_does_not_demote_in_tiny_shards_or_while_keys_keep_coming_back() {
         // Under 128 entries main holds the hottest few dozen keys: a key it has seen read
         // but not lately is the victim at once.
-        let (mut shard, index) = main_in_order(100, 80);
+        let mut shard = main_in_order(100, 80);
         let first = index(&shard, 0);
         shard.nodes[first as usize].set_seen(true);
         assert_eq!(shard.main_victim(), first);
         // Nor while many inserts are keys back from the small queue's ghost (a working set
         // that moved on), when main's read entries also go around fewer times.
-        let (mut shard, index) = main_in_order(200, 150);
+        let mut shard = main_in_order(200, 150);
         let first = index(&shard, 0);
         shard.nodes[first as usize].set_seen(true);
         shard.clock_rounds = CLOCK_ROUNDS.1;
