@@ -139,10 +139,16 @@ const MAX_SKETCH: u64 = 1 << 26;
 /// 65,536 shards would otherwise allocate every shard's full sketch up front).
 const SKETCH_START: u64 = 16;
 
-/// Of those, the reads the sketch hears of. Measured: 2 rather than 4 saves a third of
-/// the read path's compare-exchanges and lowers the miss ratio on most traces (by up to
-/// 1.3 points on lirs-multi1 at 26 entries; no row worse by more than 0.03).
-const SKETCH_READS: u8 = 2;
+/// Of those, the reads the sketch hears of: in shards under [`GHOST_CHECKED_BELOW`] entries,
+/// and from there up. Measured: 2 rather than 4 saves a third of the read path's
+/// compare-exchanges and lowers the miss ratio on most traces (by up to 1.3 points on
+/// lirs-multi1 at 26 entries; no row worse by more than 0.03). From 128 entries, 1 with
+/// [`Shard::main_victim`]'s demotion, chosen together (README, "Twelfth round"): a burst of
+/// reads between two looks of the policy then counts once, so it does not outcount a key
+/// that keeps coming back (with the demotion, arc-p6-2m at 10% 0.7535 -> 0.7497). In tiny
+/// shards, where main holds the hottest few dozen keys, 1 cost lirs-sprite at 70 entries
+/// 1.5 points at hash seed 42.
+const SKETCH_READS: (u8, u8) = (2, 1);
 
 /// "Never expires".
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -334,6 +340,8 @@ pub(crate) struct Shard<K, V> {
     /// (`NIL`: none). An eviction moves the slab's last node, most often this one, into the
     /// victim's slot; in the table that would take a probe to find and renumber.
     pending: u32,
+    /// [`SKETCH_READS`] for this shard's size.
+    sketch_reads: u8,
 }
 
 /// What happened to a lookup.
@@ -384,6 +392,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             returns: 0,
             clock_rounds: CLOCK_ROUNDS.0,
             pending: NIL,
+            sketch_reads: if capacity < GHOST_CHECKED_BELOW {
+                SKETCH_READS.0
+            } else {
+                SKETCH_READS.1
+            },
         }
     }
 
@@ -425,9 +438,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 // dirtying their cache line.
                 if node
                     .count_read(READS_COUNTED)
-                    .is_some_and(|n| n < SKETCH_READS)
+                    .is_some_and(|n| n < self.sketch_reads)
                 {
-                    // The sketch hears of the first two reads since the policy last looked
+                    // The sketch hears of the first read or two since the policy last looked
                     // at the entry; more would not change an admission decision (a cached
                     // entry read that often is not a victim) and would only add writes.
                     self.sketch.increment(hash, true);
@@ -885,8 +898,18 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Main's next victim: its oldest entry not read since it was last passed over.
     /// Read entries go around again with one read fewer (CLOCK with a 2-bit counter), at
     /// most [`CLOCK_ROUNDS`] times.
+    ///
+    /// In shards from [`GHOST_CHECKED_BELOW`] entries, an entry read in main before
+    /// ([`Node::seen`]) but not in the last lap goes around once more, unread, before it may
+    /// be evicted: the demotion of W-TinyLFU's segmented LRU, where a protected entry falls
+    /// back to probation rather than out, so main gives up newcomers never read in it
+    /// before keys it has seen asked for. On arc-p6-2m at 10%, moka kept keys asked for 2 to
+    /// 31 times that came back 2^15 to 2^18 requests later, and keel did not (README,
+    /// "Twelfth round"). Not while the share of keys back from the small queue's ghost is
+    /// high ([`CLOCK_GATE`]): there the keys main has seen are a working set that moved on.
     #[inline]
     fn main_victim(&mut self) -> u32 {
+        let demotes = self.capacity >= GHOST_CHECKED_BELOW && self.clock_rounds == CLOCK_ROUNDS.0;
         loop {
             let t = self.lists[MAIN as usize].tail;
             if t == NIL {
@@ -894,6 +917,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
             let h = self.nodes[t as usize].hits();
             if h == 0 {
+                if demotes && self.nodes[t as usize].seen() {
+                    self.nodes[t as usize].set_seen(false);
+                    self.move_to_front(MAIN, t);
+                    continue;
+                }
                 return t;
             }
             self.nodes[t as usize].set_hits(h.min(self.clock_rounds) - 1);
@@ -1333,6 +1361,85 @@ mod tests {
             idle: None,
             weighted: false,
         })
+    }
+
+    fn hash_of(k: &u64) -> u64 {
+        k.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// The slab index of `k`.
+    fn index(shard: &Shard<u64, u64>, k: u64) -> u32 {
+        shard.find(hash_of(&k), &k).unwrap()
+    }
+
+    /// A shard whose main holds keys `0..n` with key 0 at the tail, where main's hand looks
+    /// first, key 1 next, all unread since the hand last passed them.
+    fn main_in_order(capacity: u64, n: u64) -> Shard<u64, u64> {
+        let mut shard = plain(capacity);
+        for k in 0..n {
+            shard.insert(hash_of(&k), k, k, 1, NEVER, 0, &hash_of, &mut |_, _, _| {});
+        }
+        for k in 0..n {
+            let i = index(&shard, k);
+            shard.move_to_front(MAIN, i);
+        }
+        shard
+    }
+
+    #[test]
+    fn big_shards_count_one_read_between_two_looks_of_the_policy() {
+        // The insert counts once; then four reads with no look of the policy between them.
+        // A shard from 128 entries hears the first (SKETCH_READS.1), a tiny one two.
+        let hash_of = |k: &u64| k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for (capacity, counted) in [(200, 1 + SKETCH_READS.1), (100, 1 + SKETCH_READS.0)] {
+            let mut shard = plain(capacity);
+            shard.insert(hash_of(&7), 7, 7, 1, NEVER, 0, &hash_of, &mut |_, _, _| {});
+            for _ in 0..4 {
+                assert!(matches!(shard.get(hash_of(&7), &7, 0), Lookup::Hit(&7)));
+            }
+            assert_eq!(
+                shard.sketch.estimate(hash_of(&7)),
+                counted,
+                "capacity {capacity}"
+            );
+        }
+    }
+
+    #[test]
+    fn main_demotes_a_key_it_has_seen_read_before_evicting_it() {
+        // Key 0 was read in main before but not since the hand last passed it: it goes
+        // around once more, unread and no longer seen, and key 1, never read in main, is
+        // the victim.
+        let mut shard = main_in_order(200, 150);
+        let first = index(&shard, 0);
+        shard.nodes[first as usize].set_seen(true);
+        assert_eq!(shard.main_victim(), index(&shard, 1));
+        let first = index(&shard, 0);
+        assert_eq!(shard.lists[MAIN as usize].head, first, "key 0 went around");
+        assert!(!shard.nodes[first as usize].seen());
+        // Met again unread, it is the victim.
+        for k in 1..150 {
+            let i = index(&shard, k);
+            shard.move_to_front(MAIN, i);
+        }
+        assert_eq!(shard.main_victim(), index(&shard, 0));
+    }
+
+    #[test]
+    fn main_does_not_demote_in_tiny_shards_or_while_keys_keep_coming_back() {
+        // Under 128 entries main holds the hottest few dozen keys: a key it has seen read
+        // but not lately is the victim at once.
+        let mut shard = main_in_order(100, 80);
+        let first = index(&shard, 0);
+        shard.nodes[first as usize].set_seen(true);
+        assert_eq!(shard.main_victim(), first);
+        // Nor while many inserts are keys back from the small queue's ghost (a working set
+        // that moved on), when main's read entries also go around fewer times.
+        let mut shard = main_in_order(200, 150);
+        let first = index(&shard, 0);
+        shard.nodes[first as usize].set_seen(true);
+        shard.clock_rounds = CLOCK_ROUNDS.1;
+        assert_eq!(shard.main_victim(), first);
     }
 
     #[test]
