@@ -66,7 +66,9 @@
 //! - **S3-FIFO** (Yang et al., SOSP 2023): newcomers enter a small FIFO; two reads there
 //!   promote them to the main FIFO (one is not enough: loops and scans read their keys
 //!   once more before they age out), where an entry read since the hand last passed goes
-//!   around again (a 2-bit CLOCK). Newcomers read less are dropped unless the admission
+//!   around again (a 2-bit CLOCK), and, in shards from 128 entries, one read there before
+//!   but not lately goes around once more (a segmented LRU's demotion from protected to
+//!   probation). Newcomers read less are dropped unless the admission
 //!   check below lets them in. A ghost FIFO as long as the shard remembers the hashes of
 //!   entries evicted from either queue; a key dropped from the small queue and asked for
 //!   again while remembered goes straight to main if the small queue has grown past a
