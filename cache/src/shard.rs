@@ -904,7 +904,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// be evicted: the demotion of W-TinyLFU's segmented LRU, where a protected entry falls
     /// back to probation rather than out, so main gives up newcomers never read in it
     /// before keys it has seen asked for. On arc-p6-2m at 10%, moka kept keys asked for 2 to
-    /// 31 times that came back 2^15 to 2^18 requests later, and keel did not (README,
+    /// 31 times that came back 2^14 to 2^18 requests later, and keel did not (README,
     /// "Twelfth round"). Not while the share of keys back from the small queue's ghost is
     /// high ([`CLOCK_GATE`]): there the keys main has seen are a working set that moved on.
     #[inline]
