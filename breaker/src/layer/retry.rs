@@ -302,8 +302,7 @@ pin_project! {
     /// The future of [`RetryService`]: the current attempt's call, then, after a transient
     /// error, a wait on tokio's timer and the next attempt, until one succeeds or the policy
     /// gives up with the last attempt's error. A plain state machine, not a boxed `async`
-    /// block: a request that succeeds at once allocates nothing; the timer is boxed on the
-    /// first retry only.
+    /// block: a request that succeeds at once allocates nothing; each retry boxes its timer.
     ///
     /// ```
     /// use keel_breaker::{Backoff, Retry, RetryFuture, RetryLayer};
@@ -393,16 +392,10 @@ where
                     let transient = this.predicate.is_transient(&error);
                     match this
                         .retry
-                        .next_delay_if(this.attempts, transient, crate::has_runtime)
+                        .next_delay_of(this.attempts, transient, crate::has_runtime)
                     {
                         Ok(delay) => {
-                            // The first retry boxes the timer; later ones reset it in place.
-                            let at = tokio::time::Instant::now().checked_add(delay);
-                            match (this.sleep.as_mut(), at) {
-                                (Some(sleep), Some(at)) => sleep.as_mut().reset(at),
-                                // tokio's `sleep` caps a delay past the end of time.
-                                _ => *this.sleep = Some(Box::pin(tokio::time::sleep(delay))),
-                            }
+                            *this.sleep = Some(Box::pin(tokio::time::sleep(delay)));
                             this.state.set(State::Waiting);
                         }
                         Err(_) => return Poll::Ready(Err(error)),
