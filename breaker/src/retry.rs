@@ -160,19 +160,10 @@ impl<C: Clock> Retry<C> {
         }
     }
 
-    /// [`Attempts::next_delay`] on an [`AttemptState`].
+    /// [`Attempts::next_delay`] on an [`AttemptState`], for a caller that may be unable to
+    /// wait: `can_wait` is asked once a retry is otherwise due, before the budget is spent,
+    /// so a caller that cannot wait gives up with [`GiveUp::NoRuntime`] having spent nothing.
     pub(crate) fn next_delay_of(
-        &self,
-        state: &mut AttemptState,
-        transient: bool,
-    ) -> Result<Duration, GiveUp> {
-        self.next_delay_if(state, transient, || true)
-    }
-
-    /// [`next_delay_of`](Self::next_delay_of) for a caller that may be unable to wait:
-    /// `can_wait` is asked once a retry is otherwise due, before the budget is spent, so a
-    /// caller that cannot wait gives up with [`GiveUp::NoRuntime`] having spent nothing.
-    pub(crate) fn next_delay_if(
         &self,
         state: &mut AttemptState,
         transient: bool,
@@ -326,7 +317,8 @@ impl<C: Clock> Attempts<'_, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn next_delay(&mut self, transient: bool) -> Result<Duration, GiveUp> {
-        self.retry.next_delay_of(&mut self.state, transient)
+        self.retry
+            .next_delay_of(&mut self.state, transient, || true)
     }
 
     /// Attempts made so far, the first included.
@@ -472,7 +464,7 @@ impl<C: Clock> Retry<C> {
         loop {
             match operation(attempts.made()).await {
                 Ok(value) => return Ok(value),
-                Err(error) => match self.next_delay_if(
+                Err(error) => match self.next_delay_of(
                     &mut attempts.state,
                     is_transient(&error),
                     crate::has_runtime,
