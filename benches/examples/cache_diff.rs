@@ -5,7 +5,8 @@
 //!
 //! Each cell is moka's hits that keel missed minus keel's hits that moka missed, for
 //! requests whose key was last asked for 2^(row-1) to 2^row requests earlier and whose
-//! request count so far is 2^(column-1) to 2^column (row and column 0: the first time).
+//! request count so far, this one included, is 2^(column-1) to 2^column (row 0 and
+//! column 1: the key's first request).
 //! Positive cells are where moka keeps what keel does not.
 
 use std::collections::HashMap;

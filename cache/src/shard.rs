@@ -340,7 +340,8 @@ pub(crate) struct Shard<K, V> {
     /// (`NIL`: none). An eviction moves the slab's last node, most often this one, into the
     /// victim's slot; in the table that would take a probe to find and renumber.
     pending: u32,
-    /// [`SKETCH_READS`] for this shard's size.
+    /// [`SKETCH_READS`] for this shard's size. Derivable from `capacity`, but kept: deciding
+    /// it on each read cost 2.2 instructions per get (157.5 -> 159.7, callgrind).
     sketch_reads: u8,
 }
 
