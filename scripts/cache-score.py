@@ -10,36 +10,19 @@ over the best libCacheSim reference, 0.5 over quick_cache, 0.5 over moka held to
 on synthetic rows where LRU is the best of those three, 1 over LRU); scores are summed over
 half A and half B. With one candidate, also lists the rows that moved by 0.1 point or more.
 """
-import re,sys
-def parse(path):
-    rows={}; cols=None
-    for line in open(path):
-        if line.startswith('| workload'):
-            cols=[c.strip() for c in line.strip().strip('|').split('|')]
-        elif line.startswith('| ') and cols and not line.startswith('|---'):
-            c=[x.strip().replace('*','') for x in line.strip().strip('|').split('|')]
-            w=c[0].replace('.trace.gz','').replace('.txt.gz','')
-            size=int(c[1].split()[0])
-            rows[(w,size)]={cols[i]:float(c[i]) for i in range(2,len(c))}
-    return rows
-best={}
-for line in open(sys.argv[1]):
-    m=re.match(r'\| (\S+) \| (\d+) \|.*\*\*([\d.]+)\*\* \|',line)
-    if m: best[(m.group(1),int(m.group(2)))]=float(m.group(3))
+import os,sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cache_tables import best_references, goal_misses, parse
+best=best_references(sys.argv[1])
 ref=parse(sys.argv[2])
 A={'lirs-loop','lirs-multi1','lirs-2_pools','lirs-cs','arc-oltp','lirs-scan','arc-p12-2m','zipf 0.8','zipf 1.2','loop 10k','recency probe','loop 1.1x cache','shifting working set (1,000 keys, +100 every 5k)','hot set 500 + scans'}
 traces={w for (w,s) in best}
-def score(path, verbose=False, base=None):
-    cand=parse(path); tot={'A':0,'B':0}; worse=[]
+def score(path, verbose=False):
+    cand=parse(path); tot={'A':0,'B':0}
     for key,r in ref.items():
         if key not in cand: continue
         k=cand[key]['keel Cache']; w=key[0]
-        s=0
-        b=best.get(key)
-        if b is not None: s+=max(0,k-b-0.01)
-        s+=max(0,k-r['quick_cache']-0.005)+max(0,k-r['moka, at capacity']-0.005)
-        if w not in traces and r['keel Lru']<=min(r['quick_cache'],r['moka, at capacity']):
-            s+=max(0,k-r['keel Lru']-0.01)
+        s=sum(goal_misses(k, r, best.get(key), w not in traces).values())
         half='A' if w in A else 'B'
         tot[half]+=s*100
         k0=r['keel Cache']
