@@ -87,7 +87,7 @@
 //!   admission bias or the sketch's halving period on each shard's sampled hit rate was
 //!   measured too, and lost on the held-out traces: see the README). A
 //!   recency-biased workload (keys asked for again a few requests later) grows the small
-//!   queue until it holds them, up to 90% of the shard; a frequency-biased one shrinks it
+//!   queue until it holds them, up to the whole shard; a frequency-biased one shrinks it
 //!   to one entry. It costs the read path nothing: the ghost is touched on writes only.
 //! - **TinyLFU admission** (Einziger et al.): a 4-bit count-min sketch with conservative
 //!   update, its counters of one key in one 64-byte block (Caffeine's layout), halved every
