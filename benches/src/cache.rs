@@ -136,6 +136,22 @@ pub fn loop_over(requests: usize, len: usize) -> Vec<u64> {
         .collect()
 }
 
+/// Sweeps up and down `len` keys, turning at each end (`0 1 … len-1 len-2 … 1 0 1 …`), the
+/// pattern of the LIRS zigzag trace: each turn asks again for the keys just asked for, in
+/// reverse, so LRU keeps the most of them, and a key the cache kept from the last turn at
+/// the other end waits a whole sweep for its next request.
+pub fn sweeps(requests: usize, len: usize) -> Vec<u64> {
+    let last = len.saturating_sub(1) as u64;
+    let period = 2 * last;
+    (0..requests as u64)
+        .map(|i| {
+            let at = i.checked_rem(period).unwrap_or(0);
+            let key = if at <= last { at } else { period - at };
+            scramble((6 << 40) + key)
+        })
+        .collect()
+}
+
 /// A hot set of `hot` keys asked for uniformly, broken every 10,000 requests by a scan of
 /// 5,000 keys never asked for again: a cache that lets scans in loses the hot set.
 pub fn hot_set_with_scans(requests: usize, hot: u64, seed: u64) -> Vec<u64> {
@@ -208,6 +224,10 @@ pub fn synthetic(requests: usize) -> Vec<Workload> {
     out.push(Workload::new(
         "zigzag (Zipf / recency, 25k phases)",
         zigzag(requests, 25_000, 5),
+    ));
+    out.push(Workload::new(
+        "sweeps up and down (2,001 keys)",
+        sweeps(requests, 2_001),
     ));
     out.push(
         Workload::new("hot set 500 + scans", hot_set_with_scans(requests, 500, 6))
@@ -414,5 +434,24 @@ mod tests {
         assert_eq!(shards_on(8, 1_000), 1);
         assert_eq!(shards_on(8, 1_024), 4);
         assert_eq!(shards_on(usize::MAX, 1 << 40), 1 << 16);
+    }
+
+    #[test]
+    fn sweeps_turn_at_each_end() {
+        // The position of each requested key in the sweep.
+        let keys = |len: usize, requests| -> Vec<u64> {
+            sweeps(requests, len)
+                .into_iter()
+                .map(|k| {
+                    (0..len.max(1) as u64)
+                        .find(|&i| scramble((6 << 40) + i) == k)
+                        .unwrap()
+                })
+                .collect()
+        };
+        assert_eq!(keys(4, 10), [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]);
+        assert_eq!(keys(2, 5), [0, 1, 0, 1, 0]);
+        assert_eq!(keys(1, 3), [0, 0, 0]);
+        assert_eq!(keys(0, 2), [0, 0]);
     }
 }
