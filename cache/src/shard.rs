@@ -949,7 +949,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
         self.burst_votes = self.burst_votes.saturating_add(1);
         self.last_vote = now;
-        (u32::from(self.burst_votes / BURST_DOUBLING)).min(BURST_MAX_DOUBLINGS)
+        u32::from(self.burst_votes / BURST_DOUBLING).min(BURST_MAX_DOUBLINGS)
     }
 
     /// One entry's worth of the small queue's share: one, or the average weight.
