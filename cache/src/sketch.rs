@@ -17,6 +17,8 @@ pub(crate) struct Sketch {
     sample: u32,
     /// Whether the counters have been halved at least once (see [`Sketch::halved`]).
     halved: bool,
+    /// Words per entry the sketch is sized for (see [`Sketch::new`]).
+    width: usize,
 }
 
 /// From this many entries a shard's sketch has a word per two entries: 4 bytes per entry
@@ -43,10 +45,13 @@ impl Block {
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 
 impl Sketch {
-    /// A sketch sized for a cache of `capacity` entries: one word (16 counters) per entry,
-    /// as Caffeine sizes it, or half that from [`HALF_SKETCH_FROM`] entries up.
-    pub(crate) fn new(capacity: usize) -> Sketch {
-        let blocks = Self::words_for(capacity) / 8;
+    /// A sketch sized for a cache of `capacity` entries: `width` words (16 counters each) per
+    /// entry, or half that from [`HALF_SKETCH_FROM`] entries up. Caffeine takes one; a tiny
+    /// shard takes more (see `TINY_SKETCH_WIDTH` in `shard.rs`). Either way a reset comes
+    /// every ten increments per entry, so a wider sketch has fewer collisions, not a longer
+    /// memory.
+    pub(crate) fn new(capacity: usize, width: usize) -> Sketch {
+        let blocks = Self::words_for(capacity, width) / 8;
         Sketch {
             blocks: (0..blocks)
                 .map(|_| Block(std::array::from_fn(|_| AtomicU64::new(0))))
@@ -55,11 +60,12 @@ impl Sketch {
             additions: AtomicU32::new(0),
             sample: Self::sample_for(capacity),
             halved: false,
+            width,
         }
     }
 
-    fn words_for(capacity: usize) -> usize {
-        let words = capacity.max(8).next_power_of_two();
+    fn words_for(capacity: usize, width: usize) -> usize {
+        let words = (capacity.next_power_of_two() * width).max(8);
         if capacity >= HALF_SKETCH_FROM {
             words / 2
         } else {
@@ -75,7 +81,7 @@ impl Sketch {
     /// every key's counts: a key's block is the low bits of its hash, so each new block
     /// starts as a copy of the old block its keys came from.
     pub(crate) fn grow(&mut self, capacity: usize) {
-        let blocks = Self::words_for(capacity) / 8;
+        let blocks = Self::words_for(capacity, self.width) / 8;
         let old = self.blocks.len();
         if blocks > old {
             // Word `w` of the larger table holds what word `w mod old words` held: block
@@ -219,15 +225,48 @@ mod tests {
 
     #[test]
     fn large_sketches_take_a_word_per_two_entries() {
-        assert_eq!(Sketch::new(1_000).word_count(), 1_024);
-        assert_eq!(Sketch::new(HALF_SKETCH_FROM - 1).word_count(), 2_048);
-        assert_eq!(Sketch::new(HALF_SKETCH_FROM).word_count(), 1_024);
-        assert_eq!(Sketch::new(125_000).word_count(), 65_536);
+        assert_eq!(Sketch::new(1_000, 1).word_count(), 1_024);
+        assert_eq!(Sketch::new(HALF_SKETCH_FROM - 1, 1).word_count(), 2_048);
+        assert_eq!(Sketch::new(HALF_SKETCH_FROM, 1).word_count(), 1_024);
+        assert_eq!(Sketch::new(125_000, 1).word_count(), 65_536);
+    }
+
+    #[test]
+    fn a_wide_sketch_keeps_its_width_as_it_grows() {
+        let mut s = Sketch::new(16, 4);
+        assert_eq!(s.word_count(), 64);
+        s.grow(100);
+        assert_eq!(s.word_count(), 512);
+        // At least one block, however small.
+        assert_eq!(Sketch::new(1, 4).word_count(), 8);
+        assert_eq!(Sketch::new(0, 1).word_count(), 8);
+    }
+
+    #[test]
+    fn a_wide_sketch_mistakes_fewer_keys_asked_for_once_for_keys_asked_twice() {
+        // Up to a 30-entry sketch's first halving (300 requests), each request for a new key:
+        // how many of those keys read 2 or more, as if asked for twice.
+        let misread = |width| {
+            let s = Sketch::new(30, width);
+            let keys: Vec<u64> = (0..299u64)
+                .map(|k| k.wrapping_mul(0x2545_f491_4f6c_dd1d))
+                .collect();
+            for &h in &keys {
+                assert!(!s.increment(h, false), "no halving yet");
+            }
+            keys.iter().filter(|&&h| s.estimate(h) >= 2).count()
+        };
+        let (narrow, wide) = (misread(1), misread(4));
+        assert!(narrow >= 30, "{narrow} of 299 read 2 at one word per entry");
+        assert!(
+            wide * 5 <= narrow,
+            "{wide} of 299 read 2 at four words per entry"
+        );
     }
 
     #[test]
     fn growing_keeps_every_count() {
-        let mut s = Sketch::new(16);
+        let mut s = Sketch::new(16, 1);
         let keys: Vec<u64> = (0..40u64)
             .map(|k| k.wrapping_mul(0x2545_f491_4f6c_dd1d))
             .collect();
@@ -238,14 +277,14 @@ mod tests {
         }
         let before: Vec<u8> = keys.iter().map(|&h| s.estimate(h)).collect();
         s.grow(5_000);
-        assert_eq!(s.word_count(), Sketch::new(5_000).word_count());
+        assert_eq!(s.word_count(), Sketch::new(5_000, 1).word_count());
         let after: Vec<u8> = keys.iter().map(|&h| s.estimate(h)).collect();
         assert_eq!(before, after);
     }
 
     #[test]
     fn counts_saturate_and_fade() {
-        let mut s = Sketch::new(64);
+        let mut s = Sketch::new(64, 1);
         for _ in 0..3 {
             s.increment(42, false);
         }
@@ -268,8 +307,8 @@ mod tests {
 
     #[test]
     fn exclusive_increments_count_as_shared_ones() {
-        let mut shared = Sketch::new(256);
-        let mut exclusive = Sketch::new(256);
+        let mut shared = Sketch::new(256, 1);
+        let mut exclusive = Sketch::new(256, 1);
         for i in 0..5_000u64 {
             let h = (i % 700).wrapping_mul(0x2545_f491_4f6c_dd1d);
             shared.increment(h, false);
