@@ -94,7 +94,9 @@
 //!   10 × (entries it is sized for) increments. A newcomer leaving the small queue read less than twice
 //!   still displaces main's victim if the sketch has seen it at least 3 times and more
 //!   often than the victim: this keeps frequency-skewed traces from losing to plain
-//!   S3-FIFO.
+//!   S3-FIFO. In shards under 128 entries twice will do against a victim the sketch has
+//!   no count for (a key main took in and nobody asked for again); their sketch is four
+//!   times wider, so a key asked for once seldom reads as twice.
 //! - **Read path:** a hit takes the shard's read lock, which writes only a counter of the
 //!   reading thread's own (up to twice as many threads as CPUs get one each; more share
 //!   one counter per shard, as readers of a plain `RwLock` share its word). A writer
@@ -114,12 +116,14 @@
 //!   per write, by eviction, or by [`Cache::purge_expired`]: no background thread.
 //! - **Memory:** a `u64 → u64` node is 24 bytes (the next index, list and read count share
 //!   one 32-bit word, so a shard holds at most 2^28 − 2 entries); with the index table and
-//!   the sketch (8 bytes per entry, 4 in shards of 2,048 entries or more) that measured
+//!   the sketch (8 bytes per entry, 4 in shards of 2,048 entries or more, 32 in shards
+//!   under 128) that measured
 //!   38.7 bytes per entry at 1M entries, 46.7 with expiry. The sketch and the ghost are
 //!   sized by the entries a shard holds, not by its capacity: they start at 16 entries and
 //!   double as the shard fills (the sketch keeps its counts as it grows), up to the
 //!   capacity. Building a cache therefore allocates by its shard count only (about 640
-//!   bytes a shard): `Cache::new(8_000_000_000)` takes 38 KB until entries arrive.
+//!   bytes a shard, up to 1 KB for one under 128 entries): `Cache::new(8_000_000_000)`
+//!   takes 38 KB until entries arrive.
 //! - **Hashing:** keys hash with [`DefaultHashBuilder`] (foldhash), seeded at random per
 //!   cache; [`DefaultHashBuilder::with_seed`] fixes the seed, so a replay of the same
 //!   requests makes the same decisions and gives the same hit ratio in every run.

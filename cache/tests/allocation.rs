@@ -20,6 +20,9 @@ fn held<T>(f: impl FnOnce() -> T) -> (T, isize) {
 /// lists and a 16-entry sketch.
 const PER_SHARD: isize = 1_024;
 
+/// The same for a shard under 128 entries, whose sketch is four times wider.
+const TINY_PER_SHARD: isize = 1_536;
+
 #[test]
 fn building_allocates_by_shards_and_inserting_by_entries() {
     // 8 billion entries: about 8 GiB of sketch if sized up front.
@@ -54,6 +57,19 @@ fn building_allocates_by_shards_and_inserting_by_entries() {
     // About 1.5 entries per shard: each shard's first slab and table, no more (measured 69 bytes each).
     println!("65,536 shards: {bytes} bytes at build, {grown} for 100,000 entries");
     assert!(grown < 200 * 100_000, "{grown} bytes for 100,000 entries");
+    drop(cache);
+
+    // 65,536 shards of 127 entries, whose sketch is four words per entry (`shard.rs`,
+    // `TINY_SKETCH_WIDTH`): a 16-entry sketch of 512 bytes instead of 128 at build.
+    let (cache, bytes) = held(|| {
+        Cache::<u64, u64>::builder()
+            .max_capacity(127 << 16)
+            .shards(1 << 16)
+            .build()
+            .unwrap()
+    });
+    println!("65,536 shards of 127: {bytes} bytes at build");
+    assert!(bytes < TINY_PER_SHARD * (1 << 16), "{bytes} bytes at build");
     drop(cache);
 
     // The same with a weigher (capacity in bytes).
