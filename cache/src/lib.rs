@@ -74,7 +74,9 @@
 //!   again while remembered goes straight to main if the small queue has grown past a
 //!   fifth of the shard (recency pays there); otherwise, and always in shards under 128
 //!   entries, only if the sketch below counts it more often than main's oldest entry, and
-//!   if not it waits in the small queue, where one more read promotes it. Scans and loops,
+//!   if not it waits in the small queue, where one more read promotes it. A shard under 128
+//!   entries skips that check while main has lately read enough of the keys it let in this
+//!   way (a loop whose keys all count alike would otherwise be turned away). Scans and loops,
 //!   even loops a little longer than the cache, therefore flow through the small queue
 //!   without flushing main.
 //! - **Adaptive small queue**: the small queue starts at 7.5% of the shard (2% under 128
