@@ -273,34 +273,45 @@ impl<K, V> Node<K, V> {
         self.prev = (self.prev & !NEXT_MASK) | (prev & NEXT_MASK);
     }
 
+    /// Whether flag `bit` of [`Node::prev`] ([`MARK`], [`SEEN`] or [`FROM_GHOST`]) is set.
+    #[inline]
+    fn flag(&self, bit: u32) -> bool {
+        self.prev & bit != 0
+    }
+
+    #[inline]
+    fn set_flag(&mut self, bit: u32, on: bool) {
+        self.prev = (self.prev & !bit) | if on { bit } else { 0 };
+    }
+
     #[inline]
     fn marked(&self) -> bool {
-        self.prev & MARK != 0
+        self.flag(MARK)
     }
 
     #[inline]
     fn set_marked(&mut self, marked: bool) {
-        self.prev = (self.prev & !MARK) | if marked { MARK } else { 0 };
+        self.set_flag(MARK, marked);
     }
 
     #[inline]
     fn came_from_ghost(&self) -> bool {
-        self.prev & FROM_GHOST != 0
+        self.flag(FROM_GHOST)
     }
 
     #[inline]
     fn set_came_from_ghost(&mut self, came_from_ghost: bool) {
-        self.prev = (self.prev & !FROM_GHOST) | if came_from_ghost { FROM_GHOST } else { 0 };
+        self.set_flag(FROM_GHOST, came_from_ghost);
     }
 
     #[inline]
     fn seen(&self) -> bool {
-        self.prev & SEEN != 0
+        self.flag(SEEN)
     }
 
     #[inline]
     fn set_seen(&mut self, seen: bool) {
-        self.prev = (self.prev & !SEEN) | if seen { SEEN } else { 0 };
+        self.set_flag(SEEN, seen);
     }
 
     #[inline]
@@ -1583,61 +1594,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_tiny_shard_admits_a_newcomer_asked_for_twice_over_a_victim_nobody_asked_for() {
-        // Main is full of keys asked for once, before the sketch halved (so now at 0). A
-        // newcomer asked for twice since, not read in the small queue, meets main's oldest
-        // entry: a tiny shard takes it (`TINY_ADMIT_MIN`), a shard from 128 entries wants a
-        // third count. (Keys from 1: key 0 hashes to 0, whose four counters are one.)
-        for (capacity, admitted) in [(30, true), (200, false)] {
-            let mut shard = plain(capacity);
-            for k in 1..=capacity {
-                shard.insert(hash_of(&k), k, k, 1, NEVER, 0, &hash_of, &mut |_, _, _| {});
-            }
-            for k in 1..=capacity {
-                let i = index(&shard, k);
-                shard.move_to_front(MAIN, i);
-            }
-            shard.small_max = 0;
-            let newcomer = 1_000;
-            for _ in 0..3 {
-                shard.sketch.increment_exclusive(hash_of(&newcomer));
-            }
-            let mut filler = 1u64 << 40;
-            while !shard.sketch.increment(hash_of(&filler), false) {
-                filler += 1;
-            }
-            shard.sketch.reset();
-            assert!(shard.sketch.halved());
-            assert_eq!(shard.sketch.estimate(hash_of(&1)), 0, "capacity {capacity}");
-            assert_eq!(shard.sketch.estimate(hash_of(&newcomer)), 1);
-            shard.insert(
-                hash_of(&newcomer),
-                newcomer,
-                newcomer,
-                1,
-                NEVER,
-                0,
-                &hash_of,
-                &mut |_, _, _| {},
-            );
-            let held = |k: u64| shard.find(hash_of(&k), &k).is_some();
-            assert_eq!(held(newcomer), admitted, "capacity {capacity}");
-            assert_eq!(
-                held(1),
-                !admitted,
-                "capacity {capacity}: main's oldest entry"
-            );
-        }
+    /// Inserts `k` with value `k`, discarding what it evicts.
+    fn put(shard: &mut Shard<u64, u64>, k: u64) {
+        shard.insert(hash_of(&k), k, k, 1, NEVER, 0, &hash_of, &mut |_, _, _| {});
     }
 
-    /// A tiny shard whose main holds keys `1..=capacity`, each asked for five times, oldest
-    /// first (key 0 hashes to 0, whose four counters are one).
-    fn tiny_with_counted_main(capacity: u64) -> Shard<u64, u64> {
+    fn holds(shard: &Shard<u64, u64>, k: u64) -> bool {
+        shard.find(hash_of(&k), &k).is_some()
+    }
+
+    /// A shard whose main holds keys `1..=capacity` (key 0 hashes to 0, whose four counters
+    /// are one), oldest first, each asked for `asked` times, with no room kept for the
+    /// small queue.
+    fn main_from_one(capacity: u64, asked: u8) -> Shard<u64, u64> {
         let mut shard = plain(capacity);
         for k in 1..=capacity {
-            shard.insert(hash_of(&k), k, k, 1, NEVER, 0, &hash_of, &mut |_, _, _| {});
-            for _ in 0..4 {
+            put(&mut shard, k);
+            for _ in 1..asked {
                 shard.sketch.increment_exclusive(hash_of(&k));
             }
         }
@@ -1650,35 +1623,52 @@ mod tests {
     }
 
     #[test]
+    fn a_tiny_shard_admits_a_newcomer_asked_for_twice_over_a_victim_nobody_asked_for() {
+        // Main is full of keys asked for once, before the sketch halved (so now at 0). A
+        // newcomer asked for twice since, not read in the small queue, meets main's oldest
+        // entry: a tiny shard takes it (`TINY_ADMIT_MIN`), a shard from 128 entries wants a
+        // third count.
+        for (capacity, admitted) in [(30, true), (200, false)] {
+            let mut shard = main_from_one(capacity, 1);
+            let newcomer = 1_000;
+            for _ in 0..3 {
+                shard.sketch.increment_exclusive(hash_of(&newcomer));
+            }
+            let mut filler = 1u64 << 40;
+            while !shard.sketch.increment(hash_of(&filler), false) {
+                filler += 1;
+            }
+            shard.sketch.reset();
+            assert!(shard.sketch.halved());
+            assert_eq!(shard.sketch.estimate(hash_of(&1)), 0, "capacity {capacity}");
+            assert_eq!(shard.sketch.estimate(hash_of(&newcomer)), 1);
+            put(&mut shard, newcomer);
+            assert_eq!(holds(&shard, newcomer), admitted, "capacity {capacity}");
+            assert_eq!(
+                holds(&shard, 1),
+                !admitted,
+                "capacity {capacity}: main's oldest"
+            );
+        }
+    }
+
+    #[test]
     fn a_tiny_shard_lets_keys_back_from_the_ghost_in_while_that_pays() {
         // A newcomer asked for once is turned away at the door, into the ghost. Back, it
         // has fewer counts than main's oldest entry and no re-admission is left this lap:
         // it goes to main only while the keys let in from the ghost have been read there.
         for (paid, to_main) in [(1 << 15, true), (0, false)] {
-            let mut shard = tiny_with_counted_main(30);
+            let mut shard = main_from_one(30, 5);
             shard.ghost_paid = paid;
             let newcomer = 1_000;
-            let insert = |shard: &mut Shard<u64, u64>| {
-                shard.insert(
-                    hash_of(&newcomer),
-                    newcomer,
-                    newcomer,
-                    1,
-                    NEVER,
-                    0,
-                    &hash_of,
-                    &mut |_, _, _| {},
-                )
-            };
-            insert(&mut shard);
-            assert!(shard.find(hash_of(&newcomer), &newcomer).is_none());
+            put(&mut shard, newcomer);
+            assert!(!holds(&shard, newcomer));
             shard.readmit_lap = shard.ghost.evicted[MAIN as usize];
             shard.readmits_left = 0;
-            insert(&mut shard);
-            let held = shard.find(hash_of(&newcomer), &newcomer);
-            assert_eq!(held.is_some(), to_main, "share {paid}");
-            if let Some(i) = held {
-                let node = &shard.nodes[i as usize];
+            put(&mut shard, newcomer);
+            assert_eq!(holds(&shard, newcomer), to_main, "share {paid}");
+            if to_main {
+                let node = &shard.nodes[index(&shard, newcomer) as usize];
                 assert_eq!((node.list(), node.came_from_ghost()), (MAIN, true));
             }
         }
@@ -1689,7 +1679,7 @@ mod tests {
         // From half, 19 such evictions unread take the share under the gate (63/64 each);
         // read, they raise it.
         for (read, open) in [(false, false), (true, true)] {
-            let mut shard = tiny_with_counted_main(30);
+            let mut shard = main_from_one(30, 5);
             for k in 1..=30 {
                 let i = index(&shard, k);
                 shard.nodes[i as usize].set_came_from_ghost(true);
