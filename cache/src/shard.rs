@@ -48,9 +48,9 @@ const TINY_ADMIT_MIN: u8 = 2;
 /// let lirs-loop at 10 entries and lirs-scan at 20 churn. Both together, over 11 hash seeds
 /// (README, "Fifteenth round"): lirs-ps at 30 entries 0.9056 -> 0.8546 (moka held to
 /// capacity 0.8552), lirs-multi1 at 26 0.8196 -> 0.8169; the costs, from the width alone,
-/// lirs-cpp at 61 0.3594 -> 0.3662 and at 122 0.2052 -> 0.2125, and lirs-cs at 70 0.9514 ->
-/// 0.9546. The bytes are few where shards are this small: a 127-entry shard's sketch takes
-/// 4 KiB instead of 1 KiB.
+/// lirs-cpp at 61 0.3594 -> 0.3662 and at 122 0.2052 -> 0.2125 (which [`GHOST_PAID_GATE`]
+/// more than wins back), and lirs-cs at 70 0.9514 -> 0.9546. The bytes are few where shards
+/// are this small: a 127-entry shard's sketch takes 4 KiB instead of 1 KiB.
 const TINY_SKETCH_WIDTH: usize = 4;
 
 /// Until the sketch first halves, a newcomer asked for this often (not [`ADMIT_MIN`]) may
@@ -133,14 +133,15 @@ const GHOST_PAID_GATE: u32 = 384;
 const GHOST_PAID_SPAN: u32 = 64;
 
 /// While more than this share (of 1024) of a shard's recent inserts are keys back from the
-/// small queue's ghost, a vote for the small queue moves it by [`RETURN_VOTE_STEP`] entries,
-/// not one: in shards under [`GHOST_CHECKED_BELOW`] entries, and from there up. Newcomers that keep coming back after the small queue dropped them are a
-/// working set that moved on: LRU would hold them, and the sketch still favours the keys
-/// that left. The share is 35-45% on the shifting working sets, 5% on arc-p6-2m at 10%,
-/// 2-8% on Zipf and about 3% on the zigzag; a loop's keys come back at 90%, but after the
-/// vote window, so they barely vote. Chosen on the A half with the step, checked on B (see the
-/// README, "Eighth round"): the 1,000-key shifting set at 1,000 entries 0.0790 -> 0.0738,
-/// the 50-key set at 25 entries 0.5153 -> 0.5025. Lower in tiny shards since the fifteenth
+/// small queue's ghost, a vote for the small queue moves it by [`RETURN_VOTE_STEP`]
+/// entries, not one: in shards under [`GHOST_CHECKED_BELOW`] entries, and from there up.
+/// Newcomers that keep coming back after the small queue dropped them are a working set
+/// that moved on: LRU would hold them, and the sketch still favours the keys that left. The
+/// share is 35-45% on the shifting working sets, 5% on arc-p6-2m at 10%, 2-8% on Zipf and
+/// about 3% on the zigzag; a loop's keys come back at 90%, but after the vote window, so
+/// they barely vote. Chosen on the A half with the step, checked on B (see the README,
+/// "Eighth round"): the 1,000-key shifting set at 1,000 entries 0.0790 -> 0.0738, the
+/// 50-key set at 25 entries 0.5153 -> 0.5025. Lower in tiny shards since the fifteenth
 /// round: with [`GHOST_PAID_GATE`], keys back from the ghost went to main that the sketch
 /// would have kept in the small queue, and the 50-key set at 50 entries went 0.0497 ->
 /// 0.0501 over 11 hash seeds (LRU 0.0397, the goal within a point of it); at 200 it is
